@@ -1,0 +1,169 @@
+/*
+** quench core: a single-threaded async runtime on libuv, with no Lua in it.
+**
+** Ownership, written once:
+** - A future is owned by whoever polls it. The owner calls qn_drop exactly
+**   once, whether the future completed or not: dropping is cancelling, and
+**   drop also frees the future. A future that returned QN_PENDING has stored
+**   the waker and wakes it when progress is possible; drop unregisters it.
+** - A task's memory is provided by its embedder (qn_task_size bytes). The
+**   embedder keeps it alive while the task is not done, and while any future
+**   that refers to the task (a join) is alive; it calls qn_task_fini before
+**   releasing it.
+** - The runtime owns its uv loop, its one uv timer and its timer heap.
+**   qn_runtime_shutdown aborts every task still alive and closes every handle;
+**   qn_runtime_free then releases the memory.
+*/
+#ifndef QUENCH_H
+#define QUENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct qn_runtime qn_runtime;
+typedef struct qn_task qn_task;
+typedef struct qn_future qn_future;
+typedef struct qn_waker qn_waker;
+
+enum { QN_PENDING = 0, QN_READY = 1 };
+
+/* A waker is embedded in whoever waits (a task, a select branch). */
+struct qn_waker {
+  void (*wake)(qn_waker *w);
+};
+
+typedef struct qn_future_vt {
+  int (*poll)(qn_future *f, qn_waker *w);   /* QN_READY or QN_PENDING; never blocks */
+  void (*drop)(qn_future *f);               /* cancel if still pending, then free */
+} qn_future_vt;
+
+struct qn_future {
+  const qn_future_vt *vt;
+};
+
+static inline void qn_wake(qn_waker *w) { w->wake(w); }
+static inline int qn_poll(qn_future *f, qn_waker *w) { return f->vt->poll(f, w); }
+static inline void qn_drop(qn_future *f) { f->vt->drop(f); }
+
+/* ---- runtime ---- */
+
+typedef enum { QN_CLOCK_REAL, QN_CLOCK_VIRTUAL, QN_CLOCK_MANUAL } qn_clock;
+
+enum {
+  QN_OK = 0,
+  QN_ENOMEM = -1,
+  QN_EDEADLOCK = -2,  /* the awaited task can never finish: nothing runnable, no timer, no I/O */
+  QN_ESTALLED = -3,   /* manual clock: only timers are left and nobody advances time */
+  QN_EINVAL = -4
+};
+
+typedef struct qn_stats {
+  uint64_t spawned, finished, cancelled, failed, polls;
+} qn_stats;
+
+qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed);
+/* Abort every task still alive (their drops run), then close every handle. */
+void qn_runtime_shutdown(qn_runtime *rt);
+void qn_runtime_free(qn_runtime *rt);
+uv_loop_t *qn_runtime_loop(qn_runtime *rt);
+qn_clock qn_runtime_clock(qn_runtime *rt);
+const qn_stats *qn_runtime_stats(qn_runtime *rt);
+
+/* Drive the runtime until `until` is done. QN_OK, QN_EDEADLOCK or QN_ESTALLED. */
+int qn_run(qn_runtime *rt, qn_task *until);
+
+/* Nanoseconds since the runtime started, read fresh (never a stale loop time). */
+uint64_t qn_now(qn_runtime *rt);
+/* Move a virtual or manual clock forward and wake what became due. */
+int qn_advance(qn_runtime *rt, uint64_t ns);
+/* The runtime's seeded generator (xorshift64*), for fair select. */
+uint64_t qn_random(qn_runtime *rt);
+/* The task being polled right now, or NULL. */
+qn_task *qn_current(qn_runtime *rt);
+
+/* ---- tasks ---- */
+
+typedef enum {
+  QN_TASK_PENDING,    /* spawned, never polled */
+  QN_TASK_SUSPENDED,
+  QN_TASK_RUNNING,
+  QN_TASK_DONE
+} qn_task_state;
+
+typedef enum { QN_TASK_OK, QN_TASK_FAILED, QN_TASK_CANCELLED } qn_task_outcome;
+
+size_t qn_task_size(void);
+/* Start a task over `fut` (owned by the task from now on). It is queued and
+   first polled at the runtime's next turn: spawning never runs it. */
+void qn_task_init(qn_task *t, qn_runtime *rt, qn_future *fut, void *userdata);
+/* Forget a task whose memory is about to be released. */
+void qn_task_fini(qn_task *t);
+
+qn_runtime *qn_task_runtime(const qn_task *t);   /* NULL once the runtime is freed */
+void *qn_task_userdata(const qn_task *t);
+uint64_t qn_task_id(const qn_task *t);
+qn_task_state qn_task_get_state(const qn_task *t);
+qn_task_outcome qn_task_get_outcome(const qn_task *t);
+/* The task's future reports failure before it returns QN_READY (or during drop). */
+void qn_task_set_outcome(qn_task *t, qn_task_outcome o);
+
+/* Drop now: a pending or suspended task has its future dropped before this
+   returns and is done as cancelled. A running task (self-abort) is dropped
+   when its poll returns. Done or already dropping: no effect. */
+void qn_task_abort(qn_task *t);
+int qn_task_abort_requested(const qn_task *t);
+int qn_task_dropping(const qn_task *t);
+/* Graceful: set the flag the task's future reads, and wake it. Idempotent. */
+void qn_task_cancel(qn_task *t);
+int qn_task_cancel_requested(const qn_task *t);
+void qn_task_wake(qn_task *t);
+qn_waker *qn_task_waker(qn_task *t);
+
+/* Visit every task that is not done, in spawn order. */
+void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *t, void *arg), void *arg);
+
+/* ---- futures the core provides ---- */
+
+/* Ready when the runtime's clock reaches `deadline` (ns, qn_now scale). */
+qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline);
+uint64_t qn_sleep_deadline(const qn_future *sleep);
+/* Ready when `target` is done. */
+qn_future *qn_join_new(qn_task *target);
+
+
+/* Ready when the first child is; every other child is dropped first.
+   Takes ownership of the children (also on failure: NULL). Fair selects
+   start polling at a random child (the runtime's seeded generator); biased
+   ones in argument order. */
+qn_future *qn_select_new(qn_runtime *rt, size_t n, qn_future *const *children, int biased);
+long qn_select_winner(const qn_future *select);           /* -1 until ready */
+qn_future *qn_select_child(const qn_future *select, size_t i);   /* NULL once dropped */
+
+/* ---- cancellation tokens ---- */
+
+/* A token: a flag that, once set, stays set, in a tree: cancelling a token
+   cancels every descendant, never an ancestor. Memory is the embedder's
+   (qn_token_size bytes); qn_token_fini unlinks it from parent and children. */
+typedef struct qn_token qn_token;
+
+/* Called once when the watched token is cancelled. Embedded by the watcher. */
+typedef struct qn_token_watch {
+  struct qn_token_watch *next, *prev;
+  void (*fn)(struct qn_token_watch *w);
+} qn_token_watch;
+
+size_t qn_token_size(void);
+void qn_token_init(qn_token *t, qn_token *parent);   /* parent may be NULL */
+void qn_token_fini(qn_token *t);
+int qn_token_is_cancelled(const qn_token *t);
+/* Cancel `t` and its descendants, in pre-order; `visit`, if given, sees each
+   token that becomes cancelled before its watches fire. Iterative: trees of
+   any depth. Returns 0 if `t` was already cancelled (the first cancel wins). */
+int qn_token_cancel(qn_token *t, void (*visit)(qn_token *t, void *arg), void *arg);
+void qn_token_watch_add(qn_token *t, qn_token_watch *w);
+void qn_token_watch_remove(qn_token_watch *w);
+/* Ready when the token is cancelled. The token must outlive the future. */
+qn_future *qn_token_cancelled_new(qn_token *t);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+** The runtime: a FIFO run queue drained with a per-tick budget, one uv loop,
+** and the timer heap behind one uv timer. When nothing is runnable the
+** runtime blocks in uv_run(UV_RUN_ONCE) (real clock) or jumps time to the
+** next deadline (virtual clock); when busy it still gives I/O a
+** UV_RUN_NOWAIT turn every `budget` polls so no task starves the reactor.
+*/
+#include <stdlib.h>
+#include "internal.h"
+
+enum { DEFAULT_BUDGET = 64 };
+
+qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed) {
+  qn_runtime *rt = calloc(1, sizeof *rt);
+  if (rt == NULL) return NULL;
+  if (uv_loop_init(&rt->loop) != 0) {
+    free(rt);
+    return NULL;
+  }
+  uv_timer_init(&rt->loop, &rt->timer);
+  qn__list_init(&rt->tasks);
+  qn__list_init(&rt->runq);
+  rt->clock = clock;
+  rt->start = uv_hrtime();
+  rt->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+  rt->budget = DEFAULT_BUDGET;
+  return rt;
+}
+
+uv_loop_t *qn_runtime_loop(qn_runtime *rt) { return &rt->loop; }
+qn_clock qn_runtime_clock(qn_runtime *rt) { return rt->clock; }
+const qn_stats *qn_runtime_stats(qn_runtime *rt) { return &rt->stats; }
+qn_task *qn_current(qn_runtime *rt) { return rt->current; }
+
+uint64_t qn_now(qn_runtime *rt) {
+  return rt->clock == QN_CLOCK_REAL ? uv_hrtime() - rt->start : rt->vnow;
+}
+
+uint64_t qn_random(qn_runtime *rt) {
+  uint64_t x = rt->rng;   /* xorshift64* */
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rt->rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+int qn_advance(qn_runtime *rt, uint64_t ns) {
+  if (rt->clock == QN_CLOCK_REAL) return QN_EINVAL;
+  rt->vnow += ns;
+  qn__fire_timers(rt);
+  return QN_OK;
+}
+
+void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *, void *), void *arg) {
+  qn__list *n, *next;
+  for (n = rt->tasks.next; n != &rt->tasks; n = next) {
+    next = n->next;   /* fn may not remove other tasks; it may finalise this one */
+    qn_task *t = qn__container_of(n, qn_task, node);
+    if (t->state != QN_TASK_DONE) fn(t, arg);
+  }
+}
+
+static void on_timer(uv_timer_t *h) { (void)h; }   /* timers are fired after uv_run returns */
+
+/* Arm the uv timer for the earliest deadline, from fresh time. */
+void qn__timer_arm(qn_runtime *rt) {
+  qn__timer *top = qn__heap_top(&rt->timers);
+  if (top == NULL) {
+    uv_timer_stop(&rt->timer);
+    return;
+  }
+  uint64_t now = qn_now(rt);
+  uint64_t ms = top->deadline > now ? (top->deadline - now + 999999) / 1000000 : 0;
+  uv_update_time(&rt->loop);
+  uv_timer_start(&rt->timer, on_timer, ms, 0);
+}
+
+static int runnable(qn_runtime *rt) { return !qn__list_empty(&rt->runq); }
+
+/* Nothing is runnable: wait for I/O or time. */
+static int idle(qn_runtime *rt) {
+  if (rt->clock == QN_CLOCK_REAL) {
+    if (qn__fire_timers(rt) > 0) return QN_OK;
+    if (qn__heap_top(&rt->timers) == NULL && !uv_loop_alive(&rt->loop)) return QN_EDEADLOCK;
+    qn__timer_arm(rt);
+    uv_run(&rt->loop, UV_RUN_ONCE);
+    qn__fire_timers(rt);
+    return QN_OK;
+  }
+  uv_run(&rt->loop, UV_RUN_NOWAIT);
+  qn__fire_timers(rt);
+  if (runnable(rt)) return QN_OK;
+  qn__timer *top = qn__heap_top(&rt->timers);
+  if (rt->clock == QN_CLOCK_VIRTUAL && top != NULL) {
+    rt->vnow = top->deadline;   /* autojump: pending I/O does not hold the clock */
+    qn__fire_timers(rt);
+    return QN_OK;
+  }
+  if (uv_loop_alive(&rt->loop)) {
+    uv_run(&rt->loop, UV_RUN_ONCE);
+    return QN_OK;
+  }
+  return top != NULL ? QN_ESTALLED : QN_EDEADLOCK;
+}
+
+int qn_run(qn_runtime *rt, qn_task *until) {
+  while (until->state != QN_TASK_DONE) {
+    unsigned polls = 0;
+    while (runnable(rt) && until->state != QN_TASK_DONE) {
+      qn_task *t = qn__container_of(rt->runq.next, qn_task, runq);
+      qn__list_remove(&t->runq);
+      t->queued = 0;
+      qn__poll_task(t);
+      if (++polls == rt->budget) {
+        polls = 0;
+        uv_run(&rt->loop, UV_RUN_NOWAIT);
+        qn__fire_timers(rt);
+      }
+    }
+    if (until->state == QN_TASK_DONE) break;
+    int r = idle(rt);
+    if (r != QN_OK) return r;
+  }
+  return QN_OK;
+}
+
+static qn_task *first_alive(qn_runtime *rt) {
+  for (qn__list *n = rt->tasks.next; n != &rt->tasks; n = n->next) {
+    qn_task *t = qn__container_of(n, qn_task, node);
+    if (t->state != QN_TASK_DONE && !t->dropping) return t;
+  }
+  return NULL;
+}
+
+static void on_close(uv_handle_t *h) { (void)h; }
+
+static void close_any(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, on_close);
+}
+
+void qn_runtime_shutdown(qn_runtime *rt) {
+  if (rt->closed) return;
+  qn_task *t;
+  while ((t = first_alive(rt)) != NULL)   /* a cleanup may spawn: loop until none */
+    qn__abort_for_shutdown(t);
+  while (!qn__list_empty(&rt->tasks)) {   /* tasks whose memory outlives the runtime */
+    t = qn__container_of(rt->tasks.next, qn_task, node);
+    qn_task_fini(t);
+  }
+  rt->closed = 1;
+  uv_walk(&rt->loop, close_any, NULL);
+  while (uv_run(&rt->loop, UV_RUN_DEFAULT) != 0) {}
+}
+
+void qn_runtime_free(qn_runtime *rt) {
+  if (rt == NULL) return;
+  qn_runtime_shutdown(rt);
+  uv_loop_close(&rt->loop);
+  qn__heap_free(&rt->timers);
+  free(rt);
+}

@@ -1,0 +1,69 @@
+/* The sleep future: ready when the runtime's clock reaches its deadline.
+   An already-due sleep arms nothing; a pending one holds one heap entry. */
+#include <stdlib.h>
+#include "internal.h"
+
+typedef struct sleep_future {
+  qn_future base;
+  qn_runtime *rt;
+  qn__timer timer;
+  int fired;
+} sleep_future;
+
+static int sleep_poll(qn_future *f, qn_waker *w) {
+  sleep_future *s = (sleep_future *)f;
+  if (s->fired) return QN_READY;
+  if (s->timer.index == SIZE_MAX) {
+    if (qn_now(s->rt) >= s->timer.deadline) {
+      s->fired = 1;
+      return QN_READY;
+    }
+    if (qn__heap_push(&s->rt->timers, &s->timer) != QN_OK) {
+      s->fired = 1;   /* out of memory: wake early rather than never; the caller re-checks */
+      return QN_READY;
+    }
+  }
+  s->timer.waker = w;
+  return QN_PENDING;
+}
+
+static void sleep_drop(qn_future *f) {
+  sleep_future *s = (sleep_future *)f;
+  qn__heap_remove(&s->rt->timers, &s->timer);
+  free(s);
+}
+
+static const qn_future_vt sleep_vt = { sleep_poll, sleep_drop };
+
+qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline) {
+  sleep_future *s = malloc(sizeof *s);
+  if (s == NULL) return NULL;
+  s->base.vt = &sleep_vt;
+  s->rt = rt;
+  s->timer.deadline = deadline;
+  s->timer.index = SIZE_MAX;
+  s->timer.waker = NULL;
+  s->fired = 0;
+  return &s->base;
+}
+
+uint64_t qn_sleep_deadline(const qn_future *f) {
+  return ((const sleep_future *)f)->timer.deadline;
+}
+
+/* Called by the runtime: collect what is due, marking each entry fired and
+   out of the heap before waking anyone, so a woken task that re-arms cannot
+   make this loop run forever. */
+size_t qn__fire_timers(qn_runtime *rt) {
+  uint64_t now = qn_now(rt);
+  size_t n = 0;
+  qn__timer *t;
+  while ((t = qn__heap_top(&rt->timers)) != NULL && t->deadline <= now) {
+    qn__heap_remove(&rt->timers, t);
+    sleep_future *s = qn__container_of(t, sleep_future, timer);
+    s->fired = 1;
+    qn_wake(t->waker);
+    n++;
+  }
+  return n;
+}

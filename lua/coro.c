@@ -1,0 +1,361 @@
+/*
+** A Lua coroutine as a core future. Polling resumes the coroutine; a quench
+** function that waits builds an op (a core future), polls it once in place
+** (a ready op completes without suspending) and otherwise stores it in the
+** coroutine's context and yields (lua_yieldk). When the op's waker fires,
+** the next poll polls the op again and, once ready, resumes the coroutine,
+** whose continuation reads and drops the op.
+**
+** Dropping the future is cancelling it: the op is dropped, then the thread is
+** closed (lua_resetthread), which runs its pending <close> variables, then
+** the task's defers. Cleanup cannot wait: `closing` makes every await raise.
+*/
+#include <string.h>
+#include "binding.h"
+
+/* ---- thread pool ---- */
+
+static lua_State *pool_take(lq_runtime *rt) {
+  lua_State *S = rt->S;
+  if (rt->npool > 0) {
+    lua_rawgeti(S, S_POOL, rt->npool);
+    lua_pushnil(S);
+    lua_rawseti(S, S_POOL, rt->npool--);
+  } else {
+    lua_newthread(S);
+  }
+  return lua_tothread(S, -1);   /* left on S: the caller anchors it */
+}
+
+/* `co` is dead-or-finished with status OK. Keep it for a later task unless
+   the pool is full; a recycled thread carries no hook and no stack values. */
+void lq_pool_release(lq_runtime *rt, lua_State *co) {
+  if (rt->npool >= POOL_MAX || lua_status(co) != LUA_OK) return;
+  lua_settop(co, 0);
+  lua_sethook(co, NULL, 0, 0);
+  lua_pushthread(co);
+  lua_xmove(co, rt->S, 1);
+  lua_rawseti(rt->S, S_POOL, ++rt->npool);
+}
+
+void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind) {
+  memset(c, 0, sizeof *c);
+  c->base.vt = &lq_coro_vt;
+  c->rt = rt;
+  c->task = task;
+  c->kind = (uint8_t)kind;
+}
+
+static lua_State *running_thread(lq_runtime *rt) {
+  return rt->running ? rt->running->co : rt->L;
+}
+
+int lq_shielded(const lq_coro *c) {
+  for (; c != NULL; c = c->parent)
+    if (c->shield > 0) return 1;
+  return 0;
+}
+
+static int cancel_due(const lq_coro *c) {
+  qn_task *t = lq_core_task(c->task);
+  return qn_task_cancel_requested(t) && !c->parked && !lq_shielded(c);
+}
+
+/* ---- awaiting (called from Lua, on the coroutine's own thread) ---- */
+
+lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
+  lq_module *m = lq_module_of(L);
+  lq_runtime *rt = m->rt;
+  if (rt == NULL)
+    luaL_error(L, "%s: not inside quench.run (waiting needs a running task)", fname);
+  lq_coro *c = rt->running;
+  if (c == NULL || c->co != L)
+    luaL_error(L, "%s: called from a coroutine that is not a quench task or select branch "
+                  "(a plain coroutine inside a task cannot wait)", fname);
+  if (c->closing)
+    luaL_error(L, "%s: cannot wait in drop-time cleanup (a <close> variable or defer "
+                  "running while its task is dropped or finishing)", fname);
+  return c;
+}
+
+static int park_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return luaL_error(L, "quench: a parked task was resumed");   /* unreachable: it is dropped */
+}
+
+/* The cancellation point of every await: a self-aborted task parks (the
+   await never returns); a cancelled, unshielded one raises Cancelled. */
+int lq_check_cancel(lua_State *L, lq_coro *c) {
+  qn_task *t = lq_core_task(c->task);
+  if (qn_task_abort_requested(t)) {
+    c->parked = 1;
+    return lua_yieldk(L, 0, 0, park_k);
+  }
+  if (cancel_due(c)) {
+    lua_State *S = c->rt->S;
+    lq_push_handle(S, c->rt, c->task);
+    lq_push_reason(S, c->task, lua_gettop(S));
+    lq_push_cancelled(S, lua_gettop(S));
+    lua_xmove(S, L, 1);
+    lua_pop(S, 2);
+    return lua_error(L);
+  }
+  return 0;
+}
+
+int lq_resume_error(lua_State *L, lq_coro *c) {
+  if (!c->resume_error) return 0;
+  c->resume_error = 0;
+  return lua_error(L);   /* the error value the driver pushed */
+}
+
+int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k) {
+  c->op = op;
+  if (qn_poll(op, c->waker) == QN_READY) return k(L, LUA_OK, 0);
+  return lua_yieldk(L, 0, 0, k);
+}
+
+/* ---- driving ---- */
+
+static int tostring_protected(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Take the traceback of a failed coroutine, before closing it, into extras. */
+static void save_traceback(lq_runtime *rt, lua_State *co, int ud) {
+  lua_State *S = rt->S;
+  lua_pushcfunction(S, tostring_protected);
+  lua_pushvalue(S, ud + 1);
+  if (lua_pcall(S, 1, 1, 0) != LUA_OK || !lua_isstring(S, -1)) {
+    lua_pop(S, 1);
+    lua_pushliteral(S, "(error object is not a string)");
+  }
+  luaL_traceback(S, co, lua_tostring(S, -1), 0);
+  lua_remove(S, -2);
+  lq_push_extras(S, ud);
+  lua_insert(S, -2);
+  lua_setfield(S, -2, "traceback");
+  lua_pop(S, 1);
+}
+
+/* Run the task's defers, last first, on `co` (a thread with status OK).
+   Returns 1 when one raised: the first error is then on top of S. The
+   others still run. */
+static int run_defers(lq_runtime *rt, lq_task *h, int ud, lua_State *co) {
+  lua_State *S = rt->S;
+  int base = lua_gettop(S), failed = 0;
+  if (lua_getiuservalue(S, ud, 2) != LUA_TTABLE ||
+      lua_getfield(S, base + 1, "defers") != LUA_TTABLE) {
+    lua_settop(S, base);
+    return 0;
+  }
+  lua_pushnil(S);
+  lua_setfield(S, base + 1, "defers");
+  lua_pushnil(S);                       /* base + 3: the first error */
+  lq_coro *c = &h->coro, *prev = rt->running;
+  rt->running = c;
+  c->closing = 1;
+  for (lua_Integer i = luaL_len(S, base + 2); i >= 1; i--) {
+    lua_rawgeti(S, base + 2, i);
+    lua_xmove(S, co, 1);
+    if (lua_pcall(co, 0, 0, 0) != LUA_OK) {
+      if (!failed) {
+        lua_xmove(co, S, 1);
+        lua_replace(S, base + 3);
+        failed = 1;
+      } else {
+        lua_pop(co, 1);
+      }
+    }
+  }
+  rt->running = prev;
+  if (failed) lua_copy(S, base + 3, base + 1);
+  lua_settop(S, base + failed);
+  return failed;
+}
+
+/* The coroutine returned normally with `nres` values on its stack. */
+static void task_finished(lq_coro *c, int nres) {
+  lq_runtime *rt = c->rt;
+  lua_State *S = rt->S, *co = c->co;
+  lq_task *h = c->task;
+  lq_push_handle(S, rt, h);
+  int ud = lua_gettop(S);
+  if (nres == 1) {
+    lua_xmove(co, S, 1);
+  } else if (nres > 1) {
+    lua_createtable(S, nres, 0);
+    lua_xmove(co, S, nres);
+    for (int i = nres; i >= 1; i--) lua_rawseti(S, ud + 1, i);
+  } else {
+    lua_pushnil(S);
+  }
+  h->nres = nres;
+  c->finished = 1;
+  int failed = run_defers(rt, h, ud, co);
+  if (failed) lua_remove(S, -2);        /* the defer's error replaces the results */
+  c->co = NULL;
+  lq_pool_release(rt, co);              /* the pool anchors co before uv 1 forgets it */
+  lua_setiuservalue(S, ud, 1);
+  if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);
+  lua_settop(S, ud - 1);
+}
+
+/* The coroutine stopped with an error on top (or a bare yield, reported as
+   one). Record the traceback, close it (its <close> variables see the
+   error), run the defers, and keep the last error. */
+static void task_failed(lq_coro *c) {
+  lq_runtime *rt = c->rt;
+  lua_State *S = rt->S, *co = c->co;
+  lq_task *h = c->task;
+  lq_push_handle(S, rt, h);
+  int ud = lua_gettop(S);
+  lua_pushvalue(co, -1);
+  lua_xmove(co, S, 1);                  /* ud + 1: the error; co keeps it on top for the closes */
+  if (!lq_is_kind(S, ud + 1, "cancelled")) save_traceback(rt, co, ud);
+  lq_coro *prev = rt->running;
+  rt->running = c;
+  c->closing = 1;
+  c->finished = 1;
+  if (lua_resetthread(co) != LUA_OK) {  /* the last error is at co's index 1 */
+    lua_xmove(co, S, 1);
+    lua_replace(S, ud + 1);
+  }
+  rt->running = prev;
+  lua_settop(co, 0);
+  if (run_defers(rt, h, ud, co)) lua_replace(S, ud + 1);
+  int cancelled = lq_is_kind(S, ud + 1, "cancelled");
+  c->co = NULL;
+  lq_pool_release(rt, co);
+  lua_setiuservalue(S, ud, 1);
+  qn_task_set_outcome(lq_core_task(h), cancelled ? QN_TASK_CANCELLED : QN_TASK_FAILED);
+  lua_settop(S, ud - 1);
+}
+
+/* First poll: take a thread, move the function and arguments onto it. */
+static int start(lq_coro *c) {
+  lq_runtime *rt = c->rt;
+  lua_State *S = rt->S;
+  lq_push_handle(S, rt, c->task);
+  int ud = lua_gettop(S);
+  lua_getiuservalue(S, ud, 1);          /* {fn, args..., n = n} */
+  lua_getfield(S, ud + 1, "n");
+  int n = (int)lua_tointeger(S, -1);
+  lua_pop(S, 1);
+  lua_State *co = pool_take(rt);        /* on S at ud + 2 */
+  luaL_checkstack(co, n + LUA_MINSTACK, "quench: too many arguments to spawn");
+  for (int i = 1; i <= n; i++) lua_rawgeti(S, ud + 1, i);
+  lua_xmove(S, co, n);
+  lua_setiuservalue(S, ud, 1);          /* the thread replaces the pack */
+  lua_settop(S, ud - 1);
+  c->co = co;
+  return n - 1;
+}
+
+static int resume(lq_coro *c, int nargs) {
+  lq_runtime *rt = c->rt;
+  lua_State *co = c->co;
+  lua_State *from = running_thread(rt);
+  lq_coro *prev = rt->running;
+  int nres;
+  rt->running = c;
+  int st = lua_resume(co, from, nargs, &nres);
+  rt->running = prev;
+  if (st == LUA_YIELD) {
+    if (c->op != NULL || c->parked) return QN_PENDING;
+    if (c->yielding) {
+      qn_wake(c->waker);
+      return QN_PENDING;
+    }
+    lua_pop(co, nres);
+    lua_pushliteral(co, "quench: coroutine.yield() called directly in a task; "
+                        "use quench.yield(), or resume your own coroutine");
+    task_failed(c);
+    return QN_READY;
+  }
+  if (st == LUA_OK) {
+    task_finished(c, nres);
+  } else {
+    task_failed(c);
+  }
+  return QN_READY;
+}
+
+static int coro_poll(qn_future *f, qn_waker *w) {
+  lq_coro *c = (lq_coro *)f;
+  c->waker = w;
+  if (c->co == NULL) return resume(c, start(c));
+  if (c->parked) return QN_PENDING;
+  if (cancel_due(c)) {
+    if (c->op) {
+      qn_drop(c->op);
+      c->op = NULL;
+    }
+    c->yielding = 0;
+    lua_State *S = c->rt->S;
+    lq_push_handle(S, c->rt, c->task);
+    lq_push_reason(S, c->task, lua_gettop(S));
+    lq_push_cancelled(S, lua_gettop(S));
+    lua_xmove(S, c->co, 1);
+    lua_pop(S, 2);
+    c->resume_error = 1;
+    return resume(c, 1);
+  }
+  if (c->op != NULL) {
+    if (qn_poll(c->op, w) == QN_PENDING) return QN_PENDING;
+  } else if (c->yielding) {
+    c->yielding = 0;
+  }
+  return resume(c, 0);
+}
+
+/* Drop: after completion, only unanchor; otherwise cancel and clean up. */
+static void coro_drop(qn_future *f) {
+  lq_coro *c = (lq_coro *)f;
+  lq_runtime *rt = c->rt;
+  lua_State *S = rt->S;
+  lq_task *h = c->task;
+  lq_push_handle(S, rt, h);
+  int ud = lua_gettop(S);
+  if (!c->finished) {
+    c->finished = 1;
+    int failed = 0;
+    if (c->op) {
+      qn_drop(c->op);
+      c->op = NULL;
+    }
+    lua_State *co = c->co;
+    if (co != NULL) {
+      lq_coro *prev = rt->running;
+      rt->running = c;
+      c->closing = 1;
+      if (lua_resetthread(co) != LUA_OK) {   /* runs the pending <close> variables */
+        lua_xmove(co, S, 1);
+        failed = 1;
+      }
+      rt->running = prev;
+      lua_settop(co, 0);
+      if (run_defers(rt, h, ud, co)) {
+        if (failed) lua_pop(S, 1);   /* the first cleanup error wins */
+        failed = 1;
+      }
+    }
+    if (!failed) {
+      lq_push_reason(S, h, ud);
+      lq_push_cancelled(S, lua_gettop(S));
+      lua_remove(S, -2);
+    }
+    c->co = NULL;
+    if (co != NULL) lq_pool_release(rt, co);
+    lua_setiuservalue(S, ud, 1);
+    if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);
+  }
+  if (qn_task_get_outcome(lq_core_task(h)) == QN_TASK_FAILED)
+    lq_report_failure(S, rt, h, ud);
+  lua_settop(S, ud - 1);
+  luaL_unref(S, S_ALIVE, h->slot);     /* last: the handle may now be collected */
+  h->slot = LUA_NOREF;
+}
+
+const qn_future_vt lq_coro_vt = { coro_poll, coro_drop };

@@ -1,0 +1,201 @@
+/*
+** The module: luaopen_quench, quench.run, quench.current, quench.test.
+** Every function of the module has the module state as its first upvalue,
+** so nothing is global: the running runtime hangs off that state.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "binding.h"
+
+void lq_task_register(lua_State *L, int mod);
+void lq_error_register(lua_State *L, int mod);
+void lq_time_register(lua_State *L, int mod);
+void lq_cleanup_register(lua_State *L, int mod);
+
+lq_module *lq_module_of(lua_State *L) {
+  return (lq_module *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+lq_runtime *lq_runtime_of(lua_State *L, const char *fname) {
+  lq_runtime *rt = lq_module_of(L)->rt;
+  if (rt == NULL) luaL_error(L, "%s: not inside quench.run", fname);
+  return rt;
+}
+
+typedef struct run_opts {
+  qn_clock clock;
+  uint64_t seed;
+  int on_error;    /* stack index of opts.on_task_error, or 0 */
+} run_opts;
+
+static run_opts check_opts(lua_State *L, int idx) {
+  static const char *const clocks[] = { "real", "virtual", "manual", NULL };
+  run_opts o = { QN_CLOCK_REAL, 0, 0 };
+  lua_getfield(L, idx, "clock");
+  if (!lua_isnil(L, -1)) {
+    const char *name = lua_tostring(L, -1);
+    int i = 0;
+    while (name && clocks[i] && strcmp(clocks[i], name) != 0) i++;
+    if (name == NULL || clocks[i] == NULL)
+      luaL_argerror(L, idx, "opts.clock must be \"real\", \"virtual\" or \"manual\"");
+    o.clock = (qn_clock)i;
+  }
+  lua_getfield(L, idx, "seed");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1)) luaL_argerror(L, idx, "opts.seed must be an integer");
+    o.seed = (uint64_t)lua_tointeger(L, -1);
+  }
+  lua_getfield(L, idx, "on_task_error");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isfunction(L, -1)) luaL_argerror(L, idx, "opts.on_task_error must be a function");
+    o.on_error = lua_gettop(L);
+  }
+  return o;
+}
+
+/* Protected part of run: spawn main (args from index 2) and drive to its end.
+   Returns the main handle and the core's status. */
+static int drive(lua_State *L) {
+  lq_runtime *rt = lua_touserdata(L, 1);
+  lq_spawn_at(L, rt, 2);
+  lq_task *main = lua_touserdata(L, -1);
+  main->observed = 1;                   /* run itself reports main's end */
+  int st = qn_run(rt->core, lq_core_task(main));
+  lua_pushinteger(L, st);
+  return 2;
+}
+
+static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
+  lq_runtime *rt = calloc(1, sizeof *rt);
+  if (rt == NULL) luaL_error(L, "quench.run: out of memory");
+  uint64_t seed = o.seed ? o.seed : uv_hrtime();
+  rt->core = qn_runtime_new(o.clock, seed);
+  if (rt->core == NULL) {
+    free(rt);
+    luaL_error(L, "quench.run: cannot create the event loop");
+  }
+  rt->mod = m;
+  rt->L = L;
+  rt->S = lua_newthread(L);
+  rt->ref_S = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(rt->S);                  /* S_ALIVE */
+  lua_newtable(rt->S);                  /* S_POOL */
+  lua_newtable(rt->S);                  /* S_FAILED, weak keys */
+  lua_createtable(rt->S, 0, 1);
+  lua_pushliteral(rt->S, "k");
+  lua_setfield(rt->S, -2, "__mode");
+  lua_setmetatable(rt->S, -2);
+  rt->ref_on_error = LUA_NOREF;
+  if (o.on_error) {
+    lua_pushvalue(L, o.on_error);
+    rt->ref_on_error = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  rt->serial = ++m->serial;
+  return rt;
+}
+
+static void runtime_free(lua_State *L, lq_runtime *rt) {
+  qn_runtime_shutdown(rt->core);        /* aborts what is alive: cleanups run */
+  lq_report_unobserved(rt);
+  rt->mod->rt = NULL;
+  qn_runtime_free(rt->core);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
+  free(rt);
+}
+
+/* quench.run([opts,] fn, ...): main's results, or main's error raised. */
+static int l_run(lua_State *L) {
+  lq_module *m = lq_module_of(L);
+  if (m->rt != NULL)
+    return luaL_error(L, "quench.run: a runtime is already running here (runtimes do not nest)");
+  int fn = 1, top = lua_gettop(L);
+  run_opts o = { QN_CLOCK_REAL, 0, 0 };
+  if (lua_istable(L, 1)) {
+    fn = 2;
+    o = check_opts(L, 1);               /* pushes the fields it read */
+  }
+  luaL_checktype(L, fn, LUA_TFUNCTION);
+  lq_runtime *rt = runtime_new(L, m, o);
+  lua_settop(L, top);
+  m->rt = rt;
+  int nargs = lua_gettop(L) - fn + 1;
+  lua_pushcfunction(L, drive);
+  lua_pushlightuserdata(L, rt);
+  for (int i = 0; i < nargs; i++) lua_pushvalue(L, fn + i);
+  int st = lua_pcall(L, nargs + 1, 2, 0);
+  runtime_free(L, rt);
+  if (st != LUA_OK) return lua_error(L);
+  int core_st = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (core_st == QN_EDEADLOCK)
+    return luaL_error(L, "quench.run: deadlock: the main task waits and no task, "
+                         "timer or I/O can ever wake it");
+  if (core_st == QN_ESTALLED)
+    return luaL_error(L, "quench.run: the manual clock stalled: every task waits for a "
+                         "timer and nobody calls quench.advance");
+  lq_task *main = lua_touserdata(L, -1);
+  int main_idx = lua_gettop(L);
+  int n = lq_push_result(L, main, main_idx);
+  if (!lua_toboolean(L, main_idx + 1)) return lua_error(L);
+  return n - 1;
+}
+
+/* quench.test(fn [, opts]): a busted body running fn in a fresh runtime,
+   on the virtual clock unless opts.clock says otherwise. */
+static int test_body(lua_State *L) {
+  lua_settop(L, 0);
+  lua_newtable(L);
+  if (lua_istable(L, lua_upvalueindex(3))) {
+    lua_pushnil(L);
+    while (lua_next(L, lua_upvalueindex(3))) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, 1);
+    }
+  }
+  if (lua_getfield(L, 1, "clock") == LUA_TNIL) {
+    lua_pushliteral(L, "virtual");
+    lua_setfield(L, 1, "clock");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  return l_run(L);
+}
+
+static int l_test(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushcclosure(L, test_body, 3);
+  return 1;
+}
+
+static int l_current(lua_State *L) {
+  lq_runtime *rt = lq_module_of(L)->rt;
+  if (rt == NULL || rt->running == NULL) return 0;
+  lq_push_handle(L, rt, rt->running->task);
+  return 1;
+}
+
+static const luaL_Reg functions[] = {
+  {"run", l_run}, {"test", l_test}, {"current", l_current}, {NULL, NULL}
+};
+
+int luaopen_quench(lua_State *L) {
+  lq_module *m = lua_newuserdatauv(L, sizeof *m, 0);
+  memset(m, 0, sizeof *m);
+  int mod = lua_gettop(L);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, functions, 1);
+  lq_task_register(L, mod);
+  lq_error_register(L, mod);
+  lq_time_register(L, mod);
+  lq_cleanup_register(L, mod);
+  lua_pushliteral(L, "0.1.0");
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

@@ -1,0 +1,307 @@
+/*
+** Task handles ("quench.task"): spawn, join, abort, cancel, done, detach.
+** A handle in a <close> variable aborts its task at scope exit (S4);
+** garbage collection never does: a collected handle leaves its task running.
+*/
+#include <stdio.h>
+#include <string.h>
+#include "binding.h"
+
+static size_t task_offset(void) {
+  return (sizeof(lq_task) + 15) & ~(size_t)15;
+}
+
+qn_task *lq_core_task(lq_task *h) {
+  return (qn_task *)((char *)h + task_offset());
+}
+
+lq_task *lq_check_task(lua_State *L, int idx) {
+  return (lq_task *)luaL_checkudata(L, idx, LQ_TASK);
+}
+
+/* Push the handle of a task that is not done (anchored in alive). */
+int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h) {
+  if (L == rt->S) return lua_rawgeti(L, S_ALIVE, h->slot);
+  lua_rawgeti(rt->S, S_ALIVE, h->slot);
+  lua_xmove(rt->S, L, 1);
+  return lua_type(L, -1);
+}
+
+void lq_push_extras(lua_State *L, int ud) {
+  if (lua_getiuservalue(L, ud, 2) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, ud, 2);
+}
+
+void lq_push_reason(lua_State *L, lq_task *h, int ud) {
+  if (!h->has_reason || lua_getiuservalue(L, ud, 2) != LUA_TTABLE) {
+    if (h->has_reason) lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, -1, "reason");
+  lua_remove(L, -2);
+}
+
+/* The first reason wins, whether it came with cancel or abort. */
+static void set_reason(lua_State *L, lq_task *h, int ud, int reason) {
+  if (h->has_reason || qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE) return;
+  h->has_reason = 1;
+  if (lua_isnoneornil(L, reason)) return;
+  lq_push_extras(L, ud);
+  lua_pushvalue(L, reason);
+  lua_setfield(L, -2, "reason");
+  lua_pop(L, 1);
+}
+
+/* Push true, results... or false, err for a done task. */
+int lq_push_result(lua_State *L, lq_task *h, int ud) {
+  h->observed = 1;
+  qn_task *t = lq_core_task(h);
+  if (qn_task_get_outcome(t) != QN_TASK_OK) {
+    lua_pushboolean(L, 0);
+    lua_getiuservalue(L, ud, 1);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  if (h->nres == 0) return 1;
+  luaL_checkstack(L, h->nres + 1, "quench: too many results");
+  lua_getiuservalue(L, ud, 1);
+  if (h->nres == 1) return 2;
+  int tbl = lua_gettop(L);
+  for (int i = 1; i <= h->nres; i++) lua_rawgeti(L, tbl, i);
+  lua_remove(L, tbl);
+  return 1 + h->nres;
+}
+
+static lq_runtime *runtime_of_handle(lua_State *L, lq_task *h) {
+  lq_module *m = lq_module_of(L);
+  return (m->rt && m->rt->serial == h->serial) ? m->rt : NULL;
+}
+
+static void write_report(lua_State *L, lq_task *h, int ud) {
+  lua_getiuservalue(L, ud, 2);
+  const char *tb = NULL;
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "traceback");
+    tb = lua_tostring(L, -1);
+  }
+  if (tb == NULL) {
+    lua_getiuservalue(L, ud, 1);
+    tb = luaL_tolstring(L, -1, NULL);
+  }
+  fprintf(stderr, "quench: task %llu failed and nobody joined it: %s\n",
+          (unsigned long long)qn_task_id(lq_core_task(h)), tb);
+  fflush(stderr);
+}
+
+/* S13: a failure nobody observes is reported once, with its traceback:
+   at once for a detached task, else when its handle is collected or the
+   runtime ends. opts.on_task_error(err, traceback, handle) can take it. */
+static void report(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
+  if (h->observed || h->reported) return;
+  h->reported = 1;
+  int top = lua_gettop(L);
+  if (rt != NULL && rt->ref_on_error != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_on_error);
+    lua_getiuservalue(L, ud, 1);
+    lua_getiuservalue(L, ud, 2);
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
+    else lua_pushnil(L);
+    lua_remove(L, -2);
+    lua_pushvalue(L, ud);
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+      fprintf(stderr, "quench: on_task_error raised: %s\n", luaL_tolstring(L, -1, NULL));
+      write_report(L, h, ud);
+    }
+  } else {
+    write_report(L, h, ud);
+  }
+  lua_settop(L, top);
+}
+
+void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
+  if (h->detached) {
+    report(L, rt, h, ud);
+    return;
+  }
+  lua_pushvalue(L, ud);                 /* remembered (weakly) until the run ends */
+  lua_pushboolean(L, 1);
+  if (L == rt->S) {
+    lua_rawset(L, S_FAILED);
+  } else {
+    lua_xmove(L, rt->S, 2);
+    lua_rawset(rt->S, S_FAILED);
+  }
+}
+
+/* At the end of a run: every failed, unobserved task whose handle lives on. */
+void lq_report_unobserved(lq_runtime *rt) {
+  lua_State *S = rt->S;
+  lua_pushnil(S);
+  while (lua_next(S, S_FAILED)) {
+    lua_pop(S, 1);
+    report(S, rt, lua_touserdata(S, -1), lua_gettop(S));
+  }
+}
+
+/* ---- spawning ---- */
+
+int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
+  int n = lua_gettop(L) - fn + 1;       /* the function and its arguments */
+  lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 2);
+  memset(h, 0, sizeof *h);
+  h->slot = LUA_NOREF;
+  h->serial = rt->serial;
+  luaL_setmetatable(L, LQ_TASK);
+  int ud = lua_gettop(L);
+  lua_createtable(L, n, 1);
+  for (int i = 0; i < n; i++) {
+    lua_pushvalue(L, fn + i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+  lua_setiuservalue(L, ud, 1);
+  lua_pushvalue(L, ud);
+  lua_xmove(L, rt->S, 1);
+  h->slot = luaL_ref(rt->S, S_ALIVE);
+  lq_coro_init(&h->coro, rt, h, CORO_TASK);
+  qn_task_init(lq_core_task(h), rt->core, &h->coro.base, h);
+  return 1;
+}
+
+static int l_spawn(lua_State *L) {
+  lq_runtime *rt = lq_runtime_of(L, "quench.spawn");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  return lq_spawn_at(L, rt, 1);
+}
+
+/* ---- handle methods ---- */
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lq_runtime *rt = lq_module_of(L)->rt;
+  lq_coro *c = rt->running;
+  lq_resume_error(L, c);
+  qn_drop(c->op);
+  c->op = NULL;
+  return lq_push_result(L, lua_touserdata(L, 1), 1);
+}
+
+static int l_join(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  lq_coro *c = lq_await_ctx(L, "quench.task:join");
+  if (h->serial != c->rt->serial)
+    return luaL_argerror(L, 1, "the task belongs to another runtime");
+  if (h == c->task) return luaL_error(L, "quench.task:join: a task cannot join itself");
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  qn_task *t = lq_core_task(h);
+  if (qn_task_get_state(t) == QN_TASK_DONE) return lq_push_result(L, h, 1);
+  qn_future *op = qn_join_new(t);
+  if (op == NULL) return luaL_error(L, "quench.task:join: out of memory");
+  return lq_await(L, c, op, join_k);
+}
+
+static int l_abort(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  if (runtime_of_handle(L, h) == NULL) return 0;   /* its runtime ended: it is done */
+  set_reason(L, h, 1, 2);
+  qn_task_abort(lq_core_task(h));
+  return 0;
+}
+
+static int l_cancel(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  if (runtime_of_handle(L, h) == NULL) return 0;
+  set_reason(L, h, 1, 2);
+  qn_task_cancel(lq_core_task(h));
+  return 0;
+}
+
+static int l_done(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  lua_pushboolean(L, qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE);
+  return 1;
+}
+
+static int l_detach(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  h->detached = 1;
+  qn_task *t = lq_core_task(h);
+  if (qn_task_get_state(t) == QN_TASK_DONE && qn_task_get_outcome(t) == QN_TASK_FAILED)
+    report(L, runtime_of_handle(L, h), h, 1);
+  return 0;
+}
+
+static int l_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)qn_task_id(lq_core_task(lq_check_task(L, 1))));
+  return 1;
+}
+
+static const char *state_name(qn_task *t) {
+  static const char *const names[] = { "pending", "suspended", "running", "done" };
+  return names[qn_task_get_state(t)];
+}
+
+static int l_state(lua_State *L) {
+  lua_pushstring(L, state_name(lq_core_task(lq_check_task(L, 1))));
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  if (h->detached || runtime_of_handle(L, h) == NULL) return 0;
+  qn_task_abort(lq_core_task(h));
+  return 0;
+}
+
+/* Collection is never cancellation: the task is done by now (alive tasks
+   are anchored), so only report an unobserved failure and forget it. */
+static int l_gc(lua_State *L) {
+  lq_task *h = lua_touserdata(L, 1);
+  qn_task *t = lq_core_task(h);
+  lq_runtime *rt = runtime_of_handle(L, h);
+  if (qn_task_get_outcome(t) == QN_TASK_FAILED && rt != NULL) report(L, rt, h, 1);
+  if (rt != NULL) qn_task_fini(t);
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  qn_task *t = lq_core_task(h);
+  lua_pushfstring(L, "quench.task #%d (%s)", (int)qn_task_id(t), state_name(t));
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"join", l_join}, {"abort", l_abort}, {"cancel", l_cancel}, {"done", l_done},
+  {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {NULL, NULL}
+};
+
+static const luaL_Reg metamethods[] = {
+  {"__close", l_close}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}
+};
+
+static const luaL_Reg functions[] = {
+  {"spawn", l_spawn}, {NULL, NULL}
+};
+
+/* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */
+void lq_task_register(lua_State *L, int mod) {
+  luaL_newmetatable(L, LQ_TASK);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, metamethods, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, LQ_TASK);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, functions, 1);
+}

@@ -1,0 +1,83 @@
+/* Time: quench.sleep, quench.now, quench.advance, and quench.yield. */
+#include <math.h>
+#include "binding.h"
+
+/* Seconds (a Lua number) to nanoseconds, rounded up so a sleep never ends
+   early. Negative is zero; huge is a deadline nobody lives to see. */
+uint64_t lq_check_seconds(lua_State *L, int idx) {
+  lua_Number s = luaL_checknumber(L, idx);
+  if (isnan(s)) luaL_argerror(L, idx, "number expected, got NaN");
+  if (s <= 0) return 0;
+  if (s >= 1e10) return (uint64_t)1e19;
+  return (uint64_t)ceil(s * 1e9);
+}
+
+uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns) {
+  uint64_t now = qn_now(rt->core);
+  return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+}
+
+static int yield_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lq_resume_error(L, lq_module_of(L)->rt->running);
+  return 0;
+}
+
+static int do_yield(lua_State *L, lq_coro *c) {
+  c->yielding = 1;
+  return lua_yieldk(L, 0, 0, yield_k);
+}
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lq_coro *c = lq_module_of(L)->rt->running;
+  lq_resume_error(L, c);
+  qn_drop(c->op);
+  c->op = NULL;
+  return 0;
+}
+
+/* quench.sleep(s): s <= 0 lets the others run once, like quench.yield. */
+static int l_sleep(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.sleep");
+  uint64_t ns = lq_check_seconds(L, 1);
+  lq_check_cancel(L, c);
+  if (ns == 0) return do_yield(L, c);
+  qn_future *op = qn_sleep_new(c->rt->core, lq_deadline_after(c->rt, ns));
+  if (op == NULL) return luaL_error(L, "quench.sleep: out of memory");
+  return lq_await(L, c, op, sleep_k);
+}
+
+static int l_yield(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.yield");
+  lq_check_cancel(L, c);
+  return do_yield(L, c);
+}
+
+static int l_now(lua_State *L) {
+  lq_runtime *rt = lq_runtime_of(L, "quench.now");
+  lua_pushnumber(L, (lua_Number)qn_now(rt->core) / 1e9);
+  return 1;
+}
+
+/* Manual (and virtual) clocks: move time forward and wake what is due; the
+   woken tasks run at the caller's next await. */
+static int l_advance(lua_State *L) {
+  lq_runtime *rt = lq_runtime_of(L, "quench.advance");
+  uint64_t ns = lq_check_seconds(L, 1);
+  if (qn_runtime_clock(rt->core) == QN_CLOCK_REAL)
+    return luaL_error(L, "quench.advance: the runtime's clock is real "
+                         "(run with {clock = \"manual\"} or \"virtual\")");
+  qn_advance(rt->core, ns);
+  return 0;
+}
+
+static const luaL_Reg functions[] = {
+  {"sleep", l_sleep}, {"yield", l_yield}, {"now", l_now}, {"advance", l_advance},
+  {NULL, NULL}
+};
+
+void lq_time_register(lua_State *L, int mod) {
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, functions, 1);
+}

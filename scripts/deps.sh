@@ -1,0 +1,36 @@
+# Sourced by scripts/test.sh and scripts/demo.sh: install the Debian 12
+# packages quench needs, if any is missing. Only Debian's apt is used.
+# Set QUENCH_NO_APT=1 to skip (then missing tools fail later, loudly).
+
+QUENCH_PACKAGES=(
+  lua5.4 liblua5.4-dev libuv1-dev
+  luarocks lua-busted lua-check
+  cmake gcc make libc6-dev
+)
+
+quench_install_deps() {
+  local missing=() p
+  for p in "${QUENCH_PACKAGES[@]}"; do
+    if [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != "ii " ]; then
+      missing+=("$p")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "${QUENCH_NO_APT:-}" = 1 ]; then
+    echo "deps: missing ${missing[*]} (QUENCH_NO_APT=1: not installing)" >&2
+    return 0
+  fi
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then
+      sudo=(sudo)
+    else
+      echo "deps: missing ${missing[*]}; run as root to install them" >&2
+      return 1
+    fi
+  fi
+  echo "deps: installing ${missing[*]}" >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null &&
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends "${missing[@]}" </dev/null
+}
