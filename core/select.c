@@ -74,9 +74,11 @@ static void select_drop(qn_future *f) {
 static const qn_future_vt select_vt = { select_poll, select_drop };
 
 qn_future *qn_select_new(qn_runtime *rt, size_t n, qn_future *const *children, int biased) {
-  if (n == 0) return NULL;
-  select_future *s = malloc(sizeof *s + n * sizeof(child));
-  if (s == NULL) return NULL;
+  select_future *s = n ? malloc(sizeof *s + n * sizeof(child)) : NULL;
+  if (s == NULL) {
+    for (size_t i = 0; i < n; i++) qn_drop(children[i]);
+    return NULL;
+  }
   s->base.vt = &select_vt;
   s->rt = rt;
   s->parent = NULL;

@@ -29,6 +29,9 @@
 #define LQ_TASK "quench.task"
 #define LQ_ERROR "quench.error"
 #define LQ_GUARD "quench.guard"
+#define LQ_BRANCH "quench.branch"
+#define LQ_OP "quench.op"
+#define LQ_TOKEN "quench.token"
 
 enum { S_ALIVE = 1, S_POOL = 2, S_FAILED = 3 };
 enum { POOL_MAX = 1024 };
@@ -73,14 +76,22 @@ struct lq_coro {
   uint8_t resume_error; /* resumed with an error to raise at the await */
   uint8_t closing;      /* drop-time cleanup or defers running: no awaits */
   uint8_t finished;
+  uint8_t failed;       /* a branch that raised: its error is on its thread */
+  uint8_t cleanup_failed; /* a branch whose drop-time cleanup raised */
+  int nres;             /* a finished branch's results, left on its thread */
+  int slot;             /* its userdata in the alive table while in use */
 };
+
+enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
 
 struct lq_task {
   lq_coro coro;
   uint64_t serial;      /* of its runtime */
-  int slot;             /* in the alive table while not done, else LUA_NOREF */
   int nres;             /* number of results once done (ok outcome) */
-  uint8_t detached, observed, reported, has_reason, closed;
+  qn_token *token;      /* bound by token:spawn: its cancel cancels the task */
+  qn_token_watch bind;
+  uint8_t detached, observed, reported;
+  uint8_t reason;       /* REASON_*: where the first cancel/abort came from */
   /* the qn_task follows, at offset task_offset() */
 };
 
@@ -97,11 +108,14 @@ int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h);
 void lq_task_register(lua_State *L, int mod_idx);
 
 /* coro.c */
+int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c);
+lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);
+int lq_branch_results(lua_State *L, lq_coro *b);
 extern const qn_future_vt lq_coro_vt;
 void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind);
 lq_coro *lq_await_ctx(lua_State *L, const char *fname);
 int lq_check_cancel(lua_State *L, lq_coro *c);
-int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k);
+int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx);
 int lq_resume_error(lua_State *L, lq_coro *c);
 int lq_shielded(const lq_coro *c);
 void lq_pool_release(lq_runtime *rt, lua_State *co);
@@ -111,6 +125,44 @@ void lq_push_cancelled(lua_State *L, int reason_idx);
 void lq_push_timeout(lua_State *L);
 int lq_is_kind(lua_State *L, int idx, const char *kind);
 void lq_error_register(lua_State *L, int mod_idx);
+
+/* time.c */
+uint64_t lq_check_seconds(lua_State *L, int idx);
+uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
+
+/* op.c: an op is a single-use future, built when awaited or selected. */
+typedef struct lq_op_kind {
+  const char *name;
+  /* Raise if the op cannot start in `c` (optional). */
+  void (*check)(lua_State *L, int op, lq_coro *c);
+  /* Build the core future (NULL: out of memory); never raises. */
+  qn_future *(*start)(lua_State *L, int op, lq_coro *c);
+  /* Push the results of a ready future; returns how many. */
+  int (*finish)(lua_State *L, int op, qn_future *f);
+} lq_op_kind;
+
+typedef struct lq_op {
+  const lq_op_kind *kind;
+  uint8_t used;
+  uint64_t ns;          /* kind-specific parameter */
+} lq_op;
+
+lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv);
+lq_op *lq_test_op(lua_State *L, int idx);
+void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname);
+qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c);
+
+/* select.c */
+enum { MODE_SELECT, MODE_TIMEOUT, MODE_TOKEN_RUN };
+/* Await a select over children[0..n-1], whose userdata (branch or op, or
+   the token for MODE_TOKEN_RUN's child 0) are at stack indexes 1..nud. */
+int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int biased,
+                    int mode, int nud);
+
+/* token.c */
+qn_token *lq_check_token(lua_State *L, int idx);
+void lq_push_token_reason(lua_State *L, int token_idx);
+void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
 
 /* quench.c */
 lq_module *lq_module_of(lua_State *L);

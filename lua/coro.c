@@ -10,6 +10,7 @@
 ** closed (lua_resetthread), which runs its pending <close> variables, then
 ** the task's defers. Cleanup cannot wait: `closing` makes every await raise.
 */
+#include <stdio.h>
 #include <string.h>
 #include "binding.h"
 
@@ -44,6 +45,15 @@ void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind) {
   c->rt = rt;
   c->task = task;
   c->kind = (uint8_t)kind;
+  c->slot = LUA_NOREF;
+}
+
+/* Push the userdata of a coroutine in use (a task's handle, a branch). */
+int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c) {
+  if (L == rt->S) return lua_rawgeti(L, S_ALIVE, c->slot);
+  lua_rawgeti(rt->S, S_ALIVE, c->slot);
+  lua_xmove(rt->S, L, 1);
+  return lua_type(L, -1);
 }
 
 static lua_State *running_thread(lq_runtime *rt) {
@@ -83,8 +93,18 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
   return luaL_error(L, "quench: a parked task was resumed");   /* unreachable: it is dropped */
 }
 
+static int cancel_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lq_coro *c = lq_module_of(L)->rt->running;
+  lq_resume_error(L, c);
+  return luaL_error(L, "quench: internal error: a cancellation point resumed without its error");
+}
+
 /* The cancellation point of every await: a self-aborted task parks (the
-   await never returns); a cancelled, unshielded one raises Cancelled. */
+   await never returns); a cancelled, unshielded one raises Cancelled. It
+   raises after one trip through the scheduler, as trio's checkpoints do,
+   so a task that swallows Cancelled in a loop still lets the others run
+   (and the escalation to abort can reach it). */
 int lq_check_cancel(lua_State *L, lq_coro *c) {
   qn_task *t = lq_core_task(c->task);
   if (qn_task_abort_requested(t)) {
@@ -92,13 +112,8 @@ int lq_check_cancel(lua_State *L, lq_coro *c) {
     return lua_yieldk(L, 0, 0, park_k);
   }
   if (cancel_due(c)) {
-    lua_State *S = c->rt->S;
-    lq_push_handle(S, c->rt, c->task);
-    lq_push_reason(S, c->task, lua_gettop(S));
-    lq_push_cancelled(S, lua_gettop(S));
-    lua_xmove(S, L, 1);
-    lua_pop(S, 2);
-    return lua_error(L);
+    c->yielding = 1;                  /* coro_poll delivers the error on resume */
+    return lua_yieldk(L, 0, 0, cancel_k);
   }
   return 0;
 }
@@ -109,10 +124,10 @@ int lq_resume_error(lua_State *L, lq_coro *c) {
   return lua_error(L);   /* the error value the driver pushed */
 }
 
-int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k) {
+int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx) {
   c->op = op;
-  if (qn_poll(op, c->waker) == QN_READY) return k(L, LUA_OK, 0);
-  return lua_yieldk(L, 0, 0, k);
+  if (qn_poll(op, c->waker) == QN_READY) return k(L, LUA_OK, ctx);
+  return lua_yieldk(L, 0, ctx, k);
 }
 
 /* ---- driving ---- */
@@ -233,11 +248,111 @@ static void task_failed(lq_coro *c) {
   lua_settop(S, ud - 1);
 }
 
+/* A branch raised: close it now (its <close> variables see the error, and
+   run before the select drops the other branches); the last error stays on
+   its thread for the select to raise. */
+static void branch_failed(lq_coro *c) {
+  lq_runtime *rt = c->rt;
+  lq_coro *prev = rt->running;
+  rt->running = c;
+  c->closing = 1;
+  int st = lua_resetthread(c->co);   /* the error is at index 1 afterwards */
+  rt->running = prev;
+  if (st == LUA_OK)                     /* a bare yield: nothing was raised */
+    lua_pushliteral(c->co, "quench: coroutine.yield() called directly in a select branch; "
+                           "use quench.yield(), or resume your own coroutine");
+  c->failed = 1;
+}
+
+/* Move a finished branch's results onto L and return their count; for a
+   branch that raised, move its error and return -1. */
+int lq_branch_results(lua_State *L, lq_coro *b) {
+  if (b->failed) {
+    lua_xmove(b->co, L, 1);
+    return -1;
+  }
+  int n = b->nres;
+  luaL_checkstack(L, n + LUA_MINSTACK, "quench: too many results");
+  lua_xmove(b->co, L, n);
+  b->nres = 0;
+  return n;
+}
+
+/* A new branch running fn(args...) (nargs values after fn) for `parent`,
+   pushed as a "quench.branch" userdata and anchored until its drop. */
+lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
+  lq_runtime *rt = parent->rt;
+  fn = lua_absindex(L, fn);
+  lq_coro *b = lua_newuserdatauv(L, sizeof *b, 1);
+  lq_coro_init(b, rt, parent->task, CORO_BRANCH);
+  b->parent = parent;
+  luaL_setmetatable(L, LQ_BRANCH);
+  lua_createtable(L, nargs + 1, 1);
+  for (int i = 0; i <= nargs; i++) {
+    lua_pushvalue(L, fn + i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, nargs + 1);
+  lua_setfield(L, -2, "n");
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, rt->S, 1);
+  b->slot = luaL_ref(rt->S, S_ALIVE);
+  return b;
+}
+
+/* Drop a branch: if it never finished, close it (cleanup runs); a cleanup
+   error stays on its thread, for the select to raise or __gc to report. */
+static void branch_drop(lq_coro *c) {
+  lq_runtime *rt = c->rt;
+  lua_State *co = c->co;
+  if (c->op) {
+    qn_drop(c->op);
+    c->op = NULL;
+  }
+  if (co != NULL && !c->finished) {
+    lq_coro *prev = rt->running;
+    rt->running = c;
+    c->closing = 1;
+    if (lua_resetthread(co) != LUA_OK) c->cleanup_failed = 1;
+    rt->running = prev;
+  }
+  c->finished = 1;
+  if (co != NULL && !c->failed && !c->cleanup_failed) {
+    c->co = NULL;
+    lq_pool_release(rt, co);            /* uv 1 still anchors it; harmless */
+  }
+  int slot = c->slot;
+  c->slot = LUA_NOREF;
+  luaL_unref(rt->S, S_ALIVE, slot);
+}
+
+/* A branch collected with a cleanup error nobody raised: report it. */
+static int l_branch_gc(lua_State *L) {
+  lq_coro *b = lua_touserdata(L, 1);
+  if (!b->cleanup_failed || b->co == NULL) return 0;
+  lua_State *co = b->co;
+  b->co = NULL;
+  if (lua_gettop(co) == 0) return 0;
+  lua_xmove(co, L, 1);
+  fprintf(stderr, "quench: cleanup of a dropped select branch raised: %s\n",
+          luaL_tolstring(L, -1, NULL));
+  fflush(stderr);
+  return 0;
+}
+
+void lq_branch_register(lua_State *L) {
+  luaL_newmetatable(L, LQ_BRANCH);
+  lua_pushcfunction(L, l_branch_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
 /* First poll: take a thread, move the function and arguments onto it. */
 static int start(lq_coro *c) {
   lq_runtime *rt = c->rt;
   lua_State *S = rt->S;
-  lq_push_handle(S, rt, c->task);
+  lq_push_coro(S, rt, c);
   int ud = lua_gettop(S);
   lua_getiuservalue(S, ud, 1);          /* {fn, args..., n = n} */
   lua_getfield(S, ud + 1, "n");
@@ -271,10 +386,13 @@ static int resume(lq_coro *c, int nargs) {
     lua_pop(co, nres);
     lua_pushliteral(co, "quench: coroutine.yield() called directly in a task; "
                         "use quench.yield(), or resume your own coroutine");
-    task_failed(c);
-    return QN_READY;
+    st = LUA_ERRRUN;
   }
-  if (st == LUA_OK) {
+  if (c->kind == CORO_BRANCH) {
+    if (st == LUA_OK) c->nres = nres;
+    else branch_failed(c);
+    c->finished = 1;
+  } else if (st == LUA_OK) {
     task_finished(c, nres);
   } else {
     task_failed(c);
@@ -313,6 +431,10 @@ static int coro_poll(qn_future *f, qn_waker *w) {
 /* Drop: after completion, only unanchor; otherwise cancel and clean up. */
 static void coro_drop(qn_future *f) {
   lq_coro *c = (lq_coro *)f;
+  if (c->kind == CORO_BRANCH) {
+    branch_drop(c);
+    return;
+  }
   lq_runtime *rt = c->rt;
   lua_State *S = rt->S;
   lq_task *h = c->task;
@@ -354,8 +476,10 @@ static void coro_drop(qn_future *f) {
   if (qn_task_get_outcome(lq_core_task(h)) == QN_TASK_FAILED)
     lq_report_failure(S, rt, h, ud);
   lua_settop(S, ud - 1);
-  luaL_unref(S, S_ALIVE, h->slot);     /* last: the handle may now be collected */
-  h->slot = LUA_NOREF;
+  if (h->bind.next != NULL) qn_token_watch_remove(&h->bind);
+  int slot = c->slot;
+  c->slot = LUA_NOREF;
+  luaL_unref(S, S_ALIVE, slot);        /* last: the handle may now be collected */
 }
 
 const qn_future_vt lq_coro_vt = { coro_poll, coro_drop };

@@ -11,6 +11,10 @@ void lq_task_register(lua_State *L, int mod);
 void lq_error_register(lua_State *L, int mod);
 void lq_time_register(lua_State *L, int mod);
 void lq_cleanup_register(lua_State *L, int mod);
+void lq_op_register(lua_State *L, int mod);
+void lq_select_register(lua_State *L, int mod);
+void lq_token_register(lua_State *L, int mod);
+void lq_branch_register(lua_State *L);
 
 lq_module *lq_module_of(lua_State *L) {
   return (lq_module *)lua_touserdata(L, lua_upvalueindex(1));
@@ -195,6 +199,10 @@ int luaopen_quench(lua_State *L) {
   lq_error_register(L, mod);
   lq_time_register(L, mod);
   lq_cleanup_register(L, mod);
+  lq_op_register(L, mod);
+  lq_select_register(L, mod);
+  lq_token_register(L, mod);
+  lq_branch_register(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -21,10 +21,7 @@ lq_task *lq_check_task(lua_State *L, int idx) {
 
 /* Push the handle of a task that is not done (anchored in alive). */
 int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h) {
-  if (L == rt->S) return lua_rawgeti(L, S_ALIVE, h->slot);
-  lua_rawgeti(rt->S, S_ALIVE, h->slot);
-  lua_xmove(rt->S, L, 1);
-  return lua_type(L, -1);
+  return lq_push_coro(L, rt, &h->coro);
 }
 
 void lq_push_extras(lua_State *L, int ud) {
@@ -35,20 +32,28 @@ void lq_push_extras(lua_State *L, int ud) {
   lua_setiuservalue(L, ud, 2);
 }
 
+/* The reason of the first cancel or abort: given to it, or the reason of
+   the bound token's cancel. */
 void lq_push_reason(lua_State *L, lq_task *h, int ud) {
-  if (!h->has_reason || lua_getiuservalue(L, ud, 2) != LUA_TTABLE) {
-    if (h->has_reason) lua_pop(L, 1);
+  if (h->reason == REASON_NONE || lua_getiuservalue(L, ud, 2) != LUA_TTABLE) {
+    if (h->reason != REASON_NONE) lua_pop(L, 1);
     lua_pushnil(L);
     return;
   }
-  lua_getfield(L, -1, "reason");
+  if (h->reason == REASON_OWN) {
+    lua_getfield(L, -1, "reason");
+  } else {
+    lua_getfield(L, -1, "token");
+    lq_push_token_reason(L, lua_gettop(L));
+    lua_remove(L, -2);
+  }
   lua_remove(L, -2);
 }
 
-/* The first reason wins, whether it came with cancel or abort. */
+/* The first reason wins, whether it came with cancel, abort or a token. */
 static void set_reason(lua_State *L, lq_task *h, int ud, int reason) {
-  if (h->has_reason || qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE) return;
-  h->has_reason = 1;
+  if (h->reason != REASON_NONE || qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE) return;
+  h->reason = REASON_OWN;
   if (lua_isnoneornil(L, reason)) return;
   lq_push_extras(L, ud);
   lua_pushvalue(L, reason);
@@ -153,7 +158,6 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int n = lua_gettop(L) - fn + 1;       /* the function and its arguments */
   lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 2);
   memset(h, 0, sizeof *h);
-  h->slot = LUA_NOREF;
   h->serial = rt->serial;
   luaL_setmetatable(L, LQ_TASK);
   int ud = lua_gettop(L);
@@ -165,10 +169,10 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   lua_pushinteger(L, n);
   lua_setfield(L, -2, "n");
   lua_setiuservalue(L, ud, 1);
+  lq_coro_init(&h->coro, rt, h, CORO_TASK);
   lua_pushvalue(L, ud);
   lua_xmove(L, rt->S, 1);
-  h->slot = luaL_ref(rt->S, S_ALIVE);
-  lq_coro_init(&h->coro, rt, h, CORO_TASK);
+  h->coro.slot = luaL_ref(rt->S, S_ALIVE);
   qn_task_init(lq_core_task(h), rt->core, &h->coro.base, h);
   return 1;
 }
@@ -203,7 +207,7 @@ static int l_join(lua_State *L) {
   if (qn_task_get_state(t) == QN_TASK_DONE) return lq_push_result(L, h, 1);
   qn_future *op = qn_join_new(t);
   if (op == NULL) return luaL_error(L, "quench.task:join: out of memory");
-  return lq_await(L, c, op, join_k);
+  return lq_await(L, c, op, join_k, 0);
 }
 
 static int l_abort(lua_State *L) {
@@ -220,6 +224,46 @@ static int l_cancel(lua_State *L) {
   set_reason(L, h, 1, 2);
   qn_task_cancel(lq_core_task(h));
   return 0;
+}
+
+static int stop_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lq_coro *c = lq_module_of(L)->rt->running;
+  lq_resume_error(L, c);
+  qn_future *sel = c->op;
+  c->op = NULL;
+  long winner = qn_select_winner(sel);
+  qn_drop(sel);
+  lq_task *h = lua_touserdata(L, 1);
+  if (winner == 1) qn_task_abort(lq_core_task(h));   /* the grace period is over */
+  return lq_push_result(L, h, 1);
+}
+
+/* h:stop(grace [, reason]): the escalation of S5 in one call. Cancel
+   gracefully, wait up to `grace` seconds for the task to end, then abort it.
+   Returns what join returns. */
+static int l_stop(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  lq_coro *c = lq_await_ctx(L, "quench.task:stop");
+  uint64_t grace = lq_check_seconds(L, 2);
+  if (h->serial != c->rt->serial)
+    return luaL_argerror(L, 1, "the task belongs to another runtime");
+  if (h == c->task) return luaL_error(L, "quench.task:stop: a task cannot stop itself (use cancel)");
+  set_reason(L, h, 1, 3);
+  qn_task *t = lq_core_task(h);
+  qn_task_cancel(t);
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  if (qn_task_get_state(t) == QN_TASK_DONE) return lq_push_result(L, h, 1);
+  qn_future *children[2] = { qn_join_new(t), qn_sleep_new(c->rt->core, lq_deadline_after(c->rt, grace)) };
+  if (children[0] == NULL || children[1] == NULL) {
+    if (children[0]) qn_drop(children[0]);
+    if (children[1]) qn_drop(children[1]);
+    return luaL_error(L, "quench.task:stop: out of memory");
+  }
+  qn_future *sel = qn_select_new(c->rt->core, 2, children, 1);
+  if (sel == NULL) return luaL_error(L, "quench.task:stop: out of memory");
+  return lq_await(L, c, sel, stop_k, 0);
 }
 
 static int l_done(lua_State *L) {
@@ -279,7 +323,7 @@ static int l_tostring(lua_State *L) {
 
 static const luaL_Reg methods[] = {
   {"join", l_join}, {"abort", l_abort}, {"cancel", l_cancel}, {"done", l_done},
-  {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {NULL, NULL}
+  {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {"stop", l_stop}, {NULL, NULL}
 };
 
 static const luaL_Reg metamethods[] = {

@@ -147,7 +147,8 @@ qn_future *qn_select_child(const qn_future *select, size_t i);   /* NULL once dr
    (qn_token_size bytes); qn_token_fini unlinks it from parent and children. */
 typedef struct qn_token qn_token;
 
-/* Called once when the watched token is cancelled. Embedded by the watcher. */
+/* Called once when the watched token is cancelled (then unlinked). Embedded
+   by the watcher; next == NULL while not linked. */
 typedef struct qn_token_watch {
   struct qn_token_watch *next, *prev;
   void (*fn)(struct qn_token_watch *w);
@@ -157,10 +158,13 @@ size_t qn_token_size(void);
 void qn_token_init(qn_token *t, qn_token *parent);   /* parent may be NULL */
 void qn_token_fini(qn_token *t);
 int qn_token_is_cancelled(const qn_token *t);
-/* Cancel `t` and its descendants, in pre-order; `visit`, if given, sees each
-   token that becomes cancelled before its watches fire. Iterative: trees of
-   any depth. Returns 0 if `t` was already cancelled (the first cancel wins). */
-int qn_token_cancel(qn_token *t, void (*visit)(qn_token *t, void *arg), void *arg);
+/* Cancel `t` and its descendants, in pre-order, firing their watches.
+   Iterative: trees of any depth. Returns 0 if `t` was already cancelled
+   (the first cancel wins). */
+int qn_token_cancel(qn_token *t);
+/* The token whose qn_token_cancel reached `t` (itself or an ancestor). */
+qn_token *qn_token_origin(const qn_token *t);
+qn_token *qn_token_parent(const qn_token *t);
 void qn_token_watch_add(qn_token *t, qn_token_watch *w);
 void qn_token_watch_remove(qn_token_watch *w);
 /* Ready when the token is cancelled. The token must outlive the future. */

@@ -1,0 +1,147 @@
+/*
+** Ops ("quench.op"): single-use futures, made by the `x_op` form of every
+** waiting function and started only when awaited or selected (a sleep_op's
+** deadline counts from then). `op:await()` waits on one; select and timeout
+** take them as branches.
+*/
+#include "binding.h"
+
+lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
+  lq_op *op = lua_newuserdatauv(L, sizeof *op, nuv);
+  op->kind = kind;
+  op->used = 0;
+  op->ns = 0;
+  luaL_setmetatable(L, LQ_OP);
+  return op;
+}
+
+lq_op *lq_test_op(lua_State *L, int idx) {
+  return (lq_op *)luaL_testudata(L, idx, LQ_OP);
+}
+
+/* Raise if the op at idx cannot start: used already, or its kind says no. */
+void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname) {
+  lq_op *op = lq_test_op(L, idx);
+  if (op->used)
+    luaL_error(L, "%s: this %s op was already used (ops are single-use)", fname, op->kind->name);
+  if (op->kind->check) op->kind->check(L, idx, c);
+}
+
+/* Start a checked op (marking it used). NULL when out of memory. */
+qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c) {
+  lq_op *op = lq_test_op(L, idx);
+  op->used = 1;
+  return op->kind->start(L, idx, c);
+}
+
+static int await_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lq_coro *c = lq_module_of(L)->rt->running;
+  lq_resume_error(L, c);
+  lq_op *op = lua_touserdata(L, 1);
+  qn_future *f = c->op;
+  c->op = NULL;
+  int n = op->kind->finish(L, 1, f);
+  qn_drop(f);
+  return n;
+}
+
+static int l_await(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_OP);
+  lq_coro *c = lq_await_ctx(L, "quench.op:await");
+  lua_settop(L, 1);
+  lq_op_check(L, 1, c, "quench.op:await");
+  lq_check_cancel(L, c);
+  qn_future *f = lq_op_start(L, 1, c);
+  if (f == NULL) return luaL_error(L, "quench.op:await: out of memory");
+  return lq_await(L, c, f, await_k, 0);
+}
+
+static int l_tostring(lua_State *L) {
+  lq_op *op = luaL_checkudata(L, 1, LQ_OP);
+  lua_pushfstring(L, "quench.op (%s%s)", op->kind->name, op->used ? ", used" : "");
+  return 1;
+}
+
+/* ---- sleep_op ---- */
+
+static qn_future *sleep_start(lua_State *L, int idx, lq_coro *c) {
+  lq_op *op = lua_touserdata(L, idx);
+  return qn_sleep_new(c->rt->core, lq_deadline_after(c->rt, op->ns));
+}
+
+static int no_results(lua_State *L, int idx, qn_future *f) {
+  (void)L; (void)idx; (void)f;
+  return 0;
+}
+
+static const lq_op_kind sleep_kind = { "sleep", NULL, sleep_start, no_results };
+
+static int l_sleep_op(lua_State *L) {
+  uint64_t ns = lq_check_seconds(L, 1);
+  lq_op_new(L, &sleep_kind, 0)->ns = ns;
+  return 1;
+}
+
+/* ---- join_op ---- */
+
+static lq_task *join_target(lua_State *L, int idx) {
+  lua_getiuservalue(L, idx, 1);
+  lq_task *h = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return h;
+}
+
+static void join_check(lua_State *L, int idx, lq_coro *c) {
+  lq_task *h = join_target(L, idx);
+  if (h->serial != c->rt->serial)
+    luaL_error(L, "quench.task:join_op: the task belongs to another runtime");
+  if (h == c->task) luaL_error(L, "quench.task:join_op: a task cannot join itself");
+}
+
+static qn_future *join_start(lua_State *L, int idx, lq_coro *c) {
+  (void)c;
+  return qn_join_new(lq_core_task(join_target(L, idx)));
+}
+
+static int join_finish(lua_State *L, int idx, qn_future *f) {
+  (void)f;
+  lua_getiuservalue(L, idx, 1);
+  int h = lua_gettop(L);
+  int n = lq_push_result(L, lua_touserdata(L, h), h);
+  lua_remove(L, h);
+  return n;
+}
+
+static const lq_op_kind join_kind = { "join", join_check, join_start, join_finish };
+
+static int l_join_op(lua_State *L) {
+  lq_check_task(L, 1);
+  lq_op_new(L, &join_kind, 1);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static const luaL_Reg functions[] = {
+  {"sleep_op", l_sleep_op}, {NULL, NULL}
+};
+
+void lq_op_register(lua_State *L, int mod) {
+  luaL_newmetatable(L, LQ_OP);
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_await, 1);
+  lua_setfield(L, -2, "await");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_getmetatable(L, LQ_TASK);         /* h:join_op() */
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_join_op);
+  lua_setfield(L, -2, "join_op");
+  lua_pop(L, 2);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, functions, 1);
+}

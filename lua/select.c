@@ -1,0 +1,168 @@
+/*
+** select, select_biased, timeout, deadline: a core select future over
+** branches. A branch is an op (started when the select starts) or a
+** function, which runs as a child coroutine of the caller, not a task.
+** When one finishes, every other branch is dropped (its cleanup runs)
+** before the select returns `index, results...`.
+*/
+#include <stdlib.h>
+#include "binding.h"
+
+/* Push the winner's results; -1 with its error pushed if it raised. */
+static int winner_results(lua_State *L, int idx, qn_future *sel, long w) {
+  lq_coro *b = luaL_testudata(L, idx, LQ_BRANCH);
+  if (b != NULL) return lq_branch_results(L, b);
+  lq_op *op = lq_test_op(L, idx);
+  return op->kind->finish(L, idx, qn_select_child(sel, (size_t)w));
+}
+
+/* Push the first error raised by a loser's drop-time cleanup, if any. */
+static int loser_error(lua_State *L, int nud, long w) {
+  int found = 0;
+  for (int i = 1; i <= nud; i++) {
+    lq_coro *b = luaL_testudata(L, i, LQ_BRANCH);
+    if (b == NULL || i == w + 1 || !b->cleanup_failed || b->co == NULL) continue;
+    b->cleanup_failed = 0;
+    lua_State *co = b->co;
+    b->co = NULL;
+    if (!found && lua_gettop(co) > 0) {
+      lua_xmove(co, L, 1);
+      found = 1;
+    }
+  }
+  return found;
+}
+
+static int select_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lq_coro *c = lq_module_of(L)->rt->running;
+  lq_resume_error(L, c);
+  int nud = (int)(ctx >> 2), mode = (int)(ctx & 3);
+  qn_future *sel = c->op;
+  c->op = NULL;
+  long w = qn_select_winner(sel);
+  int base = lua_gettop(L), n;
+  if (mode == MODE_TIMEOUT && w == 1) {
+    lua_pushboolean(L, 0);
+    lq_push_timeout(L);
+    n = 2;
+  } else if (mode == MODE_TOKEN_RUN && w == 0) {
+    lua_pushboolean(L, 0);
+    lq_push_token_reason(L, 1);
+    lq_push_cancelled(L, -1);
+    lua_remove(L, -2);
+    n = 2;
+  } else {
+    if (mode == MODE_SELECT) lua_pushinteger(L, w + 1);
+    else lua_pushboolean(L, 1);
+    n = winner_results(L, (int)w + 1, sel, w);
+    if (n < 0) {                        /* the winner raised */
+      lua_replace(L, base + 1);
+      lua_settop(L, base + 1);
+      loser_error(L, nud, w);
+      lua_settop(L, base + 1);
+      qn_drop(sel);
+      return lua_error(L);
+    }
+    n += 1;
+  }
+  if (loser_error(L, nud, w)) {
+    qn_drop(sel);
+    return lua_error(L);
+  }
+  qn_drop(sel);
+  return n;
+}
+
+int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int biased,
+                    int mode, int nud) {
+  qn_future *sel = qn_select_new(c->rt->core, (size_t)n, children, biased);
+  if (sel == NULL) return luaL_error(L, "quench.select: out of memory");
+  return lq_await(L, c, sel, select_k, ((lua_KContext)nud << 2) | mode);
+}
+
+/* Check every argument, then build every branch: nothing is started if
+   an argument is wrong. */
+static int do_select(lua_State *L, int biased, const char *fname) {
+  lq_coro *c = lq_await_ctx(L, fname);
+  int n = lua_gettop(L);
+  if (n == 0) return luaL_error(L, "%s: needs at least one branch", fname);
+  for (int i = 1; i <= n; i++) {
+    if (lua_isfunction(L, i)) continue;
+    if (lq_test_op(L, i) == NULL)
+      return luaL_typeerror(L, i, "function or quench.op");
+    lq_op_check(L, i, c, fname);
+  }
+  lq_check_cancel(L, c);
+  qn_future **children = lua_newuserdatauv(L, (size_t)n * sizeof *children, 0);
+  for (int i = 1; i <= n; i++) {
+    if (lua_isfunction(L, i)) {
+      lq_coro *b = lq_branch_new(L, c, i, 0);
+      lua_replace(L, i);
+      children[i - 1] = &b->base;
+    } else if ((children[i - 1] = lq_op_start(L, i, c)) == NULL) {
+      while (--i >= 1) qn_drop(children[i - 1]);
+      return luaL_error(L, "%s: out of memory", fname);
+    }
+  }
+  /* the children array stays above the branches until the select returns */
+  return lq_select_await(L, c, children, n, biased, MODE_SELECT, n);
+}
+
+static int l_select(lua_State *L) { return do_select(L, 0, "quench.select"); }
+static int l_select_biased(lua_State *L) { return do_select(L, 1, "quench.select_biased"); }
+
+/* The branch at idx (a function and its arguments, or an op) under a
+   deadline; the branch wins a tie. */
+static int timeout_at(lua_State *L, lq_coro *c, uint64_t deadline, int idx, const char *fname) {
+  int nargs = lua_gettop(L) - idx;
+  if (lua_isfunction(L, idx)) {
+    /* ok */
+  } else if (lq_test_op(L, idx) != NULL) {
+    if (nargs > 0) return luaL_error(L, "%s: an op takes no arguments", fname);
+    lq_op_check(L, idx, c, fname);
+  } else {
+    return luaL_typeerror(L, idx, "function or quench.op");
+  }
+  lq_check_cancel(L, c);
+  qn_future *children[2];
+  if (lua_isfunction(L, idx)) {
+    lq_coro *b = lq_branch_new(L, c, idx, nargs);
+    children[0] = &b->base;
+  } else {
+    lua_pushvalue(L, idx);
+    if ((children[0] = lq_op_start(L, idx, c)) == NULL)
+      return luaL_error(L, "%s: out of memory", fname);
+  }
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  children[1] = qn_sleep_new(c->rt->core, deadline);
+  if (children[1] == NULL) {
+    qn_drop(children[0]);
+    return luaL_error(L, "%s: out of memory", fname);
+  }
+  return lq_select_await(L, c, children, 2, 1, MODE_TIMEOUT, 1);
+}
+
+static int l_timeout(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.timeout");
+  uint64_t ns = lq_check_seconds(L, 1);
+  return timeout_at(L, c, lq_deadline_after(c->rt, ns), 2, "quench.timeout");
+}
+
+/* quench.deadline(t, branch, ...): t on the quench.now() scale. */
+static int l_deadline(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.deadline");
+  uint64_t at = lq_check_seconds(L, 1);
+  return timeout_at(L, c, at, 2, "quench.deadline");
+}
+
+static const luaL_Reg functions[] = {
+  {"select", l_select}, {"select_biased", l_select_biased},
+  {"timeout", l_timeout}, {"deadline", l_deadline}, {NULL, NULL}
+};
+
+void lq_select_register(lua_State *L, int mod) {
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, functions, 1);
+}
