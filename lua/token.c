@@ -97,7 +97,10 @@ static int l_cancelled(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.token:cancelled");
   lua_settop(L, 1);
   lq_check_cancel(L, c);
-  if (qn_token_is_cancelled(t)) return cancelled_k(L, LUA_OK, 0);
+  if (qn_token_is_cancelled(t)) {
+    lq_push_token_reason(L, 1);
+    return 1;
+  }
   qn_future *f = qn_token_cancelled_new(t);
   if (f == NULL) return luaL_error(L, "quench.token:cancelled: out of memory");
   return lq_await(L, c, f, cancelled_k, 0);
