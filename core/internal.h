@@ -22,6 +22,41 @@ static inline void qn__list_remove(qn__list *n) {
 #define qn__container_of(ptr, type, field) \
   ((type *)((char *)(ptr) - offsetof(type, field)))
 
+/* A waiter in a FIFO wait list: embedded in a future. */
+typedef struct qn__wait {
+  qn__list node;
+  qn_waker *waker;
+  int linked;
+} qn__wait;
+
+static inline void qn__wait_init(qn__wait *w) {
+  qn__list_init(&w->node);
+  w->waker = NULL;
+  w->linked = 0;
+}
+/* Join the list if not in it yet; in any case remember the newest waker. */
+static inline void qn__wait_link(qn__list *l, qn__wait *w, qn_waker *wk) {
+  w->waker = wk;
+  if (w->linked) return;
+  qn__list_push(l, &w->node);
+  w->linked = 1;
+}
+static inline void qn__wait_unlink(qn__wait *w) {
+  if (!w->linked) return;
+  qn__list_remove(&w->node);
+  w->linked = 0;
+}
+static inline qn__wait *qn__wait_first(qn__list *l) {
+  return qn__list_empty(l) ? NULL : (qn__wait *)((char *)l->next - offsetof(qn__wait, node));
+}
+static inline void qn__wait_wake_all(qn__list *l) {
+  qn__wait *w;
+  while ((w = qn__wait_first(l)) != NULL) {
+    qn__wait_unlink(w);
+    qn_wake(w->waker);
+  }
+}
+
 /* A timer entry lives inside whatever waits on it (a sleep future). */
 typedef struct qn__timer {
   uint64_t deadline;

@@ -32,6 +32,7 @@
 #define LQ_BRANCH "quench.branch"
 #define LQ_OP "quench.op"
 #define LQ_TOKEN "quench.token"
+#define LQ_CHANNEL "quench.channel"
 
 enum { S_ALIVE = 1, S_POOL = 2, S_FAILED = 3 };
 enum { POOL_MAX = 1024 };
@@ -117,6 +118,7 @@ lq_coro *lq_await_ctx(lua_State *L, const char *fname);
 int lq_check_cancel(lua_State *L, lq_coro *c);
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx);
 int lq_resume_error(lua_State *L, lq_coro *c);
+qn_future *lq_take_op(lua_State *L);
 int lq_shielded(const lq_coro *c);
 void lq_pool_release(lq_runtime *rt, lua_State *co);
 

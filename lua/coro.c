@@ -124,6 +124,16 @@ int lq_resume_error(lua_State *L, lq_coro *c) {
   return lua_error(L);   /* the error value the driver pushed */
 }
 
+/* In a continuation: raise the error the driver resumed with, if any;
+   else detach the completed op from the coroutine and return it. */
+qn_future *lq_take_op(lua_State *L) {
+  lq_coro *c = lq_module_of(L)->rt->running;
+  lq_resume_error(L, c);
+  qn_future *f = c->op;
+  c->op = NULL;
+  return f;
+}
+
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx) {
   c->op = op;
   if (qn_poll(op, c->waker) == QN_READY) return k(L, LUA_OK, ctx);

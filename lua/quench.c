@@ -15,6 +15,10 @@ void lq_op_register(lua_State *L, int mod);
 void lq_select_register(lua_State *L, int mod);
 void lq_token_register(lua_State *L, int mod);
 void lq_branch_register(lua_State *L);
+void lq_channel_register(lua_State *L, int mod);
+void lq_broadcast_register(lua_State *L, int mod);
+void lq_watch_register(lua_State *L, int mod);
+void lq_sync_register(lua_State *L, int mod);
 
 lq_module *lq_module_of(lua_State *L) {
   return (lq_module *)lua_touserdata(L, lua_upvalueindex(1));
@@ -203,6 +207,10 @@ int luaopen_quench(lua_State *L) {
   lq_select_register(L, mod);
   lq_token_register(L, mod);
   lq_branch_register(L);
+  lq_channel_register(L, mod);
+  lq_broadcast_register(L, mod);
+  lq_watch_register(L, mod);
+  lq_sync_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -55,7 +55,11 @@ enum {
   QN_ENOMEM = -1,
   QN_EDEADLOCK = -2,  /* the awaited task can never finish: nothing runnable, no timer, no I/O */
   QN_ESTALLED = -3,   /* manual clock: only timers are left and nobody advances time */
-  QN_EINVAL = -4
+  QN_EINVAL = -4,
+  QN_ECLOSED = -5,
+  QN_EFULL = -6,
+  QN_EEMPTY = -7,
+  QN_ELAGGED = -8
 };
 
 typedef struct qn_stats {
@@ -169,5 +173,84 @@ void qn_token_watch_add(qn_token *t, qn_token_watch *w);
 void qn_token_watch_remove(qn_token_watch *w);
 /* Ready when the token is cancelled. The token must outlive the future. */
 qn_future *qn_token_cancelled_new(qn_token *t);
+
+
+/* ---- channels ---- */
+
+/* A multi-producer multi-consumer FIFO channel of opaque slots. Memory is
+   the embedder's (qn_chan_size bytes). capacity SIZE_MAX: unbounded. */
+typedef struct qn_chan qn_chan;
+
+size_t qn_chan_size(void);
+void qn_chan_init(qn_chan *ch, size_t capacity);
+void qn_chan_fini(qn_chan *ch);     /* no future on it may remain */
+size_t qn_chan_len(const qn_chan *ch);
+int qn_chan_is_closed(const qn_chan *ch);
+/* Take a permit at once: QN_OK, QN_EFULL (or senders already wait) or QN_ECLOSED. */
+int qn_chan_reserve(qn_chan *ch);
+void qn_chan_unreserve(qn_chan *ch);
+/* Spend a permit on `slot`: to the first waiting receiver, else queued. */
+int qn_chan_commit(qn_chan *ch, uint64_t slot);
+/* QN_OK with *slot, QN_EEMPTY or QN_ECLOSED (closed and drained). */
+int qn_chan_try_recv(qn_chan *ch, uint64_t *slot);
+void qn_chan_close(qn_chan *ch);
+/* Ready with a permit (then qn_chan_reserve_commit) or when closed (QN_ECLOSED
+   from commit). Dropped holding an unspent permit: it goes to the next sender. */
+qn_future *qn_chan_reserve_new(qn_chan *ch);
+int qn_chan_reserve_commit(qn_future *reserve, uint64_t slot);
+/* Ready with a slot (qn_chan_recv_take) or closed and drained (QN_ECLOSED).
+   Dropped before the slot was taken: the slot goes back to the front. */
+qn_future *qn_chan_recv_new(qn_chan *ch);
+int qn_chan_recv_take(qn_future *recv, uint64_t *slot);
+
+/* ---- synchronisation ---- */
+
+/* FIFO semaphore (mutex = 1 permit; rwlock: a reader takes 1 of N, a
+   writer all N). A dropped waiter never keeps a permit. */
+typedef struct qn_sema qn_sema;
+size_t qn_sema_size(void);
+void qn_sema_init(qn_sema *s, size_t permits);
+size_t qn_sema_available(const qn_sema *s);
+int qn_sema_has_waiters(const qn_sema *s);
+int qn_sema_try_acquire(qn_sema *s, size_t k);   /* QN_OK or QN_EFULL */
+void qn_sema_release(qn_sema *s, size_t k);
+qn_future *qn_sema_acquire_new(qn_sema *s, size_t k);
+int qn_sema_acquire_take(qn_future *acquire);     /* the caller now holds the permits */
+
+typedef struct qn_notify qn_notify;
+size_t qn_notify_size(void);
+void qn_notify_init(qn_notify *n);
+void qn_notify_one(qn_notify *n);
+void qn_notify_all(qn_notify *n);
+qn_future *qn_notify_notified_new(qn_notify *n);
+void qn_notify_notified_take(qn_future *notified);
+
+typedef struct qn_barrier qn_barrier;
+size_t qn_barrier_size(void);
+void qn_barrier_init(qn_barrier *b, size_t n);
+qn_future *qn_barrier_wait_new(qn_barrier *b);
+int qn_barrier_is_leader(const qn_future *wait);
+
+typedef struct qn_watch qn_watch;
+size_t qn_watch_size(void);
+void qn_watch_init(qn_watch *w);
+uint64_t qn_watch_version(const qn_watch *w);
+int qn_watch_is_closed(const qn_watch *w);
+void qn_watch_bump(qn_watch *w);
+void qn_watch_close(qn_watch *w);
+qn_future *qn_watch_changed_new(qn_watch *w, uint64_t seen);
+
+typedef struct qn_bcast qn_bcast;
+size_t qn_bcast_size(void);
+void qn_bcast_init(qn_bcast *b, size_t capacity);
+uint64_t qn_bcast_tail(const qn_bcast *b);
+int qn_bcast_is_closed(const qn_bcast *b);
+uint64_t qn_bcast_send(qn_bcast *b);             /* the new message's number */
+void qn_bcast_close(qn_bcast *b);
+/* QN_OK (*seq to read; *next moved on), QN_ELAGGED (*lagged lost; *next moved
+   to the oldest kept), QN_EEMPTY or QN_ECLOSED. */
+int qn_bcast_try_recv(const qn_bcast *b, uint64_t *next, uint64_t *seq, uint64_t *lagged);
+/* Ready when *next has something (or the channel closed); moves nothing. */
+qn_future *qn_bcast_wait_new(qn_bcast *b, const uint64_t *next);
 
 #endif

@@ -1,0 +1,257 @@
+/*
+** The mpmc channel. The core holds opaque slots (the binding maps them to
+** Lua values). Sending is two steps, so no dropped send can lose or leak a
+** value: reserve a permit (at once, or by a reserve future that waits in
+** FIFO order), then commit the slot, which hands it straight to the first
+** waiting receiver or queues it. A permit given to a waiter that is dropped
+** before committing goes to the next waiting sender. A slot handed to a
+** receive future that is dropped before its value was taken goes back to
+** the front of the queue (and on to the next waiting receiver).
+**
+** Close stops new reservations; what is queued (and permits already given)
+** are still delivered; receivers see "closed" once the queue is empty.
+*/
+#include <stdlib.h>
+#include "internal.h"
+
+typedef struct waiter {
+  qn__list node;
+  qn_waker *waker;
+  uint64_t slot;
+  uint8_t linked, has, granted, committed;
+} waiter;
+
+struct qn_chan {
+  uint64_t *buf;          /* ring buffer (deque) of slots */
+  size_t cap_buf, head, len;
+  size_t capacity;        /* admission limit: len + reserved < capacity */
+  size_t reserved;        /* permits given and not yet committed */
+  qn__list receivers, senders;
+  int closed;
+};
+
+size_t qn_chan_size(void) { return sizeof(qn_chan); }
+
+void qn_chan_init(qn_chan *ch, size_t capacity) {
+  ch->buf = NULL;
+  ch->cap_buf = ch->head = ch->len = 0;
+  ch->capacity = capacity;
+  ch->reserved = 0;
+  qn__list_init(&ch->receivers);
+  qn__list_init(&ch->senders);
+  ch->closed = 0;
+}
+
+void qn_chan_fini(qn_chan *ch) {
+  free(ch->buf);
+  ch->buf = NULL;
+  ch->len = ch->cap_buf = 0;
+}
+
+size_t qn_chan_len(const qn_chan *ch) { return ch->len; }
+int qn_chan_is_closed(const qn_chan *ch) { return ch->closed; }
+
+static int grow(qn_chan *ch) {
+  size_t cap = ch->cap_buf ? ch->cap_buf * 2 : 8;
+  uint64_t *buf = malloc(cap * sizeof *buf);
+  if (buf == NULL) return QN_ENOMEM;
+  for (size_t i = 0; i < ch->len; i++) buf[i] = ch->buf[(ch->head + i) % ch->cap_buf];
+  free(ch->buf);
+  ch->buf = buf;
+  ch->cap_buf = cap;
+  ch->head = 0;
+  return QN_OK;
+}
+
+static int push_back(qn_chan *ch, uint64_t slot) {
+  if (ch->len == ch->cap_buf && grow(ch) != QN_OK) return QN_ENOMEM;
+  ch->buf[(ch->head + ch->len++) % ch->cap_buf] = slot;
+  return QN_OK;
+}
+
+static int push_front(qn_chan *ch, uint64_t slot) {
+  if (ch->len == ch->cap_buf && grow(ch) != QN_OK) return QN_ENOMEM;
+  ch->head = (ch->head + ch->cap_buf - 1) % ch->cap_buf;
+  ch->buf[ch->head] = slot;
+  ch->len++;
+  return QN_OK;
+}
+
+static uint64_t pop_front(qn_chan *ch) {
+  uint64_t slot = ch->buf[ch->head];
+  ch->head = (ch->head + 1) % ch->cap_buf;
+  ch->len--;
+  return slot;
+}
+
+static waiter *first(qn__list *l) {
+  return qn__list_empty(l) ? NULL : qn__container_of(l->next, waiter, node);
+}
+
+static void unlink_waiter(waiter *w) {
+  if (!w->linked) return;
+  qn__list_remove(&w->node);
+  w->linked = 0;
+}
+
+/* Give permits to waiting senders while there is room, in FIFO order. */
+static void grant_senders(qn_chan *ch) {
+  waiter *w;
+  while (!ch->closed && ch->len + ch->reserved < ch->capacity && (w = first(&ch->senders))) {
+    unlink_waiter(w);
+    w->granted = 1;
+    ch->reserved++;
+    qn_wake(w->waker);
+  }
+}
+
+/* Hand queued slots to waiting receivers, in FIFO order. */
+static void dispatch(qn_chan *ch) {
+  waiter *w;
+  while (ch->len > 0 && (w = first(&ch->receivers))) {
+    unlink_waiter(w);
+    w->slot = pop_front(ch);
+    w->has = 1;
+    qn_wake(w->waker);
+  }
+  grant_senders(ch);
+}
+
+int qn_chan_reserve(qn_chan *ch) {
+  if (ch->closed) return QN_ECLOSED;
+  if (!qn__list_empty(&ch->senders) || ch->len + ch->reserved >= ch->capacity) return QN_EFULL;
+  ch->reserved++;
+  return QN_OK;
+}
+
+void qn_chan_unreserve(qn_chan *ch) {
+  ch->reserved--;
+  grant_senders(ch);
+}
+
+int qn_chan_commit(qn_chan *ch, uint64_t slot) {
+  ch->reserved--;
+  waiter *w = first(&ch->receivers);
+  if (w != NULL && ch->len == 0) {
+    unlink_waiter(w);      /* direct hand-off */
+    w->slot = slot;
+    w->has = 1;
+    qn_wake(w->waker);
+    grant_senders(ch);     /* the permit spent here frees room */
+    return QN_OK;
+  }
+  if (push_back(ch, slot) != QN_OK) return QN_ENOMEM;
+  dispatch(ch);
+  return QN_OK;
+}
+
+int qn_chan_try_recv(qn_chan *ch, uint64_t *slot) {
+  if (ch->len > 0) {
+    *slot = pop_front(ch);
+    grant_senders(ch);
+    return QN_OK;
+  }
+  return ch->closed ? QN_ECLOSED : QN_EEMPTY;
+}
+
+void qn_chan_close(qn_chan *ch) {
+  if (ch->closed) return;
+  ch->closed = 1;
+  waiter *w;
+  while ((w = first(&ch->receivers))) {
+    unlink_waiter(w);
+    qn_wake(w->waker);
+  }
+  while ((w = first(&ch->senders))) {
+    unlink_waiter(w);
+    qn_wake(w->waker);
+  }
+}
+
+/* ---- futures ---- */
+
+typedef struct chan_future {
+  qn_future base;
+  qn_chan *ch;
+  waiter w;
+} chan_future;
+
+static int reserve_poll(qn_future *f, qn_waker *wk) {
+  chan_future *c = (chan_future *)f;
+  if (c->w.granted) return QN_READY;
+  if (c->ch->closed) return QN_READY;
+  if (!c->w.linked) {
+    if (qn_chan_reserve(c->ch) == QN_OK) {
+      c->w.granted = 1;
+      return QN_READY;
+    }
+    qn__list_push(&c->ch->senders, &c->w.node);
+    c->w.linked = 1;
+  }
+  c->w.waker = wk;
+  return QN_PENDING;
+}
+
+static void reserve_drop(qn_future *f) {
+  chan_future *c = (chan_future *)f;
+  unlink_waiter(&c->w);
+  if (c->w.granted && !c->w.committed) qn_chan_unreserve(c->ch);   /* the permit goes on */
+  free(c);
+}
+
+static int recv_poll(qn_future *f, qn_waker *wk) {
+  chan_future *c = (chan_future *)f;
+  if (c->w.has) return QN_READY;
+  if (!c->w.linked) {
+    if (c->ch->len > 0 && qn__list_empty(&c->ch->receivers)) {
+      c->w.slot = pop_front(c->ch);
+      c->w.has = 1;
+      grant_senders(c->ch);
+      return QN_READY;
+    }
+    if (c->ch->closed) return QN_READY;
+    qn__list_push(&c->ch->receivers, &c->w.node);
+    c->w.linked = 1;
+  }
+  c->w.waker = wk;
+  return QN_PENDING;
+}
+
+static void recv_drop(qn_future *f) {
+  chan_future *c = (chan_future *)f;
+  unlink_waiter(&c->w);
+  if (c->w.has && !c->w.committed) {   /* handed but never taken: back to the front */
+    if (push_front(c->ch, c->w.slot) == QN_OK) dispatch(c->ch);
+  }
+  free(c);
+}
+
+static const qn_future_vt reserve_vt = { reserve_poll, reserve_drop };
+static const qn_future_vt recv_vt = { recv_poll, recv_drop };
+
+static qn_future *chan_future_new(qn_chan *ch, const qn_future_vt *vt) {
+  chan_future *c = calloc(1, sizeof *c);
+  if (c == NULL) return NULL;
+  c->base.vt = vt;
+  c->ch = ch;
+  qn__list_init(&c->w.node);
+  return &c->base;
+}
+
+qn_future *qn_chan_reserve_new(qn_chan *ch) { return chan_future_new(ch, &reserve_vt); }
+qn_future *qn_chan_recv_new(qn_chan *ch) { return chan_future_new(ch, &recv_vt); }
+
+int qn_chan_reserve_commit(qn_future *f, uint64_t slot) {
+  chan_future *c = (chan_future *)f;
+  if (!c->w.granted || c->w.committed) return QN_ECLOSED;
+  c->w.committed = 1;
+  return qn_chan_commit(c->ch, slot);
+}
+
+int qn_chan_recv_take(qn_future *f, uint64_t *slot) {
+  chan_future *c = (chan_future *)f;
+  if (!c->w.has || c->w.committed) return QN_ECLOSED;
+  c->w.committed = 1;
+  *slot = c->w.slot;
+  return QN_OK;
+}

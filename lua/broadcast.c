@@ -1,0 +1,192 @@
+/*
+** Broadcast ("quench.broadcast"): every subscriber sees every message sent
+** after it subscribed; one that falls more than `capacity` messages behind
+** gets nil, "lagged", n once and continues from the oldest message kept.
+** The last `capacity` values live in the sender's user value 1 (a ring).
+**
+** Cancel safety: recv moves the subscriber on only when it returns a
+** value, so a dropped recv loses nothing.
+*/
+#include "binding.h"
+
+#define LQ_BCAST_TX "quench.broadcast"
+#define LQ_BCAST_RX "quench.broadcast.receiver"
+
+typedef struct bcast_rx {
+  uint64_t next;
+} bcast_rx;
+
+static qn_bcast *check_tx(lua_State *L, int idx) {
+  return (qn_bcast *)luaL_checkudata(L, idx, LQ_BCAST_TX);
+}
+
+static lua_Integer capacity_of(lua_State *L, int tx) {
+  lua_getiuservalue(L, tx, 2);
+  lua_Integer cap = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return cap;
+}
+
+static int l_broadcast(lua_State *L) {
+  lua_Integer cap = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, cap >= 1, 1, "capacity must be at least 1");
+  qn_bcast *b = lua_newuserdatauv(L, qn_bcast_size(), 2);
+  qn_bcast_init(b, (size_t)cap);
+  lua_createtable(L, (int)(cap < 1024 ? cap : 1024), 0);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushinteger(L, cap);
+  lua_setiuservalue(L, -2, 2);
+  luaL_setmetatable(L, LQ_BCAST_TX);
+  return 1;
+}
+
+static int l_send(lua_State *L) {
+  qn_bcast *b = check_tx(L, 1);
+  if (lua_isnoneornil(L, 2)) return luaL_argerror(L, 2, "nil cannot be sent");
+  if (qn_bcast_is_closed(b)) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  lua_Integer cap = capacity_of(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (lua_Integer)(qn_bcast_tail(b) % (uint64_t)cap) + 1);
+  qn_bcast_send(b);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_close(lua_State *L) {
+  qn_bcast_close(check_tx(L, 1));
+  return 0;
+}
+
+static int l_subscribe(lua_State *L) {
+  qn_bcast *b = check_tx(L, 1);
+  bcast_rx *rx = lua_newuserdatauv(L, sizeof *rx, 1);
+  rx->next = qn_bcast_tail(b);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, LQ_BCAST_RX);
+  return 1;
+}
+
+/* Take what the subscriber at rx_idx can have now: 1 or 2-3 results, or 0
+   when nothing is there yet. */
+static int take(lua_State *L, int rx_idx) {
+  bcast_rx *rx = lua_touserdata(L, rx_idx);
+  lua_getiuservalue(L, rx_idx, 1);
+  int tx = lua_gettop(L);
+  qn_bcast *b = lua_touserdata(L, tx);
+  uint64_t seq, lagged;
+  int n;
+  switch (qn_bcast_try_recv(b, &rx->next, &seq, &lagged)) {
+  case QN_OK:
+    lua_getiuservalue(L, tx, 1);
+    lua_rawgeti(L, -1, (lua_Integer)(seq % (uint64_t)capacity_of(L, tx)) + 1);
+    lua_remove(L, -2);
+    n = 1;
+    break;
+  case QN_ELAGGED:
+    lua_pushnil(L);
+    lua_pushliteral(L, "lagged");
+    lua_pushinteger(L, (lua_Integer)lagged);
+    n = 3;
+    break;
+  case QN_ECLOSED:
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    n = 2;
+    break;
+  default:
+    n = 0;
+  }
+  lua_remove(L, tx);
+  return n;
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_drop(lq_take_op(L));
+  return take(L, 1);
+}
+
+static int l_recv(lua_State *L) {
+  bcast_rx *rx = luaL_checkudata(L, 1, LQ_BCAST_RX);
+  lq_coro *c = lq_await_ctx(L, "quench.broadcast.receiver:recv");
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  int n = take(L, 1);
+  if (n > 0) return n;
+  lua_getiuservalue(L, 1, 1);
+  qn_future *f = qn_bcast_wait_new(lua_touserdata(L, -1), &rx->next);
+  lua_pop(L, 1);
+  if (f == NULL) return luaL_error(L, "quench.broadcast.receiver:recv: out of memory");
+  return lq_await(L, c, f, recv_k, 0);
+}
+
+static int l_try_recv(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_BCAST_RX);
+  int n = take(L, 1);
+  if (n > 0) return n;
+  lua_pushnil(L);
+  lua_pushliteral(L, "empty");
+  return 2;
+}
+
+static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lua_getiuservalue(L, op, 1);          /* the receiver */
+  bcast_rx *rx = lua_touserdata(L, -1);
+  lua_getiuservalue(L, -1, 1);          /* its sender */
+  qn_future *f = qn_bcast_wait_new(lua_touserdata(L, -1), &rx->next);
+  lua_pop(L, 2);
+  return f;
+}
+
+static int recv_finish(lua_State *L, int op, qn_future *f) {
+  (void)f;
+  lua_getiuservalue(L, op, 1);
+  int rx = lua_gettop(L);
+  int n = take(L, rx);
+  lua_remove(L, rx);
+  return n;
+}
+
+static const lq_op_kind recv_kind = { "broadcast recv", NULL, recv_start, recv_finish };
+
+static int l_recv_op(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_BCAST_RX);
+  lq_op_new(L, &recv_kind, 1);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static const luaL_Reg tx_methods[] = {
+  {"send", l_send}, {"close", l_close}, {"subscribe", l_subscribe}, {NULL, NULL}
+};
+
+static const luaL_Reg rx_methods[] = {
+  {"recv", l_recv}, {"try_recv", l_try_recv}, {"recv_op", l_recv_op}, {NULL, NULL}
+};
+
+void lq_broadcast_register(lua_State *L, int mod) {
+  luaL_newmetatable(L, LQ_BCAST_TX);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, tx_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, LQ_BCAST_RX);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, rx_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_broadcast);
+  lua_setfield(L, -2, "broadcast");
+}

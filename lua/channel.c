@@ -1,0 +1,402 @@
+/*
+** Channels ("quench.channel") and oneshots. The core channel carries
+** integer slots; the values they stand for live in the channel's user
+** value 1, a table whose free slots are managed with luaL_ref.
+**
+** Cancel safety:
+** - recv: a value is taken from the channel only when recv returns it; a
+**   dropped recv (select loser, timeout, abort) loses nothing, and a value
+**   already handed to it goes back to the front of the queue.
+** - send: all or nothing. send returns true once the value is in the
+**   channel; a send dropped while it waits for room delivered nothing.
+*/
+#include <stdint.h>
+#include "binding.h"
+
+#define LQ_ONESHOT_TX "quench.oneshot.sender"
+#define LQ_ONESHOT_RX "quench.oneshot.receiver"
+
+/* The channel userdata: flags used by oneshots, then the core channel. */
+typedef struct lq_chan {
+  uint8_t oneshot, sent, rx_closed;
+} lq_chan;
+
+static size_t chan_offset(void) { return (sizeof(lq_chan) + 15) & ~(size_t)15; }
+static qn_chan *core_of(lq_chan *c) { return (qn_chan *)((char *)c + chan_offset()); }
+
+static lq_chan *new_chan(lua_State *L, size_t capacity) {
+  lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 1);
+  c->oneshot = c->sent = c->rx_closed = 0;
+  qn_chan_init(core_of(c), capacity);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, LQ_CHANNEL);
+  return c;
+}
+
+static lq_chan *check_chan(lua_State *L, int idx) {
+  return (lq_chan *)luaL_checkudata(L, idx, LQ_CHANNEL);
+}
+
+/* Keep the value at v_idx in the channel at ch_idx: its slot number. */
+static uint64_t store(lua_State *L, int ch_idx, int v_idx) {
+  v_idx = lua_absindex(L, v_idx);
+  lua_getiuservalue(L, ch_idx, 1);
+  lua_pushvalue(L, v_idx);
+  int slot = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  return (uint64_t)slot;
+}
+
+/* Push the value of `slot` and free the slot. */
+static void load(lua_State *L, int ch_idx, uint64_t slot) {
+  lua_getiuservalue(L, ch_idx, 1);
+  lua_rawgeti(L, -1, (lua_Integer)slot);
+  luaL_unref(L, -2, (int)slot);
+  lua_remove(L, -2);
+}
+
+static void unstore(lua_State *L, int ch_idx, uint64_t slot) {
+  load(L, ch_idx, slot);
+  lua_pop(L, 1);
+}
+
+static int closed(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  return 2;
+}
+
+static void check_value(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) luaL_argerror(L, idx, "nil cannot be sent (send false or a sentinel)");
+}
+
+/* Spend a held permit on the value at v_idx. */
+static int commit(lua_State *L, int ch_idx, int v_idx) {
+  lq_chan *c = lua_touserdata(L, ch_idx);
+  uint64_t slot = store(L, ch_idx, v_idx);
+  if (qn_chan_commit(core_of(c), slot) != QN_OK) {
+    unstore(L, ch_idx, slot);
+    return luaL_error(L, "quench.channel: out of memory");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- send ---- */
+
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  uint64_t slot = store(L, 1, 2);
+  int r = qn_chan_reserve_commit(f, slot);
+  qn_drop(f);
+  if (r == QN_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  unstore(L, 1, slot);
+  if (r == QN_ECLOSED) return closed(L);
+  return luaL_error(L, "quench.channel:send: out of memory");
+}
+
+static int l_send(lua_State *L) {
+  lq_chan *c = check_chan(L, 1);
+  check_value(L, 2);
+  lq_coro *co = lq_await_ctx(L, "quench.channel:send");
+  lua_settop(L, 2);
+  lq_check_cancel(L, co);
+  int r = qn_chan_reserve(core_of(c));
+  if (r == QN_OK) return commit(L, 1, 2);
+  if (r == QN_ECLOSED) return closed(L);
+  qn_future *f = qn_chan_reserve_new(core_of(c));
+  if (f == NULL) return luaL_error(L, "quench.channel:send: out of memory");
+  return lq_await(L, co, f, send_k, 0);
+}
+
+static int l_try_send(lua_State *L) {
+  lq_chan *c = check_chan(L, 1);
+  check_value(L, 2);
+  int r = qn_chan_reserve(core_of(c));
+  if (r == QN_OK) return commit(L, 1, 2);
+  if (r == QN_ECLOSED) return closed(L);
+  lua_pushnil(L);
+  lua_pushliteral(L, "full");
+  return 2;
+}
+
+/* ---- recv ---- */
+
+/* Results of a completed receive future for the channel at ch_idx. */
+static int recv_results(lua_State *L, int ch_idx, qn_future *f) {
+  uint64_t slot;
+  if (qn_chan_recv_take(f, &slot) != QN_OK) return closed(L);
+  load(L, ch_idx, slot);
+  return 1;
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  int n = recv_results(L, 1, f);
+  qn_drop(f);
+  return n;
+}
+
+static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
+  lq_coro *co = lq_await_ctx(L, fname);
+  lua_settop(L, 1);
+  lq_check_cancel(L, co);
+  uint64_t slot;
+  int r = qn_chan_try_recv(core_of(c), &slot);
+  if (r == QN_OK) {
+    load(L, 1, slot);
+    return 1;
+  }
+  if (r == QN_ECLOSED) return closed(L);
+  qn_future *f = qn_chan_recv_new(core_of(c));
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  return lq_await(L, co, f, recv_k, 0);
+}
+
+static int l_recv(lua_State *L) {
+  return do_recv(L, check_chan(L, 1), "quench.channel:recv");
+}
+
+static int do_try_recv(lua_State *L, lq_chan *c) {
+  uint64_t slot;
+  int r = qn_chan_try_recv(core_of(c), &slot);
+  if (r == QN_OK) {
+    load(L, 1, slot);
+    return 1;
+  }
+  if (r == QN_ECLOSED) return closed(L);
+  lua_pushnil(L);
+  lua_pushliteral(L, "empty");
+  return 2;
+}
+
+static int l_try_recv(lua_State *L) { return do_try_recv(L, check_chan(L, 1)); }
+
+/* ---- ops ---- */
+
+static lq_chan *op_chan(lua_State *L, int op) {
+  lua_getiuservalue(L, op, 1);
+  lq_chan *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return c;
+}
+
+static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  return qn_chan_recv_new(core_of(op_chan(L, op)));
+}
+
+static int recv_finish(lua_State *L, int op, qn_future *f) {
+  lua_getiuservalue(L, op, 1);
+  int ch = lua_gettop(L);
+  int n = recv_results(L, ch, f);
+  lua_remove(L, ch);
+  return n;
+}
+
+static const lq_op_kind recv_kind = { "recv", NULL, recv_start, recv_finish };
+
+static qn_future *send_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  return qn_chan_reserve_new(core_of(op_chan(L, op)));
+}
+
+static int send_finish(lua_State *L, int op, qn_future *f) {
+  lua_getiuservalue(L, op, 1);
+  int ch = lua_gettop(L);
+  lua_getiuservalue(L, op, 2);
+  uint64_t slot = store(L, ch, -1);
+  lua_pop(L, 1);
+  int r = qn_chan_reserve_commit(f, slot);
+  if (r != QN_OK) unstore(L, ch, slot);
+  lua_settop(L, ch - 1);
+  if (r == QN_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return closed(L);
+}
+
+static const lq_op_kind send_kind = { "send", NULL, send_start, send_finish };
+
+static int l_recv_op(lua_State *L) {
+  check_chan(L, 1);
+  lq_op_new(L, &recv_kind, 1);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static int l_send_op(lua_State *L) {
+  check_chan(L, 1);
+  check_value(L, 2);
+  lq_op_new(L, &send_kind, 2);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 2);
+  return 1;
+}
+
+/* ---- the rest ---- */
+
+static int l_close(lua_State *L) {
+  qn_chan_close(core_of(check_chan(L, 1)));
+  return 0;
+}
+
+static int l_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)qn_chan_len(core_of(check_chan(L, 1))));
+  return 1;
+}
+
+static int l_is_closed(lua_State *L) {
+  lua_pushboolean(L, qn_chan_is_closed(core_of(check_chan(L, 1))));
+  return 1;
+}
+
+/* Nothing can wait on a collected channel: every waiter anchors it. */
+static int l_gc(lua_State *L) {
+  qn_chan_fini(core_of(lua_touserdata(L, 1)));
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  lq_chan *c = check_chan(L, 1);
+  lua_pushfstring(L, "quench.channel (%d queued%s)", (int)qn_chan_len(core_of(c)),
+                  qn_chan_is_closed(core_of(c)) ? ", closed" : "");
+  return 1;
+}
+
+/* quench.channel([capacity]): nil capacity is unbounded. */
+static int l_channel(lua_State *L) {
+  size_t capacity = SIZE_MAX;
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1, 1, "capacity must be at least 1 (or nil: unbounded)");
+    capacity = (size_t)n;
+  }
+  new_chan(L, capacity);
+  return 1;
+}
+
+/* ---- oneshot: two handles over a channel of capacity 1 ---- */
+
+static lq_chan *oneshot_chan(lua_State *L, int idx, const char *tname) {
+  luaL_checkudata(L, idx, tname);
+  lua_getiuservalue(L, idx, 1);
+  lq_chan *c = lua_touserdata(L, -1);
+  lua_replace(L, idx);                  /* work on the channel itself */
+  return c;
+}
+
+static int l_oneshot(lua_State *L) {
+  lq_chan *c = new_chan(L, 1);
+  c->oneshot = 1;
+  int ch = lua_gettop(L);
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushvalue(L, ch);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, LQ_ONESHOT_TX);
+  lua_newuserdatauv(L, 0, 1);
+  lua_pushvalue(L, ch);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, LQ_ONESHOT_RX);
+  return 2;
+}
+
+/* tx:send(v): true, or nil, "closed" when the receiver is gone. Never waits. */
+static int l_tx_send(lua_State *L) {
+  lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_TX);
+  check_value(L, 2);
+  if (c->sent) return luaL_error(L, "quench.oneshot: a value was already sent");
+  if (qn_chan_reserve(core_of(c)) != QN_OK) return closed(L);
+  c->sent = 1;
+  commit(L, 1, 2);
+  qn_chan_close(core_of(c));            /* the receiver gets the value, then "closed" */
+  return 1;
+}
+
+static int l_tx_close(lua_State *L) {
+  lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_TX);
+  qn_chan_close(core_of(c));
+  return 0;
+}
+
+static int l_tx_is_closed(lua_State *L) {
+  lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_TX);
+  lua_pushboolean(L, c->rx_closed);
+  return 1;
+}
+
+static int l_rx_recv(lua_State *L) {
+  lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_RX);
+  return do_recv(L, c, "quench.oneshot:recv");
+}
+
+static int l_rx_try_recv(lua_State *L) {
+  return do_try_recv(L, oneshot_chan(L, 1, LQ_ONESHOT_RX));
+}
+
+static int l_rx_recv_op(lua_State *L) {
+  oneshot_chan(L, 1, LQ_ONESHOT_RX);
+  return l_recv_op(L);
+}
+
+static int l_rx_close(lua_State *L) {
+  lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_RX);
+  c->rx_closed = 1;
+  qn_chan_close(core_of(c));
+  return 0;
+}
+
+static const luaL_Reg chan_methods[] = {
+  {"send", l_send}, {"recv", l_recv}, {"try_send", l_try_send}, {"try_recv", l_try_recv},
+  {"send_op", l_send_op}, {"recv_op", l_recv_op}, {"close", l_close}, {"len", l_len},
+  {"is_closed", l_is_closed}, {NULL, NULL}
+};
+
+static const luaL_Reg tx_methods[] = {
+  {"send", l_tx_send}, {"close", l_tx_close}, {"is_closed", l_tx_is_closed}, {NULL, NULL}
+};
+
+static const luaL_Reg rx_methods[] = {
+  {"recv", l_rx_recv}, {"try_recv", l_rx_try_recv}, {"recv_op", l_rx_recv_op},
+  {"close", l_rx_close}, {NULL, NULL}
+};
+
+static void new_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
+                      lua_CFunction close, lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  if (gc) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}
+
+void lq_channel_register(lua_State *L, int mod) {
+  new_class(L, mod, LQ_CHANNEL, chan_methods, l_close, l_gc);
+  luaL_getmetatable(L, LQ_CHANNEL);
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  new_class(L, mod, LQ_ONESHOT_TX, tx_methods, l_tx_close, NULL);
+  new_class(L, mod, LQ_ONESHOT_RX, rx_methods, l_rx_close, NULL);
+  lua_pushcfunction(L, l_channel);
+  lua_setfield(L, -2, "channel");
+  lua_pushcfunction(L, l_oneshot);
+  lua_setfield(L, -2, "oneshot");
+}

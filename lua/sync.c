@@ -1,0 +1,370 @@
+/*
+** Synchronisation: mutex, rwlock and semaphore over the core's FIFO
+** semaphore; notify; barrier. lock/read/write/acquire return a permit
+** ("quench.permit"): release it with <close> (or :release()). Garbage
+** collection never releases a permit: a forgotten one keeps its lock held,
+** which quench.run's deadlock check reports instead of hiding it.
+**
+** Cancel safety: acquire (lock, read, write) is fair (FIFO), and a waiter
+** dropped at any point (select loser, timeout, abort) never ends up holding
+** the lock or a permit: one granted to it just before is released again.
+** notified: a notify_one given to a dropped waiter goes to the next one.
+** barrier wait: a dropped waiter takes its arrival back.
+*/
+#include "binding.h"
+
+#define LQ_MUTEX "quench.mutex"
+#define LQ_RWLOCK "quench.rwlock"
+#define LQ_SEMAPHORE "quench.semaphore"
+#define LQ_PERMIT "quench.permit"
+#define LQ_NOTIFY "quench.notify"
+#define LQ_BARRIER "quench.barrier"
+
+enum { RW_MAX = 1 << 30 };
+
+typedef struct lq_sema {
+  size_t total;
+} lq_sema;
+
+typedef struct lq_permit {
+  qn_sema *s;
+  size_t k;
+  int held;
+} lq_permit;
+
+static size_t sema_offset(void) { return (sizeof(lq_sema) + 15) & ~(size_t)15; }
+static qn_sema *core_of(lq_sema *s) { return (qn_sema *)((char *)s + sema_offset()); }
+
+static void new_sema(lua_State *L, const char *tname, size_t permits) {
+  lq_sema *s = lua_newuserdatauv(L, sema_offset() + qn_sema_size(), 0);
+  s->total = permits;
+  qn_sema_init(core_of(s), permits);
+  luaL_setmetatable(L, tname);
+}
+
+/* Push a permit holding k of the semaphore owned by the userdata at owner. */
+static int push_permit(lua_State *L, int owner, size_t k) {
+  lq_permit *p = lua_newuserdatauv(L, sizeof *p, 1);
+  p->s = core_of(lua_touserdata(L, owner));
+  p->k = k;
+  p->held = 1;
+  lua_pushvalue(L, owner);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, LQ_PERMIT);
+  return 1;
+}
+
+static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  qn_future *f = lq_take_op(L);
+  qn_sema_acquire_take(f);
+  qn_drop(f);
+  return push_permit(L, 1, (size_t)ctx);
+}
+
+static int acquire(lua_State *L, size_t k, const char *fname) {
+  lq_sema *s = lua_touserdata(L, 1);
+  lq_coro *c = lq_await_ctx(L, fname);
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  if (qn_sema_try_acquire(core_of(s), k) == QN_OK) return push_permit(L, 1, k);
+  qn_future *f = qn_sema_acquire_new(core_of(s), k);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  return lq_await(L, c, f, acquire_k, (lua_KContext)k);
+}
+
+static int try_acquire(lua_State *L, size_t k) {
+  lq_sema *s = lua_touserdata(L, 1);
+  lua_settop(L, 1);
+  if (qn_sema_try_acquire(core_of(s), k) == QN_OK) return push_permit(L, 1, k);
+  lua_pushnil(L);
+  return 1;
+}
+
+static qn_future *acquire_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lq_op *o = lua_touserdata(L, op);
+  lua_getiuservalue(L, op, 1);
+  qn_future *f = qn_sema_acquire_new(core_of(lua_touserdata(L, -1)), (size_t)o->ns);
+  lua_pop(L, 1);
+  return f;
+}
+
+static int acquire_finish(lua_State *L, int op, qn_future *f) {
+  lq_op *o = lua_touserdata(L, op);
+  qn_sema_acquire_take(f);
+  lua_getiuservalue(L, op, 1);
+  push_permit(L, lua_gettop(L), (size_t)o->ns);
+  lua_remove(L, -2);
+  return 1;
+}
+
+static const lq_op_kind acquire_kind = { "acquire", NULL, acquire_start, acquire_finish };
+
+static int acquire_op(lua_State *L, size_t k) {
+  lq_op_new(L, &acquire_kind, 1)->ns = k;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+/* ---- mutex ---- */
+
+static int l_mutex(lua_State *L) {
+  new_sema(L, LQ_MUTEX, 1);
+  return 1;
+}
+
+static int l_lock(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_MUTEX);
+  return acquire(L, 1, "quench.mutex:lock");
+}
+
+static int l_try_lock(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_MUTEX);
+  return try_acquire(L, 1);
+}
+
+static int l_lock_op(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_MUTEX);
+  return acquire_op(L, 1);
+}
+
+static int l_is_locked(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_MUTEX);
+  lua_pushboolean(L, qn_sema_available(core_of(s)) == 0);
+  return 1;
+}
+
+/* ---- rwlock: a reader takes one of RW_MAX permits, a writer all ---- */
+
+static int l_rwlock(lua_State *L) {
+  new_sema(L, LQ_RWLOCK, RW_MAX);
+  return 1;
+}
+
+static int l_read(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_RWLOCK);
+  return acquire(L, 1, "quench.rwlock:read");
+}
+
+static int l_write(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_RWLOCK);
+  return acquire(L, RW_MAX, "quench.rwlock:write");
+}
+
+static int l_try_read(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_RWLOCK);
+  return try_acquire(L, 1);
+}
+
+static int l_try_write(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_RWLOCK);
+  return try_acquire(L, RW_MAX);
+}
+
+static int l_read_op(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_RWLOCK);
+  return acquire_op(L, 1);
+}
+
+static int l_write_op(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_RWLOCK);
+  return acquire_op(L, RW_MAX);
+}
+
+/* ---- semaphore ---- */
+
+static int l_semaphore(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= RW_MAX, 1, "permits must be between 0 and 2^30");
+  new_sema(L, LQ_SEMAPHORE, (size_t)n);
+  return 1;
+}
+
+static size_t check_count(lua_State *L, lq_sema *s) {
+  lua_Integer k = luaL_optinteger(L, 2, 1);
+  luaL_argcheck(L, k >= 1, 2, "must take at least 1 permit");
+  luaL_argcheck(L, (size_t)k <= s->total, 2, "more permits than the semaphore has");
+  return (size_t)k;
+}
+
+static int l_acquire(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return acquire(L, check_count(L, s), "quench.semaphore:acquire");
+}
+
+static int l_try_acquire(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return try_acquire(L, check_count(L, s));
+}
+
+static int l_acquire_op(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return acquire_op(L, check_count(L, s));
+}
+
+static int l_available(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  lua_pushinteger(L, (lua_Integer)qn_sema_available(core_of(s)));
+  return 1;
+}
+
+/* ---- permits ---- */
+
+static int l_release(lua_State *L) {
+  lq_permit *p = luaL_checkudata(L, 1, LQ_PERMIT);
+  if (!p->held) return 0;
+  p->held = 0;
+  qn_sema_release(p->s, p->k);
+  return 0;
+}
+
+static int l_held(lua_State *L) {
+  lua_pushboolean(L, ((lq_permit *)luaL_checkudata(L, 1, LQ_PERMIT))->held);
+  return 1;
+}
+
+/* ---- notify ---- */
+
+static qn_notify *check_notify(lua_State *L) {
+  return (qn_notify *)luaL_checkudata(L, 1, LQ_NOTIFY);
+}
+
+static int l_notify(lua_State *L) {
+  qn_notify_init(lua_newuserdatauv(L, qn_notify_size(), 0));
+  luaL_setmetatable(L, LQ_NOTIFY);
+  return 1;
+}
+
+static int l_notify_one(lua_State *L) {
+  qn_notify_one(check_notify(L));
+  return 0;
+}
+
+static int l_notify_all(lua_State *L) {
+  qn_notify_all(check_notify(L));
+  return 0;
+}
+
+static int notified_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  qn_notify_notified_take(f);
+  qn_drop(f);
+  return 0;
+}
+
+static int l_notified(lua_State *L) {
+  qn_notify *n = check_notify(L);
+  lq_coro *c = lq_await_ctx(L, "quench.notify:notified");
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  qn_future *f = qn_notify_notified_new(n);
+  if (f == NULL) return luaL_error(L, "quench.notify:notified: out of memory");
+  return lq_await(L, c, f, notified_k, 0);
+}
+
+static qn_future *notified_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lua_getiuservalue(L, op, 1);
+  qn_future *f = qn_notify_notified_new(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  return f;
+}
+
+static int notified_finish(lua_State *L, int op, qn_future *f) {
+  (void)L; (void)op;
+  qn_notify_notified_take(f);
+  return 0;
+}
+
+static const lq_op_kind notified_kind = { "notified", NULL, notified_start, notified_finish };
+
+static int l_notified_op(lua_State *L) {
+  check_notify(L);
+  lq_op_new(L, &notified_kind, 1);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+/* ---- barrier ---- */
+
+static int l_barrier(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1, 1, "a barrier needs at least 1 task");
+  qn_barrier_init(lua_newuserdatauv(L, qn_barrier_size(), 0), (size_t)n);
+  luaL_setmetatable(L, LQ_BARRIER);
+  return 1;
+}
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  lua_pushboolean(L, qn_barrier_is_leader(f));
+  qn_drop(f);
+  return 1;
+}
+
+/* b:wait(): true for the task whose arrival released the others. */
+static int l_wait(lua_State *L) {
+  qn_barrier *b = luaL_checkudata(L, 1, LQ_BARRIER);
+  lq_coro *c = lq_await_ctx(L, "quench.barrier:wait");
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  qn_future *f = qn_barrier_wait_new(b);
+  if (f == NULL) return luaL_error(L, "quench.barrier:wait: out of memory");
+  return lq_await(L, c, f, wait_k, 0);
+}
+
+/* ---- registration ---- */
+
+static void new_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+static const luaL_Reg mutex_methods[] = {
+  {"lock", l_lock}, {"try_lock", l_try_lock}, {"lock_op", l_lock_op},
+  {"is_locked", l_is_locked}, {NULL, NULL}
+};
+static const luaL_Reg rwlock_methods[] = {
+  {"read", l_read}, {"write", l_write}, {"try_read", l_try_read}, {"try_write", l_try_write},
+  {"read_op", l_read_op}, {"write_op", l_write_op}, {NULL, NULL}
+};
+static const luaL_Reg semaphore_methods[] = {
+  {"acquire", l_acquire}, {"try_acquire", l_try_acquire}, {"acquire_op", l_acquire_op},
+  {"available", l_available}, {NULL, NULL}
+};
+static const luaL_Reg permit_methods[] = {
+  {"release", l_release}, {"unlock", l_release}, {"held", l_held}, {NULL, NULL}
+};
+static const luaL_Reg notify_methods[] = {
+  {"notify_one", l_notify_one}, {"notify_all", l_notify_all}, {"notified", l_notified},
+  {"notified_op", l_notified_op}, {NULL, NULL}
+};
+static const luaL_Reg barrier_methods[] = { {"wait", l_wait}, {NULL, NULL} };
+
+static const luaL_Reg functions[] = {
+  {"mutex", l_mutex}, {"rwlock", l_rwlock}, {"semaphore", l_semaphore},
+  {"notify", l_notify}, {"barrier", l_barrier}, {NULL, NULL}
+};
+
+void lq_sync_register(lua_State *L, int mod) {
+  new_class(L, mod, LQ_MUTEX, mutex_methods);
+  new_class(L, mod, LQ_RWLOCK, rwlock_methods);
+  new_class(L, mod, LQ_SEMAPHORE, semaphore_methods);
+  new_class(L, mod, LQ_PERMIT, permit_methods);
+  luaL_getmetatable(L, LQ_PERMIT);
+  lua_pushcfunction(L, l_release);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  new_class(L, mod, LQ_NOTIFY, notify_methods);
+  new_class(L, mod, LQ_BARRIER, barrier_methods);
+  luaL_setfuncs(L, functions, 0);
+}
