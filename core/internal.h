@@ -76,12 +76,23 @@ void qn__heap_remove(qn__timer_heap *h, qn__timer *t);
 qn__timer *qn__heap_top(const qn__timer_heap *h);
 void qn__heap_free(qn__timer_heap *h);
 
+/* An object of a core module that owns libuv handles and must close them
+   with its own close callback (which frees it) when the runtime shuts down.
+   Embed it, register it while the handles are open, remove it when closed. */
+typedef struct qn__closer {
+  qn__list node;        /* rt->closers */
+  void (*close)(struct qn__closer *c);
+} qn__closer;
+
+void qn__closer_add(qn_runtime *rt, qn__closer *c);
+void qn__closer_remove(qn__closer *c);
+
 struct qn_task {
   qn_future *fut;
   qn_runtime *rt;
   void *userdata;
   qn_waker waker;
-  qn__list node;        /* rt->tasks: every task initialised and not finalised */
+  qn__list node;        /* rt->tasks while not done, then rt->done until finalised */
   qn__list runq;        /* rt->runq while queued */
   qn__list joiners;     /* join futures waiting for the end */
   uint64_t id;
@@ -94,8 +105,11 @@ struct qn_runtime {
   uv_loop_t loop;
   uv_timer_t timer;     /* the one libuv timer: armed for the earliest deadline */
   qn__timer_heap timers;
-  qn__list tasks;
+  qn__list tasks;       /* tasks not done, in spawn order */
+  qn__list done;        /* done tasks whose memory is still held */
   qn__list runq;
+  qn__list signals;     /* signal watchers (signal.c) */
+  qn__list closers;     /* qn__closer: closed first at shutdown */
   qn_task *current;
   qn_clock clock;
   uint64_t start;       /* uv_hrtime at creation (real clock) */

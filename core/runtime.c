@@ -19,7 +19,10 @@ qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed) {
   }
   uv_timer_init(&rt->loop, &rt->timer);
   qn__list_init(&rt->tasks);
+  qn__list_init(&rt->done);
   qn__list_init(&rt->runq);
+  qn__list_init(&rt->signals);
+  qn__list_init(&rt->closers);
   rt->clock = clock;
   rt->start = uv_hrtime();
   rt->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
@@ -55,9 +58,8 @@ int qn_advance(qn_runtime *rt, uint64_t ns) {
 void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *, void *), void *arg) {
   qn__list *n, *next;
   for (n = rt->tasks.next; n != &rt->tasks; n = next) {
-    next = n->next;   /* fn may not remove other tasks; it may finalise this one */
-    qn_task *t = qn__container_of(n, qn_task, node);
-    if (t->state != QN_TASK_DONE) fn(t, arg);
+    next = n->next;   /* fn may not end other tasks */
+    fn(qn__container_of(n, qn_task, node), arg);
   }
 }
 
@@ -126,11 +128,15 @@ int qn_run(qn_runtime *rt, qn_task *until) {
 }
 
 static qn_task *first_alive(qn_runtime *rt) {
-  for (qn__list *n = rt->tasks.next; n != &rt->tasks; n = n->next) {
-    qn_task *t = qn__container_of(n, qn_task, node);
-    if (t->state != QN_TASK_DONE && !t->dropping) return t;
-  }
-  return NULL;
+  return qn__list_empty(&rt->tasks) ? NULL : qn__container_of(rt->tasks.next, qn_task, node);
+}
+
+void qn__closer_add(qn_runtime *rt, qn__closer *c) {
+  qn__list_push(&rt->closers, &c->node);
+}
+
+void qn__closer_remove(qn__closer *c) {
+  qn__list_remove(&c->node);
 }
 
 static void on_close(uv_handle_t *h) { (void)h; }
@@ -145,12 +151,17 @@ void qn_runtime_shutdown(qn_runtime *rt) {
   qn_task *t;
   while ((t = first_alive(rt)) != NULL)   /* a cleanup may spawn: loop until none */
     qn__abort_for_shutdown(t);
-  while (!qn__list_empty(&rt->tasks)) {   /* tasks whose memory outlives the runtime */
-    t = qn__container_of(rt->tasks.next, qn_task, node);
+  while (!qn__list_empty(&rt->done)) {    /* tasks whose memory outlives the runtime */
+    t = qn__container_of(rt->done.next, qn_task, node);
     qn_task_fini(t);
   }
   rt->closed = 1;
-  uv_walk(&rt->loop, close_any, NULL);
+  while (!qn__list_empty(&rt->closers)) {   /* owners close their handles (and free them) */
+    qn__closer *c = qn__container_of(rt->closers.next, qn__closer, node);
+    qn__closer_remove(c);
+    c->close(c);
+  }
+  uv_walk(&rt->loop, close_any, NULL);      /* the rest: the runtime's own timer */
   while (uv_run(&rt->loop, UV_RUN_DEFAULT) != 0) {}
 }
 

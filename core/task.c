@@ -71,6 +71,8 @@ static qn_future *settle(qn_task *t, qn_task_outcome o) {
   qn_future *fut = t->fut;
   t->fut = NULL;
   t->state = QN_TASK_DONE;
+  qn__list_remove(&t->node);
+  qn__list_push(&t->rt->done, &t->node);
   t->outcome = (uint8_t)o;
   if (t->queued) {
     t->queued = 0;

@@ -54,6 +54,8 @@ struct lq_runtime {
   lua_State *S;         /* private scratch thread (see above) */
   int ref_S;
   int ref_on_error;     /* opts.on_task_error, or LUA_NOREF */
+  int ref_on_warning;   /* opts.on_warning, or LUA_NOREF (then stderr) */
+  uint64_t slow_ns;     /* opts.slow_task: warn about a poll longer than this */
   uint64_t serial;
   lq_coro *running;     /* the coroutine whose code runs now (resumed or being closed) */
   int npool;
@@ -80,6 +82,7 @@ struct lq_coro {
   uint8_t failed;       /* a branch that raised: its error is on its thread */
   uint8_t cleanup_failed; /* a branch whose drop-time cleanup raised */
   int nres;             /* a finished branch's results, left on its thread */
+  const char *what;     /* what the pending op is, for quench.tasks() */
   int slot;             /* its userdata in the alive table while in use */
 };
 
@@ -91,6 +94,7 @@ struct lq_task {
   int nres;             /* number of results once done (ok outcome) */
   qn_token *token;      /* bound by token:spawn: its cancel cancels the task */
   qn_token_watch bind;
+  uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
   uint8_t detached, observed, reported;
   uint8_t reason;       /* REASON_*: where the first cancel/abort came from */
   /* the qn_task follows, at offset task_offset() */
@@ -167,6 +171,7 @@ void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
 
 /* quench.c */
+void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 

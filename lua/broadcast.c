@@ -123,6 +123,7 @@ static int l_recv(lua_State *L) {
   qn_future *f = qn_bcast_wait_new(lua_touserdata(L, -1), &rx->next);
   lua_pop(L, 1);
   if (f == NULL) return luaL_error(L, "quench.broadcast.receiver:recv: out of memory");
+  c->what = "broadcast recv";
   return lq_await(L, c, f, recv_k, 0);
 }
 

@@ -111,6 +111,7 @@ static int l_send(lua_State *L) {
   if (r == QN_ECLOSED) return closed(L);
   qn_future *f = qn_chan_reserve_new(core_of(c));
   if (f == NULL) return luaL_error(L, "quench.channel:send: out of memory");
+  co->what = "channel send";
   return lq_await(L, co, f, send_k, 0);
 }
 
@@ -156,6 +157,7 @@ static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
   if (r == QN_ECLOSED) return closed(L);
   qn_future *f = qn_chan_recv_new(core_of(c));
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  co->what = "channel recv";
   return lq_await(L, co, f, recv_k, 0);
 }
 

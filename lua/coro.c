@@ -131,6 +131,7 @@ qn_future *lq_take_op(lua_State *L) {
   lq_resume_error(L, c);
   qn_future *f = c->op;
   c->op = NULL;
+  c->what = NULL;
   return f;
 }
 
@@ -311,6 +312,21 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
   return b;
 }
 
+/* A branch dropped with its task raised in cleanup: keep the first such
+   error in the task's extras, where the task's drop finds it. */
+static void hand_error_to_task(lq_coro *c) {
+  lq_runtime *rt = c->rt;
+  lua_State *S = rt->S;
+  lq_push_handle(S, rt, c->task);
+  lq_push_extras(S, lua_gettop(S));
+  if (lua_getfield(S, -1, "cleanup_error") == LUA_TNIL) {
+    lua_xmove(c->co, S, 1);
+    lua_setfield(S, -3, "cleanup_error");
+  }
+  lua_pop(S, 3);
+  c->cleanup_failed = 0;
+}
+
 /* Drop a branch: if it never finished, close it (cleanup runs); a cleanup
    error stays on its thread, for the select to raise or __gc to report. */
 static void branch_drop(lq_coro *c) {
@@ -326,6 +342,8 @@ static void branch_drop(lq_coro *c) {
     c->closing = 1;
     if (lua_resetthread(co) != LUA_OK) c->cleanup_failed = 1;
     rt->running = prev;
+    if (c->cleanup_failed && qn_task_dropping(lq_core_task(c->task)))
+      hand_error_to_task(c);   /* the task's drop fails with it (S3) */
   }
   c->finished = 1;
   if (co != NULL && !c->failed && !c->cleanup_failed) {
@@ -378,15 +396,34 @@ static int start(lq_coro *c) {
   return n - 1;
 }
 
+/* A task ran longer than opts.slow_task without waiting: say which. */
+static void warn_slow(lq_coro *c, uint64_t ns) {
+  lq_runtime *rt = c->rt;
+  lua_State *S = rt->S;
+  lq_push_handle(S, rt, c->task);
+  const char *name = NULL;
+  if (lua_getiuservalue(S, -1, 2) == LUA_TTABLE) {
+    lua_getfield(S, -1, "name");
+    name = lua_tostring(S, -1);
+  }
+  lua_pushfstring(S, "quench: task %d%s%s%s ran %f s without waiting (slow_task budget %f s)",
+                  (int)qn_task_id(lq_core_task(c->task)), name ? " (" : "", name ? name : "",
+                  name ? ")" : "", (double)ns / 1e9, (double)rt->slow_ns / 1e9);
+  lq_warn(rt, lua_tostring(S, -1));
+  lua_settop(S, S_FAILED);
+}
+
 static int resume(lq_coro *c, int nargs) {
   lq_runtime *rt = c->rt;
   lua_State *co = c->co;
   lua_State *from = running_thread(rt);
   lq_coro *prev = rt->running;
   int nres;
+  uint64_t t0 = rt->slow_ns ? uv_hrtime() : 0;
   rt->running = c;
   int st = lua_resume(co, from, nargs, &nres);
   rt->running = prev;
+  if (rt->slow_ns && uv_hrtime() - t0 > rt->slow_ns) warn_slow(c, uv_hrtime() - t0);
   if (st == LUA_YIELD) {
     if (c->op != NULL || c->parked) return QN_PENDING;
     if (c->yielding) {
@@ -457,6 +494,13 @@ static void coro_drop(qn_future *f) {
       qn_drop(c->op);
       c->op = NULL;
     }
+    if (lua_getiuservalue(S, ud, 2) == LUA_TTABLE &&   /* a dropped branch's cleanup raised */
+        lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
+      lua_remove(S, -2);
+      failed = 1;
+    } else {
+      lua_settop(S, ud);
+    }
     lua_State *co = c->co;
     if (co != NULL) {
       lq_coro *prev = rt->running;
@@ -464,6 +508,7 @@ static void coro_drop(qn_future *f) {
       c->closing = 1;
       if (lua_resetthread(co) != LUA_OK) {   /* runs the pending <close> variables */
         lua_xmove(co, S, 1);
+        if (failed) lua_pop(S, 1);           /* the first cleanup error wins */
         failed = 1;
       }
       rt->running = prev;

@@ -54,6 +54,7 @@ static int l_await(lua_State *L) {
   lq_check_cancel(L, c);
   qn_future *f = lq_op_start(L, 1, c);
   if (f == NULL) return luaL_error(L, "quench.op:await: out of memory");
+  c->what = lq_test_op(L, 1)->kind->name;
   return lq_await(L, c, f, await_k, 0);
 }
 

@@ -3,9 +3,11 @@
 ** Every function of the module has the module state as its first upvalue,
 ** so nothing is global: the running runtime hangs off that state.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "binding.h"
+#include "quench_embedded.h"
 
 void lq_task_register(lua_State *L, int mod);
 void lq_error_register(lua_State *L, int mod);
@@ -19,6 +21,7 @@ void lq_channel_register(lua_State *L, int mod);
 void lq_broadcast_register(lua_State *L, int mod);
 void lq_watch_register(lua_State *L, int mod);
 void lq_sync_register(lua_State *L, int mod);
+void lq_signal_register(lua_State *L, int mod);
 
 lq_module *lq_module_of(lua_State *L) {
   return (lq_module *)lua_touserdata(L, lua_upvalueindex(1));
@@ -34,11 +37,27 @@ typedef struct run_opts {
   qn_clock clock;
   uint64_t seed;
   int on_error;    /* stack index of opts.on_task_error, or 0 */
+  int on_warning;  /* stack index of opts.on_warning, or 0 */
+  double slow_task;
 } run_opts;
+
+/* A warning about the program (not an error of a task): opts.on_warning(msg)
+   or stderr. */
+void lq_warn(lq_runtime *rt, const char *msg) {
+  lua_State *S = rt->S;
+  if (rt->ref_on_warning != LUA_NOREF) {
+    lua_rawgeti(S, LUA_REGISTRYINDEX, rt->ref_on_warning);
+    lua_pushstring(S, msg);
+    if (lua_pcall(S, 1, 0, 0) == LUA_OK) return;
+    lua_pop(S, 1);
+  }
+  fprintf(stderr, "%s\n", msg);
+  fflush(stderr);
+}
 
 static run_opts check_opts(lua_State *L, int idx) {
   static const char *const clocks[] = { "real", "virtual", "manual", NULL };
-  run_opts o = { QN_CLOCK_REAL, 0, 0 };
+  run_opts o = { QN_CLOCK_REAL, 0, 0, 0, 0 };
   lua_getfield(L, idx, "clock");
   if (!lua_isnil(L, -1)) {
     const char *name = lua_tostring(L, -1);
@@ -57,6 +76,17 @@ static run_opts check_opts(lua_State *L, int idx) {
   if (!lua_isnil(L, -1)) {
     if (!lua_isfunction(L, -1)) luaL_argerror(L, idx, "opts.on_task_error must be a function");
     o.on_error = lua_gettop(L);
+  }
+  lua_getfield(L, idx, "on_warning");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isfunction(L, -1)) luaL_argerror(L, idx, "opts.on_warning must be a function");
+    o.on_warning = lua_gettop(L);
+  }
+  lua_getfield(L, idx, "slow_task");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) > 0))
+      luaL_argerror(L, idx, "opts.slow_task must be a positive number of seconds");
+    o.slow_task = lua_tonumber(L, -1);
   }
   return o;
 }
@@ -93,11 +123,16 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   lua_pushliteral(rt->S, "k");
   lua_setfield(rt->S, -2, "__mode");
   lua_setmetatable(rt->S, -2);
-  rt->ref_on_error = LUA_NOREF;
+  rt->ref_on_error = rt->ref_on_warning = LUA_NOREF;
   if (o.on_error) {
     lua_pushvalue(L, o.on_error);
     rt->ref_on_error = luaL_ref(L, LUA_REGISTRYINDEX);
   }
+  if (o.on_warning) {
+    lua_pushvalue(L, o.on_warning);
+    rt->ref_on_warning = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  rt->slow_ns = (uint64_t)(o.slow_task * 1e9);
   rt->serial = ++m->serial;
   return rt;
 }
@@ -109,6 +144,7 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   qn_runtime_free(rt->core);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_warning);
   free(rt);
 }
 
@@ -118,7 +154,7 @@ static int l_run(lua_State *L) {
   if (m->rt != NULL)
     return luaL_error(L, "quench.run: a runtime is already running here (runtimes do not nest)");
   int fn = 1, top = lua_gettop(L);
-  run_opts o = { QN_CLOCK_REAL, 0, 0 };
+  run_opts o = { QN_CLOCK_REAL, 0, 0, 0, 0 };
   if (lua_istable(L, 1)) {
     fn = 2;
     o = check_opts(L, 1);               /* pushes the fields it read */
@@ -150,7 +186,7 @@ static int l_run(lua_State *L) {
 }
 
 /* quench.test(fn [, opts]): a busted body running fn in a fresh runtime,
-   on the virtual clock unless opts.clock says otherwise. */
+   on the virtual clock with seed 1 unless opts says otherwise. */
 static int test_body(lua_State *L) {
   lua_settop(L, 0);
   lua_newtable(L);
@@ -166,7 +202,11 @@ static int test_body(lua_State *L) {
     lua_pushliteral(L, "virtual");
     lua_setfield(L, 1, "clock");
   }
-  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "seed") == LUA_TNIL) {   /* reproducible by default */
+    lua_pushinteger(L, 1);
+    lua_setfield(L, 1, "seed");
+  }
+  lua_pop(L, 2);
   lua_pushvalue(L, lua_upvalueindex(2));
   return l_run(L);
 }
@@ -211,7 +251,15 @@ int luaopen_quench(lua_State *L) {
   lq_broadcast_register(L, mod);
   lq_watch_register(L, mod);
   lq_sync_register(L, mod);
+  lq_signal_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
+  for (int i = 0; lq_embedded[i].name; i++) {   /* Lua sugar: each chunk extends the module */
+    if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
+                        lq_embedded[i].name) != LUA_OK)
+      return lua_error(L);
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 0);
+  }
   return 1;
 }

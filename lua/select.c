@@ -78,6 +78,7 @@ int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int b
                     int mode, int nud) {
   qn_future *sel = qn_select_new(c->rt->core, (size_t)n, children, biased);
   if (sel == NULL) return luaL_error(L, "quench.select: out of memory");
+  c->what = "select";
   return lq_await(L, c, sel, select_k, ((lua_KContext)nud << 2) | mode);
 }
 

@@ -70,6 +70,7 @@ static int acquire(lua_State *L, size_t k, const char *fname) {
   if (qn_sema_try_acquire(core_of(s), k) == QN_OK) return push_permit(L, 1, k);
   qn_future *f = qn_sema_acquire_new(core_of(s), k);
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = "lock or semaphore acquire";
   return lq_await(L, c, f, acquire_k, (lua_KContext)k);
 }
 
@@ -262,6 +263,7 @@ static int l_notified(lua_State *L) {
   lq_check_cancel(L, c);
   qn_future *f = qn_notify_notified_new(n);
   if (f == NULL) return luaL_error(L, "quench.notify:notified: out of memory");
+  c->what = "notified";
   return lq_await(L, c, f, notified_k, 0);
 }
 
@@ -315,6 +317,7 @@ static int l_wait(lua_State *L) {
   lq_check_cancel(L, c);
   qn_future *f = qn_barrier_wait_new(b);
   if (f == NULL) return luaL_error(L, "quench.barrier:wait: out of memory");
+  c->what = "barrier wait";
   return lq_await(L, c, f, wait_k, 0);
 }
 

@@ -159,6 +159,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 2);
   memset(h, 0, sizeof *h);
   h->serial = rt->serial;
+  h->spawned_at = qn_now(rt->core);
   luaL_setmetatable(L, LQ_TASK);
   int ud = lua_gettop(L);
   lua_createtable(L, n, 1);
@@ -207,6 +208,7 @@ static int l_join(lua_State *L) {
   if (qn_task_get_state(t) == QN_TASK_DONE) return lq_push_result(L, h, 1);
   qn_future *op = qn_join_new(t);
   if (op == NULL) return luaL_error(L, "quench.task:join: out of memory");
+  c->what = "join";
   return lq_await(L, c, op, join_k, 0);
 }
 
@@ -263,6 +265,7 @@ static int l_stop(lua_State *L) {
   }
   qn_future *sel = qn_select_new(c->rt->core, 2, children, 1);
   if (sel == NULL) return luaL_error(L, "quench.task:stop: out of memory");
+  c->what = "stop";
   return lq_await(L, c, sel, stop_k, 0);
 }
 
@@ -296,6 +299,30 @@ static int l_state(lua_State *L) {
   return 1;
 }
 
+/* h:name([new]): read or set the task's name (shown by quench.tasks()). */
+static int l_name(lua_State *L) {
+  lq_check_task(L, 1);
+  if (lua_gettop(L) >= 2) {
+    if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TSTRING);
+    lq_push_extras(L, 1);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "name");
+    return 0;
+  }
+  if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) return 0;
+  lua_getfield(L, -1, "name");
+  return 1;
+}
+
+/* h:traceback(): where a suspended task waits (nil if it is not suspended). */
+static int l_traceback(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  qn_task *t = lq_core_task(h);
+  if (qn_task_get_state(t) != QN_TASK_SUSPENDED || h->coro.co == NULL) return 0;
+  luaL_traceback(L, h->coro.co, NULL, 0);
+  return 1;
+}
+
 static int l_close(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   if (h->detached || runtime_of_handle(L, h) == NULL) return 0;
@@ -321,9 +348,87 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
+/* What a task waits for, in words. */
+static void push_waiting(lua_State *L, lq_task *h) {
+  lq_coro *c = &h->coro;
+  if (qn_task_get_state(lq_core_task(h)) != QN_TASK_SUSPENDED) {
+    lua_pushnil(L);
+  } else if (c->parked) {
+    lua_pushliteral(L, "aborting");
+  } else if (c->yielding) {
+    lua_pushliteral(L, "yield");
+  } else if (c->op == NULL) {
+    lua_pushliteral(L, "nothing");
+  } else if (c->what && strcmp(c->what, "sleep") == 0) {
+    lua_pushfstring(L, "sleep until %f", (double)qn_sleep_deadline(c->op) / 1e9);
+  } else {
+    lua_pushstring(L, c->what ? c->what : "op");
+  }
+}
+
+typedef struct list_ctx {
+  lua_State *L;
+  lq_runtime *rt;
+  int list, n;
+} list_ctx;
+
+static void list_one(qn_task *t, void *arg) {
+  list_ctx *x = arg;
+  lua_State *L = x->L;
+  lq_task *h = qn_task_userdata(t);
+  lua_createtable(L, 0, 7);
+  lq_push_handle(L, x->rt, h);
+  int ud = lua_gettop(L);
+  lua_pushvalue(L, ud);
+  lua_setfield(L, -3, "handle");
+  lua_pushinteger(L, (lua_Integer)qn_task_id(t));
+  lua_setfield(L, -3, "id");
+  lua_pushstring(L, state_name(t));
+  lua_setfield(L, -3, "state");
+  if (lua_getiuservalue(L, ud, 2) == LUA_TTABLE) lua_getfield(L, -1, "name");
+  else lua_pushnil(L);
+  lua_setfield(L, -4, "name");
+  lua_pop(L, 2);
+  push_waiting(L, h);
+  lua_setfield(L, -2, "waiting");
+  lua_pushnumber(L, (lua_Number)(qn_now(x->rt->core) - h->spawned_at) / 1e9);
+  lua_setfield(L, -2, "age");
+  lua_rawseti(L, x->list, ++x->n);
+}
+
+/* quench.tasks(): every live task: {id, name, state, waiting, age, handle}. */
+static int l_tasks(lua_State *L) {
+  lq_runtime *rt = lq_runtime_of(L, "quench.tasks");
+  lua_newtable(L);
+  list_ctx x = { L, rt, lua_gettop(L), 0 };
+  qn_runtime_each_task(rt->core, list_one, &x);
+  return 1;
+}
+
+/* quench.stats(): counters of the running runtime. */
+static int l_stats(lua_State *L) {
+  lq_runtime *rt = lq_runtime_of(L, "quench.stats");
+  const qn_stats *st = qn_runtime_stats(rt->core);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)st->spawned);
+  lua_setfield(L, -2, "spawned");
+  lua_pushinteger(L, (lua_Integer)st->finished);
+  lua_setfield(L, -2, "finished");
+  lua_pushinteger(L, (lua_Integer)st->cancelled);
+  lua_setfield(L, -2, "cancelled");
+  lua_pushinteger(L, (lua_Integer)st->failed);
+  lua_setfield(L, -2, "failed");
+  lua_pushinteger(L, (lua_Integer)st->polls);
+  lua_setfield(L, -2, "polls");
+  lua_pushinteger(L, (lua_Integer)(st->spawned - st->finished));
+  lua_setfield(L, -2, "alive");
+  return 1;
+}
+
 static const luaL_Reg methods[] = {
   {"join", l_join}, {"abort", l_abort}, {"cancel", l_cancel}, {"done", l_done},
-  {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {"stop", l_stop}, {NULL, NULL}
+  {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {"stop", l_stop},
+  {"name", l_name}, {"traceback", l_traceback}, {NULL, NULL}
 };
 
 static const luaL_Reg metamethods[] = {
@@ -331,7 +436,7 @@ static const luaL_Reg metamethods[] = {
 };
 
 static const luaL_Reg functions[] = {
-  {"spawn", l_spawn}, {NULL, NULL}
+  {"spawn", l_spawn}, {"tasks", l_tasks}, {"stats", l_stats}, {NULL, NULL}
 };
 
 /* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */

@@ -45,6 +45,7 @@ static int l_sleep(lua_State *L) {
   if (ns == 0) return do_yield(L, c);
   qn_future *op = qn_sleep_new(c->rt->core, lq_deadline_after(c->rt, ns));
   if (op == NULL) return luaL_error(L, "quench.sleep: out of memory");
+  c->what = "sleep";
   return lq_await(L, c, op, sleep_k, 0);
 }
 

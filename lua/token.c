@@ -103,6 +103,7 @@ static int l_cancelled(lua_State *L) {
   }
   qn_future *f = qn_token_cancelled_new(t);
   if (f == NULL) return luaL_error(L, "quench.token:cancelled: out of memory");
+  c->what = "token cancelled";
   return lq_await(L, c, f, cancelled_k, 0);
 }
 

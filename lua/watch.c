@@ -109,6 +109,7 @@ static int l_changed(lua_State *L) {
   if (qn_watch_version(w) != rx->seen || qn_watch_is_closed(w)) return changed_results(L, 1);
   qn_future *f = qn_watch_changed_new(w, rx->seen);
   if (f == NULL) return luaL_error(L, "quench.watch.receiver:changed: out of memory");
+  c->what = "watch changed";
   return lq_await(L, c, f, changed_k, 0);
 }
 

@@ -175,6 +175,14 @@ void qn_token_watch_remove(qn_token_watch *w);
 qn_future *qn_token_cancelled_new(qn_token *t);
 
 
+/* ---- signals ---- */
+
+/* Ready at the next delivery of `signum` (or at once if one was counted
+   while nobody waited); every waiter sees a delivery. If the signal cannot
+   be watched it is ready at once and qn_signal_failed says so. */
+qn_future *qn_signal_new(qn_runtime *rt, int signum);
+int qn_signal_failed(const qn_future *signal);
+
 /* ---- channels ---- */
 
 /* A multi-producer multi-consumer FIFO channel of opaque slots. Memory is

@@ -1,0 +1,86 @@
+/*
+** quench.signal(name) waits for the next delivery of a signal ("SIGINT",
+** "SIGTERM", "SIGHUP", ...) and returns its name; signal_op(name) is its
+** op. The first wait installs the runtime's watcher for that signal, which
+** stays until the runtime ends: from then on the signal's default action
+** (such as terminating on SIGINT) no longer happens.
+**
+** Cancel safety: a dropped wait loses nothing: a delivery with nobody
+** waiting is counted for the next wait.
+*/
+#include <signal.h>
+#include <string.h>
+#include "binding.h"
+
+static const struct { const char *name; int num; } signals[] = {
+  {"SIGINT", SIGINT}, {"SIGTERM", SIGTERM}, {"SIGHUP", SIGHUP}, {"SIGQUIT", SIGQUIT},
+  {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGWINCH", SIGWINCH}, {NULL, 0}
+};
+
+static int check_signal(lua_State *L, int idx) {
+  const char *name = luaL_checkstring(L, idx);
+  for (int i = 0; signals[i].name; i++)
+    if (strcmp(signals[i].name, name) == 0) return signals[i].num;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s' (SIGINT, SIGTERM, "
+                       "SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 or SIGWINCH)", name));
+}
+
+static int finish(lua_State *L, int name_idx, qn_future *f) {
+  if (qn_signal_failed(f)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot watch %s", lua_tostring(L, name_idx));
+    return 2;
+  }
+  lua_pushvalue(L, name_idx);
+  return 1;
+}
+
+static int signal_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  int n = finish(L, 1, f);
+  qn_drop(f);
+  return n;
+}
+
+static int l_signal(lua_State *L) {
+  int signum = check_signal(L, 1);
+  lq_coro *c = lq_await_ctx(L, "quench.signal");
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  qn_future *f = qn_signal_new(c->rt->core, signum);
+  if (f == NULL) return luaL_error(L, "quench.signal: out of memory");
+  c->what = "signal";
+  return lq_await(L, c, f, signal_k, 0);
+}
+
+static qn_future *signal_start(lua_State *L, int op, lq_coro *c) {
+  lq_op *o = lua_touserdata(L, op);
+  return qn_signal_new(c->rt->core, (int)o->ns);
+}
+
+static int signal_finish(lua_State *L, int op, qn_future *f) {
+  lua_getiuservalue(L, op, 1);
+  int n = finish(L, lua_gettop(L), f);
+  lua_remove(L, -1 - n);
+  return n;
+}
+
+static const lq_op_kind signal_kind = { "signal", NULL, signal_start, signal_finish };
+
+static int l_signal_op(lua_State *L) {
+  int signum = check_signal(L, 1);
+  lq_op_new(L, &signal_kind, 1)->ns = (uint64_t)signum;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static const luaL_Reg functions[] = {
+  {"signal", l_signal}, {"signal_op", l_signal_op}, {NULL, NULL}
+};
+
+void lq_signal_register(lua_State *L, int mod) {
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, functions, 1);
+}
