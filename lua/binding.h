@@ -45,7 +45,17 @@ typedef struct lq_task lq_task;
 typedef struct lq_module {
   lq_runtime *rt;       /* the runtime inside quench.run, or NULL */
   uint64_t serial;      /* runtimes made so far: tells a handle's runtime apart */
+  int mt_task;          /* registry ref of the task metatable (cheaper than by name) */
 } lq_module;
+
+/* Hot-path type check: a full userdata whose first word is `tag` (the
+   address of something static to its type); cheaper than luaL_checkudata,
+   which compares metatables through the registry by name. */
+static inline void *lq_toudata(lua_State *L, int idx, const void *tag, size_t size) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) < size) return NULL;
+  void *p = lua_touserdata(L, idx);
+  return *(const void *const *)p == tag ? p : NULL;
+}
 
 struct lq_runtime {
   qn_runtime *core;
@@ -95,6 +105,7 @@ struct lq_task {
   qn_token *token;      /* bound by token:spawn: its cancel cancels the task */
   qn_token_watch bind;
   uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
+  int nargs;            /* the function and its arguments, while pending */
   uint8_t detached, observed, reported;
   uint8_t reason;       /* REASON_*: where the first cancel/abort came from */
   /* the qn_task follows, at offset task_offset() */
@@ -147,7 +158,10 @@ typedef struct lq_op_kind {
   int (*finish)(lua_State *L, int op, qn_future *f);
 } lq_op_kind;
 
+extern const char lq_op_tag;
+
 typedef struct lq_op {
+  const void *tag;      /* &lq_op_tag */
   const lq_op_kind *kind;
   uint8_t used;
   uint64_t ns;          /* kind-specific parameter */

@@ -11,21 +11,32 @@
 **   channel; a send dropped while it waits for room delivered nothing.
 */
 #include <stdint.h>
+#include <stdlib.h>
 #include "binding.h"
 
 #define LQ_ONESHOT_TX "quench.oneshot.sender"
 #define LQ_ONESHOT_RX "quench.oneshot.receiver"
 
-/* The channel userdata: flags used by oneshots, then the core channel. */
+/* The channel userdata: its slot allocator and oneshot flags, then the core
+   channel. Slots are small integers reused through a free list, so the
+   values table stays an array. */
 typedef struct lq_chan {
+  const void *tag;      /* &chan_tag */
+  int *free_slots;
+  int nfree, cap_free, max_slot;
   uint8_t oneshot, sent, rx_closed;
 } lq_chan;
+
+static const char chan_tag = 0;
 
 static size_t chan_offset(void) { return (sizeof(lq_chan) + 15) & ~(size_t)15; }
 static qn_chan *core_of(lq_chan *c) { return (qn_chan *)((char *)c + chan_offset()); }
 
 static lq_chan *new_chan(lua_State *L, size_t capacity) {
   lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 1);
+  c->tag = &chan_tag;
+  c->free_slots = NULL;
+  c->nfree = c->cap_free = c->max_slot = 0;
   c->oneshot = c->sent = c->rx_closed = 0;
   qn_chan_init(core_of(c), capacity);
   lua_newtable(L);
@@ -35,25 +46,39 @@ static lq_chan *new_chan(lua_State *L, size_t capacity) {
 }
 
 static lq_chan *check_chan(lua_State *L, int idx) {
-  return (lq_chan *)luaL_checkudata(L, idx, LQ_CHANNEL);
+  lq_chan *c = lq_toudata(L, idx, &chan_tag, sizeof(lq_chan));
+  if (c == NULL) luaL_typeerror(L, idx, LQ_CHANNEL);
+  return c;
 }
 
 /* Keep the value at v_idx in the channel at ch_idx: its slot number. */
 static uint64_t store(lua_State *L, int ch_idx, int v_idx) {
+  lq_chan *c = lua_touserdata(L, ch_idx);
   v_idx = lua_absindex(L, v_idx);
+  int slot = c->nfree > 0 ? c->free_slots[--c->nfree] : ++c->max_slot;
   lua_getiuservalue(L, ch_idx, 1);
   lua_pushvalue(L, v_idx);
-  int slot = luaL_ref(L, -2);
+  lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
   return (uint64_t)slot;
 }
 
 /* Push the value of `slot` and free the slot. */
 static void load(lua_State *L, int ch_idx, uint64_t slot) {
+  lq_chan *c = lua_touserdata(L, ch_idx);
   lua_getiuservalue(L, ch_idx, 1);
   lua_rawgeti(L, -1, (lua_Integer)slot);
-  luaL_unref(L, -2, (int)slot);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, (lua_Integer)slot);
   lua_remove(L, -2);
+  if (c->nfree == c->cap_free) {
+    int cap = c->cap_free ? c->cap_free * 2 : 8;
+    int *fs = realloc(c->free_slots, (size_t)cap * sizeof *fs);
+    if (fs == NULL) return;             /* the slot is just not reused */
+    c->free_slots = fs;
+    c->cap_free = cap;
+  }
+  c->free_slots[c->nfree++] = (int)slot;
 }
 
 static void unstore(lua_State *L, int ch_idx, uint64_t slot) {
@@ -265,7 +290,10 @@ static int l_is_closed(lua_State *L) {
 
 /* Nothing can wait on a collected channel: every waiter anchors it. */
 static int l_gc(lua_State *L) {
-  qn_chan_fini(core_of(lua_touserdata(L, 1)));
+  lq_chan *c = lua_touserdata(L, 1);
+  qn_chan_fini(core_of(c));
+  free(c->free_slots);
+  c->free_slots = NULL;
   return 0;
 }
 

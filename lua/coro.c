@@ -298,14 +298,17 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
   lq_coro_init(b, rt, parent->task, CORO_BRANCH);
   b->parent = parent;
   luaL_setmetatable(L, LQ_BRANCH);
-  lua_createtable(L, nargs + 1, 1);
-  for (int i = 0; i <= nargs; i++) {
-    lua_pushvalue(L, fn + i);
-    lua_rawseti(L, -2, i + 1);
+  if (nargs == 0) {
+    lua_pushvalue(L, fn);               /* a lone function needs no table */
+  } else {
+    lua_createtable(L, nargs + 1, 0);
+    for (int i = 0; i <= nargs; i++) {
+      lua_pushvalue(L, fn + i);
+      lua_rawseti(L, -2, i + 1);
+    }
   }
-  lua_pushinteger(L, nargs + 1);
-  lua_setfield(L, -2, "n");
   lua_setiuservalue(L, -2, 1);
+  b->nres = nargs + 1;                  /* until it starts: how many values the pack holds */
   lua_pushvalue(L, -1);
   lua_xmove(L, rt->S, 1);
   b->slot = luaL_ref(rt->S, S_ALIVE);
@@ -382,17 +385,20 @@ static int start(lq_coro *c) {
   lua_State *S = rt->S;
   lq_push_coro(S, rt, c);
   int ud = lua_gettop(S);
-  lua_getiuservalue(S, ud, 1);          /* {fn, args..., n = n} */
-  lua_getfield(S, ud + 1, "n");
-  int n = (int)lua_tointeger(S, -1);
-  lua_pop(S, 1);
+  int n = c->kind == CORO_TASK ? c->task->nargs : c->nres;
+  lua_getiuservalue(S, ud, 1);          /* the function, or {fn, args...} */
   lua_State *co = pool_take(rt);        /* on S at ud + 2 */
   luaL_checkstack(co, n + LUA_MINSTACK, "quench: too many arguments to spawn");
-  for (int i = 1; i <= n; i++) lua_rawgeti(S, ud + 1, i);
+  if (n == 1) {
+    lua_pushvalue(S, ud + 1);
+  } else {
+    for (int i = 1; i <= n; i++) lua_rawgeti(S, ud + 1, i);
+  }
   lua_xmove(S, co, n);
   lua_setiuservalue(S, ud, 1);          /* the thread replaces the pack */
   lua_settop(S, ud - 1);
   c->co = co;
+  c->nres = 0;
   return n - 1;
 }
 

@@ -6,17 +6,27 @@
 */
 #include "binding.h"
 
+const char lq_op_tag = 0;
+
 lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
   lq_op *op = lua_newuserdatauv(L, sizeof *op, nuv);
+  op->tag = &lq_op_tag;
   op->kind = kind;
   op->used = 0;
   op->ns = 0;
-  luaL_setmetatable(L, LQ_OP);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lq_op_tag);   /* the metatable, keyed by the tag */
+  lua_setmetatable(L, -2);
   return op;
 }
 
 lq_op *lq_test_op(lua_State *L, int idx) {
-  return (lq_op *)luaL_testudata(L, idx, LQ_OP);
+  return (lq_op *)lq_toudata(L, idx, &lq_op_tag, sizeof(lq_op));
+}
+
+static lq_op *check_op(lua_State *L, int idx) {
+  lq_op *op = lq_test_op(L, idx);
+  if (op == NULL) luaL_typeerror(L, idx, LQ_OP);
+  return op;
 }
 
 /* Raise if the op at idx cannot start: used already, or its kind says no. */
@@ -47,7 +57,7 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_await(lua_State *L) {
-  luaL_checkudata(L, 1, LQ_OP);
+  check_op(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.op:await");
   lua_settop(L, 1);
   lq_op_check(L, 1, c, "quench.op:await");
@@ -59,7 +69,7 @@ static int l_await(lua_State *L) {
 }
 
 static int l_tostring(lua_State *L) {
-  lq_op *op = luaL_checkudata(L, 1, LQ_OP);
+  lq_op *op = check_op(L, 1);
   lua_pushfstring(L, "quench.op (%s%s)", op->kind->name, op->used ? ", used" : "");
   return 1;
 }
@@ -130,6 +140,8 @@ static const luaL_Reg functions[] = {
 
 void lq_op_register(lua_State *L, int mod) {
   luaL_newmetatable(L, LQ_OP);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lq_op_tag);
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_newtable(L);

@@ -10,8 +10,8 @@
 
 /* Push the winner's results; -1 with its error pushed if it raised. */
 static int winner_results(lua_State *L, int idx, qn_future *sel, long w) {
-  lq_coro *b = luaL_testudata(L, idx, LQ_BRANCH);
-  if (b != NULL) return lq_branch_results(L, b);
+  lq_coro *b = lq_toudata(L, idx, &lq_coro_vt, sizeof(lq_coro));
+  if (b != NULL && b->kind == CORO_BRANCH) return lq_branch_results(L, b);
   lq_op *op = lq_test_op(L, idx);
   return op->kind->finish(L, idx, qn_select_child(sel, (size_t)w));
 }
@@ -20,8 +20,8 @@ static int winner_results(lua_State *L, int idx, qn_future *sel, long w) {
 static int loser_error(lua_State *L, int nud, long w) {
   int found = 0;
   for (int i = 1; i <= nud; i++) {
-    lq_coro *b = luaL_testudata(L, i, LQ_BRANCH);
-    if (b == NULL || i == w + 1 || !b->cleanup_failed || b->co == NULL) continue;
+    lq_coro *b = lq_toudata(L, i, &lq_coro_vt, sizeof(lq_coro));
+    if (b == NULL || b->kind != CORO_BRANCH || i == w + 1 || !b->cleanup_failed || b->co == NULL) continue;
     b->cleanup_failed = 0;
     lua_State *co = b->co;
     b->co = NULL;

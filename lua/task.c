@@ -16,7 +16,9 @@ qn_task *lq_core_task(lq_task *h) {
 }
 
 lq_task *lq_check_task(lua_State *L, int idx) {
-  return (lq_task *)luaL_checkudata(L, idx, LQ_TASK);
+  lq_task *h = lq_toudata(L, idx, &lq_coro_vt, sizeof(lq_task));
+  if (h == NULL || h->coro.kind != CORO_TASK) luaL_typeerror(L, idx, LQ_TASK);
+  return h;
 }
 
 /* Push the handle of a task that is not done (anchored in alive). */
@@ -160,15 +162,19 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   memset(h, 0, sizeof *h);
   h->serial = rt->serial;
   h->spawned_at = qn_now(rt->core);
-  luaL_setmetatable(L, LQ_TASK);
+  h->nargs = n;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
+  lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
-  lua_createtable(L, n, 1);
-  for (int i = 0; i < n; i++) {
-    lua_pushvalue(L, fn + i);
-    lua_rawseti(L, -2, i + 1);
+  if (n == 1) {
+    lua_pushvalue(L, fn);               /* a lone function needs no table */
+  } else {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      lua_pushvalue(L, fn + i);
+      lua_rawseti(L, -2, i + 1);
+    }
   }
-  lua_pushinteger(L, n);
-  lua_setfield(L, -2, "n");
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, h, CORO_TASK);
   lua_pushvalue(L, ud);
@@ -442,6 +448,8 @@ static const luaL_Reg functions[] = {
 /* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */
 void lq_task_register(lua_State *L, int mod) {
   luaL_newmetatable(L, LQ_TASK);
+  lua_pushvalue(L, -1);
+  ((lq_module *)lua_touserdata(L, mod))->mt_task = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, metamethods, 1);
   lua_newtable(L);
