@@ -212,3 +212,47 @@ describe("watch", function()
     assert.are.equal(1, rx:changed())
   end))
 end)
+
+describe("article scenarios", function()
+  it("two workers stopped by a broadcast shutdown message", T(function()
+    local shutdown = quench.broadcast(1)
+    local log = {}
+    local workers = {}
+    for id = 1, 2 do
+      local rx = shutdown:subscribe()
+      workers[id] = quench.spawn(function()
+        local jobs = 0
+        while true do
+          local i = quench.select(rx:recv_op(), quench.sleep_op(1))
+          if i == 1 then break end
+          jobs = jobs + 1
+        end
+        log[#log + 1] = "worker " .. id .. " stopped after " .. jobs .. " jobs"
+      end)
+    end
+    quench.sleep(3.5)
+    shutdown:send("shutdown")
+    for id = 1, 2 do workers[id]:join() end
+    assert.are.same({ "worker 1 stopped after 3 jobs", "worker 2 stopped after 3 jobs" }, log)
+    assert.are.equal(3.5, quench.now())
+  end))
+
+  it("a biased select starves the other branch on an always-ready channel; a fair one does not", T(function()
+    local always = quench.channel()
+    for i = 1, 200 do always:send(i) end
+    local stop = quench.channel()
+    stop:send("stop")                          -- ready from the start, too
+    local function drain(sel)
+      local n = 0
+      while true do
+        local i = sel(always:recv_op(), stop:recv_op())
+        if i == 2 then return n end
+        n = n + 1
+        if n == 100 then return n end
+      end
+    end
+    assert.are.equal(100, drain(quench.select_biased))   -- the stop message is never seen
+    stop:send("stop")
+    assert.is_true(drain(quench.select) < 100)           -- fair: it is seen early
+  end))
+end)

@@ -272,3 +272,54 @@ describe("plain coroutines (S16)", function()
     assert.is_nil(hook)
   end))
 end)
+
+describe("bad input", function()
+  it("spawn, join, abort and friends name the function and the argument", T(function()
+    assert.has_error(function() quench.spawn() end,
+      "bad argument #1 to 'spawn' (function expected, got no value)")
+    assert.has_error(function() quench.spawn(42) end,
+      "bad argument #1 to 'spawn' (function expected, got number)")
+    local h = quench.spawn(function() end)
+    assert.has_error(function() h.join({}) end,
+      "bad argument #1 to 'join' (quench.task expected, got table)")
+    assert.has_error(function() h.abort("x") end,
+      "bad argument #1 to 'abort' (quench.task expected, got string)")
+    assert.has_error(function() h.cancel(nil) end,
+      "bad argument #1 to 'cancel' (quench.task expected, got nil)")
+    assert.has_error(function() h.done(quench.channel()) end,
+      "bad argument #1 to 'done' (quench.task expected, got quench.channel)")
+    assert.has_error(function() quench.sleep() end,
+      "bad argument #1 to 'sleep' (number expected, got no value)")
+    assert.has_error(function() quench.sleep("soon") end,
+      "bad argument #1 to 'sleep' (number expected, got string)")
+    assert.has_error(function() quench.sleep(0 / 0) end,
+      "bad argument #1 to 'sleep' (number expected, got NaN)")
+    assert.has_error(function() quench.defer() end,
+      "bad argument #1 to 'defer' (function expected, got no value)")
+    assert.has_error(function() quench.guard(1) end,
+      "bad argument #1 to 'guard' (function expected, got number)")
+    assert.has_error(function() h:stop("long") end,
+      "bad argument #1 to 'stop' (number expected, got string)")
+    assert.has_error(function() h:name(5) end,
+      "bad argument #1 to 'name' (string expected, got number)")
+  end))
+
+  it("a huge or negative sleep is accepted (negative: a yield; huge: effectively forever)", T(function()
+    quench.sleep(-5)
+    local ok = quench.timeout(1, quench.sleep, 1e300)
+    assert.is_false(ok)
+  end))
+
+  it("joining a handle from another runtime is a clear error", function()
+    local foreign
+    quench.run({ clock = "virtual" }, function() foreign = quench.spawn(function() return 1 end) end)
+    quench.run({ clock = "virtual" }, function()
+      assert.has_error(function() foreign:join() end,
+        "calling 'join' on bad self (the task belongs to another runtime)")
+      assert.has_error(function() quench.select(foreign:join_op()) end,
+        "quench.task:join_op: the task belongs to another runtime")
+      foreign:abort()                          -- no effect, no error: its runtime is gone
+      assert.is_true(foreign:done())
+    end)
+  end)
+end)
