@@ -7,9 +7,13 @@
 #include "binding.h"
 
 static int l_defer(lua_State *L) {
-  lq_coro *c = lq_await_ctx(L, "quench.defer");
+  lq_runtime *rt = lq_runtime_of(L, "quench.defer");
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lq_runtime *rt = c->rt;
+  lq_coro *c = rt->running;
+  if (c == NULL || c->co != L)
+    return luaL_error(L, "quench.defer: must be called from a task (or a select branch)");
+  if (c->closing)
+    return luaL_error(L, "quench.defer: the task is already running its cleanup");
   lq_push_handle(L, rt, c->task);
   lq_push_extras(L, lua_gettop(L));
   if (lua_getfield(L, -1, "defers") != LUA_TTABLE) {

@@ -250,7 +250,7 @@ static void task_failed(lq_coro *c) {
   }
   rt->running = prev;
   lua_settop(co, 0);
-  if (run_defers(rt, h, ud, co)) lua_replace(S, ud + 1);
+  if (run_defers(rt, h, ud, co)) lua_pop(S, 1);   /* the first error wins: the task's own */
   int cancelled = lq_is_kind(S, ud + 1, "cancelled");
   c->co = NULL;
   lq_pool_release(rt, co);

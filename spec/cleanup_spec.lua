@@ -60,9 +60,27 @@ describe("defer (S10)", function()
     assert.matches("cannot wait in drop%-time cleanup", msg)
   end))
 
+  it("that raises after the task failed keeps the task's own error (the first wins)", T(function()
+    local ran = false
+    local h = quench.spawn(function()
+      quench.defer(function() ran = true; error("defer error", 0) end)
+      error("task error", 0)
+    end)
+    assert.are.same({ false, "task error" }, { h:join() })
+    assert.is_true(ran)
+  end))
+
+  it("cannot be added while the task runs its cleanup", T(function()
+    local msg
+    quench.spawn(function()
+      quench.defer(function() msg = select(2, pcall(quench.defer, print)) end)
+    end):join()
+    assert.are.equal("quench.defer: the task is already running its cleanup", msg)
+  end))
+
   it("needs a function and a task", function()
     assert.has_error(function() quench.defer(print) end,
-      "quench.defer: not inside quench.run (waiting needs a running task)")
+      "quench.defer: not inside quench.run")
     quench.run(function()
       assert.has_error(function() quench.defer(42) end,
         "bad argument #1 to 'defer' (function expected, got number)")
