@@ -168,7 +168,14 @@ void qn_runtime_shutdown(qn_runtime *rt) {
 void qn_runtime_free(qn_runtime *rt) {
   if (rt == NULL) return;
   qn_runtime_shutdown(rt);
-  uv_loop_close(&rt->loop);
+  /* Shutdown's loop run has waited for every request of a dropped future
+     (pool work, fs, dns: their callbacks free them). A handle opened by a
+     callback during that run would still make the close fail (UV_EBUSY),
+     and the loop's memory must not go while libuv holds it: close again. */
+  while (uv_loop_close(&rt->loop) == UV_EBUSY) {
+    uv_walk(&rt->loop, close_any, NULL);
+    uv_run(&rt->loop, UV_RUN_DEFAULT);
+  }
   qn__heap_free(&rt->timers);
   free(rt);
 }

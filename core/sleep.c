@@ -7,12 +7,18 @@ typedef struct sleep_future {
   qn_future base;
   qn_runtime *rt;
   qn__timer timer;
-  int fired;
+  uint64_t after;         /* relative: the deadline is set at the first poll */
+  int fired, relative;
 } sleep_future;
 
 static int sleep_poll(qn_future *f, qn_waker *w) {
   sleep_future *s = (sleep_future *)f;
   if (s->fired) return QN_READY;
+  if (s->relative) {       /* read the clock only now: a sleep never polled costs none */
+    uint64_t now = qn_now(s->rt);
+    s->timer.deadline = s->after > UINT64_MAX - now ? UINT64_MAX : now + s->after;
+    s->relative = 0;
+  }
   if (s->timer.index == SIZE_MAX) {
     if (qn_now(s->rt) >= s->timer.deadline) {
       s->fired = 1;
@@ -43,8 +49,19 @@ qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline) {
   s->timer.deadline = deadline;
   s->timer.index = SIZE_MAX;
   s->timer.waker = NULL;
-  s->fired = 0;
+  s->fired = s->relative = 0;
+  s->after = 0;
   return &s->base;
+}
+
+qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns) {
+  qn_future *f = qn_sleep_new(rt, 0);
+  if (f != NULL) {
+    sleep_future *s = (sleep_future *)f;
+    s->after = ns;
+    s->relative = 1;
+  }
+  return f;
 }
 
 uint64_t qn_sleep_deadline(const qn_future *f) {

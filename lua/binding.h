@@ -189,4 +189,5 @@ void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 
+
 #endif

@@ -78,7 +78,7 @@ static int l_tostring(lua_State *L) {
 
 static qn_future *sleep_start(lua_State *L, int idx, lq_coro *c) {
   lq_op *op = lua_touserdata(L, idx);
-  return qn_sleep_new(c->rt->core, lq_deadline_after(c->rt, op->ns));
+  return qn_sleep_after_new(c->rt->core, op->ns);
 }
 
 static int no_results(lua_State *L, int idx, qn_future *f) {

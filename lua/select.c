@@ -115,7 +115,8 @@ static int l_select_biased(lua_State *L) { return do_select(L, 1, "quench.select
 
 /* The branch at idx (a function and its arguments, or an op) under a
    deadline; the branch wins a tie. */
-static int timeout_at(lua_State *L, lq_coro *c, uint64_t deadline, int idx, const char *fname) {
+static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int idx,
+                      const char *fname) {
   int nargs = lua_gettop(L) - idx;
   if (lua_isfunction(L, idx)) {
     /* ok */
@@ -137,7 +138,7 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t deadline, int idx, cons
   }
   lua_replace(L, 1);
   lua_settop(L, 1);
-  children[1] = qn_sleep_new(c->rt->core, deadline);
+  children[1] = relative ? qn_sleep_after_new(c->rt->core, when) : qn_sleep_new(c->rt->core, when);
   if (children[1] == NULL) {
     qn_drop(children[0]);
     return luaL_error(L, "%s: out of memory", fname);
@@ -148,14 +149,14 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t deadline, int idx, cons
 static int l_timeout(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.timeout");
   uint64_t ns = lq_check_seconds(L, 1);
-  return timeout_at(L, c, lq_deadline_after(c->rt, ns), 2, "quench.timeout");
+  return timeout_at(L, c, ns, 1, 2, "quench.timeout");
 }
 
 /* quench.deadline(t, branch, ...): t on the quench.now() scale. */
 static int l_deadline(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.deadline");
   uint64_t at = lq_check_seconds(L, 1);
-  return timeout_at(L, c, at, 2, "quench.deadline");
+  return timeout_at(L, c, at, 0, 2, "quench.deadline");
 }
 
 static const luaL_Reg functions[] = {

@@ -131,6 +131,9 @@ void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *t, void *arg), voi
 
 /* Ready when the runtime's clock reaches `deadline` (ns, qn_now scale). */
 qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline);
+/* Ready `ns` after its first poll (timeouts: a branch that is ready at once
+   means the clock is never read and no timer armed). */
+qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns);
 uint64_t qn_sleep_deadline(const qn_future *sleep);
 /* Ready when `target` is done. */
 qn_future *qn_join_new(qn_task *target);
