@@ -23,8 +23,7 @@ typedef struct signal_future {
   qn_runtime *rt;
   sigwatch *sw;
   qn__wait w;
-  uint64_t seen;          /* sw->delivered when it started waiting */
-  int signum, ready;
+  int signum, ready, taken;
 } signal_future;
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -99,6 +98,7 @@ static int signal_poll(qn_future *f, qn_waker *wk) {
 static void signal_drop(qn_future *f) {
   signal_future *s = (signal_future *)f;
   qn__wait_unlink(&s->w);
+  if (s->ready && !s->taken && s->sw) s->sw->pending++;   /* woken, never seen: give it back */
   if (s->sw && qn__list_empty(&s->sw->waiters)) uv_unref((uv_handle_t *)&s->sw->handle);
   free(s);
 }
@@ -115,7 +115,9 @@ qn_future *qn_signal_new(qn_runtime *rt, int signum) {
   return &s->base;
 }
 
-int qn_signal_failed(const qn_future *f) {
-  const signal_future *s = (const signal_future *)f;
-  return s->ready == 0;
+int qn_signal_take(qn_future *f) {
+  signal_future *s = (signal_future *)f;
+  if (!s->ready) return QN_EINVAL;
+  s->taken = 1;
+  return QN_OK;
 }

@@ -64,7 +64,7 @@ local status = quench.run(function()
     end
   end
   second:abort()
-  say("flush: all workers stopped" .. (clean and "" or " (some aborted)"))
+  say("flush: all workers stopped" .. ((clean and not forced) and "" or " (some aborted)"))
   if forced then return 130 end
   return clean and 0 or 1
 end)

@@ -481,6 +481,14 @@ static int coro_poll(qn_future *f, qn_waker *w) {
   return resume(c, 0);
 }
 
+/* A thread for the defers of a task that never started (h:defer), kept in
+   the pool: it is left there with an empty stack. */
+static lua_State *pool_take_anchored(lq_runtime *rt) {
+  lua_State *co = pool_take(rt);          /* on top of S: back into the pool */
+  lua_rawseti(rt->S, S_POOL, ++rt->npool);
+  return co;
+}
+
 /* Drop: after completion, only unanchor; otherwise cancel and clean up. */
 static void coro_drop(qn_future *f) {
   lq_coro *c = (lq_coro *)f;
@@ -519,10 +527,10 @@ static void coro_drop(qn_future *f) {
       }
       rt->running = prev;
       lua_settop(co, 0);
-      if (run_defers(rt, h, ud, co)) {
-        if (failed) lua_pop(S, 1);   /* the first cleanup error wins */
-        failed = 1;
-      }
+    }
+    if (run_defers(rt, h, ud, co ? co : pool_take_anchored(rt))) {
+      if (failed) lua_pop(S, 1);     /* the first cleanup error wins */
+      failed = 1;
     }
     if (!failed) {
       lq_push_reason(S, h, ud);

@@ -6,7 +6,8 @@
 ** (such as terminating on SIGINT) no longer happens.
 **
 ** Cancel safety: a dropped wait loses nothing: a delivery with nobody
-** waiting is counted for the next wait.
+** waiting is counted for the next wait, and so is one that woke a wait
+** dropped before it returned.
 */
 #include <signal.h>
 #include <string.h>
@@ -26,7 +27,7 @@ static int check_signal(lua_State *L, int idx) {
 }
 
 static int finish(lua_State *L, int name_idx, qn_future *f) {
-  if (qn_signal_failed(f)) {
+  if (qn_signal_take(f) != QN_OK) {
     lua_pushnil(L);
     lua_pushfstring(L, "cannot watch %s", lua_tostring(L, name_idx));
     return 2;

@@ -321,6 +321,30 @@ static int l_wait(lua_State *L) {
   return lq_await(L, c, f, wait_k, 0);
 }
 
+static qn_future *wait_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lua_getiuservalue(L, op, 1);
+  qn_future *f = qn_barrier_wait_new(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  return f;
+}
+
+static int wait_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  lua_pushboolean(L, qn_barrier_is_leader(f));
+  return 1;
+}
+
+static const lq_op_kind wait_kind = { "barrier wait", NULL, wait_start, wait_finish };
+
+static int l_wait_op(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_BARRIER);
+  lq_op_new(L, &wait_kind, 1);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
 /* ---- registration ---- */
 
 static void new_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods) {
@@ -351,7 +375,7 @@ static const luaL_Reg notify_methods[] = {
   {"notify_one", l_notify_one}, {"notify_all", l_notify_all}, {"notified", l_notified},
   {"notified_op", l_notified_op}, {NULL, NULL}
 };
-static const luaL_Reg barrier_methods[] = { {"wait", l_wait}, {NULL, NULL} };
+static const luaL_Reg barrier_methods[] = { {"wait", l_wait}, {"wait_op", l_wait_op}, {NULL, NULL} };
 
 static const luaL_Reg functions[] = {
   {"mutex", l_mutex}, {"rwlock", l_rwlock}, {"semaphore", l_semaphore},

@@ -305,6 +305,30 @@ static int l_state(lua_State *L) {
   return 1;
 }
 
+/* h:defer(fn): run fn when the task ends, on every outcome, as if the task
+   had called quench.defer(fn) first (also when it is aborted before it ran). */
+static int l_task_defer(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE)
+    return luaL_error(L, "quench.task:defer: the task has ended");
+  lq_push_extras(L, 1);
+  if (lua_getfield(L, -1, "defers") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "defers");
+  }
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = n; i >= 1; i--) {       /* first in, so it runs last (LIFO) */
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, 1);
+  return 0;
+}
+
 /* h:name([new]): read or set the task's name (shown by quench.tasks()). */
 static int l_name(lua_State *L) {
   lq_check_task(L, 1);
@@ -434,7 +458,7 @@ static int l_stats(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"join", l_join}, {"abort", l_abort}, {"cancel", l_cancel}, {"done", l_done},
   {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {"stop", l_stop},
-  {"name", l_name}, {"traceback", l_traceback}, {NULL, NULL}
+  {"name", l_name}, {"traceback", l_traceback}, {"defer", l_task_defer}, {NULL, NULL}
 };
 
 static const luaL_Reg metamethods[] = {

@@ -128,6 +128,46 @@ describe("scope", function()
     assert.are.same({ "child dropped" }, log)
   end))
 
+  it("raises the error of a child's drop-time cleanup when the grace period ran out", T(function()
+    local ok, err = pcall(quench.scope, { grace = 1 }, function(s)
+      s:spawn(function()
+        local _ <close> = setmetatable({}, { __close = function() error("cleanup broke", 0) end })
+        quench.shield(quench.sleep, 100)
+      end)
+      quench.sleep(1)
+      s:cancel("stop")
+    end)
+    assert.is_false(ok)
+    assert.are.equal("cleanup broke", err)
+  end))
+
+  it("raises a child's error even when the task running it is cancelled", T(function()
+    local h = quench.spawn(function()
+      quench.scope(function(s)
+        s:spawn(function()
+          pcall(quench.sleep, 100)
+          error("child failed while stopping", 0)
+        end)
+        quench.sleep(100)
+      end)
+    end)
+    quench.sleep(1)
+    h:cancel("outer")
+    assert.are.same({ false, "child failed while stopping" }, { h:join() })
+  end))
+
+  it("siblings of a failed child see a readable reason", T(function()
+    local reason
+    pcall(quench.scope, function(s)
+      s:spawn(function() quench.sleep(1); error("x", 0) end)
+      s:spawn(function()
+        local _, e = pcall(quench.sleep, 100)
+        reason = tostring(e)
+      end)
+    end)
+    assert.are.equal("cancelled: scope: a sibling task failed", reason)
+  end))
+
   it("refuses spawns after it ended", T(function()
     local saved
     quench.scope(function(s) saved = s end)
@@ -164,6 +204,21 @@ describe("task sets", function()
     end
     table.sort(log)
     assert.are.same({ 1, 2, 3 }, log)
+  end))
+
+  it("tasks aborted before they ever ran are still given by join_next", T(function()
+    local set = quench.task_set()
+    for _ = 1, 3 do set:spawn(quench.sleep, 10) end
+    set:abort_all("never mind")
+    local n = 0
+    while true do
+      local h, ok, err = set:join_next()
+      if not h then break end
+      assert.is_false(ok)
+      assert.are.equal("never mind", err.reason)
+      n = n + 1
+    end
+    assert.are.equal(3, n)
   end))
 
   it("a dropped join_next loses no completion", T(function()
@@ -222,6 +277,7 @@ describe("introspection", function()
     assert.are.equal(h, by_id[h:id()].handle)
     assert.are.equal("running", by_id[quench.current():id()].state)
     r:abort()
+    h:abort()
   end))
 
   it("h:traceback shows where a suspended task waits", T(function()
@@ -317,6 +373,19 @@ describe("signals and graceful shutdown", function()
       "bad argument #1 to 'signal' (unknown signal 'SIGFOO' (SIGINT, SIGTERM, SIGHUP, "
       .. "SIGQUIT, SIGUSR1, SIGUSR2 or SIGWINCH))")
   end))
+
+  it("a delivery that woke a dropped wait is not lost", function()
+    quench.run(function()
+      quench.spawn(function() os.execute("kill -USR1 $PPID; kill -USR2 $PPID") end)
+      local ok, first = quench.timeout(10, function()
+        return quench.select(quench.signal_op("SIGUSR1"), quench.signal_op("SIGUSR2"))
+      end)
+      assert.is_true(ok)
+      -- the other one, delivered to the losing wait or after the select, is counted
+      local other = first == 1 and "SIGUSR2" or "SIGUSR1"
+      assert.are.same({ true, other }, { quench.timeout(10, quench.signal, other) })
+    end)
+  end)
 
   it("a signal sent to ourselves wakes quench.signal", function()
     quench.run(function()

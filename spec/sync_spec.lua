@@ -135,6 +135,13 @@ describe("barrier", function()
     assert.are.same({ false, false }, results)
   end))
 
+  it("wait_op works in select", T(function()
+    local b = quench.barrier(2)
+    quench.spawn(function() b:wait() end)
+    -- the other task arrives last: it is the leader
+    assert.are.same({ 1, false }, { quench.select(b:wait_op(), quench.sleep_op(1)) })
+  end))
+
   it("a waiter dropped before the release takes its arrival back", T(function()
     local b = quench.barrier(2)
     local h = quench.spawn(function() b:wait() end)

@@ -203,6 +203,33 @@ describe("abort (S3: abort is drop)", function()
   end))
 end)
 
+describe("h:defer", function()
+  it("runs at the task's end on every outcome, after the task's own defers", T(function()
+    local log = {}
+    local h = quench.spawn(function()
+      quench.defer(function() log[#log + 1] = "inside" end)
+      quench.sleep(1)
+    end)
+    h:defer(function() log[#log + 1] = "outside" end)
+    h:join()
+    assert.are.same({ "inside", "outside" }, log)
+  end))
+
+  it("runs for a task aborted before it ever ran", T(function()
+    local ran = false
+    local h = quench.spawn(function() end)
+    h:defer(function() ran = true end)
+    h:abort()
+    assert.is_true(ran)
+  end))
+
+  it("is refused once the task has ended", T(function()
+    local h = quench.spawn(function() end)
+    h:join()
+    assert.has_error(function() h:defer(print) end, "quench.task:defer: the task has ended")
+  end))
+end)
+
 describe("handles (S4)", function()
   it("in a <close> variable abort their task at scope exit", T(function()
     local log = {}
@@ -241,6 +268,7 @@ describe("handles (S4)", function()
     local h = quench.spawn(function() end)
     assert.matches("^quench.task #%d+ %(pending%)$", tostring(h))
     assert.is_number(h:id())
+    h:join()
   end))
 end)
 
@@ -302,6 +330,7 @@ describe("bad input", function()
       "bad argument #1 to 'stop' (number expected, got string)")
     assert.has_error(function() h:name(5) end,
       "bad argument #1 to 'name' (string expected, got number)")
+    h:join()
   end))
 
   it("a huge or negative sleep is accepted (negative: a yield; huge: effectively forever)", T(function()

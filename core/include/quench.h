@@ -182,9 +182,10 @@ qn_future *qn_token_cancelled_new(qn_token *t);
 
 /* Ready at the next delivery of `signum` (or at once if one was counted
    while nobody waited); every waiter sees a delivery. If the signal cannot
-   be watched it is ready at once and qn_signal_failed says so. */
+   be watched it is ready at once and qn_signal_take fails (QN_EINVAL).
+   A delivery never taken (the future dropped first) is counted again. */
 qn_future *qn_signal_new(qn_runtime *rt, int signum);
-int qn_signal_failed(const qn_future *signal);
+int qn_signal_take(qn_future *signal);
 
 /* ---- channels ---- */
 

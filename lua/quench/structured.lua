@@ -92,8 +92,10 @@ function quench.scope(opts, fn, ...)
   local scope = setmetatable({
     token = quench.token(), children = {}, errors = {}, live = 0,
     changed = quench.notify(), grace = opts.grace or DEFAULT_GRACE,
-    reason_marker = {},
   }, Scope)
+  -- the reason siblings see when one fails: readable, and ours by identity
+  scope.reason_marker = setmetatable({ kind = "scope", message = "a sibling task failed" },
+    { __tostring = function() return "scope: a sibling task failed" end })
   -- if the task running the scope is dropped, its children go with it
   local _aborter <close> = quench.guard(function() abort_children(scope) end)
   local result = table.pack(pcall(quench.select_biased, scope.token:cancelled_op(), function()
@@ -111,10 +113,23 @@ function quench.scope(opts, fn, ...)
   end
   quench.shield(wait_children, scope)
   scope.closed = true
-  for _, h in ipairs(scope.children) do h:join() end   -- all done: marks failures observed
+  -- every child is done: join them all (marks their failures observed), and
+  -- keep the errors their drop-time cleanup raised when aborted
+  quench.shield(function()
+    local seen = {}
+    for _, e in ipairs(scope.errors) do seen[e] = true end
+    for _, h in ipairs(scope.children) do
+      local ok, err = h:join()
+      if not ok and not quench.is_cancelled(err) and not seen[err] then
+        seen[err] = true
+        scope.errors[#scope.errors + 1] = err
+      end
+    end
+  end)
   if #scope.errors == 1 then error(scope.errors[1], 0) end
   if #scope.errors > 1 then
-    error(setmetatable({ kind = "multiple", error = scope.errors[1], errors = scope.errors },
+    error(setmetatable({ kind = "multiple", error = scope.errors[1], errors = scope.errors,
+      message = #scope.errors .. " tasks failed; the first: " .. tostring(scope.errors[1]) },
       getmetatable(quench.cancelled_error())), 0)
   end
   if outer_cancel then error(outer_cancel, 0) end
@@ -136,11 +151,8 @@ function TaskSet:spawn(fn, ...)
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
   end
   local set = self
-  local h
-  h = quench.spawn(function(...)
-    quench.defer(function() set.done:try_send(h) end)
-    return fn(...)
-  end, ...)
+  local h = quench.spawn(fn, ...)
+  h:defer(function() set.done:try_send(h) end)   -- runs however it ends, even never started
   self.tasks[h] = true
   self.count = self.count + 1
   return h
