@@ -2,11 +2,15 @@
 # Run every test of quench, from a clean clone, as root on Debian 12:
 #   1. build/      (Release -O2): ctest, then busted on spec/
 #   2. luacheck on spec/ lua/ examples/ bench/
-#   3. build-asan/ (QUENCH_SANITIZE=ON): ctest, then busted on spec/ with the
+#   3. install: `luarocks make` of rocks/quench-scm-1.rockspec into a temporary
+#      tree, then examples/demo.lua run by a plain lua5.4 with only that
+#      tree's `luarocks path` set up (what a user does)
+#   4. build-asan/ (QUENCH_SANITIZE=ON): ctest, then busted on spec/ with the
 #      ASan+UBSan runtimes preloaded into the (uninstrumented) lua5.4
 # The last line printed is "N passed, N failed" summed over every suite; the
 # exit status is nonzero if anything failed.
-#   QUENCH_SKIP_ASAN=1   skip stage 3 (quick local runs)
+#   QUENCH_SKIP_ASAN=1   skip stage 4 (quick local runs)
+#   QUENCH_SKIP_INSTALL=1  skip stage 3
 #   QUENCH_BUSTED_TIMEOUT=600  seconds for one busted run (ctest: 300 per test)
 #   QUENCH_NO_APT=1      do not apt-get missing packages
 set -uo pipefail
@@ -125,7 +129,35 @@ if [ ${#lint_dirs[@]} -gt 0 ]; then
   record "luacheck" "$lok" "$lbad"
 fi
 
-# --- 3. ASan + UBSan build -----------------------------------------------------
+# --- 3. install with luarocks, run an example from the installed tree ----------
+# One counted check: the rock builds and installs offline into a fresh tree,
+# and `require "quench"` there finds the installed module (not build/).
+if [ "${QUENCH_SKIP_INSTALL:-}" != 1 ]; then
+  banner "install: luarocks make rocks/quench-scm-1.rockspec"
+  mkdir -p "$LOGDIR"
+  itree=$(mktemp -d "${TMPDIR:-/tmp}/quench-tree.XXXXXX")
+  ilog=$LOGDIR/install.log
+  # a stale CMake cache (e.g. from a clone at another path) would break the build
+  rm -rf build.luarocks
+  if luarocks --lua-version=5.4 --tree="$itree" make rocks/quench-scm-1.rockspec >"$ilog" 2>&1 &&
+     env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 bash -c '
+       set -e
+       eval "$(luarocks --lua-version=5.4 --tree="$1" path)"
+       cd "$1"
+       lua5.4 "$2/scripts/check_install.lua" "$1"
+       lua5.4 "$2/examples/demo.lua"' _ "$itree" "$ROOT" >>"$ilog" 2>&1 &&
+     grep -q '^demo done$' "$ilog"; then
+    tail -n 3 "$ilog"
+    record "install" 1 0
+  else
+    cat "$ilog"
+    echo "install: failed (log: $ilog)" >&2
+    record "install" 0 1
+  fi
+  rm -rf "$itree" build.luarocks
+fi
+
+# --- 4. ASan + UBSan build -----------------------------------------------------
 if [ "${QUENCH_SKIP_ASAN:-}" != 1 ]; then
   # exitcode=86: a sanitizer report (LeakSanitizer's too) fails the process
   # even where the program would have exited 0.

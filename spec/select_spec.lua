@@ -34,10 +34,11 @@ describe("select (S7)", function()
 
   it("completes a ready branch without suspending", T(function()
     local other_ran = false
-    quench.spawn(function() other_ran = true end)
+    local other = quench.spawn(function() other_ran = true end)
     local i, v = quench.select(function() return "ready" end, quench.sleep_op(1))
     assert.are.same({ 1, "ready" }, { i, v })
     assert.is_false(other_ran)               -- we never gave up the CPU
+    other:join()
   end))
 
   it("is fair by default: either of two ready branches can win", T(function()

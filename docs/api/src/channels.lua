@@ -1,0 +1,349 @@
+--- Channels: mpmc channel, oneshot, broadcast, watch.
+--
+-- Expected outcomes are results (`nil, "closed"`, `nil, "full"`,
+-- `nil, "empty"`); misuse raises (`nil` as a message:
+-- `nil cannot be sent (send false or a sentinel)`). `try_*` methods never
+-- wait and are not cancellation points. Guide:
+-- [docs/sync.md](../../sync.md) (its "Cancel safety" table covers every
+-- drop point).
+-- @module channels
+
+--- A channel: a FIFO queue with many senders and many receivers; each
+-- message goes to one receiver.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam[opt] integer capacity at least 1; nil for unbounded (send never waits)
+-- @treturn Channel the channel
+-- @raise `bad argument #1 to 'channel' (capacity must be at least 1 (or nil: unbounded))`
+function quench.channel(capacity) end
+
+--- A oneshot: one value from one sender to one receiver.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn OneshotSender tx
+-- @treturn OneshotReceiver rx
+-- @raise never
+function quench.oneshot() end
+
+--- A broadcast channel: every subscriber sees every message sent after it
+-- subscribed.
+--
+-- A subscriber that falls more than `capacity` messages behind gets
+-- `nil, "lagged", n` once and continues from the oldest message kept.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam integer capacity messages kept for slow subscribers, at least 1
+-- @treturn Broadcast the sender
+-- @raise `bad argument #1 to 'broadcast' (capacity must be at least 1)`
+function quench.broadcast(capacity) end
+
+--- A watch: a cell holding the latest value; subscribers wait for a value
+-- newer than the last one they saw (intermediate values are skipped).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @param[opt] value the initial value
+-- @treturn Watch the sender
+-- @raise never
+function quench.watch(value) end
+
+--- A channel (`quench.channel`). `<close>` closes it;
+-- `tostring(ch)` is `quench.channel (2 queued)`.
+-- @type Channel
+
+--- Send `v`, waiting while a bounded channel is full.
+--
+-- **Cancel safety.** All or nothing: `true` means the message is in the
+-- channel (or with a receiver); a send dropped at any point (waiting for
+-- room, or given room but not yet resumed) delivered nothing, and the room
+-- passes to the next sender. The caller still holds `v` and may send it
+-- again.
+--
+-- @param v the message (not nil)
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"closed"` when the channel is closed
+-- @raise `bad argument #2 to 'send' (nil cannot be sent ...)`; outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function Channel:send(v) end
+
+--- Receive the next message, waiting while the channel is empty.
+--
+-- After `close`, the messages still queued are received first.
+--
+-- **Cancel safety.** Cancel-safe: a message is taken only when `recv`
+-- returns it. A dropped recv loses nothing; a message already handed to it
+-- goes back to the front of the queue (no loss, no reordering).
+--
+-- @return the message, or nil
+-- @treturn ?string `"closed"` when the channel is closed and empty
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function Channel:recv() end
+
+--- Send without waiting.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @param v the message (not nil)
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"full"` or `"closed"`
+-- @raise `bad argument #2 to 'try_send' (nil cannot be sent ...)`
+function Channel:try_send(v) end
+
+--- Receive without waiting.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @return the message, or nil
+-- @treturn ?string `"empty"` or `"closed"`
+-- @raise on a bad self
+function Channel:try_recv() end
+
+--- The op of `send(v)`.
+--
+-- **Cancel safety.** As `send`: a send_op that loses a select or times out
+-- delivered nothing.
+--
+-- @param v the message (not nil)
+-- @treturn Op an op returning what `send` returns
+-- @raise `bad argument #2 to 'send_op' (nil cannot be sent ...)`
+function Channel:send_op(v) end
+
+--- The op of `recv()`.
+--
+-- **Cancel safety.** As `recv`: nothing is lost when it loses a select.
+--
+-- @treturn Op an op returning what `recv` returns
+-- @raise on a bad self
+function Channel:recv_op() end
+
+--- Close the channel: senders get `nil, "closed"`; receivers drain what is
+-- queued, then get `nil, "closed"`. Idempotent.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Channel:close() end
+
+--- How many messages are queued.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer the count
+-- @raise on a bad self
+function Channel:len() end
+
+--- Whether the channel was closed.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean closed or not
+-- @raise on a bad self
+function Channel:is_closed() end
+
+--- The sending half of a oneshot (`quench.oneshot.sender`). Closing it
+-- unsent, also by `<close>`, tells the receiver (`nil, "closed"`).
+-- @type OneshotSender
+
+--- Send the value. Never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @param v the value (not nil)
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"closed"` when the receiver is closed
+-- @raise `quench.oneshot: a value was already sent`; a nil `v`.
+function OneshotSender:send(v) end
+
+--- Close the sender: a receiver still waiting gets `nil, "closed"`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function OneshotSender:close() end
+
+--- Whether the receiver was closed (nobody will read a value).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean closed or not
+-- @raise on a bad self
+function OneshotSender:is_closed() end
+
+--- The receiving half of a oneshot (`quench.oneshot.receiver`). `<close>`
+-- closes it.
+-- @type OneshotReceiver
+
+--- Wait for the value.
+--
+-- **Cancel safety.** Cancel-safe: a dropped recv takes nothing; a value
+-- already handed to it goes back, and the next `recv` returns it.
+--
+-- @return the value, or nil
+-- @treturn ?string `"closed"` when the sender closed without sending (or
+-- the value was already received)
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function OneshotReceiver:recv() end
+
+--- Take the value if it is there. Never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @return the value, or nil
+-- @treturn ?string `"empty"` or `"closed"`
+-- @raise on a bad self
+function OneshotReceiver:try_recv() end
+
+--- The op of `recv()`.
+--
+-- **Cancel safety.** As `recv`.
+--
+-- @treturn Op an op returning what `recv` returns
+-- @raise on a bad self
+function OneshotReceiver:recv_op() end
+
+--- Close the receiver: the sender's `send` returns `nil, "closed"`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function OneshotReceiver:close() end
+
+--- The sending side of a broadcast channel (`quench.broadcast`). `<close>`
+-- closes it.
+-- @type Broadcast
+
+--- Send `v` to every current subscriber. Never waits: the oldest message
+-- is overwritten when the ring is full (slow subscribers then lag).
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @param v the message (not nil)
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"closed"`
+-- @raise `bad argument #2 to 'send' (nil cannot be sent)`
+function Broadcast:send(v) end
+
+--- Close: subscribers get the messages still kept, then `nil, "closed"`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Broadcast:close() end
+
+--- A new subscriber, seeing the messages sent from now on.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn BroadcastReceiver the subscriber
+-- @raise on a bad self
+function Broadcast:subscribe() end
+
+--- A subscriber of a broadcast channel (`quench.broadcast.receiver`).
+-- @type BroadcastReceiver
+
+--- Wait for the next message.
+--
+-- **Cancel safety.** Cancel-safe: the subscriber's position moves only when
+-- `recv` returns, so a dropped recv loses nothing (unless the message is
+-- overwritten meanwhile: then `lagged`, as for any slow subscriber).
+--
+-- @return the message, or nil
+-- @treturn ?string `"lagged"` or `"closed"`
+-- @treturn ?integer with `"lagged"`: how many messages were skipped
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function BroadcastReceiver:recv() end
+
+--- Take the next message if there is one. Never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @return the message, or nil
+-- @treturn ?string `"empty"`, `"lagged"` or `"closed"`
+-- @treturn ?integer with `"lagged"`: how many messages were skipped
+-- @raise on a bad self
+function BroadcastReceiver:try_recv() end
+
+--- The op of `recv()`.
+--
+-- **Cancel safety.** As `recv`.
+--
+-- @treturn Op an op returning what `recv` returns
+-- @raise on a bad self
+function BroadcastReceiver:recv_op() end
+
+--- The sending side of a watch (`quench.watch`). `<close>` closes it.
+-- @type Watch
+
+--- Replace the value and wake the subscribers. `nil` is allowed.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @param v the new value
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"closed"`
+-- @raise on a bad self
+function Watch:send(v) end
+
+--- The current value.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @return the value
+-- @raise on a bad self
+function Watch:get() end
+
+--- Close: subscribers get `nil, "closed"` once they have seen the last value.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Watch:close() end
+
+--- A new subscriber; the current value counts as seen.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn WatchReceiver the subscriber
+-- @raise on a bad self
+function Watch:subscribe() end
+
+--- A subscriber of a watch (`quench.watch.receiver`).
+-- @type WatchReceiver
+
+--- The current value, now marked seen.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @return the value
+-- @raise on a bad self
+function WatchReceiver:get() end
+
+--- Whether a value was sent since the last one seen.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean changed or not
+-- @raise on a bad self
+function WatchReceiver:has_changed() end
+
+--- Wait for a value not seen yet and return it (at once if there is one).
+--
+-- **Cancel safety.** Cancel-safe: a value counts as seen only when
+-- `changed` (or `get`) returns it, so after a drop `has_changed()` stays
+-- true and the next `changed` returns at once.
+--
+-- @return the new value (possibly nil), or nil
+-- @treturn ?string `"closed"` when closed with nothing new
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function WatchReceiver:changed() end
+
+--- The op of `changed()`.
+--
+-- **Cancel safety.** As `changed`.
+--
+-- @treturn Op an op returning what `changed` returns
+-- @raise on a bad self
+function WatchReceiver:changed_op() end

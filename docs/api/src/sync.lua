@@ -1,0 +1,264 @@
+--- Synchronisation: mutex, rwlock, semaphore, notify, barrier.
+--
+-- Locks and semaphores are fair (FIFO). `lock`, `read`, `write` and
+-- `acquire` return a Permit: release it with `<close>` (or
+-- `p:release()`). Garbage collection never releases a permit: a forgotten
+-- one keeps its lock held (and `quench.run`'s deadlock check reports it).
+-- Guide: [docs/sync.md](../../sync.md).
+-- @module sync
+
+--- A mutex: one holder at a time.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn Mutex the mutex
+-- @raise never
+function quench.mutex() end
+
+--- A readers-writer lock: many readers or one writer, in FIFO order.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn RwLock the lock
+-- @raise never
+function quench.rwlock() end
+
+--- A counting semaphore with `n` permits.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam integer n permits, from 0 to 2^30
+-- @treturn Semaphore the semaphore
+-- @raise `bad argument #1 to 'semaphore' (permits must be between 0 and 2^30)`
+function quench.semaphore(n) end
+
+--- A notify (as tokio's): `notify_one` wakes one waiter or stores one
+-- notification for the next; `notify_all` wakes every current waiter.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn Notify the notify
+-- @raise never
+function quench.notify() end
+
+--- A barrier for `n` tasks: `wait` returns once `n` tasks are waiting.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam integer n tasks, at least 1
+-- @treturn Barrier the barrier
+-- @raise `bad argument #1 to 'barrier' (a barrier needs at least 1 task)`
+function quench.barrier(n) end
+
+--- A mutex (`quench.mutex`).
+-- @type Mutex
+
+--- Wait for the lock; return the guard that holds it.
+--
+-- **Cancel safety.** Cancel-safe: a waiter dropped at any point never ends
+-- up holding the lock; one granted to it just before is released again, to
+-- the next waiter in order.
+--
+-- @treturn Permit the guard: hold it in a `<close>` variable
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+-- @usage local guard <close> = m:lock()
+function Mutex:lock() end
+
+--- Take the lock if it is free. Never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @treturn ?Permit the guard, or nil if the lock is held
+-- @raise on a bad self
+function Mutex:try_lock() end
+
+--- The op of `lock()`.
+--
+-- **Cancel safety.** As `lock`.
+--
+-- @treturn Op an op returning the guard
+-- @raise on a bad self
+function Mutex:lock_op() end
+
+--- Whether the mutex is held.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean held or not
+-- @raise on a bad self
+function Mutex:is_locked() end
+
+--- A readers-writer lock (`quench.rwlock`).
+-- @type RwLock
+
+--- Wait for a read lock (shared with other readers).
+--
+-- **Cancel safety.** As `Mutex:lock`: a dropped waiter never holds it.
+--
+-- @treturn Permit the guard
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function RwLock:read() end
+
+--- Wait for the write lock (exclusive).
+--
+-- **Cancel safety.** As `Mutex:lock`. If the dropped waiter was first in
+-- line, smaller requests behind it may now be served.
+--
+-- @treturn Permit the guard
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function RwLock:write() end
+
+--- Take a read lock if one is free now. Never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @treturn ?Permit the guard, or nil
+-- @raise on a bad self
+function RwLock:try_read() end
+
+--- Take the write lock if it is free now. Never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @treturn ?Permit the guard, or nil
+-- @raise on a bad self
+function RwLock:try_write() end
+
+--- The op of `read()`.
+--
+-- **Cancel safety.** As `read`.
+--
+-- @treturn Op an op returning the guard
+-- @raise on a bad self
+function RwLock:read_op() end
+
+--- The op of `write()`.
+--
+-- **Cancel safety.** As `write`.
+--
+-- @treturn Op an op returning the guard
+-- @raise on a bad self
+function RwLock:write_op() end
+
+--- A semaphore (`quench.semaphore`).
+-- @type Semaphore
+
+--- Wait for `k` permits at once.
+--
+-- **Cancel safety.** Cancel-safe: a dropped acquire never keeps a permit;
+-- permits granted to it just before go to the next waiters in order.
+--
+-- @tparam[opt=1] integer k permits, from 1 to the semaphore's total
+-- @treturn Permit a permit holding `k`
+-- @raise `bad argument #2 to 'acquire' (must take at least 1 permit)`, `(more
+-- permits than the semaphore has)`; outside a task; `Cancelled` in a
+-- cancelled task. This is an await.
+function Semaphore:acquire(k) end
+
+--- Take `k` permits if they are available now. Never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @tparam[opt=1] integer k permits
+-- @treturn ?Permit a permit, or nil
+-- @raise as `acquire` for a bad `k`
+function Semaphore:try_acquire(k) end
+
+--- The op of `acquire(k)`.
+--
+-- **Cancel safety.** As `acquire`.
+--
+-- @tparam[opt=1] integer k permits
+-- @treturn Op an op returning the permit
+-- @raise as `acquire` for a bad `k`
+function Semaphore:acquire_op(k) end
+
+--- How many permits are free.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer the count
+-- @raise on a bad self
+function Semaphore:available() end
+
+--- What `lock`, `read`, `write` and `acquire` return (`quench.permit`):
+-- the lock or permits it holds go back on `<close>` or `release`.
+-- @type Permit
+
+--- Give the lock or permits back. Idempotent.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Permit:release() end
+
+--- The same as `release` (reads better for a mutex guard).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Permit:unlock() end
+
+--- Whether the permit still holds its lock or permits.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean held or not
+-- @raise on a bad self
+function Permit:held() end
+
+--- A notify (`quench.notify`).
+-- @type Notify
+
+--- Wake the first waiter, or store one notification for the next
+-- `notified` if nobody waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @raise on a bad self
+function Notify:notify_one() end
+
+--- Wake every task waiting now; nothing is stored.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @raise on a bad self
+function Notify:notify_all() end
+
+--- Wait for a notification (at once if one is stored).
+--
+-- **Cancel safety.** A stored notification is not consumed by a drop; a
+-- `notify_one` given to a dropped waiter passes to the next waiter (or is
+-- stored), so none is lost. A `notify_all` is lost for a dropped waiter.
+--
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function Notify:notified() end
+
+--- The op of `notified()`.
+--
+-- **Cancel safety.** As `notified`.
+--
+-- @treturn Op an op returning nothing
+-- @raise on a bad self
+function Notify:notified_op() end
+
+--- A barrier (`quench.barrier`).
+-- @type Barrier
+
+--- Wait until `n` tasks wait; they are then all released.
+--
+-- **Cancel safety.** A waiter dropped before the release takes its arrival
+-- back (the group still needs `n`). After the release its arrival counted.
+--
+-- @treturn boolean `true` for the task whose arrival released the others
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function Barrier:wait() end
+
+--- The op of `wait()`.
+--
+-- **Cancel safety.** As `wait`: an op dropped before the release takes its
+-- arrival back.
+--
+-- @treturn Op an op returning what `wait` returns
+-- @raise on a bad self
+function Barrier:wait_op() end

@@ -1,0 +1,39 @@
+--- Testing with busted: `quench.test`.
+--
+-- Guide: [docs/testing-with-busted.md](../../testing-with-busted.md).
+-- @module testing
+
+--- A busted body running `fn` in a fresh runtime, with checks.
+--
+-- The returned function calls `quench.run(opts, fn)` on the **virtual
+-- clock** with **seed 1** unless `opts` says otherwise, and then fails
+-- (raises a message naming them) when:
+--
+-- * tasks other than `fn`'s own are still alive as `fn` returns: each is
+--   listed with id, name, state and what it waits for (`quench.run`'s
+--   teardown still aborts them, with their cleanup);
+-- * a task failed and nobody observed its error (no `h:join()` returned
+--   it): each is listed with its error and traceback. When `opts` has an
+--   `on_task_error`, the reports go to it instead and do not fail the test.
+--
+-- An error raised by `fn` itself is raised unchanged (reports collected
+-- meanwhile go to stderr).
+--
+-- **Cancel safety.** Not an await: the body is called by busted, outside
+-- any runtime.
+--
+-- @tparam function fn the test, run as the main task
+-- @tparam[opt] table opts options of `quench.run` (`clock`, `seed`,
+-- `on_task_error`, `on_warning`, `slow_task`), plus `allow_alive = true` to
+-- let tasks outlive `fn`
+-- @treturn function the body, for `it`: it returns `fn`'s results
+-- @raise `bad argument #1 to 'test' (function expected, ...)`, `bad argument
+-- #2 to 'test' (table expected, ...)`; the body raises `fn`'s error, or
+-- `quench.test: N tasks still alive ...` / `quench.test: N task errors
+-- nobody observed ...`.
+-- @usage it("times out", quench.test(function()
+--   local ok = quench.timeout(1, quench.sleep, 5)
+--   assert.is_false(ok)
+--   assert.are.equal(1, quench.now())
+-- end))
+function quench.test(fn, opts) end

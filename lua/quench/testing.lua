@@ -1,0 +1,108 @@
+-- quench.test with checks: the busted body it returns fails, naming them,
+-- when tasks are still alive as the test function returns, or when a task
+-- failed and nobody observed its error. Wraps the C quench.test (fresh
+-- runtime, virtual clock and seed 1 unless opts says otherwise), whose
+-- behaviour it keeps. Loaded by luaopen_quench with the module.
+local quench = ...
+if type(quench) ~= "table" then   -- require "quench.testing": the module already has it
+  return require "quench"
+end
+
+local c_test = quench.test
+
+-- Options this wrapper reads; they are not passed on to quench.run.
+local OWN_OPTS = { allow_alive = true }
+
+local function describe_task(t)
+  local s = "task #" .. tostring(t.id)
+  if t.name ~= nil then s = s .. " " .. string.format("%q", tostring(t.name)) end
+  s = s .. " (" .. tostring(t.state)
+  if t.waiting ~= nil then s = s .. ", waiting: " .. tostring(t.waiting) end
+  return s .. ")"
+end
+
+local function describe_error(r)
+  local s = "task #" .. tostring(r.id)
+  if r.name ~= nil then s = s .. " " .. string.format("%q", tostring(r.name)) end
+  local ok, text = pcall(tostring, r.err)
+  if not ok then text = "(" .. type(r.err) .. " error whose __tostring failed)" end
+  s = s .. ": " .. text
+  local tb = r.traceback
+  if type(tb) == "string" and tb ~= "" then
+    if tb:sub(1, #text + 1) == text .. "\n" then tb = tb:sub(#text + 2) end   -- no message twice
+    s = s .. "\n    " .. tb:gsub("\n", "\n    ")
+  end
+  return s
+end
+
+local function plural(n, word)
+  return n .. " " .. word .. (n == 1 and "" or "s")
+end
+
+-- The message naming everything that went wrong, or nil.
+local function failure_message(alive, errors)
+  local parts = {}
+  if alive and #alive > 0 then
+    local lines = { "quench.test: " .. plural(#alive, "task") .. " still alive when the test "
+      .. "function returned (join, abort or scope them; opts.allow_alive = true to allow):" }
+    for _, t in ipairs(alive) do lines[#lines + 1] = "  " .. describe_task(t) end
+    parts[#parts + 1] = table.concat(lines, "\n")
+  end
+  if #errors > 0 then
+    local lines = { "quench.test: " .. plural(#errors, "task error") .. " nobody observed "
+      .. "(join the task to see its error, or pass opts.on_task_error):" }
+    for _, r in ipairs(errors) do lines[#lines + 1] = "  " .. describe_error(r) end
+    parts[#parts + 1] = table.concat(lines, "\n")
+  end
+  if #parts == 0 then return nil end
+  return table.concat(parts, "\n")
+end
+
+--- quench.test(fn [, opts]): a busted body running fn in a fresh runtime
+-- (virtual clock and seed 1 by default). It fails when tasks other than
+-- fn's own are alive as fn returns (unless opts.allow_alive), and when a
+-- task error was never observed (unless opts.on_task_error is given: it
+-- then gets the reports, as in quench.run).
+function quench.test(fn, opts)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'test' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'test' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  return function()
+    local run_opts = {}
+    for k, v in pairs(opts) do
+      if not OWN_OPTS[k] then run_opts[k] = v end
+    end
+    local errors = {}
+    if run_opts.on_task_error == nil then
+      run_opts.on_task_error = function(err, traceback, h)
+        errors[#errors + 1] = { err = err, traceback = traceback, id = h:id(), name = h:name() }
+      end
+    end
+    local alive
+    local function body()
+      local r = table.pack(fn())
+      if not opts.allow_alive then
+        local me = quench.current()
+        alive = {}
+        for _, t in ipairs(quench.tasks()) do
+          if t.handle ~= me then alive[#alive + 1] = t end
+        end
+      end
+      return table.unpack(r, 1, r.n)
+    end
+    local r = table.pack(pcall(c_test(body, run_opts)))
+    if not r[1] then
+      -- fn's own error comes first; what was collected is not lost
+      local msg = failure_message(nil, errors)
+      if msg then io.stderr:write(msg, "\n") end
+      error(r[2], 0)
+    end
+    local msg = failure_message(alive, errors)
+    if msg then error(msg, 0) end
+    return table.unpack(r, 2, r.n)
+  end
+end
