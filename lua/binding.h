@@ -189,5 +189,8 @@ void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 
+/* pipe.c: pipe streams ("quench.pipe"), for process.c */
+void lq_pipe_push(lua_State *L, lq_runtime *rt, qn_pipe *p, const char *what);
+void lq_pipe_close(lua_State *L, int idx);   /* nil or a closed stream: nothing */
 
 #endif

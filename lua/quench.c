@@ -21,7 +21,14 @@ void lq_channel_register(lua_State *L, int mod);
 void lq_broadcast_register(lua_State *L, int mod);
 void lq_watch_register(lua_State *L, int mod);
 void lq_sync_register(lua_State *L, int mod);
+void lq_blocking_register(lua_State *L, int mod);
+void lq_fs_register(lua_State *L, int mod);
+void lq_dns_register(lua_State *L, int mod);
 void lq_signal_register(lua_State *L, int mod);
+void lq_udp_register(lua_State *L, int mod);
+void lq_pipe_register(lua_State *L, int mod);
+void lq_process_register(lua_State *L, int mod);
+void lq_tcp_register(lua_State *L, int mod);
 
 lq_module *lq_module_of(lua_State *L) {
   return (lq_module *)lua_touserdata(L, lua_upvalueindex(1));
@@ -251,7 +258,14 @@ int luaopen_quench(lua_State *L) {
   lq_broadcast_register(L, mod);
   lq_watch_register(L, mod);
   lq_sync_register(L, mod);
+  lq_blocking_register(L, mod);
+  lq_fs_register(L, mod);
+  lq_dns_register(L, mod);
   lq_signal_register(L, mod);
+  lq_udp_register(L, mod);
+  lq_pipe_register(L, mod);
+  lq_process_register(L, mod);
+  lq_tcp_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
   for (int i = 0; lq_embedded[i].name; i++) {   /* Lua sugar: each chunk extends the module */

@@ -6,6 +6,7 @@ QUENCH_PACKAGES=(
   lua5.4 liblua5.4-dev libuv1-dev
   luarocks lua-busted lua-check
   cmake gcc make libc6-dev
+  valgrind                    # scripts/test.sh stage 2 (memcheck)
   lua-sql-sqlite3             # examples/sqlite_rollback.lua
   lua-ldoc lua-markdown       # docs/api (spec/doc_coverage_spec.lua regenerates it)
 )

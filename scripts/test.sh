@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run every test of quench, from a clean clone, as root on Debian 12:
 #   1. build/      (Release -O2): ctest, then busted on spec/
+#   1b. valgrind memcheck of busted on the specs of VALGRIND_SPECS, against
+#      build/ (one suite; the fuzz specs run with smaller budgets there)
 #   2. luacheck on spec/ lua/ examples/ bench/
 #   3. install: `luarocks make` of rocks/quench-scm-1.rockspec into a temporary
 #      tree, then examples/demo.lua run by a plain lua5.4 with only that
@@ -11,6 +13,7 @@
 # exit status is nonzero if anything failed.
 #   QUENCH_SKIP_ASAN=1   skip stage 4 (quick local runs)
 #   QUENCH_SKIP_INSTALL=1  skip stage 3
+#   QUENCH_SKIP_VALGRIND=1  skip stage 1b
 #   QUENCH_BUSTED_TIMEOUT=600  seconds for one busted run (ctest: 300 per test)
 #   QUENCH_NO_APT=1      do not apt-get missing packages
 set -uo pipefail
@@ -24,6 +27,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 quench_install_deps || { echo "0 passed, 1 failed"; exit 1; }
 
 PASSED=0 FAILED=0 SKIPPED=0 PRELOAD=
+WRAP=()          # a command lua5.4 runs under (valgrind), for run_busted
 SUMMARY=()
 record() {   # record SUITE PASSED FAILED [SKIPPED]
   PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3)); SKIPPED=$((SKIPPED + ${4:-0}))
@@ -72,7 +76,7 @@ run_busted() {
   # stdout line-buffered: a LeakSanitizer report at exit ends the process
   # with _exit, which would drop busted's buffered summary line.
   timeout -k 10 "${QUENCH_BUSTED_TIMEOUT:-600}" env ${PRELOAD:+LD_PRELOAD="$PRELOAD"} \
-    lua5.4 -e 'io.stdout:setvbuf("line")' /usr/bin/busted --ignore-lua \
+    "${WRAP[@]}" lua5.4 -e 'io.stdout:setvbuf("line")' /usr/bin/busted --ignore-lua \
     -o plainTerminal "$@" 2>"$log.stderr" | tee "$log"
   local rc=${PIPESTATUS[0]}
   [ -s "$log.stderr" ] && cat "$log.stderr" >&2
@@ -93,6 +97,8 @@ run_busted() {
     why="sanitizer report (see $log.stderr)"
     grep -q '<unknown module>' "$log.stderr" &&
       why+=$'\n  frames of quench.so unnamed: configure build-asan with -DQUENCH_ASAN_NODELETE=ON and rerun to read them'
+  elif [ ${#WRAP[@]} -gt 0 ] && { [ "$rc" -eq 99 ] || grep -Eq '^==[0-9]+== [A-Z]' "$log.stderr"; }; then
+    why="valgrind report (see $log.stderr)"
   elif [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && [ -z "$why" ]; then
     why="exit status $rc with no failing test"
   fi
@@ -110,6 +116,28 @@ if build build -DCMAKE_BUILD_TYPE=Release -DQUENCH_SANITIZE=OFF; then
   run_ctest build
   if have_specs; then
     run_busted normal "$LOGDIR/busted-normal.log"
+  fi
+fi
+
+# --- 1b. valgrind memcheck (normal build) ---------------------------------------
+# A representative subset, explicit so that a slow new spec (real-time I/O)
+# does not silently blow this stage's budget (~4 minutes at most; about 50 s
+# on a 2-core machine in 2025). Definite leaks and memory errors fail it.
+VALGRIND_SPECS=(tasks cancel cancel_safety cleanup select token channel sync structured run
+                random_cancel api_fuzz limits)
+if [ "${QUENCH_SKIP_VALGRIND:-}" != 1 ] && [ -f build/quench.so ] && have_specs; then
+  if command -v valgrind >/dev/null; then
+    vspecs=()
+    for s in "${VALGRIND_SPECS[@]}"; do
+      [ -f "spec/${s}_spec.lua" ] && vspecs+=("spec/${s}_spec.lua")
+    done
+    # -q: only errors; --error-exitcode: any error or definite leak fails it
+    WRAP=(env QUENCH_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full
+          --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+    run_busted valgrind "$LOGDIR/busted-valgrind.log" "${vspecs[@]}"
+    WRAP=()
+  else
+    record "busted valgrind" 0 1   # deps.sh installs it: missing means broken
   fi
 fi
 

@@ -265,4 +265,308 @@ int qn_bcast_try_recv(const qn_bcast *b, uint64_t *next, uint64_t *seq, uint64_t
 /* Ready when *next has something (or the channel closed); moves nothing. */
 qn_future *qn_bcast_wait_new(qn_bcast *b, const uint64_t *next);
 
+/* ---- I/O objects: processes, pipes, UDP (process.c, pipe.c, udp.c) ----
+
+   I/O calls return 0 or a negative libuv error code (UV_E*; uv_err_name
+   names it), never the QN_E* codes. An I/O object is the core's: it is
+   malloc'd with its libuv handles and requests, and its embedder holds a
+   pointer and calls the object's release exactly once when it lets go.
+   The memory is freed when the embedder has released it, no future refers
+   to it, and its handles are closed (a close by qn_runtime_shutdown counts:
+   the object then reports closed, and release frees it). Core callbacks
+   only update state and wake. */
+
+/* ---- UDP ---- */
+
+enum { QN_UDP_QUEUE_DEFAULT = 64 };
+
+typedef struct qn_udp qn_udp;
+
+/* A received datagram, or a receive error (err < 0, data NULL). The
+   taker frees data. */
+typedef struct qn_udp_dgram {
+  char *data;
+  size_t len;
+  int err;
+  int truncated;          /* longer than 64 KiB: the rest was lost */
+  struct sockaddr_storage from;
+} qn_udp_dgram;
+
+/* Bind a socket (flags: UV_UDP_IPV6ONLY, UV_UDP_REUSEADDR). Reading starts
+   at the first receive and pauses while queue_max datagrams (0: the
+   default) are queued; the kernel's buffer holds or drops what comes next. */
+int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, size_t queue_max,
+                qn_udp **out);
+int qn_udp_getsockname(const qn_udp *u, struct sockaddr_storage *ss);
+int qn_udp_is_closed(const qn_udp *u);
+size_t qn_udp_queued(const qn_udp *u);
+/* Close (idempotent): waiting receives become ready with nothing. */
+void qn_udp_close(qn_udp *u);
+void qn_udp_release(qn_udp *u);
+/* 0 with *d, UV_EAGAIN (nothing queued) or UV_EBADF (closed). */
+int qn_udp_try_recv(qn_udp *u, qn_udp_dgram *d);
+/* Ready with a datagram or when the socket is closed. Dropped before the
+   datagram was taken: it goes back to the front of the queue. */
+qn_future *qn_udp_recv_new(qn_udp *u);
+int qn_udp_recv_take(qn_future *recv, qn_udp_dgram *d);   /* 0, or UV_EBADF: closed */
+/* Send now if the socket can take it: 0, UV_EAGAIN (use a future) or an error. */
+int qn_udp_try_send(qn_udp *u, const char *data, size_t len, const struct sockaddr *to);
+qn_future *qn_udp_send_new(qn_udp *u, const char *data, size_t len, const struct sockaddr *to);
+int qn_udp_send_status(const qn_future *send);
+
+/* ---- processes ---- */
+
+typedef struct qn_process qn_process;
+
+enum { QN_STDIO_INHERIT, QN_STDIO_IGNORE, QN_STDIO_PIPE };
+
+typedef struct qn_process_opts {
+  const char *file;
+  char **args;            /* argv, NULL-terminated; args[0] is the program's name */
+  char **env;             /* "K=v" strings, NULL-terminated; NULL: the parent's */
+  const char *cwd;        /* NULL: the parent's */
+  int stdio[3];           /* QN_STDIO_* for fds 0, 1, 2 */
+  int kill_on_drop;       /* see qn_process_release */
+} qn_process_opts;
+
+/* Spawn a child (errors of exec, such as UV_ENOENT, are reported here).
+   For each QN_STDIO_PIPE, fds[i] is our end of a socket pair connected to
+   the child's fd i (non-blocking, close-on-exec; the caller owns it, e.g.
+   for qn_pipe_open), else -1. */
+int qn_process_spawn(qn_runtime *rt, const qn_process_opts *o, qn_process **out, int fds[3]);
+int qn_process_pid(const qn_process *p);
+/* 1 once the child has exited (and was reaped), with its status or signal. */
+int qn_process_exited(const qn_process *p, int64_t *status, int *signal);
+/* Closed (released, or by the runtime's end): the child is no longer watched. */
+int qn_process_is_closed(const qn_process *p);
+/* 0, UV_ESRCH once the child has exited (its pid is never signalled after
+   it was reaped), UV_ECANCELED once closed, or an error. */
+int qn_process_kill(qn_process *p, int signum);
+/* Ready when the child has exited (or the handle closed); takes nothing,
+   so dropping it is harmless. */
+qn_future *qn_process_wait_new(qn_process *p);
+/* The embedder lets go. now (a close): with kill_on_drop a running child is
+   sent SIGKILL and reaped at once (for at most 100 ms: one stuck in the
+   kernel is reaped when it exits); otherwise it runs on, and is reaped at
+   its exit while the runtime lives. Not now (garbage collection): a running
+   child is left alone until it exits or the runtime ends, which does what a
+   close does. */
+void qn_process_release(qn_process *p, int now);
+
+/* ---- blocking work (libuv's thread pool) ---- */
+
+/* Runs on a pool thread; `self` is the future, for qn_work_is_cancelled. */
+typedef void (*qn_work_fn)(qn_future *self, void *arg);
+/* Ready once run(self, arg) has run on libuv's thread pool (queued at the
+   first poll). The future owns arg from here on (not on failure: NULL) and
+   calls release(arg) on the loop thread exactly once, when it is freed.
+   Dropped while queued or running, it never waits: the flag is set, the
+   request is uv_cancel'ed, and libuv's callback frees it later; the
+   runtime's shutdown waits for such work to end. */
+qn_future *qn_work_new(qn_runtime *rt, qn_work_fn run, void (*release)(void *arg), void *arg);
+/* Set once the future was dropped (cancelled); safe from any thread. */
+int qn_work_is_cancelled(const qn_future *work);
+/* Once ready: 0 if run ran, else a uv error code (it could not be queued). */
+int qn_work_status(const qn_future *work);
+void *qn_work_arg(const qn_future *work);
+
+/* ---- files (uv_fs_* on libuv's thread pool) ---- */
+
+/* An open file, owned by the embedder until qn_file_release. It is closed
+   by qn_file_close or by the runtime's shutdown; its fd then goes when no
+   future on it is left (a dropped read still running keeps it, so it never
+   touches a reused fd number). */
+typedef struct qn_file qn_file;
+qn_file *qn_file_new(qn_runtime *rt, uv_file fd);   /* owns fd; NULL: out of memory */
+uv_file qn_file_fd(const qn_file *f);               /* -1 once closed */
+int qn_file_is_closed(const qn_file *f);
+/* QN_OK or the uv error of close(2) (QN_OK when deferred or already closed). */
+int qn_file_close(qn_file *f);
+void qn_file_release(qn_file *f);                   /* closes it first if needed */
+
+/* Requests, submitted at the first poll. A dropped request still in flight
+   is uv_cancel'ed and freed by its callback; an fd it opened is closed. */
+qn_future *qn_fs_open_new(qn_runtime *rt, const char *path, int flags, int mode);
+qn_future *qn_fs_read_new(qn_runtime *rt, qn_file *f, size_t len, int64_t offset); /* -1: position */
+qn_future *qn_fs_write_new(qn_runtime *rt, qn_file *f, const char *data, size_t len,
+                           int64_t offset);   /* copies data; resumes short writes */
+qn_future *qn_fs_fstat_new(qn_runtime *rt, qn_file *f);
+qn_future *qn_fs_fsync_new(qn_runtime *rt, qn_file *f);
+qn_future *qn_fs_stat_new(qn_runtime *rt, const char *path);
+qn_future *qn_fs_scandir_new(qn_runtime *rt, const char *path);
+qn_future *qn_fs_unlink_new(qn_runtime *rt, const char *path);
+qn_future *qn_fs_rmdir_new(qn_runtime *rt, const char *path);
+qn_future *qn_fs_mkdir_new(qn_runtime *rt, const char *path, int mode);
+qn_future *qn_fs_rename_new(qn_runtime *rt, const char *path, const char *new_path);
+/* Once ready: >= 0 (bytes read or written, an fd, 0) or a uv error code. */
+ssize_t qn_fs_result(const qn_future *fs);
+/* An open's fd as a file the caller owns; NULL if it failed or out of
+   memory (the future still closes the fd when dropped). */
+qn_file *qn_fs_take_file(qn_future *open);
+const char *qn_fs_data(const qn_future *read);             /* qn_fs_result bytes */
+const uv_stat_t *qn_fs_statbuf(const qn_future *stat);     /* stat and fstat */
+int qn_fs_scandir_next(qn_future *scandir, uv_dirent_t *ent);   /* 0 or UV_EOF */
+/* Whole files: open, read or write everything, close, as one piece of pool
+   work (qn_work_new): a dropped one leaves nothing open. write_file
+   creates or truncates (mode 0666 before umask). */
+qn_future *qn_fs_read_file_new(qn_runtime *rt, const char *path);
+qn_future *qn_fs_write_file_new(qn_runtime *rt, const char *path, const char *data, size_t len);
+/* Once ready: 0 or a uv error code; read_file's bytes in *data, *len. */
+int qn_fs_whole_result(const qn_future *whole, const char **data, size_t *len);
+
+/* ---- name resolution ---- */
+
+/* getaddrinfo on libuv's thread pool; copies its arguments (hints: flags,
+   family, socktype, protocol). Dropped in flight: uv_cancel, zombie until
+   the callback. */
+qn_future *qn_getaddrinfo_new(qn_runtime *rt, const char *node, const char *service,
+                              const struct addrinfo *hints);
+/* Once ready: 0 (*res: the list, owned by the future) or a uv error code. */
+int qn_getaddrinfo_result(const qn_future *gai, const struct addrinfo **res);
+
+/* ---- TCP ----
+
+   Streams and servers are I/O objects (see above). A stream reads all the
+   time into its own buffer (reading pauses while more than read_limit bytes
+   wait there, or more than a waiting read needs) and a read consumes only
+   what it returns, when it returns it: a read future only waits for the
+   buffer to satisfy it. A write goes out at once when the socket takes it;
+   the rest is copied into a request libuv owns until its callback. A
+   server accepts into a queue of streams that nobody has taken yet. */
+
+typedef struct qn_tcp qn_tcp;
+typedef struct qn_tcp_server qn_tcp_server;
+
+enum {
+  QN_TCP_READ_LIMIT = 256 * 1024,   /* defaults of qn_tcp_opts */
+  QN_TCP_WRITE_LIMIT = 256 * 1024,
+  QN_TCP_BACKLOG = 511
+};
+
+/* Options of a stream (a server gives them to the streams it accepts). */
+typedef struct qn_tcp_opts {
+  int nodelay;              /* 1: TCP_NODELAY */
+  int keepalive;            /* 1: SO_KEEPALIVE, probes after keepalive_delay s */
+  unsigned keepalive_delay;
+  size_t read_limit;        /* 0: QN_TCP_READ_LIMIT */
+  size_t write_limit;       /* 0: QN_TCP_WRITE_LIMIT */
+} qn_tcp_opts;
+
+enum { QN_TCP_REUSEADDR = 1, QN_TCP_REUSEPORT = 2, QN_TCP_IPV6ONLY = 4 };
+
+/* What a read returns: some bytes (n: at most, 0: no maximum), exactly n
+   (fewer only at EOF), a line without or with its "\n", or all until EOF. */
+typedef enum {
+  QN_TCP_SOME, QN_TCP_EXACT, QN_TCP_LINE, QN_TCP_LINE_KEEP, QN_TCP_ALL
+} qn_tcp_mode;
+
+/* Listen on host (numeric, or resolved at once) and port. */
+int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsigned flags,
+                  const qn_tcp_opts *opts, qn_tcp_server **out);
+int qn_tcp_server_sockname(const qn_tcp_server *srv, struct sockaddr_storage *ss);
+int qn_tcp_server_is_closed(const qn_tcp_server *srv);
+size_t qn_tcp_server_queued(const qn_tcp_server *srv);
+/* Close (idempotent): queued streams are closed, waiting accepts become ready. */
+void qn_tcp_server_close(qn_tcp_server *srv);
+void qn_tcp_server_release(qn_tcp_server *srv);
+/* 0 with *out (the caller owns it), UV_EAGAIN (nothing queued), UV_ECANCELED
+   (closed) or an error libuv reported while accepting (reported once). */
+int qn_tcp_try_accept(qn_tcp_server *srv, qn_tcp **out);
+/* Ready when qn_tcp_try_accept would not say UV_EAGAIN; takes nothing. */
+qn_future *qn_tcp_accept_new(qn_tcp_server *srv);
+
+/* Resolve host (unless numeric), then connect to each address in turn. */
+qn_future *qn_tcp_connect_new(qn_runtime *rt, const char *host, int port,
+                              const qn_tcp_opts *opts);
+/* Once ready: 0 with *out (the caller owns it), or a uv error code. */
+int qn_tcp_connect_take(qn_future *connect, qn_tcp **out);
+
+/* Closed by qn_tcp_close or qn_tcp_reset (or the runtime's end). */
+int qn_tcp_is_closed(const qn_tcp *s);
+int qn_tcp_is_shut(const qn_tcp *s);           /* shutdown started */
+int qn_tcp_sockname(const qn_tcp *s, struct sockaddr_storage *ss);
+int qn_tcp_peername(const qn_tcp *s, struct sockaddr_storage *ss);
+int qn_tcp_set_nodelay(qn_tcp *s, int on);
+int qn_tcp_set_keepalive(qn_tcp *s, int on, unsigned delay);
+size_t qn_tcp_buffered(const qn_tcp *s);       /* read, not yet consumed */
+size_t qn_tcp_write_queued(const qn_tcp *s);   /* queued, not yet written */
+int qn_tcp_readers(const qn_tcp *s);           /* read futures alive */
+int qn_tcp_writers(const qn_tcp *s);           /* writable futures alive */
+
+/* What a read of `mode` returns now: 0 with the bytes to return in
+   data[0..len) (consume `used` once they are copied), UV_EAGAIN (not yet:
+   wait with a read future), UV_EOF, UV_ECANCELED (closed) or a read error.
+   Nothing moves until qn_tcp_consume. */
+int qn_tcp_peek(qn_tcp *s, qn_tcp_mode mode, size_t n, const char **data, size_t *len,
+                size_t *used);
+void qn_tcp_consume(qn_tcp *s, size_t used);
+/* Ready when qn_tcp_peek would not say UV_EAGAIN; consumes nothing. */
+qn_future *qn_tcp_read_new(qn_tcp *s, qn_tcp_mode mode, size_t n);
+
+/* Write all of data or nothing: 0 (written, or the rest queued), UV_EAGAIN
+   (more than write_limit is queued: wait with a writable future), or an
+   error (the first write error is reported by every later write). */
+int qn_tcp_write(qn_tcp *s, const char *data, size_t len);
+qn_future *qn_tcp_writable_new(qn_tcp *s);
+/* Ready when everything queued is written and the write side is shut down
+   (the request is sent at the first poll); status: 0 or a uv error code. */
+qn_future *qn_tcp_shutdown_new(qn_tcp *s);
+int qn_tcp_shutdown_status(const qn_future *shutdown);
+
+/* Close (idempotent): reading stops, waiting futures become ready, and the
+   handle closes once what is queued is written (or at once on error). */
+void qn_tcp_close(qn_tcp *s);
+/* Close at once with a TCP RST, dropping what is queued. */
+void qn_tcp_reset(qn_tcp *s);
+void qn_tcp_release(qn_tcp *s);
+
+/* ---- pipe streams ----
+
+   A stream over a pipe, a Unix socket or a terminal, with the semantics and
+   the API of a TCP stream (see "TCP" below: reads are cancel-safe, reading
+   pauses above read_limit, writes copy what the pipe does not take at once).
+   Reading starts at the first read. */
+
+typedef struct qn_pipe qn_pipe;
+
+enum { QN_PIPE_READABLE = 1, QN_PIPE_WRITABLE = 2 };
+
+typedef struct qn_pipe_opts {
+  size_t read_limit;        /* 0: QN_TCP_READ_LIMIT */
+  size_t write_limit;       /* 0: QN_TCP_WRITE_LIMIT */
+  unsigned dir;             /* QN_PIPE_READABLE | QN_PIPE_WRITABLE (0: both), within
+                               what the fd's access mode allows */
+} qn_pipe_opts;
+
+/* A stream on fd (non-blocking from now on), which the stream then owns and
+   closes (unless it is 0, 1 or 2); on failure fd stays the caller's. */
+int qn_pipe_open(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_pipe **out);
+/* A stream on fd 0, 1 or 2, made without putting that fd in the loop: a
+   terminal or pipe is reopened (a description of its own), a socket dup()ed
+   (its shared description is non-blocking until the stream closes). A
+   regular file or character device (/dev/null): UV_ENOTSUP. */
+int qn_pipe_open_stdio(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_pipe **out);
+int qn_pipe_is_closed(const qn_pipe *p);     /* closed, or by the runtime's end */
+int qn_pipe_is_shut(const qn_pipe *p);
+int qn_pipe_readable(const qn_pipe *p);
+int qn_pipe_writable(const qn_pipe *p);
+size_t qn_pipe_buffered(const qn_pipe *p);
+size_t qn_pipe_write_queued(const qn_pipe *p);
+int qn_pipe_readers(const qn_pipe *p);       /* read futures alive */
+int qn_pipe_writers(const qn_pipe *p);       /* writable futures alive */
+/* As qn_tcp_peek / qn_tcp_consume / qn_tcp_read_new. */
+int qn_pipe_peek(qn_pipe *p, qn_tcp_mode mode, size_t n, const char **data, size_t *len,
+                 size_t *used);
+void qn_pipe_consume(qn_pipe *p, size_t used);
+qn_future *qn_pipe_read_new(qn_pipe *p, qn_tcp_mode mode, size_t n);
+/* As qn_tcp_write / qn_tcp_writable_new / qn_tcp_shutdown_new. */
+int qn_pipe_write(qn_pipe *p, const char *data, size_t len);
+qn_future *qn_pipe_writable_new(qn_pipe *p);
+qn_future *qn_pipe_shutdown_new(qn_pipe *p);
+int qn_pipe_shutdown_status(const qn_future *shutdown);
+/* Close (idempotent): waiting futures become ready; queued writes still go
+   out before the handle closes. */
+void qn_pipe_close(qn_pipe *p);
+void qn_pipe_release(qn_pipe *p);
+
 #endif

@@ -1,0 +1,106 @@
+/*
+** Name resolution: a future over uv_getaddrinfo (libuv's thread pool).
+** Submitted at the first poll. Dropped while in flight: uv_cancel (it wins
+** only if the lookup has not started) and the future stays a zombie until
+** the callback, which comes in every case and frees the result and the
+** future. The result list is owned by the future and freed by its drop.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+enum { NEW, RUNNING, DONE };
+
+typedef struct dns_future {
+  qn_future base;
+  uv_getaddrinfo_t req;
+  uv_loop_t *loop;
+  qn_waker *waker;
+  char *node, *service;
+  struct addrinfo hints;
+  struct addrinfo *res;
+  int status;           /* once DONE: 0 or a uv error code (UV_EAI_*) */
+  uint8_t state, zombie, has_hints;
+} dns_future;
+
+static void destroy(dns_future *d) {
+  if (d->res) uv_freeaddrinfo(d->res);
+  free(d->node);
+  free(d->service);
+  free(d);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  dns_future *d = qn__container_of(req, dns_future, req);
+  d->res = res;
+  d->status = status;
+  d->state = DONE;
+  if (d->zombie) {
+    destroy(d);
+    return;
+  }
+  if (d->waker) qn_wake(d->waker);
+}
+
+static int dns_poll(qn_future *f, qn_waker *wk) {
+  dns_future *d = (dns_future *)f;
+  d->waker = wk;
+  if (d->state == NEW) {
+    int r = uv_getaddrinfo(d->loop, &d->req, on_resolved, d->node, d->service,
+                           d->has_hints ? &d->hints : NULL);
+    if (r != 0) {
+      d->status = r;
+      d->state = DONE;
+      return QN_READY;
+    }
+    d->state = RUNNING;
+  }
+  return d->state == DONE ? QN_READY : QN_PENDING;
+}
+
+static void dns_drop(qn_future *f) {
+  dns_future *d = (dns_future *)f;
+  if (d->state != RUNNING) {
+    destroy(d);
+    return;
+  }
+  d->zombie = 1;
+  d->waker = NULL;
+  uv_cancel((uv_req_t *)&d->req);
+}
+
+static const qn_future_vt dns_vt = { dns_poll, dns_drop };
+
+static int dup_opt(char **dst, const char *s) {
+  if (s == NULL) return 1;
+  size_t n = strlen(s) + 1;
+  if ((*dst = malloc(n)) == NULL) return 0;
+  memcpy(*dst, s, n);
+  return 1;
+}
+
+qn_future *qn_getaddrinfo_new(qn_runtime *rt, const char *node, const char *service,
+                              const struct addrinfo *hints) {
+  dns_future *d = calloc(1, sizeof *d);
+  if (d == NULL) return NULL;
+  d->base.vt = &dns_vt;
+  d->loop = qn_runtime_loop(rt);
+  if (!dup_opt(&d->node, node) || !dup_opt(&d->service, service)) {
+    destroy(d);
+    return NULL;
+  }
+  if (hints) {
+    d->hints.ai_flags = hints->ai_flags;
+    d->hints.ai_family = hints->ai_family;
+    d->hints.ai_socktype = hints->ai_socktype;
+    d->hints.ai_protocol = hints->ai_protocol;
+    d->has_hints = 1;
+  }
+  return &d->base;
+}
+
+int qn_getaddrinfo_result(const qn_future *f, const struct addrinfo **res) {
+  const dns_future *d = (const dns_future *)f;
+  if (res) *res = d->res;
+  return d->status;
+}

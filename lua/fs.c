@@ -1,0 +1,605 @@
+/*
+** Files: quench.fs.* and the file object ("quench.file") over core/fs.c.
+** Every waiting function is an op kind (quench.op): the direct form builds
+** the op and waits on it at once, the `_op` form returns it. I/O failures
+** return nil, "ENAME: message", "ENAME" (libuv's names, as luv); misuse
+** raises.
+**
+** Op parameters live in the op's user values (1: path or file userdata,
+** 2: second path, data or byte count, 3: offset) and its `ns` field
+** (open: flags | mode << 32; mkdir: mode).
+**
+** Cancel safety (a drop is a select loser, a timeout or an abort):
+** - open: safe. A dropped open that succeeds anyway has its fd closed.
+** - read with an offset: safe (pread moves nothing). Without: not safe
+**   once started: the file position has moved past bytes nobody gets.
+** - write: not safe once started: some or all of the bytes may be written.
+** - stat, readdir: safe (nothing changes).
+** - unlink, rename, mkdir, rmdir, sync: may have happened or not.
+** - read_file: safe. write_file: the file may be left truncated or partial.
+** A dropped request still in flight is uv_cancel'ed; if it already runs,
+** its result is discarded and libuv's memory is freed by its callback.
+**
+** Ownership: the userdata is built closed (NULL) before the open is taken,
+** so no error can leak an fd. f:close() never waits: the fd closes at once,
+** or, while a request on the file still runs (a dropped one included), when
+** the last of them ends. __close and __gc close it and release the core
+** file. A file belongs to the runtime that made it (`serial`): that
+** runtime's end closes it, and then every method but close raises.
+*/
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "binding.h"
+
+#define LQ_FILE "quench.file"
+
+enum { READ_MAX = 1 << 30 };
+
+typedef struct lq_file {
+  qn_file *f;           /* NULL until opened, and once released (__close, __gc) */
+  uint64_t serial;      /* of its runtime */
+} lq_file;
+
+/* ---- helpers ---- */
+
+static int fail(lua_State *L, int err) {
+  char name[64], msg[160];
+  uv_err_name_r(err, name, sizeof name);
+  uv_strerror_r(err, msg, sizeof msg);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", name, msg);
+  lua_pushstring(L, name);
+  return 3;
+}
+
+static const char *check_path(lua_State *L, int idx) {
+  size_t n;
+  const char *p = luaL_checklstring(L, idx, &n);
+  luaL_argcheck(L, strlen(p) == n, idx, "path contains a zero byte");
+  return p;
+}
+
+static lq_file *check_file(lua_State *L, int idx) {
+  return (lq_file *)luaL_checkudata(L, idx, LQ_FILE);
+}
+
+/* Raise unless the file at idx is open and its runtime is the one running. */
+static void check_open(lua_State *L, lq_file *u, const char *fname) {
+  lq_runtime *rt = lq_module_of(L)->rt;
+  if (rt == NULL || rt->serial != u->serial)
+    luaL_error(L, "%s: the file's runtime has ended (a file belongs to the quench.run "
+                  "that made it)", fname);
+  if (u->f == NULL || qn_file_is_closed(u->f))
+    luaL_error(L, "%s: attempt to use a closed file", fname);
+}
+
+static lq_file *open_file(lua_State *L, int idx, const char *fname) {
+  lq_file *u = check_file(L, idx);
+  check_open(L, u, fname);
+  return u;
+}
+
+static int64_t opt_offset(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return -1;
+  lua_Integer off = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, off >= 0, idx, "offset must be >= 0");
+  return (int64_t)off;
+}
+
+static const char *uv_string(lua_State *L, int op, int n) {
+  lua_getiuservalue(L, op, n);
+  const char *s = lua_tostring(L, -1);   /* a string: the op keeps it alive */
+  lua_pop(L, 1);
+  return s;
+}
+
+static lua_Integer uv_integer(lua_State *L, int op, int n) {
+  lua_getiuservalue(L, op, n);
+  lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+  lua_pop(L, 1);
+  return v;
+}
+
+static lq_file *file_of(lua_State *L, int op) {
+  lua_getiuservalue(L, op, 1);
+  lq_file *u = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return u;
+}
+
+static qn_file *uv_file_of(lua_State *L, int op) { return file_of(L, op)->f; }
+
+/* A new op of `kind` with user values taken from the stack (0 = nil). */
+static lq_op *new_op(lua_State *L, const lq_op_kind *kind, int uv1, int uv2, int uv3) {
+  int idx[3] = { uv1, uv2, uv3 };
+  lq_op *op = lq_op_new(L, kind, 3);
+  for (int i = 0; i < 3; i++) {
+    if (idx[i] == 0) continue;
+    lua_pushvalue(L, idx[i]);
+    lua_setiuservalue(L, -2, i + 1);
+  }
+  return op;
+}
+
+static int op_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  qn_future *f = lq_take_op(L);
+  int op = (int)ctx;
+  int n = lq_test_op(L, op)->kind->finish(L, op, f);
+  qn_drop(f);
+  return n;
+}
+
+/* Wait for the op just pushed: the direct form of every function here. */
+static int await_top(lua_State *L, lq_coro *c, const char *fname) {
+  int op = lua_gettop(L);
+  lq_op_check(L, op, c, fname);
+  lq_check_cancel(L, c);
+  qn_future *f = lq_op_start(L, op, c);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  return lq_await(L, c, f, op_k, op);
+}
+
+static void file_check(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  char fname[40];
+  snprintf(fname, sizeof fname, "quench.file:%s", lq_test_op(L, op)->kind->name);
+  check_open(L, file_of(L, op), fname);
+}
+
+static int true_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  ssize_t r = qn_fs_result(f);
+  if (r < 0) return fail(L, (int)r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- stat ---- */
+
+static const char *mode_type(uint64_t mode64) {
+  mode_t mode = (mode_t)mode64;
+  if (S_ISREG(mode)) return "file";
+  if (S_ISDIR(mode)) return "directory";
+  if (S_ISLNK(mode)) return "link";
+  if (S_ISFIFO(mode)) return "fifo";
+  if (S_ISSOCK(mode)) return "socket";
+  if (S_ISCHR(mode)) return "char";
+  if (S_ISBLK(mode)) return "block";
+  return "unknown";
+}
+
+static void set_int(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_time(lua_State *L, const char *k, uv_timespec_t t) {
+  lua_pushnumber(L, (lua_Number)t.tv_sec + (lua_Number)t.tv_nsec / 1e9);
+  lua_setfield(L, -2, k);
+}
+
+static int stat_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  ssize_t r = qn_fs_result(f);
+  if (r < 0) return fail(L, (int)r);
+  const uv_stat_t *s = qn_fs_statbuf(f);
+  lua_createtable(L, 0, 16);
+  lua_pushstring(L, mode_type(s->st_mode));
+  lua_setfield(L, -2, "type");
+  set_int(L, "size", s->st_size);
+  set_int(L, "mode", s->st_mode);
+  set_int(L, "perm", s->st_mode & 07777);
+  set_int(L, "dev", s->st_dev);
+  set_int(L, "ino", s->st_ino);
+  set_int(L, "nlink", s->st_nlink);
+  set_int(L, "uid", s->st_uid);
+  set_int(L, "gid", s->st_gid);
+  set_int(L, "rdev", s->st_rdev);
+  set_int(L, "blksize", s->st_blksize);
+  set_int(L, "blocks", s->st_blocks);
+  set_time(L, "atime", s->st_atim);
+  set_time(L, "mtime", s->st_mtim);
+  set_time(L, "ctime", s->st_ctim);
+  set_time(L, "birthtime", s->st_birthtim);
+  return 1;
+}
+
+static qn_future *stat_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_stat_new(c->rt->core, uv_string(L, op, 1));
+}
+
+static qn_future *fstat_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_fstat_new(c->rt->core, uv_file_of(L, op));
+}
+
+static const lq_op_kind stat_kind = { "stat", NULL, stat_start, stat_finish };
+static const lq_op_kind fstat_kind = { "stat", file_check, fstat_start, stat_finish };
+
+/* ---- open ---- */
+
+/* Lua-style and luv-style flags: r, r+, w, w+, a, a+, with x (exclusive),
+   s (synchronous) and b (ignored); or an integer of UV_FS_O_* bits. */
+static int check_flags(lua_State *L, int idx) {
+  if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx);
+  const char *s = luaL_optstring(L, idx, "r");
+  int base = 0, plus = 0, excl = 0, sync = 0;
+  for (const char *p = s; *p; p++) {
+    switch (*p) {
+    case 'r': case 'w': case 'a':
+      if (base) goto bad;
+      base = *p;
+      break;
+    case '+': plus = 1; break;
+    case 'x': excl = 1; break;
+    case 's': sync = 1; break;
+    case 'b': break;
+    default: goto bad;
+    }
+  }
+  if (base == 0 || (excl && base == 'r')) goto bad;
+  int flags = plus ? UV_FS_O_RDWR : base == 'r' ? UV_FS_O_RDONLY : UV_FS_O_WRONLY;
+  if (base == 'w') flags |= UV_FS_O_CREAT | UV_FS_O_TRUNC;
+  if (base == 'a') flags |= UV_FS_O_CREAT | UV_FS_O_APPEND;
+  if (excl) flags |= UV_FS_O_EXCL;
+  if (sync) flags |= UV_FS_O_SYNC;
+  return flags;
+bad:
+  return luaL_argerror(L, idx, "flags must be \"r\", \"r+\", \"w\", \"w+\", \"a\" or \"a+\" "
+                               "(with \"x\", \"s\", \"b\"), or an integer");
+}
+
+static qn_future *open_start(lua_State *L, int op, lq_coro *c) {
+  uint64_t ns = lq_test_op(L, op)->ns;
+  return qn_fs_open_new(c->rt->core, uv_string(L, op, 1), (int)(uint32_t)ns, (int)(ns >> 32));
+}
+
+static int open_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  ssize_t r = qn_fs_result(f);
+  if (r < 0) return fail(L, (int)r);
+  lq_file *u = lua_newuserdatauv(L, sizeof *u, 0);   /* before taking: the fd stays safe */
+  u->f = NULL;
+  u->serial = lq_module_of(L)->rt->serial;
+  luaL_setmetatable(L, LQ_FILE);
+  u->f = qn_fs_take_file(f);
+  if (u->f == NULL) {
+    lua_pop(L, 1);
+    return fail(L, UV_ENOMEM);
+  }
+  return 1;
+}
+
+static const lq_op_kind open_kind = { "open", NULL, open_start, open_finish };
+
+static int make_open(lua_State *L) {
+  check_path(L, 1);
+  int flags = check_flags(L, 2);
+  lua_Integer mode = luaL_optinteger(L, 3, 0666);
+  luaL_argcheck(L, mode >= 0 && mode <= 07777, 3,
+                "mode must be an integer in 0..4095 (e.g. 420 = 0644)");
+  new_op(L, &open_kind, 1, 0, 0)->ns = (uint64_t)(uint32_t)flags | ((uint64_t)mode << 32);
+  return 1;
+}
+
+/* ---- read and write ---- */
+
+static qn_future *read_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_read_new(c->rt->core, uv_file_of(L, op), (size_t)uv_integer(L, op, 2),
+                        uv_integer(L, op, 3));
+}
+
+/* up to n bytes, nil at the end of the file (n > 0), or nil, message, code */
+static int read_finish(lua_State *L, int op, qn_future *f) {
+  ssize_t r = qn_fs_result(f);
+  if (r < 0) return fail(L, (int)r);
+  if (r == 0 && uv_integer(L, op, 2) > 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, qn_fs_data(f), (size_t)r);
+  return 1;
+}
+
+static const lq_op_kind read_kind = { "read", file_check, read_start, read_finish };
+
+static int make_read(lua_State *L, const char *fname) {
+  lua_settop(L, 3);
+  open_file(L, 1, fname);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "byte count must be >= 0");
+  opt_offset(L, 3);
+  lua_pushinteger(L, n > READ_MAX ? READ_MAX : n);
+  new_op(L, &read_kind, 1, lua_gettop(L), lua_isnoneornil(L, 3) ? 0 : 3);
+  return 1;
+}
+
+static qn_future *write_start(lua_State *L, int op, lq_coro *c) {
+  lua_getiuservalue(L, op, 2);
+  size_t n;
+  const char *data = lua_tolstring(L, -1, &n);
+  qn_future *f = qn_fs_write_new(c->rt->core, uv_file_of(L, op), data, n, uv_integer(L, op, 3));
+  lua_pop(L, 1);
+  return f;
+}
+
+/* the file (as Lua's file:write), or nil, message, code */
+static int write_finish(lua_State *L, int op, qn_future *f) {
+  ssize_t r = qn_fs_result(f);
+  if (r < 0) return fail(L, (int)r);
+  lua_getiuservalue(L, op, 1);
+  return 1;
+}
+
+static const lq_op_kind write_kind = { "write", file_check, write_start, write_finish };
+
+static int make_write(lua_State *L, const char *fname) {
+  lua_settop(L, 3);
+  open_file(L, 1, fname);
+  luaL_checkstring(L, 2);
+  opt_offset(L, 3);
+  new_op(L, &write_kind, 1, 2, lua_isnoneornil(L, 3) ? 0 : 3);
+  return 1;
+}
+
+static qn_future *sync_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_fsync_new(c->rt->core, uv_file_of(L, op));
+}
+
+static const lq_op_kind sync_kind = { "sync", file_check, sync_start, true_finish };
+
+/* ---- file methods ---- */
+
+static int l_read(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.file:read");
+  make_read(L, "quench.file:read");
+  return await_top(L, c, "quench.file:read");
+}
+
+static int l_read_op(lua_State *L) { return make_read(L, "quench.file:read_op"); }
+
+static int l_write(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.file:write");
+  make_write(L, "quench.file:write");
+  return await_top(L, c, "quench.file:write");
+}
+
+static int l_write_op(lua_State *L) { return make_write(L, "quench.file:write_op"); }
+
+static int l_fstat(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.file:stat");
+  open_file(L, 1, "quench.file:stat");
+  new_op(L, &fstat_kind, 1, 0, 0);
+  return await_top(L, c, "quench.file:stat");
+}
+
+static int l_fstat_op(lua_State *L) {
+  open_file(L, 1, "quench.file:stat_op");
+  new_op(L, &fstat_kind, 1, 0, 0);
+  return 1;
+}
+
+static int l_sync(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.file:sync");
+  open_file(L, 1, "quench.file:sync");
+  new_op(L, &sync_kind, 1, 0, 0);
+  return await_top(L, c, "quench.file:sync");
+}
+
+static int l_sync_op(lua_State *L) {
+  open_file(L, 1, "quench.file:sync_op");
+  new_op(L, &sync_kind, 1, 0, 0);
+  return 1;
+}
+
+static int is_open(const lq_file *u) { return u->f != NULL && !qn_file_is_closed(u->f); }
+
+/* close: idempotent, never waits; true, or nil, message, code. */
+static int l_close(lua_State *L) {
+  lq_file *u = check_file(L, 1);
+  int r = u->f ? qn_file_close(u->f) : 0;
+  if (r != 0) return fail(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* __close and __gc: close, and let go of the core file. */
+static int l_release(lua_State *L) {
+  lq_file *u = lua_touserdata(L, 1);
+  if (u->f) qn_file_release(u->f);
+  u->f = NULL;
+  return 0;
+}
+
+static int l_fd(lua_State *L) {
+  lq_file *u = check_file(L, 1);
+  if (!is_open(u)) return 0;
+  lua_pushinteger(L, qn_file_fd(u->f));
+  return 1;
+}
+
+static int l_tostring(lua_State *L) {
+  lq_file *u = check_file(L, 1);
+  if (is_open(u)) lua_pushfstring(L, "quench.file (fd %d)", (int)qn_file_fd(u->f));
+  else lua_pushliteral(L, "quench.file (closed)");
+  return 1;
+}
+
+/* ---- path functions ---- */
+
+static qn_future *readdir_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_scandir_new(c->rt->core, uv_string(L, op, 1));
+}
+
+static const char *dirent_type(uv_dirent_type_t t) {
+  switch (t) {
+  case UV_DIRENT_FILE: return "file";
+  case UV_DIRENT_DIR: return "directory";
+  case UV_DIRENT_LINK: return "link";
+  case UV_DIRENT_FIFO: return "fifo";
+  case UV_DIRENT_SOCKET: return "socket";
+  case UV_DIRENT_CHAR: return "char";
+  case UV_DIRENT_BLOCK: return "block";
+  default: return "unknown";
+  }
+}
+
+/* a list of {name =, type =}, sorted by name, without "." and ".." */
+static int readdir_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  ssize_t r = qn_fs_result(f);
+  if (r < 0) return fail(L, (int)r);
+  lua_createtable(L, (int)r, 0);
+  uv_dirent_t ent;
+  for (lua_Integer i = 1; qn_fs_scandir_next(f, &ent) == 0; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, ent.name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, dirent_type(ent.type));
+    lua_setfield(L, -2, "type");
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
+static const lq_op_kind readdir_kind = { "readdir", NULL, readdir_start, readdir_finish };
+
+static qn_future *unlink_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_unlink_new(c->rt->core, uv_string(L, op, 1));
+}
+static qn_future *rmdir_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_rmdir_new(c->rt->core, uv_string(L, op, 1));
+}
+static qn_future *mkdir_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_mkdir_new(c->rt->core, uv_string(L, op, 1), (int)lq_test_op(L, op)->ns);
+}
+static qn_future *rename_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_rename_new(c->rt->core, uv_string(L, op, 1), uv_string(L, op, 2));
+}
+
+static const lq_op_kind unlink_kind = { "unlink", NULL, unlink_start, true_finish };
+static const lq_op_kind rmdir_kind = { "rmdir", NULL, rmdir_start, true_finish };
+static const lq_op_kind mkdir_kind = { "mkdir", NULL, mkdir_start, true_finish };
+static const lq_op_kind rename_kind = { "rename", NULL, rename_start, true_finish };
+
+static qn_future *read_file_start(lua_State *L, int op, lq_coro *c) {
+  return qn_fs_read_file_new(c->rt->core, uv_string(L, op, 1));
+}
+
+static int read_file_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  const char *data;
+  size_t len;
+  int r = qn_fs_whole_result(f, &data, &len);
+  if (r != 0) return fail(L, r);
+  lua_pushlstring(L, data, len);
+  return 1;
+}
+
+static qn_future *write_file_start(lua_State *L, int op, lq_coro *c) {
+  lua_getiuservalue(L, op, 2);
+  size_t n;
+  const char *data = lua_tolstring(L, -1, &n);
+  qn_future *f = qn_fs_write_file_new(c->rt->core, uv_string(L, op, 1), data, n);
+  lua_pop(L, 1);
+  return f;
+}
+
+static int write_file_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  int r = qn_fs_whole_result(f, NULL, NULL);
+  if (r != 0) return fail(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const lq_op_kind read_file_kind = { "read_file", NULL, read_file_start, read_file_finish };
+static const lq_op_kind write_file_kind = {
+  "write_file", NULL, write_file_start, write_file_finish
+};
+
+/* Build the op of a path function from its arguments; returns 1 (the op). */
+static int make_path_op(lua_State *L, const lq_op_kind *kind) {
+  lua_settop(L, 2);
+  check_path(L, 1);
+  if (kind == &rename_kind) check_path(L, 2);
+  else if (kind == &write_file_kind) luaL_checkstring(L, 2);
+  lua_Integer mode = 0;
+  if (kind == &mkdir_kind) {
+    mode = luaL_optinteger(L, 2, 0777);
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, 2,
+                  "mode must be an integer in 0..4095 (e.g. 493 = 0755)");
+  }
+  int two = kind == &rename_kind || kind == &write_file_kind;
+  new_op(L, kind, 1, two ? 2 : 0, 0)->ns = (uint64_t)mode;
+  return 1;
+}
+
+/* The direct form of a path function: upvalue 2 is its kind, 3 its name. */
+static int l_path_call(lua_State *L) {
+  const lq_op_kind *kind = lua_touserdata(L, lua_upvalueindex(2));
+  const char *fname = lua_tostring(L, lua_upvalueindex(3));
+  lq_coro *c = lq_await_ctx(L, fname);
+  make_path_op(L, kind);
+  return await_top(L, c, fname);
+}
+
+static int l_path_op(lua_State *L) {
+  return make_path_op(L, lua_touserdata(L, lua_upvalueindex(2)));
+}
+
+static int l_open(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.fs.open");
+  make_open(L);
+  return await_top(L, c, "quench.fs.open");
+}
+
+static const luaL_Reg file_methods[] = {
+  {"read", l_read}, {"read_op", l_read_op}, {"write", l_write}, {"write_op", l_write_op},
+  {"stat", l_fstat}, {"stat_op", l_fstat_op}, {"sync", l_sync}, {"sync_op", l_sync_op},
+  {"close", l_close}, {"fd", l_fd}, {NULL, NULL}
+};
+
+static const lq_op_kind *const path_kinds[] = {
+  &stat_kind, &readdir_kind, &unlink_kind, &rename_kind, &mkdir_kind, &rmdir_kind,
+  &read_file_kind, &write_file_kind, NULL
+};
+
+void lq_fs_register(lua_State *L, int mod) {
+  luaL_newmetatable(L, LQ_FILE);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, file_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_release);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, l_release);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+
+  lua_newtable(L);                      /* quench.fs */
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_open, 1);
+  lua_setfield(L, -2, "open");
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, make_open, 1);
+  lua_setfield(L, -2, "open_op");
+  for (int i = 0; path_kinds[i]; i++) {
+    const char *name = path_kinds[i]->name;
+    lua_pushvalue(L, mod);
+    lua_pushlightuserdata(L, (void *)path_kinds[i]);
+    lua_pushfstring(L, "quench.fs.%s", name);
+    lua_pushcclosure(L, l_path_call, 3);
+    lua_setfield(L, -2, name);
+    lua_pushvalue(L, mod);
+    lua_pushlightuserdata(L, (void *)path_kinds[i]);
+    lua_pushcclosure(L, l_path_op, 2);
+    lua_pushfstring(L, "%s_op", name);
+    lua_insert(L, -2);
+    lua_settable(L, -3);
+  }
+  lua_setfield(L, -2, "fs");
+}

@@ -1,0 +1,66 @@
+-- Randomized cancellation programs (spec/fuzz/cancel_random.lua): a fixed
+-- budget of seeds in CI, each program deterministic for its seed on the
+-- virtual clock. A failing seed is printed with the one command that
+-- reproduces it. Longer runs: docs/testing.md.
+--   FUZZ_PROGRAMS=n   programs to run (default 20000; 6000 under ASan, 1500 under
+--                     valgrind: scripts/test.sh sets QUENCH_UNDER_VALGRIND=1)
+--   FUZZ_SEED=n       first seed (default 1)
+--   FUZZ_KNOWN=1      do not steer around the known bugs (they then fail)
+local quench = require "quench"
+local fuzz = require "fuzz.cancel_random"
+
+local function default_count()
+  if os.getenv("QUENCH_UNDER_VALGRIND") == "1" then return 1500 end
+  if (os.getenv("LD_PRELOAD") or ""):match("libasan") then return 6000 end
+  return 20000
+end
+
+local COUNT = tonumber(os.getenv("FUZZ_PROGRAMS") or "") or default_count()
+local FIRST = tonumber(os.getenv("FUZZ_SEED") or "1") // 1
+local KNOWN = os.getenv("FUZZ_KNOWN") == "1"
+
+describe("random cancellation programs", function()
+  it(string.format("%d programs from seed %d keep every invariant", COUNT, FIRST), function()
+    fuzz.avoid.branch_cleanup_error = not KNOWN
+    local failed, report = 0, {}
+    local totals = { tasks = 0, cleanups = 0, values = 0, joins = 0 }
+    local t0 = os.clock()
+    for seed = FIRST, FIRST + COUNT - 1 do
+      local violations, info = fuzz.run(seed)
+      for k in pairs(totals) do totals[k] = totals[k] + info[k] end
+      if #violations > 0 then
+        failed = failed + 1
+        if failed <= 10 then
+          report[#report + 1] = string.format("seed %d (reproduce: " .. fuzz.repro .. "):\n    %s",
+            seed, seed, table.concat(violations, "\n    ", 1, math.min(#violations, 5)))
+        end
+      end
+    end
+    print(string.format("\nrandom cancellation: %d programs, %d tasks, %d cleanups, %d values sent, "
+      .. "%d joins checked, %.1f s CPU", COUNT, totals.tasks, totals.cleanups, totals.values,
+      totals.joins, os.clock() - t0))
+    assert(failed == 0, string.format("%d of %d programs broke an invariant:\n%s", failed, COUNT,
+      table.concat(report, "\n")))
+  end)
+
+  it("generates the same program for the same seed", function()
+    assert.are.equal(fuzz.dump(fuzz.generate(42)), fuzz.dump(fuzz.generate(42)))
+    assert.are_not.equal(fuzz.dump(fuzz.generate(42)), fuzz.dump(fuzz.generate(43)))
+  end)
+
+  it("finds a broken invariant (the checker checks)", function()
+    -- known bug 1 (docs/testing.md): a select whose losing branch's cleanup
+    -- raises loses the winner's message. Seed 2530 hits it when not steered
+    -- away from it.
+    local avoid = fuzz.avoid.branch_cleanup_error
+    fuzz.avoid.branch_cleanup_error = false
+    local violations = fuzz.run(2530)
+    fuzz.avoid.branch_cleanup_error = avoid
+    if #violations == 0 then
+      pending("seed 2530 no longer breaks anything: known bug 1 fixed? then pick another canary")
+      return
+    end
+    assert.is_truthy(violations[1]:match("send returned true, received 0"), violations[1])
+  end)
+  assert(quench)
+end)
