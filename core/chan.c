@@ -26,6 +26,9 @@ struct qn_chan {
   size_t cap_buf, head, len;
   size_t capacity;        /* admission limit: len + reserved < capacity */
   size_t reserved;        /* permits given and not yet committed */
+  size_t handed;          /* slots handed to receive futures, not yet taken: the
+                             ring keeps room for them (len + handed <= cap_buf),
+                             so giving one back never needs memory */
   qn__list receivers, senders;
   int closed;
 };
@@ -36,7 +39,7 @@ void qn_chan_init(qn_chan *ch, size_t capacity) {
   ch->buf = NULL;
   ch->cap_buf = ch->head = ch->len = 0;
   ch->capacity = capacity;
-  ch->reserved = 0;
+  ch->reserved = ch->handed = 0;
   qn__list_init(&ch->receivers);
   qn__list_init(&ch->senders);
   ch->closed = 0;
@@ -63,18 +66,23 @@ static int grow(qn_chan *ch) {
   return QN_OK;
 }
 
+/* Room for one more slot, counting those handed out. */
+static int make_room(qn_chan *ch) {
+  return ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch);
+}
+
 static int push_back(qn_chan *ch, uint64_t slot) {
-  if (ch->len == ch->cap_buf && grow(ch) != QN_OK) return QN_ENOMEM;
+  if (make_room(ch) != QN_OK) return QN_ENOMEM;
   ch->buf[(ch->head + ch->len++) % ch->cap_buf] = slot;
   return QN_OK;
 }
 
-static int push_front(qn_chan *ch, uint64_t slot) {
-  if (ch->len == ch->cap_buf && grow(ch) != QN_OK) return QN_ENOMEM;
+/* Give back a handed slot: its room was kept, so this cannot fail. */
+static void push_front(qn_chan *ch, uint64_t slot) {
+  ch->handed--;
   ch->head = (ch->head + ch->cap_buf - 1) % ch->cap_buf;
   ch->buf[ch->head] = slot;
   ch->len++;
-  return QN_OK;
 }
 
 static uint64_t pop_front(qn_chan *ch) {
@@ -112,6 +120,7 @@ static void dispatch(qn_chan *ch) {
     unlink_waiter(w);
     w->slot = pop_front(ch);
     w->has = 1;
+    ch->handed++;
     qn_wake(w->waker);
   }
   grant_senders(ch);
@@ -130,12 +139,14 @@ void qn_chan_unreserve(qn_chan *ch) {
 }
 
 int qn_chan_commit(qn_chan *ch, uint64_t slot) {
+  if (make_room(ch) != QN_OK) return QN_ENOMEM;   /* the permit stays held */
   ch->reserved--;
   waiter *w = first(&ch->receivers);
   if (w != NULL && ch->len == 0) {
     unlink_waiter(w);      /* direct hand-off */
     w->slot = slot;
     w->has = 1;
+    ch->handed++;
     qn_wake(w->waker);
     grant_senders(ch);     /* the permit spent here frees room */
     return QN_OK;
@@ -206,6 +217,7 @@ static int recv_poll(qn_future *f, qn_waker *wk) {
     if (c->ch->len > 0 && qn__list_empty(&c->ch->receivers)) {
       c->w.slot = pop_front(c->ch);
       c->w.has = 1;
+      c->ch->handed++;
       grant_senders(c->ch);
       return QN_READY;
     }
@@ -221,7 +233,8 @@ static void recv_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
   if (c->w.has && !c->w.committed) {   /* handed but never taken: back to the front */
-    if (push_front(c->ch, c->w.slot) == QN_OK) dispatch(c->ch);
+    push_front(c->ch, c->w.slot);
+    dispatch(c->ch);
   }
   free(c);
 }
@@ -252,6 +265,7 @@ int qn_chan_recv_take(qn_future *f, uint64_t *slot) {
   chan_future *c = (chan_future *)f;
   if (!c->w.has || c->w.committed) return QN_ECLOSED;
   c->w.committed = 1;
+  c->ch->handed--;
   *slot = c->w.slot;
   return QN_OK;
 }

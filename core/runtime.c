@@ -50,7 +50,7 @@ uint64_t qn_random(qn_runtime *rt) {
 
 int qn_advance(qn_runtime *rt, uint64_t ns) {
   if (rt->clock == QN_CLOCK_REAL) return QN_EINVAL;
-  rt->vnow += ns;
+  rt->vnow = ns > UINT64_MAX - rt->vnow ? UINT64_MAX : rt->vnow + ns;   /* never backwards */
   qn__fire_timers(rt);
   return QN_OK;
 }

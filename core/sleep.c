@@ -8,7 +8,7 @@ typedef struct sleep_future {
   qn_runtime *rt;
   qn__timer timer;
   uint64_t after;         /* relative: the deadline is set at the first poll */
-  int fired, relative;
+  int fired, relative, failed;
 } sleep_future;
 
 static int sleep_poll(qn_future *f, qn_waker *w) {
@@ -25,7 +25,7 @@ static int sleep_poll(qn_future *f, qn_waker *w) {
       return QN_READY;
     }
     if (qn__heap_push(&s->rt->timers, &s->timer) != QN_OK) {
-      s->fired = 1;   /* out of memory: wake early rather than never; the caller re-checks */
+      s->fired = s->failed = 1;   /* out of memory: ready now, and qn_sleep_failed says so */
       return QN_READY;
     }
   }
@@ -49,7 +49,7 @@ qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline) {
   s->timer.deadline = deadline;
   s->timer.index = SIZE_MAX;
   s->timer.waker = NULL;
-  s->fired = s->relative = 0;
+  s->fired = s->relative = s->failed = 0;
   s->after = 0;
   return &s->base;
 }
@@ -62,6 +62,10 @@ qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns) {
     s->relative = 1;
   }
   return f;
+}
+
+int qn_sleep_failed(const qn_future *f) {
+  return ((const sleep_future *)f)->failed;
 }
 
 uint64_t qn_sleep_deadline(const qn_future *f) {

@@ -34,7 +34,6 @@
 #define LQ_TOKEN "quench.token"
 #define LQ_CHANNEL "quench.channel"
 
-enum { S_ALIVE = 1, S_POOL = 2, S_FAILED = 3 };
 enum { POOL_MAX = 1024 };
 
 typedef struct lq_runtime lq_runtime;
@@ -63,6 +62,7 @@ struct lq_runtime {
   lua_State *L;         /* the thread that called quench.run */
   lua_State *S;         /* private scratch thread (see above) */
   int ref_S;
+  int ref_alive, ref_pool, ref_failed;   /* the runtime's tables, in the registry */
   int ref_on_error;     /* opts.on_task_error, or LUA_NOREF */
   int ref_on_warning;   /* opts.on_warning, or LUA_NOREF (then stderr) */
   uint64_t slow_ns;     /* opts.slow_task: warn about a poll longer than this */
@@ -111,6 +111,18 @@ struct lq_task {
   /* the qn_task follows, at offset task_offset() */
 };
 
+/* The scratch thread, with room for a callback's work: callbacks nest
+   (a cleanup aborts a task whose cleanup aborts another...), and each
+   level pushes a few values. */
+static inline lua_State *lq_scratch(lq_runtime *rt) {
+  luaL_checkstack(rt->S, 24, "quench: too many nested cleanups");
+  return rt->S;
+}
+
+static inline void lq_push_ref(lua_State *L, int ref) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+}
+
 /* task.c */
 qn_task *lq_core_task(lq_task *h);
 lq_task *lq_check_task(lua_State *L, int idx);
@@ -125,6 +137,8 @@ void lq_task_register(lua_State *L, int mod_idx);
 
 /* coro.c */
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c);
+int lq_anchor(lua_State *L, lq_runtime *rt);
+void lq_unanchor(lua_State *L, lq_runtime *rt, int slot);
 lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);
 int lq_branch_results(lua_State *L, lq_coro *b);
 extern const qn_future_vt lq_coro_vt;

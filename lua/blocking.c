@@ -298,7 +298,8 @@ static job_box *job_new(lua_State *L, int fn, int nargs, const char *fname) {
 }
 
 static int l_job_gc(lua_State *L) {
-  job_box *box = lua_touserdata(L, 1);
+  job_box *box = luaL_testudata(L, 1, LQ_JOB);   /* __gc may be called by hand */
+  if (box == NULL) return 0;
   if (box->j) job_free(box->j);
   box->j = NULL;
   return 0;

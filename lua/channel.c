@@ -24,7 +24,7 @@ typedef struct lq_chan {
   const void *tag;      /* &chan_tag */
   int *free_slots;
   int nfree, cap_free, max_slot;
-  uint8_t oneshot, sent, rx_closed;
+  uint8_t oneshot, sent, rx_closed, collected;
 } lq_chan;
 
 static const char chan_tag = 0;
@@ -37,7 +37,7 @@ static lq_chan *new_chan(lua_State *L, size_t capacity) {
   c->tag = &chan_tag;
   c->free_slots = NULL;
   c->nfree = c->cap_free = c->max_slot = 0;
-  c->oneshot = c->sent = c->rx_closed = 0;
+  c->oneshot = c->sent = c->rx_closed = c->collected = 0;
   qn_chan_init(core_of(c), capacity);
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
@@ -48,6 +48,7 @@ static lq_chan *new_chan(lua_State *L, size_t capacity) {
 static lq_chan *check_chan(lua_State *L, int idx) {
   lq_chan *c = lq_toudata(L, idx, &chan_tag, sizeof(lq_chan));
   if (c == NULL) luaL_typeerror(L, idx, LQ_CHANNEL);
+  if (c->collected) luaL_argerror(L, idx, "channel used after it was collected");
   return c;
 }
 
@@ -71,6 +72,7 @@ static void load(lua_State *L, int ch_idx, uint64_t slot) {
   lua_pushnil(L);
   lua_rawseti(L, -3, (lua_Integer)slot);
   lua_remove(L, -2);
+  if (c->collected) return;             /* its __gc ran (called by hand): keep nothing */
   if (c->nfree == c->cap_free) {
     int cap = c->cap_free ? c->cap_free * 2 : 8;
     int *fs = realloc(c->free_slots, (size_t)cap * sizeof *fs);
@@ -290,10 +292,14 @@ static int l_is_closed(lua_State *L) {
 
 /* Nothing can wait on a collected channel: every waiter anchors it. */
 static int l_gc(lua_State *L) {
-  lq_chan *c = lua_touserdata(L, 1);
+  lq_chan *c = lq_toudata(L, 1, &chan_tag, sizeof(lq_chan));   /* __gc may be called by hand */
+  if (c == NULL || c->collected) return 0;
+  c->collected = 1;                     /* a finalizer may bring it back: it stays closed */
+  qn_chan_close(core_of(c));
   qn_chan_fini(core_of(c));
   free(c->free_slots);
   c->free_slots = NULL;
+  c->nfree = c->cap_free = 0;
   return 0;
 }
 

@@ -36,13 +36,18 @@ static int l_guard(lua_State *L) {
   return 1;
 }
 
+static int guard_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L; (void)status; (void)ctx;
+  return 0;
+}
+
 static int l_guard_close(lua_State *L) {
   luaL_checkudata(L, 1, LQ_GUARD);
   if (lua_getiuservalue(L, 1, 1) != LUA_TFUNCTION) return 0;
   lua_pushnil(L);
   lua_setiuservalue(L, 1, 1);           /* once */
   lua_pushvalue(L, 2);                  /* the error, if the scope ended by one */
-  lua_call(L, 1, 0);
+  lua_callk(L, 1, 0, 0, guard_k);       /* yieldable: a guard may wait at a normal block end */
   return 0;
 }
 

@@ -17,15 +17,26 @@
 /* ---- thread pool ---- */
 
 static lua_State *pool_take(lq_runtime *rt) {
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
   if (rt->npool > 0) {
-    lua_rawgeti(S, S_POOL, rt->npool);
+    lq_push_ref(S, rt->ref_pool);
+    lua_rawgeti(S, -1, rt->npool);
     lua_pushnil(S);
-    lua_rawseti(S, S_POOL, rt->npool--);
+    lua_rawseti(S, -3, rt->npool--);
+    lua_remove(S, -2);
   } else {
     lua_newthread(S);
   }
   return lua_tothread(S, -1);   /* left on S: the caller anchors it */
+}
+
+/* Move the thread on top of S into the pool. */
+static void pool_push(lq_runtime *rt) {
+  lua_State *S = lq_scratch(rt);
+  lq_push_ref(S, rt->ref_pool);
+  lua_insert(S, -2);
+  lua_rawseti(S, -2, ++rt->npool);
+  lua_pop(S, 1);
 }
 
 /* `co` is dead-or-finished with status OK. Keep it for a later task unless
@@ -36,7 +47,7 @@ void lq_pool_release(lq_runtime *rt, lua_State *co) {
   lua_sethook(co, NULL, 0, 0);
   lua_pushthread(co);
   lua_xmove(co, rt->S, 1);
-  lua_rawseti(rt->S, S_POOL, ++rt->npool);
+  pool_push(rt);
 }
 
 void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind) {
@@ -50,10 +61,25 @@ void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind) {
 
 /* Push the userdata of a coroutine in use (a task's handle, a branch). */
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c) {
-  if (L == rt->S) return lua_rawgeti(L, S_ALIVE, c->slot);
-  lua_rawgeti(rt->S, S_ALIVE, c->slot);
-  lua_xmove(rt->S, L, 1);
-  return lua_type(L, -1);
+  lq_push_ref(L, rt->ref_alive);
+  int t = lua_rawgeti(L, -1, c->slot);
+  lua_remove(L, -2);
+  return t;
+}
+
+/* Anchor the value on top of L in the alive table: its slot. */
+int lq_anchor(lua_State *L, lq_runtime *rt) {
+  lq_push_ref(L, rt->ref_alive);
+  lua_insert(L, -2);
+  int slot = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  return slot;
+}
+
+void lq_unanchor(lua_State *L, lq_runtime *rt, int slot) {
+  lq_push_ref(L, rt->ref_alive);
+  luaL_unref(L, -1, slot);
+  lua_pop(L, 1);
 }
 
 static lua_State *running_thread(lq_runtime *rt) {
@@ -85,6 +111,9 @@ lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
   if (c->closing)
     luaL_error(L, "%s: cannot wait in drop-time cleanup (a <close> variable or defer "
                   "running while its task is dropped or finishing)", fname);
+  if (!lua_isyieldable(L))   /* checked before any op exists: nothing to undo */
+    luaL_error(L, "%s: cannot wait here: called through a C function that cannot "
+                  "yield (string.gsub, table.sort, a metamethod, ...)", fname);
   return c;
 }
 
@@ -150,7 +179,7 @@ static int tostring_protected(lua_State *L) {
 
 /* Take the traceback of a failed coroutine, before closing it, into extras. */
 static void save_traceback(lq_runtime *rt, lua_State *co, int ud) {
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
   lua_pushcfunction(S, tostring_protected);
   lua_pushvalue(S, ud + 1);
   if (lua_pcall(S, 1, 1, 0) != LUA_OK || !lua_isstring(S, -1)) {
@@ -169,7 +198,7 @@ static void save_traceback(lq_runtime *rt, lua_State *co, int ud) {
    Returns 1 when one raised: the first error is then on top of S. The
    others still run. */
 static int run_defers(lq_runtime *rt, lq_task *h, int ud, lua_State *co) {
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
   int base = lua_gettop(S), failed = 0;
   if (lua_getiuservalue(S, ud, 2) != LUA_TTABLE ||
       lua_getfield(S, base + 1, "defers") != LUA_TTABLE) {
@@ -204,7 +233,7 @@ static int run_defers(lq_runtime *rt, lq_task *h, int ud, lua_State *co) {
 /* The coroutine returned normally with `nres` values on its stack. */
 static void task_finished(lq_coro *c, int nres) {
   lq_runtime *rt = c->rt;
-  lua_State *S = rt->S, *co = c->co;
+  lua_State *S = lq_scratch(rt), *co = c->co;
   lq_task *h = c->task;
   lq_push_handle(S, rt, h);
   int ud = lua_gettop(S);
@@ -233,7 +262,7 @@ static void task_finished(lq_coro *c, int nres) {
    error), run the defers, and keep the last error. */
 static void task_failed(lq_coro *c) {
   lq_runtime *rt = c->rt;
-  lua_State *S = rt->S, *co = c->co;
+  lua_State *S = lq_scratch(rt), *co = c->co;
   lq_task *h = c->task;
   lq_push_handle(S, rt, h);
   int ud = lua_gettop(S);
@@ -310,8 +339,7 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
   lua_setiuservalue(L, -2, 1);
   b->nres = nargs + 1;                  /* until it starts: how many values the pack holds */
   lua_pushvalue(L, -1);
-  lua_xmove(L, rt->S, 1);
-  b->slot = luaL_ref(rt->S, S_ALIVE);
+  b->slot = lq_anchor(L, rt);
   return b;
 }
 
@@ -319,7 +347,7 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
    error in the task's extras, where the task's drop finds it. */
 static void hand_error_to_task(lq_coro *c) {
   lq_runtime *rt = c->rt;
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
   lq_push_handle(S, rt, c->task);
   lq_push_extras(S, lua_gettop(S));
   if (lua_getfield(S, -1, "cleanup_error") == LUA_TNIL) {
@@ -355,12 +383,13 @@ static void branch_drop(lq_coro *c) {
   }
   int slot = c->slot;
   c->slot = LUA_NOREF;
-  luaL_unref(rt->S, S_ALIVE, slot);
+  lq_unanchor(lq_scratch(rt), rt, slot);
 }
 
 /* A branch collected with a cleanup error nobody raised: report it. */
 static int l_branch_gc(lua_State *L) {
-  lq_coro *b = lua_touserdata(L, 1);
+  lq_coro *b = luaL_testudata(L, 1, LQ_BRANCH);   /* __gc may be called by hand */
+  if (b == NULL || b->slot != LUA_NOREF) return 0;   /* still in use: not collectable */
   if (!b->cleanup_failed || b->co == NULL) return 0;
   lua_State *co = b->co;
   b->co = NULL;
@@ -382,7 +411,7 @@ void lq_branch_register(lua_State *L) {
 /* First poll: take a thread, move the function and arguments onto it. */
 static int start(lq_coro *c) {
   lq_runtime *rt = c->rt;
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
   lq_push_coro(S, rt, c);
   int ud = lua_gettop(S);
   int n = c->kind == CORO_TASK ? c->task->nargs : c->nres;
@@ -405,7 +434,8 @@ static int start(lq_coro *c) {
 /* A task ran longer than opts.slow_task without waiting: say which. */
 static void warn_slow(lq_coro *c, uint64_t ns) {
   lq_runtime *rt = c->rt;
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
+  int top = lua_gettop(S);
   lq_push_handle(S, rt, c->task);
   const char *name = NULL;
   if (lua_getiuservalue(S, -1, 2) == LUA_TTABLE) {
@@ -416,7 +446,7 @@ static void warn_slow(lq_coro *c, uint64_t ns) {
                   (int)qn_task_id(lq_core_task(c->task)), name ? " (" : "", name ? name : "",
                   name ? ")" : "", (double)ns / 1e9, (double)rt->slow_ns / 1e9);
   lq_warn(rt, lua_tostring(S, -1));
-  lua_settop(S, S_FAILED);
+  lua_settop(S, top);
 }
 
 static int resume(lq_coro *c, int nargs) {
@@ -464,7 +494,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
       c->op = NULL;
     }
     c->yielding = 0;
-    lua_State *S = c->rt->S;
+    lua_State *S = lq_scratch(c->rt);
     lq_push_handle(S, c->rt, c->task);
     lq_push_reason(S, c->task, lua_gettop(S));
     lq_push_cancelled(S, lua_gettop(S));
@@ -485,7 +515,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
    the pool: it is left there with an empty stack. */
 static lua_State *pool_take_anchored(lq_runtime *rt) {
   lua_State *co = pool_take(rt);          /* on top of S: back into the pool */
-  lua_rawseti(rt->S, S_POOL, ++rt->npool);
+  pool_push(rt);
   return co;
 }
 
@@ -497,7 +527,7 @@ static void coro_drop(qn_future *f) {
     return;
   }
   lq_runtime *rt = c->rt;
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
   lq_task *h = c->task;
   lq_push_handle(S, rt, h);
   int ud = lua_gettop(S);
@@ -548,7 +578,7 @@ static void coro_drop(qn_future *f) {
   if (h->bind.next != NULL) qn_token_watch_remove(&h->bind);
   int slot = c->slot;
   c->slot = LUA_NOREF;
-  luaL_unref(S, S_ALIVE, slot);        /* last: the handle may now be collected */
+  lq_unanchor(S, rt, slot);            /* last: the handle may now be collected */
 }
 
 const qn_future_vt lq_coro_vt = { coro_poll, coro_drop };

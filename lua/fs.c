@@ -406,7 +406,8 @@ static int l_close(lua_State *L) {
 
 /* __close and __gc: close, and let go of the core file. */
 static int l_release(lua_State *L) {
-  lq_file *u = lua_touserdata(L, 1);
+  lq_file *u = luaL_testudata(L, 1, LQ_FILE);   /* __gc may be called by hand */
+  if (u == NULL) return 0;
   if (u->f) qn_file_release(u->f);
   u->f = NULL;
   return 0;

@@ -420,7 +420,8 @@ static int l_close(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  lq_pipe *u = lua_touserdata(L, 1);
+  lq_pipe *u = luaL_testudata(L, 1, LQ_PIPE);   /* __gc may be called by hand */
+  if (u == NULL) return 0;
   if (u->p != NULL) qn_pipe_release(u->p);
   u->p = NULL;
   return 0;

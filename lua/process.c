@@ -409,7 +409,8 @@ static int l_close(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  lq_process *u = lua_touserdata(L, 1);
+  lq_process *u = luaL_testudata(L, 1, LQ_PROCESS);   /* __gc may be called by hand */
+  if (u == NULL) return 0;
   if (u->p != NULL) qn_process_release(u->p, 0);
   u->p = NULL;
   return 0;

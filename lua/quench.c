@@ -51,7 +51,7 @@ typedef struct run_opts {
 /* A warning about the program (not an error of a task): opts.on_warning(msg)
    or stderr. */
 void lq_warn(lq_runtime *rt, const char *msg) {
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
   if (rt->ref_on_warning != LUA_NOREF) {
     lua_rawgeti(S, LUA_REGISTRYINDEX, rt->ref_on_warning);
     lua_pushstring(S, msg);
@@ -123,13 +123,16 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   rt->L = L;
   rt->S = lua_newthread(L);
   rt->ref_S = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(rt->S);                  /* S_ALIVE */
-  lua_newtable(rt->S);                  /* S_POOL */
-  lua_newtable(rt->S);                  /* S_FAILED, weak keys */
-  lua_createtable(rt->S, 0, 1);
-  lua_pushliteral(rt->S, "k");
-  lua_setfield(rt->S, -2, "__mode");
-  lua_setmetatable(rt->S, -2);
+  lua_newtable(L);
+  rt->ref_alive = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  rt->ref_pool = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);                      /* failed handles, weak keys */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  rt->ref_failed = luaL_ref(L, LUA_REGISTRYINDEX);
   rt->ref_on_error = rt->ref_on_warning = LUA_NOREF;
   if (o.on_error) {
     lua_pushvalue(L, o.on_error);
@@ -150,6 +153,9 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   rt->mod->rt = NULL;
   qn_runtime_free(rt->core);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_alive);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_pool);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_failed);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_warning);
   free(rt);

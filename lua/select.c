@@ -42,7 +42,17 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
   c->op = NULL;
   long w = qn_select_winner(sel);
   int base = lua_gettop(L), n;
+  /* A loser's cleanup raised: raise that, and leave the winner unfinished,
+     so its drop gives back what it holds (a message, a permit). */
+  if (loser_error(L, nud, w)) {
+    qn_drop(sel);
+    return lua_error(L);
+  }
   if (mode == MODE_TIMEOUT && w == 1) {
+    if (qn_sleep_failed(qn_select_child(sel, 1))) {
+      qn_drop(sel);
+      return luaL_error(L, "quench.timeout: out of memory (cannot arm a timer)");
+    }
     lua_pushboolean(L, 0);
     lq_push_timeout(L);
     n = 2;
@@ -59,16 +69,10 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
     if (n < 0) {                        /* the winner raised */
       lua_replace(L, base + 1);
       lua_settop(L, base + 1);
-      loser_error(L, nud, w);
-      lua_settop(L, base + 1);
       qn_drop(sel);
       return lua_error(L);
     }
     n += 1;
-  }
-  if (loser_error(L, nud, w)) {
-    qn_drop(sel);
-    return lua_error(L);
   }
   qn_drop(sel);
   return n;

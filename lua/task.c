@@ -134,24 +134,24 @@ void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
     report(L, rt, h, ud);
     return;
   }
-  lua_pushvalue(L, ud);                 /* remembered (weakly) until the run ends */
+  lq_push_ref(L, rt->ref_failed);       /* remembered (weakly) until the run ends */
+  lua_pushvalue(L, ud);
   lua_pushboolean(L, 1);
-  if (L == rt->S) {
-    lua_rawset(L, S_FAILED);
-  } else {
-    lua_xmove(L, rt->S, 2);
-    lua_rawset(rt->S, S_FAILED);
-  }
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
 }
 
 /* At the end of a run: every failed, unobserved task whose handle lives on. */
 void lq_report_unobserved(lq_runtime *rt) {
-  lua_State *S = rt->S;
+  lua_State *S = lq_scratch(rt);
+  lq_push_ref(S, rt->ref_failed);
+  int t = lua_gettop(S);
   lua_pushnil(S);
-  while (lua_next(S, S_FAILED)) {
+  while (lua_next(S, t)) {
     lua_pop(S, 1);
     report(S, rt, lua_touserdata(S, -1), lua_gettop(S));
   }
+  lua_pop(S, 1);
 }
 
 /* ---- spawning ---- */
@@ -178,8 +178,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, h, CORO_TASK);
   lua_pushvalue(L, ud);
-  lua_xmove(L, rt->S, 1);
-  h->coro.slot = luaL_ref(rt->S, S_ALIVE);
+  h->coro.slot = lq_anchor(L, rt);
   qn_task_init(lq_core_task(h), rt->core, &h->coro.base, h);
   return 1;
 }
@@ -363,8 +362,11 @@ static int l_close(lua_State *L) {
 /* Collection is never cancellation: the task is done by now (alive tasks
    are anchored), so only report an unobserved failure and forget it. */
 static int l_gc(lua_State *L) {
-  lq_task *h = lua_touserdata(L, 1);
+  lq_task *h = lq_toudata(L, 1, &lq_coro_vt, sizeof(lq_task));   /* __gc may be called by hand */
+  if (h == NULL || h->coro.kind != CORO_TASK) return 0;
   qn_task *t = lq_core_task(h);
+  if (qn_task_get_state(t) != QN_TASK_DONE && qn_task_runtime(t) != NULL)
+    return 0;                           /* alive tasks are anchored: only a direct call gets here */
   lq_runtime *rt = runtime_of_handle(L, h);
   if (qn_task_get_outcome(t) == QN_TASK_FAILED && rt != NULL) report(L, rt, h, 1);
   if (rt != NULL) qn_task_fini(t);

@@ -532,7 +532,8 @@ static int l_close_reset(lua_State *L) {
 /* Garbage collection releases (closes) the stream; after its runtime has
    ended the handle is closed already and only the memory goes. */
 static int l_gc(lua_State *L) {
-  lq_stream *u = lua_touserdata(L, 1);
+  lq_stream *u = luaL_testudata(L, 1, LQ_STREAM);   /* __gc may be called by hand */
+  if (u == NULL) return 0;
   if (u->s != NULL) qn_tcp_release(u->s);
   u->s = NULL;
   return 0;
@@ -800,7 +801,8 @@ static int l_server_close(lua_State *L) {
 }
 
 static int l_server_gc(lua_State *L) {
-  lq_server *u = lua_touserdata(L, 1);
+  lq_server *u = luaL_testudata(L, 1, LQ_SERVER);   /* __gc may be called by hand */
+  if (u == NULL) return 0;
   if (u->srv != NULL) qn_tcp_server_release(u->srv);
   u->srv = NULL;
   return 0;

@@ -30,10 +30,10 @@ static int do_yield(lua_State *L, lq_coro *c) {
 
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
-  lq_coro *c = lq_module_of(L)->rt->running;
-  lq_resume_error(L, c);
-  qn_drop(c->op);
-  c->op = NULL;
+  qn_future *f = lq_take_op(L);
+  int failed = qn_sleep_failed(f);
+  qn_drop(f);
+  if (failed) return luaL_error(L, "quench.sleep: out of memory (cannot arm a timer)");
   return 0;
 }
 

@@ -204,7 +204,8 @@ static int l_spawn(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  qn_token_fini(lua_touserdata(L, 1));
+  qn_token *t = luaL_testudata(L, 1, LQ_TOKEN);   /* __gc may be called by hand */
+  if (t != NULL) qn_token_fini(t);      /* idempotent: the token becomes a root */
   return 0;
 }
 

@@ -367,7 +367,8 @@ static int l_close(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  lq_udp *s = lua_touserdata(L, 1);
+  lq_udp *s = luaL_testudata(L, 1, LQ_UDP);   /* __gc may be called by hand */
+  if (s == NULL) return 0;
   if (s->u != NULL) qn_udp_release(s->u);
   s->u = NULL;
   return 0;

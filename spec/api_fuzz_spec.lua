@@ -13,16 +13,16 @@
 --
 -- FUZZ_SEED=n (default 1) and FUZZ_CALLS=n (default 100000, 20000 under
 -- valgrind: QUENCH_UNDER_VALGRIND=1) choose the run;
--- FUZZ_KNOWN=1 walks into the known bugs 2, 4, 5 and 8 of docs/testing.md
--- (__gc called directly, waits where the coroutine cannot yield, quench
--- called from finalizers and run callbacks, objects used after their __gc),
--- for checking a fix.
+-- It walks into the (fixed) bugs 2, 4, 5 and 8 of docs/testing.md (__gc
+-- called directly, waits where the coroutine cannot yield, quench called
+-- from finalizers and run callbacks, objects used after their __gc);
+-- FUZZ_AVOID_KNOWN=1 steers around them.
 local quench = require "quench"
 
 local SEED = tonumber(os.getenv("FUZZ_SEED") or "1") // 1
 local CALLS = tonumber(os.getenv("FUZZ_CALLS")
   or (os.getenv("QUENCH_UNDER_VALGRIND") == "1" and "20000" or "100000")) // 1
-local KNOWN = os.getenv("FUZZ_KNOWN") == "1"
+local KNOWN = os.getenv("FUZZ_AVOID_KNOWN") ~= "1"   -- bugs 2, 4, 5, 8 are fixed: walk into them
 local BATCH = 200          -- calls per worker task
 local HANG = 30            -- virtual seconds a batch may take before it is aborted
 
@@ -82,7 +82,7 @@ function Fuzz:add(v)
   if t == "table" and getmetatable(v) == nil then return end
   -- Known bug 8 (docs/testing.md): a quench object used after its own __gc
   -- ran (resurrected by a finalizer, as the queued calls below do) leaks.
-  -- Unless FUZZ_KNOWN=1, every object met stays referenced until the end.
+  -- Unless KNOWN=1, every object met stays referenced until the end.
   if not KNOWN then self.graveyard[#self.graveyard + 1] = v end
   local tn = type_name(v)
   local list = self.by_type[tn]
@@ -144,7 +144,7 @@ function Fuzz:make_functions()
     function() local c = quench.current(); if c and c ~= f.main then c:abort("self") end quench.yield() end,
     function() local c = quench.current(); if c and c ~= f.main then c:cancel("self") end quench.yield() end,
     function() return quench.shield(quench.sleep, 0.5) end,
-    function()   -- a guard's function cannot wait (known bug 4): unless FUZZ_KNOWN, it does not try
+    function()   -- a guard's function cannot wait (known bug 4): unless KNOWN, it does not try
       local _ <close> = quench.guard(function()
         if KNOWN then f:call_random("close") else pcall(coroutine.wrap(f.call_random), f, "close") end
       end)
@@ -156,7 +156,7 @@ function Fuzz:make_functions()
   }
   -- Known bug 4: a wait where the coroutine cannot yield (a guard's
   -- function, a finalizer, a C callback) leaves a stale op behind. Unless
-  -- FUZZ_KNOWN=1, these functions return at once there, as a careful user
+  -- KNOWN=1, these functions return at once there, as a careful user
   -- would have to.
   if not KNOWN then
     for i, fn in ipairs(fns) do
@@ -255,7 +255,7 @@ function Fuzz:call_random(where, ...)
       -- Known bugs 4 and 5 (docs/testing.md): an await where the coroutine
       -- cannot yield leaves a stale op behind, and quench called from a
       -- finalizer that runs on quench's private thread corrupts it. Unless
-      -- FUZZ_KNOWN=1 the finalizer only queues the call for the worker.
+      -- KNOWN=1 the finalizer only queues the call for the worker.
       local fuzz = self
       setmetatable({}, { __gc = function()
         if KNOWN then pcall(entry.fn, unpack(args, 1, n))

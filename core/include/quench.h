@@ -135,6 +135,8 @@ qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline);
    means the clock is never read and no timer armed). */
 qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns);
 uint64_t qn_sleep_deadline(const qn_future *sleep);
+/* Ready early because no memory was left to arm its timer. */
+int qn_sleep_failed(const qn_future *sleep);
 /* Ready when `target` is done. */
 qn_future *qn_join_new(qn_task *target);
 
