@@ -86,6 +86,25 @@ int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int b
   return lq_await(L, c, sel, select_k, ((lua_KContext)nud << 2) | mode);
 }
 
+/* Fast path for selects over ops only: poll them once, in the order the
+   select would, before building anything. The first ready one wins; the
+   others (never polled, or pending) are dropped, exactly as the select
+   would drop them. Returns the number of results, or -1 if none is ready. */
+static int ready_now(lua_State *L, lq_coro *c, qn_future **f, int n, int start) {
+  for (int k = 0; k < n; k++) {
+    int i = (start + k) % n;
+    if (qn_poll(f[i], c->waker) != QN_READY) continue;
+    for (int j = 0; j < n; j++)
+      if (j != i) qn_drop(f[j]);
+    lua_pushinteger(L, i + 1);
+    lq_op *op = lq_test_op(L, i + 1);
+    int r = op->kind->finish(L, i + 1, f[i]);
+    qn_drop(f[i]);
+    return r + 1;
+  }
+  return -1;
+}
+
 /* Check every argument, then build every branch: nothing is started if
    an argument is wrong. */
 static int do_select(lua_State *L, int biased, const char *fname) {
@@ -100,8 +119,10 @@ static int do_select(lua_State *L, int biased, const char *fname) {
   }
   lq_check_cancel(L, c);
   qn_future **children = lua_newuserdatauv(L, (size_t)n * sizeof *children, 0);
+  int all_ops = 1;
   for (int i = 1; i <= n; i++) {
     if (lua_isfunction(L, i)) {
+      all_ops = 0;
       lq_coro *b = lq_branch_new(L, c, i, 0);
       lua_replace(L, i);
       children[i - 1] = &b->base;
@@ -109,6 +130,10 @@ static int do_select(lua_State *L, int biased, const char *fname) {
       while (--i >= 1) qn_drop(children[i - 1]);
       return luaL_error(L, "%s: out of memory", fname);
     }
+  }
+  if (all_ops) {                        /* one of them may be ready now */
+    int r = ready_now(L, c, children, n, biased ? 0 : (int)(qn_random(c->rt->core) % (uint64_t)n));
+    if (r >= 0) return r;
   }
   /* the children array stays above the branches until the select returns */
   return lq_select_await(L, c, children, n, biased, MODE_SELECT, n);
@@ -142,6 +167,12 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int
   }
   lua_replace(L, 1);
   lua_settop(L, 1);
+  if (lq_test_op(L, 1) && qn_poll(children[0], c->waker) == QN_READY) {
+    lua_pushboolean(L, 1);              /* ready now: the branch wins, no timer at all */
+    int r = lq_test_op(L, 1)->kind->finish(L, 1, children[0]);
+    qn_drop(children[0]);
+    return r + 1;
+  }
   children[1] = relative ? qn_sleep_after_new(c->rt->core, when) : qn_sleep_new(c->rt->core, when);
   if (children[1] == NULL) {
     qn_drop(children[0]);
