@@ -87,6 +87,54 @@ typedef struct qn__closer {
 void qn__closer_add(qn_runtime *rt, qn__closer *c);
 void qn__closer_remove(qn__closer *c);
 
+/* A stream (stream.c): the handle is one of the union's, made by tcp.c
+   or pipe.c. The fields are stream.c's but for the few that the file
+   which made the stream sets (marked). */
+struct qn_stream {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } h;
+  qn_runtime *rt;
+  qn__closer closer;
+  qn__list qnode;           /* tcp.c: in a server's queue until taken */
+  char *buf;
+  size_t off, len, cap;
+  size_t read_limit, write_limit;
+  size_t need;              /* what the waiting reads need buffered */
+  size_t nwrites;           /* write requests in flight */
+  qn__list readers;         /* waiting read futures */
+  qn__list writers;         /* waiting writable futures */
+  qn__list wq;              /* write requests in flight, oldest first */
+  int nreaders, nwriters;   /* futures alive */
+  int refs;                 /* the embedder, and each future */
+  int read_err;             /* 0, UV_EOF or a read error */
+  int write_err;
+  int restore_fd, restore_flags;   /* pipe.c: a shared description's flags, set back at close */
+  uint8_t readable, writable;      /* pipe.c: the directions the embedder may use */
+  uint8_t flush_at_end;     /* pipe.c: a standard stream, written out at the runtime's end */
+  uint8_t started;          /* reading may run (connected; or a pipe's first read) */
+  uint8_t reading, registered, closing, lingering, handle_closing, closed, released, shut;
+};
+
+/* A stream with its handle initialised (type UV_TCP or UV_NAMED_PIPE), on
+   the closers; its embedder's reference is the caller's (qn_stream_release). */
+int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_t write_limit,
+                   qn_stream **out);
+/* Reading may start (it pauses and resumes by itself from now on). */
+void qn__stream_start(qn_stream *s);
+/* Closed for the embedder: reading stops, every waiting future is ready. */
+void qn__stream_mark_closed(qn_stream *s);
+/* Take the handle off the closers for closing, once: 1 if the caller must
+   now close it with qn__stream_on_close as its callback. */
+int qn__stream_begin_close(qn_stream *s);
+void qn__stream_on_close(uv_handle_t *h);
+/* SIGPIPE to SIG_IGN unless the program handles it. */
+void qn__ignore_sigpipe(void);
+
 struct qn_task {
   qn_future *fut;
   qn_runtime *rt;

@@ -203,8 +203,42 @@ void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 
+/* quench.c, for I/O objects: push nil, "ENAME: message", "ENAME" (an I/O
+   failure); whether an object of runtime `serial` may be used, and a raise
+   naming fname if not (what: "stream", "socket", ...). */
+int lq_push_fail(lua_State *L, int err);
+int lq_alive(lua_State *L, uint64_t serial);
+void lq_check_alive(lua_State *L, uint64_t serial, const char *fname, const char *what);
+
+/* stream.c: the stream methods TCP streams and pipes share. A stream's
+   functions have two upvalues, the module and its class. */
+typedef struct lq_stream_class lq_stream_class;
+extern const lq_stream_class lq_tcp_stream_class;   /* "quench.tcp.stream" */
+extern const lq_stream_class lq_pipe_class;         /* "quench.pipe" */
+
+typedef struct lq_stream {
+  qn_stream *s;         /* NULL until made, and after __gc */
+  uint64_t serial;      /* of its runtime */
+  const lq_stream_class *cls;
+  char what[40];        /* a pipe's: "stdout", "stdin of process 1234", ...; TCP: "" */
+} lq_stream;
+
+/* A closed stream userdata, filled (s, serial) once the core stream exists. */
+lq_stream *lq_stream_new(lua_State *L, const lq_stream_class *cls, const char *what);
+/* The core stream of a usable stream of this function's class at idx, or
+   raise naming fname. */
+qn_stream *lq_stream_live(lua_State *L, int idx, const char *fname);
+void lq_stream_close_at(lua_State *L, const lq_stream_class *cls, int idx);   /* nil: nothing */
+/* The metatable of cls: the shared methods, and `extra` (may be NULL). */
+void lq_stream_register(lua_State *L, int mod, const lq_stream_class *cls, const luaL_Reg *extra);
+
 /* pipe.c: pipe streams ("quench.pipe"), for process.c */
-void lq_pipe_push(lua_State *L, lq_runtime *rt, qn_pipe *p, const char *what);
+void lq_pipe_push(lua_State *L, lq_runtime *rt, qn_stream *s, const char *what);
 void lq_pipe_close(lua_State *L, int idx);   /* nil or a closed stream: nothing */
+
+/* signal.c: a signal's number by name, 0 if unknown. watchable: only the
+   ones quench.signal waits for, by full name ("SIGTERM"); else any, also
+   without "SIG" ("TERM"). */
+int lq_signal_number(const char *name, int watchable);
 
 #endif

@@ -43,16 +43,6 @@ typedef struct lq_file {
 
 /* ---- helpers ---- */
 
-static int fail(lua_State *L, int err) {
-  char name[64], msg[160];
-  uv_err_name_r(err, name, sizeof name);
-  uv_strerror_r(err, msg, sizeof msg);
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", name, msg);
-  lua_pushstring(L, name);
-  return 3;
-}
-
 static const char *check_path(lua_State *L, int idx) {
   size_t n;
   const char *p = luaL_checklstring(L, idx, &n);
@@ -66,10 +56,7 @@ static lq_file *check_file(lua_State *L, int idx) {
 
 /* Raise unless the file at idx is open and its runtime is the one running. */
 static void check_open(lua_State *L, lq_file *u, const char *fname) {
-  lq_runtime *rt = lq_module_of(L)->rt;
-  if (rt == NULL || rt->serial != u->serial)
-    luaL_error(L, "%s: the file's runtime has ended (a file belongs to the quench.run "
-                  "that made it)", fname);
+  lq_check_alive(L, u->serial, fname, "file");
   if (u->f == NULL || qn_file_is_closed(u->f))
     luaL_error(L, "%s: attempt to use a closed file", fname);
 }
@@ -151,7 +138,7 @@ static void file_check(lua_State *L, int op, lq_coro *c) {
 static int true_finish(lua_State *L, int op, qn_future *f) {
   (void)op;
   ssize_t r = qn_fs_result(f);
-  if (r < 0) return fail(L, (int)r);
+  if (r < 0) return lq_push_fail(L, (int)r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -183,7 +170,7 @@ static void set_time(lua_State *L, const char *k, uv_timespec_t t) {
 static int stat_finish(lua_State *L, int op, qn_future *f) {
   (void)op;
   ssize_t r = qn_fs_result(f);
-  if (r < 0) return fail(L, (int)r);
+  if (r < 0) return lq_push_fail(L, (int)r);
   const uv_stat_t *s = qn_fs_statbuf(f);
   lua_createtable(L, 0, 16);
   lua_pushstring(L, mode_type(s->st_mode));
@@ -258,7 +245,7 @@ static qn_future *open_start(lua_State *L, int op, lq_coro *c) {
 static int open_finish(lua_State *L, int op, qn_future *f) {
   (void)op;
   ssize_t r = qn_fs_result(f);
-  if (r < 0) return fail(L, (int)r);
+  if (r < 0) return lq_push_fail(L, (int)r);
   lq_file *u = lua_newuserdatauv(L, sizeof *u, 0);   /* before taking: the fd stays safe */
   u->f = NULL;
   u->serial = lq_module_of(L)->rt->serial;
@@ -266,7 +253,7 @@ static int open_finish(lua_State *L, int op, qn_future *f) {
   u->f = qn_fs_take_file(f);
   if (u->f == NULL) {
     lua_pop(L, 1);
-    return fail(L, UV_ENOMEM);
+    return lq_push_fail(L, UV_ENOMEM);
   }
   return 1;
 }
@@ -293,7 +280,7 @@ static qn_future *read_start(lua_State *L, int op, lq_coro *c) {
 /* up to n bytes, nil at the end of the file (n > 0), or nil, message, code */
 static int read_finish(lua_State *L, int op, qn_future *f) {
   ssize_t r = qn_fs_result(f);
-  if (r < 0) return fail(L, (int)r);
+  if (r < 0) return lq_push_fail(L, (int)r);
   if (r == 0 && uv_integer(L, op, 2) > 0) {
     lua_pushnil(L);
     return 1;
@@ -327,7 +314,7 @@ static qn_future *write_start(lua_State *L, int op, lq_coro *c) {
 /* the file (as Lua's file:write), or nil, message, code */
 static int write_finish(lua_State *L, int op, qn_future *f) {
   ssize_t r = qn_fs_result(f);
-  if (r < 0) return fail(L, (int)r);
+  if (r < 0) return lq_push_fail(L, (int)r);
   lua_getiuservalue(L, op, 1);
   return 1;
 }
@@ -399,7 +386,7 @@ static int is_open(const lq_file *u) { return u->f != NULL && !qn_file_is_closed
 static int l_close(lua_State *L) {
   lq_file *u = check_file(L, 1);
   int r = u->f ? qn_file_close(u->f) : 0;
-  if (r != 0) return fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -450,7 +437,7 @@ static const char *dirent_type(uv_dirent_type_t t) {
 static int readdir_finish(lua_State *L, int op, qn_future *f) {
   (void)op;
   ssize_t r = qn_fs_result(f);
-  if (r < 0) return fail(L, (int)r);
+  if (r < 0) return lq_push_fail(L, (int)r);
   lua_createtable(L, (int)r, 0);
   uv_dirent_t ent;
   for (lua_Integer i = 1; qn_fs_scandir_next(f, &ent) == 0; i++) {
@@ -493,7 +480,7 @@ static int read_file_finish(lua_State *L, int op, qn_future *f) {
   const char *data;
   size_t len;
   int r = qn_fs_whole_result(f, &data, &len);
-  if (r != 0) return fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   lua_pushlstring(L, data, len);
   return 1;
 }
@@ -510,7 +497,7 @@ static qn_future *write_file_start(lua_State *L, int op, lq_coro *c) {
 static int write_file_finish(lua_State *L, int op, qn_future *f) {
   (void)op;
   int r = qn_fs_whole_result(f, NULL, NULL);
-  if (r != 0) return fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -38,34 +38,13 @@ typedef struct lq_process {
   int pid;
 } lq_process;
 
-static const struct { const char *name; int num; } signals[] = {
-  {"SIGTERM", SIGTERM}, {"SIGKILL", SIGKILL}, {"SIGINT", SIGINT}, {"SIGHUP", SIGHUP},
-  {"SIGQUIT", SIGQUIT}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGSTOP", SIGSTOP},
-  {"SIGCONT", SIGCONT}, {"SIGALRM", SIGALRM}, {"SIGPIPE", SIGPIPE}, {"SIGWINCH", SIGWINCH},
-  {NULL, 0}
-};
-
-static int push_fail(lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
-  lua_pushstring(L, uv_err_name(err));
-  return 3;
-}
-
-static int alive(lua_State *L, uint64_t serial) {
-  lq_runtime *rt = lq_module_of(L)->rt;
-  return rt != NULL && rt->serial == serial;
-}
-
 static lq_process *to_process(lua_State *L, int idx) {
   return (lq_process *)luaL_checkudata(L, idx, LQ_PROCESS);
 }
 
 static void check_usable(lua_State *L, lq_process *u, const char *fname) {
   if (u->p == NULL) luaL_error(L, "%s: attempt to use a closed process", fname);
-  if (!alive(L, u->serial))
-    luaL_error(L, "%s: the process's runtime has ended (a process belongs to the quench.run "
-                  "that made it)", fname);
+  lq_check_alive(L, u->serial, fname, "process");
 }
 
 static qn_process *live_process(lua_State *L, int idx, const char *fname) {
@@ -253,13 +232,13 @@ static int l_spawn(lua_State *L) {
   int fds[3];
   qn_process *p;
   int r = qn_process_spawn(rt->core, &o, &p, fds);
-  if (r != 0) return push_fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   u->p = p;
   u->pid = qn_process_pid(p);
   lua_getiuservalue(L, ud, 1);
   for (int i = 0; i < 3; i++) {
     if (fds[i] < 0) continue;
-    qn_pipe *s;
+    qn_stream *s;
     qn_pipe_opts po;
     memset(&po, 0, sizeof po);
     po.dir = i == 0 ? QN_PIPE_WRITABLE : QN_PIPE_READABLE;
@@ -275,7 +254,7 @@ static int l_spawn(lua_State *L) {
       }
       qn_process_release(p, 1);
       u->p = NULL;
-      return push_fail(L, r);
+      return lq_push_fail(L, r);
     }
     char what[40];
     snprintf(what, sizeof what, "%s of process %d", stdio_names[i], u->pid);
@@ -291,7 +270,7 @@ static int l_spawn(lua_State *L) {
 static int push_status(lua_State *L, qn_process *p) {
   int64_t status;
   int sig;
-  if (!qn_process_exited(p, &status, &sig)) return push_fail(L, UV_ECANCELED);
+  if (!qn_process_exited(p, &status, &sig)) return lq_push_fail(L, UV_ECANCELED);
   lua_pushinteger(L, (lua_Integer)status);
   lua_pushinteger(L, sig);
   return 2;
@@ -365,9 +344,8 @@ static int check_signal(lua_State *L, int idx) {
     return (int)n;
   }
   const char *name = luaL_checkstring(L, idx);
-  for (int i = 0; signals[i].name; i++)
-    if (strcmp(signals[i].name, name) == 0 || strcmp(signals[i].name + 3, name) == 0)
-      return signals[i].num;
+  int sig = lq_signal_number(name, 0);
+  if (sig != 0) return sig;
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", name));
 }
 
@@ -376,7 +354,7 @@ static int check_signal(lua_State *L, int idx) {
 static int l_kill(lua_State *L) {
   qn_process *p = live_process(L, 1, "quench.process:kill");
   int r = qn_process_kill(p, check_signal(L, 2));
-  if (r != 0) return push_fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -394,7 +372,7 @@ static int l_close(lua_State *L) {
   if (u->p != NULL) {
     qn_process *p = u->p;
     u->p = NULL;
-    if (alive(L, u->serial)) {
+    if (lq_alive(L, u->serial)) {
       lua_getiuservalue(L, 1, 1);
       for (int i = 0; i < 3; i++) {
         lua_getfield(L, -1, stdio_names[i]);
@@ -434,7 +412,7 @@ static int l_tostring(lua_State *L) {
   lq_process *u = to_process(L, 1);
   int64_t status;
   int sig;
-  if (u->p == NULL || !alive(L, u->serial)) {
+  if (u->p == NULL || !lq_alive(L, u->serial)) {
     lua_pushfstring(L, "quench.process (pid %d, closed)", u->pid);
   } else if (!qn_process_exited(u->p, &status, &sig)) {
     lua_pushfstring(L, "quench.process (pid %d, running)", u->pid);

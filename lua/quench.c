@@ -40,6 +40,27 @@ lq_runtime *lq_runtime_of(lua_State *L, const char *fname) {
   return rt;
 }
 
+int lq_push_fail(lua_State *L, int err) {
+  char name[64], msg[160];      /* the _r forms: an unknown code allocates nothing */
+  uv_err_name_r(err, name, sizeof name);
+  uv_strerror_r(err, msg, sizeof msg);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", name, msg);
+  lua_pushstring(L, name);
+  return 3;
+}
+
+int lq_alive(lua_State *L, uint64_t serial) {
+  lq_runtime *rt = lq_module_of(L)->rt;
+  return rt != NULL && rt->serial == serial;
+}
+
+void lq_check_alive(lua_State *L, uint64_t serial, const char *fname, const char *what) {
+  if (!lq_alive(L, serial))
+    luaL_error(L, "%s: the %s's runtime has ended (a %s belongs to the quench.run that made it)",
+               fname, what, what);
+}
+
 typedef struct run_opts {
   qn_clock clock;
   uint64_t seed;

@@ -13,15 +13,29 @@
 #include <string.h>
 #include "binding.h"
 
-static const struct { const char *name; int num; } signals[] = {
-  {"SIGINT", SIGINT}, {"SIGTERM", SIGTERM}, {"SIGHUP", SIGHUP}, {"SIGQUIT", SIGQUIT},
-  {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGWINCH", SIGWINCH}, {NULL, 0}
+/* The signals quench knows by name (process kill, quench.signal); `watch`:
+   quench.signal may wait for it (not those that cannot be caught, nor
+   those whose watcher would change how the runtime itself behaves). */
+static const struct { const char *name; int num; int watch; } signals[] = {
+  {"SIGINT", SIGINT, 1}, {"SIGTERM", SIGTERM, 1}, {"SIGHUP", SIGHUP, 1},
+  {"SIGQUIT", SIGQUIT, 1}, {"SIGUSR1", SIGUSR1, 1}, {"SIGUSR2", SIGUSR2, 1},
+  {"SIGWINCH", SIGWINCH, 1}, {"SIGKILL", SIGKILL, 0}, {"SIGSTOP", SIGSTOP, 0},
+  {"SIGCONT", SIGCONT, 0}, {"SIGALRM", SIGALRM, 0}, {"SIGPIPE", SIGPIPE, 0}, {NULL, 0, 0}
 };
+
+int lq_signal_number(const char *name, int watchable) {
+  for (int i = 0; signals[i].name; i++) {
+    if (watchable && !signals[i].watch) continue;
+    if (strcmp(signals[i].name, name) == 0) return signals[i].num;
+    if (!watchable && strcmp(signals[i].name + 3, name) == 0) return signals[i].num;
+  }
+  return 0;
+}
 
 static int check_signal(lua_State *L, int idx) {
   const char *name = luaL_checkstring(L, idx);
-  for (int i = 0; signals[i].name; i++)
-    if (strcmp(signals[i].name, name) == 0) return signals[i].num;
+  int sig = lq_signal_number(name, 1);
+  if (sig != 0) return sig;
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s' (SIGINT, SIGTERM, "
                        "SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 or SIGWINCH)", name));
 }

@@ -35,23 +35,9 @@ typedef struct lq_udp {
   uint64_t serial;        /* of its runtime */
 } lq_udp;
 
-static int fail(lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(err), uv_strerror(err));
-  lua_pushstring(L, uv_err_name(err));
-  return 3;
-}
-
-static int alive(lua_State *L, uint64_t serial) {
-  lq_runtime *rt = lq_module_of(L)->rt;
-  return rt != NULL && rt->serial == serial;
-}
-
 static void check_usable(lua_State *L, lq_udp *s, const char *fname) {
   if (s->u == NULL) luaL_error(L, "%s: attempt to use a closed socket", fname);
-  if (!alive(L, s->serial))
-    luaL_error(L, "%s: the socket's runtime has ended (a socket belongs to the quench.run "
-                  "that made it)", fname);
+  lq_check_alive(L, s->serial, fname, "socket");
   if (qn_udp_is_closed(s->u)) luaL_error(L, "%s: attempt to use a closed socket", fname);
 }
 
@@ -166,7 +152,7 @@ static int l_bind(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   struct sockaddr_storage ss;
   int r = resolve_now(qn_runtime_loop(rt->core), host, port, &ss);
-  if (r != 0) return fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   size_t queue = opt_queue(L, 3);
   unsigned flags = 0;
   if (opt_flag(L, 3, "reuseaddr")) flags |= UV_UDP_REUSEADDR;
@@ -176,7 +162,7 @@ static int l_bind(lua_State *L) {
   s->serial = rt->serial;
   luaL_setmetatable(L, LQ_UDP);
   r = qn_udp_bind(rt->core, (const struct sockaddr *)&ss, flags, queue, &s->u);
-  if (r != 0) return fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   return 1;
 }
 
@@ -190,7 +176,7 @@ static lua_Integer opt_max(lua_State *L, int idx) {
 
 /* Push the results of a taken datagram and free it. */
 static int push_dgram(lua_State *L, qn_udp_dgram *d, lua_Integer max) {
-  if (d->err != 0) return fail(L, d->err);
+  if (d->err != 0) return lq_push_fail(L, d->err);
   size_t len = d->len > (size_t)max ? (size_t)max : d->len;
   lua_pushlstring(L, d->data, len);
   free(d->data);
@@ -199,7 +185,7 @@ static int push_dgram(lua_State *L, qn_udp_dgram *d, lua_Integer max) {
 }
 
 /* Another task closed the socket while this one waited. */
-static int closed_while_waiting(lua_State *L) { return fail(L, UV_ECANCELED); }
+static int closed_while_waiting(lua_State *L) { return lq_push_fail(L, UV_ECANCELED); }
 
 static int recv_results(lua_State *L, qn_future *f, lua_Integer max) {
   qn_udp_dgram d;
@@ -276,7 +262,7 @@ static int l_recv_op(lua_State *L) {
 
 static int send_results(lua_State *L, qn_future *f) {
   int r = qn_udp_send_status(f);
-  if (r != 0) return fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -304,7 +290,7 @@ static int l_send(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (r != UV_EAGAIN) return fail(L, r);
+  if (r != UV_EAGAIN) return lq_push_fail(L, r);
   qn_future *f = qn_udp_send_new(u, data, len, (const struct sockaddr *)&ss);
   if (f == NULL) return luaL_error(L, "quench.udp:send: out of memory");
   c->what = "udp send";
@@ -353,7 +339,7 @@ static int l_getsockname(lua_State *L) {
   qn_udp *u = check_open(L, 1, "quench.udp:getsockname");
   struct sockaddr_storage ss;
   int r = qn_udp_getsockname(u, &ss);
-  if (r != 0) return fail(L, r);
+  if (r != 0) return lq_push_fail(L, r);
   push_addr(L, &ss);
   return 2;
 }
@@ -361,7 +347,7 @@ static int l_getsockname(lua_State *L) {
 /* close(): idempotent; waiting receives return nil, "ECANCELED: ...", "ECANCELED". */
 static int l_close(lua_State *L) {
   lq_udp *s = luaL_checkudata(L, 1, LQ_UDP);
-  if (s->u != NULL && alive(L, s->serial)) qn_udp_close(s->u);
+  if (s->u != NULL && lq_alive(L, s->serial)) qn_udp_close(s->u);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -375,7 +361,7 @@ static int l_gc(lua_State *L) {
 }
 
 static int is_closed(lua_State *L, lq_udp *s) {
-  return s->u == NULL || !alive(L, s->serial) || qn_udp_is_closed(s->u);
+  return s->u == NULL || !lq_alive(L, s->serial) || qn_udp_is_closed(s->u);
 }
 
 static int l_is_closed(lua_State *L) {

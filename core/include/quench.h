@@ -267,7 +267,7 @@ int qn_bcast_try_recv(const qn_bcast *b, uint64_t *next, uint64_t *seq, uint64_t
 /* Ready when *next has something (or the channel closed); moves nothing. */
 qn_future *qn_bcast_wait_new(qn_bcast *b, const uint64_t *next);
 
-/* ---- I/O objects: processes, pipes, UDP (process.c, pipe.c, udp.c) ----
+/* ---- I/O objects: processes, streams, UDP (process.c, stream.c, udp.c) ----
 
    I/O calls return 0 or a negative libuv error code (UV_E*; uv_err_name
    names it), never the QN_E* codes. An I/O object is the core's: it is
@@ -426,41 +426,84 @@ qn_future *qn_getaddrinfo_new(qn_runtime *rt, const char *node, const char *serv
 /* Once ready: 0 (*res: the list, owned by the future) or a uv error code. */
 int qn_getaddrinfo_result(const qn_future *gai, const struct addrinfo **res);
 
-/* ---- TCP ----
+/* ---- streams (stream.c) ----
 
-   Streams and servers are I/O objects (see above). A stream reads all the
-   time into its own buffer (reading pauses while more than read_limit bytes
-   wait there, or more than a waiting read needs) and a read consumes only
-   what it returns, when it returns it: a read future only waits for the
-   buffer to satisfy it. A write goes out at once when the socket takes it;
-   the rest is copied into a request libuv owns until its callback. A
-   server accepts into a queue of streams that nobody has taken yet. */
+   A stream is an I/O object (see above) over a TCP connection, a pipe, a
+   Unix socket or a terminal. Once started (a TCP stream when connected, a
+   pipe at its first read) it reads into its own buffer (reading pauses
+   while more than read_limit bytes wait there, or more than a waiting read
+   needs) and a read consumes only what it returns, when it returns it: a
+   read future only waits for the buffer to satisfy it. A write goes out at
+   once when the stream takes it; the rest is copied into a request libuv
+   owns until its callback. */
 
-typedef struct qn_tcp qn_tcp;
-typedef struct qn_tcp_server qn_tcp_server;
+typedef struct qn_stream qn_stream;
 
 enum {
-  QN_TCP_READ_LIMIT = 256 * 1024,   /* defaults of qn_tcp_opts */
-  QN_TCP_WRITE_LIMIT = 256 * 1024,
-  QN_TCP_BACKLOG = 511
+  QN_STREAM_READ_LIMIT = 256 * 1024,   /* defaults of the read and write limits */
+  QN_STREAM_WRITE_LIMIT = 256 * 1024
 };
+
+/* What a read returns: some bytes (n: at most, 0: no maximum), exactly n
+   (fewer only at EOF), a line without or with its "\n", or all until EOF. */
+typedef enum {
+  QN_STREAM_SOME, QN_STREAM_EXACT, QN_STREAM_LINE, QN_STREAM_LINE_KEEP, QN_STREAM_ALL
+} qn_stream_mode;
+
+/* Closed by qn_stream_close (or qn_tcp_reset, or the runtime's end). */
+int qn_stream_is_closed(const qn_stream *s);
+int qn_stream_is_shut(const qn_stream *s);           /* shutdown started */
+int qn_stream_readable(const qn_stream *s);          /* 0: a pipe opened write-only */
+int qn_stream_writable(const qn_stream *s);
+size_t qn_stream_buffered(const qn_stream *s);       /* read, not yet consumed */
+size_t qn_stream_write_queued(const qn_stream *s);   /* queued, not yet written */
+int qn_stream_readers(const qn_stream *s);           /* read futures alive */
+int qn_stream_writers(const qn_stream *s);           /* writable futures alive */
+
+/* What a read of `mode` returns now: 0 with the bytes to return in
+   data[0..len) (consume `used` once they are copied), UV_EAGAIN (not yet:
+   wait with a read future), UV_EOF, UV_ECANCELED (closed) or a read error.
+   Nothing moves until qn_stream_consume. */
+int qn_stream_peek(qn_stream *s, qn_stream_mode mode, size_t n, const char **data, size_t *len,
+                   size_t *used);
+void qn_stream_consume(qn_stream *s, size_t used);
+/* Ready when qn_stream_peek would not say UV_EAGAIN; consumes nothing. */
+qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n);
+
+/* Write all of data or nothing: 0 (written, or the rest queued), UV_EAGAIN
+   (more than write_limit is queued: wait with a writable future), or an
+   error (the first write error is reported by every later write). */
+int qn_stream_write(qn_stream *s, const char *data, size_t len);
+qn_future *qn_stream_writable_new(qn_stream *s);
+/* Ready when everything queued is written and the write side is shut down
+   (the request is sent at the first poll); status: 0 or a uv error code. */
+qn_future *qn_stream_shutdown_new(qn_stream *s);
+int qn_stream_shutdown_status(const qn_future *shutdown);
+
+/* Close (idempotent): reading stops, waiting futures become ready, and the
+   handle closes once what is queued is written (or at once on error). */
+void qn_stream_close(qn_stream *s);
+void qn_stream_release(qn_stream *s);
+
+/* ---- TCP (tcp.c) ----
+
+   Connections are streams (above). A server is an I/O object that accepts
+   into a queue of streams that nobody has taken yet. */
+
+typedef struct qn_tcp_server qn_tcp_server;
+
+enum { QN_TCP_BACKLOG = 511 };
 
 /* Options of a stream (a server gives them to the streams it accepts). */
 typedef struct qn_tcp_opts {
   int nodelay;              /* 1: TCP_NODELAY */
   int keepalive;            /* 1: SO_KEEPALIVE, probes after keepalive_delay s */
   unsigned keepalive_delay;
-  size_t read_limit;        /* 0: QN_TCP_READ_LIMIT */
-  size_t write_limit;       /* 0: QN_TCP_WRITE_LIMIT */
+  size_t read_limit;        /* 0: QN_STREAM_READ_LIMIT */
+  size_t write_limit;       /* 0: QN_STREAM_WRITE_LIMIT */
 } qn_tcp_opts;
 
 enum { QN_TCP_REUSEADDR = 1, QN_TCP_REUSEPORT = 2, QN_TCP_IPV6ONLY = 4 };
-
-/* What a read returns: some bytes (n: at most, 0: no maximum), exactly n
-   (fewer only at EOF), a line without or with its "\n", or all until EOF. */
-typedef enum {
-  QN_TCP_SOME, QN_TCP_EXACT, QN_TCP_LINE, QN_TCP_LINE_KEEP, QN_TCP_ALL
-} qn_tcp_mode;
 
 /* Listen on host (numeric, or resolved at once) and port. */
 int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsigned flags,
@@ -473,7 +516,7 @@ void qn_tcp_server_close(qn_tcp_server *srv);
 void qn_tcp_server_release(qn_tcp_server *srv);
 /* 0 with *out (the caller owns it), UV_EAGAIN (nothing queued), UV_ECANCELED
    (closed) or an error libuv reported while accepting (reported once). */
-int qn_tcp_try_accept(qn_tcp_server *srv, qn_tcp **out);
+int qn_tcp_try_accept(qn_tcp_server *srv, qn_stream **out);
 /* Ready when qn_tcp_try_accept would not say UV_EAGAIN; takes nothing. */
 qn_future *qn_tcp_accept_new(qn_tcp_server *srv);
 
@@ -481,94 +524,38 @@ qn_future *qn_tcp_accept_new(qn_tcp_server *srv);
 qn_future *qn_tcp_connect_new(qn_runtime *rt, const char *host, int port,
                               const qn_tcp_opts *opts);
 /* Once ready: 0 with *out (the caller owns it), or a uv error code. */
-int qn_tcp_connect_take(qn_future *connect, qn_tcp **out);
+int qn_tcp_connect_take(qn_future *connect, qn_stream **out);
 
-/* Closed by qn_tcp_close or qn_tcp_reset (or the runtime's end). */
-int qn_tcp_is_closed(const qn_tcp *s);
-int qn_tcp_is_shut(const qn_tcp *s);           /* shutdown started */
-int qn_tcp_sockname(const qn_tcp *s, struct sockaddr_storage *ss);
-int qn_tcp_peername(const qn_tcp *s, struct sockaddr_storage *ss);
-int qn_tcp_set_nodelay(qn_tcp *s, int on);
-int qn_tcp_set_keepalive(qn_tcp *s, int on, unsigned delay);
-size_t qn_tcp_buffered(const qn_tcp *s);       /* read, not yet consumed */
-size_t qn_tcp_write_queued(const qn_tcp *s);   /* queued, not yet written */
-int qn_tcp_readers(const qn_tcp *s);           /* read futures alive */
-int qn_tcp_writers(const qn_tcp *s);           /* writable futures alive */
+/* On a TCP stream (UV_EINVAL on another stream, UV_EBADF once closed). */
+int qn_tcp_sockname(const qn_stream *s, struct sockaddr_storage *ss);
+int qn_tcp_peername(const qn_stream *s, struct sockaddr_storage *ss);
+int qn_tcp_set_nodelay(qn_stream *s, int on);
+int qn_tcp_set_keepalive(qn_stream *s, int on, unsigned delay);
+/* Close at once with a TCP RST, dropping what is queued (another stream
+   just closes). */
+void qn_tcp_reset(qn_stream *s);
 
-/* What a read of `mode` returns now: 0 with the bytes to return in
-   data[0..len) (consume `used` once they are copied), UV_EAGAIN (not yet:
-   wait with a read future), UV_EOF, UV_ECANCELED (closed) or a read error.
-   Nothing moves until qn_tcp_consume. */
-int qn_tcp_peek(qn_tcp *s, qn_tcp_mode mode, size_t n, const char **data, size_t *len,
-                size_t *used);
-void qn_tcp_consume(qn_tcp *s, size_t used);
-/* Ready when qn_tcp_peek would not say UV_EAGAIN; consumes nothing. */
-qn_future *qn_tcp_read_new(qn_tcp *s, qn_tcp_mode mode, size_t n);
+/* ---- pipes (pipe.c) ----
 
-/* Write all of data or nothing: 0 (written, or the rest queued), UV_EAGAIN
-   (more than write_limit is queued: wait with a writable future), or an
-   error (the first write error is reported by every later write). */
-int qn_tcp_write(qn_tcp *s, const char *data, size_t len);
-qn_future *qn_tcp_writable_new(qn_tcp *s);
-/* Ready when everything queued is written and the write side is shut down
-   (the request is sent at the first poll); status: 0 or a uv error code. */
-qn_future *qn_tcp_shutdown_new(qn_tcp *s);
-int qn_tcp_shutdown_status(const qn_future *shutdown);
-
-/* Close (idempotent): reading stops, waiting futures become ready, and the
-   handle closes once what is queued is written (or at once on error). */
-void qn_tcp_close(qn_tcp *s);
-/* Close at once with a TCP RST, dropping what is queued. */
-void qn_tcp_reset(qn_tcp *s);
-void qn_tcp_release(qn_tcp *s);
-
-/* ---- pipe streams ----
-
-   A stream over a pipe, a Unix socket or a terminal, with the semantics and
-   the API of a TCP stream (see "TCP" below: reads are cancel-safe, reading
-   pauses above read_limit, writes copy what the pipe does not take at once).
-   Reading starts at the first read. */
-
-typedef struct qn_pipe qn_pipe;
+   Streams (above) over a pipe, a Unix socket or a terminal. */
 
 enum { QN_PIPE_READABLE = 1, QN_PIPE_WRITABLE = 2 };
 
 typedef struct qn_pipe_opts {
-  size_t read_limit;        /* 0: QN_TCP_READ_LIMIT */
-  size_t write_limit;       /* 0: QN_TCP_WRITE_LIMIT */
+  size_t read_limit;        /* 0: QN_STREAM_READ_LIMIT */
+  size_t write_limit;       /* 0: QN_STREAM_WRITE_LIMIT */
   unsigned dir;             /* QN_PIPE_READABLE | QN_PIPE_WRITABLE (0: both), within
                                what the fd's access mode allows */
 } qn_pipe_opts;
 
 /* A stream on fd (non-blocking from now on), which the stream then owns and
    closes (unless it is 0, 1 or 2); on failure fd stays the caller's. */
-int qn_pipe_open(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_pipe **out);
+int qn_pipe_open(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_stream **out);
 /* A stream on fd 0, 1 or 2, made without putting that fd in the loop: a
    terminal or pipe is reopened (a description of its own), a socket dup()ed
    (its shared description is non-blocking until the stream closes). A
-   regular file or character device (/dev/null): UV_ENOTSUP. */
-int qn_pipe_open_stdio(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_pipe **out);
-int qn_pipe_is_closed(const qn_pipe *p);     /* closed, or by the runtime's end */
-int qn_pipe_is_shut(const qn_pipe *p);
-int qn_pipe_readable(const qn_pipe *p);
-int qn_pipe_writable(const qn_pipe *p);
-size_t qn_pipe_buffered(const qn_pipe *p);
-size_t qn_pipe_write_queued(const qn_pipe *p);
-int qn_pipe_readers(const qn_pipe *p);       /* read futures alive */
-int qn_pipe_writers(const qn_pipe *p);       /* writable futures alive */
-/* As qn_tcp_peek / qn_tcp_consume / qn_tcp_read_new. */
-int qn_pipe_peek(qn_pipe *p, qn_tcp_mode mode, size_t n, const char **data, size_t *len,
-                 size_t *used);
-void qn_pipe_consume(qn_pipe *p, size_t used);
-qn_future *qn_pipe_read_new(qn_pipe *p, qn_tcp_mode mode, size_t n);
-/* As qn_tcp_write / qn_tcp_writable_new / qn_tcp_shutdown_new. */
-int qn_pipe_write(qn_pipe *p, const char *data, size_t len);
-qn_future *qn_pipe_writable_new(qn_pipe *p);
-qn_future *qn_pipe_shutdown_new(qn_pipe *p);
-int qn_pipe_shutdown_status(const qn_future *shutdown);
-/* Close (idempotent): waiting futures become ready; queued writes still go
-   out before the handle closes. */
-void qn_pipe_close(qn_pipe *p);
-void qn_pipe_release(qn_pipe *p);
+   regular file or character device (/dev/null): UV_ENOTSUP. At the
+   runtime's end it first writes out, blocking, what is still queued. */
+int qn_pipe_open_stdio(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_stream **out);
 
 #endif

@@ -1,0 +1,640 @@
+/*
+** Streams: the buffered, cancel-safe byte stream over a uv_stream_t that
+** TCP connections (tcp.c), pipes and standard streams (pipe.c) share.
+** tcp.c and pipe.c make the handle and say when reading may start; all the
+** rest is here.
+**
+** Reading. Once started (connected, for TCP; at the first read, for a
+** pipe), the stream reads into its own buffer, buf[off .. off+len), and
+** reading pauses (uv_read_stop) while more than `read_limit` bytes wait
+** there, or more than a waiting read needs (a read of n bytes needs n; a
+** line or "everything" needs no limit). A read future only waits until the
+** buffer can satisfy it; the bytes a read returns are consumed when the
+** embedder has copied them (qn_stream_consume), so a dropped read loses
+** nothing. EOF and read errors are sticky and come after the buffered bytes.
+**
+** Writing. qn_stream_write tries at once (uv_try_write); what the stream
+** does not take is copied into a write request, which libuv owns until its
+** callback whether or not anyone still cares. A writer waits (writable
+** future) only while more than `write_limit` bytes are queued. The first
+** write error is sticky.
+**
+** Lifetime (the I/O object rules of quench.h). A stream is freed when
+** `refs` (its embedder, each future on it) is zero and its handle is closed.
+** libuv calls every request's callback (write, shutdown, connect) before the
+** handle's close callback, so the close callback is the last one, and a
+** request never outlives its stream. While its handle is open a stream is
+** on the runtime's closers, so qn_runtime_shutdown closes it with our own
+** close callback. Closing a stream with writes still queued "lingers": the
+** handle stays open until they are written (or fail), so what write accepted
+** is delivered, as the kernel does with its own send buffer; a lingering
+** stream still belongs to the closers until its handle closes. At the
+** runtime's end a standard stream (flush_at_end) first writes out, blocking,
+** what libuv has not written yet (as exit() flushes stdout); other streams
+** close at once.
+**
+** Re-entrancy: callbacks only change state and wake, and qn_wake only
+** queues a task: no future is polled or dropped inside a callback. Waiter
+** lists are walked with the next node saved, since a wake may unlink.
+**
+** Unix: the first stream made sets SIGPIPE to SIG_IGN unless the program
+** handles it, as Node does: a write to a closed peer must fail with EPIPE,
+** not kill the process.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+
+enum {
+  BUF_MIN_READ = 16 * 1024,   /* a read offers libuv at least this much room */
+  BUF_INIT = 64 * 1024,
+  BUF_KEEP = 64 * 1024,       /* an emptied buffer larger than this is freed */
+  REQ_MAX = 1 << 30           /* bytes per write request (uv_buf_t takes unsigned) */
+};
+
+typedef struct write_req {
+  uv_write_t req;
+  qn_stream *s;
+  qn__list node;            /* s->wq */
+  size_t len;
+  char data[];
+} write_req;
+
+static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b);
+
+/* ---- lifetime ---- */
+
+static void maybe_free(qn_stream *s) {
+  if (s->refs > 0 || !s->closed) return;
+  free(s->buf);
+  free(s);
+}
+
+static void unref(qn_stream *s) {
+  s->refs--;
+  maybe_free(s);
+}
+
+void qn__stream_on_close(uv_handle_t *h) {
+  qn_stream *s = h->data;
+  if (s->restore_fd >= 0) fcntl(s->restore_fd, F_SETFL, s->restore_flags);
+  free(s->buf);                 /* nothing reads a closed stream's buffer */
+  s->buf = NULL;
+  s->len = s->cap = s->off = 0;
+  s->closed = 1;
+  maybe_free(s);
+}
+
+static void stop_reading(qn_stream *s) {
+  if (!s->reading) return;
+  uv_read_stop(&s->h.stream);
+  s->reading = 0;
+}
+
+int qn__stream_begin_close(qn_stream *s) {
+  s->lingering = 0;
+  if (s->handle_closing) return 0;
+  s->handle_closing = 1;
+  if (s->registered) {
+    qn__closer_remove(&s->closer);
+    s->registered = 0;
+  }
+  /* a handle closed by qn_runtime_shutdown's walk has finished closing by
+     the time anyone can call us */
+  if (!uv_is_closing(&s->h.handle)) return 1;
+  s->closed = 1;
+  return 0;
+}
+
+static void close_handle(qn_stream *s) {
+  if (qn__stream_begin_close(s)) uv_close(&s->h.handle, qn__stream_on_close);
+}
+
+void qn__stream_mark_closed(qn_stream *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  stop_reading(s);
+  qn__wait_wake_all(&s->readers);
+  qn__wait_wake_all(&s->writers);
+}
+
+/* Write what libuv has not written yet, blocking: the requests are in
+   order and libuv has written the first (total - queued) bytes of them. */
+static void flush_now(qn_stream *s) {
+  uv_os_fd_t fd;
+  if (s->write_err != 0 || qn__list_empty(&s->wq) || uv_fileno(&s->h.handle, &fd) != 0) return;
+  size_t total = 0, skip;
+  for (qn__list *n = s->wq.next; n != &s->wq; n = n->next)
+    total += qn__container_of(n, write_req, node)->len;
+  skip = total - qn_stream_write_queued(s);
+  int flags = fcntl(fd, F_GETFL);
+  if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) return;
+  for (qn__list *n = s->wq.next; n != &s->wq; n = n->next) {
+    write_req *w = qn__container_of(n, write_req, node);
+    if (skip >= w->len) {
+      skip -= w->len;
+      continue;
+    }
+    for (size_t off = skip; off < w->len;) {
+      ssize_t k = write(fd, w->data + off, w->len - off);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) goto out;                   /* the reader is gone: nothing more to do */
+      off += (size_t)k;
+    }
+    skip = 0;
+  }
+out:
+  fcntl(fd, F_SETFL, flags);
+}
+
+static void close_at_shutdown(qn__closer *c) {
+  qn_stream *s = qn__container_of(c, qn_stream, closer);
+  s->registered = 0;            /* the runtime unlinked it */
+  if (s->flush_at_end) flush_now(s);
+  qn__stream_mark_closed(s);
+  close_handle(s);
+}
+
+void qn__ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL) return;
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, NULL);
+}
+
+static size_t pick(size_t v, size_t dflt) { return v ? v : dflt; }
+
+int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_t write_limit,
+                   qn_stream **out) {
+  *out = NULL;
+  if (rt->closed) return UV_ECANCELED;
+  qn_stream *s = calloc(1, sizeof *s);
+  if (s == NULL) return UV_ENOMEM;
+  int r = type == UV_TCP ? uv_tcp_init(&rt->loop, &s->h.tcp) : uv_pipe_init(&rt->loop, &s->h.pipe, 0);
+  if (r != 0) {
+    free(s);
+    return r;
+  }
+  s->h.handle.data = s;
+  s->rt = rt;
+  s->refs = 1;
+  s->readable = s->writable = 1;
+  s->restore_fd = -1;
+  s->read_limit = pick(read_limit, QN_STREAM_READ_LIMIT);
+  s->write_limit = pick(write_limit, QN_STREAM_WRITE_LIMIT);
+  qn__list_init(&s->qnode);
+  qn__list_init(&s->readers);
+  qn__list_init(&s->writers);
+  qn__list_init(&s->wq);
+  s->closer.close = close_at_shutdown;
+  qn__closer_add(rt, &s->closer);
+  s->registered = 1;
+  qn__ignore_sigpipe();
+  *out = s;
+  return 0;
+}
+
+int qn_stream_is_closed(const qn_stream *s) {
+  return s->closing || uv_is_closing(&s->h.handle);
+}
+
+int qn_stream_is_shut(const qn_stream *s) { return s->shut; }
+int qn_stream_readable(const qn_stream *s) { return s->readable; }
+int qn_stream_writable(const qn_stream *s) { return s->writable; }
+size_t qn_stream_buffered(const qn_stream *s) { return s->len; }
+int qn_stream_readers(const qn_stream *s) { return s->nreaders; }
+int qn_stream_writers(const qn_stream *s) { return s->nwriters; }
+
+size_t qn_stream_write_queued(const qn_stream *s) {
+  return uv_stream_get_write_queue_size(&s->h.stream);
+}
+
+void qn_stream_close(qn_stream *s) {
+  if (s->closing) return;
+  qn__stream_mark_closed(s);
+  if (s->nwrites > 0 && s->write_err == 0 && !s->handle_closing) s->lingering = 1;
+  else close_handle(s);
+}
+
+void qn_stream_release(qn_stream *s) {
+  if (s->released) return;
+  s->released = 1;
+  qn_stream_close(s);
+  unref(s);
+}
+
+/* ---- reading ---- */
+
+static size_t read_limit(const qn_stream *s) {
+  return s->need > s->read_limit ? s->need : s->read_limit;
+}
+
+/* Make room for `want` more bytes after the buffered ones. */
+static int reserve(qn_stream *s, size_t want) {
+  if (s->len == 0) s->off = 0;
+  if (s->cap - s->off - s->len >= want) return 0;
+  if (s->cap - s->len >= want) {
+    memmove(s->buf, s->buf + s->off, s->len);
+    s->off = 0;
+    return 0;
+  }
+  size_t cap = s->cap ? s->cap : BUF_INIT;
+  while (cap - s->len < want) {
+    if (cap > SIZE_MAX / 2) return UV_ENOBUFS;
+    cap *= 2;
+  }
+  char *b = malloc(cap);
+  if (b == NULL) return UV_ENOBUFS;
+  if (s->len) memcpy(b, s->buf + s->off, s->len);
+  free(s->buf);
+  s->buf = b;
+  s->cap = cap;
+  s->off = 0;
+  return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+  (void)hint;
+  qn_stream *s = h->data;
+  if (reserve(s, BUF_MIN_READ) != 0) {
+    *b = uv_buf_init(NULL, 0);                /* libuv reports UV_ENOBUFS */
+    return;
+  }
+  /* offer no more than the limit leaves (at least BUF_MIN_READ): a paused
+     buffer holds at most read_limit + BUF_MIN_READ bytes */
+  size_t room = s->cap - s->off - s->len, lim = read_limit(s);
+  size_t left = lim > s->len ? lim - s->len : 0;
+  if (left < BUF_MIN_READ) left = BUF_MIN_READ;
+  if (room > left) room = left;
+  if (room > REQ_MAX) room = REQ_MAX;
+  *b = uv_buf_init(s->buf + s->off + s->len, (unsigned)room);
+}
+
+static void start_reading(qn_stream *s) {
+  if (!s->started || s->reading || s->closing || s->read_err || s->len >= read_limit(s)) return;
+  int r = uv_read_start(&s->h.stream, on_alloc, on_read);
+  if (r != 0) s->read_err = r;
+  else s->reading = 1;
+}
+
+void qn__stream_start(qn_stream *s) {
+  s->started = 1;
+  start_reading(s);
+}
+
+typedef struct read_future {
+  qn_future base;
+  qn_stream *s;
+  qn__wait w;
+  qn_stream_mode mode;
+  size_t n;
+  size_t scanned;           /* a line read: bytes already seen without "\n" */
+} read_future;
+
+/* Whether qn_stream_peek would return something other than UV_EAGAIN. */
+static int satisfiable(read_future *r) {
+  qn_stream *s = r->s;
+  if (s->closing || s->read_err) return 1;
+  switch (r->mode) {
+  case QN_STREAM_SOME:
+    return s->len > 0;
+  case QN_STREAM_EXACT:
+    return s->len >= r->n;
+  case QN_STREAM_LINE:
+  case QN_STREAM_LINE_KEEP: {
+    size_t from = r->scanned <= s->len ? r->scanned : 0;
+    if (from < s->len && memchr(s->buf + s->off + from, '\n', s->len - from) != NULL) return 1;
+    r->scanned = s->len;
+    return 0;
+  }
+  default:
+    return 0;
+  }
+}
+
+static void wake_readers(qn_stream *s) {
+  qn__list *n, *next;
+  for (n = s->readers.next; n != &s->readers; n = next) {
+    next = n->next;                           /* a wake may unlink */
+    read_future *r = qn__container_of(n, read_future, w.node);
+    if (!satisfiable(r)) continue;
+    qn__wait_unlink(&r->w);
+    qn_wake(r->w.waker);
+  }
+}
+
+static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b) {
+  (void)b;
+  qn_stream *s = h->data;
+  if (n > 0) {
+    s->len += (size_t)n;
+    if (s->len >= read_limit(s)) stop_reading(s);
+  } else if (n < 0) {
+    s->read_err = (int)n;
+    stop_reading(s);
+  } else {
+    return;                                   /* EAGAIN: nothing */
+  }
+  wake_readers(s);
+}
+
+int qn_stream_peek(qn_stream *s, qn_stream_mode mode, size_t n, const char **data, size_t *len,
+                 size_t *used) {
+  const char *d = s->buf ? s->buf + s->off : "";
+  int eof = s->read_err == UV_EOF;
+  *data = d;
+  *len = *used = 0;
+  if (s->closing) return UV_ECANCELED;
+  switch (mode) {
+  case QN_STREAM_SOME:
+    if (s->len > 0) {
+      *len = *used = (n > 0 && n < s->len) ? n : s->len;
+      return 0;
+    }
+    break;
+  case QN_STREAM_EXACT:
+    if (s->len >= n && (n > 0 || s->len > 0 || !s->read_err)) {
+      *len = *used = n;
+      return 0;
+    }
+    if (eof && s->len > 0) {                  /* fewer only at EOF */
+      *len = *used = s->len;
+      return 0;
+    }
+    break;
+  case QN_STREAM_LINE:
+  case QN_STREAM_LINE_KEEP: {
+    const char *nl = s->len ? memchr(d, '\n', s->len) : NULL;
+    if (nl != NULL) {
+      size_t k = (size_t)(nl - d);
+      *len = k + (mode == QN_STREAM_LINE_KEEP);
+      *used = k + 1;
+      return 0;
+    }
+    if (eof && s->len > 0) {                  /* the last line has no "\n" */
+      *len = *used = s->len;
+      return 0;
+    }
+    break;
+  }
+  case QN_STREAM_ALL:
+    if (eof) {
+      *len = *used = s->len;
+      return 0;
+    }
+    break;
+  }
+  if (s->read_err) return s->read_err;
+  qn__stream_start(s);                        /* a pipe starts reading at its first read */
+  return s->read_err ? s->read_err : UV_EAGAIN;
+}
+
+void qn_stream_consume(qn_stream *s, size_t used) {
+  if (used > s->len) used = s->len;
+  s->off += used;
+  s->len -= used;
+  if (s->len == 0) {
+    s->off = 0;
+    if (s->cap > BUF_KEEP) {                  /* give back what a burst made grow */
+      free(s->buf);
+      s->buf = NULL;
+      s->cap = 0;
+    }
+  }
+  start_reading(s);
+}
+
+static size_t need_of(const read_future *r) {
+  switch (r->mode) {
+  case QN_STREAM_SOME: return 0;
+  case QN_STREAM_EXACT: return r->n;
+  default: return SIZE_MAX;
+  }
+}
+
+static int read_poll(qn_future *f, qn_waker *wk) {
+  read_future *r = (read_future *)f;
+  qn_stream *s = r->s;
+  if (satisfiable(r)) {
+    qn__wait_unlink(&r->w);
+    return QN_READY;
+  }
+  qn__wait_link(&s->readers, &r->w, wk);
+  size_t need = need_of(r);
+  if (need > s->need) s->need = need;
+  qn__stream_start(s);
+  if (satisfiable(r)) {                       /* reading could not start */
+    qn__wait_unlink(&r->w);
+    return QN_READY;
+  }
+  return QN_PENDING;
+}
+
+static void read_drop(qn_future *f) {
+  read_future *r = (read_future *)f;
+  qn_stream *s = r->s;
+  qn__wait_unlink(&r->w);
+  if (--s->nreaders == 0) {
+    s->need = 0;
+    if (s->len >= read_limit(s)) stop_reading(s);
+  }
+  free(r);
+  unref(s);
+}
+
+static const qn_future_vt read_vt = { read_poll, read_drop };
+
+qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n) {
+  read_future *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->base.vt = &read_vt;
+  r->s = s;
+  r->mode = mode;
+  r->n = n;
+  qn__wait_init(&r->w);
+  s->refs++;
+  s->nreaders++;
+  return &r->base;
+}
+
+/* ---- writing ---- */
+
+static void on_write(uv_write_t *req, int status) {
+  write_req *w = qn__container_of(req, write_req, req);
+  qn_stream *s = w->s;
+  qn__list_remove(&w->node);
+  free(w);
+  s->nwrites--;
+  if (status < 0 && status != UV_ECANCELED && s->write_err == 0) s->write_err = status;
+  if (s->lingering) {
+    if (s->nwrites == 0 || s->write_err != 0) close_handle(s);
+    return;
+  }
+  if (s->write_err != 0 || qn_stream_write_queued(s) <= s->write_limit)
+    qn__wait_wake_all(&s->writers);
+}
+
+static int queue_write(qn_stream *s, const char *data, size_t len) {
+  while (len > 0) {
+    size_t k = len > REQ_MAX ? REQ_MAX : len;
+    write_req *w = malloc(sizeof *w + k);
+    if (w == NULL) return UV_ENOMEM;
+    memcpy(w->data, data, k);
+    w->s = s;
+    w->len = k;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)k);
+    int r = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
+    if (r != 0) {
+      free(w);
+      return r;
+    }
+    qn__list_push(&s->wq, &w->node);
+    s->nwrites++;
+    data += k;
+    len -= k;
+  }
+  return 0;
+}
+
+int qn_stream_write(qn_stream *s, const char *data, size_t len) {
+  if (s->closing) return UV_ECANCELED;
+  if (s->shut) return UV_EPIPE;
+  if (s->write_err) return s->write_err;
+  if (qn_stream_write_queued(s) > s->write_limit) return UV_EAGAIN;
+  size_t done = 0;
+  while (s->nwrites == 0 && done < len) {     /* nothing queued: the pipe may take it now */
+    size_t k = len - done > REQ_MAX ? REQ_MAX : len - done;
+    uv_buf_t b = uv_buf_init((char *)data + done, (unsigned)k);
+    int r = uv_try_write(&s->h.stream, &b, 1);
+    if (r == UV_EAGAIN) break;
+    if (r < 0) {
+      s->write_err = r;
+      return r;
+    }
+    done += (size_t)r;
+    if ((size_t)r < k) break;
+  }
+  if (done == len) return 0;
+  int r = queue_write(s, data + done, len - done);
+  if (r != 0) s->write_err = r;               /* part may be gone already: the stream is broken */
+  return r;
+}
+
+typedef struct writable_future {
+  qn_future base;
+  qn_stream *s;
+  qn__wait w;
+} writable_future;
+
+static int writable_poll(qn_future *f, qn_waker *wk) {
+  writable_future *wf = (writable_future *)f;
+  qn_stream *s = wf->s;
+  if (s->closing || s->shut || s->write_err || qn_stream_write_queued(s) <= s->write_limit) {
+    qn__wait_unlink(&wf->w);
+    return QN_READY;
+  }
+  qn__wait_link(&s->writers, &wf->w, wk);
+  return QN_PENDING;
+}
+
+static void writable_drop(qn_future *f) {
+  writable_future *wf = (writable_future *)f;
+  qn_stream *s = wf->s;
+  qn__wait_unlink(&wf->w);
+  s->nwriters--;
+  free(wf);
+  unref(s);
+}
+
+static const qn_future_vt writable_vt = { writable_poll, writable_drop };
+
+qn_future *qn_stream_writable_new(qn_stream *s) {
+  writable_future *wf = calloc(1, sizeof *wf);
+  if (wf == NULL) return NULL;
+  wf->base.vt = &writable_vt;
+  wf->s = s;
+  qn__wait_init(&wf->w);
+  s->refs++;
+  s->nwriters++;
+  return &wf->base;
+}
+
+/* ---- shutdown ---- */
+
+typedef struct shutdown_future shutdown_future;
+
+typedef struct shutdown_req {
+  uv_shutdown_t req;
+  shutdown_future *f;       /* NULL once the future was dropped */
+} shutdown_req;
+
+struct shutdown_future {
+  qn_future base;
+  qn_stream *s;
+  shutdown_req *req;        /* in flight */
+  qn_waker *waker;
+  int status;
+  uint8_t started, done;
+};
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  shutdown_req *q = qn__container_of(req, shutdown_req, req);
+  shutdown_future *f = q->f;
+  free(q);
+  if (f == NULL) return;
+  f->req = NULL;
+  f->status = status;
+  f->done = 1;
+  if (f->waker) qn_wake(f->waker);
+}
+
+static int shutdown_poll(qn_future *fut, qn_waker *wk) {
+  shutdown_future *f = (shutdown_future *)fut;
+  f->waker = wk;
+  if (f->done) return QN_READY;
+  if (f->started) return QN_PENDING;
+  f->started = 1;
+  qn_stream *s = f->s;
+  shutdown_req *q = NULL;
+  int r = s->closing ? UV_ECANCELED : 0;
+  if (r == 0 && (q = malloc(sizeof *q)) == NULL) r = UV_ENOMEM;
+  if (r == 0) {
+    q->f = f;
+    r = uv_shutdown(&q->req, &s->h.stream, on_shutdown);
+  }
+  if (r != 0) {
+    free(q);
+    f->status = r;
+    f->done = 1;
+    return QN_READY;
+  }
+  f->req = q;
+  s->shut = 1;
+  qn__wait_wake_all(&s->writers);
+  return QN_PENDING;
+}
+
+static void shutdown_drop(qn_future *fut) {
+  shutdown_future *f = (shutdown_future *)fut;
+  if (f->req != NULL) f->req->f = NULL;      /* its callback frees the request */
+  qn_stream *s = f->s;
+  free(f);
+  unref(s);
+}
+
+static const qn_future_vt shutdown_vt = { shutdown_poll, shutdown_drop };
+
+qn_future *qn_stream_shutdown_new(qn_stream *s) {
+  shutdown_future *f = calloc(1, sizeof *f);
+  if (f == NULL) return NULL;
+  f->base.vt = &shutdown_vt;
+  f->s = s;
+  s->refs++;
+  return &f->base;
+}
+
+int qn_stream_shutdown_status(const qn_future *f) { return ((const shutdown_future *)f)->status; }

@@ -1,0 +1,488 @@
+/*
+** Stream methods over core/stream.c, shared by TCP streams
+** ("quench.tcp.stream", lua/tcp.c) and pipes ("quench.pipe", lua/pipe.c):
+** read(n | "l" | "L" | "a"), read_some([max]), lines(fmt), write(...)
+** (returns the stream), shutdown(), close(), their `_op` forms, buffered(),
+** queued(). Lua's io conventions: an I/O failure returns nil,
+** "ENAME: message", "ENAME", and misuse raises an error naming the function
+** ("quench.tcp.stream:read", "quench.pipe:read"): a class (lq_stream_class)
+** holds a type's names.
+**
+** Ownership: a userdata holds a pointer to the core stream and releases it
+** in __gc (which closes it: resource release, like luv; it never cancels a
+** task: a task waiting on a stream keeps its userdata on its stack). The
+** userdata is built closed (NULL) before the core object exists, so no
+** error can leak one. A stream belongs to the runtime that made it
+** (`serial`); once that runtime has ended (its shutdown closed the handle)
+** every method but close raises.
+**
+** A method's upvalues are the module and its class (a light userdata); an
+** op finds its stream's class in the stream.
+**
+** Cancel safety (docs/io.md has the table):
+** - read, read_some, lines: the bytes are consumed only when the read
+**   returns them; a dropped read (select loser, timeout, abort) loses
+**   nothing, they stay buffered for the next read.
+** - write: all or nothing. A dropped write (it can only wait while the
+**   write queue is above its limit) wrote nothing; a returned write is
+**   queued whole and goes out even if the task is dropped right after.
+** - shutdown: a dropped shutdown may still happen (the request is libuv's).
+*/
+#include <stdint.h>
+#include <string.h>
+#include "binding.h"
+
+struct lq_stream_class {
+  const char *tname;        /* the metatable's name */
+  const char *read, *read_some, *lines, *read_op, *read_some_op;   /* function names */
+  const char *write, *write_op, *shutdown, *shutdown_op, *buffered, *queued;
+  lq_op_kind read_kind, write_kind, shutdown_kind;   /* their names: what a task waits on */
+};
+
+/* A read's parameters in a lua_KContext: mode, raise-on-error, count. */
+enum { CTX_MODE = 7, CTX_RAISE = 8, CTX_SHIFT = 4 };
+#define COUNT_MAX ((size_t)(INTPTR_MAX >> CTX_SHIFT))
+
+static const lq_stream_class *class_of(lua_State *L) {
+  return lua_touserdata(L, lua_upvalueindex(2));
+}
+
+static lq_stream *to_stream(lua_State *L, int idx) {
+  return (lq_stream *)luaL_checkudata(L, idx, class_of(L)->tname);
+}
+
+lq_stream *lq_stream_new(lua_State *L, const lq_stream_class *cls, const char *what) {
+  lq_stream *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->s = NULL;
+  u->serial = 0;
+  u->cls = cls;
+  strncpy(u->what, what, sizeof u->what - 1);
+  u->what[sizeof u->what - 1] = '\0';
+  luaL_setmetatable(L, cls->tname);
+  return u;
+}
+
+static void check_usable(lua_State *L, lq_stream *u, const char *fname) {
+  if (u->s == NULL) luaL_error(L, "%s: attempt to use a closed stream", fname);
+  lq_check_alive(L, u->serial, fname, "stream");
+  if (qn_stream_is_closed(u->s)) luaL_error(L, "%s: attempt to use a closed stream", fname);
+}
+
+qn_stream *lq_stream_live(lua_State *L, int idx, const char *fname) {
+  lq_stream *u = to_stream(L, idx);
+  check_usable(L, u, fname);
+  return u->s;
+}
+
+void lq_stream_close_at(lua_State *L, const lq_stream_class *cls, int idx) {
+  lq_stream *u = luaL_testudata(L, idx, cls->tname);
+  if (u != NULL && u->s != NULL && lq_alive(L, u->serial)) qn_stream_close(u->s);
+}
+
+static void check_reader(lua_State *L, lq_stream *u, const char *fname) {
+  if (!qn_stream_readable(u->s)) luaL_error(L, "%s: %s is not readable", fname, u->what);
+  if (qn_stream_readers(u->s) > 0)
+    luaL_error(L, "%s: another read is waiting on this stream (one reader at a time)", fname);
+}
+
+static void check_writer(lua_State *L, lq_stream *u, const char *fname) {
+  if (!qn_stream_writable(u->s)) luaL_error(L, "%s: %s is not writable", fname, u->what);
+  if (qn_stream_is_shut(u->s))
+    luaL_error(L, "%s: the stream's write side was shut down (no writes after shutdown)", fname);
+  if (qn_stream_writers(u->s) > 0)
+    luaL_error(L, "%s: another write is waiting on this stream (one writer at a time)", fname);
+}
+
+static void check_not_shut(lua_State *L, lq_stream *u, const char *fname) {
+  if (!qn_stream_writable(u->s)) luaL_error(L, "%s: %s is not writable", fname, u->what);
+  if (qn_stream_is_shut(u->s))
+    luaL_error(L, "%s: the stream's write side was already shut down", fname);
+}
+
+/* Ops: user value 1 is the stream; a read op's ns is its context. */
+static lq_stream *op_stream(lua_State *L, int op) {
+  lua_getiuservalue(L, op, 1);
+  lq_stream *u = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return u;
+}
+
+static int new_op(lua_State *L, const lq_op_kind *kind, uint64_t ns, int nuv) {
+  lq_op_new(L, kind, nuv)->ns = ns;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+/* ---- reading ---- */
+
+/* A read format (io conventions): a count, "l", "L" or "a" (a leading "*"
+   is allowed); none: "l". */
+static lua_KContext check_format(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return QN_STREAM_LINE;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, n >= 0, idx, "count must not be negative");
+    luaL_argcheck(L, (uint64_t)n <= COUNT_MAX, idx, "count too large");
+    return (lua_KContext)(((size_t)n << CTX_SHIFT) | QN_STREAM_EXACT);
+  }
+  const char *p = luaL_checkstring(L, idx);
+  if (*p == '*') p++;
+  if (strcmp(p, "l") == 0) return QN_STREAM_LINE;
+  if (strcmp(p, "L") == 0) return QN_STREAM_LINE_KEEP;
+  if (strcmp(p, "a") == 0) return QN_STREAM_ALL;
+  return luaL_argerror(L, idx, "invalid format (a byte count, \"l\", \"L\" or \"a\")");
+}
+
+static lua_KContext check_max(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return QN_STREAM_SOME;
+  lua_Integer n = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, n >= 1, idx, "max must be at least 1");
+  if ((uint64_t)n > COUNT_MAX) n = (lua_Integer)COUNT_MAX;
+  return (lua_KContext)(((size_t)n << CTX_SHIFT) | QN_STREAM_SOME);
+}
+
+static qn_stream_mode ctx_mode(lua_KContext ctx) { return (qn_stream_mode)(ctx & CTX_MODE); }
+static size_t ctx_count(lua_KContext ctx) { return (size_t)ctx >> CTX_SHIFT; }
+
+/* Push what a read returns now, consuming it: its result count, or -1 if
+   the read must wait. lines (CTX_RAISE) raises on an error. */
+static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
+  const char *p;
+  size_t len, used;
+  int r = qn_stream_peek(u->s, ctx_mode(ctx), ctx_count(ctx), &p, &len, &used);
+  if (r == UV_EAGAIN) return -1;
+  if (r == 0) {
+    lua_pushlstring(L, p, len);
+    qn_stream_consume(u->s, used);
+    return 1;
+  }
+  if (r == UV_EOF) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (ctx & CTX_RAISE)
+    return luaL_error(L, "%s: %s: %s", u->cls->lines, uv_err_name(r), uv_strerror(r));
+  return lq_push_fail(L, r);
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  qn_future *f = lq_take_op(L);
+  qn_drop(f);
+  int n = try_read(L, lua_touserdata(L, 1), ctx);
+  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means readable */
+}
+
+/* Read from the stream at 1 (checked), waiting if need be. */
+static int do_read(lua_State *L, lua_KContext ctx, const char *fname) {
+  lq_stream *u = lua_touserdata(L, 1);
+  lq_coro *c = lq_await_ctx(L, fname);
+  check_reader(L, u, fname);
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  int n = try_read(L, u, ctx);
+  if (n >= 0) return n;
+  qn_future *f = qn_stream_read_new(u->s, ctx_mode(ctx), ctx_count(ctx));
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = u->cls->read_kind.name;
+  return lq_await(L, c, f, read_k, ctx);
+}
+
+static int l_read(lua_State *L) {
+  const char *fname = class_of(L)->read;
+  lq_stream_live(L, 1, fname);
+  return do_read(L, check_format(L, 2), fname);
+}
+
+static int l_read_some(lua_State *L) {
+  const char *fname = class_of(L)->read_some;
+  lq_stream_live(L, 1, fname);
+  return do_read(L, check_max(L, 2), fname);
+}
+
+/* The iterator of stream:lines(fmt): upvalues module, class, stream, context. */
+static int lines_iter(lua_State *L) {
+  const char *fname = class_of(L)->lines;
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lq_stream_live(L, 1, fname);
+  return do_read(L, (lua_KContext)lua_tointeger(L, lua_upvalueindex(4)), fname);
+}
+
+static int l_lines(lua_State *L) {
+  lq_stream_live(L, 1, class_of(L)->lines);
+  lua_KContext ctx = check_format(L, 2) | CTX_RAISE;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, (lua_Integer)ctx);
+  lua_pushcclosure(L, lines_iter, 4);
+  return 1;
+}
+
+static void read_check(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = op_stream(L, op);
+  check_usable(L, u, u->cls->read_op);
+  check_reader(L, u, u->cls->read_op);
+}
+
+static qn_future *read_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lq_op *o = lua_touserdata(L, op);
+  lua_KContext ctx = (lua_KContext)o->ns;
+  return qn_stream_read_new(op_stream(L, op)->s, ctx_mode(ctx), ctx_count(ctx));
+}
+
+static int read_finish(lua_State *L, int op, qn_future *f) {
+  (void)f;
+  lq_op *o = lua_touserdata(L, op);
+  int n = try_read(L, op_stream(L, op), (lua_KContext)o->ns);
+  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
+}
+
+static int l_read_op(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  lq_stream_live(L, 1, cls->read_op);
+  return new_op(L, &cls->read_kind, (uint64_t)check_format(L, 2), 1);
+}
+
+static int l_read_some_op(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  lq_stream_live(L, 1, cls->read_some_op);
+  return new_op(L, &cls->read_kind, (uint64_t)check_max(L, 2), 1);
+}
+
+/* ---- writing ---- */
+
+static int write_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Write the string at 2 to the stream at 1; wait while the queue is full. */
+static int write_step(lua_State *L, lq_coro *c) {
+  lq_stream *u = lua_touserdata(L, 1);
+  size_t len;
+  const char *data = lua_tolstring(L, 2, &len);
+  int r = qn_stream_write(u->s, data, len);
+  if (r == 0) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  if (r != UV_EAGAIN) return lq_push_fail(L, r);
+  qn_future *f = qn_stream_writable_new(u->s);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", u->cls->write);
+  c->what = u->cls->write_kind.name;
+  return lq_await(L, c, f, write_k, 0);
+}
+
+static int write_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  qn_drop(f);
+  return write_step(L, lq_module_of(L)->rt->running);
+}
+
+/* stream:write(...): strings or numbers, written as one; returns the stream. */
+static int l_write(lua_State *L) {
+  const char *fname = class_of(L)->write;
+  lq_stream_live(L, 1, fname);
+  int top = lua_gettop(L);
+  for (int i = 2; i <= top; i++) luaL_checklstring(L, i, NULL);
+  lq_coro *c = lq_await_ctx(L, fname);
+  check_writer(L, lua_touserdata(L, 1), fname);
+  if (top > 2) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 2; i <= top; i++) {
+      lua_pushvalue(L, i);
+      luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_replace(L, 2);
+  } else if (top < 2) {
+    lua_pushliteral(L, "");
+  }
+  lua_settop(L, 2);
+  lq_check_cancel(L, c);
+  return write_step(L, c);
+}
+
+static void write_check(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = op_stream(L, op);
+  check_usable(L, u, u->cls->write_op);
+  check_writer(L, u, u->cls->write_op);
+}
+
+static qn_future *write_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  return qn_stream_writable_new(op_stream(L, op)->s);
+}
+
+static int write_finish(lua_State *L, int op, qn_future *f) {
+  (void)f;
+  lua_getiuservalue(L, op, 1);
+  lq_stream *u = lua_touserdata(L, -1);
+  size_t len;
+  lua_getiuservalue(L, op, 2);
+  const char *data = lua_tolstring(L, -1, &len);
+  int r = qn_stream_write(u->s, data, len);
+  lua_pop(L, 1);
+  if (r == 0) return 1;                       /* the stream */
+  lua_pop(L, 1);
+  return lq_push_fail(L, r);
+}
+
+static int l_write_op(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  lq_stream_live(L, 1, cls->write_op);
+  luaL_checklstring(L, 2, NULL);
+  new_op(L, &cls->write_kind, 0, 2);
+  lua_pushvalue(L, 2);
+  if (lua_type(L, -1) == LUA_TNUMBER) lua_tolstring(L, -1, NULL);
+  lua_setiuservalue(L, -2, 2);
+  return 1;
+}
+
+/* ---- shutdown ---- */
+
+static int shutdown_results(lua_State *L, qn_future *f) {
+  int r = qn_stream_shutdown_status(f);
+  if (r != 0) return lq_push_fail(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int shutdown_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  int n = shutdown_results(L, f);
+  qn_drop(f);
+  return n;
+}
+
+/* stream:shutdown(): waits until everything queued is written and the write
+   side is shut (the peer reads EOF); true, or nil, msg, code. A pipe that
+   is not a socket cannot be half-closed (ENOTSOCK): close it instead. */
+static int l_shutdown(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  qn_stream *s = lq_stream_live(L, 1, cls->shutdown);
+  lq_coro *c = lq_await_ctx(L, cls->shutdown);
+  lua_settop(L, 1);
+  check_not_shut(L, lua_touserdata(L, 1), cls->shutdown);
+  lq_check_cancel(L, c);
+  qn_future *f = qn_stream_shutdown_new(s);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", cls->shutdown);
+  c->what = cls->shutdown_kind.name;
+  return lq_await(L, c, f, shutdown_k, 0);
+}
+
+static void shutdown_check(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = op_stream(L, op);
+  check_usable(L, u, u->cls->shutdown_op);
+  check_not_shut(L, u, u->cls->shutdown_op);
+}
+
+static qn_future *shutdown_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  return qn_stream_shutdown_new(op_stream(L, op)->s);
+}
+
+static int shutdown_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  return shutdown_results(L, f);
+}
+
+static int l_shutdown_op(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  lq_stream_live(L, 1, cls->shutdown_op);
+  return new_op(L, &cls->shutdown_kind, 0, 1);
+}
+
+/* ---- the rest ---- */
+
+/* close(): idempotent, never waits; what write queued is still sent. */
+static int l_close(lua_State *L) {
+  to_stream(L, 1);
+  lq_stream_close_at(L, class_of(L), 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Garbage collection releases (closes) the stream; after its runtime has
+   ended the handle is closed already and only the memory goes. */
+static int l_gc(lua_State *L) {
+  lq_stream *u = luaL_testudata(L, 1, class_of(L)->tname);   /* __gc may be called by hand */
+  if (u == NULL) return 0;
+  if (u->s != NULL) qn_stream_release(u->s);
+  u->s = NULL;
+  return 0;
+}
+
+static int l_buffered(lua_State *L) {
+  qn_stream *s = lq_stream_live(L, 1, class_of(L)->buffered);
+  lua_pushinteger(L, (lua_Integer)qn_stream_buffered(s));
+  return 1;
+}
+
+static int l_queued(lua_State *L) {
+  qn_stream *s = lq_stream_live(L, 1, class_of(L)->queued);
+  lua_pushinteger(L, (lua_Integer)qn_stream_write_queued(s));
+  return 1;
+}
+
+/* "quench.tcp.stream (open)", "quench.pipe (stdout, closed)" */
+static int l_tostring(lua_State *L) {
+  lq_stream *u = to_stream(L, 1);
+  const char *state = u->s != NULL && lq_alive(L, u->serial) && !qn_stream_is_closed(u->s)
+                          ? "open" : "closed";
+  if (u->what[0] != '\0') lua_pushfstring(L, "%s (%s, %s)", u->cls->tname, u->what, state);
+  else lua_pushfstring(L, "%s (%s)", u->cls->tname, state);
+  return 1;
+}
+
+/* ---- classes ---- */
+
+#define CLASS(T, S) {                                                          \
+  T, T ":read", T ":read_some", T ":lines", T ":read_op", T ":read_some_op",   \
+  T ":write", T ":write_op", T ":shutdown", T ":shutdown_op",                  \
+  T ":buffered", T ":queued",                                                  \
+  { S " read", read_check, read_start, read_finish },                          \
+  { S " write", write_check, write_start, write_finish },                      \
+  { S " shutdown", shutdown_check, shutdown_start, shutdown_finish } }
+
+const lq_stream_class lq_tcp_stream_class = CLASS("quench.tcp.stream", "tcp");
+const lq_stream_class lq_pipe_class = CLASS("quench.pipe", "pipe");
+
+static const luaL_Reg methods[] = {
+  {"read", l_read}, {"read_some", l_read_some}, {"lines", l_lines},
+  {"write", l_write}, {"shutdown", l_shutdown}, {"close", l_close},
+  {"read_op", l_read_op}, {"read_some_op", l_read_some_op},
+  {"write_op", l_write_op}, {"shutdown_op", l_shutdown_op},
+  {"buffered", l_buffered}, {"queued", l_queued}, {NULL, NULL}
+};
+
+/* Push the module and the class: the upvalues of every function here. */
+static void push_upvalues(lua_State *L, int mod, const lq_stream_class *cls) {
+  lua_pushvalue(L, mod);
+  lua_pushlightuserdata(L, (void *)cls);
+}
+
+void lq_stream_register(lua_State *L, int mod, const lq_stream_class *cls, const luaL_Reg *extra) {
+  luaL_newmetatable(L, cls->tname);
+  lua_newtable(L);
+  push_upvalues(L, mod, cls);
+  luaL_setfuncs(L, methods, 2);
+  if (extra != NULL) {
+    push_upvalues(L, mod, cls);
+    luaL_setfuncs(L, extra, 2);
+  }
+  lua_setfield(L, -2, "__index");
+  const luaL_Reg meta[] = {
+    {"__close", l_close}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}
+  };
+  push_upvalues(L, mod, cls);
+  luaL_setfuncs(L, meta, 2);
+  lua_pop(L, 1);
+}
