@@ -350,7 +350,10 @@ function Fuzz:learn_module()
     local v = quench[k]
     -- quench.run is called by run_fuzz itself (nested: it raises; outside:
     -- always on the virtual clock, so that nothing can sleep for real)
-    if k ~= "run" and type(v) == "function" then
+    -- quench.stdin/stdout/stderr: the fuzzer would write noise into the
+    -- test runner's own output (pipes are fuzzed through other objects)
+    local stdio = k == "stdin" or k == "stdout" or k == "stderr"
+    if k ~= "run" and not stdio and type(v) == "function" then
       self.fns[#self.fns + 1] = { name = "quench." .. k, fn = v }
     elseif type(v) == "table" then   -- sub-modules (quench.tcp, quench.fs, ...)
       for _, k2 in ipairs(sorted_keys(v)) do
