@@ -59,11 +59,12 @@ local function read_note(path)
   return s
 end
 
--- Wait (awaiting, so the loop runs) until the worker left its note.
+-- Wait (awaiting, so the loop runs) until the worker left its note. The
+-- file exists a moment before its text is written: wait for the text.
 local function wait_note(path)
   for _ = 1, 1000 do
     local s = read_note(path)
-    if s then return s end
+    if s and s ~= "" then return s end
     quench.sleep(0.01)
   end
   return "no note after 10 s"

@@ -91,6 +91,8 @@ struct lq_coro {
   uint8_t finished;
   uint8_t failed;       /* a branch that raised: its error is on its thread */
   uint8_t cleanup_failed; /* a branch whose drop-time cleanup raised */
+  uint8_t dropping;     /* a branch being dropped */
+  uint8_t inherited;    /* ...that holds (on top of S) the cleanup error of a branch below */
   int nres;             /* a finished branch's results, left on its thread */
   const char *what;     /* what the pending op is, for quench.tasks() */
   int slot;             /* its userdata in the alive table while in use */

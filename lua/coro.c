@@ -360,9 +360,29 @@ static void hand_error_to_task(lq_coro *c) {
 
 /* Drop a branch: if it never finished, close it (cleanup runs); a cleanup
    error stays on its thread, for the select to raise or __gc to report. */
+/* Where does the cleanup error of a dropped branch go? To the branch above
+   it when that one is being dropped too (its select then raises it, or it
+   goes further up); to the task when the task is dropped or the select was
+   the task's own await; else it stays on the branch's thread, for the
+   select that dropped it to raise. */
+static void pass_error_up(lq_coro *c) {
+  lq_coro *p = c->parent;
+  if (qn_task_dropping(lq_core_task(c->task)) || (p && p->kind == CORO_TASK && p->dropping)) {
+    hand_error_to_task(c);
+  } else if (p && p->dropping) {
+    lua_State *S = lq_scratch(c->rt);
+    if (!p->inherited) {                /* the first one wins */
+      lua_xmove(c->co, S, 1);           /* left on S for p's drop, which is below us */
+      p->inherited = 1;
+    }
+    c->cleanup_failed = 0;
+  }
+}
+
 static void branch_drop(lq_coro *c) {
   lq_runtime *rt = c->rt;
   lua_State *co = c->co;
+  c->dropping = 1;
   if (c->op) {
     qn_drop(c->op);
     c->op = NULL;
@@ -373,8 +393,16 @@ static void branch_drop(lq_coro *c) {
     c->closing = 1;
     if (lua_resetthread(co) != LUA_OK) c->cleanup_failed = 1;
     rt->running = prev;
-    if (c->cleanup_failed && qn_task_dropping(lq_core_task(c->task)))
-      hand_error_to_task(c);   /* the task's drop fails with it (S3) */
+    if (c->inherited) {                 /* an error from below came first */
+      lua_settop(co, 0);
+      lua_xmove(rt->S, co, 1);
+      c->inherited = 0;
+      c->cleanup_failed = 1;
+    }
+    if (c->cleanup_failed) pass_error_up(c);
+  } else if (c->inherited) {
+    lua_pop(rt->S, 1);                  /* finished: nothing above wants it */
+    c->inherited = 0;
   }
   c->finished = 1;
   if (co != NULL && !c->failed && !c->cleanup_failed) {
@@ -490,16 +518,27 @@ static int coro_poll(qn_future *f, qn_waker *w) {
   if (c->parked) return QN_PENDING;
   if (cancel_due(c)) {
     if (c->op) {
+      c->dropping = 1;                  /* branches below hand their cleanup errors up */
       qn_drop(c->op);
       c->op = NULL;
+      c->dropping = 0;
     }
     c->yielding = 0;
     lua_State *S = lq_scratch(c->rt);
     lq_push_handle(S, c->rt, c->task);
-    lq_push_reason(S, c->task, lua_gettop(S));
-    lq_push_cancelled(S, lua_gettop(S));
+    int ud = lua_gettop(S);
+    if (c->kind == CORO_TASK && lua_getiuservalue(S, ud, 2) == LUA_TTABLE &&
+        lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
+      lua_pushnil(S);                   /* a dropped branch's cleanup raised: that, not Cancelled */
+      lua_setfield(S, -3, "cleanup_error");
+    } else {
+      lua_settop(S, ud);
+      lq_push_reason(S, c->task, ud);
+      lq_push_cancelled(S, lua_gettop(S));
+      lua_remove(S, -2);
+    }
     lua_xmove(S, c->co, 1);
-    lua_pop(S, 2);
+    lua_settop(S, ud - 1);
     c->resume_error = 1;
     return resume(c, 1);
   }
