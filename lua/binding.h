@@ -185,6 +185,7 @@ typedef struct lq_op {
 
 lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv);
 lq_op *lq_test_op(lua_State *L, int idx);
+int lq_op_for(lua_State *L, const lq_op_kind *kind, int obj);
 void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname);
 qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c);
 
@@ -201,6 +202,7 @@ void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
 
 /* quench.c */
+void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods);
 void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);

@@ -159,10 +159,7 @@ static const lq_op_kind recv_kind = { "broadcast recv", NULL, recv_start, recv_f
 
 static int l_recv_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_BCAST_RX);
-  lq_op_new(L, &recv_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &recv_kind, 1);
 }
 
 static const luaL_Reg tx_methods[] = {
@@ -174,20 +171,12 @@ static const luaL_Reg rx_methods[] = {
 };
 
 void lq_broadcast_register(lua_State *L, int mod) {
-  luaL_newmetatable(L, LQ_BCAST_TX);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, tx_methods, 1);
-  lua_setfield(L, -2, "__index");
+  lq_class(L, mod, LQ_BCAST_TX, tx_methods);
+  luaL_getmetatable(L, LQ_BCAST_TX);
   lua_pushcfunction(L, l_close);
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
-  luaL_newmetatable(L, LQ_BCAST_RX);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, rx_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lq_class(L, mod, LQ_BCAST_RX, rx_methods);
   lua_pushcfunction(L, l_broadcast);
   lua_setfield(L, -2, "broadcast");
 }

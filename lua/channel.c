@@ -256,10 +256,7 @@ static const lq_op_kind send_kind = { "send", NULL, send_start, send_finish };
 
 static int l_recv_op(lua_State *L) {
   check_chan(L, 1);
-  lq_op_new(L, &recv_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &recv_kind, 1);
 }
 
 static int l_send_op(lua_State *L) {

@@ -19,6 +19,15 @@ lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
   return op;
 }
 
+/* Push a new op of `kind` on the object at obj (kept as its user value 1). */
+int lq_op_for(lua_State *L, const lq_op_kind *kind, int obj) {
+  obj = lua_absindex(L, obj);
+  lq_op_new(L, kind, 1);
+  lua_pushvalue(L, obj);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
 lq_op *lq_test_op(lua_State *L, int idx) {
   return (lq_op *)lq_toudata(L, idx, &lq_op_tag, sizeof(lq_op));
 }
@@ -128,10 +137,7 @@ static const lq_op_kind join_kind = { "join", join_check, join_start, join_finis
 
 static int l_join_op(lua_State *L) {
   lq_check_task(L, 1);
-  lq_op_new(L, &join_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &join_kind, 1);
 }
 
 static const luaL_Reg functions[] = {

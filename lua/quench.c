@@ -30,6 +30,17 @@ void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
 
+/* A metatable `name` whose __index holds `methods`, each with the module
+   state as upvalue. */
+void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 lq_module *lq_module_of(lua_State *L) {
   return (lq_module *)lua_touserdata(L, lua_upvalueindex(1));
 }

@@ -285,10 +285,7 @@ static const lq_op_kind notified_kind = { "notified", NULL, notified_start, noti
 
 static int l_notified_op(lua_State *L) {
   check_notify(L);
-  lq_op_new(L, &notified_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &notified_kind, 1);
 }
 
 /* ---- barrier ---- */
@@ -339,22 +336,10 @@ static const lq_op_kind wait_kind = { "barrier wait", NULL, wait_start, wait_fin
 
 static int l_wait_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_BARRIER);
-  lq_op_new(L, &wait_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &wait_kind, 1);
 }
 
 /* ---- registration ---- */
-
-static void new_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
 
 static const luaL_Reg mutex_methods[] = {
   {"lock", l_lock}, {"try_lock", l_try_lock}, {"lock_op", l_lock_op},
@@ -383,15 +368,15 @@ static const luaL_Reg functions[] = {
 };
 
 void lq_sync_register(lua_State *L, int mod) {
-  new_class(L, mod, LQ_MUTEX, mutex_methods);
-  new_class(L, mod, LQ_RWLOCK, rwlock_methods);
-  new_class(L, mod, LQ_SEMAPHORE, semaphore_methods);
-  new_class(L, mod, LQ_PERMIT, permit_methods);
+  lq_class(L, mod, LQ_MUTEX, mutex_methods);
+  lq_class(L, mod, LQ_RWLOCK, rwlock_methods);
+  lq_class(L, mod, LQ_SEMAPHORE, semaphore_methods);
+  lq_class(L, mod, LQ_PERMIT, permit_methods);
   luaL_getmetatable(L, LQ_PERMIT);
   lua_pushcfunction(L, l_release);
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
-  new_class(L, mod, LQ_NOTIFY, notify_methods);
-  new_class(L, mod, LQ_BARRIER, barrier_methods);
+  lq_class(L, mod, LQ_NOTIFY, notify_methods);
+  lq_class(L, mod, LQ_BARRIER, barrier_methods);
   luaL_setfuncs(L, functions, 0);
 }

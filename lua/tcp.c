@@ -358,10 +358,7 @@ static const lq_op_kind accept_kind = { "tcp accept", accept_check, accept_start
 
 static int l_accept_op(lua_State *L) {
   live_server(L, 1, "quench.tcp.server:accept_op");
-  lq_op_new(L, &accept_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &accept_kind, 1);
 }
 
 static int l_server_getsockname(lua_State *L) {

@@ -127,10 +127,7 @@ static const lq_op_kind cancelled_kind = { "cancelled", NULL, cancelled_start, c
 
 static int l_cancelled_op(lua_State *L) {
   token_of(L, 1);
-  lq_op_new(L, &cancelled_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &cancelled_kind, 1);
 }
 
 /* t:run(fn, ...): true, fn's results; or false, Cancelled once the token is

@@ -143,10 +143,7 @@ static const lq_op_kind changed_kind = { "watch changed", NULL, changed_start, c
 
 static int l_changed_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_WATCH_RX);
-  lq_op_new(L, &changed_kind, 1);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  return 1;
+  return lq_op_for(L, &changed_kind, 1);
 }
 
 static const luaL_Reg tx_methods[] = {
@@ -160,20 +157,12 @@ static const luaL_Reg rx_methods[] = {
 };
 
 void lq_watch_register(lua_State *L, int mod) {
-  luaL_newmetatable(L, LQ_WATCH);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, tx_methods, 1);
-  lua_setfield(L, -2, "__index");
+  lq_class(L, mod, LQ_WATCH, tx_methods);
+  luaL_getmetatable(L, LQ_WATCH);
   lua_pushcfunction(L, l_close);
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
-  luaL_newmetatable(L, LQ_WATCH_RX);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, rx_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lq_class(L, mod, LQ_WATCH_RX, rx_methods);
   lua_pushcfunction(L, l_watch);
   lua_setfield(L, -2, "watch");
 }
