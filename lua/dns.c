@@ -94,15 +94,7 @@ static int gai_finish(lua_State *L, int op, qn_future *f) {
   (void)op;
   const struct addrinfo *res;
   int r = qn_getaddrinfo_result(f, &res);
-  if (r != 0) {
-    char name[64], msg[160];
-    uv_err_name_r(r, name, sizeof name);
-    uv_strerror_r(r, msg, sizeof msg);
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", name, msg);
-    lua_pushstring(L, name);
-    return 3;
-  }
+  if (r != 0) return lq_push_fail(L, r);
   lua_newtable(L);
   lua_Integer i = 0;
   for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
