@@ -63,7 +63,13 @@ void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *, void *), void *a
   }
 }
 
-static void on_timer(uv_timer_t *h) { (void)h; }   /* timers are fired after uv_run returns */
+/* Timers are fired after uv_run returns; this only makes it return. When
+   the deadline passes between qn__timer_arm and uv_run's first look at the
+   clock (the thread was descheduled, or a slow build), libuv runs this
+   callback before it polls, then polls with no timer left: UV_RUN_ONCE
+   would block until some I/O came, maybe never. uv_stop makes that poll
+   not block. */
+static void on_timer(uv_timer_t *h) { uv_stop(h->loop); }
 
 /* Arm the uv timer for the earliest deadline, from fresh time. */
 void qn__timer_arm(qn_runtime *rt) {
