@@ -2,7 +2,6 @@
 ** Barrier: n tasks wait; the n-th arrival releases them all and is the
 ** leader. A waiter dropped before the release takes its arrival back.
 */
-#include <stdlib.h>
 #include "internal.h"
 
 struct qn_barrier {
@@ -13,6 +12,7 @@ struct qn_barrier {
 
 typedef struct barrier_future {
   qn_future base;
+  qn_runtime *rt;
   qn_barrier *b;
   qn__wait w;
   uint64_t generation;
@@ -51,15 +51,16 @@ static void barrier_drop(qn_future *f) {
   barrier_future *bf = (barrier_future *)f;
   qn__wait_unlink(&bf->w);
   if (bf->arrived && bf->b->generation == bf->generation) bf->b->arrived--;
-  free(bf);
+  qn__free(bf->rt, bf);
 }
 
 static const qn_future_vt barrier_vt = { barrier_poll, barrier_drop };
 
-qn_future *qn_barrier_wait_new(qn_barrier *b) {
-  barrier_future *bf = calloc(1, sizeof *bf);
+qn_future *qn_barrier_wait_new(qn_runtime *rt, qn_barrier *b) {
+  barrier_future *bf = qn__calloc(rt, 1, sizeof *bf);
   if (bf == NULL) return NULL;
   bf->base.vt = &barrier_vt;
+  bf->rt = rt;
   bf->b = b;
   qn__wait_init(&bf->w);
   return &bf->base;

@@ -6,7 +6,6 @@
 ** A receive future only waits: the receiver's position moves when the
 ** embedder takes the message, so a dropped receive loses nothing.
 */
-#include <stdlib.h>
 #include "internal.h"
 
 struct qn_bcast {
@@ -18,6 +17,7 @@ struct qn_bcast {
 
 typedef struct bcast_future {
   qn_future base;
+  qn_runtime *rt;
   qn_bcast *b;
   const uint64_t *next;
   qn__wait w;
@@ -70,15 +70,16 @@ static int bcast_poll(qn_future *f, qn_waker *wk) {
 static void bcast_drop(qn_future *f) {
   bcast_future *bf = (bcast_future *)f;
   qn__wait_unlink(&bf->w);
-  free(bf);
+  qn__free(bf->rt, bf);
 }
 
 static const qn_future_vt bcast_vt = { bcast_poll, bcast_drop };
 
-qn_future *qn_bcast_wait_new(qn_bcast *b, const uint64_t *next) {
-  bcast_future *bf = calloc(1, sizeof *bf);
+qn_future *qn_bcast_wait_new(qn_runtime *rt, qn_bcast *b, const uint64_t *next) {
+  bcast_future *bf = qn__calloc(rt, 1, sizeof *bf);
   if (bf == NULL) return NULL;
   bf->base.vt = &bcast_vt;
+  bf->rt = rt;
   bf->b = b;
   bf->next = next;
   qn__wait_init(&bf->w);

@@ -11,7 +11,6 @@
 ** Close stops new reservations; what is queued (and permits already given)
 ** are still delivered; receivers see "closed" once the queue is empty.
 */
-#include <stdlib.h>
 #include "internal.h"
 
 typedef struct waiter {
@@ -23,6 +22,7 @@ typedef struct waiter {
 
 struct qn_chan {
   uint64_t *buf;          /* ring buffer (deque) of slots */
+  qn_runtime *buf_rt;     /* whose allocator holds buf (NULL: malloc) */
   size_t cap_buf, head, len;
   size_t capacity;        /* admission limit: len + reserved < capacity */
   size_t reserved;        /* permits given and not yet committed */
@@ -37,6 +37,7 @@ size_t qn_chan_size(void) { return sizeof(qn_chan); }
 
 void qn_chan_init(qn_chan *ch, size_t capacity) {
   ch->buf = NULL;
+  ch->buf_rt = NULL;
   ch->cap_buf = ch->head = ch->len = 0;
   ch->capacity = capacity;
   ch->reserved = ch->handed = 0;
@@ -46,35 +47,37 @@ void qn_chan_init(qn_chan *ch, size_t capacity) {
 }
 
 void qn_chan_fini(qn_chan *ch) {
-  free(ch->buf);
+  qn__free(ch->buf_rt, ch->buf);
   ch->buf = NULL;
+  ch->buf_rt = NULL;
   ch->len = ch->cap_buf = 0;
 }
 
 size_t qn_chan_len(const qn_chan *ch) { return ch->len; }
 int qn_chan_is_closed(const qn_chan *ch) { return ch->closed; }
 
-static int grow(qn_chan *ch) {
+/* The new buffer comes from rt; the old one goes back where it came from. */
+static int grow(qn_chan *ch, qn_runtime *rt) {
   size_t cap = ch->cap_buf ? ch->cap_buf * 2 : 8;
-  uint64_t *buf = malloc(cap * sizeof *buf);
+  uint64_t *buf = cap <= SIZE_MAX / sizeof *buf ? qn__malloc(rt, cap * sizeof *buf) : NULL;
   if (buf == NULL) return QN_ENOMEM;
   for (size_t i = 0; i < ch->len; i++) buf[i] = ch->buf[(ch->head + i) % ch->cap_buf];
-  free(ch->buf);
+  qn__free(ch->buf_rt, ch->buf);
   ch->buf = buf;
+  ch->buf_rt = rt;
   ch->cap_buf = cap;
   ch->head = 0;
   return QN_OK;
 }
 
 /* Room for one more slot, counting those handed out. */
-static int make_room(qn_chan *ch) {
-  return ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch);
+static int make_room(qn_chan *ch, qn_runtime *rt) {
+  return ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch, rt);
 }
 
-static int push_back(qn_chan *ch, uint64_t slot) {
-  if (make_room(ch) != QN_OK) return QN_ENOMEM;
+/* The caller made room. */
+static void push_back(qn_chan *ch, uint64_t slot) {
   ch->buf[(ch->head + ch->len++) % ch->cap_buf] = slot;
-  return QN_OK;
 }
 
 /* Give back a handed slot: its room was kept, so this cannot fail. */
@@ -138,8 +141,8 @@ void qn_chan_unreserve(qn_chan *ch) {
   grant_senders(ch);
 }
 
-int qn_chan_commit(qn_chan *ch, uint64_t slot) {
-  if (make_room(ch) != QN_OK) return QN_ENOMEM;   /* the permit stays held */
+int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot) {
+  if (make_room(ch, rt) != QN_OK) return QN_ENOMEM;   /* the permit stays held */
   ch->reserved--;
   waiter *w = first(&ch->receivers);
   if (w != NULL && ch->len == 0) {
@@ -151,7 +154,7 @@ int qn_chan_commit(qn_chan *ch, uint64_t slot) {
     grant_senders(ch);     /* the permit spent here frees room */
     return QN_OK;
   }
-  if (push_back(ch, slot) != QN_OK) return QN_ENOMEM;
+  push_back(ch, slot);
   dispatch(ch);
   return QN_OK;
 }
@@ -183,6 +186,7 @@ void qn_chan_close(qn_chan *ch) {
 
 typedef struct chan_future {
   qn_future base;
+  qn_runtime *rt;
   qn_chan *ch;
   waiter w;
 } chan_future;
@@ -207,7 +211,7 @@ static void reserve_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
   if (c->w.granted && !c->w.committed) qn_chan_unreserve(c->ch);   /* the permit goes on */
-  free(c);
+  qn__free(c->rt, c);
 }
 
 static int recv_poll(qn_future *f, qn_waker *wk) {
@@ -236,29 +240,35 @@ static void recv_drop(qn_future *f) {
     push_front(c->ch, c->w.slot);
     dispatch(c->ch);
   }
-  free(c);
+  qn__free(c->rt, c);
 }
 
 static const qn_future_vt reserve_vt = { reserve_poll, reserve_drop };
 static const qn_future_vt recv_vt = { recv_poll, recv_drop };
 
-static qn_future *chan_future_new(qn_chan *ch, const qn_future_vt *vt) {
-  chan_future *c = calloc(1, sizeof *c);
+static qn_future *chan_future_new(qn_runtime *rt, qn_chan *ch, const qn_future_vt *vt) {
+  chan_future *c = qn__calloc(rt, 1, sizeof *c);
   if (c == NULL) return NULL;
   c->base.vt = vt;
+  c->rt = rt;
   c->ch = ch;
   qn__list_init(&c->w.node);
   return &c->base;
 }
 
-qn_future *qn_chan_reserve_new(qn_chan *ch) { return chan_future_new(ch, &reserve_vt); }
-qn_future *qn_chan_recv_new(qn_chan *ch) { return chan_future_new(ch, &recv_vt); }
+qn_future *qn_chan_reserve_new(qn_runtime *rt, qn_chan *ch) {
+  return chan_future_new(rt, ch, &reserve_vt);
+}
+qn_future *qn_chan_recv_new(qn_runtime *rt, qn_chan *ch) {
+  return chan_future_new(rt, ch, &recv_vt);
+}
 
 int qn_chan_reserve_commit(qn_future *f, uint64_t slot) {
   chan_future *c = (chan_future *)f;
   if (!c->w.granted || c->w.committed) return QN_ECLOSED;
-  c->w.committed = 1;
-  return qn_chan_commit(c->ch, slot);
+  int r = qn_chan_commit(c->rt, c->ch, slot);
+  if (r == QN_OK) c->w.committed = 1;   /* else the permit is still the future's */
+  return r;
 }
 
 int qn_chan_recv_take(qn_future *f, uint64_t *slot) {

@@ -5,7 +5,6 @@
 ** the callback, which comes in every case and frees the result and the
 ** future. The result list is owned by the future and freed by its drop.
 */
-#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
@@ -14,6 +13,7 @@ enum { NEW, RUNNING, DONE };
 typedef struct dns_future {
   qn_future base;
   uv_getaddrinfo_t req;
+  qn_runtime *rt;
   uv_loop_t *loop;
   qn_waker *waker;
   char *node, *service;
@@ -25,9 +25,9 @@ typedef struct dns_future {
 
 static void destroy(dns_future *d) {
   if (d->res) uv_freeaddrinfo(d->res);
-  free(d->node);
-  free(d->service);
-  free(d);
+  qn__free(d->rt, d->node);
+  qn__free(d->rt, d->service);
+  qn__free(d->rt, d);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -71,21 +71,22 @@ static void dns_drop(qn_future *f) {
 
 static const qn_future_vt dns_vt = { dns_poll, dns_drop };
 
-static int dup_opt(char **dst, const char *s) {
+static int dup_opt(qn_runtime *rt, char **dst, const char *s) {
   if (s == NULL) return 1;
   size_t n = strlen(s) + 1;
-  if ((*dst = malloc(n)) == NULL) return 0;
+  if ((*dst = qn__malloc(rt, n)) == NULL) return 0;
   memcpy(*dst, s, n);
   return 1;
 }
 
 qn_future *qn_getaddrinfo_new(qn_runtime *rt, const char *node, const char *service,
                               const struct addrinfo *hints) {
-  dns_future *d = calloc(1, sizeof *d);
+  dns_future *d = qn__calloc(rt, 1, sizeof *d);
   if (d == NULL) return NULL;
   d->base.vt = &dns_vt;
+  d->rt = rt;
   d->loop = qn_runtime_loop(rt);
-  if (!dup_opt(&d->node, node) || !dup_opt(&d->service, service)) {
+  if (!dup_opt(rt, &d->node, node) || !dup_opt(rt, &d->service, service)) {
     destroy(d);
     return NULL;
   }

@@ -19,7 +19,9 @@
 ** read_file/write_file are one piece of work each (open, read or write
 ** everything, close) on the pool via qn_work_new: nothing is left open when
 ** they are dropped. They use POSIX calls directly, as libuv's own
-** synchronous fs functions do on that thread.
+** synchronous fs functions do on that thread. read_file's buffer grows on
+** that thread too, so it comes from malloc, not the runtime's allocator
+** (which is only called on the loop thread).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,7 @@
 
 struct qn_file {
   qn__closer closer;    /* on the runtime's closers until closed */
+  qn_runtime *rt;
   uv_file fd;           /* -1 once the fd is closed */
   unsigned ops;         /* futures on the file */
   uint8_t closed;       /* closed by the owner or the runtime: the fd goes with the last op */
@@ -51,7 +54,7 @@ static int settle(qn_file *f) {
     r = close_fd(f->fd);
     f->fd = -1;
   }
-  if (!f->owned && f->ops == 0) free(f);
+  if (!f->owned && f->ops == 0) qn__free(f->rt, f);
   return r;
 }
 
@@ -62,8 +65,9 @@ static void close_at_shutdown(qn__closer *c) {
 }
 
 qn_file *qn_file_new(qn_runtime *rt, uv_file fd) {
-  qn_file *f = calloc(1, sizeof *f);
+  qn_file *f = qn__calloc(rt, 1, sizeof *f);
   if (f == NULL) return NULL;
+  f->rt = rt;
   f->fd = fd;
   f->owned = f->linked = 1;
   f->closer.close = close_at_shutdown;
@@ -121,10 +125,10 @@ static void destroy(fs_future *f) {
   if (f->kind == OPEN && f->state == DONE && f->result >= 0 && !f->taken)
     close_fd((uv_file)f->result);       /* opened, then dropped before anyone took it */
   if (f->file) file_unref(f->file);
-  free(f->buf);
-  free(f->path);
-  free(f->path2);
-  free(f);
+  qn__free(f->rt, f->buf);
+  qn__free(f->rt, f->path);
+  qn__free(f->rt, f->path2);
+  qn__free(f->rt, f);
 }
 
 static void on_fs(uv_fs_t *req);
@@ -210,22 +214,22 @@ static void fs_drop(qn_future *fut) {
 
 static const qn_future_vt fs_vt = { fs_poll, fs_drop };
 
-static char *dup_str(const char *s) {
+static char *dup_str(qn_runtime *rt, const char *s) {
   size_t n = strlen(s) + 1;
-  char *d = malloc(n);
+  char *d = qn__malloc(rt, n);
   if (d) memcpy(d, s, n);
   return d;
 }
 
 static fs_future *fs_new(qn_runtime *rt, int kind, const char *path, const char *path2) {
-  fs_future *f = calloc(1, sizeof *f);
+  fs_future *f = qn__calloc(rt, 1, sizeof *f);
   if (f == NULL) return NULL;
   f->base.vt = &fs_vt;
   f->rt = rt;
   f->loop = qn_runtime_loop(rt);
   f->kind = (uint8_t)kind;
   f->offset = -1;
-  if ((path && !(f->path = dup_str(path))) || (path2 && !(f->path2 = dup_str(path2)))) {
+  if ((path && !(f->path = dup_str(rt, path))) || (path2 && !(f->path2 = dup_str(rt, path2)))) {
     destroy(f);
     return NULL;
   }
@@ -257,7 +261,7 @@ qn_future *qn_fs_read_new(qn_runtime *rt, qn_file *file, size_t len, int64_t off
   if (len > UINT32_MAX) len = UINT32_MAX;   /* one request reads at most this much */
   fs_future *f = fs_new(rt, READ, NULL, NULL);
   if (f == NULL) return NULL;
-  if ((f->buf = malloc(len ? len : 1)) == NULL) {
+  if ((f->buf = qn__malloc(rt, len)) == NULL) {
     destroy(f);
     return NULL;
   }
@@ -270,7 +274,7 @@ qn_future *qn_fs_write_new(qn_runtime *rt, qn_file *file, const char *data, size
                            int64_t offset) {
   fs_future *f = fs_new(rt, WRITE, NULL, NULL);
   if (f == NULL) return NULL;
-  if ((f->buf = malloc(len ? len : 1)) == NULL) {
+  if ((f->buf = qn__malloc(rt, len)) == NULL) {
     destroy(f);
     return NULL;
   }
@@ -332,17 +336,20 @@ int qn_fs_scandir_next(qn_future *fut, uv_dirent_t *ent) {
 /* ---- whole files, as one piece of pool work ---- */
 
 typedef struct whole {
+  qn_runtime *rt;
   char *path;
-  char *data;
+  char *data;           /* read_file: from malloc (grown on the pool thread); write_file: rt's */
   size_t len;
   int err;              /* 0 or a uv error code */
+  uint8_t reading;
 } whole;
 
 static void whole_release(void *arg) {
   whole *w = arg;
-  free(w->path);
-  free(w->data);
-  free(w);
+  qn__free(w->rt, w->path);
+  if (w->reading) free(w->data);
+  else qn__free(w->rt, w->data);
+  qn__free(w->rt, w);
 }
 
 /* Read everything, growing the buffer; stop early once the future is dropped. */
@@ -358,7 +365,7 @@ static void read_file_run(qn_future *self, void *arg) {
   while (!qn_work_is_cancelled(self)) {
     if (w->len == cap || w->data == NULL) {
       size_t ncap = w->data == NULL ? cap : cap * 2;
-      char *p = realloc(w->data, ncap);
+      char *p = realloc(w->data, ncap);   /* a pool thread: not the runtime's allocator */
       if (p == NULL) {
         w->err = UV_ENOMEM;
         break;
@@ -400,9 +407,11 @@ static void write_file_run(qn_future *self, void *arg) {
 
 static qn_future *whole_new(qn_runtime *rt, const char *path, const char *data, size_t len,
                             qn_work_fn run) {
-  whole *w = calloc(1, sizeof *w);
+  whole *w = qn__calloc(rt, 1, sizeof *w);
   if (w == NULL) return NULL;
-  if ((w->path = dup_str(path)) == NULL || (data && (w->data = malloc(len ? len : 1)) == NULL)) {
+  w->rt = rt;
+  w->reading = data == NULL;
+  if ((w->path = dup_str(rt, path)) == NULL || (data && (w->data = qn__malloc(rt, len)) == NULL)) {
     whole_release(w);
     return NULL;
   }

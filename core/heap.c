@@ -1,5 +1,4 @@
 /* Binary min-heap of timer entries, ordered by (deadline, seq). */
-#include <stdlib.h>
 #include "internal.h"
 
 static int less(const qn__timer *a, const qn__timer *b) {
@@ -35,10 +34,11 @@ static void sift_down(qn__timer_heap *h, size_t i) {
   place(h, i, t);
 }
 
-int qn__heap_push(qn__timer_heap *h, qn__timer *t) {
+int qn__heap_push(qn_runtime *rt, qn__timer *t) {
+  qn__timer_heap *h = &rt->timers;
   if (h->len == h->cap) {
     size_t cap = h->cap ? h->cap * 2 : 64;
-    qn__timer **items = realloc(h->items, cap * sizeof *items);
+    qn__timer **items = qn__realloc(rt, h->items, cap * sizeof *items);
     if (items == NULL) return QN_ENOMEM;
     h->items = items;
     h->cap = cap;
@@ -64,8 +64,9 @@ qn__timer *qn__heap_top(const qn__timer_heap *h) {
   return h->len ? h->items[0] : NULL;
 }
 
-void qn__heap_free(qn__timer_heap *h) {
-  free(h->items);
+void qn__heap_free(qn_runtime *rt) {
+  qn__timer_heap *h = &rt->timers;
+  qn__free(rt, h->items);
   h->items = NULL;
   h->len = h->cap = 0;
 }

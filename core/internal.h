@@ -71,10 +71,22 @@ typedef struct qn__timer_heap {
   uint64_t next_seq;
 } qn__timer_heap;
 
-int qn__heap_push(qn__timer_heap *h, qn__timer *t);
+/* The heap of rt->timers: its array comes from rt's allocator. */
+int qn__heap_push(qn_runtime *rt, qn__timer *t);
 void qn__heap_remove(qn__timer_heap *h, qn__timer *t);
 qn__timer *qn__heap_top(const qn__timer_heap *h);
-void qn__heap_free(qn__timer_heap *h);
+void qn__heap_free(qn_runtime *rt);
+
+/* Memory (runtime.c). Every block of the core is allocated and freed
+   through these, with the runtime whose allocator it comes from: the one
+   the object belongs to, or for a future the one it was made in. rt NULL
+   means the default allocator, uncounted (a channel buffer grown outside
+   any runtime). qn__realloc leaves p as it was when it fails; qn__free of
+   a runtime's last block after qn_runtime_free frees the runtime too. */
+void *qn__malloc(qn_runtime *rt, size_t n);
+void *qn__calloc(qn_runtime *rt, size_t n, size_t size);
+void *qn__realloc(qn_runtime *rt, void *p, size_t n);
+void qn__free(qn_runtime *rt, void *p);
 
 /* An object of a core module that owns libuv handles and must close them
    with its own close callback (which frees it) when the runtime shuts down.
@@ -166,7 +178,10 @@ struct qn_runtime {
   uint64_t next_id;
   unsigned budget;      /* polls between two I/O turns */
   int closed;
-  qn_stats stats;
+  int freed;            /* qn_runtime_free ran: the last qn__free frees the runtime */
+  qn_alloc_fn alloc;
+  void *alloc_ud;
+  qn_stats stats;       /* stats.allocs and stats.live_blocks: kept by qn__malloc & co */
 };
 
 void qn__enqueue(qn_task *t);

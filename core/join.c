@@ -1,10 +1,10 @@
 /* The join future: ready when its target task is done. Waiting joiners are
    linked into the target's list; the target wakes them all when it ends. */
-#include <stdlib.h>
 #include "internal.h"
 
 typedef struct join_future {
   qn_future base;
+  qn_runtime *rt;        /* the target's */
   qn_task *target;
   qn__list node;        /* target->joiners while waiting */
   qn_waker *waker;
@@ -21,15 +21,16 @@ static int join_poll(qn_future *f, qn_waker *w) {
 static void join_drop(qn_future *f) {
   join_future *j = (join_future *)f;
   qn__list_remove(&j->node);
-  free(j);
+  qn__free(j->rt, j);
 }
 
 static const qn_future_vt join_vt = { join_poll, join_drop };
 
 qn_future *qn_join_new(qn_task *target) {
-  join_future *j = malloc(sizeof *j);
+  join_future *j = qn__malloc(target->rt, sizeof *j);
   if (j == NULL) return NULL;
   j->base.vt = &join_vt;
+  j->rt = target->rt;
   j->target = target;
   j->waker = NULL;
   qn__list_init(&j->node);

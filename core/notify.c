@@ -4,7 +4,6 @@
 ** stores nothing. A waiter woken by notify_one and dropped before it saw
 ** the notification passes it on, so no notify_one is lost.
 */
-#include <stdlib.h>
 #include "internal.h"
 
 struct qn_notify {
@@ -14,6 +13,7 @@ struct qn_notify {
 
 typedef struct notified_future {
   qn_future base;
+  qn_runtime *rt;
   qn_notify *n;
   qn__wait w;
   int notified, by_one, taken;
@@ -61,15 +61,16 @@ static void notified_drop(qn_future *f) {
   notified_future *nf = (notified_future *)f;
   qn__wait_unlink(&nf->w);
   if (nf->notified && nf->by_one && !nf->taken) qn_notify_one(nf->n);
-  free(nf);
+  qn__free(nf->rt, nf);
 }
 
 static const qn_future_vt notified_vt = { notified_poll, notified_drop };
 
-qn_future *qn_notify_notified_new(qn_notify *n) {
-  notified_future *nf = calloc(1, sizeof *nf);
+qn_future *qn_notify_notified_new(qn_runtime *rt, qn_notify *n) {
+  notified_future *nf = qn__calloc(rt, 1, sizeof *nf);
   if (nf == NULL) return NULL;
   nf->base.vt = &notified_vt;
+  nf->rt = rt;
   nf->n = n;
   qn__wait_init(&nf->w);
   return &nf->base;

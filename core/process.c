@@ -54,7 +54,7 @@ typedef struct wait_future {
 
 static void maybe_free(qn_process *p) {
   if (p->refs > 0 || !p->closed) return;
-  free(p);
+  qn__free(p->rt, p);
 }
 
 static void unref(qn_process *p) {
@@ -126,8 +126,9 @@ int qn_process_spawn(qn_runtime *rt, const qn_process_opts *o, qn_process **out,
   int child[3] = { -1, -1, -1 };
   for (int i = 0; i < 3; i++) fds[i] = -1;
   if (rt->closed) return UV_ECANCELED;
-  qn_process *p = calloc(1, sizeof *p);
+  qn_process *p = qn__calloc(rt, 1, sizeof *p);
   if (p == NULL) return UV_ENOMEM;
+  p->rt = rt;
   uv_stdio_container_t stdio[3];
   int r = 0;
   for (int i = 0; i < 3 && r == 0; i++) {
@@ -181,7 +182,6 @@ int qn_process_spawn(qn_runtime *rt, const qn_process_opts *o, qn_process **out,
     maybe_free(p);
     return r;
   }
-  p->rt = rt;
   p->pid = p->handle.pid;
   p->kill_on_drop = o->kill_on_drop != 0;
   qn__list_init(&p->waiters);
@@ -234,14 +234,14 @@ static void wait_drop(qn_future *f) {
   wait_future *w = (wait_future *)f;
   qn_process *p = w->p;
   qn__wait_unlink(&w->w);
-  free(w);
+  qn__free(p->rt, w);
   unref(p);
 }
 
 static const qn_future_vt wait_vt = { wait_poll, wait_drop };
 
 qn_future *qn_process_wait_new(qn_process *p) {
-  wait_future *w = calloc(1, sizeof *w);
+  wait_future *w = qn__calloc(p->rt, 1, sizeof *w);
   if (w == NULL) return NULL;
   w->base.vt = &wait_vt;
   w->p = p;

@@ -6,15 +6,72 @@
 ** UV_RUN_NOWAIT turn every `budget` polls so no task starves the reactor.
 */
 #include <stdlib.h>
+#include <string.h>
 #include "internal.h"
 
 enum { DEFAULT_BUDGET = 64 };
 
+/* ---- memory ---- */
+
+static void *default_alloc(void *ud, void *p, size_t n) {
+  (void)ud;
+  if (n == 0) {
+    free(p);
+    return NULL;
+  }
+  return realloc(p, n);
+}
+
+void *qn__realloc(qn_runtime *rt, void *p, size_t n) {
+  if (n == 0) n = 1;                    /* size 0 would mean free */
+  if (rt == NULL) return realloc(p, n);
+  rt->stats.allocs++;
+  void *q = rt->alloc(rt->alloc_ud, p, n);
+  if (q != NULL && p == NULL) rt->stats.live_blocks++;
+  return q;
+}
+
+void *qn__malloc(qn_runtime *rt, size_t n) { return qn__realloc(rt, NULL, n); }
+
+void *qn__calloc(qn_runtime *rt, size_t n, size_t size) {
+  if (size != 0 && n > SIZE_MAX / size) return NULL;
+  void *p = qn__realloc(rt, NULL, n * size);
+  if (p != NULL) memset(p, 0, n * size);
+  return p;
+}
+
+/* The runtime's own block goes back last: once freed, and with nothing of
+   its own left. */
+static void release(qn_runtime *rt) {
+  rt->alloc(rt->alloc_ud, rt, 0);
+}
+
+void qn__free(qn_runtime *rt, void *p) {
+  if (p == NULL) return;
+  if (rt == NULL) {
+    free(p);
+    return;
+  }
+  rt->alloc(rt->alloc_ud, p, 0);
+  if (--rt->stats.live_blocks == 0 && rt->freed) release(rt);
+}
+
+/* ---- the runtime ---- */
+
 qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed) {
-  qn_runtime *rt = calloc(1, sizeof *rt);
+  return qn_runtime_new_with(clock, seed, NULL, NULL);
+}
+
+qn_runtime *qn_runtime_new_with(qn_clock clock, uint64_t seed, qn_alloc_fn alloc, void *ud) {
+  if (alloc == NULL) alloc = default_alloc;
+  qn_runtime *rt = alloc(ud, NULL, sizeof *rt);
   if (rt == NULL) return NULL;
+  memset(rt, 0, sizeof *rt);
+  rt->alloc = alloc;
+  rt->alloc_ud = ud;
+  rt->stats.allocs = 1;                 /* its own block */
   if (uv_loop_init(&rt->loop) != 0) {
-    free(rt);
+    release(rt);
     return NULL;
   }
   uv_timer_init(&rt->loop, &rt->timer);
@@ -169,6 +226,7 @@ void qn_runtime_shutdown(qn_runtime *rt) {
   }
   uv_walk(&rt->loop, close_any, NULL);      /* the rest: the runtime's own timer */
   while (uv_run(&rt->loop, UV_RUN_DEFAULT) != 0) {}
+  if (qn__heap_top(&rt->timers) == NULL) qn__heap_free(rt);   /* left: blocks objects hold */
 }
 
 void qn_runtime_free(qn_runtime *rt) {
@@ -182,6 +240,7 @@ void qn_runtime_free(qn_runtime *rt) {
     uv_walk(&rt->loop, close_any, NULL);
     uv_run(&rt->loop, UV_RUN_DEFAULT);
   }
-  qn__heap_free(&rt->timers);
-  free(rt);
+  qn__heap_free(rt);
+  rt->freed = 1;
+  if (rt->stats.live_blocks == 0) release(rt);
 }

@@ -5,7 +5,6 @@
 ** waits. A permit granted to a waiter that is dropped before taking it is
 ** released again, so a dropped waiter never ends up holding anything.
 */
-#include <stdlib.h>
 #include "internal.h"
 
 struct qn_sema {
@@ -15,6 +14,7 @@ struct qn_sema {
 
 typedef struct acquire_future {
   qn_future base;
+  qn_runtime *rt;
   qn_sema *s;
   qn__wait w;
   size_t k;
@@ -67,15 +67,16 @@ static void acquire_drop(qn_future *f) {
   qn__wait_unlink(&a->w);
   if (a->granted && !a->taken) qn_sema_release(a->s, a->k);
   else if (was_first) qn_sema_release(a->s, 0);   /* a smaller request behind may fit now */
-  free(a);
+  qn__free(a->rt, a);
 }
 
 static const qn_future_vt acquire_vt = { acquire_poll, acquire_drop };
 
-qn_future *qn_sema_acquire_new(qn_sema *s, size_t k) {
-  acquire_future *a = calloc(1, sizeof *a);
+qn_future *qn_sema_acquire_new(qn_runtime *rt, qn_sema *s, size_t k) {
+  acquire_future *a = qn__calloc(rt, 1, sizeof *a);
   if (a == NULL) return NULL;
   a->base.vt = &acquire_vt;
+  a->rt = rt;
   a->s = s;
   a->k = k;
   qn__wait_init(&a->w);

@@ -5,7 +5,6 @@
 ** current waiter; with nobody waiting it is counted for the next one. The
 ** handle is referenced (keeps the loop alive) only while someone waits.
 */
-#include <stdlib.h>
 #include "internal.h"
 
 typedef struct sigwatch {
@@ -43,7 +42,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void on_close(uv_handle_t *h) {
   sigwatch *sw = h->data;
   qn__list_remove(&sw->node);
-  free(sw);
+  qn__free(sw->rt, sw);
 }
 
 static void close_watch(qn__closer *c) {
@@ -57,10 +56,10 @@ static sigwatch *watch_for(qn_runtime *rt, int signum) {
     if (sw->signum == signum) return sw;
   }
   if (rt->closed) return NULL;
-  sigwatch *sw = calloc(1, sizeof *sw);
+  sigwatch *sw = qn__calloc(rt, 1, sizeof *sw);
   if (sw == NULL) return NULL;
   if (uv_signal_init(&rt->loop, &sw->handle) != 0) {
-    free(sw);
+    qn__free(rt, sw);
     return NULL;
   }
   sw->handle.data = sw;
@@ -100,13 +99,13 @@ static void signal_drop(qn_future *f) {
   qn__wait_unlink(&s->w);
   if (s->ready && !s->taken && s->sw) s->sw->pending++;   /* woken, never seen: give it back */
   if (s->sw && qn__list_empty(&s->sw->waiters)) uv_unref((uv_handle_t *)&s->sw->handle);
-  free(s);
+  qn__free(s->rt, s);
 }
 
 static const qn_future_vt signal_vt = { signal_poll, signal_drop };
 
 qn_future *qn_signal_new(qn_runtime *rt, int signum) {
-  signal_future *s = calloc(1, sizeof *s);
+  signal_future *s = qn__calloc(rt, 1, sizeof *s);
   if (s == NULL) return NULL;
   s->base.vt = &signal_vt;
   s->rt = rt;

@@ -1,6 +1,5 @@
 /* The sleep future: ready when the runtime's clock reaches its deadline.
    An already-due sleep arms nothing; a pending one holds one heap entry. */
-#include <stdlib.h>
 #include "internal.h"
 
 typedef struct sleep_future {
@@ -24,7 +23,7 @@ static int sleep_poll(qn_future *f, qn_waker *w) {
       s->fired = 1;
       return QN_READY;
     }
-    if (qn__heap_push(&s->rt->timers, &s->timer) != QN_OK) {
+    if (qn__heap_push(s->rt, &s->timer) != QN_OK) {
       s->fired = s->failed = 1;   /* out of memory: ready now, and qn_sleep_failed says so */
       return QN_READY;
     }
@@ -36,13 +35,13 @@ static int sleep_poll(qn_future *f, qn_waker *w) {
 static void sleep_drop(qn_future *f) {
   sleep_future *s = (sleep_future *)f;
   qn__heap_remove(&s->rt->timers, &s->timer);
-  free(s);
+  qn__free(s->rt, s);
 }
 
 static const qn_future_vt sleep_vt = { sleep_poll, sleep_drop };
 
 qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline) {
-  sleep_future *s = malloc(sizeof *s);
+  sleep_future *s = qn__malloc(rt, sizeof *s);
   if (s == NULL) return NULL;
   s->base.vt = &sleep_vt;
   s->rt = rt;

@@ -70,8 +70,8 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b);
 
 static void maybe_free(qn_stream *s) {
   if (s->refs > 0 || !s->closed) return;
-  free(s->buf);
-  free(s);
+  qn__free(s->rt, s->buf);
+  qn__free(s->rt, s);
 }
 
 static void unref(qn_stream *s) {
@@ -82,7 +82,7 @@ static void unref(qn_stream *s) {
 void qn__stream_on_close(uv_handle_t *h) {
   qn_stream *s = h->data;
   if (s->restore_fd >= 0) fcntl(s->restore_fd, F_SETFL, s->restore_flags);
-  free(s->buf);                 /* nothing reads a closed stream's buffer */
+  qn__free(s->rt, s->buf);      /* nothing reads a closed stream's buffer */
   s->buf = NULL;
   s->len = s->cap = s->off = 0;
   s->closed = 1;
@@ -172,11 +172,11 @@ int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_
                    qn_stream **out) {
   *out = NULL;
   if (rt->closed) return UV_ECANCELED;
-  qn_stream *s = calloc(1, sizeof *s);
+  qn_stream *s = qn__calloc(rt, 1, sizeof *s);
   if (s == NULL) return UV_ENOMEM;
   int r = type == UV_TCP ? uv_tcp_init(&rt->loop, &s->h.tcp) : uv_pipe_init(&rt->loop, &s->h.pipe, 0);
   if (r != 0) {
-    free(s);
+    qn__free(rt, s);
     return r;
   }
   s->h.handle.data = s;
@@ -247,10 +247,10 @@ static int reserve(qn_stream *s, size_t want) {
     if (cap > SIZE_MAX / 2) return UV_ENOBUFS;
     cap *= 2;
   }
-  char *b = malloc(cap);
-  if (b == NULL) return UV_ENOBUFS;
+  char *b = qn__malloc(s->rt, cap);
+  if (b == NULL) return UV_ENOMEM;
   if (s->len) memcpy(b, s->buf + s->off, s->len);
-  free(s->buf);
+  qn__free(s->rt, s->buf);
   s->buf = b;
   s->cap = cap;
   s->off = 0;
@@ -260,8 +260,10 @@ static int reserve(qn_stream *s, size_t want) {
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   (void)hint;
   qn_stream *s = h->data;
-  if (reserve(s, BUF_MIN_READ) != 0) {
-    *b = uv_buf_init(NULL, 0);                /* libuv reports UV_ENOBUFS */
+  int r = reserve(s, BUF_MIN_READ);
+  if (r != 0) {
+    s->read_err = r;                          /* what readers see, not libuv's UV_ENOBUFS */
+    *b = uv_buf_init(NULL, 0);
     return;
   }
   /* offer no more than the limit leaves (at least BUF_MIN_READ): a paused
@@ -334,7 +336,7 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b) {
     s->len += (size_t)n;
     if (s->len >= read_limit(s)) stop_reading(s);
   } else if (n < 0) {
-    s->read_err = (int)n;
+    if (s->read_err == 0) s->read_err = (int)n;
     stop_reading(s);
   } else {
     return;                                   /* EAGAIN: nothing */
@@ -400,7 +402,7 @@ void qn_stream_consume(qn_stream *s, size_t used) {
   if (s->len == 0) {
     s->off = 0;
     if (s->cap > BUF_KEEP) {                  /* give back what a burst made grow */
-      free(s->buf);
+      qn__free(s->rt, s->buf);
       s->buf = NULL;
       s->cap = 0;
     }
@@ -442,14 +444,14 @@ static void read_drop(qn_future *f) {
     s->need = 0;
     if (s->len >= read_limit(s)) stop_reading(s);
   }
-  free(r);
+  qn__free(s->rt, r);
   unref(s);
 }
 
 static const qn_future_vt read_vt = { read_poll, read_drop };
 
 qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n) {
-  read_future *r = calloc(1, sizeof *r);
+  read_future *r = qn__calloc(s->rt, 1, sizeof *r);
   if (r == NULL) return NULL;
   r->base.vt = &read_vt;
   r->s = s;
@@ -467,7 +469,7 @@ static void on_write(uv_write_t *req, int status) {
   write_req *w = qn__container_of(req, write_req, req);
   qn_stream *s = w->s;
   qn__list_remove(&w->node);
-  free(w);
+  qn__free(s->rt, w);
   s->nwrites--;
   if (status < 0 && status != UV_ECANCELED && s->write_err == 0) s->write_err = status;
   if (s->lingering) {
@@ -481,7 +483,7 @@ static void on_write(uv_write_t *req, int status) {
 static int queue_write(qn_stream *s, const char *data, size_t len) {
   while (len > 0) {
     size_t k = len > REQ_MAX ? REQ_MAX : len;
-    write_req *w = malloc(sizeof *w + k);
+    write_req *w = qn__malloc(s->rt, sizeof *w + k);
     if (w == NULL) return UV_ENOMEM;
     memcpy(w->data, data, k);
     w->s = s;
@@ -489,7 +491,7 @@ static int queue_write(qn_stream *s, const char *data, size_t len) {
     uv_buf_t b = uv_buf_init(w->data, (unsigned)k);
     int r = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
     if (r != 0) {
-      free(w);
+      qn__free(s->rt, w);
       return r;
     }
     qn__list_push(&s->wq, &w->node);
@@ -546,14 +548,14 @@ static void writable_drop(qn_future *f) {
   qn_stream *s = wf->s;
   qn__wait_unlink(&wf->w);
   s->nwriters--;
-  free(wf);
+  qn__free(s->rt, wf);
   unref(s);
 }
 
 static const qn_future_vt writable_vt = { writable_poll, writable_drop };
 
 qn_future *qn_stream_writable_new(qn_stream *s) {
-  writable_future *wf = calloc(1, sizeof *wf);
+  writable_future *wf = qn__calloc(s->rt, 1, sizeof *wf);
   if (wf == NULL) return NULL;
   wf->base.vt = &writable_vt;
   wf->s = s;
@@ -569,6 +571,7 @@ typedef struct shutdown_future shutdown_future;
 
 typedef struct shutdown_req {
   uv_shutdown_t req;
+  qn_runtime *rt;
   shutdown_future *f;       /* NULL once the future was dropped */
 } shutdown_req;
 
@@ -584,7 +587,7 @@ struct shutdown_future {
 static void on_shutdown(uv_shutdown_t *req, int status) {
   shutdown_req *q = qn__container_of(req, shutdown_req, req);
   shutdown_future *f = q->f;
-  free(q);
+  qn__free(q->rt, q);
   if (f == NULL) return;
   f->req = NULL;
   f->status = status;
@@ -601,13 +604,14 @@ static int shutdown_poll(qn_future *fut, qn_waker *wk) {
   qn_stream *s = f->s;
   shutdown_req *q = NULL;
   int r = s->closing ? UV_ECANCELED : 0;
-  if (r == 0 && (q = malloc(sizeof *q)) == NULL) r = UV_ENOMEM;
+  if (r == 0 && (q = qn__malloc(s->rt, sizeof *q)) == NULL) r = UV_ENOMEM;
   if (r == 0) {
+    q->rt = s->rt;
     q->f = f;
     r = uv_shutdown(&q->req, &s->h.stream, on_shutdown);
   }
   if (r != 0) {
-    free(q);
+    qn__free(s->rt, q);
     f->status = r;
     f->done = 1;
     return QN_READY;
@@ -622,14 +626,14 @@ static void shutdown_drop(qn_future *fut) {
   shutdown_future *f = (shutdown_future *)fut;
   if (f->req != NULL) f->req->f = NULL;      /* its callback frees the request */
   qn_stream *s = f->s;
-  free(f);
+  qn__free(s->rt, f);
   unref(s);
 }
 
 static const qn_future_vt shutdown_vt = { shutdown_poll, shutdown_drop };
 
 qn_future *qn_stream_shutdown_new(qn_stream *s) {
-  shutdown_future *f = calloc(1, sizeof *f);
+  shutdown_future *f = qn__calloc(s->rt, 1, sizeof *f);
   if (f == NULL) return NULL;
   f->base.vt = &shutdown_vt;
   f->s = s;

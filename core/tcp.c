@@ -92,6 +92,7 @@ typedef struct connect_future connect_future;
 
 typedef struct connect_req {
   uv_connect_t req;
+  qn_runtime *rt;
   connect_future *f;        /* NULL once the future was dropped */
 } connect_req;
 
@@ -117,15 +118,16 @@ static int try_connect(connect_future *f, const struct sockaddr *addr) {
   qn_stream *s;
   int r = stream_new(f->rt, &f->opts, &s);
   if (r != 0) return r;
-  connect_req *q = malloc(sizeof *q);
+  connect_req *q = qn__malloc(f->rt, sizeof *q);
   if (q == NULL) {
     qn_stream_release(s);
     return UV_ENOMEM;
   }
+  q->rt = f->rt;
   q->f = f;
   r = uv_tcp_connect(&q->req, &s->h.tcp, addr, on_connect);
   if (r != 0) {
-    free(q);
+    qn__free(f->rt, q);
     qn_stream_release(s);
     return r;
   }
@@ -149,7 +151,7 @@ static void try_next(connect_future *f, int err) {
 static void on_connect(uv_connect_t *req, int status) {
   connect_req *q = qn__container_of(req, connect_req, req);
   connect_future *f = q->f;
-  free(q);
+  qn__free(q->rt, q);
   if (f == NULL) return;                      /* dropped: its stream was released */
   f->req = NULL;
   if (status == 0) {
@@ -202,7 +204,7 @@ static void connect_drop(qn_future *fut) {
   if (f->req != NULL) f->req->f = NULL;      /* its callback (UV_ECANCELED) frees it */
   if (f->s != NULL) qn_stream_release(f->s);    /* closing cancels the connect */
   if (f->dns != NULL) qn_drop(f->dns);
-  free(f);
+  qn__free(f->rt, f);
 }
 
 static const qn_future_vt connect_vt = { connect_poll, connect_drop };
@@ -217,7 +219,7 @@ static int numeric_addr(const char *host, int port, struct sockaddr_storage *ss)
 
 qn_future *qn_tcp_connect_new(qn_runtime *rt, const char *host, int port,
                               const qn_tcp_opts *opts) {
-  connect_future *f = calloc(1, sizeof *f);
+  connect_future *f = qn__calloc(rt, 1, sizeof *f);
   if (f == NULL) return NULL;
   f->base.vt = &connect_vt;
   f->rt = rt;
@@ -231,7 +233,7 @@ qn_future *qn_tcp_connect_new(qn_runtime *rt, const char *host, int port,
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
     if ((f->dns = qn_getaddrinfo_new(rt, host, service, &hints)) == NULL) {
-      free(f);
+      qn__free(rt, f);
       return NULL;
     }
   }
@@ -252,7 +254,7 @@ int qn_tcp_connect_take(qn_future *fut, qn_stream **out) {
 
 static void server_maybe_free(qn_tcp_server *srv) {
   if (srv->refs > 0 || !srv->closed) return;
-  free(srv);
+  qn__free(srv->rt, srv);
 }
 
 static void server_unref(qn_tcp_server *srv) {
@@ -391,14 +393,14 @@ static void accept_drop(qn_future *f) {
   accept_future *a = (accept_future *)f;
   qn_tcp_server *srv = a->srv;
   qn__wait_unlink(&a->w);
-  free(a);
+  qn__free(srv->rt, a);
   server_unref(srv);
 }
 
 static const qn_future_vt accept_vt = { accept_poll, accept_drop };
 
 qn_future *qn_tcp_accept_new(qn_tcp_server *srv) {
-  accept_future *a = calloc(1, sizeof *a);
+  accept_future *a = qn__calloc(srv->rt, 1, sizeof *a);
   if (a == NULL) return NULL;
   a->base.vt = &accept_vt;
   a->srv = srv;
@@ -470,14 +472,14 @@ int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsig
   if (r != 0) return r;
   int fd = bound_socket(&ss, flags);
   if (fd < 0) return fd;
-  qn_tcp_server *srv = calloc(1, sizeof *srv);
+  qn_tcp_server *srv = qn__calloc(rt, 1, sizeof *srv);
   if (srv == NULL) {
     close(fd);
     return UV_ENOMEM;
   }
   if ((r = uv_tcp_init(&rt->loop, &srv->handle)) != 0) {
     close(fd);
-    free(srv);
+    qn__free(rt, srv);
     return r;
   }
   srv->handle.data = srv;

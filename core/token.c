@@ -9,7 +9,6 @@
 ** Watch callbacks run in the middle of the walk: they must not touch the
 ** tree (wake a waker, set a flag; nothing that runs user code).
 */
-#include <stdlib.h>
 #include "internal.h"
 
 struct qn_token {
@@ -101,6 +100,7 @@ int qn_token_cancel(qn_token *root) {
 
 typedef struct cancelled_future {
   qn_future base;
+  qn_runtime *rt;
   qn_token *token;
   qn_token_watch watch;
   qn_waker *waker;
@@ -122,15 +122,16 @@ static int cancelled_poll(qn_future *f, qn_waker *w) {
 static void cancelled_drop(qn_future *f) {
   cancelled_future *c = (cancelled_future *)f;
   qn_token_watch_remove(&c->watch);
-  free(c);
+  qn__free(c->rt, c);
 }
 
 static const qn_future_vt cancelled_vt = { cancelled_poll, cancelled_drop };
 
-qn_future *qn_token_cancelled_new(qn_token *t) {
-  cancelled_future *c = malloc(sizeof *c);
+qn_future *qn_token_cancelled_new(qn_runtime *rt, qn_token *t) {
+  cancelled_future *c = qn__malloc(rt, sizeof *c);
   if (c == NULL) return NULL;
   c->base.vt = &cancelled_vt;
+  c->rt = rt;
   c->token = t;
   c->watch.next = c->watch.prev = NULL;
   c->watch.fn = on_cancel;

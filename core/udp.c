@@ -53,6 +53,7 @@ typedef struct send_future send_future;
    until its callback (even if the future is dropped meanwhile). */
 typedef struct send_req {
   uv_udp_send_t req;
+  qn_runtime *rt;
   send_future *f;         /* NULL once the future was dropped */
   struct sockaddr_storage to;
   size_t len;
@@ -68,17 +69,17 @@ struct send_future {
   uint8_t submitted, done;
 };
 
-static void dgram_free(qn_udp_dgram *d) {
-  free(d->data);
+void qn_udp_dgram_free(qn_udp_dgram *d) {
+  qn__free(d->rt, d->data);
   d->data = NULL;
 }
 
 static void maybe_free(qn_udp *u) {
   if (u->refs > 0 || !u->closed) return;
-  for (size_t i = 0; i < u->qlen; i++) dgram_free(&u->q[(u->qhead + i) % u->qcap]);
-  free(u->q);
-  free(u->scratch);
-  free(u);
+  for (size_t i = 0; i < u->qlen; i++) qn_udp_dgram_free(&u->q[(u->qhead + i) % u->qcap]);
+  qn__free(u->rt, u->q);
+  qn__free(u->rt, u->scratch);
+  qn__free(u->rt, u);
 }
 
 static void unref(qn_udp *u) {
@@ -96,10 +97,10 @@ static void on_close(uv_handle_t *h) {
 
 static int grow(qn_udp *u) {
   size_t cap = u->qcap ? u->qcap * 2 : 8;
-  qn_udp_dgram *q = malloc(cap * sizeof *q);
+  qn_udp_dgram *q = qn__malloc(u->rt, cap * sizeof *q);
   if (q == NULL) return UV_ENOMEM;
   for (size_t i = 0; i < u->qlen; i++) q[i] = u->q[(u->qhead + i) % u->qcap];
-  free(u->q);
+  qn__free(u->rt, u->q);
   u->q = q;
   u->qcap = cap;
   u->qhead = 0;
@@ -152,7 +153,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     d.err = (int)nread;
   } else {
     d.len = (size_t)nread;
-    d.data = malloc(d.len ? d.len : 1);
+    d.rt = u->rt;
+    d.data = qn__malloc(u->rt, d.len);
     if (d.data == NULL) {
       d.err = UV_ENOMEM;
       d.len = 0;
@@ -174,7 +176,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     return;
   }
   if (push_back(u, &d) != 0) {
-    dgram_free(&d);                         /* out of memory: as if the kernel dropped it */
+    qn_udp_dgram_free(&d);                  /* out of memory: as if the kernel dropped it */
     return;
   }
   if (u->qlen >= u->queue_max) pause_reading(u);
@@ -210,21 +212,21 @@ int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, siz
                 qn_udp **out) {
   *out = NULL;
   if (rt->closed) return UV_ECANCELED;
-  qn_udp *u = calloc(1, sizeof *u);
+  qn_udp *u = qn__calloc(rt, 1, sizeof *u);
   if (u == NULL) return UV_ENOMEM;
-  u->scratch = malloc(SCRATCH);
+  u->rt = rt;
+  u->scratch = qn__malloc(rt, SCRATCH);
   if (u->scratch == NULL) {
-    free(u);
+    qn__free(rt, u);
     return UV_ENOMEM;
   }
   int r = uv_udp_init(&rt->loop, &u->handle);
   if (r != 0) {
-    free(u->scratch);
-    free(u);
+    qn__free(rt, u->scratch);
+    qn__free(rt, u);
     return r;
   }
   u->handle.data = u;
-  u->rt = rt;
   u->queue_max = queue_max ? queue_max : QN_UDP_QUEUE_DEFAULT;
   qn__list_init(&u->receivers);
   u->refs = 1;
@@ -307,17 +309,17 @@ static void recv_drop(qn_future *f) {
   qn_udp *u = r->u;
   qn__wait_unlink(&r->w);
   if (r->has && !r->taken) {                /* handed but never taken: back to the front */
-    if (u->closing || push_front(u, &r->d) != 0) dgram_free(&r->d);
+    if (u->closing || push_front(u, &r->d) != 0) qn_udp_dgram_free(&r->d);
     else dispatch(u);
   }
-  free(r);
+  qn__free(u->rt, r);
   unref(u);
 }
 
 static const qn_future_vt recv_vt = { recv_poll, recv_drop };
 
 qn_future *qn_udp_recv_new(qn_udp *u) {
-  recv_future *r = calloc(1, sizeof *r);
+  recv_future *r = qn__calloc(u->rt, 1, sizeof *r);
   if (r == NULL) return NULL;
   r->base.vt = &recv_vt;
   r->u = u;
@@ -357,7 +359,7 @@ static void on_send(uv_udp_send_t *req, int status) {
     f->done = 1;
     if (f->waker) qn_wake(f->waker);
   }
-  free(s);
+  qn__free(s->rt, s);
 }
 
 static int send_poll(qn_future *fut, qn_waker *wk) {
@@ -377,7 +379,7 @@ static int send_poll(qn_future *fut, qn_waker *wk) {
       return QN_PENDING;
     }
   }
-  free(s);
+  qn__free(s->rt, s);
   f->req = NULL;
   f->done = 1;
   return QN_READY;
@@ -386,9 +388,9 @@ static int send_poll(qn_future *fut, qn_waker *wk) {
 static void send_drop(qn_future *fut) {
   send_future *f = (send_future *)fut;
   if (f->submitted && f->req != NULL) f->req->f = NULL;   /* the request frees itself */
-  else free(f->req);
+  else qn__free(f->u->rt, f->req);
   qn_udp *u = f->u;
-  free(f);
+  qn__free(u->rt, f);
   unref(u);
 }
 
@@ -397,13 +399,13 @@ static const qn_future_vt send_vt = { send_poll, send_drop };
 /* Ready when the datagram was handed to the kernel (or failed); the data
    is copied. A dropped send may still go out, once and whole. */
 qn_future *qn_udp_send_new(qn_udp *u, const char *data, size_t len, const struct sockaddr *to) {
-  send_future *f = calloc(1, sizeof *f);
-  send_req *s = malloc(sizeof *s + len);
-  if (f == NULL || s == NULL) {
-    free(f);
-    free(s);
+  send_future *f = qn__calloc(u->rt, 1, sizeof *f);
+  send_req *s = f && len <= SIZE_MAX - sizeof *s ? qn__malloc(u->rt, sizeof *s + len) : NULL;
+  if (s == NULL) {
+    qn__free(u->rt, f);
     return NULL;
   }
+  s->rt = u->rt;
   memcpy(s->data, data, len);
   s->len = len;
   memcpy(&s->to, to, addr_len(to));

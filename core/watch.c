@@ -2,7 +2,6 @@
 ** Watch: a version number that only grows, with waiters for a version newer
 ** than the one they saw. The value itself lives with the embedder.
 */
-#include <stdlib.h>
 #include "internal.h"
 
 struct qn_watch {
@@ -13,6 +12,7 @@ struct qn_watch {
 
 typedef struct changed_future {
   qn_future base;
+  qn_runtime *rt;
   qn_watch *wt;
   qn__wait w;
   uint64_t seen;
@@ -49,15 +49,16 @@ static int changed_poll(qn_future *f, qn_waker *wk) {
 static void changed_drop(qn_future *f) {
   changed_future *c = (changed_future *)f;
   qn__wait_unlink(&c->w);
-  free(c);
+  qn__free(c->rt, c);
 }
 
 static const qn_future_vt changed_vt = { changed_poll, changed_drop };
 
-qn_future *qn_watch_changed_new(qn_watch *wt, uint64_t seen) {
-  changed_future *c = calloc(1, sizeof *c);
+qn_future *qn_watch_changed_new(qn_runtime *rt, qn_watch *wt, uint64_t seen) {
+  changed_future *c = qn__calloc(rt, 1, sizeof *c);
   if (c == NULL) return NULL;
   c->base.vt = &changed_vt;
+  c->rt = rt;
   c->wt = wt;
   c->seen = seen;
   qn__wait_init(&c->w);

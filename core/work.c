@@ -22,7 +22,6 @@
 ** -> after_work) their happens-before order.
 */
 #include <stdatomic.h>
-#include <stdlib.h>
 #include "internal.h"
 
 enum { NEW, QUEUED, DONE };
@@ -30,6 +29,7 @@ enum { NEW, QUEUED, DONE };
 typedef struct work_future {
   qn_future base;
   uv_work_t req;
+  qn_runtime *rt;
   uv_loop_t *loop;
   qn_waker *waker;
   qn_work_fn run;
@@ -42,7 +42,7 @@ typedef struct work_future {
 
 static void destroy(work_future *w) {
   w->release(w->arg);
-  free(w);
+  qn__free(w->rt, w);
 }
 
 static void on_work(uv_work_t *req) {
@@ -91,9 +91,10 @@ static void work_drop(qn_future *f) {
 static const qn_future_vt work_vt = { work_poll, work_drop };
 
 qn_future *qn_work_new(qn_runtime *rt, qn_work_fn run, void (*release)(void *arg), void *arg) {
-  work_future *w = calloc(1, sizeof *w);
+  work_future *w = qn__calloc(rt, 1, sizeof *w);
   if (w == NULL) return NULL;
   w->base.vt = &work_vt;
+  w->rt = rt;
   w->loop = qn_runtime_loop(rt);
   w->run = run;
   w->release = release;

@@ -40,9 +40,24 @@ typedef struct lq_runtime lq_runtime;
 typedef struct lq_coro lq_coro;
 typedef struct lq_task lq_task;
 
+/* The core's allocator for every runtime of the module (quench.c): it
+   counts blocks and refuses one allocation on request (quench.run's
+   fail_alloc). It lives in the module state, which outlives every object
+   holding core memory: the registry's metatables reach it through their
+   methods' upvalue, and lua_close runs every finalizer before it frees
+   anything. A runtime's memory may outlive quench.run (a channel buffer,
+   an I/O object not collected yet: see quench.h). */
+typedef struct lq_heap {
+  uint64_t allocs;      /* allocations asked for by the running (or last) runtime */
+  uint64_t fail_at;     /* the one to refuse (opts.fail_alloc); 0: none */
+  uint64_t refused;     /* allocations refused so far, injected or not */
+  uint64_t live;        /* blocks of every runtime of the module not freed yet */
+} lq_heap;
+
 /* Module state: the first upvalue of every function of the module. */
 typedef struct lq_module {
   lq_runtime *rt;       /* the runtime inside quench.run, or NULL */
+  lq_heap heap;
   uint64_t serial;      /* runtimes made so far: tells a handle's runtime apart */
   int mt_task;          /* registry ref of the task metatable (cheaper than by name) */
 } lq_module;
@@ -51,8 +66,8 @@ typedef struct lq_module {
    address of something static to its type); cheaper than luaL_checkudata,
    which compares metatables through the registry by name. */
 static inline void *lq_toudata(lua_State *L, int idx, const void *tag, size_t size) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) < size) return NULL;
-  void *p = lua_touserdata(L, idx);
+  void *p = lua_touserdata(L, idx);    /* NULL unless full or light userdata */
+  if (p == NULL || lua_rawlen(L, idx) < size) return NULL;   /* rawlen of light: 0 */
   return *(const void *const *)p == tag ? p : NULL;
 }
 
@@ -63,6 +78,8 @@ struct lq_runtime {
   lua_State *S;         /* private scratch thread (see above) */
   int ref_S;
   int ref_alive, ref_pool, ref_failed;   /* the runtime's tables, in the registry */
+  int *anchor_free;     /* free slots of the alive table (luaL_ref costs more) */
+  int anchor_nfree, anchor_cap, anchor_max;
   int ref_on_error;     /* opts.on_task_error, or LUA_NOREF */
   int ref_on_warning;   /* opts.on_warning, or LUA_NOREF (then stderr) */
   uint64_t slow_ns;     /* opts.slow_task: warn about a poll longer than this */
@@ -145,6 +162,10 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);
 int lq_branch_results(lua_State *L, lq_coro *b);
 extern const qn_future_vt lq_coro_vt;
 void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind);
+/* A task's function and up to LQ_INLINE_ARGS arguments are kept in its
+   handle's user values 1 and 3.. until it starts; more go in a table at 1. */
+enum { LQ_INLINE_ARGS = 3 };
+static inline int lq_task_args_inline(int n) { return n - 1 <= LQ_INLINE_ARGS; }
 lq_coro *lq_await_ctx(lua_State *L, const char *fname);
 int lq_check_cancel(lua_State *L, lq_coro *c);
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx);
@@ -170,8 +191,13 @@ typedef struct lq_op_kind {
   void (*check)(lua_State *L, int op, lq_coro *c);
   /* Build the core future (NULL: out of memory); never raises. */
   qn_future *(*start)(lua_State *L, int op, lq_coro *c);
-  /* Push the results of a ready future; returns how many. */
+  /* Push the results of a ready future; returns how many. Or push an
+     error and return -1: the caller drops the future, then raises it. */
   int (*finish)(lua_State *L, int op, qn_future *f);
+  /* Optional fast path: if the op can complete at once, complete it as
+     start, poll, finish and drop would, push its results and return how
+     many; else return -1 having changed nothing. No future is built. */
+  int (*now)(lua_State *L, int op);
 } lq_op_kind;
 
 extern const char lq_op_tag;
@@ -208,7 +234,7 @@ lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 
 /* quench.c, for I/O objects: push nil, "ENAME: message", "ENAME" (an I/O
-   failure); whether an object of runtime `serial` may be used, and a raise
+   failure; the core's out of memory is "ENOMEM: out of memory"); whether an object of runtime `serial` may be used, and a raise
    naming fname if not (what: "stream", "socket", ...). */
 int lq_push_fail(lua_State *L, int err);
 int lq_alive(lua_State *L, uint64_t serial);

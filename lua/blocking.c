@@ -468,7 +468,7 @@ static int blocking_finish(lua_State *L, int op, qn_future *f) {
   return results(L, f);
 }
 
-static const lq_op_kind blocking_kind = { "blocking", NULL, blocking_start, blocking_finish };
+static const lq_op_kind blocking_kind = { "blocking", NULL, blocking_start, blocking_finish, NULL };
 
 /* quench.blocking_op(fn, ...): the job is built (and its arguments copied)
    now; it runs when the op is awaited or selected, and completes with

@@ -120,7 +120,7 @@ static int l_recv(lua_State *L) {
   int n = take(L, 1);
   if (n > 0) return n;
   lua_getiuservalue(L, 1, 1);
-  qn_future *f = qn_bcast_wait_new(lua_touserdata(L, -1), &rx->next);
+  qn_future *f = qn_bcast_wait_new(c->rt->core, lua_touserdata(L, -1), &rx->next);
   lua_pop(L, 1);
   if (f == NULL) return luaL_error(L, "quench.broadcast.receiver:recv: out of memory");
   c->what = "broadcast recv";
@@ -137,11 +137,10 @@ static int l_try_recv(lua_State *L) {
 }
 
 static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
   lua_getiuservalue(L, op, 1);          /* the receiver */
   bcast_rx *rx = lua_touserdata(L, -1);
   lua_getiuservalue(L, -1, 1);          /* its sender */
-  qn_future *f = qn_bcast_wait_new(lua_touserdata(L, -1), &rx->next);
+  qn_future *f = qn_bcast_wait_new(c->rt->core, lua_touserdata(L, -1), &rx->next);
   lua_pop(L, 2);
   return f;
 }
@@ -155,7 +154,7 @@ static int recv_finish(lua_State *L, int op, qn_future *f) {
   return n;
 }
 
-static const lq_op_kind recv_kind = { "broadcast recv", NULL, recv_start, recv_finish };
+static const lq_op_kind recv_kind = { "broadcast recv", NULL, recv_start, recv_finish, NULL };
 
 static int l_recv_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_BCAST_RX);

@@ -1,7 +1,8 @@
 /*
 ** Channels ("quench.channel") and oneshots. The core channel carries
 ** integer slots; the values they stand for live in the channel's user
-** value 1, a table whose free slots are managed with luaL_ref.
+** value 1, a table made with the first value sent (an idle channel has
+** none), whose free slots are reused through a C free list.
 **
 ** Cancel safety:
 ** - recv: a value is taken from the channel only when recv returns it; a
@@ -38,9 +39,7 @@ static lq_chan *new_chan(lua_State *L, size_t capacity) {
   c->free_slots = NULL;
   c->nfree = c->cap_free = c->max_slot = 0;
   c->oneshot = c->sent = c->rx_closed = c->collected = 0;
-  qn_chan_init(core_of(c), capacity);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 1);
+  qn_chan_init(core_of(c), capacity);   /* the values table comes with the first value */
   luaL_setmetatable(L, LQ_CHANNEL);
   return c;
 }
@@ -57,7 +56,12 @@ static uint64_t store(lua_State *L, int ch_idx, int v_idx) {
   lq_chan *c = lua_touserdata(L, ch_idx);
   v_idx = lua_absindex(L, v_idx);
   int slot = c->nfree > 0 ? c->free_slots[--c->nfree] : ++c->max_slot;
-  lua_getiuservalue(L, ch_idx, 1);
+  if (lua_getiuservalue(L, ch_idx, 1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, ch_idx, 1);
+  }
   lua_pushvalue(L, v_idx);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
@@ -101,9 +105,11 @@ static void check_value(lua_State *L, int idx) {
 /* Spend a held permit on the value at v_idx. */
 static int commit(lua_State *L, int ch_idx, int v_idx) {
   lq_chan *c = lua_touserdata(L, ch_idx);
+  lq_runtime *rt = lq_module_of(L)->rt;   /* grows the buffer; none outside quench.run */
   uint64_t slot = store(L, ch_idx, v_idx);
-  if (qn_chan_commit(core_of(c), slot) != QN_OK) {
+  if (qn_chan_commit(rt ? rt->core : NULL, core_of(c), slot) != QN_OK) {
     unstore(L, ch_idx, slot);
+    qn_chan_unreserve(core_of(c));      /* the permit is still held: give it back */
     return luaL_error(L, "quench.channel: out of memory");
   }
   lua_pushboolean(L, 1);
@@ -136,7 +142,7 @@ static int l_send(lua_State *L) {
   int r = qn_chan_reserve(core_of(c));
   if (r == QN_OK) return commit(L, 1, 2);
   if (r == QN_ECLOSED) return closed(L);
-  qn_future *f = qn_chan_reserve_new(core_of(c));
+  qn_future *f = qn_chan_reserve_new(co->rt->core, core_of(c));
   if (f == NULL) return luaL_error(L, "quench.channel:send: out of memory");
   co->what = "channel send";
   return lq_await(L, co, f, send_k, 0);
@@ -182,7 +188,7 @@ static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
     return 1;
   }
   if (r == QN_ECLOSED) return closed(L);
-  qn_future *f = qn_chan_recv_new(core_of(c));
+  qn_future *f = qn_chan_recv_new(co->rt->core, core_of(c));
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
   co->what = "channel recv";
   return lq_await(L, co, f, recv_k, 0);
@@ -217,8 +223,7 @@ static lq_chan *op_chan(lua_State *L, int op) {
 }
 
 static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_chan_recv_new(core_of(op_chan(L, op)));
+  return qn_chan_recv_new(c->rt->core, core_of(op_chan(L, op)));
 }
 
 static int recv_finish(lua_State *L, int op, qn_future *f) {
@@ -229,11 +234,25 @@ static int recv_finish(lua_State *L, int op, qn_future *f) {
   return n;
 }
 
-static const lq_op_kind recv_kind = { "recv", NULL, recv_start, recv_finish };
+/* A value in the channel now: take it, no future (timeout's fast path). */
+static int recv_now(lua_State *L, int op) {
+  lua_getiuservalue(L, op, 1);
+  int ch = lua_gettop(L);
+  lq_chan *c = lua_touserdata(L, ch);
+  uint64_t slot;
+  if (qn_chan_try_recv(core_of(c), &slot) != QN_OK) {
+    lua_settop(L, ch - 1);
+    return -1;
+  }
+  load(L, ch, slot);
+  lua_remove(L, ch);
+  return 1;
+}
+
+static const lq_op_kind recv_kind = { "recv", NULL, recv_start, recv_finish, recv_now };
 
 static qn_future *send_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_chan_reserve_new(core_of(op_chan(L, op)));
+  return qn_chan_reserve_new(c->rt->core, core_of(op_chan(L, op)));
 }
 
 static int send_finish(lua_State *L, int op, qn_future *f) {
@@ -249,10 +268,14 @@ static int send_finish(lua_State *L, int op, qn_future *f) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (r == QN_ENOMEM) {                 /* the permit stays with f: its drop passes it on */
+    lua_pushliteral(L, "quench.channel:send_op: out of memory");
+    return -1;
+  }
   return closed(L);
 }
 
-static const lq_op_kind send_kind = { "send", NULL, send_start, send_finish };
+static const lq_op_kind send_kind = { "send", NULL, send_start, send_finish, NULL };
 
 static int l_recv_op(lua_State *L) {
   check_chan(L, 1);

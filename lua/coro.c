@@ -11,6 +11,7 @@
 ** the task's defers. Cleanup cannot wait: `closing` makes every await raise.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "binding.h"
 
@@ -67,19 +68,31 @@ int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c) {
   return t;
 }
 
-/* Anchor the value on top of L in the alive table: its slot. */
+/* Anchor the value on top of L in the alive table: its slot. Slots are
+   reused through a C free list, so the table stays an array. */
 int lq_anchor(lua_State *L, lq_runtime *rt) {
+  int slot = rt->anchor_nfree > 0 ? rt->anchor_free[--rt->anchor_nfree] : ++rt->anchor_max;
   lq_push_ref(L, rt->ref_alive);
-  lua_insert(L, -2);
-  int slot = luaL_ref(L, -2);
+  lua_rotate(L, -2, 1);
+  lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
   return slot;
 }
 
 void lq_unanchor(lua_State *L, lq_runtime *rt, int slot) {
+  if (slot <= 0) return;                /* LUA_NOREF: not anchored */
   lq_push_ref(L, rt->ref_alive);
-  luaL_unref(L, -1, slot);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
+  if (rt->anchor_nfree == rt->anchor_cap) {
+    int cap = rt->anchor_cap ? rt->anchor_cap * 2 : 64;
+    int *fs = realloc(rt->anchor_free, (size_t)cap * sizeof *fs);
+    if (fs == NULL) return;             /* the slot is just not reused */
+    rt->anchor_free = fs;
+    rt->anchor_cap = cap;
+  }
+  rt->anchor_free[rt->anchor_nfree++] = slot;
 }
 
 static lua_State *running_thread(lq_runtime *rt) {
@@ -446,13 +459,19 @@ static int start(lq_coro *c) {
   lua_getiuservalue(S, ud, 1);          /* the function, or {fn, args...} */
   lua_State *co = pool_take(rt);        /* on S at ud + 2 */
   luaL_checkstack(co, n + LUA_MINSTACK, "quench: too many arguments to spawn");
-  if (n == 1) {
+  int inline_args = c->kind == CORO_TASK && lq_task_args_inline(n);
+  if (n == 1 || inline_args) {
     lua_pushvalue(S, ud + 1);
+    for (int i = 1; i < n; i++) lua_getiuservalue(S, ud, 2 + i);
   } else {
     for (int i = 1; i <= n; i++) lua_rawgeti(S, ud + 1, i);
   }
   lua_xmove(S, co, n);
   lua_setiuservalue(S, ud, 1);          /* the thread replaces the pack */
+  for (int i = 1; inline_args && i < n; i++) {   /* the task holds its arguments no more */
+    lua_pushnil(S);
+    lua_setiuservalue(S, ud, 2 + i);
+  }
   lua_settop(S, ud - 1);
   c->co = co;
   c->nres = 0;

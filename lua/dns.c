@@ -131,7 +131,7 @@ static int gai_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind gai_kind = { "getaddrinfo", NULL, gai_start, gai_finish };
+static const lq_op_kind gai_kind = { "getaddrinfo", NULL, gai_start, gai_finish, NULL };
 
 static int make_gai(lua_State *L) {
   size_t n;

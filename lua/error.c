@@ -6,11 +6,16 @@
 #include <string.h>
 #include "binding.h"
 
+/* The metatable is also in the registry under this address: a lookup
+   without hashing its name (errors are made on every cancellation). */
+static const char error_mt_key = 0;
+
 static void push_error(lua_State *L, const char *kind) {
   lua_createtable(L, 0, 2);
   lua_pushstring(L, kind);
   lua_setfield(L, -2, "kind");
-  luaL_setmetatable(L, LQ_ERROR);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_mt_key);
+  lua_setmetatable(L, -2);
 }
 
 void lq_push_cancelled(lua_State *L, int reason) {
@@ -29,7 +34,7 @@ void lq_push_timeout(lua_State *L) {
 int lq_is_kind(lua_State *L, int idx, const char *kind) {
   idx = lua_absindex(L, idx);
   if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
-  luaL_getmetatable(L, LQ_ERROR);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_mt_key);
   int ours = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
   if (!ours) return 0;
@@ -82,7 +87,7 @@ void lq_error_register(lua_State *L, int mod) {
   luaL_newmetatable(L, LQ_ERROR);
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &error_mt_key);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);
 }

@@ -115,7 +115,7 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   int op = (int)ctx;
   int n = lq_test_op(L, op)->kind->finish(L, op, f);
   qn_drop(f);
-  return n;
+  return n < 0 ? lua_error(L) : n;
 }
 
 /* Wait for the op just pushed: the direct form of every function here. */
@@ -201,8 +201,8 @@ static qn_future *fstat_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_fstat_new(c->rt->core, uv_file_of(L, op));
 }
 
-static const lq_op_kind stat_kind = { "stat", NULL, stat_start, stat_finish };
-static const lq_op_kind fstat_kind = { "stat", file_check, fstat_start, stat_finish };
+static const lq_op_kind stat_kind = { "stat", NULL, stat_start, stat_finish, NULL };
+static const lq_op_kind fstat_kind = { "stat", file_check, fstat_start, stat_finish, NULL };
 
 /* ---- open ---- */
 
@@ -258,7 +258,7 @@ static int open_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind open_kind = { "open", NULL, open_start, open_finish };
+static const lq_op_kind open_kind = { "open", NULL, open_start, open_finish, NULL };
 
 static int make_open(lua_State *L) {
   check_path(L, 1);
@@ -289,7 +289,7 @@ static int read_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind read_kind = { "read", file_check, read_start, read_finish };
+static const lq_op_kind read_kind = { "read", file_check, read_start, read_finish, NULL };
 
 static int make_read(lua_State *L, const char *fname) {
   lua_settop(L, 3);
@@ -319,7 +319,7 @@ static int write_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind write_kind = { "write", file_check, write_start, write_finish };
+static const lq_op_kind write_kind = { "write", file_check, write_start, write_finish, NULL };
 
 static int make_write(lua_State *L, const char *fname) {
   lua_settop(L, 3);
@@ -334,7 +334,7 @@ static qn_future *sync_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_fsync_new(c->rt->core, uv_file_of(L, op));
 }
 
-static const lq_op_kind sync_kind = { "sync", file_check, sync_start, true_finish };
+static const lq_op_kind sync_kind = { "sync", file_check, sync_start, true_finish, NULL };
 
 /* ---- file methods ---- */
 
@@ -451,7 +451,7 @@ static int readdir_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind readdir_kind = { "readdir", NULL, readdir_start, readdir_finish };
+static const lq_op_kind readdir_kind = { "readdir", NULL, readdir_start, readdir_finish, NULL };
 
 static qn_future *unlink_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_unlink_new(c->rt->core, uv_string(L, op, 1));
@@ -466,10 +466,10 @@ static qn_future *rename_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_rename_new(c->rt->core, uv_string(L, op, 1), uv_string(L, op, 2));
 }
 
-static const lq_op_kind unlink_kind = { "unlink", NULL, unlink_start, true_finish };
-static const lq_op_kind rmdir_kind = { "rmdir", NULL, rmdir_start, true_finish };
-static const lq_op_kind mkdir_kind = { "mkdir", NULL, mkdir_start, true_finish };
-static const lq_op_kind rename_kind = { "rename", NULL, rename_start, true_finish };
+static const lq_op_kind unlink_kind = { "unlink", NULL, unlink_start, true_finish, NULL };
+static const lq_op_kind rmdir_kind = { "rmdir", NULL, rmdir_start, true_finish, NULL };
+static const lq_op_kind mkdir_kind = { "mkdir", NULL, mkdir_start, true_finish, NULL };
+static const lq_op_kind rename_kind = { "rename", NULL, rename_start, true_finish, NULL };
 
 static qn_future *read_file_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_read_file_new(c->rt->core, uv_string(L, op, 1));
@@ -502,9 +502,9 @@ static int write_file_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind read_file_kind = { "read_file", NULL, read_file_start, read_file_finish };
+static const lq_op_kind read_file_kind = { "read_file", NULL, read_file_start, read_file_finish, NULL };
 static const lq_op_kind write_file_kind = {
-  "write_file", NULL, write_file_start, write_file_finish
+  "write_file", NULL, write_file_start, write_file_finish, NULL
 };
 
 /* Build the op of a path function from its arguments; returns 1 (the op). */

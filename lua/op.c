@@ -38,9 +38,10 @@ static lq_op *check_op(lua_State *L, int idx) {
   return op;
 }
 
-/* Raise if the op at idx cannot start: used already, or its kind says no. */
+/* Raise if the op at idx (an op: the caller checked) cannot start: used
+   already, or its kind says no. */
 void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname) {
-  lq_op *op = lq_test_op(L, idx);
+  lq_op *op = lua_touserdata(L, idx);
   if (op->used)
     luaL_error(L, "%s: this %s op was already used (ops are single-use)", fname, op->kind->name);
   if (op->kind->check) op->kind->check(L, idx, c);
@@ -48,7 +49,7 @@ void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname) {
 
 /* Start a checked op (marking it used). NULL when out of memory. */
 qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c) {
-  lq_op *op = lq_test_op(L, idx);
+  lq_op *op = lua_touserdata(L, idx);
   op->used = 1;
   return op->kind->start(L, idx, c);
 }
@@ -62,7 +63,7 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
   c->op = NULL;
   int n = op->kind->finish(L, 1, f);
   qn_drop(f);
-  return n;
+  return n < 0 ? lua_error(L) : n;
 }
 
 static int l_await(lua_State *L) {
@@ -90,12 +91,16 @@ static qn_future *sleep_start(lua_State *L, int idx, lq_coro *c) {
   return qn_sleep_after_new(c->rt->core, op->ns);
 }
 
-static int no_results(lua_State *L, int idx, qn_future *f) {
-  (void)L; (void)idx; (void)f;
-  return 0;
+/* A sleep that could not arm its timer is ready at once: say so, rather
+   than win a select early. */
+static int sleep_finish(lua_State *L, int idx, qn_future *f) {
+  (void)idx;
+  if (!qn_sleep_failed(f)) return 0;
+  lua_pushliteral(L, "quench.sleep_op: out of memory (cannot arm a timer)");
+  return -1;
 }
 
-static const lq_op_kind sleep_kind = { "sleep", NULL, sleep_start, no_results };
+static const lq_op_kind sleep_kind = { "sleep", NULL, sleep_start, sleep_finish, NULL };
 
 static int l_sleep_op(lua_State *L) {
   uint64_t ns = lq_check_seconds(L, 1);
@@ -133,7 +138,7 @@ static int join_finish(lua_State *L, int idx, qn_future *f) {
   return n;
 }
 
-static const lq_op_kind join_kind = { "join", join_check, join_start, join_finish };
+static const lq_op_kind join_kind = { "join", join_check, join_start, join_finish, NULL };
 
 static int l_join_op(lua_State *L) {
   lq_check_task(L, 1);

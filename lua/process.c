@@ -324,7 +324,7 @@ static int wait_finish(lua_State *L, int op, qn_future *f) {
   return push_status(L, p);
 }
 
-static const lq_op_kind wait_kind = { "process wait", wait_check, wait_start, wait_finish };
+static const lq_op_kind wait_kind = { "process wait", wait_check, wait_start, wait_finish, NULL };
 
 static int l_wait_op(lua_State *L) {
   live_process(L, 1, "quench.process:wait_op");

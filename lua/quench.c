@@ -54,7 +54,10 @@ lq_runtime *lq_runtime_of(lua_State *L, const char *fname) {
 int lq_push_fail(lua_State *L, int err) {
   char name[64], msg[160];      /* the _r forms: an unknown code allocates nothing */
   uv_err_name_r(err, name, sizeof name);
-  uv_strerror_r(err, msg, sizeof msg);
+  if (err == UV_ENOMEM)         /* the core's allocations too: say it as every other error does */
+    snprintf(msg, sizeof msg, "out of memory");
+  else
+    uv_strerror_r(err, msg, sizeof msg);
   lua_pushnil(L);
   lua_pushfstring(L, "%s: %s", name, msg);
   lua_pushstring(L, name);
@@ -78,7 +81,30 @@ typedef struct run_opts {
   int on_error;    /* stack index of opts.on_task_error, or 0 */
   int on_warning;  /* stack index of opts.on_warning, or 0 */
   double slow_task;
+  uint64_t fail_alloc;   /* refuse the core's allocation number fail_alloc; 0: none */
 } run_opts;
+
+static const run_opts default_opts = { QN_CLOCK_REAL, 0, 0, 0, 0, 0 };
+
+/* The core's allocator (see lq_heap): realloc and free, counted. */
+static void *core_alloc(void *ud, void *p, size_t n) {
+  lq_heap *h = ud;
+  if (n == 0) {
+    if (p != NULL) {
+      h->live--;
+      free(p);
+    }
+    return NULL;
+  }
+  if (++h->allocs == h->fail_at) {
+    h->refused++;
+    return NULL;
+  }
+  void *q = realloc(p, n);
+  if (q == NULL) h->refused++;
+  else if (p == NULL) h->live++;
+  return q;
+}
 
 /* A warning about the program (not an error of a task): opts.on_warning(msg)
    or stderr. */
@@ -96,7 +122,7 @@ void lq_warn(lq_runtime *rt, const char *msg) {
 
 static run_opts check_opts(lua_State *L, int idx) {
   static const char *const clocks[] = { "real", "virtual", "manual", NULL };
-  run_opts o = { QN_CLOCK_REAL, 0, 0, 0, 0 };
+  run_opts o = default_opts;
   lua_getfield(L, idx, "clock");
   if (!lua_isnil(L, -1)) {
     const char *name = lua_tostring(L, -1);
@@ -127,6 +153,13 @@ static run_opts check_opts(lua_State *L, int idx) {
       luaL_argerror(L, idx, "opts.slow_task must be a positive number of seconds");
     o.slow_task = lua_tonumber(L, -1);
   }
+  lua_getfield(L, idx, "fail_alloc");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1)
+      luaL_argerror(L, idx, "opts.fail_alloc must be a positive integer (the number of the "
+                            "core's allocation to fail)");
+    o.fail_alloc = (uint64_t)lua_tointeger(L, -1);
+  }
   return o;
 }
 
@@ -146,9 +179,15 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   lq_runtime *rt = calloc(1, sizeof *rt);
   if (rt == NULL) luaL_error(L, "quench.run: out of memory");
   uint64_t seed = o.seed ? o.seed : uv_hrtime();
-  rt->core = qn_runtime_new(o.clock, seed);
+  uint64_t refused = m->heap.refused;
+  m->heap.allocs = 0;                   /* the new runtime's allocations from 1 */
+  m->heap.fail_at = o.fail_alloc;
+  rt->core = qn_runtime_new_with(o.clock, seed, core_alloc, &m->heap);
   if (rt->core == NULL) {
     free(rt);
+    m->heap.fail_at = 0;
+    if (m->heap.refused != refused)
+      luaL_error(L, "quench.run: out of memory (cannot create the runtime)");
     luaL_error(L, "quench.run: cannot create the event loop");
   }
   rt->mod = m;
@@ -183,13 +222,15 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   qn_runtime_shutdown(rt->core);        /* aborts what is alive: cleanups run */
   lq_report_unobserved(rt);
   rt->mod->rt = NULL;
-  qn_runtime_free(rt->core);
+  qn_runtime_free(rt->core);            /* its memory may stay for what is not collected */
+  rt->mod->heap.fail_at = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_alive);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_pool);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_failed);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_warning);
+  free(rt->anchor_free);
   free(rt);
 }
 
@@ -199,7 +240,7 @@ static int l_run(lua_State *L) {
   if (m->rt != NULL)
     return luaL_error(L, "quench.run: a runtime is already running here (runtimes do not nest)");
   int fn = 1, top = lua_gettop(L);
-  run_opts o = { QN_CLOCK_REAL, 0, 0, 0, 0 };
+  run_opts o = default_opts;
   if (lua_istable(L, 1)) {
     fn = 2;
     o = check_opts(L, 1);               /* pushes the fields it read */

@@ -100,7 +100,7 @@ static int ready_now(lua_State *L, lq_coro *c, qn_future **f, int n, int start) 
     lq_op *op = lq_test_op(L, i + 1);
     int r = op->kind->finish(L, i + 1, f[i]);
     qn_drop(f[i]);
-    return r + 1;
+    return r < 0 ? lua_error(L) : r + 1;
   }
   return -1;
 }
@@ -147,17 +147,24 @@ static int l_select_biased(lua_State *L) { return do_select(L, 1, "quench.select
 static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int idx,
                       const char *fname) {
   int nargs = lua_gettop(L) - idx;
-  if (lua_isfunction(L, idx)) {
-    /* ok */
-  } else if (lq_test_op(L, idx) != NULL) {
+  lq_op *op = NULL;
+  if (!lua_isfunction(L, idx)) {
+    if ((op = lq_test_op(L, idx)) == NULL) return luaL_typeerror(L, idx, "function or quench.op");
     if (nargs > 0) return luaL_error(L, "%s: an op takes no arguments", fname);
     lq_op_check(L, idx, c, fname);
-  } else {
-    return luaL_typeerror(L, idx, "function or quench.op");
   }
   lq_check_cancel(L, c);
+  if (op != NULL && op->kind->now != NULL) {   /* ready now: the branch wins, nothing built */
+    lua_pushboolean(L, 1);
+    int r = op->kind->now(L, idx);
+    if (r >= 0) {
+      op->used = 1;
+      return r + 1;
+    }
+    lua_pop(L, 1);
+  }
   qn_future *children[2];
-  if (lua_isfunction(L, idx)) {
+  if (op == NULL) {
     lq_coro *b = lq_branch_new(L, c, idx, nargs);
     children[0] = &b->base;
   } else {
@@ -167,11 +174,11 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int
   }
   lua_replace(L, 1);
   lua_settop(L, 1);
-  if (lq_test_op(L, 1) && qn_poll(children[0], c->waker) == QN_READY) {
+  if (op != NULL && qn_poll(children[0], c->waker) == QN_READY) {
     lua_pushboolean(L, 1);              /* ready now: the branch wins, no timer at all */
-    int r = lq_test_op(L, 1)->kind->finish(L, 1, children[0]);
+    int r = op->kind->finish(L, 1, children[0]);
     qn_drop(children[0]);
-    return r + 1;
+    return r < 0 ? lua_error(L) : r + 1;
   }
   children[1] = relative ? qn_sleep_after_new(c->rt->core, when) : qn_sleep_new(c->rt->core, when);
   if (children[1] == NULL) {

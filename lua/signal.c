@@ -81,7 +81,7 @@ static int signal_finish(lua_State *L, int op, qn_future *f) {
   return n;
 }
 
-static const lq_op_kind signal_kind = { "signal", NULL, signal_start, signal_finish };
+static const lq_op_kind signal_kind = { "signal", NULL, signal_start, signal_finish, NULL };
 
 static int l_signal_op(lua_State *L) {
   int signum = check_signal(L, 1);

@@ -448,9 +448,9 @@ static int l_tostring(lua_State *L) {
   T, T ":read", T ":read_some", T ":lines", T ":read_op", T ":read_some_op",   \
   T ":write", T ":write_op", T ":shutdown", T ":shutdown_op",                  \
   T ":buffered", T ":queued",                                                  \
-  { S " read", read_check, read_start, read_finish },                          \
-  { S " write", write_check, write_start, write_finish },                      \
-  { S " shutdown", shutdown_check, shutdown_start, shutdown_finish } }
+  { S " read", read_check, read_start, read_finish, NULL },                    \
+  { S " write", write_check, write_start, write_finish, NULL },                \
+  { S " shutdown", shutdown_check, shutdown_start, shutdown_finish, NULL } }
 
 const lq_stream_class lq_tcp_stream_class = CLASS("quench.tcp.stream", "tcp");
 const lq_stream_class lq_pipe_class = CLASS("quench.pipe", "pipe");

@@ -68,7 +68,7 @@ static int acquire(lua_State *L, size_t k, const char *fname) {
   lua_settop(L, 1);
   lq_check_cancel(L, c);
   if (qn_sema_try_acquire(core_of(s), k) == QN_OK) return push_permit(L, 1, k);
-  qn_future *f = qn_sema_acquire_new(core_of(s), k);
+  qn_future *f = qn_sema_acquire_new(c->rt->core, core_of(s), k);
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
   c->what = "lock or semaphore acquire";
   return lq_await(L, c, f, acquire_k, (lua_KContext)k);
@@ -83,10 +83,9 @@ static int try_acquire(lua_State *L, size_t k) {
 }
 
 static qn_future *acquire_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
   lq_op *o = lua_touserdata(L, op);
   lua_getiuservalue(L, op, 1);
-  qn_future *f = qn_sema_acquire_new(core_of(lua_touserdata(L, -1)), (size_t)o->ns);
+  qn_future *f = qn_sema_acquire_new(c->rt->core, core_of(lua_touserdata(L, -1)), (size_t)o->ns);
   lua_pop(L, 1);
   return f;
 }
@@ -100,7 +99,7 @@ static int acquire_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind acquire_kind = { "acquire", NULL, acquire_start, acquire_finish };
+static const lq_op_kind acquire_kind = { "acquire", NULL, acquire_start, acquire_finish, NULL };
 
 static int acquire_op(lua_State *L, size_t k) {
   lq_op_new(L, &acquire_kind, 1)->ns = k;
@@ -261,16 +260,15 @@ static int l_notified(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.notify:notified");
   lua_settop(L, 1);
   lq_check_cancel(L, c);
-  qn_future *f = qn_notify_notified_new(n);
+  qn_future *f = qn_notify_notified_new(c->rt->core, n);
   if (f == NULL) return luaL_error(L, "quench.notify:notified: out of memory");
   c->what = "notified";
   return lq_await(L, c, f, notified_k, 0);
 }
 
 static qn_future *notified_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
   lua_getiuservalue(L, op, 1);
-  qn_future *f = qn_notify_notified_new(lua_touserdata(L, -1));
+  qn_future *f = qn_notify_notified_new(c->rt->core, lua_touserdata(L, -1));
   lua_pop(L, 1);
   return f;
 }
@@ -281,7 +279,7 @@ static int notified_finish(lua_State *L, int op, qn_future *f) {
   return 0;
 }
 
-static const lq_op_kind notified_kind = { "notified", NULL, notified_start, notified_finish };
+static const lq_op_kind notified_kind = { "notified", NULL, notified_start, notified_finish, NULL };
 
 static int l_notified_op(lua_State *L) {
   check_notify(L);
@@ -312,16 +310,15 @@ static int l_wait(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.barrier:wait");
   lua_settop(L, 1);
   lq_check_cancel(L, c);
-  qn_future *f = qn_barrier_wait_new(b);
+  qn_future *f = qn_barrier_wait_new(c->rt->core, b);
   if (f == NULL) return luaL_error(L, "quench.barrier:wait: out of memory");
   c->what = "barrier wait";
   return lq_await(L, c, f, wait_k, 0);
 }
 
 static qn_future *wait_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
   lua_getiuservalue(L, op, 1);
-  qn_future *f = qn_barrier_wait_new(lua_touserdata(L, -1));
+  qn_future *f = qn_barrier_wait_new(c->rt->core, lua_touserdata(L, -1));
   lua_pop(L, 1);
   return f;
 }
@@ -332,7 +329,7 @@ static int wait_finish(lua_State *L, int op, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind wait_kind = { "barrier wait", NULL, wait_start, wait_finish };
+static const lq_op_kind wait_kind = { "barrier wait", NULL, wait_start, wait_finish, NULL };
 
 static int l_wait_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_BARRIER);

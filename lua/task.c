@@ -158,7 +158,8 @@ void lq_report_unobserved(lq_runtime *rt) {
 
 int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int n = lua_gettop(L) - fn + 1;       /* the function and its arguments */
-  lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 2);
+  int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
+  lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 2 + inline_args);
   memset(h, 0, sizeof *h);
   h->serial = rt->serial;
   h->spawned_at = qn_now(rt->core);
@@ -166,8 +167,12 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
   lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
-  if (n == 1) {
-    lua_pushvalue(L, fn);               /* a lone function needs no table */
+  if (lq_task_args_inline(n)) {         /* few arguments: user values, no table */
+    lua_pushvalue(L, fn);
+    for (int i = 1; i < n; i++) {
+      lua_pushvalue(L, fn + i);
+      lua_setiuservalue(L, ud, 2 + i);
+    }
   } else {
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
@@ -240,7 +245,10 @@ static int stop_k(lua_State *L, int status, lua_KContext ctx) {
   qn_future *sel = c->op;
   c->op = NULL;
   long winner = qn_select_winner(sel);
+  int failed = winner == 1 && qn_sleep_failed(qn_select_child(sel, 1));
   qn_drop(sel);
+  if (failed)                           /* not the grace period: it could not be timed */
+    return luaL_error(L, "quench.task:stop: out of memory (cannot arm a timer)");
   lq_task *h = lua_touserdata(L, 1);
   if (winner == 1) qn_task_abort(lq_core_task(h));   /* the grace period is over */
   return lq_push_result(L, h, 1);
@@ -437,11 +445,25 @@ static int l_tasks(lua_State *L) {
   return 1;
 }
 
-/* quench.stats(): counters of the running runtime. */
+/* quench.stats(): counters of the running runtime. Outside a runtime: the
+   core's memory only, as the last runtime left it. */
 static int l_stats(lua_State *L) {
-  lq_runtime *rt = lq_runtime_of(L, "quench.stats");
+  lq_module *m = lq_module_of(L);
+  lq_runtime *rt = m->rt;
+  if (rt == NULL) {
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)m->heap.allocs);
+    lua_setfield(L, -2, "allocs");
+    lua_pushinteger(L, (lua_Integer)m->heap.live);
+    lua_setfield(L, -2, "live_blocks");
+    return 1;
+  }
   const qn_stats *st = qn_runtime_stats(rt->core);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, (lua_Integer)st->allocs);
+  lua_setfield(L, -2, "allocs");
+  lua_pushinteger(L, (lua_Integer)st->live_blocks);
+  lua_setfield(L, -2, "live_blocks");
   lua_pushinteger(L, (lua_Integer)st->spawned);
   lua_setfield(L, -2, "spawned");
   lua_pushinteger(L, (lua_Integer)st->finished);

@@ -225,7 +225,7 @@ static int connect_finish(lua_State *L, int op, qn_future *f) {
   return connect_results(L, f, lq_module_of(L)->rt->serial);
 }
 
-static const lq_op_kind connect_kind = { "tcp connect", NULL, connect_start, connect_finish };
+static const lq_op_kind connect_kind = { "tcp connect", NULL, connect_start, connect_finish, NULL };
 
 static int l_connect_op(lua_State *L) {
   luaL_checkstring(L, 1);
@@ -354,7 +354,7 @@ static int accept_finish(lua_State *L, int op, qn_future *f) {
   return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means queued */
 }
 
-static const lq_op_kind accept_kind = { "tcp accept", accept_check, accept_start, accept_finish };
+static const lq_op_kind accept_kind = { "tcp accept", accept_check, accept_start, accept_finish, NULL };
 
 static int l_accept_op(lua_State *L) {
   live_server(L, 1, "quench.tcp.server:accept_op");

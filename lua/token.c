@@ -101,18 +101,17 @@ static int l_cancelled(lua_State *L) {
     lq_push_token_reason(L, 1);
     return 1;
   }
-  qn_future *f = qn_token_cancelled_new(t);
+  qn_future *f = qn_token_cancelled_new(c->rt->core, t);
   if (f == NULL) return luaL_error(L, "quench.token:cancelled: out of memory");
   c->what = "token cancelled";
   return lq_await(L, c, f, cancelled_k, 0);
 }
 
 static qn_future *cancelled_start(lua_State *L, int idx, lq_coro *c) {
-  (void)c;
   lua_getiuservalue(L, idx, 1);
   qn_token *t = lua_touserdata(L, -1);
   lua_pop(L, 1);
-  return qn_token_cancelled_new(t);
+  return qn_token_cancelled_new(c->rt->core, t);
 }
 
 static int cancelled_finish(lua_State *L, int idx, qn_future *f) {
@@ -123,7 +122,7 @@ static int cancelled_finish(lua_State *L, int idx, qn_future *f) {
   return 1;
 }
 
-static const lq_op_kind cancelled_kind = { "cancelled", NULL, cancelled_start, cancelled_finish };
+static const lq_op_kind cancelled_kind = { "cancelled", NULL, cancelled_start, cancelled_finish, NULL };
 
 static int l_cancelled_op(lua_State *L) {
   token_of(L, 1);
@@ -142,7 +141,7 @@ static int l_run(lua_State *L) {
   lua_replace(L, 2);
   lua_settop(L, 2);
   children[1] = &b->base;
-  children[0] = qn_token_cancelled_new(t);
+  children[0] = qn_token_cancelled_new(c->rt->core, t);
   if (children[0] == NULL) {
     qn_drop(children[1]);
     return luaL_error(L, "quench.token:run: out of memory");

@@ -179,7 +179,7 @@ static int push_dgram(lua_State *L, qn_udp_dgram *d, lua_Integer max) {
   if (d->err != 0) return lq_push_fail(L, d->err);
   size_t len = d->len > (size_t)max ? (size_t)max : d->len;
   lua_pushlstring(L, d->data, len);
-  free(d->data);
+  qn_udp_dgram_free(d);
   push_addr(L, &d->from);
   return 3;
 }
@@ -247,7 +247,7 @@ static int recv_finish(lua_State *L, int op, qn_future *f) {
   return recv_results(L, f, (lua_Integer)o->ns);
 }
 
-static const lq_op_kind recv_kind = { "udp recv", recv_check, recv_start, recv_finish };
+static const lq_op_kind recv_kind = { "udp recv", recv_check, recv_start, recv_finish, NULL };
 
 static int l_recv_op(lua_State *L) {
   check_open(L, 1, "quench.udp:recv_op");
@@ -318,7 +318,7 @@ static int send_finish(lua_State *L, int op, qn_future *f) {
   return send_results(L, f);
 }
 
-static const lq_op_kind send_kind = { "udp send", send_check, send_start, send_finish };
+static const lq_op_kind send_kind = { "udp send", send_check, send_start, send_finish, NULL };
 
 static int l_send_op(lua_State *L) {
   check_open(L, 1, "quench.udp:send_op");

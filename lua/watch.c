@@ -107,7 +107,7 @@ static int l_changed(lua_State *L) {
   qn_watch *w = lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (qn_watch_version(w) != rx->seen || qn_watch_is_closed(w)) return changed_results(L, 1);
-  qn_future *f = qn_watch_changed_new(w, rx->seen);
+  qn_future *f = qn_watch_changed_new(c->rt->core, w, rx->seen);
   if (f == NULL) return luaL_error(L, "quench.watch.receiver:changed: out of memory");
   c->what = "watch changed";
   return lq_await(L, c, f, changed_k, 0);
@@ -121,11 +121,10 @@ static int l_has_changed(lua_State *L) {
 }
 
 static qn_future *changed_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
   lua_getiuservalue(L, op, 1);
   watch_rx *rx = lua_touserdata(L, -1);
   lua_getiuservalue(L, -1, 1);
-  qn_future *f = qn_watch_changed_new(lua_touserdata(L, -1), rx->seen);
+  qn_future *f = qn_watch_changed_new(c->rt->core, lua_touserdata(L, -1), rx->seen);
   lua_pop(L, 2);
   return f;
 }
@@ -139,7 +138,7 @@ static int changed_finish(lua_State *L, int op, qn_future *f) {
   return n;
 }
 
-static const lq_op_kind changed_kind = { "watch changed", NULL, changed_start, changed_finish };
+static const lq_op_kind changed_kind = { "watch changed", NULL, changed_start, changed_finish, NULL };
 
 static int l_changed_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_WATCH_RX);

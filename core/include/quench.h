@@ -13,6 +13,16 @@
 ** - The runtime owns its uv loop, its one uv timer and its timer heap.
 **   qn_runtime_shutdown aborts every task still alive and closes every handle;
 **   qn_runtime_free then releases the memory.
+** - Memory: every block the core allocates (the runtime itself, futures, I/O
+**   objects, buffers) comes from its runtime's allocator (qn_alloc_fn) and
+**   goes back to it; the runtime counts them (qn_stats). A block that
+**   outlives qn_runtime_free (an I/O object or a channel buffer the embedder
+**   has not released yet) keeps the runtime's own memory, and so its
+**   allocator, in use until the last such block is freed. Exceptions: libuv
+**   allocates with its own allocator (uv_replace_allocator is process-wide),
+**   getaddrinfo's results come from libc, and qn_fs_read_file grows its
+**   buffer with malloc on a pool thread (the allocator is only ever called
+**   on the runtime's thread).
 */
 #ifndef QUENCH_H
 #define QUENCH_H
@@ -64,11 +74,28 @@ enum {
 
 typedef struct qn_stats {
   uint64_t spawned, finished, cancelled, failed, polls;
+  uint64_t allocs;        /* calls to the allocator asking for memory (new blocks and
+                             resizes, failed ones too), the runtime's own block first */
+  uint64_t live_blocks;   /* blocks allocated and not freed yet, the runtime's own aside */
 } qn_stats;
 
-qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed);
+/* The allocator, realloc-like: ptr NULL allocates `size` bytes; size 0
+   frees ptr (which may be NULL) and returns NULL; otherwise resizes ptr.
+   NULL means out of memory (ptr is then left as it was): the core reports
+   it as QN_ENOMEM, UV_ENOMEM or a NULL future, and never aborts. Called on
+   the runtime's thread only; `ud` is passed back as is. */
+typedef void *(*qn_alloc_fn)(void *ud, void *ptr, size_t size);
+
+/* A runtime whose memory comes from alloc (NULL: realloc and free). NULL
+   if out of memory or the uv loop cannot be made. alloc and ud must stay
+   usable until the runtime's memory is gone (see Memory above). */
+qn_runtime *qn_runtime_new_with(qn_clock clock, uint64_t seed, qn_alloc_fn alloc, void *ud);
+qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed);   /* the default allocator */
 /* Abort every task still alive (their drops run), then close every handle. */
 void qn_runtime_shutdown(qn_runtime *rt);
+/* Shut down if not yet done, and free what the runtime owns. Its own memory
+   goes now, or with the last block still held (live_blocks) by an object
+   the embedder has not released yet. */
 void qn_runtime_free(qn_runtime *rt);
 uv_loop_t *qn_runtime_loop(qn_runtime *rt);
 qn_clock qn_runtime_clock(qn_runtime *rt);
@@ -177,7 +204,7 @@ qn_token *qn_token_parent(const qn_token *t);
 void qn_token_watch_add(qn_token *t, qn_token_watch *w);
 void qn_token_watch_remove(qn_token_watch *w);
 /* Ready when the token is cancelled. The token must outlive the future. */
-qn_future *qn_token_cancelled_new(qn_token *t);
+qn_future *qn_token_cancelled_new(qn_runtime *rt, qn_token *t);
 
 
 /* ---- signals ---- */
@@ -192,32 +219,43 @@ int qn_signal_take(qn_future *signal);
 /* ---- channels ---- */
 
 /* A multi-producer multi-consumer FIFO channel of opaque slots. Memory is
-   the embedder's (qn_chan_size bytes). capacity SIZE_MAX: unbounded. */
+   the embedder's (qn_chan_size bytes). capacity SIZE_MAX: unbounded.
+   A channel belongs to no runtime: its futures are made in one (rt), and
+   its ring buffer is grown by the allocator of the runtime given to the
+   commit that needs room (NULL: malloc) and freed through the same one. */
 typedef struct qn_chan qn_chan;
 
 size_t qn_chan_size(void);
 void qn_chan_init(qn_chan *ch, size_t capacity);
-void qn_chan_fini(qn_chan *ch);     /* no future on it may remain */
+void qn_chan_fini(qn_chan *ch);     /* no future on it may remain; frees the buffer */
 size_t qn_chan_len(const qn_chan *ch);
 int qn_chan_is_closed(const qn_chan *ch);
 /* Take a permit at once: QN_OK, QN_EFULL (or senders already wait) or QN_ECLOSED. */
 int qn_chan_reserve(qn_chan *ch);
 void qn_chan_unreserve(qn_chan *ch);
-/* Spend a permit on `slot`: to the first waiting receiver, else queued. */
-int qn_chan_commit(qn_chan *ch, uint64_t slot);
+/* Spend a permit on `slot`: to the first waiting receiver, else queued.
+   QN_ENOMEM if the buffer cannot grow: the permit is still held (spend it
+   again or qn_chan_unreserve it). */
+int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot);
 /* QN_OK with *slot, QN_EEMPTY or QN_ECLOSED (closed and drained). */
 int qn_chan_try_recv(qn_chan *ch, uint64_t *slot);
 void qn_chan_close(qn_chan *ch);
 /* Ready with a permit (then qn_chan_reserve_commit) or when closed (QN_ECLOSED
    from commit). Dropped holding an unspent permit: it goes to the next sender. */
-qn_future *qn_chan_reserve_new(qn_chan *ch);
+qn_future *qn_chan_reserve_new(qn_runtime *rt, qn_chan *ch);
+/* QN_OK, QN_ECLOSED (no permit) or QN_ENOMEM (the permit stays with the
+   future: dropping it passes the permit on). */
 int qn_chan_reserve_commit(qn_future *reserve, uint64_t slot);
 /* Ready with a slot (qn_chan_recv_take) or closed and drained (QN_ECLOSED).
    Dropped before the slot was taken: the slot goes back to the front. */
-qn_future *qn_chan_recv_new(qn_chan *ch);
+qn_future *qn_chan_recv_new(qn_runtime *rt, qn_chan *ch);
 int qn_chan_recv_take(qn_future *recv, uint64_t *slot);
 
-/* ---- synchronisation ---- */
+/* ---- synchronisation ----
+
+   Like channels, these objects are the embedder's memory and belong to no
+   runtime; a future on one is made in a runtime (rt), whose allocator it
+   uses. */
 
 /* FIFO semaphore (mutex = 1 permit; rwlock: a reader takes 1 of N, a
    writer all N). A dropped waiter never keeps a permit. */
@@ -228,7 +266,7 @@ size_t qn_sema_available(const qn_sema *s);
 int qn_sema_has_waiters(const qn_sema *s);
 int qn_sema_try_acquire(qn_sema *s, size_t k);   /* QN_OK or QN_EFULL */
 void qn_sema_release(qn_sema *s, size_t k);
-qn_future *qn_sema_acquire_new(qn_sema *s, size_t k);
+qn_future *qn_sema_acquire_new(qn_runtime *rt, qn_sema *s, size_t k);
 int qn_sema_acquire_take(qn_future *acquire);     /* the caller now holds the permits */
 
 typedef struct qn_notify qn_notify;
@@ -236,13 +274,13 @@ size_t qn_notify_size(void);
 void qn_notify_init(qn_notify *n);
 void qn_notify_one(qn_notify *n);
 void qn_notify_all(qn_notify *n);
-qn_future *qn_notify_notified_new(qn_notify *n);
+qn_future *qn_notify_notified_new(qn_runtime *rt, qn_notify *n);
 void qn_notify_notified_take(qn_future *notified);
 
 typedef struct qn_barrier qn_barrier;
 size_t qn_barrier_size(void);
 void qn_barrier_init(qn_barrier *b, size_t n);
-qn_future *qn_barrier_wait_new(qn_barrier *b);
+qn_future *qn_barrier_wait_new(qn_runtime *rt, qn_barrier *b);
 int qn_barrier_is_leader(const qn_future *wait);
 
 typedef struct qn_watch qn_watch;
@@ -252,7 +290,7 @@ uint64_t qn_watch_version(const qn_watch *w);
 int qn_watch_is_closed(const qn_watch *w);
 void qn_watch_bump(qn_watch *w);
 void qn_watch_close(qn_watch *w);
-qn_future *qn_watch_changed_new(qn_watch *w, uint64_t seen);
+qn_future *qn_watch_changed_new(qn_runtime *rt, qn_watch *w, uint64_t seen);
 
 typedef struct qn_bcast qn_bcast;
 size_t qn_bcast_size(void);
@@ -265,14 +303,15 @@ void qn_bcast_close(qn_bcast *b);
    to the oldest kept), QN_EEMPTY or QN_ECLOSED. */
 int qn_bcast_try_recv(const qn_bcast *b, uint64_t *next, uint64_t *seq, uint64_t *lagged);
 /* Ready when *next has something (or the channel closed); moves nothing. */
-qn_future *qn_bcast_wait_new(qn_bcast *b, const uint64_t *next);
+qn_future *qn_bcast_wait_new(qn_runtime *rt, qn_bcast *b, const uint64_t *next);
 
 /* ---- I/O objects: processes, streams, UDP (process.c, stream.c, udp.c) ----
 
    I/O calls return 0 or a negative libuv error code (UV_E*; uv_err_name
    names it), never the QN_E* codes. An I/O object is the core's: it is
-   malloc'd with its libuv handles and requests, and its embedder holds a
-   pointer and calls the object's release exactly once when it lets go.
+   allocated by its runtime with its libuv handles and requests, and its
+   embedder holds a pointer and calls the object's release exactly once
+   when it lets go.
    The memory is freed when the embedder has released it, no future refers
    to it, and its handles are closed (a close by qn_runtime_shutdown counts:
    the object then reports closed, and release frees it). Core callbacks
@@ -285,9 +324,10 @@ enum { QN_UDP_QUEUE_DEFAULT = 64 };
 typedef struct qn_udp qn_udp;
 
 /* A received datagram, or a receive error (err < 0, data NULL). The
-   taker frees data. */
+   taker frees data with qn_udp_dgram_free. */
 typedef struct qn_udp_dgram {
   char *data;
+  qn_runtime *rt;         /* whose allocator holds data */
   size_t len;
   int err;
   int truncated;          /* longer than 64 KiB: the rest was lost */
@@ -311,6 +351,8 @@ int qn_udp_try_recv(qn_udp *u, qn_udp_dgram *d);
    datagram was taken: it goes back to the front of the queue. */
 qn_future *qn_udp_recv_new(qn_udp *u);
 int qn_udp_recv_take(qn_future *recv, qn_udp_dgram *d);   /* 0, or UV_EBADF: closed */
+/* Free a taken datagram's data (through d->rt). */
+void qn_udp_dgram_free(qn_udp_dgram *d);
 /* Send now if the socket can take it: 0, UV_EAGAIN (use a future) or an error. */
 int qn_udp_try_send(qn_udp *u, const char *data, size_t len, const struct sockaddr *to);
 qn_future *qn_udp_send_new(qn_udp *u, const char *data, size_t len, const struct sockaddr *to);

@@ -152,7 +152,10 @@ function TaskSet:spawn(fn, ...)
   end
   local set = self
   local h = quench.spawn(fn, ...)
-  h:defer(function() set.done:try_send(h) end)   -- runs however it ends, even never started
+  h:defer(function()        -- runs however it ends, even never started; needs no core memory
+    set.finished[#set.finished + 1] = h
+    set.wake:notify_one()
+  end)
   self.tasks[h] = true
   self.count = self.count + 1
   return h
@@ -164,7 +167,8 @@ function TaskSet:len() return self.count end
 -- nil when the set is empty. Cancel-safe: a dropped join_next loses nothing.
 function TaskSet:join_next()
   if self.count == 0 then return nil end
-  local h = self.done:recv()
+  while self.finished[1] == nil do self.wake:notified() end
+  local h = table.remove(self.finished, 1)
   self.tasks[h] = nil
   self.count = self.count - 1
   return h, h:join()
@@ -179,7 +183,7 @@ TaskSet.__close = function(self) self:abort_all() end
 
 --- quench.task_set(): a JoinSet; `<close>` aborts what is left.
 function quench.task_set()
-  return setmetatable({ tasks = {}, count = 0, done = quench.channel() }, TaskSet)
+  return setmetatable({ tasks = {}, count = 0, finished = {}, wake = quench.notify() }, TaskSet)
 end
 
 ---------------------------------------------------------------------------

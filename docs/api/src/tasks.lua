@@ -44,14 +44,23 @@
 --  * `on_warning`: `function(message)` receiving warnings (slow tasks)
 --    instead of stderr;
 --  * `slow_task`: seconds; a task running longer than this without awaiting
---    is reported as a warning.
+--    is reported as a warning;
+--  * `fail_alloc`: a positive integer k, for tests: the core's k-th
+--    allocation, counted from the runtime's creation (which is the 1st),
+--    fails once, as if memory ran out. Whatever then fails raises, or
+--    reports to `on_task_error`, an error saying "out of memory" (an I/O
+--    call returns `nil, "ENOMEM: out of memory", "ENOMEM"`).
+--    `quench.stats().allocs` counts the allocations of a run
+--    (docs/testing.md, "Allocation failures").
 -- @tparam function fn the main task's function
 -- @param ... arguments for `fn`
 -- @return everything `fn` returned
 -- @raise `fn`'s error, re-raised as is; `quench.run: a runtime is already
 -- running here (runtimes do not nest)`; `quench.run: deadlock: ...` when the
 -- main task waits and nothing can wake it; `quench.run: the manual clock
--- stalled: ...`; a bad option (`opts.clock must be ...`).
+-- stalled: ...`; `quench.run: out of memory (cannot create the runtime)`;
+-- a bad option (`bad argument #1 to 'quench.run' (opts.clock must be
+-- ...)`, `opts.fail_alloc must be a positive integer ...`).
 -- @usage print(quench.run(function(a) quench.sleep(0.1); return a + 1 end, 41))  --> 42
 function quench.run(opts, fn, ...) end
 
@@ -144,11 +153,21 @@ function quench.tasks() end
 
 --- Counters of the running runtime.
 --
+-- `allocs` and `live_blocks` count the C core's memory (not Lua's, not
+-- libuv's): the allocations it asked for since the runtime was made (the
+-- runtime's own first; the number `quench.run`'s `fail_alloc` refers to),
+-- and its blocks not freed yet. Outside `quench.run`, the table has only
+-- these two: `allocs` of the last runtime, from its creation to its end,
+-- and `live_blocks` still held by ended runtimes' objects not yet collected
+-- (channel buffers, I/O objects); 0 after a full garbage collection unless
+-- something leaks.
+--
 -- **Cancel safety.** Not an await.
 --
--- @treturn table `spawned`, `finished`, `cancelled`, `failed`, `polls` and
--- `alive` (spawned minus finished), all integers
--- @raise `quench.stats: not inside quench.run` outside a runtime
+-- @treturn table `spawned`, `finished`, `cancelled`, `failed`, `polls`,
+-- `alive` (spawned minus finished), `allocs` and `live_blocks`, all
+-- integers; outside a runtime `allocs` and `live_blocks` only
+-- @raise never
 function quench.stats() end
 
 --- A task handle (`quench.task`), returned by `quench.spawn`, `t:spawn`,

@@ -24,7 +24,7 @@
 --
 -- @tparam function fn the test, run as the main task
 -- @tparam[opt] table opts options of `quench.run` (`clock`, `seed`,
--- `on_task_error`, `on_warning`, `slow_task`), plus `allow_alive = true` to
+-- `on_task_error`, `on_warning`, `slow_task`, `fail_alloc`), plus `allow_alive = true` to
 -- let tasks outlive `fn`
 -- @treturn function the body, for `it`: it returns `fn`'s results
 -- @raise `bad argument #1 to 'test' (function expected, ...)`, `bad argument
