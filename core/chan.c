@@ -11,6 +11,7 @@
 ** Close stops new reservations; what is queued (and permits already given)
 ** are still delivered; receivers see "closed" once the queue is empty.
 */
+#include <string.h>
 #include "internal.h"
 
 typedef struct waiter {
@@ -211,7 +212,7 @@ static void reserve_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
   if (c->w.granted && !c->w.committed) qn_chan_unreserve(c->ch);   /* the permit goes on */
-  qn__free(c->rt, c);
+  qn__small_free(c->rt, c, sizeof *c);
 }
 
 static int recv_poll(qn_future *f, qn_waker *wk) {
@@ -240,15 +241,16 @@ static void recv_drop(qn_future *f) {
     push_front(c->ch, c->w.slot);
     dispatch(c->ch);
   }
-  qn__free(c->rt, c);
+  qn__small_free(c->rt, c, sizeof *c);
 }
 
 static const qn_future_vt reserve_vt = { reserve_poll, reserve_drop };
 static const qn_future_vt recv_vt = { recv_poll, recv_drop };
 
 static qn_future *chan_future_new(qn_runtime *rt, qn_chan *ch, const qn_future_vt *vt) {
-  chan_future *c = qn__calloc(rt, 1, sizeof *c);
+  chan_future *c = qn__small_alloc(rt, sizeof *c);
   if (c == NULL) return NULL;
+  memset(c, 0, sizeof *c);
   c->base.vt = vt;
   c->rt = rt;
   c->ch = ch;

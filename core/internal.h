@@ -88,6 +88,21 @@ void *qn__calloc(qn_runtime *rt, size_t n, size_t size);
 void *qn__realloc(qn_runtime *rt, void *p, size_t n);
 void qn__free(qn_runtime *rt, void *p);
 
+/* Small blocks that come and go on every await (futures): freed blocks of
+   up to QN__SMALL_MAX bytes are kept per size class, up to QN__SMALL_KEEP
+   each, and reused without calling the allocator. They count as allocated
+   only while in use (stats.allocs counts allocator calls, so a reused
+   block is not an allocation there); the cache is emptied by
+   qn_runtime_free. The size given to qn__small_free must be the one
+   given to qn__small_alloc. */
+enum { QN__SMALL_MAX = 128, QN__SMALL_CLASSES = QN__SMALL_MAX / 16, QN__SMALL_KEEP = 256 };
+typedef struct qn__small_cache {
+  void *head[QN__SMALL_CLASSES];        /* free blocks, linked through their first word */
+  unsigned count[QN__SMALL_CLASSES];
+} qn__small_cache;
+void *qn__small_alloc(qn_runtime *rt, size_t n);
+void qn__small_free(qn_runtime *rt, void *p, size_t n);
+
 /* An object of a core module that owns libuv handles and must close them
    with its own close callback (which frees it) when the runtime shuts down.
    Embed it, register it while the handles are open, remove it when closed. */
@@ -182,6 +197,8 @@ struct qn_runtime {
   qn_alloc_fn alloc;
   void *alloc_ud;
   qn_stats stats;       /* stats.allocs and stats.live_blocks: kept by qn__malloc & co */
+  qn__small_cache small;
+  int small_off;        /* qn_runtime_cache_small(rt, 0) */
 };
 
 void qn__enqueue(qn_task *t);

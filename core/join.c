@@ -21,13 +21,13 @@ static int join_poll(qn_future *f, qn_waker *w) {
 static void join_drop(qn_future *f) {
   join_future *j = (join_future *)f;
   qn__list_remove(&j->node);
-  qn__free(j->rt, j);
+  qn__small_free(j->rt, j, sizeof *j);
 }
 
 static const qn_future_vt join_vt = { join_poll, join_drop };
 
 qn_future *qn_join_new(qn_task *target) {
-  join_future *j = qn__malloc(target->rt, sizeof *j);
+  join_future *j = qn__small_alloc(target->rt, sizeof *j);
   if (j == NULL) return NULL;
   j->base.vt = &join_vt;
   j->rt = target->rt;

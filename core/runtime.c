@@ -56,6 +56,56 @@ void qn__free(qn_runtime *rt, void *p) {
   if (--rt->stats.live_blocks == 0 && rt->freed) release(rt);
 }
 
+/* Blocks of one size class come from the allocator at the class's full
+   size, so any request of that class can reuse them. */
+static size_t small_class(size_t n) { return (n + 15) / 16 - 1; }
+
+void qn_runtime_cache_small(qn_runtime *rt, int on) {
+  rt->small_off = !on;
+}
+
+void *qn__small_alloc(qn_runtime *rt, size_t n) {
+  if (rt == NULL || n == 0 || n > QN__SMALL_MAX || rt->small_off) return qn__malloc(rt, n);
+  size_t c = small_class(n);
+  void *p = rt->small.head[c];
+  if (p == NULL) return qn__malloc(rt, (c + 1) * 16);
+  rt->small.head[c] = *(void **)p;
+  rt->small.count[c]--;
+  rt->stats.live_blocks++;
+  return p;
+}
+
+void qn__small_free(qn_runtime *rt, void *p, size_t n) {
+  if (p == NULL) return;
+  if (rt == NULL || n == 0 || n > QN__SMALL_MAX || rt->freed || rt->small_off) {
+    qn__free(rt, p);
+    return;
+  }
+  size_t c = small_class(n);
+  if (rt->small.count[c] >= QN__SMALL_KEEP) {
+    qn__free(rt, p);
+    return;
+  }
+  *(void **)p = rt->small.head[c];
+  rt->small.head[c] = p;
+  rt->small.count[c]++;
+  rt->stats.live_blocks--;               /* kept by the runtime, not in use */
+}
+
+/* Give the cached blocks back (they are not counted as live). */
+static void small_flush(qn_runtime *rt) {
+  for (size_t c = 0; c < QN__SMALL_CLASSES; c++) {
+    void *p = rt->small.head[c];
+    while (p != NULL) {
+      void *next = *(void **)p;
+      rt->alloc(rt->alloc_ud, p, 0);
+      p = next;
+    }
+    rt->small.head[c] = NULL;
+    rt->small.count[c] = 0;
+  }
+}
+
 /* ---- the runtime ---- */
 
 qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed) {
@@ -241,6 +291,7 @@ void qn_runtime_free(qn_runtime *rt) {
     uv_run(&rt->loop, UV_RUN_DEFAULT);
   }
   qn__heap_free(rt);
+  small_flush(rt);
   rt->freed = 1;
   if (rt->stats.live_blocks == 0) release(rt);
 }

@@ -67,14 +67,14 @@ static void select_drop(qn_future *f) {
   select_future *s = (select_future *)f;
   s->winner = -1;
   drop_losers(s);
-  qn__free(s->rt, s);
+  qn__small_free(s->rt, s, sizeof *s + s->n * sizeof(child));
 }
 
 static const qn_future_vt select_vt = { select_poll, select_drop };
 
 qn_future *qn_select_new(qn_runtime *rt, size_t n, qn_future *const *children, int biased) {
   select_future *s = n && n <= (SIZE_MAX - sizeof *s) / sizeof(child)
-                      ? qn__malloc(rt, sizeof *s + n * sizeof(child)) : NULL;
+                      ? qn__small_alloc(rt, sizeof *s + n * sizeof(child)) : NULL;
   if (s == NULL) {
     for (size_t i = 0; i < n; i++) qn_drop(children[i]);
     return NULL;

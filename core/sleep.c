@@ -35,13 +35,13 @@ static int sleep_poll(qn_future *f, qn_waker *w) {
 static void sleep_drop(qn_future *f) {
   sleep_future *s = (sleep_future *)f;
   qn__heap_remove(&s->rt->timers, &s->timer);
-  qn__free(s->rt, s);
+  qn__small_free(s->rt, s, sizeof *s);
 }
 
 static const qn_future_vt sleep_vt = { sleep_poll, sleep_drop };
 
 qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline) {
-  sleep_future *s = qn__malloc(rt, sizeof *s);
+  sleep_future *s = qn__small_alloc(rt, sizeof *s);
   if (s == NULL) return NULL;
   s->base.vt = &sleep_vt;
   s->rt = rt;

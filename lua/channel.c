@@ -102,10 +102,10 @@ static void check_value(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) luaL_argerror(L, idx, "nil cannot be sent (send false or a sentinel)");
 }
 
-/* Spend a held permit on the value at v_idx. */
-static int commit(lua_State *L, int ch_idx, int v_idx) {
+/* Spend a held permit on the value at v_idx; rt (NULL outside
+   quench.run) grows the buffer if it must. */
+static int commit(lua_State *L, lq_runtime *rt, int ch_idx, int v_idx) {
   lq_chan *c = lua_touserdata(L, ch_idx);
-  lq_runtime *rt = lq_module_of(L)->rt;   /* grows the buffer; none outside quench.run */
   uint64_t slot = store(L, ch_idx, v_idx);
   if (qn_chan_commit(rt ? rt->core : NULL, core_of(c), slot) != QN_OK) {
     unstore(L, ch_idx, slot);
@@ -140,7 +140,7 @@ static int l_send(lua_State *L) {
   lua_settop(L, 2);
   lq_check_cancel(L, co);
   int r = qn_chan_reserve(core_of(c));
-  if (r == QN_OK) return commit(L, 1, 2);
+  if (r == QN_OK) return commit(L, co->rt, 1, 2);
   if (r == QN_ECLOSED) return closed(L);
   qn_future *f = qn_chan_reserve_new(co->rt->core, core_of(c));
   if (f == NULL) return luaL_error(L, "quench.channel:send: out of memory");
@@ -152,7 +152,7 @@ static int l_try_send(lua_State *L) {
   lq_chan *c = check_chan(L, 1);
   check_value(L, 2);
   int r = qn_chan_reserve(core_of(c));
-  if (r == QN_OK) return commit(L, 1, 2);
+  if (r == QN_OK) return commit(L, lq_module_of(L)->rt, 1, 2);
   if (r == QN_ECLOSED) return closed(L);
   lua_pushnil(L);
   lua_pushliteral(L, "full");
@@ -374,7 +374,7 @@ static int l_tx_send(lua_State *L) {
   if (c->sent) return luaL_error(L, "quench.oneshot: a value was already sent");
   if (qn_chan_reserve(core_of(c)) != QN_OK) return closed(L);
   c->sent = 1;
-  commit(L, 1, 2);
+  commit(L, lq_module_of(L)->rt, 1, 2);
   qn_chan_close(core_of(c));            /* the receiver gets the value, then "closed" */
   return 1;
 }

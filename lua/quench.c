@@ -183,6 +183,7 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   m->heap.allocs = 0;                   /* the new runtime's allocations from 1 */
   m->heap.fail_at = o.fail_alloc;
   rt->core = qn_runtime_new_with(o.clock, seed, core_alloc, &m->heap);
+  if (rt->core != NULL && o.fail_alloc) qn_runtime_cache_small(rt->core, 0);   /* each can fail */
   if (rt->core == NULL) {
     free(rt);
     m->heap.fail_at = 0;

@@ -91,6 +91,11 @@ typedef void *(*qn_alloc_fn)(void *ud, void *ptr, size_t size);
    usable until the runtime's memory is gone (see Memory above). */
 qn_runtime *qn_runtime_new_with(qn_clock clock, uint64_t seed, qn_alloc_fn alloc, void *ud);
 qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed);   /* the default allocator */
+/* Futures, made and dropped on every await, are small: the runtime keeps
+   freed ones for reuse (on by default), so most awaits call no allocator.
+   Off, every allocation reaches the allocator: for allocation-failure
+   tests that must be able to fail each of them. */
+void qn_runtime_cache_small(qn_runtime *rt, int on);
 /* Abort every task still alive (their drops run), then close every handle. */
 void qn_runtime_shutdown(qn_runtime *rt);
 /* Shut down if not yet done, and free what the runtime owns. Its own memory

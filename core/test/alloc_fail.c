@@ -84,7 +84,9 @@ static qn_runtime *runtime_new(long fail) {
   H.n_allocs = 0;
   H.fail_at = fail;
   H.injected = 0;
-  return qn_runtime_new_with(QN_CLOCK_VIRTUAL, 7, counting_alloc, &H);
+  qn_runtime *rt = qn_runtime_new_with(QN_CLOCK_VIRTUAL, 7, counting_alloc, &H);
+  if (rt != NULL) qn_runtime_cache_small(rt, 0);   /* every future's allocation can fail */
+  return rt;
 }
 
 /* ---- the scenario ---- */

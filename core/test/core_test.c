@@ -157,12 +157,34 @@ static void test_manual_clock(void) {
   qn_runtime_free(rt);
 }
 
+/* Dropped futures are kept for reuse: the next one of that size costs the
+   allocator nothing, and live_blocks counts only what is in use. */
+static void test_small_cache(void) {
+  qn_runtime *rt = qn_runtime_new(QN_CLOCK_VIRTUAL, 1);
+  const qn_stats *st = qn_runtime_stats(rt);
+  qn_future *a = qn_sleep_after_new(rt, 10);
+  uint64_t allocs = st->allocs, live = st->live_blocks;
+  uintptr_t where = (uintptr_t)a;
+  qn_drop(a);
+  CHECK(st->live_blocks == live - 1);
+  qn_future *b = qn_sleep_after_new(rt, 20);
+  CHECK((uintptr_t)b == where);                      /* the same block, again */
+  CHECK(st->allocs == allocs && st->live_blocks == live);
+  qn_drop(b);
+  qn_runtime_cache_small(rt, 0);                     /* off: straight to the allocator */
+  qn_future *c = qn_sleep_after_new(rt, 30);
+  CHECK(st->allocs == allocs + 1);
+  qn_drop(c);
+  qn_runtime_free(rt);                               /* the cache is emptied (LeakSanitizer) */
+}
+
 int main(void) {
   test_virtual_order();
   test_abort_is_drop();
   test_deadlock_and_shutdown();
   test_real_sleep_not_early();
   test_manual_clock();
+  test_small_cache();
   printf("core_test: %s\n", failures ? "FAILED" : "ok");
   return failures != 0;
 }
