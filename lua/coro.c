@@ -9,6 +9,11 @@
 ** Dropping the future is cancelling it: the op is dropped, then the thread is
 ** closed (lua_resetthread), which runs its pending <close> variables, then
 ** the task's defers. Cleanup cannot wait: `closing` makes every await raise.
+**
+** Threads are reused from a pool, but never one closed while suspended:
+** Lua 5.4.4's lua_resetthread leaves the thread's message handler index as
+** it was, so a thread suspended inside xpcall would make every later
+** error on it "error in error handling".
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,6 +291,7 @@ static void task_failed(lq_coro *c) {
   rt->running = c;
   c->closing = 1;
   c->finished = 1;
+  int suspended = lua_status(co) == LUA_YIELD;   /* a bare yield: not pooled */
   if (lua_resetthread(co) != LUA_OK) {  /* the last error is at co's index 1 */
     lua_xmove(co, S, 1);
     lua_replace(S, ud + 1);
@@ -295,7 +301,7 @@ static void task_failed(lq_coro *c) {
   if (run_defers(rt, h, ud, co)) lua_pop(S, 1);   /* the first error wins: the task's own */
   int cancelled = lq_is_kind(S, ud + 1, "cancelled");
   c->co = NULL;
-  lq_pool_release(rt, co);
+  if (!suspended) lq_pool_release(rt, co);
   lua_setiuservalue(S, ud, 1);
   qn_task_set_outcome(lq_core_task(h), cancelled ? QN_TASK_CANCELLED : QN_TASK_FAILED);
   lua_settop(S, ud - 1);
@@ -400,7 +406,8 @@ static void branch_drop(lq_coro *c) {
     qn_drop(c->op);
     c->op = NULL;
   }
-  if (co != NULL && !c->finished) {
+  int suspended = co != NULL && !c->finished;
+  if (suspended) {
     lq_coro *prev = rt->running;
     rt->running = c;
     c->closing = 1;
@@ -418,7 +425,7 @@ static void branch_drop(lq_coro *c) {
     c->inherited = 0;
   }
   c->finished = 1;
-  if (co != NULL && !c->failed && !c->cleanup_failed) {
+  if (co != NULL && !suspended && !c->failed && !c->cleanup_failed) {
     c->co = NULL;
     lq_pool_release(rt, co);            /* uv 1 still anchors it; harmless */
   }
@@ -625,8 +632,7 @@ static void coro_drop(qn_future *f) {
       lq_push_cancelled(S, lua_gettop(S));
       lua_remove(S, -2);
     }
-    c->co = NULL;
-    if (co != NULL) lq_pool_release(rt, co);
+    c->co = NULL;                      /* suspended when reset: not pooled (see above) */
     lua_setiuservalue(S, ud, 1);
     if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);
   }
