@@ -19,14 +19,19 @@
 #define LQ_ONESHOT_RX "quench.oneshot.receiver"
 
 /* The channel userdata: its slot allocator and oneshot flags, then the core
-   channel. Slots are small integers reused through a free list, so the
-   values table stays an array. */
+   channel. Slot 0 is the channel's user value 2: a channel holding one
+   value at a time (the common case: a reply, a ping-pong, a hand-off)
+   never touches a table. The other slots are small integers reused
+   through a free list, so the values table (user value 1) stays an array. */
 typedef struct lq_chan {
   const void *tag;      /* &chan_tag */
   int *free_slots;
   int nfree, cap_free, max_slot;
-  uint8_t oneshot, sent, rx_closed, collected;
-} lq_chan;
+  unsigned oneshot : 1, sent : 1, rx_closed : 1, collected : 1;
+  unsigned inline_used : 1;   /* slot 0 holds a value */
+} lq_chan;                    /* 32 bytes: the core channel follows at once */
+
+enum { INLINE_SLOT = 0, UV_VALUES = 1, UV_INLINE = 2 };
 
 static const char chan_tag = 0;
 
@@ -34,11 +39,11 @@ static size_t chan_offset(void) { return (sizeof(lq_chan) + 15) & ~(size_t)15; }
 static qn_chan *core_of(lq_chan *c) { return (qn_chan *)((char *)c + chan_offset()); }
 
 static lq_chan *new_chan(lua_State *L, size_t capacity) {
-  lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 1);
+  lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 2);
   c->tag = &chan_tag;
   c->free_slots = NULL;
   c->nfree = c->cap_free = c->max_slot = 0;
-  c->oneshot = c->sent = c->rx_closed = c->collected = 0;
+  c->oneshot = c->sent = c->rx_closed = c->collected = c->inline_used = 0;
   qn_chan_init(core_of(c), capacity);   /* the values table comes with the first value */
   luaL_setmetatable(L, LQ_CHANNEL);
   return c;
@@ -51,16 +56,21 @@ static lq_chan *check_chan(lua_State *L, int idx) {
   return c;
 }
 
-/* Keep the value at v_idx in the channel at ch_idx: its slot number. */
-static uint64_t store(lua_State *L, int ch_idx, int v_idx) {
-  lq_chan *c = lua_touserdata(L, ch_idx);
+/* Keep the value at v_idx in the channel c at ch_idx: its slot number. */
+static uint64_t store(lua_State *L, lq_chan *c, int ch_idx, int v_idx) {
   v_idx = lua_absindex(L, v_idx);
+  if (!c->inline_used) {
+    c->inline_used = 1;
+    lua_pushvalue(L, v_idx);
+    lua_setiuservalue(L, ch_idx, UV_INLINE);
+    return INLINE_SLOT;
+  }
   int slot = c->nfree > 0 ? c->free_slots[--c->nfree] : ++c->max_slot;
-  if (lua_getiuservalue(L, ch_idx, 1) != LUA_TTABLE) {
+  if (lua_getiuservalue(L, ch_idx, UV_VALUES) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, ch_idx, 1);
+    lua_setiuservalue(L, ch_idx, UV_VALUES);
   }
   lua_pushvalue(L, v_idx);
   lua_rawseti(L, -2, slot);
@@ -69,9 +79,15 @@ static uint64_t store(lua_State *L, int ch_idx, int v_idx) {
 }
 
 /* Push the value of `slot` and free the slot. */
-static void load(lua_State *L, int ch_idx, uint64_t slot) {
-  lq_chan *c = lua_touserdata(L, ch_idx);
-  lua_getiuservalue(L, ch_idx, 1);
+static void load(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
+  if (slot == INLINE_SLOT) {
+    lua_getiuservalue(L, ch_idx, UV_INLINE);
+    lua_pushnil(L);
+    lua_setiuservalue(L, ch_idx, UV_INLINE);
+    c->inline_used = 0;
+    return;
+  }
+  lua_getiuservalue(L, ch_idx, UV_VALUES);
   lua_rawgeti(L, -1, (lua_Integer)slot);
   lua_pushnil(L);
   lua_rawseti(L, -3, (lua_Integer)slot);
@@ -87,8 +103,8 @@ static void load(lua_State *L, int ch_idx, uint64_t slot) {
   c->free_slots[c->nfree++] = (int)slot;
 }
 
-static void unstore(lua_State *L, int ch_idx, uint64_t slot) {
-  load(L, ch_idx, slot);
+static void unstore(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
+  load(L, c, ch_idx, slot);
   lua_pop(L, 1);
 }
 
@@ -106,9 +122,9 @@ static void check_value(lua_State *L, int idx) {
    quench.run) grows the buffer if it must. */
 static int commit(lua_State *L, lq_runtime *rt, int ch_idx, int v_idx) {
   lq_chan *c = lua_touserdata(L, ch_idx);
-  uint64_t slot = store(L, ch_idx, v_idx);
+  uint64_t slot = store(L, c, ch_idx, v_idx);
   if (qn_chan_commit(rt ? rt->core : NULL, core_of(c), slot) != QN_OK) {
-    unstore(L, ch_idx, slot);
+    unstore(L, c, ch_idx, slot);
     qn_chan_unreserve(core_of(c));      /* the permit is still held: give it back */
     return luaL_error(L, "quench.channel: out of memory");
   }
@@ -121,14 +137,15 @@ static int commit(lua_State *L, lq_runtime *rt, int ch_idx, int v_idx) {
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
   qn_future *f = lq_take_op(L);
-  uint64_t slot = store(L, 1, 2);
+  lq_chan *c = lua_touserdata(L, 1);
+  uint64_t slot = store(L, c, 1, 2);
   int r = qn_chan_reserve_commit(f, slot);
   qn_drop(f);
   if (r == QN_OK) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  unstore(L, 1, slot);
+  unstore(L, c, 1, slot);
   if (r == QN_ECLOSED) return closed(L);
   return luaL_error(L, "quench.channel:send: out of memory");
 }
@@ -165,7 +182,7 @@ static int l_try_send(lua_State *L) {
 static int recv_results(lua_State *L, int ch_idx, qn_future *f) {
   uint64_t slot;
   if (qn_chan_recv_take(f, &slot) != QN_OK) return closed(L);
-  load(L, ch_idx, slot);
+  load(L, lua_touserdata(L, ch_idx), ch_idx, slot);
   return 1;
 }
 
@@ -184,7 +201,7 @@ static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
   uint64_t slot;
   int r = qn_chan_try_recv(core_of(c), &slot);
   if (r == QN_OK) {
-    load(L, 1, slot);
+    load(L, c, 1, slot);
     return 1;
   }
   if (r == QN_ECLOSED) return closed(L);
@@ -202,7 +219,7 @@ static int do_try_recv(lua_State *L, lq_chan *c) {
   uint64_t slot;
   int r = qn_chan_try_recv(core_of(c), &slot);
   if (r == QN_OK) {
-    load(L, 1, slot);
+    load(L, c, 1, slot);
     return 1;
   }
   if (r == QN_ECLOSED) return closed(L);
@@ -244,7 +261,7 @@ static int recv_now(lua_State *L, int op) {
     lua_settop(L, ch - 1);
     return -1;
   }
-  load(L, ch, slot);
+  load(L, c, ch, slot);
   lua_remove(L, ch);
   return 1;
 }
@@ -258,11 +275,12 @@ static qn_future *send_start(lua_State *L, int op, lq_coro *c) {
 static int send_finish(lua_State *L, int op, qn_future *f) {
   lua_getiuservalue(L, op, 1);
   int ch = lua_gettop(L);
+  lq_chan *c = lua_touserdata(L, ch);
   lua_getiuservalue(L, op, 2);
-  uint64_t slot = store(L, ch, -1);
+  uint64_t slot = store(L, c, ch, -1);
   lua_pop(L, 1);
   int r = qn_chan_reserve_commit(f, slot);
-  if (r != QN_OK) unstore(L, ch, slot);
+  if (r != QN_OK) unstore(L, c, ch, slot);
   lua_settop(L, ch - 1);
   if (r == QN_OK) {
     lua_pushboolean(L, 1);
