@@ -79,6 +79,9 @@ struct lq_runtime {
   int ref_S;
   int ref_alive, ref_pool, ref_failed;   /* the runtime's tables, in the registry */
   int *anchor_free;     /* free slots of the alive table (luaL_ref costs more) */
+  lua_State *A;         /* the anchor thread: the alive table at its index 1 (LQ_A_ALIVE);
+                           it never runs code, so index 1 always means that table */
+  int ref_A;
   int anchor_nfree, anchor_cap, anchor_max;
   int ref_on_error;     /* opts.on_task_error, or LUA_NOREF */
   int ref_on_warning;   /* opts.on_warning, or LUA_NOREF (then stderr) */
@@ -132,7 +135,9 @@ struct lq_task {
 
 /* The scratch thread, with room for a callback's work: callbacks nest
    (a cleanup aborts a task whose cleanup aborts another...), and each
-   level pushes a few values. */
+   level pushes a few values. (S runs callbacks, so its absolute indices
+   move: the alive table lives at index 1 of another thread, A.) */
+enum { LQ_A_ALIVE = 1 };
 static inline lua_State *lq_scratch(lq_runtime *rt) {
   luaL_checkstack(rt->S, 24, "quench: too many nested cleanups");
   return rt->S;

@@ -67,29 +67,25 @@ void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind) {
 
 /* Push the userdata of a coroutine in use (a task's handle, a branch). */
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c) {
-  lq_push_ref(L, rt->ref_alive);
-  int t = lua_rawgeti(L, -1, c->slot);
-  lua_remove(L, -2);
+  int t = lua_rawgeti(rt->A, LQ_A_ALIVE, c->slot);
+  lua_xmove(rt->A, L, 1);
   return t;
 }
 
-/* Anchor the value on top of L in the alive table: its slot. Slots are
-   reused through a C free list, so the table stays an array. */
+/* Anchor the value on top of L (popped) in the alive table: its slot.
+   Slots are reused through a C free list, so the table stays an array. */
 int lq_anchor(lua_State *L, lq_runtime *rt) {
   int slot = rt->anchor_nfree > 0 ? rt->anchor_free[--rt->anchor_nfree] : ++rt->anchor_max;
-  lq_push_ref(L, rt->ref_alive);
-  lua_rotate(L, -2, 1);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+  lua_xmove(L, rt->A, 1);
+  lua_rawseti(rt->A, LQ_A_ALIVE, slot);
   return slot;
 }
 
 void lq_unanchor(lua_State *L, lq_runtime *rt, int slot) {
+  (void)L;
   if (slot <= 0) return;                /* LUA_NOREF: not anchored */
-  lq_push_ref(L, rt->ref_alive);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+  lua_pushnil(rt->A);
+  lua_rawseti(rt->A, LQ_A_ALIVE, slot);
   if (rt->anchor_nfree == rt->anchor_cap) {
     int cap = rt->anchor_cap ? rt->anchor_cap * 2 : 64;
     int *fs = realloc(rt->anchor_free, (size_t)cap * sizeof *fs);

@@ -195,7 +195,11 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   rt->L = L;
   rt->S = lua_newthread(L);
   rt->ref_S = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->A = lua_newthread(L);
+  rt->ref_A = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_xmove(L, rt->A, 1);               /* at A's index 1, for ever (LQ_A_ALIVE) */
   rt->ref_alive = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   rt->ref_pool = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -227,6 +231,7 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   rt->mod->heap.fail_at = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_alive);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_A);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_pool);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_failed);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
