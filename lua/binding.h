@@ -77,10 +77,11 @@ struct lq_runtime {
   lua_State *L;         /* the thread that called quench.run */
   lua_State *S;         /* private scratch thread (see above) */
   int ref_S;
-  int ref_alive, ref_pool, ref_failed;   /* the runtime's tables, in the registry */
+  int ref_alive, ref_failed;   /* the runtime's tables, in the registry */
   int *anchor_free;     /* free slots of the alive table (luaL_ref costs more) */
-  lua_State *A;         /* the anchor thread: the alive table at its index 1 (LQ_A_ALIVE);
-                           it never runs code, so index 1 always means that table */
+  lua_State *A;         /* the anchor thread: the alive table at its index 1 (LQ_A_ALIVE),
+                           then the pooled threads; it never runs code, so its
+                           indices never move */
   int ref_A;
   int anchor_nfree, anchor_cap, anchor_max;
   int ref_on_error;     /* opts.on_task_error, or LUA_NOREF */

@@ -22,14 +22,13 @@
 
 /* ---- thread pool ---- */
 
+/* Pooled threads sit on the anchor thread's stack, above the alive table:
+   taking one is a move from A's top, giving one back a move onto it. */
 static lua_State *pool_take(lq_runtime *rt) {
   lua_State *S = lq_scratch(rt);
   if (rt->npool > 0) {
-    lq_push_ref(S, rt->ref_pool);
-    lua_rawgeti(S, -1, rt->npool);
-    lua_pushnil(S);
-    lua_rawseti(S, -3, rt->npool--);
-    lua_remove(S, -2);
+    rt->npool--;
+    lua_xmove(rt->A, S, 1);
   } else {
     lua_newthread(S);
   }
@@ -38,22 +37,23 @@ static lua_State *pool_take(lq_runtime *rt) {
 
 /* Move the thread on top of S into the pool. */
 static void pool_push(lq_runtime *rt) {
-  lua_State *S = lq_scratch(rt);
-  lq_push_ref(S, rt->ref_pool);
-  lua_insert(S, -2);
-  lua_rawseti(S, -2, ++rt->npool);
-  lua_pop(S, 1);
+  if (!lua_checkstack(rt->A, 1)) {      /* no room: the thread is just not kept */
+    lua_pop(rt->S, 1);
+    return;
+  }
+  lua_xmove(rt->S, rt->A, 1);
+  rt->npool++;
 }
 
 /* `co` is dead-or-finished with status OK. Keep it for a later task unless
    the pool is full; a recycled thread carries no hook and no stack values. */
 void lq_pool_release(lq_runtime *rt, lua_State *co) {
-  if (rt->npool >= POOL_MAX || lua_status(co) != LUA_OK) return;
+  if (rt->npool >= POOL_MAX || lua_status(co) != LUA_OK || !lua_checkstack(rt->A, 1)) return;
   lua_settop(co, 0);
   lua_sethook(co, NULL, 0, 0);
   lua_pushthread(co);
-  lua_xmove(co, rt->S, 1);
-  pool_push(rt);
+  lua_xmove(co, rt->A, 1);
+  rt->npool++;
 }
 
 void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind) {

@@ -201,8 +201,6 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   lua_pushvalue(L, -1);
   lua_xmove(L, rt->A, 1);               /* at A's index 1, for ever (LQ_A_ALIVE) */
   rt->ref_alive = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  rt->ref_pool = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);                      /* failed handles, weak keys */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
@@ -232,7 +230,6 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_alive);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_A);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_pool);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_failed);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_warning);
