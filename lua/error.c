@@ -1,47 +1,45 @@
 /*
-** Error values: tables {kind = "cancelled", reason = r} or
-** {kind = "timeout", message = m} sharing the metatable "quench.error",
-** whose __tostring gives a readable line.
+** Error values: tables with a metatable per kind. A Cancelled error reads
+** {kind = "cancelled", reason = r}, a Timeout {kind = "timeout", message =
+** "deadline elapsed"}; kind (and the timeout's message) come from the
+** metatable's __index, so making one is a bare table and a metatable:
+** every abort makes one. Both metatables give a readable __tostring.
 */
 #include <string.h>
 #include "binding.h"
 
-/* The metatable is also in the registry under this address: a lookup
-   without hashing its name (errors are made on every cancellation). */
-static const char error_mt_key = 0;
+/* The two metatables, in the registry under these addresses. */
+static const char cancelled_mt = 0, timeout_mt = 0;
 
-static void push_error(lua_State *L, const char *kind) {
-  lua_createtable(L, 0, 2);
-  lua_pushstring(L, kind);
-  lua_setfield(L, -2, "kind");
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_mt_key);
+static const void *mt_of(const char *kind) {
+  return strcmp(kind, "cancelled") == 0 ? (const void *)&cancelled_mt : (const void *)&timeout_mt;
+}
+
+static void push_error(lua_State *L, const void *mt, int nfields) {
+  lua_createtable(L, 0, nfields);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, mt);
   lua_setmetatable(L, -2);
 }
 
 void lq_push_cancelled(lua_State *L, int reason) {
   reason = lua_absindex(L, reason);
-  push_error(L, "cancelled");
-  lua_pushvalue(L, reason);
-  lua_setfield(L, -2, "reason");
+  int has_reason = !lua_isnoneornil(L, reason);
+  push_error(L, &cancelled_mt, has_reason);
+  if (has_reason) {
+    lua_pushvalue(L, reason);
+    lua_setfield(L, -2, "reason");
+  }
 }
 
 void lq_push_timeout(lua_State *L) {
-  push_error(L, "timeout");
-  lua_pushliteral(L, "deadline elapsed");
-  lua_setfield(L, -2, "message");
+  push_error(L, &timeout_mt, 0);
 }
 
 int lq_is_kind(lua_State *L, int idx, const char *kind) {
-  idx = lua_absindex(L, idx);
-  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &error_mt_key);
-  int ours = lua_rawequal(L, -1, -2);
+  if (!lua_getmetatable(L, idx)) return 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, mt_of(kind));
+  int same = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
-  if (!ours) return 0;
-  lua_getfield(L, idx, "kind");
-  const char *k = lua_tostring(L, -1);
-  int same = k != NULL && strcmp(k, kind) == 0;
-  lua_pop(L, 1);
   return same;
 }
 
@@ -83,11 +81,28 @@ static const luaL_Reg functions[] = {
   {"cancelled_error", l_cancelled_value}, {NULL, NULL}
 };
 
-void lq_error_register(lua_State *L, int mod) {
-  luaL_newmetatable(L, LQ_ERROR);
+/* A metatable: __index = {kind = kind [, message = message]}, __tostring,
+   __name; kept in the registry at key. */
+static void new_mt(lua_State *L, const void *key, const char *kind, const char *message) {
+  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  if (message != NULL) {
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+  }
+  lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &error_mt_key);
+  lua_pushliteral(L, LQ_ERROR);
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+void lq_error_register(lua_State *L, int mod) {
+  new_mt(L, &cancelled_mt, "cancelled", NULL);
+  new_mt(L, &timeout_mt, "timeout", "deadline elapsed");
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);
 }

@@ -4,6 +4,13 @@ local quench = ...
 
 local DEFAULT_GRACE = 5   -- seconds children get to finish after their scope is cancelled
 
+-- The metatable of the "multiple" error a scope raises when several
+-- children failed (not Cancelled's: is_cancelled must say no).
+local MULTIPLE = {
+  __name = "quench.error",
+  __tostring = function(e) return "multiple: " .. e.message end,
+}
+
 local function is_own_cancel(err, scope)
   return quench.is_cancelled(err) and err.reason == scope.reason_marker
 end
@@ -130,7 +137,7 @@ function quench.scope(opts, fn, ...)
   if #scope.errors > 1 then
     error(setmetatable({ kind = "multiple", error = scope.errors[1], errors = scope.errors,
       message = #scope.errors .. " tasks failed; the first: " .. tostring(scope.errors[1]) },
-      getmetatable(quench.cancelled_error())), 0)
+      MULTIPLE), 0)
   end
   if outer_cancel then error(outer_cancel, 0) end
   if result[1] and result[2] == 2 then

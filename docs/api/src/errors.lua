@@ -1,7 +1,9 @@
 --- Error values: Cancelled and Timeout.
 --
--- quench's own error values are tables sharing the metatable
--- `quench.error`, with a `kind` field and a `__tostring`:
+-- quench's own error values are tables with a `kind` field and a
+-- `__tostring`; their metatables are named `quench.error` (`__name`), one
+-- per kind, and `kind` (and a Timeout's `message`) is read through the
+-- metatable, so making one costs a bare table:
 --
 -- * **Cancelled**: `{kind = "cancelled", reason = r}`; `tostring` is
 --   `cancelled: <reason>`, or `cancelled` without one. What `h:join()`
