@@ -18,6 +18,7 @@
 #ifndef QUENCH_BINDING_H
 #define QUENCH_BINDING_H
 
+#include <stdlib.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include "quench.h"
@@ -133,6 +134,19 @@ struct lq_task {
   uint8_t reason;       /* REASON_*: where the first cancel/abort came from */
   /* the qn_task follows, at offset task_offset() */
 };
+
+/* Give slot v back to a free list of slots (*a, *n used, *cap allocated);
+   if the list cannot grow, the slot is just not reused. */
+static inline void lq_slot_free(int **a, int *n, int *cap, int v) {
+  if (*n == *cap) {
+    int ncap = *cap ? *cap * 2 : 16;
+    int *na = realloc(*a, (size_t)ncap * sizeof *na);
+    if (na == NULL) return;
+    *a = na;
+    *cap = ncap;
+  }
+  (*a)[(*n)++] = v;
+}
 
 /* The scratch thread, with room for a callback's work: callbacks nest
    (a cleanup aborts a task whose cleanup aborts another...), and each

@@ -93,14 +93,7 @@ static void load(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
   lua_rawseti(L, -3, (lua_Integer)slot);
   lua_remove(L, -2);
   if (c->collected) return;             /* its __gc ran (called by hand): keep nothing */
-  if (c->nfree == c->cap_free) {
-    int cap = c->cap_free ? c->cap_free * 2 : 8;
-    int *fs = realloc(c->free_slots, (size_t)cap * sizeof *fs);
-    if (fs == NULL) return;             /* the slot is just not reused */
-    c->free_slots = fs;
-    c->cap_free = cap;
-  }
-  c->free_slots[c->nfree++] = (int)slot;
+  lq_slot_free(&c->free_slots, &c->nfree, &c->cap_free, (int)slot);
 }
 
 static void unstore(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {

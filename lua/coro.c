@@ -86,14 +86,7 @@ void lq_unanchor(lua_State *L, lq_runtime *rt, int slot) {
   if (slot <= 0) return;                /* LUA_NOREF: not anchored */
   lua_pushnil(rt->A);
   lua_rawseti(rt->A, LQ_A_ALIVE, slot);
-  if (rt->anchor_nfree == rt->anchor_cap) {
-    int cap = rt->anchor_cap ? rt->anchor_cap * 2 : 64;
-    int *fs = realloc(rt->anchor_free, (size_t)cap * sizeof *fs);
-    if (fs == NULL) return;             /* the slot is just not reused */
-    rt->anchor_free = fs;
-    rt->anchor_cap = cap;
-  }
-  rt->anchor_free[rt->anchor_nfree++] = slot;
+  lq_slot_free(&rt->anchor_free, &rt->anchor_nfree, &rt->anchor_cap, slot);
 }
 
 static lua_State *running_thread(lq_runtime *rt) {
