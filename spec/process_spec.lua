@@ -300,6 +300,34 @@ describe("stdio", function()
     assert.are.equal("X\nY\ndone\nio still works\n", bounded(p.stdout.read, p.stdout, "a"))
   end))
 
+  -- script(1) (util-linux, in every Debian) runs the child on a new pty:
+  -- stdin and stdout are then a terminal, the path that reopens the tty.
+  local has_script = os.execute("command -v script >/dev/null 2>&1")
+  local on_pty = has_script and it or pending
+  on_pty("reads quench.stdin() and writes quench.stdout() on a terminal", T(function()
+    local prog = os.tmpname()
+    local f = assert(io.open(prog, "w"))
+    f:write([[
+      local quench = require "quench"
+      quench.run(function()
+        local out = assert(quench.stdout())
+        out:write("a terminal: ", tostring(os.execute("test -t 0 && test -t 1")), "\n")
+        out:write("got [", tostring(assert(quench.stdin()):read("l")), "]\n")
+      end)
+      io.stdout:write("io still works\n")
+    ]])
+    f:close()
+    local p <close> = assert(quench.process.spawn("script",
+      { args = { "-qec", "lua5.4 " .. prog, "/dev/null" }, stdin = "pipe", stdout = "pipe",
+        env = { LUA_CPATH = package.cpath, LUA_PATH = package.path, PATH = os.getenv("PATH") } }))
+    p.stdin:write("hello\n")
+    local all = bounded(p.stdout.read, p.stdout, "a")
+    os.remove(prog)
+    -- the terminal echoes the input and ends lines with \r\n
+    assert.are.equal("hello\r\na terminal: true\r\ngot [hello]\r\nio still works\r\n", all)
+    assert.are.same({ 0, 0 }, { bounded(p.wait, p) })
+  end))
+
   it("says clearly that a file cannot be a stream", T(function()
     local p <close> = sh("LUA_CPATH='" .. package.cpath .. "' lua5.4 -e '"
       .. [[local quench = require "quench"
