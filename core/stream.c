@@ -444,15 +444,16 @@ static void read_drop(qn_future *f) {
     s->need = 0;
     if (s->len >= read_limit(s)) stop_reading(s);
   }
-  qn__free(s->rt, r);
+  qn__small_free(s->rt, r, sizeof *r);
   unref(s);
 }
 
 static const qn_future_vt read_vt = { read_poll, read_drop };
 
 qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n) {
-  read_future *r = qn__calloc(s->rt, 1, sizeof *r);
+  read_future *r = qn__small_alloc(s->rt, sizeof *r);   /* one per read: reused */
   if (r == NULL) return NULL;
+  memset(r, 0, sizeof *r);
   r->base.vt = &read_vt;
   r->s = s;
   r->mode = mode;

@@ -267,9 +267,9 @@ extern const lq_stream_class lq_tcp_stream_class;   /* "quench.tcp.stream" */
 extern const lq_stream_class lq_pipe_class;         /* "quench.pipe" */
 
 typedef struct lq_stream {
+  const lq_stream_class *cls;   /* first: the tag lq_toudata checks */
   qn_stream *s;         /* NULL until made, and after __gc */
   uint64_t serial;      /* of its runtime */
-  const lq_stream_class *cls;
   char what[40];        /* a pipe's: "stdout", "stdin of process 1234", ...; TCP: "" */
 } lq_stream;
 

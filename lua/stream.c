@@ -47,8 +47,12 @@ static const lq_stream_class *class_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(2));
 }
 
+/* The stream of this function's class at idx: its class is its tag. */
 static lq_stream *to_stream(lua_State *L, int idx) {
-  return (lq_stream *)luaL_checkudata(L, idx, class_of(L)->tname);
+  const lq_stream_class *cls = class_of(L);
+  lq_stream *u = lq_toudata(L, idx, cls, sizeof(lq_stream));
+  if (u == NULL) luaL_typeerror(L, idx, cls->tname);
+  return u;
 }
 
 lq_stream *lq_stream_new(lua_State *L, const lq_stream_class *cls, const char *what) {
