@@ -9,11 +9,15 @@
 #      tree's `luarocks path` set up (what a user does)
 #   4. build-asan/ (QUENCH_SANITIZE=ON): ctest, then busted on spec/ with the
 #      ASan+UBSan runtimes preloaded into the (uninstrumented) lua5.4
+#   5. optional, only where clang is installed: build-fuzz/ (QUENCH_FUZZ=ON),
+#      the libFuzzer harness core/test/fuzz_core.c run 20,000 times over a
+#      copy of core/test/fuzz_corpus (about 10 s with the build)
 # The last line printed is "N passed, N failed" summed over every suite; the
 # exit status is nonzero if anything failed.
 #   QUENCH_SKIP_ASAN=1   skip stage 4 (quick local runs)
 #   QUENCH_SKIP_INSTALL=1  skip stage 3
 #   QUENCH_SKIP_VALGRIND=1  skip stage 1b
+#   QUENCH_SKIP_FUZZ=1   skip stage 5
 #   QUENCH_BUSTED_TIMEOUT=600  seconds for one busted run (ctest: 300 per test)
 #   QUENCH_NO_APT=1      do not apt-get missing packages
 set -uo pipefail
@@ -201,6 +205,34 @@ if [ "${QUENCH_SKIP_ASAN:-}" != 1 ]; then
       run_busted asan "$LOGDIR/busted-asan.log" --run=asan
       PRELOAD=
     fi
+  fi
+fi
+
+# --- 5. libFuzzer harness over the core (optional: needs clang) ---------------
+# One counted check: fuzz_core builds and runs 20,000 inputs (at most 60 s)
+# with no crash, invariant violation, leak or sanitizer report. Skipped, and
+# said so, where clang is missing: CI does not depend on it.
+if [ "${QUENCH_SKIP_FUZZ:-}" != 1 ]; then
+  if command -v clang >/dev/null; then
+    banner "fuzz core (libFuzzer: build-fuzz/fuzz_core)"
+    mkdir -p "$LOGDIR"
+    flog=$LOGDIR/fuzz-core.log
+    fcorpus=$(mktemp -d "${TMPDIR:-/tmp}/quench-fuzz.XXXXXX")
+    cp core/test/fuzz_corpus/* "$fcorpus"/
+    if CC=clang cmake -S . -B build-fuzz -DQUENCH_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >"$flog" 2>&1 &&
+       cmake --build build-fuzz --target fuzz_core -j "$JOBS" >>"$flog" 2>&1 &&
+       (cd "$fcorpus" && "$ROOT/build-fuzz/fuzz_core" -runs=20000 -max_total_time=60 \
+          -artifact_prefix="$LOGDIR/fuzz-core-" "$fcorpus") >>"$flog" 2>&1; then
+      grep -E '^Done [0-9]+ runs' "$flog" | tail -n1
+      record "fuzz core" 1 0
+    else
+      tail -n 40 "$flog"
+      echo "fuzz core: failed (log: $flog; a crashing input is saved as $LOGDIR/fuzz-core-crash-*)" >&2
+      record "fuzz core" 0 1
+    fi
+    rm -rf "$fcorpus"
+  else
+    echo "fuzz core: skipped (clang not installed; apt-get install clang to run it)"
   fi
 fi
 
