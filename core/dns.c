@@ -4,7 +4,10 @@
 ** only if the lookup has not started) and the future stays a zombie until
 ** the callback, which comes in every case and frees the result and the
 ** future. The result list is owned by the future and freed by its drop.
+** Also the addresses needed at once: a numeric host, and the address to
+** bind to (TCP listeners and UDP sockets resolve it synchronously).
 */
+#include <stdio.h>
 #include <string.h>
 #include "internal.h"
 
@@ -104,4 +107,39 @@ int qn_getaddrinfo_result(const qn_future *f, const struct addrinfo **res) {
   const dns_future *d = (const dns_future *)f;
   if (res) *res = d->res;
   return d->status;
+}
+
+/* ---- addresses now ---- */
+
+int qn_addr_numeric(const char *host, int port, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
+  memset(ss, 0, sizeof *ss);
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  return UV_EINVAL;
+}
+
+int qn_addr_for_bind(qn_runtime *rt, const char *host, int port, int socktype,
+                     struct sockaddr_storage *ss) {
+  if (qn_addr_numeric(host, port, ss) == 0) return 0;
+  char service[16];
+  snprintf(service, sizeof service, "%d", port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = socktype;
+  hints.ai_flags = AI_PASSIVE;
+  uv_getaddrinfo_t req;
+  int r = uv_getaddrinfo(&rt->loop, &req, NULL, host, service, &hints);   /* no callback: synchronous */
+  if (r != 0) return r;
+  r = UV_EAI_NONAME;
+  for (const struct addrinfo *a = req.addrinfo; a != NULL; a = a->ai_next) {
+    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, a->ai_addr, a->ai_addrlen);
+    r = 0;
+    break;
+  }
+  uv_freeaddrinfo(req.addrinfo);
+  return r;
 }

@@ -210,13 +210,6 @@ static void connect_drop(qn_future *fut) {
 static const qn_future_vt connect_vt = { connect_poll, connect_drop };
 
 /* A numeric address in *ss, or nonzero. */
-static int numeric_addr(const char *host, int port, struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
-  memset(ss, 0, sizeof *ss);
-  return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
-}
-
 qn_future *qn_tcp_connect_new(qn_runtime *rt, const char *host, int port,
                               const qn_tcp_opts *opts) {
   connect_future *f = qn__calloc(rt, 1, sizeof *f);
@@ -224,7 +217,7 @@ qn_future *qn_tcp_connect_new(qn_runtime *rt, const char *host, int port,
   f->base.vt = &connect_vt;
   f->rt = rt;
   if (opts) f->opts = *opts;
-  if (numeric_addr(host, port, &f->numeric) != 0) {
+  if (qn_addr_numeric(host, port, &f->numeric) != 0) {
     char service[16];
     snprintf(service, sizeof service, "%d", port);
     struct addrinfo hints;
@@ -409,31 +402,6 @@ qn_future *qn_tcp_accept_new(qn_tcp_server *srv) {
   return &a->base;
 }
 
-/* Resolve host for binding, now (a numeric host needs no lookup). */
-static int resolve_now(uv_loop_t *loop, const char *host, int port, struct sockaddr_storage *ss) {
-  if (numeric_addr(host, port, ss) == 0) return 0;
-  char service[16];
-  snprintf(service, sizeof service, "%d", port);
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  uv_getaddrinfo_t req;
-  int r = uv_getaddrinfo(loop, &req, NULL, host, service, &hints);   /* no callback: synchronous */
-  if (r != 0) return r;
-  r = UV_EAI_NONAME;
-  for (const struct addrinfo *a = req.addrinfo; a != NULL; a = a->ai_next) {
-    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, a->ai_addr, a->ai_addrlen);
-    r = 0;
-    break;
-  }
-  uv_freeaddrinfo(req.addrinfo);
-  return r;
-}
-
 /* A bound socket for ss, with the options asked for: an fd, or -errno. */
 static int bound_socket(const struct sockaddr_storage *ss, unsigned flags) {
   int fd = socket(ss->ss_family, SOCK_STREAM, 0);
@@ -468,7 +436,7 @@ int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsig
   *out = NULL;
   if (rt->closed) return UV_ECANCELED;
   struct sockaddr_storage ss;
-  int r = resolve_now(&rt->loop, host, port, &ss);
+  int r = qn_addr_for_bind(rt, host, port, SOCK_STREAM, &ss);
   if (r != 0) return r;
   int fd = bound_socket(&ss, flags);
   if (fd < 0) return fd;

@@ -21,7 +21,6 @@
 ** - send: a datagram goes out whole or not at all, never twice; a send
 **   dropped while it waits for the socket may still go out.
 */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "binding.h"
@@ -53,45 +52,13 @@ static int check_port(lua_State *L, int idx) {
   return (int)port;
 }
 
-static int numeric(const char *host, int port, struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
-  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
-  return UV_EINVAL;
-}
-
 /* host ("localhost" or a numeric IPv4 or IPv6 address) and port to an
    address: 0 or a libuv error. */
 static int to_addr(lua_State *L, int host_idx, int port_idx, struct sockaddr_storage *ss) {
   const char *host = luaL_checkstring(L, host_idx);
   int port = check_port(L, port_idx);
   if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
-  return numeric(host, port, ss);
-}
-
-/* Resolve host for binding, now (as quench.tcp.listen): 0 or a libuv error. */
-static int resolve_now(uv_loop_t *loop, const char *host, int port, struct sockaddr_storage *ss) {
-  if (numeric(host, port, ss) == 0) return 0;
-  char service[16];
-  snprintf(service, sizeof service, "%d", port);
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_PASSIVE;
-  uv_getaddrinfo_t req;
-  int r = uv_getaddrinfo(loop, &req, NULL, host, service, &hints);   /* no callback: synchronous */
-  if (r != 0) return r;
-  r = UV_EAI_NONAME;
-  for (const struct addrinfo *a = req.addrinfo; a != NULL; a = a->ai_next) {
-    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, a->ai_addr, a->ai_addrlen);
-    r = 0;
-    break;
-  }
-  uv_freeaddrinfo(req.addrinfo);
-  return r;
+  return qn_addr_numeric(host, port, ss);
 }
 
 static int bad_host(lua_State *L, int host_idx) {
@@ -151,7 +118,7 @@ static int l_bind(lua_State *L) {
   int port = check_port(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   struct sockaddr_storage ss;
-  int r = resolve_now(qn_runtime_loop(rt->core), host, port, &ss);
+  int r = qn_addr_for_bind(rt->core, host, port, SOCK_DGRAM, &ss);
   if (r != 0) return lq_push_fail(L, r);
   size_t queue = opt_queue(L, 3);
   unsigned flags = 0;

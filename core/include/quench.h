@@ -472,6 +472,12 @@ qn_future *qn_getaddrinfo_new(qn_runtime *rt, const char *node, const char *serv
                               const struct addrinfo *hints);
 /* Once ready: 0 (*res: the list, owned by the future) or a uv error code. */
 int qn_getaddrinfo_result(const qn_future *gai, const struct addrinfo **res);
+/* host as a numeric IPv4 or IPv6 address, with port: 0, or UV_EINVAL. */
+int qn_addr_numeric(const char *host, int port, struct sockaddr_storage *ss);
+/* The address to bind a socket of socktype to: numeric, or host resolved
+   now (a blocking getaddrinfo, as binding is done once): 0 or a uv error. */
+int qn_addr_for_bind(qn_runtime *rt, const char *host, int port, int socktype,
+                     struct sockaddr_storage *ss);
 
 /* ---- streams (stream.c) ----
 
