@@ -248,7 +248,8 @@ void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
 
 /* quench.c */
-void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods);
+void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
+              const luaL_Reg *metamethods);
 void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);

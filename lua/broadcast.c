@@ -169,13 +169,11 @@ static const luaL_Reg rx_methods[] = {
   {"recv", l_recv}, {"try_recv", l_try_recv}, {"recv_op", l_recv_op}, {NULL, NULL}
 };
 
+static const luaL_Reg tx_metamethods[] = { {"__close", l_close}, {NULL, NULL} };
+
 void lq_broadcast_register(lua_State *L, int mod) {
-  lq_class(L, mod, LQ_BCAST_TX, tx_methods);
-  luaL_getmetatable(L, LQ_BCAST_TX);
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
-  lq_class(L, mod, LQ_BCAST_RX, rx_methods);
+  lq_class(L, mod, LQ_BCAST_TX, tx_methods, tx_metamethods);
+  lq_class(L, mod, LQ_BCAST_RX, rx_methods, NULL);
   lua_pushcfunction(L, l_broadcast);
   lua_setfield(L, -2, "broadcast");
 }

@@ -438,30 +438,16 @@ static const luaL_Reg rx_methods[] = {
   {"close", l_rx_close}, {NULL, NULL}
 };
 
-static void new_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
-                      lua_CFunction close, lua_CFunction gc) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__close");
-  if (gc) {
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-}
+static const luaL_Reg chan_metamethods[] = {
+  {"__close", l_close}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}
+};
+static const luaL_Reg tx_metamethods[] = { {"__close", l_tx_close}, {NULL, NULL} };
+static const luaL_Reg rx_metamethods[] = { {"__close", l_rx_close}, {NULL, NULL} };
 
 void lq_channel_register(lua_State *L, int mod) {
-  new_class(L, mod, LQ_CHANNEL, chan_methods, l_close, l_gc);
-  luaL_getmetatable(L, LQ_CHANNEL);
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-  new_class(L, mod, LQ_ONESHOT_TX, tx_methods, l_tx_close, NULL);
-  new_class(L, mod, LQ_ONESHOT_RX, rx_methods, l_rx_close, NULL);
+  lq_class(L, mod, LQ_CHANNEL, chan_methods, chan_metamethods);
+  lq_class(L, mod, LQ_ONESHOT_TX, tx_methods, tx_metamethods);
+  lq_class(L, mod, LQ_ONESHOT_RX, rx_methods, rx_metamethods);
   lua_pushcfunction(L, l_channel);
   lua_setfield(L, -2, "channel");
   lua_pushcfunction(L, l_oneshot);

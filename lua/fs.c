@@ -554,19 +554,12 @@ static const lq_op_kind *const path_kinds[] = {
   &read_file_kind, &write_file_kind, NULL
 };
 
+static const luaL_Reg file_metamethods[] = {
+  {"__close", l_release}, {"__gc", l_release}, {"__tostring", l_tostring}, {NULL, NULL}
+};
+
 void lq_fs_register(lua_State *L, int mod) {
-  luaL_newmetatable(L, LQ_FILE);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, file_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_release);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_release);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  lq_class(L, mod, LQ_FILE, file_methods, file_metamethods);
 
   lua_newtable(L);                      /* quench.fs */
   lua_pushvalue(L, mod);

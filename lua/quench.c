@@ -30,14 +30,20 @@ void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
 
-/* A metatable `name` whose __index holds `methods`, each with the module
-   state as upvalue. */
-void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods) {
+/* A metatable `name` whose __index holds `methods`, with `metamethods`
+   (__close, __gc, __tostring...; may be NULL) in it; every function has the
+   module state as upvalue. */
+void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
+              const luaL_Reg *metamethods) {
   luaL_newmetatable(L, name);
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, methods, 1);
   lua_setfield(L, -2, "__index");
+  if (metamethods != NULL) {
+    lua_pushvalue(L, mod);
+    luaL_setfuncs(L, metamethods, 1);
+  }
   lua_pop(L, 1);
 }
 

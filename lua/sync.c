@@ -364,16 +364,14 @@ static const luaL_Reg functions[] = {
   {"notify", l_notify}, {"barrier", l_barrier}, {NULL, NULL}
 };
 
+static const luaL_Reg permit_metamethods[] = { {"__close", l_release}, {NULL, NULL} };
+
 void lq_sync_register(lua_State *L, int mod) {
-  lq_class(L, mod, LQ_MUTEX, mutex_methods);
-  lq_class(L, mod, LQ_RWLOCK, rwlock_methods);
-  lq_class(L, mod, LQ_SEMAPHORE, semaphore_methods);
-  lq_class(L, mod, LQ_PERMIT, permit_methods);
-  luaL_getmetatable(L, LQ_PERMIT);
-  lua_pushcfunction(L, l_release);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
-  lq_class(L, mod, LQ_NOTIFY, notify_methods);
-  lq_class(L, mod, LQ_BARRIER, barrier_methods);
+  lq_class(L, mod, LQ_MUTEX, mutex_methods, NULL);
+  lq_class(L, mod, LQ_RWLOCK, rwlock_methods, NULL);
+  lq_class(L, mod, LQ_SEMAPHORE, semaphore_methods, NULL);
+  lq_class(L, mod, LQ_PERMIT, permit_methods, permit_metamethods);
+  lq_class(L, mod, LQ_NOTIFY, notify_methods, NULL);
+  lq_class(L, mod, LQ_BARRIER, barrier_methods, NULL);
   luaL_setfuncs(L, functions, 0);
 }

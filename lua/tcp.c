@@ -405,28 +405,15 @@ static const luaL_Reg functions[] = {
   {"listen", l_listen}, {"connect", l_connect}, {"connect_op", l_connect_op}, {NULL, NULL}
 };
 
-static void new_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
-                      lua_CFunction close, lua_CFunction gc, lua_CFunction tostring) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, mod);
-  lua_pushcclosure(L, close, 1);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushvalue(L, mod);
-  lua_pushcclosure(L, tostring, 1);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-}
+static const luaL_Reg server_metamethods[] = {
+  {"__close", l_server_close}, {"__gc", l_server_gc}, {"__tostring", l_server_tostring},
+  {NULL, NULL}
+};
 
 /* quench.tcp = {listen, connect, connect_op}; the module table is on top. */
 void lq_tcp_register(lua_State *L, int mod) {
   lq_stream_register(L, mod, &lq_tcp_stream_class, stream_methods);
-  new_class(L, mod, LQ_SERVER, server_methods, l_server_close, l_server_gc, l_server_tostring);
+  lq_class(L, mod, LQ_SERVER, server_methods, server_metamethods);
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);

@@ -217,17 +217,12 @@ static const luaL_Reg methods[] = {
   {"guard", l_guard}, {"run", l_run}, {"spawn", l_spawn}, {NULL, NULL}
 };
 
+static const luaL_Reg metamethods[] = {
+  {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}
+};
+
 void lq_token_register(lua_State *L, int mod) {
-  luaL_newmetatable(L, LQ_TOKEN);
-  lua_pushcfunction(L, l_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lq_class(L, mod, LQ_TOKEN, methods, metamethods);
   lua_pushvalue(L, mod);
   lua_pushcclosure(L, l_token, 1);
   lua_setfield(L, -2, "token");

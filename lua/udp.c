@@ -359,21 +359,12 @@ static const luaL_Reg methods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg metamethods[] = {
+  {"__close", l_close}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}
+};
+
 void lq_udp_register(lua_State *L, int mod) {
-  luaL_newmetatable(L, LQ_UDP);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, mod);
-  lua_pushcclosure(L, l_close, 1);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushvalue(L, mod);
-  lua_pushcclosure(L, l_tostring, 1);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  lq_class(L, mod, LQ_UDP, methods, metamethods);
   lua_newtable(L);                      /* quench.udp */
   lua_pushvalue(L, mod);
   lua_pushcclosure(L, l_bind, 1);

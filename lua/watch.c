@@ -155,13 +155,11 @@ static const luaL_Reg rx_methods[] = {
   {"has_changed", l_has_changed}, {NULL, NULL}
 };
 
+static const luaL_Reg tx_metamethods[] = { {"__close", l_close}, {NULL, NULL} };
+
 void lq_watch_register(lua_State *L, int mod) {
-  lq_class(L, mod, LQ_WATCH, tx_methods);
-  luaL_getmetatable(L, LQ_WATCH);
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
-  lq_class(L, mod, LQ_WATCH_RX, rx_methods);
+  lq_class(L, mod, LQ_WATCH, tx_methods, tx_metamethods);
+  lq_class(L, mod, LQ_WATCH_RX, rx_methods, NULL);
   lua_pushcfunction(L, l_watch);
   lua_setfield(L, -2, "watch");
 }
