@@ -177,7 +177,7 @@ void lq_task_register(lua_State *L, int mod_idx);
 /* coro.c */
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c);
 int lq_anchor(lua_State *L, lq_runtime *rt);
-void lq_unanchor(lua_State *L, lq_runtime *rt, int slot);
+void lq_unanchor(lq_runtime *rt, int slot);
 lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);
 int lq_branch_results(lua_State *L, lq_coro *b);
 extern const qn_future_vt lq_coro_vt;

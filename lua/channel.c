@@ -187,17 +187,25 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   return n;
 }
 
+/* What a receive from the channel c at ch_idx gives without waiting: the
+   value (1 result), or nil, "closed" (2); -1, nothing pushed, when it
+   would wait. */
+static int recv_now_from(lua_State *L, lq_chan *c, int ch_idx) {
+  uint64_t slot;
+  int r = qn_chan_try_recv(core_of(c), &slot);
+  if (r == QN_OK) {
+    load(L, c, ch_idx, slot);
+    return 1;
+  }
+  return r == QN_ECLOSED ? closed(L) : -1;
+}
+
 static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
   lq_coro *co = lq_await_ctx(L, fname);
   lua_settop(L, 1);
   lq_check_cancel(L, co);
-  uint64_t slot;
-  int r = qn_chan_try_recv(core_of(c), &slot);
-  if (r == QN_OK) {
-    load(L, c, 1, slot);
-    return 1;
-  }
-  if (r == QN_ECLOSED) return closed(L);
+  int n = recv_now_from(L, c, 1);
+  if (n >= 0) return n;
   qn_future *f = qn_chan_recv_new(co->rt->core, core_of(c));
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
   co->what = "channel recv";
@@ -209,13 +217,8 @@ static int l_recv(lua_State *L) {
 }
 
 static int do_try_recv(lua_State *L, lq_chan *c) {
-  uint64_t slot;
-  int r = qn_chan_try_recv(core_of(c), &slot);
-  if (r == QN_OK) {
-    load(L, c, 1, slot);
-    return 1;
-  }
-  if (r == QN_ECLOSED) return closed(L);
+  int n = recv_now_from(L, c, 1);
+  if (n >= 0) return n;
   lua_pushnil(L);
   lua_pushliteral(L, "empty");
   return 2;
@@ -244,19 +247,17 @@ static int recv_finish(lua_State *L, int op, qn_future *f) {
   return n;
 }
 
-/* A value in the channel now: take it, no future (timeout's fast path). */
+/* timeout's fast path: a value (or the end) in the channel now, no future. */
 static int recv_now(lua_State *L, int op) {
   lua_getiuservalue(L, op, 1);
   int ch = lua_gettop(L);
-  lq_chan *c = lua_touserdata(L, ch);
-  uint64_t slot;
-  if (qn_chan_try_recv(core_of(c), &slot) != QN_OK) {
+  int n = recv_now_from(L, lua_touserdata(L, ch), ch);
+  if (n < 0) {
     lua_settop(L, ch - 1);
     return -1;
   }
-  load(L, c, ch, slot);
   lua_remove(L, ch);
-  return 1;
+  return n;
 }
 
 static const lq_op_kind recv_kind = { "recv", NULL, recv_start, recv_finish, recv_now };

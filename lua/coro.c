@@ -81,8 +81,7 @@ int lq_anchor(lua_State *L, lq_runtime *rt) {
   return slot;
 }
 
-void lq_unanchor(lua_State *L, lq_runtime *rt, int slot) {
-  (void)L;
+void lq_unanchor(lq_runtime *rt, int slot) {
   if (slot <= 0) return;                /* LUA_NOREF: not anchored */
   lua_pushnil(rt->A);
   lua_rawseti(rt->A, LQ_A_ALIVE, slot);
@@ -420,7 +419,7 @@ static void branch_drop(lq_coro *c) {
   }
   int slot = c->slot;
   c->slot = LUA_NOREF;
-  lq_unanchor(lq_scratch(rt), rt, slot);
+  lq_unanchor(rt, slot);
 }
 
 /* A branch collected with a cleanup error nobody raised: report it. */
@@ -631,7 +630,7 @@ static void coro_drop(qn_future *f) {
   if (h->bind.next != NULL) qn_token_watch_remove(&h->bind);
   int slot = c->slot;
   c->slot = LUA_NOREF;
-  lq_unanchor(S, rt, slot);            /* last: the handle may now be collected */
+  lq_unanchor(rt, slot);               /* last: the handle may now be collected */
 }
 
 const qn_future_vt lq_coro_vt = { coro_poll, coro_drop };

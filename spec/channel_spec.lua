@@ -122,6 +122,20 @@ describe("channel", function()
     assert.are.same({ 1, "a" }, { quench.select(ch:recv_op(), quench.sleep_op(1)) })
     assert.are.same({ nil, "empty" }, { ch:try_recv() })
   end))
+
+  it("timeout over a recv_op that can complete now: the value, or the end, at once",
+    T(function()
+      local ch = quench.channel()
+      ch:send("v")
+      ch:close()
+      assert.are.same({ true, "v" }, { quench.timeout(1, ch:recv_op()) })
+      assert.are.same({ true, nil, "closed" }, { quench.timeout(1, ch:recv_op()) })
+      assert.are.equal(0, quench.now())              -- no wait, no timer
+      local op = ch:recv_op()
+      quench.timeout(1, op)
+      assert.has_error(function() quench.timeout(1, op) end,
+        "quench.timeout: this recv op was already used (ops are single-use)")
+    end))
 end)
 
 describe("oneshot", function()
