@@ -60,7 +60,8 @@ typedef struct lq_module {
   lq_runtime *rt;       /* the runtime inside quench.run, or NULL */
   lq_heap heap;
   uint64_t serial;      /* runtimes made so far: tells a handle's runtime apart */
-  int mt_task;          /* registry ref of the task metatable (cheaper than by name) */
+  int mt_task;          /* registry refs of the task and op metatables (an array */
+  int mt_op;            /* look-up: cheaper than by name or by light userdata) */
 } lq_module;
 
 /* Hot-path type check: a full userdata whose first word is `tag` (the
@@ -191,6 +192,7 @@ int lq_check_cancel(lua_State *L, lq_coro *c);
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx);
 int lq_resume_error(lua_State *L, lq_coro *c);
 qn_future *lq_take_op(lua_State *L);
+qn_future *lq_take_op_of(lua_State *L, lq_coro *c);
 int lq_shielded(const lq_coro *c);
 void lq_pool_release(lq_runtime *rt, lua_State *co);
 

@@ -113,8 +113,7 @@ static void check_value(lua_State *L, int idx) {
 
 /* Spend a held permit on the value at v_idx; rt (NULL outside
    quench.run) grows the buffer if it must. */
-static int commit(lua_State *L, lq_runtime *rt, int ch_idx, int v_idx) {
-  lq_chan *c = lua_touserdata(L, ch_idx);
+static int commit(lua_State *L, lq_runtime *rt, lq_chan *c, int ch_idx, int v_idx) {
   uint64_t slot = store(L, c, ch_idx, v_idx);
   if (qn_chan_commit(rt ? rt->core : NULL, core_of(c), slot) != QN_OK) {
     unstore(L, c, ch_idx, slot);
@@ -127,9 +126,10 @@ static int commit(lua_State *L, lq_runtime *rt, int ch_idx, int v_idx) {
 
 /* ---- send ---- */
 
+/* ctx: the waiting coroutine. */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
+  (void)status;
+  qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
   lq_chan *c = lua_touserdata(L, 1);
   uint64_t slot = store(L, c, 1, 2);
   int r = qn_chan_reserve_commit(f, slot);
@@ -150,19 +150,19 @@ static int l_send(lua_State *L) {
   lua_settop(L, 2);
   lq_check_cancel(L, co);
   int r = qn_chan_reserve(core_of(c));
-  if (r == QN_OK) return commit(L, co->rt, 1, 2);
+  if (r == QN_OK) return commit(L, co->rt, c, 1, 2);
   if (r == QN_ECLOSED) return closed(L);
   qn_future *f = qn_chan_reserve_new(co->rt->core, core_of(c));
   if (f == NULL) return luaL_error(L, "quench.channel:send: out of memory");
   co->what = "channel send";
-  return lq_await(L, co, f, send_k, 0);
+  return lq_await(L, co, f, send_k, (lua_KContext)co);
 }
 
 static int l_try_send(lua_State *L) {
   lq_chan *c = check_chan(L, 1);
   check_value(L, 2);
   int r = qn_chan_reserve(core_of(c));
-  if (r == QN_OK) return commit(L, lq_module_of(L)->rt, 1, 2);
+  if (r == QN_OK) return commit(L, lq_module_of(L)->rt, c, 1, 2);
   if (r == QN_ECLOSED) return closed(L);
   lua_pushnil(L);
   lua_pushliteral(L, "full");
@@ -172,17 +172,18 @@ static int l_try_send(lua_State *L) {
 /* ---- recv ---- */
 
 /* Results of a completed receive future for the channel at ch_idx. */
-static int recv_results(lua_State *L, int ch_idx, qn_future *f) {
+static int recv_results(lua_State *L, lq_chan *c, int ch_idx, qn_future *f) {
   uint64_t slot;
   if (qn_chan_recv_take(f, &slot) != QN_OK) return closed(L);
-  load(L, lua_touserdata(L, ch_idx), ch_idx, slot);
+  load(L, c, ch_idx, slot);
   return 1;
 }
 
+/* ctx: the waiting coroutine. */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  int n = recv_results(L, 1, f);
+  (void)status;
+  qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
+  int n = recv_results(L, lua_touserdata(L, 1), 1, f);
   qn_drop(f);
   return n;
 }
@@ -209,7 +210,7 @@ static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
   qn_future *f = qn_chan_recv_new(co->rt->core, core_of(c));
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
   co->what = "channel recv";
-  return lq_await(L, co, f, recv_k, 0);
+  return lq_await(L, co, f, recv_k, (lua_KContext)co);
 }
 
 static int l_recv(lua_State *L) {
@@ -242,7 +243,7 @@ static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
 static int recv_finish(lua_State *L, int op, qn_future *f) {
   lua_getiuservalue(L, op, 1);
   int ch = lua_gettop(L);
-  int n = recv_results(L, ch, f);
+  int n = recv_results(L, lua_touserdata(L, ch), ch, f);
   lua_remove(L, ch);
   return n;
 }
@@ -386,7 +387,7 @@ static int l_tx_send(lua_State *L) {
   if (c->sent) return luaL_error(L, "quench.oneshot: a value was already sent");
   if (qn_chan_reserve(core_of(c)) != QN_OK) return closed(L);
   c->sent = 1;
-  commit(L, lq_module_of(L)->rt, 1, 2);
+  commit(L, lq_module_of(L)->rt, c, 1, 2);
   qn_chan_close(core_of(c));            /* the receiver gets the value, then "closed" */
   return 1;
 }

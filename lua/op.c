@@ -14,7 +14,7 @@ lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
   op->kind = kind;
   op->used = 0;
   op->ns = 0;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &lq_op_tag);   /* the metatable, keyed by the tag */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lq_module_of(L)->mt_op);
   lua_setmetatable(L, -2);
   return op;
 }
@@ -152,7 +152,7 @@ static const luaL_Reg functions[] = {
 void lq_op_register(lua_State *L, int mod) {
   luaL_newmetatable(L, LQ_OP);
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &lq_op_tag);
+  ((lq_module *)lua_touserdata(L, mod))->mt_op = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_newtable(L);
@@ -163,7 +163,8 @@ void lq_op_register(lua_State *L, int mod) {
   lua_pop(L, 1);
   luaL_getmetatable(L, LQ_TASK);         /* h:join_op() */
   lua_getfield(L, -1, "__index");
-  lua_pushcfunction(L, l_join_op);
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_join_op, 1);
   lua_setfield(L, -2, "join_op");
   lua_pop(L, 2);
   lua_pushvalue(L, mod);

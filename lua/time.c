@@ -5,6 +5,12 @@
 /* Seconds (a Lua number) to nanoseconds, rounded up so a sleep never ends
    early. Negative is zero; huge is a deadline nobody lives to see. */
 uint64_t lq_check_seconds(lua_State *L, int idx) {
+  int isint;
+  lua_Integer i = lua_tointegerx(L, idx, &isint);
+  if (isint && lua_type(L, idx) == LUA_TNUMBER) {   /* whole seconds: no float work */
+    if (i <= 0) return 0;
+    return i >= 10000000000 ? (uint64_t)1e19 : (uint64_t)i * 1000000000u;
+  }
   lua_Number s = luaL_checknumber(L, idx);
   if (isnan(s)) luaL_argerror(L, idx, "number expected, got NaN");
   if (s <= 0) return 0;
