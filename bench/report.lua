@@ -3,7 +3,7 @@
 -- peer (quench / peer).
 --   lua5.4 bench/report.lua results.txt
 -- Result lines: run=K peer=P workload=Wn value=V unit=U check=C [k=v ...]
--- (run.sh appends peak_rss_kb=, proc_wall= and rc=).
+-- (run.sh appends peak_rss_kb=, proc_wall=, user_s=, sys_s= and rc=).
 
 local ROWS = {   -- { label, workload, field, better, unit shown }
   { "W1 spawn+join", "W1", "value", "higher", "tasks/s" },
@@ -141,4 +141,36 @@ if seen[US] and #peers > 1 then
     end
   end
   print_table(t2)
+end
+
+-- CPU time of each whole process (setup and teardown included), user +
+-- system: which side of the system call boundary a peer's time is spent on.
+local function cpu(peer, w)
+  local us, ss = {}, {}
+  for _, t in ipairs(cells[peer .. "/" .. w] or {}) do
+    local u, s = tonumber(t.user_s), tonumber(t.sys_s)
+    if t.check == "ok" and u and s then
+      us[#us + 1] = u
+      ss[#ss + 1] = s
+    end
+  end
+  local u, s = median(us), median(ss)
+  return u and string.format("%.2f + %.2f", u, s) or "-"
+end
+
+local t3 = { { "workload", "cpu s" } }
+for _, p in ipairs(peers) do table.insert(t3[1], p) end
+for _, w in ipairs({ "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W7s" }) do
+  local r, any = { w, "user + sys" }, false
+  for _, p in ipairs(peers) do
+    r[#r + 1] = cpu(p, w)
+    if r[#r] ~= "-" then any = true end
+  end
+  if any then t3[#t3 + 1] = r end
+end
+if #t3 > 1 then
+  print()
+  print("CPU seconds per process, user + system (median; the whole process, setup included):")
+  print()
+  print_table(t3)
 end

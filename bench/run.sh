@@ -26,7 +26,9 @@
 # Each (workload, peer) runs in its own process under
 # `/usr/bin/time -v timeout -k 5 $TIMEOUT_S CMD Wn`, as bench-peers/run.sh does.
 # OUT gets results.txt (one line per run), summary.md (the tables), env.txt,
-# and each program's output (*.out) and `time -v` report (*.time).
+# and each program's output (*.out) and `time -v` report (*.time); the
+# summary's last table is each process's CPU time, user + system (where the
+# time goes: the kernel's share is the same for every peer on W6).
 set -u
 set -f   # commands from the conf files are word-split; no globbing (LUA_CPATH has '?')
 
@@ -184,13 +186,15 @@ for run in $(seq 1 "$RUNS"); do
       line=$(grep '^peer=' "$base.out" | tail -n 1)
       rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$base.time" 2>/dev/null)
       wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$base.time" 2>/dev/null)
+      usr=$(awk -F: '/User time \(seconds\)/ {gsub(/ /, "", $2); print $2}' "$base.time" 2>/dev/null)
+      sys=$(awk -F: '/System time \(seconds\)/ {gsub(/ /, "", $2); print $2}' "$base.time" 2>/dev/null)
       if [ -z "$line" ]; then
         why=ERROR
         { [ "$rc" = 124 ] || [ "$rc" = 137 ]; } && why=TIMEOUT
         line="peer=$name workload=$w value=NA unit=- check=$why"
         log "  $why (rc=$rc), see $base.out"
       fi
-      echo "run=$run $line peak_rss_kb=${rss:-NA} proc_wall=${wall:-NA} rc=$rc" | tee -a "$RESULTS" >&2
+      echo "run=$run $line peak_rss_kb=${rss:-NA} proc_wall=${wall:-NA} user_s=${usr:-NA} sys_s=${sys:-NA} rc=$rc" | tee -a "$RESULTS" >&2
     done
   done
 done
