@@ -96,7 +96,9 @@ struct lq_runtime {
 
 enum { CORO_TASK, CORO_BRANCH };
 
-/* A coroutine as a core future: a task's body, or a select branch. */
+/* A coroutine as a core future: a task's body, or a select branch. Fields
+   are ordered so that no padding is left but at the end (a task handle is
+   one per task: its bytes count). */
 struct lq_coro {
   qn_future base;
   lq_runtime *rt;
@@ -105,7 +107,12 @@ struct lq_coro {
   qn_waker *waker;      /* the waker of the poll in progress */
   lq_coro *parent;      /* enclosing coroutine of a branch */
   lq_task *task;        /* the task this coroutine works for */
+  const char *what;     /* what the pending op is, for quench.tasks() */
   int shield;           /* depth of quench.shield calls */
+  int nres;             /* until it starts: the function and its arguments;
+                           a finished branch's results, left on its thread;
+                           a task's number of results once done (ok outcome) */
+  int slot;             /* its userdata in the alive table while in use */
   uint8_t kind;
   uint8_t yielding;     /* suspended in quench.yield */
   uint8_t parked;       /* self-aborted: waits for the drop */
@@ -116,9 +123,6 @@ struct lq_coro {
   uint8_t cleanup_failed; /* a branch whose drop-time cleanup raised */
   uint8_t dropping;     /* a branch being dropped */
   uint8_t inherited;    /* ...that holds (on top of S) the cleanup error of a branch below */
-  int nres;             /* a finished branch's results, left on its thread */
-  const char *what;     /* what the pending op is, for quench.tasks() */
-  int slot;             /* its userdata in the alive table while in use */
 };
 
 enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
@@ -126,13 +130,11 @@ enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
 struct lq_task {
   lq_coro coro;
   uint64_t serial;      /* of its runtime */
-  int nres;             /* number of results once done (ok outcome) */
-  qn_token *token;      /* bound by token:spawn: its cancel cancels the task */
-  qn_token_watch bind;
   uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
-  int nargs;            /* the function and its arguments, while pending */
   uint8_t detached, observed, reported;
   uint8_t reason;       /* REASON_*: where the first cancel/abort came from */
+  uint8_t bound;        /* token:spawn's watch is linked: it lives in extras.bind
+                           (rare, so not in every handle) */
   /* the qn_task follows, at offset task_offset() */
 };
 
@@ -248,6 +250,7 @@ int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int b
 qn_token *lq_check_token(lua_State *L, int idx);
 void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
+void lq_task_unbind(lua_State *L, lq_task *h, int ud);
 
 /* quench.c */
 void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,

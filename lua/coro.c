@@ -257,7 +257,7 @@ static void task_finished(lq_coro *c, int nres) {
   } else {
     lua_pushnil(S);
   }
-  h->nres = nres;
+  c->nres = nres;
   c->finished = 1;
   int failed = run_defers(rt, h, ud, co);
   if (failed) lua_remove(S, -2);        /* the defer's error replaces the results */
@@ -455,7 +455,7 @@ static int start(lq_coro *c) {
   lua_State *S = lq_scratch(rt);
   lq_push_coro(S, rt, c);
   int ud = lua_gettop(S);
-  int n = c->kind == CORO_TASK ? c->task->nargs : c->nres;
+  int n = c->nres;
   lua_getiuservalue(S, ud, 1);          /* the function, or {fn, args...} */
   lua_State *co = pool_take(rt);        /* on S at ud + 2 */
   luaL_checkstack(co, n + LUA_MINSTACK, "quench: too many arguments to spawn");
@@ -591,6 +591,7 @@ static void coro_drop(qn_future *f) {
   int ud = lua_gettop(S);
   if (!c->finished) {
     c->finished = 1;
+    c->nres = 0;                        /* no results (it may never have started) */
     int failed = 0;
     if (c->op) {
       qn_drop(c->op);
@@ -631,8 +632,8 @@ static void coro_drop(qn_future *f) {
   }
   if (qn_task_get_outcome(lq_core_task(h)) == QN_TASK_FAILED)
     lq_report_failure(S, rt, h, ud);
+  lq_task_unbind(S, h, ud);
   lua_settop(S, ud - 1);
-  if (h->bind.next != NULL) qn_token_watch_remove(&h->bind);
   int slot = c->slot;
   c->slot = LUA_NOREF;
   lq_unanchor(rt, slot);               /* last: the handle may now be collected */

@@ -73,14 +73,15 @@ int lq_push_result(lua_State *L, lq_task *h, int ud) {
     return 2;
   }
   lua_pushboolean(L, 1);
-  if (h->nres == 0) return 1;
-  luaL_checkstack(L, h->nres + 1, "quench: too many results");
+  int nres = h->coro.nres;
+  if (nres == 0) return 1;
+  luaL_checkstack(L, nres + 1, "quench: too many results");
   lua_getiuservalue(L, ud, 1);
-  if (h->nres == 1) return 2;
+  if (nres == 1) return 2;
   int tbl = lua_gettop(L);
-  for (int i = 1; i <= h->nres; i++) lua_rawgeti(L, tbl, i);
+  for (int i = 1; i <= nres; i++) lua_rawgeti(L, tbl, i);
   lua_remove(L, tbl);
-  return 1 + h->nres;
+  return 1 + nres;
 }
 
 static lq_runtime *runtime_of_handle(lua_State *L, lq_task *h) {
@@ -163,7 +164,6 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   memset(h, 0, sizeof *h);
   h->serial = rt->serial;
   h->spawned_at = qn_now(rt->core);
-  h->nargs = n;
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
   lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
@@ -182,6 +182,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   }
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, h, CORO_TASK);
+  h->coro.nres = n;                     /* until it starts */
   lua_pushvalue(L, ud);
   h->coro.slot = lq_anchor(L, rt);
   qn_task_init(lq_core_task(h), rt->core, &h->coro.base, h);

@@ -169,8 +169,15 @@ static int l_guard(lua_State *L) {
   return 1;
 }
 
+/* token:spawn's link from the token to the task: a userdata kept in the
+   task's extras (as "bind"), linked while the task is not done. */
+typedef struct bind_box {
+  qn_token_watch w;
+  lq_task *h;
+} bind_box;
+
 static void on_token_cancel(qn_token_watch *w) {
-  lq_task *h = (lq_task *)((char *)w - offsetof(lq_task, bind));
+  lq_task *h = ((bind_box *)w)->h;
   if (h->reason == REASON_NONE) h->reason = REASON_TOKEN;
   qn_task_cancel(lq_core_task(h));
 }
@@ -181,12 +188,29 @@ void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx) {
   lq_push_extras(L, ud);
   lua_pushvalue(L, token_idx);
   lua_setfield(L, -2, "token");         /* keeps the token alive with the task */
+  bind_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  lua_setfield(L, -2, "bind");
   lua_pop(L, 1);
-  h->token = t;
-  h->bind.fn = on_token_cancel;
-  h->bind.next = h->bind.prev = NULL;
-  if (qn_token_is_cancelled(t)) on_token_cancel(&h->bind);
-  else qn_token_watch_add(t, &h->bind);
+  b->h = h;
+  b->w.fn = on_token_cancel;
+  b->w.next = b->w.prev = NULL;
+  if (qn_token_is_cancelled(t)) {
+    on_token_cancel(&b->w);
+  } else {
+    qn_token_watch_add(t, &b->w);
+    h->bound = 1;
+  }
+}
+
+/* At the task's drop: the token cancels it no more. */
+void lq_task_unbind(lua_State *L, lq_task *h, int ud) {
+  if (!h->bound) return;
+  h->bound = 0;
+  lua_getiuservalue(L, ud, 2);
+  lua_getfield(L, -1, "bind");
+  bind_box *b = lua_touserdata(L, -1);
+  if (b->w.next != NULL) qn_token_watch_remove(&b->w);
+  lua_pop(L, 2);
 }
 
 /* t:spawn(fn, ...): a task that is cancelled (gracefully) with the token. */
