@@ -21,16 +21,22 @@ typedef struct waiter {
   uint8_t linked, has, granted, committed;
 } waiter;
 
+/* Counts are 32-bit (a channel is one per idle task in many programs:
+   its bytes count): the ring stops growing at RING_MAX slots (16 GB), a
+   commit that would need more fails as out of memory, and a capacity of
+   UINT32_MAX or more is unbounded. Sums are taken in 64 bits. */
+enum { RING_MAX = 1u << 31 };
+
 struct qn_chan {
   uint64_t *buf;          /* ring buffer (deque) of slots */
   qn_runtime *buf_rt;     /* whose allocator holds buf (NULL: malloc) */
-  size_t cap_buf, head, len;
-  size_t capacity;        /* admission limit: len + reserved < capacity */
-  size_t reserved;        /* permits given and not yet committed */
-  size_t handed;          /* slots handed to receive futures, not yet taken: the
+  qn__list receivers, senders;
+  uint32_t cap_buf, head, len;
+  uint32_t capacity;      /* admission limit: len + reserved < capacity */
+  uint32_t reserved;      /* permits given and not yet committed */
+  uint32_t handed;        /* slots handed to receive futures, not yet taken: the
                              ring keeps room for them (len + handed <= cap_buf),
                              so giving one back never needs memory */
-  qn__list receivers, senders;
   int closed;
 };
 
@@ -40,7 +46,7 @@ void qn_chan_init(qn_chan *ch, size_t capacity) {
   ch->buf = NULL;
   ch->buf_rt = NULL;
   ch->cap_buf = ch->head = ch->len = 0;
-  ch->capacity = capacity;
+  ch->capacity = capacity >= UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
   ch->reserved = ch->handed = 0;
   qn__list_init(&ch->receivers);
   qn__list_init(&ch->senders);
@@ -59,21 +65,22 @@ int qn_chan_is_closed(const qn_chan *ch) { return ch->closed; }
 
 /* The new buffer comes from rt; the old one goes back where it came from. */
 static int grow(qn_chan *ch, qn_runtime *rt) {
-  size_t cap = ch->cap_buf ? ch->cap_buf * 2 : 8;
-  uint64_t *buf = cap <= SIZE_MAX / sizeof *buf ? qn__malloc(rt, cap * sizeof *buf) : NULL;
+  size_t cap = ch->cap_buf ? (size_t)ch->cap_buf * 2 : 8;
+  uint64_t *buf = cap <= RING_MAX && cap <= SIZE_MAX / sizeof *buf
+                  ? qn__malloc(rt, cap * sizeof *buf) : NULL;
   if (buf == NULL) return QN_ENOMEM;
   for (size_t i = 0; i < ch->len; i++) buf[i] = ch->buf[(ch->head + i) % ch->cap_buf];
   qn__free(ch->buf_rt, ch->buf);
   ch->buf = buf;
   ch->buf_rt = rt;
-  ch->cap_buf = cap;
+  ch->cap_buf = (uint32_t)cap;
   ch->head = 0;
   return QN_OK;
 }
 
 /* Room for one more slot, counting those handed out. */
 static int make_room(qn_chan *ch, qn_runtime *rt) {
-  return ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch, rt);
+  return (uint64_t)ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch, rt);
 }
 
 /* The caller made room. */
@@ -109,7 +116,8 @@ static void unlink_waiter(waiter *w) {
 /* Give permits to waiting senders while there is room, in FIFO order. */
 static void grant_senders(qn_chan *ch) {
   waiter *w;
-  while (!ch->closed && ch->len + ch->reserved < ch->capacity && (w = first(&ch->senders))) {
+  while (!ch->closed && (uint64_t)ch->len + ch->reserved < ch->capacity &&
+         (w = first(&ch->senders))) {
     unlink_waiter(w);
     w->granted = 1;
     ch->reserved++;
@@ -132,7 +140,8 @@ static void dispatch(qn_chan *ch) {
 
 int qn_chan_reserve(qn_chan *ch) {
   if (ch->closed) return QN_ECLOSED;
-  if (!qn__list_empty(&ch->senders) || ch->len + ch->reserved >= ch->capacity) return QN_EFULL;
+  if (!qn__list_empty(&ch->senders) || (uint64_t)ch->len + ch->reserved >= ch->capacity)
+    return QN_EFULL;
   ch->reserved++;
   return QN_OK;
 }

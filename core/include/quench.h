@@ -224,7 +224,9 @@ int qn_signal_take(qn_future *signal);
 /* ---- channels ---- */
 
 /* A multi-producer multi-consumer FIFO channel of opaque slots. Memory is
-   the embedder's (qn_chan_size bytes). capacity SIZE_MAX: unbounded.
+   the embedder's (qn_chan_size bytes). capacity SIZE_MAX (or any from
+   UINT32_MAX up): unbounded; a channel queues at most 2^31 slots (a commit
+   that needs more room fails as out of memory).
    A channel belongs to no runtime: its futures are made in one (rt), and
    its ring buffer is grown by the allocator of the runtime given to the
    commit that needs room (NULL: malloc) and freed through the same one. */
