@@ -73,6 +73,14 @@ static inline void *lq_toudata(lua_State *L, int idx, const void *tag, size_t si
   return *(const void *const *)p == tag ? p : NULL;
 }
 
+/* Lua aligns a userdata's memory for LUAI_MAXALIGN only (8 bytes on
+   x86-64): a core struct placed after a binding header can ask no more,
+   and rounding further would only waste bytes in every object. */
+typedef union lq_maxalign { LUAI_MAXALIGN; } lq_maxalign;
+static inline size_t lq_align(size_t n) {
+  return (n + _Alignof(lq_maxalign) - 1) & ~(size_t)(_Alignof(lq_maxalign) - 1);
+}
+
 struct lq_runtime {
   qn_runtime *core;
   lq_module *mod;

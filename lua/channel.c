@@ -18,32 +18,41 @@
 #define LQ_ONESHOT_TX "quench.oneshot.sender"
 #define LQ_ONESHOT_RX "quench.oneshot.receiver"
 
+/* Free slots of a channel, made with the first slot given back. */
+typedef struct slot_list {
+  int n, cap;
+  int v[];
+} slot_list;
+
 /* The channel userdata: its slot allocator and oneshot flags, then the core
-   channel. Slot 0 is the channel's user value 2: a channel holding one
-   value at a time (the common case: a reply, a ping-pong, a hand-off)
-   never touches a table. The other slots are small integers reused
-   through a free list, so the values table (user value 1) stays an array. */
+   channel. The channel has one user value. Until a second value is stored
+   at once it holds slot 0's value itself: a channel holding one value at a
+   time (the common case: a reply, a ping-pong, a hand-off) never touches a
+   table. From then on it is the values table, slot s at index s + 1 (slot
+   0 too); the other slots are small integers reused through a free list,
+   so the table stays an array. */
 typedef struct lq_chan {
   const void *tag;      /* &chan_tag */
-  int *free_slots;
-  int nfree, cap_free, max_slot;
+  slot_list *free;      /* NULL until a slot other than 0 is given back */
+  int max_slot;
   unsigned oneshot : 1, sent : 1, rx_closed : 1, collected : 1;
   unsigned inline_used : 1;   /* slot 0 holds a value */
-} lq_chan;                    /* 32 bytes: the core channel follows at once */
+  unsigned has_table : 1;     /* the user value is the values table */
+} lq_chan;                    /* 24 bytes: the core channel follows at once */
 
-enum { INLINE_SLOT = 0, UV_VALUES = 1, UV_INLINE = 2 };
+enum { INLINE_SLOT = 0, UV_VALUES = 1 };
 
 static const char chan_tag = 0;
 
-static size_t chan_offset(void) { return (sizeof(lq_chan) + 15) & ~(size_t)15; }
+static size_t chan_offset(void) { return lq_align(sizeof(lq_chan)); }
 static qn_chan *core_of(lq_chan *c) { return (qn_chan *)((char *)c + chan_offset()); }
 
 static lq_chan *new_chan(lua_State *L, size_t capacity) {
-  lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 2);
+  lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 1);
   c->tag = &chan_tag;
-  c->free_slots = NULL;
-  c->nfree = c->cap_free = c->max_slot = 0;
-  c->oneshot = c->sent = c->rx_closed = c->collected = c->inline_used = 0;
+  c->free = NULL;
+  c->max_slot = 0;
+  c->oneshot = c->sent = c->rx_closed = c->collected = c->inline_used = c->has_table = 0;
   qn_chan_init(core_of(c), capacity);   /* the values table comes with the first value */
   luaL_setmetatable(L, LQ_CHANNEL);
   return c;
@@ -59,41 +68,67 @@ static lq_chan *check_chan(lua_State *L, int idx) {
 /* Keep the value at v_idx in the channel c at ch_idx: its slot number. */
 static uint64_t store(lua_State *L, lq_chan *c, int ch_idx, int v_idx) {
   v_idx = lua_absindex(L, v_idx);
+  if (!c->has_table) {
+    if (!c->inline_used) {
+      c->inline_used = 1;
+      lua_pushvalue(L, v_idx);
+      lua_setiuservalue(L, ch_idx, UV_VALUES);
+      return INLINE_SLOT;
+    }
+    lua_createtable(L, 2, 0);           /* a second value: slot 0's moves into a table */
+    lua_getiuservalue(L, ch_idx, UV_VALUES);
+    lua_rawseti(L, -2, INLINE_SLOT + 1);
+    lua_setiuservalue(L, ch_idx, UV_VALUES);
+    c->has_table = 1;
+  }
+  int slot;
   if (!c->inline_used) {
     c->inline_used = 1;
-    lua_pushvalue(L, v_idx);
-    lua_setiuservalue(L, ch_idx, UV_INLINE);
-    return INLINE_SLOT;
+    slot = INLINE_SLOT;
+  } else {
+    slot = c->free != NULL && c->free->n > 0 ? c->free->v[--c->free->n] : ++c->max_slot;
   }
-  int slot = c->nfree > 0 ? c->free_slots[--c->nfree] : ++c->max_slot;
-  if (lua_getiuservalue(L, ch_idx, UV_VALUES) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, ch_idx, UV_VALUES);
-  }
+  lua_getiuservalue(L, ch_idx, UV_VALUES);
   lua_pushvalue(L, v_idx);
-  lua_rawseti(L, -2, slot);
+  lua_rawseti(L, -2, slot + 1);
   lua_pop(L, 1);
   return (uint64_t)slot;
 }
 
+/* Give slot v back; if the list cannot grow, the slot is just not reused. */
+static void free_slot(lq_chan *c, int v) {
+  slot_list *f = c->free;
+  if (f == NULL || f->n == f->cap) {
+    int ncap = f ? f->cap * 2 : 16;
+    slot_list *nf = realloc(f, sizeof *nf + (size_t)ncap * sizeof nf->v[0]);
+    if (nf == NULL) return;
+    if (f == NULL) nf->n = 0;
+    nf->cap = ncap;
+    c->free = f = nf;
+  }
+  f->v[f->n++] = v;
+}
+
 /* Push the value of `slot` and free the slot. */
 static void load(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
-  if (slot == INLINE_SLOT) {
-    lua_getiuservalue(L, ch_idx, UV_INLINE);
+  if (!c->has_table) {                  /* slot 0, the user value itself */
+    lua_getiuservalue(L, ch_idx, UV_VALUES);
     lua_pushnil(L);
-    lua_setiuservalue(L, ch_idx, UV_INLINE);
+    lua_setiuservalue(L, ch_idx, UV_VALUES);
     c->inline_used = 0;
     return;
   }
   lua_getiuservalue(L, ch_idx, UV_VALUES);
-  lua_rawgeti(L, -1, (lua_Integer)slot);
+  lua_rawgeti(L, -1, (lua_Integer)slot + 1);
   lua_pushnil(L);
-  lua_rawseti(L, -3, (lua_Integer)slot);
+  lua_rawseti(L, -3, (lua_Integer)slot + 1);
   lua_remove(L, -2);
+  if (slot == INLINE_SLOT) {
+    c->inline_used = 0;
+    return;
+  }
   if (c->collected) return;             /* its __gc ran (called by hand): keep nothing */
-  lq_slot_free(&c->free_slots, &c->nfree, &c->cap_free, (int)slot);
+  free_slot(c, (int)slot);
 }
 
 static void unstore(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
@@ -330,9 +365,8 @@ static int l_gc(lua_State *L) {
   c->collected = 1;                     /* a finalizer may bring it back: it stays closed */
   qn_chan_close(core_of(c));
   qn_chan_fini(core_of(c));
-  free(c->free_slots);
-  c->free_slots = NULL;
-  c->nfree = c->cap_free = 0;
+  free(c->free);
+  c->free = NULL;
   return 0;
 }
 

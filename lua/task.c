@@ -8,7 +8,7 @@
 #include "binding.h"
 
 static size_t task_offset(void) {
-  return (sizeof(lq_task) + 15) & ~(size_t)15;
+  return lq_align(sizeof(lq_task));
 }
 
 qn_task *lq_core_task(lq_task *h) {
