@@ -3,10 +3,13 @@
 **
 ** Ownership of Lua values (the core never holds one):
 ** - A task's Lua data hangs off its handle userdata ("quench.task"):
-**   user value 1 is its body (a table {fn, args...} while pending, its thread
-**   while it runs, then its result: nothing, one value, a table of values, or
-**   the error value); user value 2 is an "extras" table made on demand
-**   (defers, cancel reason, traceback, name).
+**   user value 1 is its body (the function, or a table {fn, args...},
+**   while pending, its thread while it runs, then its result: nothing, one
+**   value, a table of values, or the error value); user values 2.. hold up
+**   to LQ_INLINE_ARGS arguments until it starts. Its "extras" table, made
+**   on demand (defers, cancel reason, traceback, name, a bound token and
+**   its watch), is the value of the handle in a weak-keyed table of the
+**   registry (few tasks have one: a user value in every handle cost more).
 ** - While a task is not done its handle is anchored in the runtime's `alive`
 **   table (slot), so garbage collection never cancels it (S4). The binding
 **   unanchors it as the very last step of its future's drop.
@@ -143,6 +146,7 @@ struct lq_task {
   uint8_t reason;       /* REASON_*: where the first cancel/abort came from */
   uint8_t bound;        /* token:spawn's watch is linked: it lives in extras.bind
                            (rare, so not in every handle) */
+  uint8_t has_extras;   /* it has an extras table (see the top of this file) */
   /* the qn_task follows, at offset task_offset() */
 };
 
@@ -178,6 +182,7 @@ qn_task *lq_core_task(lq_task *h);
 lq_task *lq_check_task(lua_State *L, int idx);
 int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn_idx);
 void lq_push_extras(lua_State *L, int ud_idx);
+int lq_get_extras(lua_State *L, int ud_idx);
 void lq_push_reason(lua_State *L, lq_task *h, int ud_idx);
 int lq_push_result(lua_State *L, lq_task *h, int ud_idx);
 void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud_idx);
@@ -194,7 +199,7 @@ int lq_branch_results(lua_State *L, lq_coro *b);
 extern const qn_future_vt lq_coro_vt;
 void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind);
 /* A task's function and up to LQ_INLINE_ARGS arguments are kept in its
-   handle's user values 1 and 3.. until it starts; more go in a table at 1. */
+   handle's user values 1 and 2.. until it starts; more go in a table at 1. */
 enum { LQ_INLINE_ARGS = 3 };
 static inline int lq_task_args_inline(int n) { return n - 1 <= LQ_INLINE_ARGS; }
 lq_coro *lq_await_ctx(lua_State *L, const char *fname);

@@ -211,7 +211,7 @@ static void save_traceback(lq_runtime *rt, lua_State *co, int ud) {
 static int run_defers(lq_runtime *rt, lq_task *h, int ud, lua_State *co) {
   lua_State *S = lq_scratch(rt);
   int base = lua_gettop(S), failed = 0;
-  if (lua_getiuservalue(S, ud, 2) != LUA_TTABLE ||
+  if (lq_get_extras(S, ud) != LUA_TTABLE ||
       lua_getfield(S, base + 1, "defers") != LUA_TTABLE) {
     lua_settop(S, base);
     return 0;
@@ -462,7 +462,7 @@ static int start(lq_coro *c) {
   int inline_args = c->kind == CORO_TASK && lq_task_args_inline(n);
   if (n == 1 || inline_args) {
     lua_pushvalue(S, ud + 1);
-    for (int i = 1; i < n; i++) lua_getiuservalue(S, ud, 2 + i);
+    for (int i = 1; i < n; i++) lua_getiuservalue(S, ud, 1 + i);
   } else {
     for (int i = 1; i <= n; i++) lua_rawgeti(S, ud + 1, i);
   }
@@ -470,7 +470,7 @@ static int start(lq_coro *c) {
   lua_setiuservalue(S, ud, 1);          /* the thread replaces the pack */
   for (int i = 1; inline_args && i < n; i++) {   /* the task holds its arguments no more */
     lua_pushnil(S);
-    lua_setiuservalue(S, ud, 2 + i);
+    lua_setiuservalue(S, ud, 1 + i);
   }
   lua_settop(S, ud - 1);
   c->co = co;
@@ -485,7 +485,7 @@ static void warn_slow(lq_coro *c, uint64_t ns) {
   int top = lua_gettop(S);
   lq_push_handle(S, rt, c->task);
   const char *name = NULL;
-  if (lua_getiuservalue(S, -1, 2) == LUA_TTABLE) {
+  if (lq_get_extras(S, -1) == LUA_TTABLE) {
     lua_getfield(S, -1, "name");
     name = lua_tostring(S, -1);
   }
@@ -546,7 +546,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
     lua_State *S = lq_scratch(c->rt);
     lq_push_handle(S, c->rt, c->task);
     int ud = lua_gettop(S);
-    if (c->kind == CORO_TASK && lua_getiuservalue(S, ud, 2) == LUA_TTABLE &&
+    if (c->kind == CORO_TASK && lq_get_extras(S, ud) == LUA_TTABLE &&
         lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
       lua_pushnil(S);                   /* a dropped branch's cleanup raised: that, not Cancelled */
       lua_setfield(S, -3, "cleanup_error");
@@ -597,7 +597,7 @@ static void coro_drop(qn_future *f) {
       qn_drop(c->op);
       c->op = NULL;
     }
-    if (lua_getiuservalue(S, ud, 2) == LUA_TTABLE &&   /* a dropped branch's cleanup raised */
+    if (lq_get_extras(S, ud) == LUA_TTABLE &&   /* a dropped branch's cleanup raised */
         lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
       lua_remove(S, -2);
       failed = 1;

@@ -26,18 +26,46 @@ int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h) {
   return lq_push_coro(L, rt, &h->coro);
 }
 
+/* The registry key of the weak-keyed table handle -> extras. */
+static const char extras_key = 0;
+
+/* Push the extras of the handle at ud, made if it has none. */
 void lq_push_extras(lua_State *L, int ud) {
-  if (lua_getiuservalue(L, ud, 2) == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  lua_createtable(L, 0, 2);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, ud, 2);
+  ud = lua_absindex(L, ud);
+  lq_task *h = lua_touserdata(L, ud);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key);
+  if (h->has_extras) {
+    lua_pushvalue(L, ud);
+    lua_rawget(L, -2);
+  } else {
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, ud);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    h->has_extras = 1;
+  }
+  lua_remove(L, -2);
+}
+
+/* Push the extras of the handle at ud, or nil if it has none; the type. */
+int lq_get_extras(lua_State *L, int ud) {
+  lq_task *h = lua_touserdata(L, ud);
+  if (!h->has_extras) {
+    lua_pushnil(L);
+    return LUA_TNIL;
+  }
+  ud = lua_absindex(L, ud);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key);
+  lua_pushvalue(L, ud);
+  int t = lua_rawget(L, -2);
+  lua_remove(L, -2);
+  return t;
 }
 
 /* The reason of the first cancel or abort: given to it, or the reason of
    the bound token's cancel. */
 void lq_push_reason(lua_State *L, lq_task *h, int ud) {
-  if (h->reason == REASON_NONE || lua_getiuservalue(L, ud, 2) != LUA_TTABLE) {
+  if (h->reason == REASON_NONE || lq_get_extras(L, ud) != LUA_TTABLE) {
     if (h->reason != REASON_NONE) lua_pop(L, 1);
     lua_pushnil(L);
     return;
@@ -90,7 +118,7 @@ static lq_runtime *runtime_of_handle(lua_State *L, lq_task *h) {
 }
 
 static void write_report(lua_State *L, lq_task *h, int ud) {
-  lua_getiuservalue(L, ud, 2);
+  lq_get_extras(L, ud);
   const char *tb = NULL;
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "traceback");
@@ -115,7 +143,7 @@ static void report(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
   if (rt != NULL && rt->ref_on_error != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_on_error);
     lua_getiuservalue(L, ud, 1);
-    lua_getiuservalue(L, ud, 2);
+    lq_get_extras(L, ud);
     if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
     else lua_pushnil(L);
     lua_remove(L, -2);
@@ -160,7 +188,7 @@ void lq_report_unobserved(lq_runtime *rt) {
 int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int n = lua_gettop(L) - fn + 1;       /* the function and its arguments */
   int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
-  lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 2 + inline_args);
+  lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 1 + inline_args);
   memset(h, 0, sizeof *h);
   h->serial = rt->serial;
   h->spawned_at = qn_now(rt->core);
@@ -171,7 +199,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
     lua_pushvalue(L, fn);
     for (int i = 1; i < n; i++) {
       lua_pushvalue(L, fn + i);
-      lua_setiuservalue(L, ud, 2 + i);
+      lua_setiuservalue(L, ud, 1 + i);
     }
   } else {
     lua_createtable(L, n, 0);
@@ -347,7 +375,7 @@ static int l_name(lua_State *L) {
     lua_setfield(L, -2, "name");
     return 0;
   }
-  if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) return 0;
+  if (lq_get_extras(L, 1) != LUA_TTABLE) return 0;
   lua_getfield(L, -1, "name");
   return 1;
 }
@@ -426,7 +454,7 @@ static void list_one(qn_task *t, void *arg) {
   lua_setfield(L, -3, "id");
   lua_pushstring(L, state_name(t));
   lua_setfield(L, -3, "state");
-  if (lua_getiuservalue(L, ud, 2) == LUA_TTABLE) lua_getfield(L, -1, "name");
+  if (lq_get_extras(L, ud) == LUA_TTABLE) lua_getfield(L, -1, "name");
   else lua_pushnil(L);
   lua_setfield(L, -4, "name");
   lua_pop(L, 2);
@@ -496,6 +524,12 @@ static const luaL_Reg functions[] = {
 
 /* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */
 void lq_task_register(lua_State *L, int mod) {
+  lua_newtable(L);                      /* handle -> extras */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &extras_key);
   luaL_newmetatable(L, LQ_TASK);
   lua_pushvalue(L, -1);
   ((lq_module *)lua_touserdata(L, mod))->mt_task = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -206,7 +206,7 @@ void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx) {
 void lq_task_unbind(lua_State *L, lq_task *h, int ud) {
   if (!h->bound) return;
   h->bound = 0;
-  lua_getiuservalue(L, ud, 2);
+  lq_get_extras(L, ud);
   lua_getfield(L, -1, "bind");
   bind_box *b = lua_touserdata(L, -1);
   if (b->w.next != NULL) qn_token_watch_remove(&b->w);
