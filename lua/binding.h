@@ -263,7 +263,7 @@ int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int b
 qn_token *lq_check_token(lua_State *L, int idx);
 void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
-void lq_task_unbind(lua_State *L, lq_task *h, int ud);
+void lq_task_unbind(lua_State *L, lq_task *h, int ud);   /* if h->bound */
 
 /* quench.c */
 void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,

@@ -204,7 +204,6 @@ void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx) {
 
 /* At the task's drop: the token cancels it no more. */
 void lq_task_unbind(lua_State *L, lq_task *h, int ud) {
-  if (!h->bound) return;
   h->bound = 0;
   lq_get_extras(L, ud);
   lua_getfield(L, -1, "bind");
