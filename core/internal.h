@@ -89,13 +89,15 @@ void *qn__realloc(qn_runtime *rt, void *p, size_t n);
 void qn__free(qn_runtime *rt, void *p);
 
 /* Small blocks that come and go on every await (futures): freed blocks of
-   up to QN__SMALL_MAX bytes are kept per size class, up to QN__SMALL_KEEP
-   each, and reused without calling the allocator. They count as allocated
+   up to QN__SMALL_MAX bytes are kept per size class (8 bytes apart: a
+   56-byte future stays a 56-byte block, which glibc serves from a 64-byte
+   chunk, not 80), up to QN__SMALL_KEEP each, and reused without calling
+   the allocator. They count as allocated
    only while in use (stats.allocs counts allocator calls, so a reused
    block is not an allocation there); the cache is emptied by
    qn_runtime_free. The size given to qn__small_free must be the one
    given to qn__small_alloc. */
-enum { QN__SMALL_MAX = 128, QN__SMALL_CLASSES = QN__SMALL_MAX / 16, QN__SMALL_KEEP = 256 };
+enum { QN__SMALL_MAX = 128, QN__SMALL_CLASSES = QN__SMALL_MAX / 8, QN__SMALL_KEEP = 256 };
 typedef struct qn__small_cache {
   void *head[QN__SMALL_CLASSES];        /* free blocks, linked through their first word */
   unsigned count[QN__SMALL_CLASSES];

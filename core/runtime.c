@@ -58,7 +58,7 @@ void qn__free(qn_runtime *rt, void *p) {
 
 /* Blocks of one size class come from the allocator at the class's full
    size, so any request of that class can reuse them. */
-static size_t small_class(size_t n) { return (n + 15) / 16 - 1; }
+static size_t small_class(size_t n) { return (n + 7) / 8 - 1; }
 
 void qn_runtime_cache_small(qn_runtime *rt, int on) {
   rt->small_off = !on;
@@ -68,7 +68,7 @@ void *qn__small_alloc(qn_runtime *rt, size_t n) {
   if (rt == NULL || n == 0 || n > QN__SMALL_MAX || rt->small_off) return qn__malloc(rt, n);
   size_t c = small_class(n);
   void *p = rt->small.head[c];
-  if (p == NULL) return qn__malloc(rt, (c + 1) * 16);
+  if (p == NULL) return qn__malloc(rt, (c + 1) * 8);
   rt->small.head[c] = *(void **)p;
   rt->small.count[c]--;
   rt->stats.live_blocks++;
