@@ -14,10 +14,15 @@
 #include <string.h>
 #include "internal.h"
 
+/* In a future: 32 bytes, so that a channel future is 56 (one per task
+   waiting on a channel). The waker is needed only until a slot is handed
+   (has), the slot only from then on: they share their word. */
 typedef struct waiter {
   qn__list node;
-  qn_waker *waker;
-  uint64_t slot;
+  union {
+    qn_waker *waker;      /* while !has */
+    uint64_t slot;        /* once has */
+  };
   uint8_t linked, has, granted, committed;
 } waiter;
 
@@ -130,10 +135,11 @@ static void dispatch(qn_chan *ch) {
   waiter *w;
   while (ch->len > 0 && (w = first(&ch->receivers))) {
     unlink_waiter(w);
+    qn_waker *wk = w->waker;
     w->slot = pop_front(ch);
     w->has = 1;
     ch->handed++;
-    qn_wake(w->waker);
+    qn_wake(wk);
   }
   grant_senders(ch);
 }
@@ -157,10 +163,11 @@ int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot) {
   waiter *w = first(&ch->receivers);
   if (w != NULL && ch->len == 0) {
     unlink_waiter(w);      /* direct hand-off */
+    qn_waker *wk = w->waker;
     w->slot = slot;
     w->has = 1;
     ch->handed++;
-    qn_wake(w->waker);
+    qn_wake(wk);
     grant_senders(ch);     /* the permit spent here frees room */
     return QN_OK;
   }
