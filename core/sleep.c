@@ -2,12 +2,13 @@
    An already-due sleep arms nothing; a pending one holds one heap entry. */
 #include "internal.h"
 
+/* 56 bytes (one per sleeping task): no field to spare. */
 typedef struct sleep_future {
   qn_future base;
   qn_runtime *rt;
-  qn__timer timer;
-  uint64_t after;         /* relative: the deadline is set at the first poll */
-  int fired, relative, failed;
+  qn__timer timer;        /* while relative, timer.deadline holds the delay: the
+                             deadline is set at the first poll */
+  uint8_t fired, relative, failed;
 } sleep_future;
 
 static int sleep_poll(qn_future *f, qn_waker *w) {
@@ -15,7 +16,8 @@ static int sleep_poll(qn_future *f, qn_waker *w) {
   if (s->fired) return QN_READY;
   if (s->relative) {       /* read the clock only now: a sleep never polled costs none */
     uint64_t now = qn_now(s->rt);
-    s->timer.deadline = s->after > UINT64_MAX - now ? UINT64_MAX : now + s->after;
+    uint64_t after = s->timer.deadline;
+    s->timer.deadline = after > UINT64_MAX - now ? UINT64_MAX : now + after;
     s->relative = 0;
   }
   if (s->timer.index == SIZE_MAX) {
@@ -49,7 +51,6 @@ qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline) {
   s->timer.index = SIZE_MAX;
   s->timer.waker = NULL;
   s->fired = s->relative = s->failed = 0;
-  s->after = 0;
   return &s->base;
 }
 
@@ -57,7 +58,7 @@ qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns) {
   qn_future *f = qn_sleep_new(rt, 0);
   if (f != NULL) {
     sleep_future *s = (sleep_future *)f;
-    s->after = ns;
+    s->timer.deadline = ns;
     s->relative = 1;
   }
   return f;
@@ -68,7 +69,8 @@ int qn_sleep_failed(const qn_future *f) {
 }
 
 uint64_t qn_sleep_deadline(const qn_future *f) {
-  return ((const sleep_future *)f)->timer.deadline;
+  const sleep_future *s = (const sleep_future *)f;
+  return s->relative ? 0 : s->timer.deadline;
 }
 
 /* Called by the runtime: collect what is due, marking each entry fired and
