@@ -107,34 +107,40 @@ struct lq_runtime {
 
 enum { CORO_TASK, CORO_BRANCH };
 
-/* A coroutine as a core future: a task's body, or a select branch. Fields
-   are ordered so that no padding is left but at the end (a task handle is
-   one per task: its bytes count). */
+/* A coroutine as a core future: a task's body, or a select branch (an
+   lq_branch). A task handle is one per task, so its bytes count: what a
+   task can compute (its task: itself; its waker: its core task's; no
+   parent) is kept by branches only, and the flags are bits. */
 struct lq_coro {
   qn_future base;
   lq_runtime *rt;
   lua_State *co;        /* NULL until first polled */
   qn_future *op;        /* the op it awaits (owned), or NULL */
-  qn_waker *waker;      /* the waker of the poll in progress */
-  lq_coro *parent;      /* enclosing coroutine of a branch */
-  lq_task *task;        /* the task this coroutine works for */
   const char *what;     /* what the pending op is, for quench.tasks() */
   int shield;           /* depth of quench.shield calls */
   int nres;             /* until it starts: the function and its arguments;
                            a finished branch's results, left on its thread;
                            a task's number of results once done (ok outcome) */
   int slot;             /* its userdata in the alive table while in use */
-  uint8_t kind;
-  uint8_t yielding;     /* suspended in quench.yield */
-  uint8_t parked;       /* self-aborted: waits for the drop */
-  uint8_t resume_error; /* resumed with an error to raise at the await */
-  uint8_t closing;      /* drop-time cleanup or defers running: no awaits */
-  uint8_t finished;
-  uint8_t failed;       /* a branch that raised: its error is on its thread */
-  uint8_t cleanup_failed; /* a branch whose drop-time cleanup raised */
-  uint8_t dropping;     /* a branch being dropped */
-  uint8_t inherited;    /* ...that holds (on top of S) the cleanup error of a branch below */
+  unsigned kind : 1;    /* CORO_TASK or CORO_BRANCH */
+  unsigned yielding : 1;  /* suspended in quench.yield */
+  unsigned parked : 1;  /* self-aborted: waits for the drop */
+  unsigned resume_error : 1;  /* resumed with an error to raise at the await */
+  unsigned closing : 1; /* drop-time cleanup or defers running: no awaits */
+  unsigned finished : 1;
+  unsigned failed : 1;  /* a branch that raised: its error is on its thread */
+  unsigned cleanup_failed : 1;  /* a branch whose drop-time cleanup raised */
+  unsigned dropping : 1;  /* a branch being dropped */
+  unsigned inherited : 1; /* ...that holds (on top of S) the cleanup error of a branch below */
 };
+
+/* A select branch ("quench.branch"). */
+typedef struct lq_branch {
+  lq_coro coro;
+  lq_task *task;        /* the task it works for */
+  lq_coro *parent;      /* the enclosing coroutine */
+  qn_waker *waker;      /* the waker of the poll in progress */
+} lq_branch;
 
 enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
 
@@ -147,8 +153,26 @@ struct lq_task {
   uint8_t bound;        /* token:spawn's watch is linked: it lives in extras.bind
                            (rare, so not in every handle) */
   uint8_t has_extras;   /* it has an extras table (see the top of this file) */
-  /* the qn_task follows, at offset task_offset() */
+  /* the qn_task follows, at offset lq_task_offset() */
 };
+
+static inline size_t lq_task_offset(void) { return lq_align(sizeof(lq_task)); }
+static inline qn_task *lq_core_task(lq_task *h) {
+  return (qn_task *)((char *)h + lq_task_offset());
+}
+/* The task a coroutine works for; the enclosing coroutine (NULL for a
+   task); the waker of the poll in progress (a task's is its core task's:
+   only the core polls a task). */
+static inline lq_task *lq_coro_task(lq_coro *c) {
+  return c->kind == CORO_TASK ? (lq_task *)c : ((lq_branch *)c)->task;
+}
+static inline lq_coro *lq_coro_parent(const lq_coro *c) {
+  return c->kind == CORO_TASK ? NULL : ((const lq_branch *)c)->parent;
+}
+static inline qn_waker *lq_coro_waker(lq_coro *c) {
+  return c->kind == CORO_TASK ? qn_task_waker(lq_core_task((lq_task *)c))
+                              : ((lq_branch *)c)->waker;
+}
 
 /* Give slot v back to a free list of slots (*a, *n used, *cap allocated);
    if the list cannot grow, the slot is just not reused. */
@@ -178,7 +202,6 @@ static inline void lq_push_ref(lua_State *L, int ref) {
 }
 
 /* task.c */
-qn_task *lq_core_task(lq_task *h);
 lq_task *lq_check_task(lua_State *L, int idx);
 int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn_idx);
 void lq_push_extras(lua_State *L, int ud_idx);
@@ -197,7 +220,7 @@ void lq_unanchor(lq_runtime *rt, int slot);
 lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);
 int lq_branch_results(lua_State *L, lq_coro *b);
 extern const qn_future_vt lq_coro_vt;
-void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind);
+void lq_coro_init(lq_coro *c, lq_runtime *rt, int kind);
 /* A task's function and up to LQ_INLINE_ARGS arguments are kept in its
    handle's user values 1 and 2.. until it starts; more go in a table at 1. */
 enum { LQ_INLINE_ARGS = 3 };

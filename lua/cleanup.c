@@ -14,7 +14,7 @@ static int l_defer(lua_State *L) {
     return luaL_error(L, "quench.defer: must be called from a task (or a select branch)");
   if (c->closing)
     return luaL_error(L, "quench.defer: the task is already running its cleanup");
-  lq_push_handle(L, rt, c->task);
+  lq_push_handle(L, rt, lq_coro_task(c));
   lq_push_extras(L, lua_gettop(L));
   if (lua_getfield(L, -1, "defers") != LUA_TTABLE) {
     lua_pop(L, 1);

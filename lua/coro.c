@@ -56,12 +56,11 @@ void lq_pool_release(lq_runtime *rt, lua_State *co) {
   rt->npool++;
 }
 
-void lq_coro_init(lq_coro *c, lq_runtime *rt, lq_task *task, int kind) {
+void lq_coro_init(lq_coro *c, lq_runtime *rt, int kind) {
   memset(c, 0, sizeof *c);
   c->base.vt = &lq_coro_vt;
   c->rt = rt;
-  c->task = task;
-  c->kind = (uint8_t)kind;
+  c->kind = (unsigned)kind;
   c->slot = LUA_NOREF;
 }
 
@@ -93,13 +92,13 @@ static lua_State *running_thread(lq_runtime *rt) {
 }
 
 int lq_shielded(const lq_coro *c) {
-  for (; c != NULL; c = c->parent)
+  for (; c != NULL; c = lq_coro_parent(c))
     if (c->shield > 0) return 1;
   return 0;
 }
 
-static int cancel_due(const lq_coro *c) {
-  qn_task *t = lq_core_task(c->task);
+static int cancel_due(lq_coro *c) {
+  qn_task *t = lq_core_task(lq_coro_task(c));
   return qn_task_cancel_requested(t) && !c->parked && !lq_shielded(c);
 }
 
@@ -141,7 +140,7 @@ static int cancel_k(lua_State *L, int status, lua_KContext ctx) {
    so a task that swallows Cancelled in a loop still lets the others run
    (and the escalation to abort can reach it). */
 int lq_check_cancel(lua_State *L, lq_coro *c) {
-  qn_task *t = lq_core_task(c->task);
+  qn_task *t = lq_core_task(lq_coro_task(c));
   if (qn_task_abort_requested(t)) {
     c->parked = 1;
     return lua_yieldk(L, 0, 0, park_k);
@@ -177,7 +176,7 @@ qn_future *lq_take_op_of(lua_State *L, lq_coro *c) {
 
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx) {
   c->op = op;
-  if (qn_poll(op, c->waker) == QN_READY) return k(L, LUA_OK, ctx);
+  if (qn_poll(op, lq_coro_waker(c)) == QN_READY) return k(L, LUA_OK, ctx);
   return lua_yieldk(L, 0, ctx, k);
 }
 
@@ -246,7 +245,7 @@ static int run_defers(lq_runtime *rt, lq_task *h, int ud, lua_State *co) {
 static void task_finished(lq_coro *c, int nres) {
   lq_runtime *rt = c->rt;
   lua_State *S = lq_scratch(rt), *co = c->co;
-  lq_task *h = c->task;
+  lq_task *h = lq_coro_task(c);
   lq_push_handle(S, rt, h);
   int ud = lua_gettop(S);
   if (nres == 1) {
@@ -275,7 +274,7 @@ static void task_finished(lq_coro *c, int nres) {
 static void task_failed(lq_coro *c) {
   lq_runtime *rt = c->rt;
   lua_State *S = lq_scratch(rt), *co = c->co;
-  lq_task *h = c->task;
+  lq_task *h = lq_coro_task(c);
   lq_push_handle(S, rt, h);
   int ud = lua_gettop(S);
   lua_pushvalue(co, -1);
@@ -336,9 +335,12 @@ int lq_branch_results(lua_State *L, lq_coro *b) {
 lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
   lq_runtime *rt = parent->rt;
   fn = lua_absindex(L, fn);
-  lq_coro *b = lua_newuserdatauv(L, sizeof *b, 1);
-  lq_coro_init(b, rt, parent->task, CORO_BRANCH);
-  b->parent = parent;
+  lq_branch *br = lua_newuserdatauv(L, sizeof *br, 1);
+  lq_coro *b = &br->coro;
+  lq_coro_init(b, rt, CORO_BRANCH);
+  br->task = lq_coro_task(parent);
+  br->parent = parent;
+  br->waker = NULL;
   luaL_setmetatable(L, LQ_BRANCH);
   if (nargs == 0) {
     lua_pushvalue(L, fn);               /* a lone function needs no table */
@@ -361,7 +363,7 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
 static void hand_error_to_task(lq_coro *c) {
   lq_runtime *rt = c->rt;
   lua_State *S = lq_scratch(rt);
-  lq_push_handle(S, rt, c->task);
+  lq_push_handle(S, rt, lq_coro_task(c));
   lq_push_extras(S, lua_gettop(S));
   if (lua_getfield(S, -1, "cleanup_error") == LUA_TNIL) {
     lua_xmove(c->co, S, 1);
@@ -379,8 +381,8 @@ static void hand_error_to_task(lq_coro *c) {
    the task's own await; else it stays on the branch's thread, for the
    select that dropped it to raise. */
 static void pass_error_up(lq_coro *c) {
-  lq_coro *p = c->parent;
-  if (qn_task_dropping(lq_core_task(c->task)) || (p && p->kind == CORO_TASK && p->dropping)) {
+  lq_coro *p = lq_coro_parent(c);
+  if (qn_task_dropping(lq_core_task(lq_coro_task(c))) || (p && p->kind == CORO_TASK && p->dropping)) {
     hand_error_to_task(c);
   } else if (p && p->dropping) {
     lua_State *S = lq_scratch(c->rt);
@@ -484,14 +486,14 @@ static void warn_slow(lq_coro *c, uint64_t ns) {
   lq_runtime *rt = c->rt;
   lua_State *S = lq_scratch(rt);
   int top = lua_gettop(S);
-  lq_push_handle(S, rt, c->task);
+  lq_push_handle(S, rt, lq_coro_task(c));
   const char *name = NULL;
   if (lq_get_extras(S, -1) == LUA_TTABLE) {
     lua_getfield(S, -1, "name");
     name = lua_tostring(S, -1);
   }
   lua_pushfstring(S, "quench: task %d%s%s%s ran %f s without waiting (slow_task budget %f s)",
-                  (int)qn_task_id(lq_core_task(c->task)), name ? " (" : "", name ? name : "",
+                  (int)qn_task_id(lq_core_task(lq_coro_task(c))), name ? " (" : "", name ? name : "",
                   name ? ")" : "", (double)ns / 1e9, (double)rt->slow_ns / 1e9);
   lq_warn(rt, lua_tostring(S, -1));
   lua_settop(S, top);
@@ -511,7 +513,7 @@ static int resume(lq_coro *c, int nargs) {
   if (st == LUA_YIELD) {
     if (c->op != NULL || c->parked) return QN_PENDING;
     if (c->yielding) {
-      qn_wake(c->waker);
+      qn_wake(lq_coro_waker(c));
       return QN_PENDING;
     }
     lua_pop(co, nres);
@@ -533,7 +535,7 @@ static int resume(lq_coro *c, int nargs) {
 
 static int coro_poll(qn_future *f, qn_waker *w) {
   lq_coro *c = (lq_coro *)f;
-  c->waker = w;
+  if (c->kind == CORO_BRANCH) ((lq_branch *)c)->waker = w;
   if (c->co == NULL) return resume(c, start(c));
   if (c->parked) return QN_PENDING;
   if (cancel_due(c)) {
@@ -545,7 +547,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
     }
     c->yielding = 0;
     lua_State *S = lq_scratch(c->rt);
-    lq_push_handle(S, c->rt, c->task);
+    lq_push_handle(S, c->rt, lq_coro_task(c));
     int ud = lua_gettop(S);
     if (c->kind == CORO_TASK && lq_get_extras(S, ud) == LUA_TTABLE &&
         lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
@@ -553,7 +555,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
       lua_setfield(S, -3, "cleanup_error");
     } else {
       lua_settop(S, ud);
-      lq_push_reason(S, c->task, ud);
+      lq_push_reason(S, lq_coro_task(c), ud);
       lq_push_cancelled(S, lua_gettop(S));
       lua_remove(S, -2);
     }
@@ -587,7 +589,7 @@ static void coro_drop(qn_future *f) {
   }
   lq_runtime *rt = c->rt;
   lua_State *S = lq_scratch(rt);
-  lq_task *h = c->task;
+  lq_task *h = lq_coro_task(c);
   lq_push_handle(S, rt, h);
   int ud = lua_gettop(S);
   if (!c->finished) {

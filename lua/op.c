@@ -121,7 +121,7 @@ static void join_check(lua_State *L, int idx, lq_coro *c) {
   lq_task *h = join_target(L, idx);
   if (h->serial != c->rt->serial)
     luaL_error(L, "quench.task:join_op: the task belongs to another runtime");
-  if (h == c->task) luaL_error(L, "quench.task:join_op: a task cannot join itself");
+  if (h == lq_coro_task(c)) luaL_error(L, "quench.task:join_op: a task cannot join itself");
 }
 
 static qn_future *join_start(lua_State *L, int idx, lq_coro *c) {

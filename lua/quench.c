@@ -319,7 +319,7 @@ static int l_test(lua_State *L) {
 static int l_current(lua_State *L) {
   lq_runtime *rt = lq_module_of(L)->rt;
   if (rt == NULL || rt->running == NULL) return 0;
-  lq_push_handle(L, rt, rt->running->task);
+  lq_push_handle(L, rt, lq_coro_task(rt->running));
   return 1;
 }
 

@@ -93,7 +93,7 @@ int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int b
 static int ready_now(lua_State *L, lq_coro *c, qn_future **f, int n, int start) {
   for (int k = 0; k < n; k++) {
     int i = (start + k) % n;
-    if (qn_poll(f[i], c->waker) != QN_READY) continue;
+    if (qn_poll(f[i], lq_coro_waker(c)) != QN_READY) continue;
     for (int j = 0; j < n; j++)
       if (j != i) qn_drop(f[j]);
     lua_pushinteger(L, i + 1);
@@ -174,7 +174,7 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int
   }
   lua_replace(L, 1);
   lua_settop(L, 1);
-  if (op != NULL && qn_poll(children[0], c->waker) == QN_READY) {
+  if (op != NULL && qn_poll(children[0], lq_coro_waker(c)) == QN_READY) {
     lua_pushboolean(L, 1);              /* ready now: the branch wins, no timer at all */
     int r = op->kind->finish(L, 1, children[0]);
     qn_drop(children[0]);

@@ -7,13 +7,6 @@
 #include <string.h>
 #include "binding.h"
 
-static size_t task_offset(void) {
-  return lq_align(sizeof(lq_task));
-}
-
-qn_task *lq_core_task(lq_task *h) {
-  return (qn_task *)((char *)h + task_offset());
-}
 
 lq_task *lq_check_task(lua_State *L, int idx) {
   lq_task *h = lq_toudata(L, idx, &lq_coro_vt, sizeof(lq_task));
@@ -188,7 +181,7 @@ void lq_report_unobserved(lq_runtime *rt) {
 int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int n = lua_gettop(L) - fn + 1;       /* the function and its arguments */
   int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
-  lq_task *h = lua_newuserdatauv(L, task_offset() + qn_task_size(), 1 + inline_args);
+  lq_task *h = lua_newuserdatauv(L, lq_task_offset() + qn_task_size(), 1 + inline_args);
   memset(h, 0, sizeof *h);
   h->serial = rt->serial;
   h->spawned_at = qn_now(rt->core);
@@ -209,7 +202,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
     }
   }
   lua_setiuservalue(L, ud, 1);
-  lq_coro_init(&h->coro, rt, h, CORO_TASK);
+  lq_coro_init(&h->coro, rt, CORO_TASK);
   h->coro.nres = n;                     /* until it starts */
   lua_pushvalue(L, ud);
   h->coro.slot = lq_anchor(L, rt);
@@ -240,7 +233,7 @@ static int l_join(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.task:join");
   if (h->serial != c->rt->serial)
     return luaL_argerror(L, 1, "the task belongs to another runtime");
-  if (h == c->task) return luaL_error(L, "quench.task:join: a task cannot join itself");
+  if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:join: a task cannot join itself");
   lua_settop(L, 1);
   lq_check_cancel(L, c);
   qn_task *t = lq_core_task(h);
@@ -292,7 +285,7 @@ static int l_stop(lua_State *L) {
   uint64_t grace = lq_check_seconds(L, 2);
   if (h->serial != c->rt->serial)
     return luaL_argerror(L, 1, "the task belongs to another runtime");
-  if (h == c->task) return luaL_error(L, "quench.task:stop: a task cannot stop itself (use cancel)");
+  if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:stop: a task cannot stop itself (use cancel)");
   set_reason(L, h, 1, 3);
   qn_task *t = lq_core_task(h);
   qn_task_cancel(t);
