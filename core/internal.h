@@ -167,7 +167,6 @@ void qn__ignore_sigpipe(void);
 struct qn_task {
   qn_future *fut;
   qn_runtime *rt;
-  void *userdata;
   qn_waker waker;
   qn__list node;        /* rt->tasks while not done, then rt->done until finalised */
   qn__list runq;        /* rt->runq while queued */

@@ -21,10 +21,9 @@ void qn__enqueue(qn_task *t) {
   qn__list_push(&t->rt->runq, &t->runq);
 }
 
-void qn_task_init(qn_task *t, qn_runtime *rt, qn_future *fut, void *userdata) {
+void qn_task_init(qn_task *t, qn_runtime *rt, qn_future *fut) {
   t->fut = fut;
   t->rt = rt;
-  t->userdata = userdata;
   t->waker.wake = task_wake;
   qn__list_init(&t->runq);
   qn__list_init(&t->joiners);
@@ -45,7 +44,6 @@ void qn_task_fini(qn_task *t) {
 }
 
 qn_runtime *qn_task_runtime(const qn_task *t) { return t->rt; }
-void *qn_task_userdata(const qn_task *t) { return t->userdata; }
 uint64_t qn_task_id(const qn_task *t) { return t->id; }
 qn_task_state qn_task_get_state(const qn_task *t) { return (qn_task_state)t->state; }
 qn_task_outcome qn_task_get_outcome(const qn_task *t) { return (qn_task_outcome)t->outcome; }

@@ -132,6 +132,12 @@ struct lq_coro {
   unsigned cleanup_failed : 1;  /* a branch whose drop-time cleanup raised */
   unsigned dropping : 1;  /* a branch being dropped */
   unsigned inherited : 1; /* ...that holds (on top of S) the cleanup error of a branch below */
+  /* a task's (here, where they cost no byte): */
+  unsigned detached : 1, observed : 1, reported : 1;
+  unsigned reason : 2;  /* REASON_*: where the first cancel/abort came from */
+  unsigned bound : 1;   /* token:spawn's watch is linked: it lives in extras.bind
+                           (rare, so not in every handle) */
+  unsigned has_extras : 1;  /* it has an extras table (see the top of this file) */
 };
 
 /* A select branch ("quench.branch"). */
@@ -144,21 +150,21 @@ typedef struct lq_branch {
 
 enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
 
+/* A task's flags are in its coro (detached, observed, reported, reason,
+   bound, has_extras). */
 struct lq_task {
   lq_coro coro;
   uint64_t serial;      /* of its runtime */
   uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
-  uint8_t detached, observed, reported;
-  uint8_t reason;       /* REASON_*: where the first cancel/abort came from */
-  uint8_t bound;        /* token:spawn's watch is linked: it lives in extras.bind
-                           (rare, so not in every handle) */
-  uint8_t has_extras;   /* it has an extras table (see the top of this file) */
   /* the qn_task follows, at offset lq_task_offset() */
 };
 
 static inline size_t lq_task_offset(void) { return lq_align(sizeof(lq_task)); }
 static inline qn_task *lq_core_task(lq_task *h) {
   return (qn_task *)((char *)h + lq_task_offset());
+}
+static inline lq_task *lq_task_of(qn_task *t) {
+  return (lq_task *)((char *)t - lq_task_offset());
 }
 /* The task a coroutine works for; the enclosing coroutine (NULL for a
    task); the waker of the poll in progress (a task's is its core task's:

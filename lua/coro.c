@@ -208,7 +208,7 @@ static void save_traceback(lq_runtime *rt, lua_State *co, int ud) {
    Returns 1 when one raised: the first error is then on top of S. The
    others still run. */
 static int run_defers(lq_runtime *rt, lq_task *h, int ud, lua_State *co) {
-  if (!h->has_extras) return 0;         /* the common case: no defers */
+  if (!h->coro.has_extras) return 0;         /* the common case: no defers */
   lua_State *S = lq_scratch(rt);
   int base = lua_gettop(S), failed = 0;
   if (lq_get_extras(S, ud) != LUA_TTABLE ||
@@ -635,7 +635,7 @@ static void coro_drop(qn_future *f) {
   }
   if (qn_task_get_outcome(lq_core_task(h)) == QN_TASK_FAILED)
     lq_report_failure(S, rt, h, ud);
-  if (h->bound) lq_task_unbind(S, h, ud);
+  if (h->coro.bound) lq_task_unbind(S, h, ud);
   lua_settop(S, ud - 1);
   int slot = c->slot;
   c->slot = LUA_NOREF;

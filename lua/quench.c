@@ -175,7 +175,7 @@ static int drive(lua_State *L) {
   lq_runtime *rt = lua_touserdata(L, 1);
   lq_spawn_at(L, rt, 2);
   lq_task *main = lua_touserdata(L, -1);
-  main->observed = 1;                   /* run itself reports main's end */
+  main->coro.observed = 1;                   /* run itself reports main's end */
   int st = qn_run(rt->core, lq_core_task(main));
   lua_pushinteger(L, st);
   return 2;

@@ -27,7 +27,7 @@ void lq_push_extras(lua_State *L, int ud) {
   ud = lua_absindex(L, ud);
   lq_task *h = lua_touserdata(L, ud);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key);
-  if (h->has_extras) {
+  if (h->coro.has_extras) {
     lua_pushvalue(L, ud);
     lua_rawget(L, -2);
   } else {
@@ -35,7 +35,7 @@ void lq_push_extras(lua_State *L, int ud) {
     lua_pushvalue(L, ud);
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
-    h->has_extras = 1;
+    h->coro.has_extras = 1;
   }
   lua_remove(L, -2);
 }
@@ -43,7 +43,7 @@ void lq_push_extras(lua_State *L, int ud) {
 /* Push the extras of the handle at ud, or nil if it has none; the type. */
 int lq_get_extras(lua_State *L, int ud) {
   lq_task *h = lua_touserdata(L, ud);
-  if (!h->has_extras) {
+  if (!h->coro.has_extras) {
     lua_pushnil(L);
     return LUA_TNIL;
   }
@@ -58,12 +58,12 @@ int lq_get_extras(lua_State *L, int ud) {
 /* The reason of the first cancel or abort: given to it, or the reason of
    the bound token's cancel. */
 void lq_push_reason(lua_State *L, lq_task *h, int ud) {
-  if (h->reason == REASON_NONE || lq_get_extras(L, ud) != LUA_TTABLE) {
-    if (h->reason != REASON_NONE) lua_pop(L, 1);
+  if (h->coro.reason == REASON_NONE || lq_get_extras(L, ud) != LUA_TTABLE) {
+    if (h->coro.reason != REASON_NONE) lua_pop(L, 1);
     lua_pushnil(L);
     return;
   }
-  if (h->reason == REASON_OWN) {
+  if (h->coro.reason == REASON_OWN) {
     lua_getfield(L, -1, "reason");
   } else {
     lua_getfield(L, -1, "token");
@@ -75,8 +75,8 @@ void lq_push_reason(lua_State *L, lq_task *h, int ud) {
 
 /* The first reason wins, whether it came with cancel, abort or a token. */
 static void set_reason(lua_State *L, lq_task *h, int ud, int reason) {
-  if (h->reason != REASON_NONE || qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE) return;
-  h->reason = REASON_OWN;
+  if (h->coro.reason != REASON_NONE || qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE) return;
+  h->coro.reason = REASON_OWN;
   if (lua_isnoneornil(L, reason)) return;
   lq_push_extras(L, ud);
   lua_pushvalue(L, reason);
@@ -86,7 +86,7 @@ static void set_reason(lua_State *L, lq_task *h, int ud, int reason) {
 
 /* Push true, results... or false, err for a done task. */
 int lq_push_result(lua_State *L, lq_task *h, int ud) {
-  h->observed = 1;
+  h->coro.observed = 1;
   qn_task *t = lq_core_task(h);
   if (qn_task_get_outcome(t) != QN_TASK_OK) {
     lua_pushboolean(L, 0);
@@ -130,8 +130,8 @@ static void write_report(lua_State *L, lq_task *h, int ud) {
    at once for a detached task, else when its handle is collected or the
    runtime ends. opts.on_task_error(err, traceback, handle) can take it. */
 static void report(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
-  if (h->observed || h->reported) return;
-  h->reported = 1;
+  if (h->coro.observed || h->coro.reported) return;
+  h->coro.reported = 1;
   int top = lua_gettop(L);
   if (rt != NULL && rt->ref_on_error != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_on_error);
@@ -152,7 +152,7 @@ static void report(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
 }
 
 void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
-  if (h->detached) {
+  if (h->coro.detached) {
     report(L, rt, h, ud);
     return;
   }
@@ -206,7 +206,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   h->coro.nres = n;                     /* until it starts */
   lua_pushvalue(L, ud);
   h->coro.slot = lq_anchor(L, rt);
-  qn_task_init(lq_core_task(h), rt->core, &h->coro.base, h);
+  qn_task_init(lq_core_task(h), rt->core, &h->coro.base);
   return 1;
 }
 
@@ -312,7 +312,7 @@ static int l_done(lua_State *L) {
 
 static int l_detach(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
-  h->detached = 1;
+  h->coro.detached = 1;
   qn_task *t = lq_core_task(h);
   if (qn_task_get_state(t) == QN_TASK_DONE && qn_task_get_outcome(t) == QN_TASK_FAILED)
     report(L, runtime_of_handle(L, h), h, 1);
@@ -384,7 +384,7 @@ static int l_traceback(lua_State *L) {
 
 static int l_close(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
-  if (h->detached || runtime_of_handle(L, h) == NULL) return 0;
+  if (h->coro.detached || runtime_of_handle(L, h) == NULL) return 0;
   qn_task_abort(lq_core_task(h));
   return 0;
 }
@@ -437,7 +437,7 @@ typedef struct list_ctx {
 static void list_one(qn_task *t, void *arg) {
   list_ctx *x = arg;
   lua_State *L = x->L;
-  lq_task *h = qn_task_userdata(t);
+  lq_task *h = lq_task_of(t);
   lua_createtable(L, 0, 7);
   lq_push_handle(L, x->rt, h);
   int ud = lua_gettop(L);

@@ -178,7 +178,7 @@ typedef struct bind_box {
 
 static void on_token_cancel(qn_token_watch *w) {
   lq_task *h = ((bind_box *)w)->h;
-  if (h->reason == REASON_NONE) h->reason = REASON_TOKEN;
+  if (h->coro.reason == REASON_NONE) h->coro.reason = REASON_TOKEN;
   qn_task_cancel(lq_core_task(h));
 }
 
@@ -198,13 +198,13 @@ void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx) {
     on_token_cancel(&b->w);
   } else {
     qn_token_watch_add(t, &b->w);
-    h->bound = 1;
+    h->coro.bound = 1;
   }
 }
 
 /* At the task's drop: the token cancels it no more. */
 void lq_task_unbind(lua_State *L, lq_task *h, int ud) {
-  h->bound = 0;
+  h->coro.bound = 0;
   lq_get_extras(L, ud);
   lua_getfield(L, -1, "bind");
   bind_box *b = lua_touserdata(L, -1);

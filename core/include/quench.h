@@ -131,13 +131,15 @@ typedef enum { QN_TASK_OK, QN_TASK_FAILED, QN_TASK_CANCELLED } qn_task_outcome;
 
 size_t qn_task_size(void);
 /* Start a task over `fut` (owned by the task from now on). It is queued and
-   first polled at the runtime's next turn: spawning never runs it. */
-void qn_task_init(qn_task *t, qn_runtime *rt, qn_future *fut, void *userdata);
+   first polled at the runtime's next turn: spawning never runs it. The task
+   keeps no pointer for the embedder (one per task costs): an embedder finds
+   its own data from t, or t from its data, as it placed them (qn_task_size
+   bytes of its memory). */
+void qn_task_init(qn_task *t, qn_runtime *rt, qn_future *fut);
 /* Forget a task whose memory is about to be released. */
 void qn_task_fini(qn_task *t);
 
 qn_runtime *qn_task_runtime(const qn_task *t);   /* NULL once the runtime is freed */
-void *qn_task_userdata(const qn_task *t);
 uint64_t qn_task_id(const qn_task *t);
 qn_task_state qn_task_get_state(const qn_task *t);
 qn_task_outcome qn_task_get_outcome(const qn_task *t);

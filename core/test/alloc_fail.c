@@ -302,7 +302,7 @@ static long run_once(long fail) {
       s->role = i < NTASKS ? roles[i] : (i == NTASKS ? 4 : i == NTASKS + 1 ? 5 : 6);
       if (i == NTASKS + 2) s->role = 6;
       qn_task *t = i < NTASKS ? (qn_task *)task_mem[i] : calloc(1, qn_task_size());
-      qn_task_init(t, W.rt, &s->base, NULL);
+      qn_task_init(t, W.rt, &s->base);
       tasks[nt++] = t;
     }
     /* a watcher and the main task, which joins the first producer */
@@ -310,13 +310,13 @@ static long run_once(long fail) {
     watcher->base.vt = &script_vt;
     watcher->role = 7;
     qn_task *wt = (qn_task *)task_mem[NTASKS];
-    qn_task_init(wt, W.rt, &watcher->base, NULL);
+    qn_task_init(wt, W.rt, &watcher->base);
     script *main = calloc(1, sizeof *main);
     main->base.vt = &script_vt;
     main->role = 8;
     main->target = tasks[0];
     qn_task *mt = calloc(1, qn_task_size());
-    qn_task_init(mt, W.rt, &main->base, NULL);
+    qn_task_init(mt, W.rt, &main->base);
     int r = qn_run(W.rt, mt);
     CHECK(r == QN_OK || r == QN_EDEADLOCK, "qn_run returned %d", r);
     qn_runtime_shutdown(W.rt);  /* aborts what is left: drops run */

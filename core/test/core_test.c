@@ -68,7 +68,7 @@ static const qn_future_vt joiner_vt = { joiner_poll, joiner_drop };
 
 static qn_task *task_new(qn_runtime *rt, qn_future *f) {
   qn_task *t = malloc(qn_task_size());
-  qn_task_init(t, rt, f, NULL);
+  qn_task_init(t, rt, f);
   return t;
 }
 

@@ -329,7 +329,7 @@ static int spawn(int kind, uint8_t a, uint8_t b) {
   s->a = a;
   s->b = b;
   W.tasks[W.ntasks++] = t;
-  qn_task_init(t, W.rt, &s->base, NULL);
+  qn_task_init(t, W.rt, &s->base);
   CHECK(qn_task_get_state(t) == QN_TASK_PENDING, "spawning ran the task");
   return 1;
 }
