@@ -33,8 +33,7 @@ typedef struct waiter {
 enum { RING_MAX = 1u << 31 };
 
 struct qn_chan {
-  uint64_t *buf;          /* ring buffer (deque) of slots */
-  qn_runtime *buf_rt;     /* whose allocator holds buf (NULL: malloc) */
+  uint64_t *buf;          /* ring buffer (deque) of slots, after its block's header */
   qn__list receivers, senders;
   uint32_t cap_buf, head, len;
   uint32_t capacity;      /* admission limit: len + reserved < capacity */
@@ -45,11 +44,24 @@ struct qn_chan {
   int closed;
 };
 
+/* The ring's block starts with the runtime whose allocator holds it (NULL:
+   malloc): kept there, not in every channel (and with glibc the block's
+   chunk is no bigger for it: 8 slots take 72 bytes of an 80-byte chunk). */
+typedef struct buf_block {
+  qn_runtime *rt;
+  uint64_t slots[];
+} buf_block;
+
+static void free_buf(uint64_t *buf) {
+  if (buf == NULL) return;
+  buf_block *b = qn__container_of(buf, buf_block, slots);
+  qn__free(b->rt, b);
+}
+
 size_t qn_chan_size(void) { return sizeof(qn_chan); }
 
 void qn_chan_init(qn_chan *ch, size_t capacity) {
   ch->buf = NULL;
-  ch->buf_rt = NULL;
   ch->cap_buf = ch->head = ch->len = 0;
   ch->capacity = capacity >= UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
   ch->reserved = ch->handed = 0;
@@ -59,9 +71,8 @@ void qn_chan_init(qn_chan *ch, size_t capacity) {
 }
 
 void qn_chan_fini(qn_chan *ch) {
-  qn__free(ch->buf_rt, ch->buf);
+  free_buf(ch->buf);
   ch->buf = NULL;
-  ch->buf_rt = NULL;
   ch->len = ch->cap_buf = 0;
 }
 
@@ -71,13 +82,14 @@ int qn_chan_is_closed(const qn_chan *ch) { return ch->closed; }
 /* The new buffer comes from rt; the old one goes back where it came from. */
 static int grow(qn_chan *ch, qn_runtime *rt) {
   size_t cap = ch->cap_buf ? (size_t)ch->cap_buf * 2 : 8;
-  uint64_t *buf = cap <= RING_MAX && cap <= SIZE_MAX / sizeof *buf
-                  ? qn__malloc(rt, cap * sizeof *buf) : NULL;
-  if (buf == NULL) return QN_ENOMEM;
+  buf_block *b = cap <= RING_MAX && cap < SIZE_MAX / sizeof b->slots[0]
+                 ? qn__malloc(rt, sizeof *b + cap * sizeof b->slots[0]) : NULL;
+  if (b == NULL) return QN_ENOMEM;
+  b->rt = rt;
+  uint64_t *buf = b->slots;
   for (size_t i = 0; i < ch->len; i++) buf[i] = ch->buf[(ch->head + i) % ch->cap_buf];
-  qn__free(ch->buf_rt, ch->buf);
+  free_buf(ch->buf);
   ch->buf = buf;
-  ch->buf_rt = rt;
   ch->cap_buf = (uint32_t)cap;
   ch->head = 0;
   return QN_OK;
