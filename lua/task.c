@@ -182,7 +182,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int n = lua_gettop(L) - fn + 1;       /* the function and its arguments */
   int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
   lq_task *h = lua_newuserdatauv(L, lq_task_offset() + qn_task_size(), 1 + inline_args);
-  memset(h, 0, sizeof *h);
+  h->coro.base.vt = NULL;               /* no task for __gc until lq_coro_init (which zeroes the rest) */
   h->serial = rt->serial;
   h->spawned_at = qn_now(rt->core);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
