@@ -549,7 +549,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
     lua_State *S = lq_scratch(c->rt);
     lq_push_handle(S, c->rt, lq_coro_task(c));
     int ud = lua_gettop(S);
-    if (c->kind == CORO_TASK && lq_get_extras(S, ud) == LUA_TTABLE &&
+    if (c->kind == CORO_TASK && c->has_extras && lq_get_extras(S, ud) == LUA_TTABLE &&
         lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
       lua_pushnil(S);                   /* a dropped branch's cleanup raised: that, not Cancelled */
       lua_setfield(S, -3, "cleanup_error");
@@ -600,11 +600,11 @@ static void coro_drop(qn_future *f) {
       qn_drop(c->op);
       c->op = NULL;
     }
-    if (lq_get_extras(S, ud) == LUA_TTABLE &&   /* a dropped branch's cleanup raised */
+    if (c->has_extras && lq_get_extras(S, ud) == LUA_TTABLE &&   /* a dropped branch's cleanup raised */
         lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
       lua_remove(S, -2);
       failed = 1;
-    } else {
+    } else if (c->has_extras) {
       lua_settop(S, ud);
     }
     lua_State *co = c->co;
@@ -620,7 +620,7 @@ static void coro_drop(qn_future *f) {
       rt->running = prev;
       lua_settop(co, 0);
     }
-    if (run_defers(rt, h, ud, co ? co : pool_take_anchored(rt))) {
+    if (c->has_extras && run_defers(rt, h, ud, co ? co : pool_take_anchored(rt))) {   /* no extras: no defers, no thread for them */
       if (failed) lua_pop(S, 1);     /* the first cleanup error wins */
       failed = 1;
     }

@@ -58,8 +58,12 @@ int lq_get_extras(lua_State *L, int ud) {
 /* The reason of the first cancel or abort: given to it, or the reason of
    the bound token's cancel. */
 void lq_push_reason(lua_State *L, lq_task *h, int ud) {
-  if (h->coro.reason == REASON_NONE || lq_get_extras(L, ud) != LUA_TTABLE) {
-    if (h->coro.reason != REASON_NONE) lua_pop(L, 1);
+  if (h->coro.reason == REASON_NONE || !h->coro.has_extras) {   /* no extras: no reason given */
+    lua_pushnil(L);
+    return;
+  }
+  if (lq_get_extras(L, ud) != LUA_TTABLE) {
+    lua_pop(L, 1);
     lua_pushnil(L);
     return;
   }
