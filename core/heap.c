@@ -21,19 +21,6 @@ static void sift_up(qn__timer_heap *h, size_t i) {
   place(h, i, t);
 }
 
-static void sift_down(qn__timer_heap *h, size_t i) {
-  qn__timer *t = h->items[i];
-  for (;;) {
-    size_t child = 2 * i + 1;
-    if (child >= h->len) break;
-    if (child + 1 < h->len && less(h->items[child + 1], h->items[child])) child++;
-    if (!less(h->items[child], t)) break;
-    place(h, i, h->items[child]);
-    i = child;
-  }
-  place(h, i, t);
-}
-
 int qn__heap_push(qn_runtime *rt, qn__timer *t) {
   qn__timer_heap *h = &rt->timers;
   if (h->len == h->cap) {
@@ -49,15 +36,37 @@ int qn__heap_push(qn_runtime *rt, qn__timer *t) {
   return QN_OK;
 }
 
+/* The last entry fills the hole. When it goes down, it almost always goes
+   to the bottom (it is one of the latest deadlines: a fired timer or a
+   sleep dropped in arming order leaves the hole at the root), so the hole
+   walks down along the smaller children first, one comparison a level
+   instead of two, and the last entry then rises from there, rarely more
+   than a level (Floyd's variant of sift-down). */
 void qn__heap_remove(qn__timer_heap *h, qn__timer *t) {
   size_t i = t->index;
   if (i == SIZE_MAX) return;
   t->index = SIZE_MAX;
   qn__timer *last = h->items[--h->len];
   if (last == t) return;
+  if (i > 0 && less(last, h->items[(i - 1) / 2])) {
+    place(h, i, last);
+    sift_up(h, i);
+    return;
+  }
+  size_t n = h->len;
+  for (size_t child; (child = 2 * i + 1) < n; i = child) {
+    if (child + 1 < n && less(h->items[child + 1], h->items[child])) child++;
+    place(h, i, h->items[child]);
+  }
+  /* Rising stops at the hole's first place at the latest: last is not
+     below the parent there (checked above), nor then below any ancestor. */
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!less(last, h->items[parent])) break;
+    place(h, i, h->items[parent]);
+    i = parent;
+  }
   place(h, i, last);
-  if (i > 0 && less(last, h->items[(i - 1) / 2])) sift_up(h, i);
-  else sift_down(h, i);
 }
 
 qn__timer *qn__heap_top(const qn__timer_heap *h) {
