@@ -93,6 +93,7 @@ struct lq_runtime {
   int ref_alive, ref_failed;   /* the runtime's tables, in the registry */
   int *anchor_free;     /* free slots of the alive table (luaL_ref costs more) */
   lua_State *A;         /* the anchor thread: the alive table at its index 1 (LQ_A_ALIVE),
+                           the Cancelled metatable at 2 (LQ_A_CANCELLED),
                            then the pooled threads; it never runs code, so its
                            indices never move */
   int ref_A;
@@ -196,8 +197,9 @@ static inline void lq_slot_free(int **a, int *n, int *cap, int v) {
 /* The scratch thread, with room for a callback's work: callbacks nest
    (a cleanup aborts a task whose cleanup aborts another...), and each
    level pushes a few values. (S runs callbacks, so its absolute indices
-   move: the alive table lives at index 1 of another thread, A.) */
-enum { LQ_A_ALIVE = 1 };
+   move: the alive table lives at index 1 of another thread, A, and the
+   Cancelled metatable at its index 2.) */
+enum { LQ_A_ALIVE = 1, LQ_A_CANCELLED = 2 };
 static inline lua_State *lq_scratch(lq_runtime *rt) {
   luaL_checkstack(rt->S, 24, "quench: too many nested cleanups");
   return rt->S;
@@ -242,6 +244,8 @@ void lq_pool_release(lq_runtime *rt, lua_State *co);
 
 /* error.c */
 void lq_push_cancelled(lua_State *L, int reason_idx);
+void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud);
+void lq_push_cancelled_mt(lua_State *L);
 void lq_push_timeout(lua_State *L);
 int lq_is_kind(lua_State *L, int idx, const char *kind);
 void lq_error_register(lua_State *L, int mod_idx);

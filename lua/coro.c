@@ -555,9 +555,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
       lua_setfield(S, -3, "cleanup_error");
     } else {
       lua_settop(S, ud);
-      lq_push_reason(S, lq_coro_task(c), ud);
-      lq_push_cancelled(S, lua_gettop(S));
-      lua_remove(S, -2);
+      lq_push_task_cancelled(c->rt, S, lq_coro_task(c), ud);
     }
     lua_xmove(S, c->co, 1);
     lua_settop(S, ud - 1);
@@ -624,11 +622,7 @@ static void coro_drop(qn_future *f) {
       if (failed) lua_pop(S, 1);     /* the first cleanup error wins */
       failed = 1;
     }
-    if (!failed) {
-      lq_push_reason(S, h, ud);
-      lq_push_cancelled(S, lua_gettop(S));
-      lua_remove(S, -2);
-    }
+    if (!failed) lq_push_task_cancelled(rt, S, h, ud);
     c->co = NULL;                      /* suspended when reset: not pooled (see above) */
     lua_setiuservalue(S, ud, 1);
     if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);

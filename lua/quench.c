@@ -206,6 +206,8 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   lua_newtable(L);
   lua_pushvalue(L, -1);
   lua_xmove(L, rt->A, 1);               /* at A's index 1, for ever (LQ_A_ALIVE) */
+  lq_push_cancelled_mt(L);
+  lua_xmove(L, rt->A, 1);               /* LQ_A_CANCELLED */
   rt->ref_alive = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);                      /* failed handles, weak keys */
   lua_createtable(L, 0, 1);
