@@ -139,6 +139,9 @@ struct lq_coro {
   unsigned bound : 1;   /* token:spawn's watch is linked: it lives in extras.bind
                            (rare, so not in every handle) */
   unsigned has_extras : 1;  /* it has an extras table (see the top of this file) */
+  unsigned cancel_unmade : 1;  /* dropped without a cleanup error: its Cancelled is
+                                  made when first asked for (lq_push_result);
+                                  user value 1 is nil */
 };
 
 /* A select branch ("quench.branch"). */
@@ -152,7 +155,7 @@ typedef struct lq_branch {
 enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
 
 /* A task's flags are in its coro (detached, observed, reported, reason,
-   bound, has_extras). */
+   bound, has_extras, cancel_unmade). */
 struct lq_task {
   lq_coro coro;
   uint64_t serial;      /* of its runtime */

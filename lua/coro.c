@@ -622,9 +622,12 @@ static void coro_drop(qn_future *f) {
       if (failed) lua_pop(S, 1);     /* the first cleanup error wins */
       failed = 1;
     }
-    if (!failed) lq_push_task_cancelled(rt, S, h, ud);
+    if (!failed) {                     /* Cancelled: made when asked for (lq_push_result) */
+      lua_pushnil(S);
+      h->coro.cancel_unmade = 1;
+    }
     c->co = NULL;                      /* suspended when reset: not pooled (see above) */
-    lua_setiuservalue(S, ud, 1);
+    lua_setiuservalue(S, ud, 1);       /* the thread goes */
     if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);
   }
   if (qn_task_get_outcome(lq_core_task(h)) == QN_TASK_FAILED)

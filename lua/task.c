@@ -88,13 +88,31 @@ static void set_reason(lua_State *L, lq_task *h, int ud, int reason) {
   lua_pop(L, 1);
 }
 
+/* The Cancelled of a dropped task, made once, on first demand: a task
+   aborted and never joined (a scope's leftovers, a loser) costs no table.
+   Its reason cannot change once the task is done (set_reason, tokens). */
+static void make_cancelled(lua_State *L, lq_task *h, int ud) {
+  lq_runtime *rt = lq_module_of(L)->rt;   /* callers are the module's functions */
+  if (rt != NULL) {
+    lq_push_task_cancelled(rt, L, h, ud);   /* the metatable off the anchor thread */
+  } else {                                  /* quench.run's main task, after the run */
+    lq_push_reason(L, h, ud);
+    lq_push_cancelled(L, -1);
+    lua_remove(L, -2);
+  }
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, ud, 1);
+  h->coro.cancel_unmade = 0;
+}
+
 /* Push true, results... or false, err for a done task. */
 int lq_push_result(lua_State *L, lq_task *h, int ud) {
   h->coro.observed = 1;
   qn_task *t = lq_core_task(h);
   if (qn_task_get_outcome(t) != QN_TASK_OK) {
     lua_pushboolean(L, 0);
-    lua_getiuservalue(L, ud, 1);
+    if (h->coro.cancel_unmade) make_cancelled(L, h, ud);
+    else lua_getiuservalue(L, ud, 1);
     return 2;
   }
   lua_pushboolean(L, 1);
