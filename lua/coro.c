@@ -578,7 +578,54 @@ static lua_State *pool_take_anchored(lq_runtime *rt) {
   return co;
 }
 
-/* Drop: after completion, only unanchor; otherwise cancel and clean up. */
+/* Cancel a task that has not finished (handle at ud on S): drop its op,
+   close its thread (its <close> variables run), run its defers. */
+static void cancel_task(lq_coro *c, lua_State *S, int ud) {
+  lq_runtime *rt = c->rt;
+  lq_task *h = lq_coro_task(c);
+  c->finished = 1;
+  c->nres = 0;                        /* no results (it may never have started) */
+  int failed = 0;
+  if (c->op) {
+    qn_drop(c->op);
+    c->op = NULL;
+  }
+  if (c->has_extras && lq_get_extras(S, ud) == LUA_TTABLE &&   /* a dropped branch's cleanup raised */
+      lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
+    lua_remove(S, -2);
+    failed = 1;
+  } else if (c->has_extras) {
+    lua_settop(S, ud);
+  }
+  lua_State *co = c->co;
+  if (co != NULL) {
+    lq_coro *prev = rt->running;
+    rt->running = c;
+    c->closing = 1;
+    if (lua_resetthread(co) != LUA_OK) {   /* runs the pending <close> variables */
+      lua_xmove(co, S, 1);
+      if (failed) lua_pop(S, 1);           /* the first cleanup error wins */
+      failed = 1;
+    }
+    rt->running = prev;
+    lua_settop(co, 0);
+  }
+  if (c->has_extras && run_defers(rt, h, ud, co ? co : pool_take_anchored(rt))) {   /* no extras: no defers, no thread for them */
+    if (failed) lua_pop(S, 1);     /* the first cleanup error wins */
+    failed = 1;
+  }
+  if (!failed) {                     /* Cancelled: made when asked for (lq_push_result) */
+    lua_pushnil(S);
+    h->coro.cancel_unmade = 1;
+  }
+  c->co = NULL;                      /* suspended when reset: not pooled (see above) */
+  lua_setiuservalue(S, ud, 1);       /* the thread goes */
+  if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);
+}
+
+/* Drop: after completion, only unanchor (and report a failure, unbind
+   token:spawn's watch); otherwise cancel and clean up. A task that ended
+   well and is not bound needs no Lua value: its handle is not even fetched. */
 static void coro_drop(qn_future *f) {
   lq_coro *c = (lq_coro *)f;
   if (c->kind == CORO_BRANCH) {
@@ -586,54 +633,17 @@ static void coro_drop(qn_future *f) {
     return;
   }
   lq_runtime *rt = c->rt;
-  lua_State *S = lq_scratch(rt);
   lq_task *h = lq_coro_task(c);
-  lq_push_handle(S, rt, h);
-  int ud = lua_gettop(S);
-  if (!c->finished) {
-    c->finished = 1;
-    c->nres = 0;                        /* no results (it may never have started) */
-    int failed = 0;
-    if (c->op) {
-      qn_drop(c->op);
-      c->op = NULL;
-    }
-    if (c->has_extras && lq_get_extras(S, ud) == LUA_TTABLE &&   /* a dropped branch's cleanup raised */
-        lua_getfield(S, -1, "cleanup_error") != LUA_TNIL) {
-      lua_remove(S, -2);
-      failed = 1;
-    } else if (c->has_extras) {
-      lua_settop(S, ud);
-    }
-    lua_State *co = c->co;
-    if (co != NULL) {
-      lq_coro *prev = rt->running;
-      rt->running = c;
-      c->closing = 1;
-      if (lua_resetthread(co) != LUA_OK) {   /* runs the pending <close> variables */
-        lua_xmove(co, S, 1);
-        if (failed) lua_pop(S, 1);           /* the first cleanup error wins */
-        failed = 1;
-      }
-      rt->running = prev;
-      lua_settop(co, 0);
-    }
-    if (c->has_extras && run_defers(rt, h, ud, co ? co : pool_take_anchored(rt))) {   /* no extras: no defers, no thread for them */
-      if (failed) lua_pop(S, 1);     /* the first cleanup error wins */
-      failed = 1;
-    }
-    if (!failed) {                     /* Cancelled: made when asked for (lq_push_result) */
-      lua_pushnil(S);
-      h->coro.cancel_unmade = 1;
-    }
-    c->co = NULL;                      /* suspended when reset: not pooled (see above) */
-    lua_setiuservalue(S, ud, 1);       /* the thread goes */
-    if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);
+  qn_task *t = lq_core_task(h);
+  if (!c->finished || c->bound || qn_task_get_outcome(t) == QN_TASK_FAILED) {
+    lua_State *S = lq_scratch(rt);
+    lq_push_handle(S, rt, h);
+    int ud = lua_gettop(S);
+    if (!c->finished) cancel_task(c, S, ud);
+    if (qn_task_get_outcome(t) == QN_TASK_FAILED) lq_report_failure(S, rt, h, ud);
+    if (c->bound) lq_task_unbind(S, h, ud);
+    lua_settop(S, ud - 1);
   }
-  if (qn_task_get_outcome(lq_core_task(h)) == QN_TASK_FAILED)
-    lq_report_failure(S, rt, h, ud);
-  if (h->coro.bound) lq_task_unbind(S, h, ud);
-  lua_settop(S, ud - 1);
   int slot = c->slot;
   c->slot = LUA_NOREF;
   lq_unanchor(rt, slot);               /* last: the handle may now be collected */
