@@ -10,10 +10,11 @@
 ** closed (lua_resetthread), which runs its pending <close> variables, then
 ** the task's defers. Cleanup cannot wait: `closing` makes every await raise.
 **
-** Threads are reused from a pool, but never one closed while suspended:
-** Lua 5.4.4's lua_resetthread leaves the thread's message handler index as
-** it was, so a thread suspended inside xpcall would make every later
-** error on it "error in error handling".
+** Threads are reused from a pool, but a thread closed while suspended only
+** when no C function's frame lies under the one that waits (see
+** poolable_suspended): Lua 5.4.4's lua_resetthread leaves the thread's
+** message handler index as it was, so a thread suspended inside xpcall
+** would make every later error on it "error in error handling".
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,28 @@ void lq_pool_release(lq_runtime *rt, lua_State *co) {
   lua_pushthread(co);
   lua_xmove(co, rt->A, 1);
   rt->npool++;
+}
+
+/* Whether a thread suspended in a wait may go to the pool once closed. In
+   5.4.4 a thread's message handler index (L->errfunc) is non-zero only
+   while a lua_pcallk given a handler (xpcall, or a C library's) has not
+   returned, and lua_resetthread does not clear it. Such a call is the frame
+   of the C function that made it, under the frame that yielded (level 0,
+   the quench function that waits). So with only Lua functions below level
+   0 the index is 0, as in a new thread. Any C frame there (pcall too)
+   makes us keep out of the pool, as does a deep stack. */
+enum { POOL_MAX_LEVELS = 16 };
+static int poolable_suspended(lq_runtime *rt, lua_State *co) {
+  if (rt->npool >= POOL_MAX || !lua_checkstack(co, 1)) return 0;
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(co, level, &ar); level++) {
+    if (level > POOL_MAX_LEVELS) return 0;
+    lua_getinfo(co, "f", &ar);
+    int cfn = lua_iscfunction(co, -1);
+    lua_pop(co, 1);
+    if (cfn) return 0;
+  }
+  return 1;
 }
 
 void lq_coro_init(lq_coro *c, lq_runtime *rt, int kind) {
@@ -403,6 +426,7 @@ static void branch_drop(lq_coro *c) {
     c->op = NULL;
   }
   int suspended = co != NULL && !c->finished;
+  int pool = !suspended || poolable_suspended(rt, co);   /* asked before its frames go */
   if (suspended) {
     lq_coro *prev = rt->running;
     rt->running = c;
@@ -421,7 +445,7 @@ static void branch_drop(lq_coro *c) {
     c->inherited = 0;
   }
   c->finished = 1;
-  if (co != NULL && !suspended && !c->failed && !c->cleanup_failed) {
+  if (co != NULL && pool && !c->failed && !c->cleanup_failed) {
     c->co = NULL;
     lq_pool_release(rt, co);            /* uv 1 still anchors it; harmless */
   }
@@ -598,6 +622,7 @@ static void cancel_task(lq_coro *c, lua_State *S, int ud) {
     lua_settop(S, ud);
   }
   lua_State *co = c->co;
+  int pool = co != NULL && poolable_suspended(rt, co);   /* asked before its frames go */
   if (co != NULL) {
     lq_coro *prev = rt->running;
     rt->running = c;
@@ -618,7 +643,8 @@ static void cancel_task(lq_coro *c, lua_State *S, int ud) {
     lua_pushnil(S);
     h->coro.cancel_unmade = 1;
   }
-  c->co = NULL;                      /* suspended when reset: not pooled (see above) */
+  c->co = NULL;
+  if (pool) lq_pool_release(rt, co);   /* the pool anchors co before uv 1 forgets it */
   lua_setiuservalue(S, ud, 1);       /* the thread goes */
   if (failed) qn_task_set_outcome(lq_core_task(h), QN_TASK_FAILED);
 }
