@@ -237,7 +237,14 @@ void lq_coro_init(lq_coro *c, lq_runtime *rt, int kind);
 enum { LQ_INLINE_ARGS = 3 };
 static inline int lq_task_args_inline(int n) { return n - 1 <= LQ_INLINE_ARGS; }
 lq_coro *lq_await_ctx(lua_State *L, const char *fname);
-int lq_check_cancel(lua_State *L, lq_coro *c);
+int lq_check_cancel_slow(lua_State *L, lq_coro *c);
+/* The cancellation point of every await (coro.c): inline, as nearly every
+   call finds nothing to do. */
+static inline int lq_check_cancel(lua_State *L, lq_coro *c) {
+  qn_task *t = lq_core_task(lq_coro_task(c));
+  if (!qn_task_cancel_requested(t) && !qn_task_abort_requested(t)) return 0;
+  return lq_check_cancel_slow(L, c);
+}
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx);
 int lq_resume_error(lua_State *L, lq_coro *c);
 qn_future *lq_take_op(lua_State *L);

@@ -121,8 +121,7 @@ int lq_shielded(const lq_coro *c) {
 }
 
 static int cancel_due(lq_coro *c) {
-  qn_task *t = lq_core_task(lq_coro_task(c));
-  return qn_task_cancel_requested(t) && !c->parked && !lq_shielded(c);
+  return qn_task_cancel_requested(lq_core_task(lq_coro_task(c))) && !c->parked && !lq_shielded(c);
 }
 
 /* ---- awaiting (called from Lua, on the coroutine's own thread) ---- */
@@ -162,7 +161,7 @@ static int cancel_k(lua_State *L, int status, lua_KContext ctx) {
    raises after one trip through the scheduler, as trio's checkpoints do,
    so a task that swallows Cancelled in a loop still lets the others run
    (and the escalation to abort can reach it). */
-int lq_check_cancel(lua_State *L, lq_coro *c) {
+int lq_check_cancel_slow(lua_State *L, lq_coro *c) {
   qn_task *t = lq_core_task(lq_coro_task(c));
   if (qn_task_abort_requested(t)) {
     c->parked = 1;
