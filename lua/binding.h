@@ -13,10 +13,12 @@
 ** - While a task is not done its handle is anchored in the runtime's `alive`
 **   table (slot), so garbage collection never cancels it (S4). The binding
 **   unanchors it as the very last step of its future's drop.
-** - The runtime keeps a private thread S, never resumed, whose stack holds the
-**   alive table (index 1), the thread pool (index 2) and a weak set of
-**   failed handles not yet observed (index 3); callbacks from the
-**   core (poll, drop), which have no lua_State of their own, work on S.
+** - The runtime keeps two private threads, never resumed. A, the anchor
+**   thread, holds the alive table (index 1), the Cancelled metatable
+**   (index 2) and then the pooled threads: it runs no code, so its indices
+**   never move. S is scratch space: callbacks from the core (poll, drop),
+**   which have no lua_State of their own, work on S. The weak set of failed
+**   handles not yet observed is in the registry (ref_failed).
 */
 #ifndef QUENCH_BINDING_H
 #define QUENCH_BINDING_H
