@@ -119,16 +119,21 @@ int qn_addr_numeric(const char *host, int port, struct sockaddr_storage *ss) {
   return UV_EINVAL;
 }
 
+void qn__addr_query(int port, int socktype, int flags, char service[16],
+                    struct addrinfo *hints) {
+  snprintf(service, 16, "%d", port);
+  memset(hints, 0, sizeof *hints);
+  hints->ai_family = AF_UNSPEC;
+  hints->ai_socktype = socktype;
+  hints->ai_flags = flags;
+}
+
 int qn_addr_for_bind(qn_runtime *rt, const char *host, int port, int socktype,
                      struct sockaddr_storage *ss) {
   if (qn_addr_numeric(host, port, ss) == 0) return 0;
   char service[16];
-  snprintf(service, sizeof service, "%d", port);
   struct addrinfo hints;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = socktype;
-  hints.ai_flags = AI_PASSIVE;
+  qn__addr_query(port, socktype, AI_PASSIVE, service, &hints);
   uv_getaddrinfo_t req;
   int r = uv_getaddrinfo(&rt->loop, &req, NULL, host, service, &hints);   /* no callback: synchronous */
   if (r != 0) return r;

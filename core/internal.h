@@ -164,6 +164,11 @@ void qn__stream_on_close(uv_handle_t *h);
 /* SIGPIPE to SIG_IGN unless the program handles it. */
 void qn__ignore_sigpipe(void);
 
+/* dns.c: the service string and hints of a getaddrinfo for host:port
+   (any family), shared by binding (synchronous) and connect (async). */
+void qn__addr_query(int port, int socktype, int flags, char service[16],
+                    struct addrinfo *hints);
+
 struct qn_task {
   qn_future *fut;
   qn_runtime *rt;

@@ -219,12 +219,8 @@ qn_future *qn_tcp_connect_new(qn_runtime *rt, const char *host, int port,
   if (opts) f->opts = *opts;
   if (qn_addr_numeric(host, port, &f->numeric) != 0) {
     char service[16];
-    snprintf(service, sizeof service, "%d", port);
     struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
+    qn__addr_query(port, SOCK_STREAM, AI_ADDRCONFIG, service, &hints);
     if ((f->dns = qn_getaddrinfo_new(rt, host, service, &hints)) == NULL) {
       qn__free(rt, f);
       return NULL;
