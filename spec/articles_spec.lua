@@ -125,7 +125,7 @@ describe("article 000: how to cancel async tasks (drop the handle)", function()
     assert.is_true(quench.is_cancelled(select(2, task:join())))
   end))
 
-  it("JoinHandle drop (docs/design.md §8): a <close> handle aborts, a collected one keeps running", T(function()
+  it("JoinHandle drop (design §8): a <close> handle aborts, a collected one keeps running", T(function()
     local ticks = { closed = 0, collected = 0, detached = 0 }
     local function ticker(name)
       return function()
@@ -221,7 +221,7 @@ describe("article 000: how to cancel async tasks (drop the handle)", function()
     assert.are.same({ "3 fetch finished", "3 fetch dropped" }, l)   -- the guard also runs on success
   end))
 
-  it("timeout does not spawn (docs/design.md §8): the branch runs in the caller's task", T(function()
+  it("timeout does not spawn (design §8): the branch runs in the caller's task", T(function()
     local me, inside = quench.current(), nil
     assert.is_true((quench.timeout(2, function() inside = quench.current() end)))
     assert.are.equal(me, inside)       -- quench.current() in the branch is the caller's task
@@ -250,7 +250,7 @@ describe("article 000: how to cancel async tasks (drop the handle)", function()
       quench.sleep(10)
       return "Result"
     end)
-    local other = handle               -- not a clone (docs/design.md §8): the same handle, shared
+    local other = handle               -- not a clone (design §8): the same handle, shared
     local joiner = quench.spawn(function() return other:join() end)
     quench.sleep(1)
     handle:abort("dropped")
@@ -925,7 +925,7 @@ describe("article 003: a kitchen when the order is cancelled", function()
     assert.are.same({ "1 cancelled", "1 cleanup interrupted: cancelled: shutdown" }, without)
   end))
 
-  it("abort does run the task's cleanup (docs/design.md §8): <close> in reverse, then defers LIFO", T(function()
+  it("abort does run the task's cleanup (design §8): <close> in reverse, then defers LIFO", T(function()
     local l = {}
     local m = quench.mutex()
     local h = quench.spawn(function()
