@@ -1,5 +1,5 @@
 -- Regression for finding 3 of the random cancellation test and the API fuzzer
--- (docs/testing.md, "What the tests have found"): advance never moves the
+-- (docs/how-quench-is-tested.md, "What the tests have found"): advance never moves the
 -- virtual clock backwards.
 local quench = require "quench"
 

@@ -1,4 +1,4 @@
--- Regression for finding C of spec/alloc_fail_spec.lua (docs/testing.md,
+-- Regression for finding C of spec/alloc_fail_spec.lua (docs/how-quench-is-tested.md,
 -- "Allocation failures", lists them by letter): a send whose commit cannot
 -- grow the buffer gives its permit back.
 local quench = require "quench"

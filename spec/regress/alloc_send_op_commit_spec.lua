@@ -1,4 +1,4 @@
--- Regression for finding C, D of spec/alloc_fail_spec.lua (docs/testing.md,
+-- Regression for finding C, D of spec/alloc_fail_spec.lua (docs/how-quench-is-tested.md,
 -- "Allocation failures", lists them by letter): send_op whose commit cannot
 -- grow the buffer raises, and its permit goes back.
 local quench = require "quench"

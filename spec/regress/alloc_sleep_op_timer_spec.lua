@@ -1,4 +1,4 @@
--- Regression for finding A of spec/alloc_fail_spec.lua (docs/testing.md,
+-- Regression for finding A of spec/alloc_fail_spec.lua (docs/how-quench-is-tested.md,
 -- "Allocation failures", lists them by letter): a sleep_op that cannot arm its
 -- timer raises; it never wins a select early.
 local quench = require "quench"

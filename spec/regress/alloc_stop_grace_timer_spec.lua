@@ -1,4 +1,4 @@
--- Regression for finding B of spec/alloc_fail_spec.lua (docs/testing.md,
+-- Regression for finding B of spec/alloc_fail_spec.lua (docs/how-quench-is-tested.md,
 -- "Allocation failures", lists them by letter): h:stop whose grace timer
 -- cannot be armed raises; it does not abort at once.
 local quench = require "quench"

@@ -1,4 +1,4 @@
--- Regression for finding E of spec/alloc_fail_spec.lua (docs/testing.md,
+-- Regression for finding E of spec/alloc_fail_spec.lua (docs/how-quench-is-tested.md,
 -- "Allocation failures", lists them by letter): a task set whose tasks end
 -- while memory is short never hangs join_next.
 local quench = require "quench"

@@ -1,5 +1,5 @@
 -- Regression for finding 8 of the random cancellation test and the API fuzzer
--- (docs/testing.md, "What the tests have found"): a channel whose __gc ran
+-- (docs/how-quench-is-tested.md, "What the tests have found"): a channel whose __gc ran
 -- refuses to be used, and leaks nothing.
 local quench = require "quench"
 

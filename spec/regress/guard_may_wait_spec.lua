@@ -1,5 +1,5 @@
 -- Regression for finding 4 of the random cancellation test and the API fuzzer
--- (docs/testing.md, "What the tests have found"): a quench.guard function may
+-- (docs/how-quench-is-tested.md, "What the tests have found"): a quench.guard function may
 -- wait when its block ends normally.
 local quench = require "quench"
 local T = quench.test

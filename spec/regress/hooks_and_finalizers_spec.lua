@@ -1,5 +1,5 @@
 -- Regression for finding 5 of the random cancellation test and the API fuzzer
--- (docs/testing.md, "What the tests have found"): hooks and finalizers may
+-- (docs/how-quench-is-tested.md, "What the tests have found"): hooks and finalizers may
 -- call quench.
 local quench = require "quench"
 

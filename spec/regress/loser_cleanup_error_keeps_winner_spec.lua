@@ -1,5 +1,5 @@
 -- Regression for finding 1 of the random cancellation test and the API fuzzer
--- (docs/testing.md, "What the tests have found"): a loser's cleanup error does
+-- (docs/how-quench-is-tested.md, "What the tests have found"): a loser's cleanup error does
 -- not swallow the winner's lock or message.
 local quench = require "quench"
 local T = quench.test

@@ -1,5 +1,5 @@
 -- Regression for finding 2 of the random cancellation test and the API fuzzer
--- (docs/testing.md, "What the tests have found"): metamethods called by hand
+-- (docs/how-quench-is-tested.md, "What the tests have found"): metamethods called by hand
 -- with a wrong argument, or on a live task, do nothing.
 local quench = require "quench"
 local T = quench.test

@@ -1,5 +1,5 @@
 -- Regression for finding 4 of the random cancellation test and the API fuzzer
--- (docs/testing.md, "What the tests have found"): waiting where the coroutine
+-- (docs/how-quench-is-tested.md, "What the tests have found"): waiting where the coroutine
 -- cannot yield is a clear error, and leaves nothing behind.
 local quench = require "quench"
 local T = quench.test

@@ -51,7 +51,7 @@
 --    reports to `on_task_error`, an error saying "out of memory" (an I/O
 --    call returns `nil, "ENOMEM: out of memory", "ENOMEM"`).
 --    `quench.stats().allocs` counts the allocations of a run
---    (docs/testing.md, "Allocation failures").
+--    (docs/how-quench-is-tested.md, "Allocation failures").
 -- @tparam function fn the main task's function
 -- @param ... arguments for `fn`
 -- @return everything `fn` returned
