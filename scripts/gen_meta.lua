@@ -10,6 +10,9 @@
 -- its first paragraph (the summary), `@tparam[opt] type name text`,
 -- `@param[opt] name text`, `@treturn type text` and `@return text`.
 
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local stubs_lib = require "stubs"
+
 local out_path = assert(arg[1], "usage: lua5.4 scripts/gen_meta.lua OUT.lua STUB.lua...")
 local stubs = table.move(arg, 2, #arg, 1, {})
 assert(#stubs > 0, "gen_meta: no stub files given")
@@ -42,36 +45,8 @@ local function one_line(s)
   return (s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
 end
 
--- Parse every stub into classes (in order) and entries.
-local entries, class_order = {}, {}
-local function parse(path)
-  local f = assert(io.open(path))
-  local block, current_class = {}, nil
-  for line in f:lines() do
-    local name, args = line:match("^function%s+([%w_%.:]+)%s*%((.-)%)")
-    if name then
-      entries[#entries + 1] = { name = name, args = args, doc = block, file = path }
-      block = {}
-    elseif line:match("^%-%-") then
-      if line:match("^%-%-%-") then block = {} end
-      local text = line:gsub("^%-%-%-?%s?", "")
-      block[#block + 1] = text
-      local class = text:match("^@type%s+([%w_]+)")
-      if class then
-        current_class = class
-        if not classes[class] then
-          classes[class] = { name = class, doc = block }
-          class_order[#class_order + 1] = class
-        end
-      end
-    else
-      block = {}
-    end
-  end
-  f:close()
-  return current_class
-end
-for _, p in ipairs(stubs) do parse(p) end
+local entries, parsed_classes, class_order = stubs_lib.parse(stubs)
+for k, v in pairs(parsed_classes) do classes[k] = v end
 
 -- An entry's doc: summary, params (by name), returns.
 local function describe(doc)

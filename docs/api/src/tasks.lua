@@ -129,8 +129,9 @@ function quench.guard(fn) end
 -- `<close>` handle, the select or timeout around it finishing).
 --
 -- **Cancel safety.** A cancel does not interrupt `fn`; a drop does, as for
--- any code: `fn` stops at its current await and its `<close>` variables
--- run.
+-- any code: `fn` stops at its current await and its `<close>` variables run.
+-- Not being a cancellation point, entering a shield in a cancelled task does
+-- not raise.
 --
 -- @tparam function fn the code to shield
 -- @param ... its arguments
