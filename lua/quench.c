@@ -139,7 +139,8 @@ static void check_run_keys(lua_State *L, int idx) {
     int known = 0;
     if (lua_type(L, -1) == LUA_TSTRING)
       for (int i = 0; run_keys[i] && !known; i++) known = strcmp(run_keys[i], lua_tostring(L, -1)) == 0;
-    if (!known) luaL_error(L, "quench.run: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+    if (!known)
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
   }
 }
 
