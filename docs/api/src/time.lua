@@ -64,7 +64,8 @@ function quench.now() end
 --
 -- **Cancel safety.** Not an await.
 --
--- @tparam number s seconds (NaN raises; `<= 0` does nothing)
--- @raise `quench.advance: the runtime's clock is real (run with {clock =
--- "manual"} or "virtual")`; outside a runtime.
+-- @tparam number s seconds, `>= 0` (`0` does nothing)
+-- @raise `bad argument #1 to 'advance' (seconds must be >= 0, got -5)` for a
+-- negative or NaN `s`; `quench.advance: the runtime's clock is real (run
+-- with {clock = "manual"} or "virtual")`; outside a runtime.
 function quench.advance(s) end
