@@ -163,10 +163,17 @@ void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *t, void *arg), voi
 
 /* ---- futures the core provides ---- */
 
+/* A deadline the clock never reaches: a sleep until QN_NEVER waits for
+   ever and arms no timer. Deadlines computed past the clock's range (2^64
+   ns, 584 years, from the runtime's start) saturate to it, and the virtual
+   and manual clocks stop short of it. */
+#define QN_NEVER UINT64_MAX
+
 /* Ready when the runtime's clock reaches `deadline` (ns, qn_now scale). */
 qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline);
 /* Ready `ns` after its first poll (timeouts: a branch that is ready at once
-   means the clock is never read and no timer armed). */
+   means the clock is never read and no timer armed); never if that is past
+   the clock's range. */
 qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns);
 uint64_t qn_sleep_deadline(const qn_future *sleep);
 /* Ready early because no memory was left to arm its timer. */
