@@ -40,7 +40,8 @@ typedef struct waiter {
 enum { RING_MAX = 1u << 31 };
 
 struct qn_chan {
-  uint64_t *buf;          /* ring buffer of slots, after its block's header */
+  uint64_t *buf;          /* ring buffer of slots, after its block's header; its size
+                             cap_buf is 0 or a power of 2 (indexes wrap with a mask) */
   qn__list receivers, senders;
   uint32_t cap_buf, head;
   uint32_t handed;        /* slots at the ring's front claimed by ready receive futures */
@@ -101,7 +102,7 @@ static int grow(qn_chan *ch, qn_runtime *rt) {
   b->rt = rt;
   uint64_t *buf = b->slots;
   size_t n = (size_t)ch->handed + ch->len;
-  for (size_t i = 0; i < n; i++) buf[i] = ch->buf[(ch->head + i) % ch->cap_buf];
+  for (size_t i = 0; i < n; i++) buf[i] = ch->buf[(ch->head + i) & (ch->cap_buf - 1)];
   free_buf(ch->buf);
   ch->buf = buf;
   ch->cap_buf = (uint32_t)cap;
@@ -115,14 +116,14 @@ static int make_room(qn_chan *ch, qn_runtime *rt) {
 
 /* The caller made room. */
 static void push_back(qn_chan *ch, uint64_t slot) {
-  ch->buf[((uint64_t)ch->head + ch->handed + ch->len++) % ch->cap_buf] = slot;
+  ch->buf[(ch->head + ch->handed + ch->len++) & (ch->cap_buf - 1)] = slot;
 }
 
 /* The oldest slot of the ring, handed or queued; the caller gives up the
    claim or the queued place it counted on. */
 static uint64_t take_front(qn_chan *ch) {
   uint64_t slot = ch->buf[ch->head];
-  ch->head = (ch->head + 1) % ch->cap_buf;
+  ch->head = (ch->head + 1) & (ch->cap_buf - 1);
   return slot;
 }
 
