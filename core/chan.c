@@ -197,7 +197,13 @@ int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot) {
   if (make_room(ch, rt) != QN_OK) return QN_ENOMEM;   /* the permit stays held */
   ch->reserved--;
   push_back(ch, slot);
-  dispatch(ch);
+  waiter *w = first(&ch->receivers);
+  if (w != NULL) {        /* receivers wait only while nothing is queued: w gets this slot */
+    unlink_waiter(w);
+    hand(ch, w);
+    qn_wake(w->waker);
+  }
+  grant_senders(ch);      /* the permit spent here frees room */
   return QN_OK;
 }
 
