@@ -777,7 +777,7 @@ function S.ready_loop(R, _, st)
   if st.kind == "sema" then
     local sem = quench.semaphore(1)
     for _ = 1, st.n do
-      local p <close> = sem:acquire()
+      local _p <close> = sem:acquire()
       if sem:available() ~= 0 then violation(R, "ready_loop: a permit held twice") end
     end
     return

@@ -58,7 +58,7 @@ describe("the cooperative budget", function()
     local done = quench.spawn(function() end)
     done:join()
     local loops = {
-      function() while true do local p <close> = sem:acquire(); check() end end,
+      function() while true do local _p <close> = sem:acquire(); check() end end,
       function() while true do assert(rx:changed() == nil); check() end end,
       function() while true do done:join(); check() end end,
       function() while true do quench.select(sem:acquire_op(), quench.sleep_op(1)); check() end end,
