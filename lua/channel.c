@@ -10,6 +10,9 @@
 **   already handed to it goes back to the front of the queue.
 ** - send: all or nothing. send returns true once the value is in the
 **   channel; a send dropped while it waits for room delivered nothing.
+**   A send still waiting for room when the channel closes returns nil,
+**   "closed" (the value stays with the caller); one already given room
+**   delivers, and receivers wait for it before they see "closed".
 */
 #include <stdint.h>
 #include <stdlib.h>
