@@ -783,18 +783,20 @@ function S.ready_loop(R, _, st)
     return
   end
   local ch = quench.channel(st.kind == "select" and 2 or nil)
+  if st.kind ~= "select" then ch:send(0) end   -- one value ahead: a lost one shows as a wrong one
   for i = 1, st.n do
     if st.kind == "select" then
       ch:send(i)
       ch:send(-i)
       local _, v = quench.select(ch:recv_op(), ch:recv_op())
-      if v ~= i or ch:recv() ~= -i then violation(R, "ready_loop: select broke the channel's order") end
+      if v ~= i or ch:try_recv() ~= -i then violation(R, "ready_loop: select broke the channel's order") end
     else
       ch:send(i)
       local v = ch:recv()
-      if v ~= i then violation(R, "ready_loop: sent %d, received %s", i, tostring(v)) end
+      if v ~= i - 1 then violation(R, "ready_loop: expected %d, received %s", i - 1, tostring(v)) end
     end
   end
+  if st.kind ~= "select" and ch:try_recv() ~= st.n then violation(R, "ready_loop: the last value was lost") end
 end
 
 -- The same op twice in one select: refused before anything starts.
