@@ -789,14 +789,18 @@ function S.ready_loop(R, _, st)
       ch:send(i)
       ch:send(-i)
       local _, v = quench.select(ch:recv_op(), ch:recv_op())
-      if v ~= i or ch:try_recv() ~= -i then violation(R, "ready_loop: select broke the channel's order") end
+      if v ~= i or ch:try_recv() ~= -i then
+        violation(R, "ready_loop: select broke the channel's order")
+      end
     else
       ch:send(i)
       local v = ch:recv()
       if v ~= i - 1 then violation(R, "ready_loop: expected %d, received %s", i - 1, tostring(v)) end
     end
   end
-  if st.kind ~= "select" and ch:try_recv() ~= st.n then violation(R, "ready_loop: the last value was lost") end
+  if st.kind ~= "select" and ch:try_recv() ~= st.n then
+    violation(R, "ready_loop: the last value was lost")
+  end
 end
 
 -- The same op twice in one select: refused before anything starts.
