@@ -147,11 +147,12 @@ static void wake_if_ended(qn_chan *ch) {
   }
 }
 
-/* Give permits to waiting senders while there is room, in FIFO order. */
+/* Give permits to waiting senders while there is room, in FIFO order.
+   Asked after every change of room: mostly nobody waits, looked at first. */
 static void grant_senders(qn_chan *ch) {
   waiter *w;
-  while (!ch->closed && (uint64_t)ch->len + ch->reserved < ch->capacity &&
-         (w = first(&ch->senders))) {
+  while ((w = first(&ch->senders)) && !ch->closed &&
+         (uint64_t)ch->len + ch->reserved < ch->capacity) {
     unlink_waiter(w);
     w->granted = 1;
     ch->reserved++;

@@ -241,7 +241,7 @@ static int recv_now_from(lua_State *L, lq_chan *c, int ch_idx) {
 
 /* co: lq_await_ctx's, called before the stack changed (a oneshot's recv
    puts the channel in place of its receiver). */
-static int do_recv(lua_State *L, lq_chan *c, lq_coro *co, const char *fname) {
+static int do_recv_in(lua_State *L, lq_chan *c, lq_coro *co, const char *fname) {
   lua_settop(L, 1);
   lq_check_cancel(L, co);
   int n = recv_now_from(L, c, 1);
@@ -252,9 +252,12 @@ static int do_recv(lua_State *L, lq_chan *c, lq_coro *co, const char *fname) {
   return lq_await(L, co, f, recv_k, (lua_KContext)co);
 }
 
+static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
+  return do_recv_in(L, c, lq_await_ctx(L, fname), fname);
+}
+
 static int l_recv(lua_State *L) {
-  lq_chan *c = check_chan(L, 1);
-  return do_recv(L, c, lq_await_ctx(L, "quench.channel:recv"), "quench.channel:recv");
+  return do_recv(L, check_chan(L, 1), "quench.channel:recv");
 }
 
 static int do_try_recv(lua_State *L, lq_chan *c) {
@@ -447,7 +450,7 @@ static int l_rx_recv(lua_State *L) {
   luaL_checkudata(L, 1, LQ_ONESHOT_RX);
   lq_coro *co = lq_await_ctx(L, "quench.oneshot:recv");
   lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_RX);
-  return do_recv(L, c, co, "quench.oneshot:recv");
+  return do_recv_in(L, c, co, "quench.oneshot:recv");
 }
 
 static int l_rx_try_recv(lua_State *L) {
