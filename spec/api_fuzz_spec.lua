@@ -153,6 +153,16 @@ function Fuzz:make_functions()
     function(...) return f:call_random("nested", ...) end,
     function() quench.defer(function() f:call_random("defer") end); quench.sleep(0.1) end,
     function() for _ = 1, 3 do f:call_random("loop") end end,
+    function()   -- more ready awaits than the cooperative budget: one of them gives way
+      local ch = quench.channel()
+      for i = 1, 300 do ch:send(i); assert(ch:recv() == i) end
+    end,
+    function(a)  -- the same op twice in one select (refused), or an op with itself in a timeout
+      local ops = f.by_type["quench.op"]
+      local op = ops and f.r.pick(ops) or a
+      if f.r.chance(0.5) then return quench.select(op, op) end
+      return quench.select_biased(function() end, op, op)
+    end,
   }
   -- Known bug 4: a wait where the coroutine cannot yield (a guard's
   -- function, a finalizer, a C callback) leaves a stale op behind. Unless
