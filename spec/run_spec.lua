@@ -1,4 +1,4 @@
--- quench.run: results, errors, teardown, reports (DESIGN S12, S13, S15).
+-- quench.run: results, errors, teardown, reports (docs/design.md S12, S13, S15).
 local quench = require "quench"
 local T = quench.test
 

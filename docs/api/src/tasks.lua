@@ -51,7 +51,7 @@
 --    reports to `on_task_error`, an error saying "out of memory" (an I/O
 --    call returns `nil, "ENOMEM: out of memory", "ENOMEM"`).
 --    `quench.stats().allocs` counts the allocations of a run
---    (docs/testing.md, "Allocation failures").
+--    (docs/how-quench-is-tested.md, "Allocation failures").
 -- @tparam function fn the main task's function
 -- @param ... arguments for `fn`
 -- @return everything `fn` returned
@@ -130,8 +130,9 @@ function quench.guard(fn) end
 -- `<close>` handle, the select or timeout around it finishing).
 --
 -- **Cancel safety.** A cancel does not interrupt `fn`; a drop does, as for
--- any code: `fn` stops at its current await and its `<close>` variables
--- run.
+-- any code: `fn` stops at its current await and its `<close>` variables run.
+-- Not being a cancellation point, entering a shield in a cancelled task does
+-- not raise.
 --
 -- @tparam function fn the code to shield
 -- @param ... its arguments

@@ -1,6 +1,6 @@
 --- Testing with busted: `quench.test`.
 --
--- Guide: [docs/testing-with-busted.md](../../testing-with-busted.md).
+-- Guide: [docs/testing-your-code.md](../../testing-your-code.md).
 -- @module testing
 
 --- A busted body running `fn` in a fresh runtime, with checks.

@@ -41,7 +41,8 @@ function quench.sleep_op(s) end
 -- self-aborted one is dropped here. Put one in long CPU loops, which
 -- otherwise can be neither cancelled nor interrupted.
 --
--- **Cancel safety.** Cancel-safe: it holds nothing.
+-- **Cancel safety.** Cancel-safe: it holds nothing. It is a cancellation
+-- point: in a cancelled task it raises `Cancelled`.
 --
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 function quench.yield() end
