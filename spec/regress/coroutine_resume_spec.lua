@@ -1,0 +1,188 @@
+-- A task's thread is reachable from Lua (coroutine.running()), and plain Lua
+-- may resume or close it: a Copas-style adapter or a callback bridge does.
+-- Before: a resume of a task waiting in sleep, join, m:lock() or
+-- n:notified() crashed the process (SIGSEGV in the wait's continuation); in
+-- ch:recv() it made recv return a false nil, "closed" and left the task
+-- suspended for ever; coroutine.close ran the task's <close> variables but
+-- left it "suspended", and a later join said "cannot resume dead coroutine".
+-- Now a resume of a waiting thread is refused (an error in the resumer, the
+-- task keeps waiting as if nothing happened), and a close ends the task as
+-- failed with an error that says so.
+local quench = require "quench"
+local T = quench.test
+
+-- The ways a task waits, each with what wakes it (called from the test body).
+local function waits()
+  local m, n, ch = quench.mutex(), quench.notify(), quench.channel()
+  local held
+  local other = quench.spawn(function() quench.sleep(5) return "joined" end)
+  return {
+    { "sleep", function() quench.sleep(2) return "slept" end, function() end },
+    { "join", function() local _, v = other:join() return v end, function() end },
+    { "lock", function() local g <close> = m:lock() return "locked" end,
+      function() held:release() end, function() held = m:lock() end },
+    { "notified", function() n:notified() return "notified" end, function() n:notify_one() end },
+    { "recv", function() return ch:recv() end, function() ch:send("sent") end },
+  }
+end
+
+describe("coroutine.resume of a task's thread (issue 14, defect 1)", function()
+  it("is refused with an error in the resumer, and the task keeps waiting, whatever it waits in",
+    T(function()
+      for _, w in ipairs(waits()) do
+        local name, wait, wake, setup = w[1], w[2], w[3], w[4]
+        if setup then setup() end
+        local co
+        local h = quench.spawn(function() co = coroutine.running() return wait() end)
+        quench.sleep(1)
+        assert.are.equal("suspended", coroutine.status(co), name)
+        local ok, err = pcall(coroutine.resume, co, "junk", 1, 2)
+        assert.is_false(ok, name)
+        assert.matches("coroutine.resume: the thread of task %d+ is waiting in quench", err, nil, name)
+        local ok2, err2 = pcall(coroutine.resume, co)
+        assert.is_false(ok2, name)
+        assert.matches("only quench resumes it", err2)
+        assert.are.equal("suspended", h:state(), name)
+        wake()
+        local r = table.pack(h:join())
+        assert.is_true(r[1], name)
+        local expect = { sleep = "slept", join = "joined", lock = "locked", notified = "notified", recv = "sent" }
+        assert.are.equal(expect[name], r[2], name)
+      end
+    end))
+
+  it("is refused from a plain coroutine and from a wrap function inside a task", T(function()
+    local co
+    local h = quench.spawn(function() co = coroutine.running() quench.sleep(2) return "done" end)
+    quench.sleep(1)
+    local inner = coroutine.create(function() return coroutine.resume(co) end)
+    local ok, err = coroutine.resume(inner)
+    assert.is_false(ok)
+    assert.matches("only quench resumes it", err)
+    local w = coroutine.wrap(function() coroutine.resume(co) return "not reached" end)
+    local ok2, err2 = pcall(w)
+    assert.is_false(ok2)
+    assert.matches("only quench resumes it", err2)
+    assert.are.same({ true, "done" }, { h:join() })
+  end))
+
+  it("of the main task, from a child, is refused", function()
+    local main_co
+    local r = quench.run({ clock = "virtual" }, function()
+      main_co = coroutine.running()
+      local child = quench.spawn(function()
+        return pcall(coroutine.resume, main_co)
+      end)
+      local ok, resumed, err = child:join()
+      assert.is_true(ok)
+      assert.is_false(resumed)
+      assert.matches("only quench resumes it", err)
+      return "main went on"
+    end)
+    assert.are.equal("main went on", r)
+  end)
+
+  it("of a select branch's thread is refused, and the branch wins as it would have", T(function()
+    local bco
+    local h = quench.spawn(function()
+      return quench.select(function() bco = coroutine.running() quench.sleep(2) return "branch" end,
+                           function() quench.sleep(5) return "other" end)
+    end)
+    quench.sleep(1)
+    local ok, err = pcall(coroutine.resume, bco)
+    assert.is_false(ok)
+    assert.matches("the thread of a select branch of task %d+ is waiting", err)
+    assert.are.same({ true, 1, "branch" }, { h:join() })
+  end))
+
+  it("of a waiting task inside pcall with its own hook keeps that hook", T(function()
+    local co
+    local h = quench.spawn(function() co = coroutine.running() quench.sleep(2) return 1 end)
+    quench.sleep(1)
+    local calls = 0
+    local me = quench.spawn(function()
+      debug.sethook(function() calls = calls + 1 end, "", 1000000)
+      local ok = pcall(coroutine.resume, co)
+      local hook, mask, count = debug.gethook()
+      debug.sethook()
+      return ok, hook ~= nil, mask, count
+    end)
+    assert.are.same({ true, false, true, "", 1000000 }, { me:join() })
+    assert.are.same({ true, 1 }, { h:join() })
+  end))
+end)
+
+describe("coroutine.close of a task's thread (issue 14, defect 1)", function()
+  it("runs its <close> variables and ends the task as failed, saying why", T(function()
+    local log, co = {}, nil
+    local n = quench.notify()
+    local h = quench.spawn(function()
+      co = coroutine.running()
+      local _x <close> = setmetatable({}, { __close = function() log[#log + 1] = "closed" end })
+      quench.defer(function() log[#log + 1] = "deferred" end)
+      n:notified()
+    end)
+    quench.sleep(1)
+    assert.is_true(coroutine.close(co))
+    assert.are.same({ "closed" }, log)
+    local ok, err = h:join()
+    assert.is_false(ok)
+    assert.matches("the thread of task %d+ was closed by coroutine.close%(%) while it waited", err)
+    assert.are.same({ "closed", "deferred" }, log)
+    assert.are.equal("done", h:state())
+    -- nothing is left waiting: a notify finds no one, and the runtime goes on
+    n:notify_one()
+    assert.are.same({ true, 3 }, { quench.spawn(function() return 3 end):join() })
+  end))
+
+  it("drops what the task waited for: a recv no longer takes a message", T(function()
+    local ch = quench.channel()
+    local co
+    local h = quench.spawn(function() co = coroutine.running() return ch:recv() end)
+    quench.sleep(1)
+    coroutine.close(co)
+    assert.is_false((h:join()))
+    ch:send("kept")
+    assert.are.equal("kept", ch:try_recv())
+  end))
+
+  it("of a select branch's thread makes the select raise in its task", T(function()
+    local bco, log = nil, {}
+    local h = quench.spawn(function()
+      return quench.select(function()
+        bco = coroutine.running()
+        local _x <close> = setmetatable({}, { __close = function() log[#log + 1] = "branch closed" end })
+        quench.sleep(5)
+      end, function() quench.sleep(10) return "other" end)
+    end)
+    quench.sleep(1)
+    coroutine.close(bco)
+    assert.are.same({ "branch closed" }, log)
+    local ok, err = h:join()
+    assert.is_false(ok)
+    assert.matches("the thread of a select branch of task %d+ was closed by coroutine.close", err)
+  end))
+
+  it("of a finished task's thread (back in the pool) harms no later task", T(function()
+    local co
+    quench.spawn(function() co = coroutine.running() end):join()
+    assert.is_true(coroutine.close(co))
+    local ok, err = coroutine.resume(co)
+    assert.is_false(ok)
+    assert.is_string(err)
+    for i = 1, 3 do
+      assert.are.same({ true, i }, { quench.spawn(function() quench.sleep(0) return i end):join() })
+    end
+  end))
+
+  it("a resume of a finished task's thread is refused, and the thread is not reused broken", T(function()
+    local co
+    quench.spawn(function() co = coroutine.running() end):join()
+    local ok, err = coroutine.resume(co)
+    assert.is_false(ok)
+    assert.matches("belongs to quench", err)
+    for i = 1, 3 do
+      assert.are.same({ true, i }, { quench.spawn(function() quench.sleep(0) return i end):join() })
+    end
+  end))
+end)
