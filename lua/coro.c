@@ -47,10 +47,14 @@ static void guard_thread(lq_runtime *rt, lua_State *co) {
 
 /* A pooled thread is ready when it holds its guard at index 1 (a finished
    task's thread) or nothing (a reset one: guarded again). Any other thread
-   was resumed or closed from Lua while in the pool, and is let go. */
+   was resumed or closed from Lua while in the pool, and is let go. The pool
+   holds only [guard] and [] (lq_pool_release); a refused resume leaves
+   [guard, message], a resume that called the guard a dead thread, a close
+   []: so a thread of status OK and one value holds its guard. */
 static int pooled_ready(lq_runtime *rt, lua_State *co) {
   if (lua_status(co) != LUA_OK) return 0;
   int top = lua_gettop(co);
+  if (top == 1) return 1;               /* the common case: a finished task's */
   if (top == 0) {
     guard_thread(rt, co);
     return 1;
@@ -88,7 +92,12 @@ static void pool_push(lq_runtime *rt) {
    the pool is full; a recycled thread carries no hook and no stack values. */
 void lq_pool_release(lq_runtime *rt, lua_State *co) {
   if (rt->npool >= POOL_MAX || lua_status(co) != LUA_OK || !lua_checkstack(rt->A, 1)) return;
-  lua_settop(co, lua_gettop(co) >= 1 && is_guard(rt, co, 1) ? 1 : 0);   /* the guard stays */
+  int top = lua_gettop(co);
+  if (top >= 1 && is_guard(rt, co, 1)) {   /* the guard stays (see pooled_ready) */
+    if (top > 1) lua_settop(co, 1);
+  } else if (top > 0) {
+    lua_settop(co, 0);
+  }
   lua_sethook(co, NULL, 0, 0);
   lua_pushthread(co);
   lua_xmove(co, rt->A, 1);
@@ -351,7 +360,7 @@ static void refuse(lq_runtime *rt, lq_coro *c, lua_State *L) {
   lua_pushthread(X);
   lua_xmove(X, L, 1);
   lua_rawget(L, -2);
-  if (!lua_isnil(L, -1)) {              /* already refused once: one error is enough */
+  if (!lua_isnil(L, -1) && lua_gethook(X) == refusal_hook) {   /* one error is enough */
     lua_pop(L, 3);
     return;
   }

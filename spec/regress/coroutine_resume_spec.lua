@@ -19,7 +19,7 @@ local function waits()
   return {
     { "sleep", function() quench.sleep(2) return "slept" end, function() end },
     { "join", function() local _, v = other:join() return v end, function() end },
-    { "lock", function() local g <close> = m:lock() return "locked" end,
+    { "lock", function() local _g <close> = m:lock() return "locked" end,
       function() held:release() end, function() held = m:lock() end },
     { "notified", function() n:notified() return "notified" end, function() n:notify_one() end },
     { "recv", function() return ch:recv() end, function() ch:send("sent") end },
@@ -46,7 +46,8 @@ describe("coroutine.resume of a task's thread (issue 14, defect 1)", function()
         wake()
         local r = table.pack(h:join())
         assert.is_true(r[1], name)
-        local expect = { sleep = "slept", join = "joined", lock = "locked", notified = "notified", recv = "sent" }
+        local expect = { sleep = "slept", join = "joined", lock = "locked", notified = "notified",
+                         recv = "sent" }
         assert.are.equal(expect[name], r[2], name)
       end
     end))
@@ -110,6 +111,57 @@ describe("coroutine.resume of a task's thread (issue 14, defect 1)", function()
     assert.are.same({ true, false, true, "", 1000000 }, { me:join() })
     assert.are.same({ true, 1 }, { h:join() })
   end))
+end)
+
+describe("coroutine.resume of a task's thread, the other cases", function()
+  it("of a task in quench.yield or at a cancellation point is refused", T(function()
+    local co
+    local h = quench.spawn(function()
+      co = coroutine.running()
+      quench.yield()
+      return "yielded"
+    end)
+    quench.yield()                      -- h runs up to its yield
+    local ok, err = pcall(coroutine.resume, co)
+    assert.is_false(ok)
+    assert.matches("only quench resumes it", err)
+    assert.are.same({ true, "yielded" }, { h:join() })
+  end))
+
+  it("from a place with no task to raise in (on_task_error) is a warning", function()
+    local warnings, co = {}, nil
+    quench.run({ clock = "virtual", on_warning = function(m) warnings[#warnings + 1] = m end,
+                 on_task_error = function() coroutine.resume(co) end }, function()
+      local sleeper = quench.spawn(function() co = coroutine.running() quench.sleep(5) return "ok" end)
+      quench.yield()
+      quench.spawn(function() error("fails", 0) end):detach()
+      quench.sleep(1)
+      assert.are.same({ true, "ok" }, { sleeper:join() })
+    end)
+    assert.are.equal(1, #warnings)
+    assert.matches("only quench resumes it", warnings[1])
+  end)
+
+  it("of the winner's thread by a loser's cleanup makes the select raise, not lose its results silently",
+    T(function()
+      for _, act in ipairs({ "resume", "close" }) do
+        local wco
+        local ok, err = pcall(quench.select_biased, function()
+          wco = coroutine.running()
+          quench.sleep(1)
+          return "won"
+        end, function()
+          local _x <close> = setmetatable({}, { __close = function()
+            if act == "resume" then coroutine.resume(wco, "junk") else coroutine.close(wco) end
+          end })
+          quench.sleep(5)
+        end)
+        assert.is_false(ok, act)
+        assert.matches("the thread of the branch that won was resumed or closed from Lua", err, nil, act)
+      end
+      -- the runtime goes on, the pool too
+      assert.are.same({ true, 1, "fine" }, { quench.spawn(quench.select, function() return "fine" end):join() })
+    end))
 end)
 
 describe("coroutine.close of a task's thread (issue 14, defect 1)", function()
