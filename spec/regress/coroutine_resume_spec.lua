@@ -160,7 +160,8 @@ describe("coroutine.resume of a task's thread, the other cases", function()
         assert.matches("the thread of the branch that won was resumed or closed from Lua", err, nil, act)
       end
       -- the runtime goes on, the pool too
-      assert.are.same({ true, 1, "fine" }, { quench.spawn(quench.select, function() return "fine" end):join() })
+      local h = quench.spawn(quench.select, function() return "fine" end)
+      assert.are.same({ true, 1, "fine" }, { h:join() })
     end))
 end)
 
