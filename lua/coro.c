@@ -395,7 +395,7 @@ int lq_refuse_resume(lua_State *L, lua_KContext ctx, lua_KFunction k) {
    thread, whose <close> variables have run: its coroutine ends at its next
    poll (failed, with an error saying so). */
 static int l_guard_close(lua_State *L) {
-  lq_runtime *rt = lq_module_of(L)->rt;
+  lq_runtime *rt = (*(lq_module **)lua_touserdata(L, 1))->rt;   /* the guard holds the module */
   if (rt == NULL || (rt->running != NULL && rt->running->co == L)) return 0;
   lq_coro *c = owner_of(rt, L);
   if (c == NULL || c->finished || c->closing) return 0;   /* pooled, or a branch's outcome */
@@ -414,10 +414,9 @@ static int l_guard_call(lua_State *L) {
 
 void lq_guard_register(lua_State *L, int mod) {
   lq_module *m = lua_touserdata(L, mod);
-  lua_newuserdatauv(L, 1, 0);
+  *(lq_module **)lua_newuserdatauv(L, sizeof m, 0) = m;   /* the module outlives it (registry) */
   lua_createtable(L, 0, 3);
-  lua_pushvalue(L, mod);
-  lua_pushcclosure(L, l_guard_close, 1);
+  lua_pushcfunction(L, l_guard_close);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, l_guard_call);
   lua_setfield(L, -2, "__call");
@@ -937,12 +936,11 @@ static void cancel_task(lq_coro *c, lua_State *S, int ud) {
     rt->running = c;
     c->closing = 1;
     if (lua_resetthread(co) != LUA_OK) {   /* runs the pending <close> variables */
-      lua_xmove(co, S, 1);
+      lua_xmove(co, S, 1);                 /* leaves co empty, as a good reset does */
       if (failed) lua_pop(S, 1);           /* the first cleanup error wins */
       failed = 1;
     }
     rt->running = prev;
-    lua_settop(co, 0);
   }
   if (c->has_extras && run_defers(rt, h, ud, co ? co : pool_take_anchored(rt))) {   /* no extras: no defers, no thread for them */
     if (failed) lua_pop(S, 1);     /* the first cleanup error wins */
