@@ -48,9 +48,9 @@ static void guard_thread(lq_runtime *rt, lua_State *co) {
 /* A pooled thread is ready when it holds its guard at index 1 (a finished
    task's thread) or nothing (a reset one: guarded again). Any other thread
    was resumed or closed from Lua while in the pool, and is let go. The pool
-   holds only [guard] and [] (lq_pool_release); a refused resume leaves
-   [guard, message], a resume that called the guard a dead thread, a close
-   []: so a thread of status OK and one value holds its guard. */
+   holds only [guard] and [] (lq_pool_release); a resume from Lua calls the
+   guard, whose __call raises (a dead thread), a close leaves []: so a
+   thread of status OK and one value holds its guard. */
 static int pooled_ready(lq_runtime *rt, lua_State *co) {
   if (lua_status(co) != LUA_OK) return 0;
   int top = lua_gettop(co);
