@@ -128,6 +128,52 @@ describe("coroutine.resume of a task's thread, the other cases", function()
     assert.are.same({ true, "yielded" }, { h:join() })
   end))
 
+  it("of a task's own thread by its select branch is refused; a close by it ends the task", T(function()
+    local h = quench.spawn(function()
+      local tco = coroutine.running()
+      return quench.select(function()
+        quench.sleep(1)                 -- now the task's thread waits in the select
+        return pcall(coroutine.resume, tco)
+      end)
+    end)
+    local ok, i, resumed, err = h:join()
+    assert.is_true(ok)
+    assert.are.equal(1, i)
+    assert.is_false(resumed)
+    assert.matches("the thread of task %d+ is waiting in quench %(select%)", err)
+
+    local log = {}
+    local h2 = quench.spawn(function()
+      local tco = coroutine.running()
+      quench.select(function()
+        local _b <close> = setmetatable({}, { __close = function() log[#log + 1] = "branch" end })
+        quench.sleep(1)
+        coroutine.close(tco)
+        log[#log + 1] = "branch went on"
+        quench.sleep(1)
+        log[#log + 1] = "not reached"
+      end)
+    end)
+    local ok2, err2 = h2:join()
+    assert.is_false(ok2)
+    assert.matches("the thread of task %d+ was closed by coroutine.close%(%) while it waited %(select%)", err2)
+    assert.are.same({ "branch went on", "branch" }, log)
+  end))
+
+  it("a yield across quench is an error, not a hang: a bare yield, a wait in a plain coroutine", T(function()
+    local h = quench.spawn(function() coroutine.yield("bare") end)
+    local ok, err = h:join()
+    assert.is_false(ok)
+    assert.matches("coroutine.yield%(%) called directly in a task", err)
+    local ok2, err2 = pcall(quench.select, function() coroutine.yield() end)
+    assert.is_false(ok2)
+    assert.matches("coroutine.yield%(%) called directly in a select branch", err2)
+    local wrapped = coroutine.wrap(function() return pcall(quench.sleep, 1) end)
+    local ok3, err3 = wrapped()
+    assert.is_false(ok3)
+    assert.matches("not a quench task or select branch", err3)
+  end))
+
   it("from a place with no task to raise in (on_task_error) is a warning", function()
     local warnings, co = {}, nil
     quench.run({ clock = "virtual", on_warning = function(m) warnings[#warnings + 1] = m end,
