@@ -156,7 +156,8 @@ describe("coroutine.resume of a task's thread, the other cases", function()
     end)
     local ok2, err2 = h2:join()
     assert.is_false(ok2)
-    assert.matches("the thread of task %d+ was closed by coroutine.close%(%) while it waited %(select%)", err2)
+    assert.matches("the thread of task %d+ was closed by coroutine.close%(%) while it waited %(select%)",
+      err2)
     assert.are.same({ "branch went on", "branch" }, log)
   end))
 
