@@ -560,7 +560,7 @@ static void task_failed(lq_coro *c) {
   if (run_defers(rt, h, ud, co)) lua_pop(S, 1);   /* the first error wins: the task's own */
   int cancelled = lq_is_kind(S, ud + 1, "cancelled");
   c->co = NULL;
-  if (!suspended) lq_pool_release(rt, co);
+  if (!suspended && !c->foreign_closed) lq_pool_release(rt, co);   /* see poolable_suspended */
   lua_setiuservalue(S, ud, 1);
   qn_task_set_outcome(lq_core_task(h), cancelled ? QN_TASK_CANCELLED : QN_TASK_FAILED);
   lua_settop(S, ud - 1);
@@ -696,7 +696,7 @@ static void branch_drop(lq_coro *c) {
     c->op = NULL;
   }
   int suspended = co != NULL && !c->finished;
-  int pool = !suspended || poolable_suspended(rt, co);   /* asked before its frames go */
+  int pool = !suspended || (!c->foreign_closed && poolable_suspended(rt, co));   /* as cancel_task */
   if (suspended) {
     lq_coro *prev = rt->running;
     rt->running = c;
@@ -831,7 +831,9 @@ static int resume(lq_coro *c, int nargs) {
 }
 
 /* The thread was closed by coroutine.close while it waited (l_guard_close):
-   drop what it waited for, and end it as failed, saying so. */
+   drop what it waited for, and end it as failed, saying so. Its thread is
+   not pooled: it may have waited inside xpcall, whose message handler Lua
+   5.4.4's reset leaves behind (see poolable_suspended). */
 static int end_foreign_closed(lq_coro *c) {
   if (c->op) {
     c->dropping = 1;
@@ -930,7 +932,9 @@ static void cancel_task(lq_coro *c, lua_State *S, int ud) {
     lua_settop(S, ud);
   }
   lua_State *co = c->co;
-  int pool = co != NULL && poolable_suspended(rt, co);   /* asked before its frames go */
+  /* asked before its frames go; a thread closed from Lua has none left to
+     ask about (it may have waited inside xpcall): it is not pooled */
+  int pool = co != NULL && !c->foreign_closed && poolable_suspended(rt, co);
   if (co != NULL) {
     lq_coro *prev = rt->running;
     rt->running = c;

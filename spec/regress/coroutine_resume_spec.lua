@@ -263,6 +263,23 @@ describe("coroutine.close of a task's thread (issue 14, defect 1)", function()
     assert.matches("the thread of a select branch of task %d+ was closed by coroutine.close", err)
   end))
 
+  it("of a thread waiting inside xpcall does not leave later tasks a broken message handler",
+    T(function()
+      local co
+      local h = quench.spawn(function()
+        co = coroutine.running()
+        return xpcall(function() quench.sleep(5) end, function(m) return "handled: " .. tostring(m) end)
+      end)
+      quench.sleep(1)
+      coroutine.close(co)
+      assert.is_false((h:join()))
+      for i = 1, 5 do   -- Lua 5.4.4 keeps the handler index of a thread reset inside xpcall
+        local ok, err = quench.spawn(function() error("boom " .. i, 0) end):join()
+        assert.is_false(ok)
+        assert.are.equal("boom " .. i, err)
+      end
+    end))
+
   it("of a finished task's thread (back in the pool) harms no later task", T(function()
     local co
     quench.spawn(function() co = coroutine.running() end):join()
