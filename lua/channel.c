@@ -166,6 +166,7 @@ static int commit(lua_State *L, lq_runtime *rt, lq_chan *c, int ch_idx, int v_id
 
 /* ctx: the waiting coroutine. */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED_OF(L, (lq_coro *)ctx, ctx, send_k);
   (void)status;
   qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
   lq_chan *c = lua_touserdata(L, 1);
@@ -219,6 +220,7 @@ static int recv_results(lua_State *L, lq_chan *c, int ch_idx, qn_future *f) {
 
 /* ctx: the waiting coroutine. */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED_OF(L, (lq_coro *)ctx, ctx, recv_k);
   (void)status;
   qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
   int n = recv_results(L, lua_touserdata(L, 1), 1, f);

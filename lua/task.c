@@ -241,7 +241,8 @@ static int l_spawn(lua_State *L) {
 /* ---- handle methods ---- */
 
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, join_k);
   lq_runtime *rt = lq_module_of(L)->rt;
   lq_coro *c = rt->running;
   lq_resume_error(L, c);
@@ -283,7 +284,8 @@ static int l_cancel(lua_State *L) {
 }
 
 static int stop_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, stop_k);
   lq_coro *c = lq_module_of(L)->rt->running;
   lq_resume_error(L, c);
   qn_future *sel = c->op;
@@ -593,6 +595,7 @@ static const luaL_Reg functions[] = {
 
 /* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */
 void lq_task_register(lua_State *L, int mod) {
+  lq_guard_register(L, mod);            /* the guard of the threads tasks run on (coro.c) */
   lua_newtable(L);                      /* handle -> extras */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");

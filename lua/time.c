@@ -38,18 +38,20 @@ uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns) {
 }
 
 static int yield_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, yield_k);
   lq_resume_error(L, lq_module_of(L)->rt->running);
   return 0;
 }
 
 static int do_yield(lua_State *L, lq_coro *c) {
   c->yielding = 1;
-  return lua_yieldk(L, 0, 0, yield_k);
+  return lq_suspend(L, c, 0, yield_k);
 }
 
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, sleep_k);
   qn_future *f = lq_take_op(L);
   int failed = qn_sleep_failed(f);
   qn_drop(f);

@@ -20,8 +20,12 @@
 --     Cancelled carries the first reason given to that task;
 --   * sleep and timeout never end early, a timeout's branch never wins after
 --     its deadline;
---   * every error is one the program raised (or Cancelled): anything else
---     (an internal error, "cannot wait in drop-time cleanup", ...) is a bug.
+--   * every error is one the program raised (or Cancelled, or the error of a
+--     task whose thread the program closed): anything else (an internal
+--     error, "cannot wait in drop-time cleanup", ...) is a bug;
+--   * plain Lua on a task's thread (coroutine.running() kept by the task):
+--     a coroutine.resume of it never succeeds (a waiting task is resumed by
+--     quench only), a coroutine.close of a waiting task ends that task.
 --
 -- As a script (from the repository root):
 --   SEED=1234 lua5.4 spec/fuzz/cancel_random.lua          one program
@@ -155,7 +159,8 @@ local function gen_stmt(g)
     "token_guard", has_t and 1 or 0, "scope", deep and 0 or 3,
     "scope_spawn", (g.scope and not deep) and 4 or 0, "scope_cancel", g.scope and 1 or 0,
     "self_abort", g.task == 0 and 0 or 1, "self_cancel", g.task == 0 and 0 or 1,
-    "gc", 1, "ready_loop", 2, "dup_op", 1,
+    "gc", 1, "ready_loop", 2, "dup_op", 1, "resume_thread", 2,
+    "close_thread", P.ntasks > 0 and 1 or 0,
   })
   if op == "sleep" then return { op = op, d = duration(r) } end
   if op == "yield" or op == "raise" or op == "self_abort" or op == "self_cancel" then
@@ -166,6 +171,12 @@ local function gen_stmt(g)
     return { op = op, n = r.int(100, 400), kind = weighted(r, { "chan", 3, "sema", 1, "select", 1 }) }
   end
   if op == "dup_op" then return { op = op, biased = r.chance(0.5) } end
+  if op == "resume_thread" then return { op = op, id = r.int(0, P.ntasks) } end
+  if op == "close_thread" then
+    local id = pick_target(g, false)
+    if not id then return { op = "yield" } end
+    return { op = op, id = id }
+  end
   if op == "spawn" or op == "token_spawn" or op == "scope_spawn" then
     local id = new_task(g)
     local st = { op = op, id = id, close = op == "spawn" and r.chance(0.3),
@@ -358,7 +369,21 @@ local function show(e)
   return tostring(e)
 end
 
+local CLOSED = "was closed by coroutine.close()"
+
+local function closed_error(e)
+  if type(e) == "string" then return e:find(CLOSED, 1, true) ~= nil end
+  if type(e) == "table" and e.kind == "multiple" then
+    for _, x in ipairs(e.errors) do
+      if not expected_error(x) and not closed_error(x) then return false end
+    end
+    return true
+  end
+  return false
+end
+
 local function check_error(R, where, e)
+  if R.closed_any and closed_error(e) then return end
   if not expected_error(e) then violation(R, "%s: unexpected error: %s", where, show(e)) end
 end
 
@@ -463,6 +488,7 @@ local exec_block
 
 local function task_body(R, id, body)
   R.started[id] = true
+  R.threads[id] = coroutine.running()
   exec_block(R, body, 1, { task = id, branches = {} })
   R.reached_end[id] = true
   return "end", id
@@ -920,6 +946,33 @@ local function token_guard_stmt(R, cx, st, b, i)
   return exec_block(R, b, i + 1, cx)
 end
 
+-- Plain Lua on a task's thread. A resume never succeeds: a waiting thread
+-- is quench's (refused: an error in the resumer), a running or normal one
+-- Lua's, a finished task's thread belongs to the pool.
+function S.resume_thread(R, _, st)
+  local co = R.threads[st.id]
+  if co == nil then return end
+  local pok, rok, err = pcall(coroutine.resume, co, "from Lua")
+  if not pok then R.refused = R.refused + 1 end
+  if pok and rok then
+    violation(R, "coroutine.resume of task %d's thread succeeded (%s)", st.id, show(err))
+  elseif type(pok and err or rok) ~= "string" then
+    violation(R, "coroutine.resume of task %d's thread failed with %s", st.id, show(pok and err or rok))
+  end
+end
+
+-- A close ends a waiting task (its join: false, "...was closed by
+-- coroutine.close()..."); its <close> variables run now, its defers later.
+function S.close_thread(R, _, st)
+  local h, co = R.handles[st.id], R.threads[st.id]
+  if h == nil or co == nil or h:done() then return end   -- a done task's thread is not its own
+  if coroutine.status(co) == "suspended" then
+    R.closed_any = true
+    R.nclosed = R.nclosed + 1
+  end
+  pcall(coroutine.close, co)
+end
+
 local function scope_stmt(R, cx, st)
   local cx2 = sub_cx(cx)
   local opts = { grace = st.grace }
@@ -965,7 +1018,7 @@ local function new_state(P)
     armed_by = {}, defer_log = {}, chans = {}, mutexes = {}, sems = {}, tokens = {},
     tok_cancelled = {}, tok_reason = {}, bound = {}, scopes = {}, holders = {},
     nvalues = 0, value_ch = {}, sent = {}, recvd = {}, recv_unsent = {}, join_checks = 0,
-    do_abort = do_abort, do_cancel = do_cancel,
+    do_abort = do_abort, do_cancel = do_cancel, threads = {}, refused = 0, nclosed = 0,
   }
 end
 
@@ -1109,7 +1162,7 @@ function M.run(seed_or_program)
   elseif e ~= "main done" then violation(R, "quench.run returned %s", show(e)) end
   final_checks(R)
   return R.violations, { tasks = R.nhandles, cleanups = R.nclean, values = R.nvalues,
-    joins = R.join_checks }
+    joins = R.join_checks, refused = R.refused, closed = R.nclosed }
 end
 
 -- Every block of a program, for shrinking.

@@ -35,7 +35,10 @@
 -- @raise `quench.select: needs at least one branch`; a bad branch (neither
 -- function nor op, or an op already used); the winner's error, re-raised
 -- after the others were dropped; a loser's drop-time cleanup error;
--- `Cancelled` in a cancelled task. This is an await.
+-- `Cancelled` in a cancelled task; `nesting limit reached` when function
+-- branches nest more than 5,000 deep (docs/tasks.md, "Nesting": past 16
+-- nested levels a function branch starts at the next turn instead of in
+-- place). This is an await.
 -- @usage local i, msg = quench.select(inbox:recv_op(), quench.sleep_op(1))
 function quench.select(...) end
 
