@@ -8,6 +8,10 @@ local unix = quench.unix
 
 local function T(fn) return quench.test(fn, { clock = "real" }) end
 
+-- Helper commands run without the sanitizer runtimes scripts/test.sh
+-- preloads into lua5.4 (LeakSanitizer would judge python and sh too).
+local SH = "env -u LD_PRELOAD "
+
 local function tmp_path()
   local p = os.tmpname()
   os.remove(p)
@@ -18,11 +22,11 @@ local function exists(path)
   local f = io.open(path, "r")
   if f then f:close() return true end
   -- a socket file cannot be opened, but ls sees it
-  return os.execute("test -S " .. path) == true or os.execute("test -e " .. path) == true
+  return os.execute(SH .. "test -e " .. path) == true
 end
 
 local function sh(cmd)
-  local p = assert(io.popen(cmd))
+  local p = assert(io.popen(SH .. cmd))
   local out = p:read("a")
   p:close()
   return (out:gsub("%s+$", ""))
@@ -38,9 +42,9 @@ end
 -- A socket file nobody listens on: made by a process that exits without
 -- removing it (as after a crash).
 local function make_stale(path)
-  assert(os.execute(("python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); "
+  assert(os.execute((SH .. "python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); "
     .. "s.bind(sys.argv[1]); s.listen(1)' %q"):format(path)))
-  assert(os.execute("test -S " .. path), "the stale socket file was not made")
+  assert(os.execute(SH .. "test -S " .. path), "the stale socket file was not made")
 end
 
 local function pair(path, listen_opts)
@@ -135,7 +139,7 @@ describe("quench.unix", function()
     local server = assert(unix.listen(path))
     local p = assert(quench.process.spawn("python3", { args = { "-c",
       "import socket,sys,os; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-      .. "s.sendall(str(os.getpid()).encode()); s.close()", path }, stdout = "inherit" }))
+      .. "s.sendall(str(os.getpid()).encode()); s.close()", path }, env = { LD_PRELOAD = false } }))
     local c = assert(server:accept())
     local cred = assert(c:getpeercred())
     assert.equal(tostring(cred.pid), c:read("a"))
@@ -398,6 +402,7 @@ if pid == 0:
     if s.fileno() != 3: os.dup2(s.fileno(), 3)
     os.set_inheritable(3, True)
     env = dict(os.environ, LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES="web")
+    if os.environ.get("QPRELOAD"): env["LD_PRELOAD"] = os.environ["QPRELOAD"]
     os.execvpe("lua5.4", ["lua5.4", sys.argv[1]], env)
 _, st = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(st))
@@ -406,7 +411,8 @@ sys.exit(os.waitstatus_to_exitcode(st))
     f = assert(io.open(pyfile, "w"))
     f:write(py)
     f:close()
-    local out = sh(("QCPATH='%s' python3 %s %s 2>&1"):format(package.cpath, pyfile, script))
+    local out = sh(("QCPATH='%s' QPRELOAD='%s' python3 %s %s 2>&1")
+      :format(package.cpath, os.getenv("LD_PRELOAD") or "", pyfile, script))
     os.remove(script)
     os.remove(pyfile)
     assert.equal("1 3 web nil\nactivated", out)
