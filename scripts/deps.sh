@@ -9,6 +9,7 @@ QUENCH_PACKAGES=(
   valgrind                    # scripts/test.sh stage 2 (memcheck)
   lua-sql-sqlite3             # examples/sqlite_rollback.lua
   lua-ldoc lua-markdown       # docs/api (spec/doc_coverage_spec.lua regenerates it)
+  lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
 )
 
 quench_install_deps() {
