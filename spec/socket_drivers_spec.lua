@@ -86,6 +86,11 @@ describe("socket.http and ltn12 on quench.socket", function()
     assert.not_equal(http, package.loaded["socket.http"])    -- never the blocking one
   end)
 
+  it("refuses https (LuaSec would block the runtime), with an error that says so", T(function()
+    assert.error_matches(function() http.request("https://127.0.0.1:1/") end,
+                         "'ssl.https' %(LuaSec%) would block the quench runtime")
+  end))
+
   it("fetches from python's http.server, by the simple and the generic form", T(function()
     local dir = os.tmpname()
     os.remove(dir)

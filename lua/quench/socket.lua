@@ -867,6 +867,11 @@ local function build(quench)
 
     local function req(n)
       if MAPPED[n] then return MAPPED[n] end
+      if n == "ssl" or n:match("^ssl%.") then
+        -- LuaSec wraps blocking LuaSocket sockets: it would stop the runtime
+        error("quench.socket.require: '" .. n .. "' (LuaSec) would block the quench runtime; "
+              .. "https through quench.socket is not supported", 2)
+      end
       if loaded[n] ~= nil then return loaded[n] end
       if not (own[n] or n:match("^socket%.")) then return require(n) end
       local file, err = package.searchpath(n, path)
