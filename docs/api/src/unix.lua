@@ -89,7 +89,8 @@ function quench.tcp.adopt(fd, opts) end
 -- @treturn ?TcpServer|TcpStream|UnixServer|UnixStream the object, or nil
 -- @treturn ?string message (`ENOTSOCK: ...`, `EPROTOTYPE: ...` for a
 -- datagram socket, `ENOTCONN: ...` for one neither listening nor
--- connected, `EBADF: ...`)
+-- connected, `EBADF: ...`, `EBUSY: ...` for a descriptor a quench object
+-- of this runtime already owns)
 -- @treturn ?string code
 -- @raise fd 0, 1 or 2 (use `quench.stdin()`...); an unknown option;
 -- outside a runtime
