@@ -41,6 +41,9 @@
 #define LQ_CHANNEL "quench.channel"
 
 enum { POOL_MAX = 1024 };
+/* Cooperative budget (tokio's coop): a task makes at most this many awaits
+   in one poll; the next suspends once, even if it is ready (coro.c). */
+enum { LQ_COOP_BUDGET = 128 };
 
 typedef struct lq_runtime lq_runtime;
 typedef struct lq_coro lq_coro;
@@ -105,6 +108,8 @@ struct lq_runtime {
   uint64_t slow_ns;     /* opts.slow_task: warn about a poll longer than this */
   uint64_t serial;
   lq_coro *running;     /* the coroutine whose code runs now (resumed or being closed) */
+  int coop;             /* awaits the task being polled may still make before one
+                           must suspend: LQ_COOP_BUDGET at each poll (coro.c) */
   int npool;
 };
 
@@ -264,6 +269,7 @@ void lq_error_register(lua_State *L, int mod_idx);
 
 /* time.c */
 uint64_t lq_check_seconds(lua_State *L, int idx);
+uint64_t lq_check_duration(lua_State *L, int idx);
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
 
 /* op.c: an op is a single-use future, built when awaited or selected. */

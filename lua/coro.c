@@ -126,6 +126,31 @@ static int cancel_due(lq_coro *c) {
 
 /* ---- awaiting (called from Lua, on the coroutine's own thread) ---- */
 
+static int coop_done_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return lua_gettop(L);
+}
+
+/* The cooperative budget: the task has made LQ_COOP_BUDGET awaits in this
+   poll, all ready at once, and is at one more. lq_await_ctx yields (as
+   quench.yield does: to the back of the run queue) with this continuation,
+   which starts the waiting function over: every waiting function calls
+   lq_await_ctx before it changes its stack or anything else, so calling it
+   again with the arguments still on the stack is the same call made later.
+   The function is the one running at level 0, a continuation running in
+   its frame; it is found here, not before the yield, to keep the debug
+   record off the hot path's stack. Raises Cancelled if that came meanwhile. */
+static int coop_retry_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  lq_resume_error(L, lq_module_of(L)->rt->running);
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "f", &ar))
+    return luaL_error(L, "quench: internal error: no function to resume after yielding");
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, coop_done_k);
+  return coop_done_k(L, LUA_OK, 0);
+}
+
 lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
   lq_module *m = lq_module_of(L);
   lq_runtime *rt = m->rt;
@@ -141,6 +166,10 @@ lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
   if (!lua_isyieldable(L))   /* checked before any op exists: nothing to undo */
     luaL_error(L, "%s: cannot wait here: called through a C function that cannot "
                   "yield (string.gsub, table.sort, a metamethod, ...)", fname);
+  if (--rt->coop < 0) {           /* the budget is spent: give way once */
+    c->yielding = 1;
+    lua_yieldk(L, 0, 0, coop_retry_k);
+  }
   return c;
 }
 
@@ -559,6 +588,7 @@ static int resume(lq_coro *c, int nargs) {
 static int coro_poll(qn_future *f, qn_waker *w) {
   lq_coro *c = (lq_coro *)f;
   if (c->kind == CORO_BRANCH) ((lq_branch *)c)->waker = w;
+  else c->rt->coop = LQ_COOP_BUDGET;    /* only the core polls a task: a new run */
   if (c->co == NULL) return resume(c, start(c));
   if (c->parked) return QN_PENDING;
   if (cancel_due(c)) {

@@ -116,6 +116,10 @@ static int do_select(lua_State *L, int biased, const char *fname) {
     if (lq_test_op(L, i) == NULL)
       return luaL_typeerror(L, i, "function or quench.op");
     lq_op_check(L, i, c, fname);
+    for (int j = 1; j < i; j++)         /* it would be started twice */
+      if (lua_rawequal(L, i, j))
+        return luaL_error(L, "bad argument #%d to '%s' (the same op as argument #%d; "
+                             "an op is single-use)", i, fname, j);
   }
   lq_check_cancel(L, c);
   qn_future **children = lua_newuserdatauv(L, (size_t)n * sizeof *children, 0);

@@ -33,7 +33,7 @@
 local M = {}
 
 -- Known bugs the generator can steer around, so that a run looks for new
--- ones (docs/testing.md lists them). None is open: bug 1 (a raising
+-- ones (docs/how-quench-is-tested.md lists them). None is open: bug 1 (a raising
 -- <close> in a select branch) is fixed, so the generator walks into it.
 M.avoid = { branch_cleanup_error = false }
 
@@ -155,13 +155,17 @@ local function gen_stmt(g)
     "token_guard", has_t and 1 or 0, "scope", deep and 0 or 3,
     "scope_spawn", (g.scope and not deep) and 4 or 0, "scope_cancel", g.scope and 1 or 0,
     "self_abort", g.task == 0 and 0 or 1, "self_cancel", g.task == 0 and 0 or 1,
-    "gc", 1,
+    "gc", 1, "ready_loop", 2, "dup_op", 1,
   })
   if op == "sleep" then return { op = op, d = duration(r) } end
   if op == "yield" or op == "raise" or op == "self_abort" or op == "self_cancel" then
     return { op = op }
   end
   if op == "gc" then return { op = op, full = r.chance(0.3) } end
+  if op == "ready_loop" then   -- more awaits than the cooperative budget, all ready at once
+    return { op = op, n = r.int(100, 400), kind = weighted(r, { "chan", 3, "sema", 1, "select", 1 }) }
+  end
+  if op == "dup_op" then return { op = op, biased = r.chance(0.5) } end
   if op == "spawn" or op == "token_spawn" or op == "scope_spawn" then
     local id = new_task(g)
     local st = { op = op, id = id, close = op == "spawn" and r.chance(0.3),
@@ -288,7 +292,8 @@ local function dump_block(out, b, ind)
   for _, st in ipairs(b) do
     local parts = { st.op }
     for _, key in ipairs({ "id", "kind", "d", "t", "ch", "m", "s", "k", "sid", "grace",
-                           "target", "reason", "close", "detach", "biased", "as_op", "full" }) do
+                           "target", "reason", "close", "detach", "biased", "as_op", "full",
+                           "n" }) do
       if st[key] ~= nil and st[key] ~= false then parts[#parts + 1] = key .. "=" .. tostring(st[key]) end
     end
     out[#out + 1] = ind .. table.concat(parts, " ")
@@ -765,6 +770,54 @@ end
 
 function S.close_ch(R, _, st) R.chans[st.ch]:close() end
 
+-- A streak of awaits that are all ready (on objects of its own): past the
+-- cooperative budget one of them suspends once, wherever the program is;
+-- values still come back in order and nothing is left behind.
+function S.ready_loop(R, _, st)
+  if st.kind == "sema" then
+    local sem = quench.semaphore(1)
+    for _ = 1, st.n do
+      local _p <close> = sem:acquire()
+      if sem:available() ~= 0 then violation(R, "ready_loop: a permit held twice") end
+    end
+    return
+  end
+  local ch = quench.channel(st.kind == "select" and 2 or nil)
+  if st.kind ~= "select" then ch:send(0) end   -- one value ahead: a lost one shows as a wrong one
+  for i = 1, st.n do
+    if st.kind == "select" then
+      ch:send(i)
+      ch:send(-i)
+      local _, v = quench.select(ch:recv_op(), ch:recv_op())
+      if v ~= i or ch:try_recv() ~= -i then
+        violation(R, "ready_loop: select broke the channel's order")
+      end
+    else
+      ch:send(i)
+      local v = ch:recv()
+      if v ~= i - 1 then violation(R, "ready_loop: expected %d, received %s", i - 1, tostring(v)) end
+    end
+  end
+  if st.kind ~= "select" and ch:try_recv() ~= st.n then
+    violation(R, "ready_loop: the last value was lost")
+  end
+end
+
+-- The same op twice in one select: refused before anything starts.
+function S.dup_op(R, _, st)
+  local ch = quench.channel()
+  ch:send("kept")
+  local op = ch:recv_op()
+  local sel = st.biased and quench.select_biased or quench.select
+  local ok, e = pcall(sel, op, op)
+  if ok then violation(R, "dup_op: select accepted the same op twice") return end
+  if quench.is_cancelled(e) then error(e, 0) end
+  if not tostring(e):find("the same op as argument #1", 1, true) then
+    violation(R, "dup_op: select raised %s", show(e))
+  end
+  if ch:try_recv() ~= "kept" then violation(R, "dup_op: the refused select took the value") end
+end
+
 function S.lock(R, cx, st)
   local m = R.mutexes[st.m]
   local r = pack(await_op(st.t, m:lock_op()))
@@ -839,7 +892,7 @@ end
 local function closer_stmt(R, cx, st, b, i)
   local kind = st.kind
   if kind == "raise_close" and #cx.branches > 0 and M.avoid.branch_cleanup_error then
-    kind = "close"   -- known bug 1 (docs/testing.md): select loses its winner's result
+    kind = "close"   -- known bug 1 (docs/how-quench-is-tested.md): select loses its winner's result
   end
   local name = arm(R, cx, kind)
   if st.kind == "defer" or st.kind == "raise_defer" then
