@@ -144,6 +144,11 @@ function socket.bind(host, port, backlog) end
 -- **Cancel safety.** Nothing lost: data read while it waited is kept in
 -- the object, a connection accepted is kept in the server.
 --
+-- * before it waits: nothing read
+-- * while waiting: nothing lost: data read while it waited is kept in the
+--   object, a connection accepted is kept in the server
+-- * given, not resumed: the same
+--
 -- @tparam ?{Socket,...} recvt objects to read from
 -- @tparam ?{Socket,...} sendt objects to write to
 -- @tparam[opt] number timeout seconds (nil or negative: no bound)
@@ -156,6 +161,10 @@ function socket.select(recvt, sendt, timeout) end
 --- Wait `t` seconds as `quench.sleep` (other tasks run); 0 yields.
 --
 -- **Cancel safety.** Nothing to lose.
+--
+-- * before it waits: nothing to lose
+-- * while waiting: nothing to lose
+-- * given, not resumed: nothing to lose
 --
 -- @tparam number t seconds
 -- @raise a non-number; outside a task. This is an await.
@@ -283,6 +292,12 @@ function socket.dns.gethostname() end
 -- **Cancel safety.** A dropped connect closes its half-made connection; the
 -- object stays a master.
 --
+-- * before it waits: nothing done
+-- * while waiting: the half-made connection is closed; the object stays a
+--   master
+-- * given, not resumed: the connected stream is closed; the object stays a
+--   master
+--
 -- @tparam string host the host (or path)
 -- @tparam[opt] integer port the port (TCP)
 -- @treturn ?integer 1, or nil
@@ -316,6 +331,11 @@ function Socket:listen(backlog) end
 --
 -- **Cancel safety.** Cancel-safe: nothing is taken until it returns.
 --
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken: connections stay queued
+-- * given, not resumed: nothing taken: the connection stays first in the
+--   queue
+--
 -- @treturn ?Socket the client, or nil
 -- @treturn ?string `"timeout"`, `"closed"`
 -- @raise outside a task. This is an await.
@@ -325,6 +345,12 @@ function Socket:accept() end
 -- err, the index of the last byte sent before the error.
 --
 -- **Cancel safety.** All or nothing: a dropped send wrote nothing.
+--
+-- * before it waits: nothing sent
+-- * while waiting: nothing sent (it only waits while the write queue is
+--   full)
+-- * given, not resumed: nothing sent; once `send` returned, its bytes are
+--   queued whole
 --
 -- @tparam string data the bytes
 -- @tparam[opt=1] integer i from (negative: from the end)
@@ -342,6 +368,13 @@ function Socket:send(data, i, j) end
 -- **Cancel safety.** Nothing lost when dropped: what was received stays
 -- in the object for the next receive. A timeout returns the partial data
 -- (consumed), as LuaSocket's.
+--
+-- * before it waits: nothing received
+-- * while waiting: nothing lost: bytes received so far stay in the object
+--   (`dirty()`), the rest in the quench stream; the next `receive` starts
+--   with them
+-- * given, not resumed: nothing lost: the data moves into the object only
+--   when the read returns
 --
 -- @param[opt="*l"] pattern the pattern
 -- @tparam[opt] string prefix prepended
@@ -416,6 +449,10 @@ function Socket:getsockname() end
 -- written); `"receive"` does nothing. `1`, or nil, err.
 --
 -- **Cancel safety.** A dropped shutdown may still happen.
+--
+-- * before it waits: nothing done
+-- * while waiting: the shutdown may still happen (libuv's request)
+-- * given, not resumed: done
 --
 -- @tparam[opt="both"] string how the direction
 -- @treturn ?integer 1, or nil
@@ -507,6 +544,11 @@ function Udp:setpeername(host, port) end
 --
 -- **Cancel safety.** Whole or not at all.
 --
+-- * before it waits: nothing sent
+-- * while waiting: the datagram may still go out (the socket was busy), once
+--   at most
+-- * given, not resumed: sent
+--
 -- @tparam string data the datagram
 -- @treturn ?integer bytes, or nil
 -- @treturn ?string the error
@@ -515,7 +557,7 @@ function Udp:send(data) end
 
 --- Send a datagram to ip:port.
 --
--- **Cancel safety.** Whole or not at all.
+-- **Cancel safety.** As `Udp:send`.
 --
 -- @tparam string data the datagram
 -- @tparam string ip the address
@@ -528,6 +570,11 @@ function Udp:sendto(data, ip, port) end
 --- Receive a datagram (a connected object: from its peer only).
 --
 -- **Cancel safety.** Nothing lost: a datagram is taken only when returned.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken
+-- * given, not resumed: nothing taken: a datagram is taken only when
+--   returned
 --
 -- @tparam[opt=8192] integer size the most bytes
 -- @treturn ?string the datagram, or nil
