@@ -9,6 +9,7 @@ QUENCH_PACKAGES=(
   valgrind                    # scripts/test.sh stage 2 (memcheck)
   lua-sql-sqlite3             # examples/sqlite_rollback.lua
   lua-ldoc lua-markdown       # the HTML reference (target api_docs; spec/doc_coverage_spec.lua runs ldoc)
+  lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
 )
 
 quench_install_deps() {
