@@ -78,12 +78,23 @@ static int opt_bool(lua_State *L, int opts, const char *name, int dflt) {
 }
 
 static const char *const stream_keys[] = {
-  "nodelay", "keepalive", "read_limit", "write_limit", NULL
+  "nodelay", "keepalive", "read_limit", "write_limit", "linger", NULL
 };
 static const char *const listen_keys[] = {
-  "nodelay", "keepalive", "read_limit", "write_limit",
+  "nodelay", "keepalive", "read_limit", "write_limit", "linger",
   "backlog", "reuseaddr", "reuseport", "ipv6only", NULL
 };
+
+/* A linger in seconds at idx as ms (0..1 day, rounded up to 1 ms): 0 if it
+   is not one. */
+static int linger_ms(lua_State *L, int idx, uint64_t *ms) {
+  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+  lua_Number secs = lua_tonumber(L, idx);
+  if (!(secs >= 0 && secs <= 86400)) return 0;     /* NaN fails too */
+  *ms = (uint64_t)(secs * 1000);
+  if (secs > 0 && *ms == 0) *ms = 1;
+  return 1;
+}
 
 /* Raise (naming fname) on a key that is not an option: a typo is not ignored. */
 static void check_keys(lua_State *L, int opts, const char *const *keys, const char *fname) {
@@ -123,6 +134,12 @@ static qn_tcp_opts check_stream_opts(lua_State *L, int idx, const char *const *k
   lua_pop(L, 1);
   o.read_limit = opt_size(L, idx, "read_limit");
   o.write_limit = opt_size(L, idx, "write_limit");
+  if (lua_getfield(L, idx, "linger") != LUA_TNIL) {
+    if (!linger_ms(L, -1, &o.linger_ms))
+      luaL_error(L, "%s: opts.linger must be a number of seconds in 0..86400", fname);
+    o.has_linger = 1;
+  }
+  lua_pop(L, 1);
   return o;
 }
 
@@ -166,6 +183,19 @@ static int l_keepalive(lua_State *L) {
   lua_Integer delay = luaL_optinteger(L, 3, 60);
   luaL_argcheck(L, delay >= 1 && delay <= 86400 * 30, 3, "delay must be 1..2592000 s");
   return ok_or_fail(L, qn_tcp_set_keepalive(s, on, (unsigned)delay));
+}
+
+/* linger(seconds): how long a close with writes queued waits for the
+   peer to take some before it drops them (0: at once). */
+static int l_linger(lua_State *L) {
+  qn_stream *s = lq_stream_live(L, 1, "quench.tcp.stream:linger");
+  uint64_t ms;
+  if (!linger_ms(L, 2, &ms))
+    luaL_error(L, "quench.tcp.stream:linger: seconds must be a number in 0..86400, got %s",
+               lua_isnumber(L, 2) ? lua_tostring(L, 2) : luaL_typename(L, 2));
+  qn_stream_set_linger(s, ms);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* ---- connecting ---- */
@@ -393,7 +423,7 @@ static int l_server_tostring(lua_State *L) {
 
 static const luaL_Reg stream_methods[] = {
   {"close_reset", l_close_reset}, {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
-  {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {NULL, NULL}
+  {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {"linger", l_linger}, {NULL, NULL}
 };
 
 static const luaL_Reg server_methods[] = {

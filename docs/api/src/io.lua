@@ -24,7 +24,7 @@
 -- or a name resolved at once; nil or `"*"` for every IPv4 address
 -- @tparam integer port 0 picks a free port (see `getsockname`)
 -- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`,
--- `write_limit` (for accepted streams), `backlog` (default 511),
+-- `write_limit`, `linger` (for accepted streams), `backlog` (default 511),
 -- `reuseaddr` (default true), `reuseport`, `ipv6only`; an unknown key raises
 -- @treturn ?TcpServer the server, or nil
 -- @treturn ?string message (`EADDRINUSE: ...`)
@@ -41,7 +41,8 @@ function quench.tcp.listen(host, port, opts) end
 --
 -- @tparam string host a name or address
 -- @tparam integer port the port
--- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`, `write_limit`
+-- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`, `write_limit`,
+-- `linger` (seconds, 0..86400: see `TcpStream:linger`)
 -- @treturn ?TcpStream the connected stream, or nil
 -- @treturn ?string message (`ECONNREFUSED: ...`, `EAI_NONAME: ...`)
 -- @treturn ?string code
@@ -470,7 +471,10 @@ function TcpStream:write(...) end
 -- an await.
 function TcpStream:shutdown() end
 
---- Close. Never waits; writes still queued are sent in the background.
+--- Close. Never waits; writes still queued are sent in the background
+-- while the peer takes them. Once the peer has taken nothing for the
+-- stream's `linger` (default 30 s) the queue is dropped and the connection
+-- reset, so a peer that stopped reading cannot hold the descriptor.
 --
 -- **Cancel safety.** Never waits.
 --
@@ -558,6 +562,21 @@ function TcpStream:nodelay(on) end
 -- @treturn ?boolean `true`, or nil, message, code
 -- @raise on a closed stream; a bad delay
 function TcpStream:keepalive(on, delay) end
+
+--- Set how long a `close` with writes queued waits for the peer to take
+-- some of them before it drops them and resets the connection (real time,
+-- whatever the runtime's clock). A peer still reading, however slowly, gets
+-- everything; one that reads nothing holds the socket at most this long
+-- after `close` (twice this if it stopped mid-queue). 0: `close` drops a
+-- queue at once, with a reset. Default 30 s, or the `linger` option.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam number seconds 0..86400
+-- @treturn boolean `true`
+-- @raise `quench.tcp.stream:linger: seconds must be a number in 0..86400`;
+-- on a closed stream
+function TcpStream:linger(seconds) end
 
 --- Bytes read from the socket and not yet returned by a read.
 --
