@@ -210,7 +210,7 @@ static const lq_op_kind fstat_kind = { "stat", file_check, fstat_start, stat_fin
    s (synchronous) and b (ignored); or an integer of UV_FS_O_* bits. */
 static int check_flags(lua_State *L, int idx) {
   if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx);
-  const char *s = luaL_optstring(L, idx, "r");
+  const char *s = lq_opt_cstring(L, idx, "quench.fs.open", "argument #2 (flags)", "r");
   int base = 0, plus = 0, excl = 0, sync = 0;
   for (const char *p = s; *p; p++) {
     switch (*p) {

@@ -227,7 +227,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
 /* quench.tcp.connect(host, port [, opts]): a stream, or nil, msg, code. */
 static int l_connect(lua_State *L) {
   const char *fname = "quench.tcp.connect";
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = lq_check_cstring(L, 1, fname, "argument #1 (host)");
   int port = check_port(L, 2);
   qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, fname);
   lq_coro *c = lq_await_ctx(L, fname);
@@ -258,7 +258,7 @@ static int connect_finish(lua_State *L, int op, qn_future *f) {
 static const lq_op_kind connect_kind = { "tcp connect", NULL, connect_start, connect_finish, NULL };
 
 static int l_connect_op(lua_State *L) {
-  luaL_checkstring(L, 1);
+  lq_check_cstring(L, 1, "quench.tcp.connect_op", "argument #1 (host)");
   int port = check_port(L, 2);
   qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, "quench.tcp.connect_op");
   lq_op_new(L, &connect_kind, 2)->ns = (uint64_t)port;
@@ -289,7 +289,7 @@ static qn_tcp_server *live_server(lua_State *L, int idx, const char *fname) {
 static int l_listen(lua_State *L) {
   const char *fname = "quench.tcp.listen";
   lq_runtime *rt = lq_runtime_of(L, fname);
-  const char *host = luaL_optstring(L, 1, "*");
+  const char *host = lq_opt_cstring(L, 1, fname, "argument #1 (host)", "*");
   if (strcmp(host, "*") == 0) host = "0.0.0.0";
   int port = check_port(L, 2);
   qn_tcp_opts o = check_stream_opts(L, 3, listen_keys, fname);

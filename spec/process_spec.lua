@@ -251,6 +251,25 @@ describe("process", function()
     assert.has_error(function() p:kill("SIGNOPE") end,
       "bad argument #1 to 'kill' (unknown signal 'SIGNOPE')")
   end))
+
+  it("names the function and the argument in every argument error", T(function()
+    assert.has_error(function() quench.process.spawn({ "wc" }) end,
+      "quench.process.spawn: argument #1 (file) must be a string, got table")
+    assert.has_error(function() quench.process.spawn() end,
+      "quench.process.spawn: argument #1 (file) must be a string, got no value")
+    assert.has_error(function() quench.process.spawn("wc", "-l") end,
+      "quench.process.spawn: argument #2 (opts) must be a table, got string")
+    assert.has_error(function() quench.process.spawn("wc", { args = { {} } }) end,
+      "quench.process.spawn: opts.args[1] must be a string, got table")
+  end))
+
+  it("refuses a zero byte in the program or an argument (no cut strings)", T(function()
+    assert.has_error(function() quench.process.spawn("/bin/true\0/bin/false") end,
+      "quench.process.spawn: argument #1 (file) contains a zero byte (a C string would end there)")
+    assert.has_error(function()
+      quench.process.spawn("sh", { args = { "-c", "exit 0", "safe\0; rm -rf /" } })
+    end, "quench.process.spawn: opts.args[3] contains a zero byte (a C string would end there)")
+  end))
 end)
 
 describe("stdio", function()

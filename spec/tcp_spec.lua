@@ -257,6 +257,26 @@ describe("quench.tcp", function()
     c:close()
   end))
 
+  it("reports a reset that comes after unread data as ECONNRESET, never as a clean EOF",
+    T(function()
+      -- the reader's buffer and socket are full when the RST arrives; libuv
+      -- calls the hang-up EOF without reading again: a cut stream must not
+      -- look whole
+      local _, c, s = pair("127.0.0.1", nil, { write_limit = 1 << 30 })
+      s:write(("r"):rep(4 << 20))                     -- more than c's buffers hold
+      quench.sleep(0.1)                                -- c stops reading above read_limit
+      assert.is_true(s:queued() > 0)
+      s:close_reset()
+      local got, data, msg, code = 0, nil, nil, nil
+      repeat
+        data, msg, code = c:read_some()
+        got = got + (data and #data or 0)
+      until data == nil
+      assert.is_true(got < 4 << 20)
+      assert.are.same({ "ECONNRESET: connection reset by peer", "ECONNRESET" }, { msg, code })
+      c:close()
+    end))
+
   it("loses no byte when reads are dropped 10,000 times by timeout and select", T(function()
     local rng = rng_for(17)
     local data = random_bytes(rng, 120000)

@@ -327,6 +327,9 @@ function quench.fs.write_file_op(path, data) end
 -- @treturn ?string message (`ENOENT: ...`)
 -- @treturn ?string code
 -- @raise `quench.process.spawn: unknown option ...`; bad stdio values;
+-- `quench.process.spawn: argument #1 (file) must be a string, got table`;
+-- a zero byte in the file, an argument, the environment or cwd
+-- (`quench.process.spawn: opts.args[2] contains a zero byte ...`);
 -- outside a runtime.
 function quench.process.spawn(file, opts) end
 
