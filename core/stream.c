@@ -688,13 +688,23 @@ struct shutdown_future {
   uint8_t started, done;
 };
 
+/* A shutdown's result. shutdown(2) on a socket the peer has reset says
+   ENOTCONN, or succeeds if the reset is still on its way: the result would
+   depend on timing. Nothing is left to shut then, so, as tokio does, that
+   is success, unless a write the stream had queued failed: then not all
+   that was queued was written, and that error is the result. */
+static int shutdown_status(const qn_stream *s, int status) {
+  if (status == 0 || status == UV_ENOTCONN) return s->write_err;
+  return status;
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   shutdown_req *q = qn__container_of(req, shutdown_req, req);
   shutdown_future *f = q->f;
   qn__free(q->rt, q);
   if (f == NULL) return;
   f->req = NULL;
-  f->status = status;
+  f->status = shutdown_status(f->s, status);
   f->done = 1;
   if (f->waker) qn_wake(f->waker);
 }
@@ -716,7 +726,7 @@ static int shutdown_poll(qn_future *fut, qn_waker *wk) {
   }
   if (r != 0) {
     qn__free(s->rt, q);
-    f->status = r;
+    f->status = r == UV_ENOTCONN ? shutdown_status(s, r) : r;
     f->done = 1;
     return QN_READY;
   }

@@ -267,7 +267,7 @@ describe("quench.tcp", function()
       quench.sleep(0.1)                                -- c stops reading above read_limit
       assert.is_true(s:queued() > 0)
       s:close_reset()
-      local got, data, msg, code = 0, nil, nil, nil
+      local got, data, msg, code = 0
       repeat
         data, msg, code = c:read_some()
         got = got + (data and #data or 0)
@@ -276,6 +276,32 @@ describe("quench.tcp", function()
       assert.are.same({ "ECONNRESET: connection reset by peer", "ECONNRESET" }, { msg, code })
       c:close()
     end))
+
+  it("shutdown after the peer reset the connection is true, whatever the timing", T(function()
+    -- the RST has arrived (read_some saw it): shutdown(2) says ENOTCONN
+    local _, c, s = pair()
+    c:close_reset()
+    assert.are.same({ nil, "ECONNRESET: connection reset by peer", "ECONNRESET" },
+      { s:read_some() })
+    assert.is_true(s:shutdown())
+    s:close()
+    -- at once after the reset: the same
+    local _, c2, s2 = pair()
+    c2:close_reset()
+    assert.is_true(s2:shutdown())
+    s2:close()
+  end))
+
+  it("shutdown reports the error of a queued write the reset lost", T(function()
+    local _, c, s = pair("127.0.0.1", nil, { write_limit = 1 << 30 })
+    s:write(("q"):rep(8 << 20))                       -- queued: c reads nothing
+    assert.is_true(s:queued() > 0)
+    c:close_reset()
+    local ok, msg, code = s:shutdown()
+    assert.is_nil(ok)
+    assert.is_truthy(code == "ECONNRESET" or code == "EPIPE", msg)
+    s:close()
+  end))
 
   it("loses no byte when reads are dropped 10,000 times by timeout and select", T(function()
     local rng = rng_for(17)

@@ -462,7 +462,9 @@ function TcpStream:lines(fmt) end
 function TcpStream:write(...) end
 
 --- Shut the write side once everything queued is written: the peer reads
--- EOF; this end can still read.
+-- EOF; this end can still read. On a connection the peer has reset it
+-- returns `true` (nothing is left to shut, as in tokio), unless a queued
+-- write failed: then that write's error.
 --
 -- **Cancel safety.** A dropped shutdown may still happen (the request is
 -- libuv's); writes raise from then on.
