@@ -329,6 +329,29 @@ static const luaL_Reg functions[] = {
   {"run", l_run}, {"test", l_test}, {"current", l_current}, {NULL, NULL}
 };
 
+/* The module's tables (quench.tcp, quench.process, ...) go into
+   package.loaded as "quench.tcp", ...: Lua names a function that has no
+   name at its call site (called through pcall, or a local) by looking it
+   up there, one level deep. Without this, an argument error of
+   quench.tcp.connect called so read "bad argument #2 to '?'". */
+static void name_tables(lua_State *L, int mod) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, mod)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushfstring(L, "quench.%s", lua_tostring(L, -2));
+      if (lua_rawget(L, -4) == LUA_TNIL) {
+        lua_pushfstring(L, "quench.%s", lua_tostring(L, -3));
+        lua_pushvalue(L, -3);
+        lua_rawset(L, -6);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 int luaopen_quench(lua_State *L) {
   lq_module *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
@@ -365,5 +388,6 @@ int luaopen_quench(lua_State *L) {
     lua_pushvalue(L, -2);
     lua_call(L, 1, 0);
   }
+  name_tables(L, lua_gettop(L));
   return 1;
 }
