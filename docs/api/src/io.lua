@@ -436,6 +436,91 @@ function TcpStream:read(fmt) end
 -- @raise as `read`. This is an await.
 function TcpStream:read_some(max) end
 
+--- Whatever `read_some(max)` would return, left buffered: the next read
+-- returns the same bytes. Waits until at least one byte is buffered.
+--
+-- **Cancel safety.** Nothing is ever consumed: a dropped peek loses nothing.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data, or nil at EOF
+-- @treturn ?string message on an I/O error
+-- @treturn ?string code
+-- @raise on a closed stream; a second reader (a peek is a reader); outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function TcpStream:peek(max) end
+
+--- The op of `peek(max)`.
+--
+-- **Cancel safety.** As `peek`.
+--
+-- @tparam[opt] integer max as `peek`
+-- @treturn Op an op returning what `peek` returns
+-- @raise on a closed stream
+function TcpStream:peek_op(max) end
+
+--- Wait until a `read_some` would not wait (bytes are buffered, or EOF or
+-- an error is there to report); reads nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `readable` changes nothing.
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the stream is closed while it waits
+-- @raise on a closed stream; a second reader; outside a task; `Cancelled` in
+-- a cancelled task. This is an await.
+function TcpStream:readable() end
+
+--- The op of `readable()`.
+--
+-- **Cancel safety.** As `readable`.
+--
+-- @treturn Op an op returning what `readable` returns
+-- @raise on a closed stream
+function TcpStream:readable_op() end
+
+--- Wait until a `write` would not wait (at most `write_limit` bytes are
+-- queued, or a write would fail at once); writes nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `writable` changes nothing.
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the stream is closed while it waits
+-- @raise on a closed stream; after `shutdown`; a second writer; outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function TcpStream:writable() end
+
+--- The op of `writable()`.
+--
+-- **Cancel safety.** As `writable`.
+--
+-- @treturn Op an op returning what `writable` returns
+-- @raise on a closed stream
+function TcpStream:writable_op() end
+
+--- `read_some(max)` that never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data; nil at EOF
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"` when
+-- nothing is buffered, or an I/O error
+-- @treturn ?string code (`"EAGAIN"`, ...)
+-- @raise on a closed stream; while another read waits
+function TcpStream:try_read(max) end
+
+--- `write(...)` that never waits: all of it is taken (written or queued),
+-- or nothing while more than `write_limit` bytes are queued.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @param ... strings or numbers, written as one piece
+-- @treturn ?TcpStream the stream; nil when nothing was taken
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"`, or the
+-- stream's write error
+-- @treturn ?string code
+-- @raise on a closed stream; after `shutdown`; while another write waits
+function TcpStream:try_write(...) end
+
 --- An iterator of `read(fmt)` for a generic `for`.
 --
 -- **Cancel safety.** As `read` (each step is a read).
@@ -858,6 +943,91 @@ function Pipe:read(fmt) end
 -- @treturn ?string code
 -- @raise as `read`. This is an await.
 function Pipe:read_some(max) end
+
+--- Whatever `read_some(max)` would return, left buffered: the next read
+-- returns the same bytes. Waits until at least one byte is buffered.
+--
+-- **Cancel safety.** Nothing is ever consumed: a dropped peek loses nothing.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data, or nil at EOF
+-- @treturn ?string message on an I/O error
+-- @treturn ?string code
+-- @raise on a closed pipe; a second reader (a peek is a reader); outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function Pipe:peek(max) end
+
+--- The op of `peek(max)`.
+--
+-- **Cancel safety.** As `peek`.
+--
+-- @tparam[opt] integer max as `peek`
+-- @treturn Op an op returning what `peek` returns
+-- @raise on a closed pipe
+function Pipe:peek_op(max) end
+
+--- Wait until a `read_some` would not wait (bytes are buffered, or EOF or
+-- an error is there to report); reads nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `readable` changes nothing.
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the pipe is closed while it waits
+-- @raise on a closed pipe; a second reader; outside a task; `Cancelled` in
+-- a cancelled task. This is an await.
+function Pipe:readable() end
+
+--- The op of `readable()`.
+--
+-- **Cancel safety.** As `readable`.
+--
+-- @treturn Op an op returning what `readable` returns
+-- @raise on a closed pipe
+function Pipe:readable_op() end
+
+--- Wait until a `write` would not wait (at most `write_limit` bytes are
+-- queued, or a write would fail at once); writes nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `writable` changes nothing.
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the pipe is closed while it waits
+-- @raise on a closed pipe; after `shutdown`; a second writer; outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function Pipe:writable() end
+
+--- The op of `writable()`.
+--
+-- **Cancel safety.** As `writable`.
+--
+-- @treturn Op an op returning what `writable` returns
+-- @raise on a closed pipe
+function Pipe:writable_op() end
+
+--- `read_some(max)` that never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data; nil at EOF
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"` when
+-- nothing is buffered, or an I/O error
+-- @treturn ?string code (`"EAGAIN"`, ...)
+-- @raise on a closed pipe; while another read waits
+function Pipe:try_read(max) end
+
+--- `write(...)` that never waits: all of it is taken (written or queued),
+-- or nothing while more than `write_limit` bytes are queued.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @param ... strings or numbers, written as one piece
+-- @treturn ?Pipe the pipe; nil when nothing was taken
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"`, or the
+-- stream's write error
+-- @treturn ?string code
+-- @raise on a closed pipe; after `shutdown`; while another write waits
+function Pipe:try_write(...) end
 
 --- An iterator of `read(fmt)`.
 --
