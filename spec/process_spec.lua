@@ -67,6 +67,21 @@ describe("process", function()
     assert.matches("^quench.pipe %(stdout of process %d+, open%)$", tostring(p.stdout))
   end))
 
+  it("peeks, waits for readiness and reads and writes without waiting on pipes", T(function()
+    local p <close> = sh("read x; echo got $x", { stdin = "pipe", stdout = "pipe" })
+    -- a pipe starts reading at its first read: try_read starts it too
+    assert.are.same({ nil, "EAGAIN: resource temporarily unavailable", "EAGAIN" },
+      { p.stdout:try_read() })
+    assert.is_true(bounded(p.stdin.writable, p.stdin))
+    assert.are.equal(p.stdin, p.stdin:try_write("abc\n"))
+    assert.is_true(bounded(p.stdout.readable, p.stdout))
+    assert.are.equal("got", bounded(p.stdout.peek, p.stdout, 3))
+    assert.are.equal("got abc\n", bounded(p.stdout.read, p.stdout, "L"))   -- peek took nothing
+    assert.is_true(bounded(p.stdout.readable, p.stdout))                  -- EOF is there
+    assert.is_nil(p.stdout:try_read())
+    assert.are.same({ 0, 0 }, { bounded(p.wait, p) })
+  end))
+
   it("shutdown of stdin is the child's EOF", T(function()
     local p <close> = assert(quench.process.spawn("cat", { stdin = "pipe", stdout = "pipe" }))
     p.stdin:write("one\n", "two\n")

@@ -47,6 +47,21 @@ describe("a stream closed with writes queued to a peer that reads nothing", func
     assert.is_true(os.time() - t0 < 30)              -- quench.run was not held
   end)
 
+  it("is released too when a shutdown was pending (it timed out) at the close", function()
+    quench.run({ clock = "real" }, function()
+      local server <close> = assert(tcp.listen("127.0.0.1", 0, { linger = 0.3 }))
+      local _, port = server:getsockname()
+      local stuck <close> = assert(tcp.connect("127.0.0.1", port))
+      local s = assert(server:accept())
+      local base = fd_count()
+      fill(s, 0.2)
+      assert.is_false((quench.timeout(0.2, s.shutdown, s)))   -- waits for the queue: never
+      s:close()
+      assert.are.equal(base - 1, wait_fds(base - 1, 5))
+      local _ = stuck
+    end)
+  end)
+
   it("is released by handler tasks with <close> and a timeout per write", function()
       quench.run({ clock = "real" }, function()
         local server <close> = assert(tcp.listen("127.0.0.1", 0))
