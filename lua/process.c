@@ -64,11 +64,16 @@ static void check_keys(lua_State *L, int opts) {
   while (lua_next(L, opts)) {
     lua_pop(L, 1);
     int known = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
+    if (lua_type(L, -1) == LUA_TSTRING)          /* by length too: "env\0x" is no key */
       for (int i = 0; spawn_keys[i] && !known; i++)
-        known = strcmp(spawn_keys[i], lua_tostring(L, -1)) == 0;
-    if (!known)
-      luaL_error(L, "quench.process.spawn: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+        known = strcmp(spawn_keys[i], lua_tostring(L, -1)) == 0 &&
+                strlen(spawn_keys[i]) == lua_rawlen(L, -1);
+    if (!known) {
+      size_t n;
+      const char *k = luaL_tolstring(L, -1, &n);
+      luaL_error(L, "quench.process.spawn: unknown option '%s'%s", k,
+                 strlen(k) != n ? " (with a zero byte after that)" : "");
+    }
   }
 }
 
@@ -79,6 +84,7 @@ static int check_stdio(lua_State *L, int opts, const char *name) {
   if (lua_getfield(L, opts, name) != LUA_TNIL) {
     const char *k = lua_tostring(L, -1);
     int i = 0;
+    if (k != NULL && strlen(k) != lua_rawlen(L, -1)) k = NULL;   /* a zero byte: no kind */
     while (k && kinds[i] && strcmp(kinds[i], k) != 0) i++;
     if (k == NULL || kinds[i] == NULL || lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "quench.process.spawn: opts.%s must be \"pipe\", \"inherit\" or \"ignore\"",

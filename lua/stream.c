@@ -130,7 +130,7 @@ static int new_op(lua_State *L, const lq_op_kind *kind, uint64_t ns, int nuv) {
 
 /* A read format (io conventions): a count, "l", "L" or "a" (a leading "*"
    is allowed); none: "l". */
-static lua_KContext check_format(lua_State *L, int idx) {
+static lua_KContext check_format(lua_State *L, int idx, const char *fname) {
   if (lua_isnoneornil(L, idx)) return QN_STREAM_LINE;
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Integer n = luaL_checkinteger(L, idx);
@@ -138,7 +138,7 @@ static lua_KContext check_format(lua_State *L, int idx) {
     luaL_argcheck(L, (uint64_t)n <= COUNT_MAX, idx, "count too large");
     return (lua_KContext)(((size_t)n << CTX_SHIFT) | QN_STREAM_EXACT);
   }
-  const char *p = luaL_checkstring(L, idx);
+  const char *p = lq_check_cstring(L, idx, fname, "argument #1 (format)");
   if (*p == '*') p++;
   if (strcmp(p, "l") == 0) return QN_STREAM_LINE;
   if (strcmp(p, "L") == 0) return QN_STREAM_LINE_KEEP;
@@ -208,7 +208,7 @@ static int do_read(lua_State *L, lua_KContext ctx, const char *fname) {
 static int l_read(lua_State *L) {
   const char *fname = class_of(L)->read;
   lq_stream_live(L, 1, fname);
-  return do_read(L, check_format(L, 2), fname);
+  return do_read(L, check_format(L, 2, fname), fname);
 }
 
 static int l_read_some(lua_State *L) {
@@ -256,7 +256,7 @@ static int lines_iter(lua_State *L) {
 
 static int l_lines(lua_State *L) {
   lq_stream_live(L, 1, class_of(L)->lines);
-  lua_KContext ctx = check_format(L, 2) | CTX_RAISE;
+  lua_KContext ctx = check_format(L, 2, class_of(L)->lines) | CTX_RAISE;
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
@@ -289,7 +289,7 @@ static int read_finish(lua_State *L, int op, qn_future *f) {
 static int l_read_op(lua_State *L) {
   const lq_stream_class *cls = class_of(L);
   lq_stream_live(L, 1, cls->read_op);
-  return new_op(L, &cls->read_kind, (uint64_t)check_format(L, 2), 1);
+  return new_op(L, &cls->read_kind, (uint64_t)check_format(L, 2, cls->read_op), 1);
 }
 
 static int l_read_some_op(lua_State *L) {

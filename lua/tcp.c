@@ -102,10 +102,14 @@ static void check_keys(lua_State *L, int opts, const char *const *keys, const ch
   while (lua_next(L, opts)) {
     lua_pop(L, 1);
     int known = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; keys[i] && !known; i++) known = strcmp(keys[i], lua_tostring(L, -1)) == 0;
+    if (lua_type(L, -1) == LUA_TSTRING)          /* by length too: "nodelay\0x" is no key */
+      for (int i = 0; keys[i] && !known; i++)
+        known = strcmp(keys[i], lua_tostring(L, -1)) == 0 && strlen(keys[i]) == lua_rawlen(L, -1);
     if (!known) {
-      lua_pushfstring(L, "%s: unknown option '%s'", fname, luaL_tolstring(L, -1, NULL));
+      size_t n;
+      const char *k = luaL_tolstring(L, -1, &n);
+      lua_pushfstring(L, "%s: unknown option '%s'%s", fname, k,
+                      strlen(k) != n ? " (with a zero byte after that)" : "");
       lua_error(L);
     }
   }

@@ -18,8 +18,8 @@ describe("argument errors", function()
   it("name the functions of quench's tables called through pcall", T(function()
     assert.are.same({ false, "bad argument #2 to 'quench.tcp.connect' (number expected, got string)" },
       { pcall(quench.tcp.connect, "127.0.0.1", "x") })
-    assert.are.same({ false, "bad argument #1 to 'quench.fs.open' (string expected, got table)" },
-      { pcall(quench.fs.open, {}) })
+    assert.are.same({ false, "bad argument #3 to 'quench.fs.open' (number expected, got table)" },
+      { pcall(quench.fs.open, "/dev/null", "r", {}) })
     assert.are.same({ false, "bad argument #2 to 'quench.udp.bind' (number expected, got no value)" },
       { pcall(quench.udp.bind, "127.0.0.1") })
   end))

@@ -54,8 +54,42 @@ describe("a zero byte in a string made into a C string", function()
       "quench.udp:send_op: argument #2 (host)" .. CUT)
   end))
 
-  it("is refused in fs.open flags", T(function()
+  it("is refused in fs paths and flags", T(function()
     assert.has_error(function() fs.open("/dev/null", "r\0w") end,
       "quench.fs.open: argument #2 (flags)" .. CUT)
+    assert.has_error(function() fs.open_op("/dev/null", "r\0w") end,
+      "quench.fs.open_op: argument #2 (flags)" .. CUT)
+    assert.has_error(function() fs.open("/dev/null\0/etc/passwd") end,
+      "quench.fs.open: argument #1 (path)" .. CUT)
+    assert.has_error(function() fs.rename("/tmp/a", "/tmp/b\0c") end,
+      "quench.fs.rename: argument #2 (path)" .. CUT)
+    assert.has_error(function() fs.stat_op("/tmp\0x") end,
+      "quench.fs.stat_op: argument #1 (path)" .. CUT)
+  end))
+
+  it("is refused in DNS hosts, services and hints", T(function()
+    local dns = quench.dns
+    assert.has_error(function() dns.getaddrinfo("local\0host") end,
+      "quench.dns.getaddrinfo: argument #1 (host)" .. CUT)
+    assert.has_error(function() dns.getaddrinfo_op("local\0host") end,
+      "quench.dns.getaddrinfo_op: argument #1 (host)" .. CUT)
+    assert.has_error(function() dns.getaddrinfo("localhost", { port = "http\0x" }) end,
+      "quench.dns.getaddrinfo: opts.port" .. CUT)
+    assert.has_error(function() dns.getaddrinfo("localhost", { family = "inet\0x" }) end,
+      "quench.dns.getaddrinfo: opts.family" .. CUT)
+  end))
+
+  it("makes no option key, read format or stdio kind of a cut string", T(function()
+    assert.has_error(function() tcp.listen("127.0.0.1", 0, { ["nodelay\0x"] = true }) end,
+      "quench.tcp.listen: unknown option 'nodelay' (with a zero byte after that)")
+    assert.has_error(function() process.spawn("true", { ["env\0x"] = {} }) end,
+      "quench.process.spawn: unknown option 'env' (with a zero byte after that)")
+    assert.has_error(function() process.spawn("true", { stdout = "pipe\0x" }) end,
+      "quench.process.spawn: opts.stdout must be \"pipe\", \"inherit\" or \"ignore\"")
+    local server <close> = assert(tcp.listen("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local c <close> = assert(tcp.connect("127.0.0.1", port))
+    assert.has_error(function() c:read("l\0x") end,
+      "quench.tcp.stream:read: argument #1 (format)" .. CUT)
   end))
 end)
