@@ -32,9 +32,10 @@
 ** reads nothing would hold the descriptor for ever, so lingering is bounded:
 ** a repeating uv timer of `linger_ms` (real time: the peer is real) looks at
 ** what is left to send (our queue and, on Linux, the socket's); if the peer
-** took nothing since its last look, the queue is
-** dropped and the handle closed with a reset. A peer still reading slowly
-** keeps it open; one that stopped is cut within two periods. At the
+** took nothing since its last look, the queue is dropped and the handle
+** closed with a reset (a FIN would pass the cut stream off as whole). A peer
+** still reading slowly keeps it open; one that stopped is cut within two
+** periods. At the
 ** runtime's end a standard stream (flush_at_end) first writes out, blocking,
 ** what libuv has not written yet (as exit() flushes stdout); other streams
 ** close at once.
@@ -83,7 +84,7 @@ typedef struct linger_timer {
   uv_timer_t t;
   qn_runtime *rt;
   qn_stream *s;             /* NULL once the stream closed its handle */
-  size_t queued;            /* the write queue at the last look */
+  size_t queued;            /* what was left to send at the last look */
 } linger_timer;
 
 /* ---- lifetime ---- */
