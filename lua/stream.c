@@ -268,8 +268,11 @@ static int l_lines(lua_State *L) {
 static void read_check(lua_State *L, int op, lq_coro *c) {
   (void)c;
   lq_stream *u = op_stream(L, op);
-  check_usable(L, u, u->cls->read_op);
-  check_reader(L, u, u->cls->read_op);
+  lua_KContext ctx = (lua_KContext)((lq_op *)lua_touserdata(L, op))->ns;
+  const char *fname = (ctx & CTX_PEEK) ? u->cls->peek_op
+                      : (ctx & CTX_READY) ? u->cls->readable_op : u->cls->read_op;
+  check_usable(L, u, fname);
+  check_reader(L, u, fname);
 }
 
 static qn_future *read_start(lua_State *L, int op, lq_coro *c) {

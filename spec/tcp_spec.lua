@@ -731,6 +731,10 @@ describe("quench.tcp readiness and non-waiting I/O", function()
       "quench.tcp.stream:peek: another read is waiting on this stream (one reader at a time)")
     assert.has_error(function() s:readable() end,
       "quench.tcp.stream:readable: another read is waiting on this stream (one reader at a time)")
+    assert.has_error(function() quench.select(s:peek_op()) end,
+      "quench.tcp.stream:peek_op: another read is waiting on this stream (one reader at a time)")
+    assert.has_error(function() quench.select(s:readable_op()) end,
+      "quench.tcp.stream:readable_op: another read is waiting on this stream (one reader at a time)")
     assert.has_error(function() c:try_write({}) end,
       "quench.tcp.stream:try_write: argument #1 must be a string or a number, got table")
     c:write("z")
