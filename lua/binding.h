@@ -264,6 +264,7 @@ void lq_error_register(lua_State *L, int mod_idx);
 
 /* time.c */
 uint64_t lq_check_seconds(lua_State *L, int idx);
+uint64_t lq_check_duration(lua_State *L, int idx);
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
 
 /* op.c: an op is a single-use future, built when awaited or selected. */

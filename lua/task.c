@@ -304,7 +304,7 @@ static int stop_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_stop(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.task:stop");
-  uint64_t grace = lq_check_seconds(L, 2);
+  uint64_t grace = lq_check_duration(L, 2);
   if (h->serial != c->rt->serial)
     return luaL_argerror(L, 1, "the task belongs to another runtime");
   if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:stop: a task cannot stop itself (use cancel)");
@@ -521,6 +521,44 @@ static int l_stats(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)(st->spawned - st->finished));
   lua_setfield(L, -2, "alive");
   return 1;
+}
+
+/* ---- for the Lua sugar (lua/quench/structured.lua), not in the module ---- */
+
+/* result(h): what h:join() returns, for a task of this runtime whose
+   outcome is settled, without waiting (not an await, so not a cancellation
+   point): a scope collects its finished children with it from any context,
+   a cleanup included. Nothing while the task is not done or still runs its
+   cleanup (an aborted task is done before its defers have run, and its
+   outcome is stored after them). Marks a failure observed, as join does. */
+static int l_internal_result(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  lq_runtime *rt = runtime_of_handle(L, h);
+  if (rt == NULL) return luaL_argerror(L, 1, "the task belongs to another runtime");
+  if (qn_task_get_state(lq_core_task(h)) != QN_TASK_DONE || rt->running == &h->coro) return 0;
+  lua_settop(L, 1);
+  return lq_push_result(L, h, 1);
+}
+
+/* task_of(v): "this" for a task handle of the running runtime, "other" for
+   one of another (ended) runtime, nil for anything else. */
+static int l_internal_task_of(lua_State *L) {
+  lq_task *h = lq_toudata(L, 1, &lq_coro_vt, sizeof(lq_task));
+  if (h == NULL || h->coro.kind != CORO_TASK) return 0;
+  lua_pushstring(L, runtime_of_handle(L, h) != NULL ? "this" : "other");
+  return 1;
+}
+
+static const luaL_Reg internals[] = {
+  {"result", l_internal_result}, {"task_of", l_internal_task_of}, {NULL, NULL}
+};
+
+/* Push the table of internals the embedded Lua chunks get as their second
+   argument (the module is the first). */
+void lq_task_internals(lua_State *L, int mod) {
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, internals, 1);
 }
 
 static const luaL_Reg methods[] = {

@@ -18,6 +18,16 @@ uint64_t lq_check_seconds(lua_State *L, int idx) {
   return (uint64_t)ceil(s * 1e9);
 }
 
+/* A duration that must not be negative (advance, stop's grace): negative
+   or NaN is a mistake to name, not zero. */
+uint64_t lq_check_duration(lua_State *L, int idx) {
+  lua_Number s = luaL_checknumber(L, idx);
+  if (!(s >= 0))
+    luaL_argerror(L, idx, lua_pushfstring(L, "seconds must be >= 0, got %s",
+                                          luaL_tolstring(L, idx, NULL)));
+  return lq_check_seconds(L, idx);
+}
+
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns) {
   uint64_t now = qn_now(rt->core);
   return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
@@ -71,7 +81,7 @@ static int l_now(lua_State *L) {
    woken tasks run at the caller's next await. */
 static int l_advance(lua_State *L) {
   lq_runtime *rt = lq_runtime_of(L, "quench.advance");
-  uint64_t ns = lq_check_seconds(L, 1);
+  uint64_t ns = lq_check_duration(L, 1);
   if (qn_runtime_clock(rt->core) == QN_CLOCK_REAL)
     return luaL_error(L, "quench.advance: the runtime's clock is real "
                          "(run with {clock = \"manual\"} or \"virtual\")");

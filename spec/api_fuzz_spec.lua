@@ -13,7 +13,7 @@
 --
 -- FUZZ_SEED=n (default 1) and FUZZ_CALLS=n (default 100000, 20000 under
 -- valgrind: QUENCH_UNDER_VALGRIND=1) choose the run;
--- It walks into the (fixed) bugs 2, 4, 5 and 8 of docs/testing.md (__gc
+-- It walks into the (fixed) bugs 2, 4, 5 and 8 of docs/how-quench-is-tested.md (__gc
 -- called directly, waits where the coroutine cannot yield, quench called
 -- from finalizers and run callbacks, objects used after their __gc);
 -- FUZZ_AVOID_KNOWN=1 steers around them.
@@ -80,7 +80,7 @@ function Fuzz:add(v)
   local t = type(v)
   if t ~= "userdata" and t ~= "table" then return end
   if t == "table" and getmetatable(v) == nil then return end
-  -- Known bug 8 (docs/testing.md): a quench object used after its own __gc
+  -- Known bug 8 (docs/how-quench-is-tested.md): a quench object used after its own __gc
   -- ran (resurrected by a finalizer, as the queued calls below do) leaks.
   -- Unless KNOWN=1, every object met stays referenced until the end.
   if not KNOWN then self.graveyard[#self.graveyard + 1] = v end
@@ -252,7 +252,7 @@ function Fuzz:call_random(where, ...)
       end))
     else
       -- a finalizer that calls it, collected at some later allocation.
-      -- Known bugs 4 and 5 (docs/testing.md): an await where the coroutine
+      -- Known bugs 4 and 5 (docs/how-quench-is-tested.md): an await where the coroutine
       -- cannot yield leaves a stale op behind, and quench called from a
       -- finalizer that runs on quench's private thread corrupts it. Unless
       -- KNOWN=1 the finalizer only queues the call for the worker.
@@ -461,7 +461,7 @@ describe("API fuzzing", function()
     assert.is_true(#f.fns > 60, "too few functions found: " .. table.concat(names, " "))
   end)
 
-  -- known bug 5 (docs/testing.md): a finalizer run by an allocation on
+  -- known bug 5 (docs/how-quench-is-tested.md): a finalizer run by an allocation on
   -- quench's private thread corrupts it when it calls quench
   local known = KNOWN and it or pending
   known("can call a task's methods from __gc during a collection inside quench", function()

@@ -1,7 +1,7 @@
 -- Randomized cancellation programs (spec/fuzz/cancel_random.lua): a fixed
 -- budget of seeds in CI, each program deterministic for its seed on the
 -- virtual clock. A failing seed is printed with the one command that
--- reproduces it. Longer runs: docs/testing.md.
+-- reproduces it. Longer runs: docs/how-quench-is-tested.md.
 --   FUZZ_PROGRAMS=n   programs to run (default 20000; 6000 under ASan, 1500 under
 --                     valgrind: scripts/test.sh sets QUENCH_UNDER_VALGRIND=1)
 --   FUZZ_SEED=n       first seed (default 1)

@@ -1,6 +1,6 @@
 /*
 ** libFuzzer harness over the core's C API (no Lua). Built only with
-** -DQUENCH_FUZZ=ON (clang): see docs/testing.md, "libFuzzer harness".
+** -DQUENCH_FUZZ=ON (clang): see docs/how-quench-is-tested.md, "libFuzzer harness".
 **
 ** An input is a small program run against one fresh runtime on the virtual
 ** clock. Bytes 0-2: the seed, the channel's capacity (0-3, or unbounded),

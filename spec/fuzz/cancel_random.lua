@@ -33,7 +33,7 @@
 local M = {}
 
 -- Known bugs the generator can steer around, so that a run looks for new
--- ones (docs/testing.md lists them). None is open: bug 1 (a raising
+-- ones (docs/how-quench-is-tested.md lists them). None is open: bug 1 (a raising
 -- <close> in a select branch) is fixed, so the generator walks into it.
 M.avoid = { branch_cleanup_error = false }
 
@@ -839,7 +839,7 @@ end
 local function closer_stmt(R, cx, st, b, i)
   local kind = st.kind
   if kind == "raise_close" and #cx.branches > 0 and M.avoid.branch_cleanup_error then
-    kind = "close"   -- known bug 1 (docs/testing.md): select loses its winner's result
+    kind = "close"   -- known bug 1 (docs/how-quench-is-tested.md): select loses its winner's result
   end
   local name = arm(R, cx, kind)
   if st.kind == "defer" or st.kind == "raise_defer" then

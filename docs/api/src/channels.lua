@@ -62,6 +62,12 @@ function quench.watch(value) end
 -- passes to the next sender. The caller still holds `v` and may send it
 -- again.
 --
+-- * before it waits: nothing sent
+-- * while waiting: **not delivered**; it leaves the queue of senders (only a
+--   bounded channel waits; an unbounded send never does)
+-- * given, not resumed: **not delivered**; the room it was given passes to
+--   the next waiting sender (or stays free)
+--
 -- @param v the message (not nil)
 -- @treturn ?boolean `true`, or nil
 -- @treturn ?string `"closed"` when the channel is closed
@@ -76,6 +82,11 @@ function Channel:send(v) end
 -- **Cancel safety.** Cancel-safe: a message is taken only when `recv`
 -- returns it. A dropped recv loses nothing; a message already handed to it
 -- goes back to the front of the queue (no loss, no reordering).
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken; it leaves the queue of receivers
+-- * given, not resumed: the message goes back to the **front** of the
+--   channel (to the next waiting receiver): no message lost or reordered
 --
 -- @return the message, or nil
 -- @treturn ?string `"closed"` when the channel is closed and empty
@@ -181,6 +192,10 @@ function OneshotSender:is_closed() end
 -- **Cancel safety.** Cancel-safe: a dropped recv takes nothing; a value
 -- already handed to it goes back, and the next `recv` returns it.
 --
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken
+-- * given, not resumed: the value goes back: the next `recv` returns it
+--
 -- @return the value, or nil
 -- @treturn ?string `"closed"` when the sender closed without sending (or
 -- the value was already received)
@@ -249,6 +264,13 @@ function Broadcast:subscribe() end
 -- **Cancel safety.** Cancel-safe: the subscriber's position moves only when
 -- `recv` returns, so a dropped recv loses nothing (unless the message is
 -- overwritten meanwhile: then `lagged`, as for any slow subscriber).
+--
+-- * before it waits: nothing read
+-- * while waiting: nothing read
+-- * given, not resumed: nothing read: the subscriber's position moves only
+--   when `recv` returns, so the message is still there for the next `recv`
+--   (unless it is overwritten meanwhile: then `lagged`, as for any slow
+--   subscriber)
 --
 -- @return the message, or nil
 -- @treturn ?string `"lagged"` or `"closed"`
@@ -334,6 +356,12 @@ function WatchReceiver:has_changed() end
 -- **Cancel safety.** Cancel-safe: a value counts as seen only when
 -- `changed` (or `get`) returns it, so after a drop `has_changed()` stays
 -- true and the next `changed` returns at once.
+--
+-- * before it waits: nothing seen
+-- * while waiting: nothing seen
+-- * given, not resumed: nothing seen: a value counts as seen only when
+--   `changed` (or `get`) returns it, so `has_changed()` stays true and the
+--   next `changed` returns at once
 --
 -- @return the new value (possibly nil), or nil
 -- @treturn ?string `"closed"` when closed with nothing new

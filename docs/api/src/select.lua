@@ -19,10 +19,11 @@
 -- suspending, and the branches after it in that poll's order never start.
 -- Ops given to a select are used up, winners and losers alike.
 --
--- **Cancel safety.** Dropping a select drops every branch, with its
--- cleanup. A loser loses exactly what its pending op loses (see that op),
--- and its side effects before that await stay done: a select is cancel-safe
--- when every branch's pending op is.
+-- **Cancel safety.** Dropping a select drops every branch, with its cleanup.
+-- A loser loses exactly what its pending op loses (see that op), and its
+-- side effects before that await stay done: a select is cancel-safe when
+-- every branch's pending op is. Ops given to a select are used up, winners
+-- and losers alike.
 --
 -- @param ... branches: functions or ops, at least one
 -- @treturn integer the index of the winning branch
@@ -56,7 +57,7 @@ function quench.select_biased(...) end
 --
 -- **Cancel safety.** On expiry the branch is dropped (cleanup run, earlier
 -- side effects kept). Dropping the timeout itself drops the branch and the
--- timer.
+-- timer. On expiry `false, Timeout` is returned.
 --
 -- @tparam number s seconds
 -- @tparam function|Op branch a function or an op
