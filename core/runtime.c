@@ -62,7 +62,8 @@ uint64_t qn_random(qn_runtime *rt) {
 
 int qn_advance(qn_runtime *rt, uint64_t ns) {
   if (rt->clock == QN_CLOCK_REAL) return QN_EINVAL;
-  rt->vnow = ns > UINT64_MAX - rt->vnow ? UINT64_MAX : rt->vnow + ns;   /* never backwards */
+  /* never backwards; QN_NEVER stays out of reach (its sleeps are not timers) */
+  rt->vnow = ns >= QN_NEVER - 1 - rt->vnow ? QN_NEVER - 1 : rt->vnow + ns;
   qn__fire_timers(rt);
   return QN_OK;
 }
@@ -91,7 +92,8 @@ void qn__timer_arm(qn_runtime *rt) {
     return;
   }
   uint64_t now = qn_now(rt);
-  uint64_t ms = top->deadline > now ? (top->deadline - now + 999999) / 1000000 : 0;
+  uint64_t ns = top->deadline > now ? top->deadline - now : 0;
+  uint64_t ms = ns / 1000000 + (ns % 1000000 != 0);   /* rounded up, without overflow */
   uv_update_time(&rt->loop);
   uv_timer_start(&rt->timer, on_timer, ms, 0);
 }

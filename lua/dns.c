@@ -149,6 +149,7 @@ static int make_gai(lua_State *L, const char *fname) {
 }
 
 static int gai_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, gai_k);
   (void)status;
   qn_future *f = lq_take_op(L);
   int n = gai_finish(L, (int)ctx, f);

@@ -20,7 +20,7 @@ local FIRST = tonumber(os.getenv("FUZZ_SEED") or "1") // 1
 describe("random cancellation programs", function()
   it(string.format("%d programs from seed %d keep every invariant", COUNT, FIRST), function()
     local failed, report = 0, {}
-    local totals = { tasks = 0, cleanups = 0, values = 0, joins = 0 }
+    local totals = { tasks = 0, cleanups = 0, values = 0, joins = 0, refused = 0, closed = 0 }
     local t0 = os.clock()
     for seed = FIRST, FIRST + COUNT - 1 do
       local violations, info = fuzz.run(seed)
@@ -34,8 +34,9 @@ describe("random cancellation programs", function()
       end
     end
     print(string.format("\nrandom cancellation: %d programs, %d tasks, %d cleanups, %d values sent, "
-      .. "%d joins checked, %.1f s CPU", COUNT, totals.tasks, totals.cleanups, totals.values,
-      totals.joins, os.clock() - t0))
+      .. "%d joins checked, %d resumes of waiting task threads refused, %d closed, %.1f s CPU",
+      COUNT, totals.tasks, totals.cleanups, totals.values, totals.joins, totals.refused,
+      totals.closed, os.clock() - t0))
     assert(failed == 0, string.format("%d of %d programs broke an invariant:\n%s", failed, COUNT,
       table.concat(report, "\n")))
   end)

@@ -301,6 +301,27 @@ describe("scope and task set memory", function()
     assert.are.equal(1, quench.now())
   end))
 
+  it("a scope dropped with failed children leaves their errors reported, not lost", function()
+    local reported = {}
+    quench.run({ clock = "virtual", on_task_error = function(err) reported[#reported + 1] = err end },
+      function()
+        local h = quench.spawn(function()
+          quench.scope(function(s)
+            s:spawn(function() error("first", 0) end)
+            s:spawn(function()
+              local _ <close> = setmetatable({}, { __close = function() error("close", 0) end })
+              quench.shield(quench.sleep, 100)
+            end)
+            quench.sleep(100)
+          end)
+        end)
+        quench.sleep(1)                              -- the scope waits out its grace period
+        h:abort()                                    -- and is dropped meanwhile
+      end)
+    table.sort(reported)
+    assert.are.same({ "close", "first" }, reported)
+  end)
+
   it("a task set forgets tasks join_next returned", T(function()
     local set = quench.task_set()
     local per_task = growth_per(2000, function(n)

@@ -1,14 +1,15 @@
 -- Structured concurrency on top of the C core: scopes (nurseries), task
 -- sets, join_all and try_join. Loaded by luaopen_quench with the module and
--- the internals of lua/task.c (result: the outcome of an ended task without
--- waiting; task_of: whether a value is a task of this run or of another).
+-- the internals of lua/task.c (outcome: how an ended task ended, without
+-- waiting; observe: mark its failure observed; task_of: whether a value is a
+-- task of this run or of another).
 --
 -- Memory: a scope or set holds a child only while someone may still need it.
--- A scope forgets a child once it has ended and its outcome is collected
--- (its error, if any, kept in the scope's errors); a set forgets a task once
--- join_next has returned it, or at once when the set detaches its tasks.
--- So a scope or set around an accept loop costs the connections alive, not
--- every connection it ever served.
+-- A scope forgets a child once it has ended well (or as cancelled) and its
+-- outcome is read; a failed one is kept until the scope raises. A set
+-- forgets a task once join_next has returned it, or at once when the set
+-- detaches its tasks. So a scope or set around an accept loop costs the
+-- connections alive, not every connection it ever served.
 local quench, internal = ...
 
 local DEFAULT_GRACE = 5   -- seconds children get to finish after their scope is cancelled
@@ -61,12 +62,15 @@ local function add_error(scope, err)
   errs[errs.n] = err
 end
 
--- Collect the children that have ended since the last call: their outcome
--- is read (a failure is then observed), an error the child's own wrapper did
--- not already give the scope (one raised by a defer after the child returned,
--- or by the drop-time cleanup of an aborted child) fails the scope, and the
--- scope forgets them. A child whose hand-in ran but whose outcome is not
--- settled yet (its last cleanups are still running) waits for the next call.
+-- Collect the children that have ended since the last call. One that
+-- ended well or as cancelled is forgotten. One that failed is kept (a scope
+-- with a failed child is on its way out, so these are few) until the scope
+-- raises, which marks them observed: if the scope is dropped instead, their
+-- failures are reported as nobody's, not lost. An error the child's own
+-- wrapper did not already give the scope (one raised by a defer after the
+-- child returned, or by the drop-time cleanup of an aborted child) fails the
+-- scope. A child whose hand-in ran but whose outcome is not settled yet (its
+-- last cleanups are still running) waits for the next call.
 local function sweep(scope)
   local hs, raised = scope.ended, scope.ended_raised
   local n = #hs
@@ -75,13 +79,16 @@ local function sweep(scope)
   scope.ended, scope.ended_raised = keep, keep_raised
   for i = 1, n do
     local h = hs[i]
-    local ok, err = internal.result(h)
-    if ok == nil then
+    local outcome, err = internal.outcome(h)
+    if outcome == nil then
       keep[#keep + 1] = h
       keep_raised[#keep] = raised[i]
     else
       scope.children[h] = nil
-      if not ok and not raised[i] and not quench.is_cancelled(err) then scope:fail(err) end
+      if outcome == "failed" then
+        scope.failed[#scope.failed + 1] = h
+        if not raised[i] and not quench.is_cancelled(err) then scope:fail(err) end
+      end
     end
   end
 end
@@ -214,7 +221,7 @@ function quench.scope(opts, fn, ...)
       .. type(opts) .. ")", 2)
   end
   local scope = setmetatable({
-    token = quench.token(), children = {}, seq = 0, ended = {}, ended_raised = {},
+    token = quench.token(), children = {}, seq = 0, ended = {}, ended_raised = {}, failed = {},
     errors = { n = 0 }, live = 0, changed = quench.notify(), grace = check_grace(opts.grace),
   }, Scope)
   -- the reason siblings see when one fails: readable, and ours by identity
@@ -245,6 +252,7 @@ function quench.scope(opts, fn, ...)
   quench.shield(wait_grace, scope)
   scope.closed = true
   sweep(scope)                         -- every child is done: collect the last ones
+  for _, h in ipairs(scope.failed) do internal.observe(h) end   -- raised below
   local errs = scope.errors
   if errs.n == 1 then error(errs[1], 0) end
   if errs.n > 1 then

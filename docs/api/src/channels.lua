@@ -70,18 +70,22 @@ function quench.watch(value) end
 --
 -- @param v the message (not nil)
 -- @treturn ?boolean `true`, or nil
--- @treturn ?string `"closed"` when the channel is closed
+-- @treturn ?string `"closed"` when the channel was closed before the send
+-- got room (a send given room before the close still delivers)
 -- @raise `bad argument #2 to 'send' (nil cannot be sent ...)`; outside a
 -- task; `Cancelled` in a cancelled task. This is an await.
 function Channel:send(v) end
 
 --- Receive the next message, waiting while the channel is empty.
 --
--- After `close`, the messages still queued are received first.
+-- After `close`, the messages still queued are received first, and so are
+-- those of senders given room before the close: `"closed"` means nothing
+-- can ever come again.
 --
 -- **Cancel safety.** Cancel-safe: a message is taken only when `recv`
 -- returns it. A dropped recv loses nothing; a message already handed to it
--- goes back to the front of the queue (no loss, no reordering).
+-- goes back to the queue (no loss, no reordering: messages leave in the
+-- order they were sent, whichever receiver is taken from first).
 --
 -- * before it waits: nothing taken
 -- * while waiting: nothing taken; it leaves the queue of receivers
@@ -89,7 +93,8 @@ function Channel:send(v) end
 --   channel (to the next waiting receiver): no message lost or reordered
 --
 -- @return the message, or nil
--- @treturn ?string `"closed"` when the channel is closed and empty
+-- @treturn ?string `"closed"` when the channel is closed, empty, and no
+-- sender given room before the close is left to deliver
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 function Channel:recv() end
 
@@ -108,7 +113,8 @@ function Channel:try_send(v) end
 -- **Cancel safety.** Never waits: not a cancellation point.
 --
 -- @return the message, or nil
--- @treturn ?string `"empty"` or `"closed"`
+-- @treturn ?string `"empty"` (also while a sender given room before a
+-- close has not delivered yet) or `"closed"` (as for `recv`)
 -- @raise on a bad self
 function Channel:try_recv() end
 
@@ -130,8 +136,9 @@ function Channel:send_op(v) end
 -- @raise on a bad self
 function Channel:recv_op() end
 
---- Close the channel: senders get `nil, "closed"`; receivers drain what is
--- queued, then get `nil, "closed"`. Idempotent.
+--- Close the channel: senders still waiting for room (and later ones) get
+-- `nil, "closed"`; those already given room deliver; receivers drain what
+-- is queued and what those deliver, then get `nil, "closed"`. Idempotent.
 --
 -- **Cancel safety.** Not an await.
 --

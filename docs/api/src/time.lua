@@ -12,7 +12,10 @@
 --- Suspend the task for `s` seconds.
 --
 -- `s <= 0` is `quench.yield()`: the queued tasks run once, then the task
--- continues. A huge `s` is a deadline nobody lives to see.
+-- continues. `s = math.huge` waits for ever (until cancelled, or the
+-- run's deadlock error), as does any `s` whose deadline is past the
+-- clock's range (584 years from the runtime's start): such a sleep arms
+-- no timer, and a virtual clock never jumps to it.
 --
 -- **Cancel safety.** Cancel-safe: dropping removes the timer and nothing
 -- else is held. The time already slept is not credited to a new sleep (keep
