@@ -141,6 +141,8 @@ struct qn_stream {
   size_t read_limit, write_limit;
   size_t need;              /* what the waiting reads need buffered */
   size_t nwrites;           /* write requests in flight */
+  uint64_t linger_ms;       /* a lingering close resets after this long without progress */
+  struct linger_timer *linger;   /* while lingering with a bound */
   qn__list readers;         /* waiting read futures */
   qn__list writers;         /* waiting writable futures */
   qn__list wq;              /* write requests in flight, oldest first */
@@ -163,6 +165,9 @@ int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_
 void qn__stream_start(qn_stream *s);
 /* Closed for the embedder: reading stops, every waiting future is ready. */
 void qn__stream_mark_closed(qn_stream *s);
+/* Close the handle at once, dropping what is queued: with a TCP RST for a
+   TCP stream (the peer must not take a cut stream for a whole one). */
+void qn__stream_reset(qn_stream *s);
 /* Take the handle off the closers for closing, once: 1 if the caller must
    now close it with qn__stream_on_close as its callback. */
 int qn__stream_begin_close(qn_stream *s);

@@ -57,6 +57,7 @@ static int is_tcp(const qn_stream *s) { return s->h.handle.type == UV_TCP; }
 
 static void apply_opts(qn_stream *s, const qn_tcp_opts *o) {
   if (o == NULL) return;
+  if (o->has_linger) qn_stream_set_linger(s, o->linger_ms);
   if (o->nodelay) uv_tcp_nodelay(&s->h.tcp, 1);
   if (o->keepalive) uv_tcp_keepalive(&s->h.tcp, 1, o->keepalive_delay ? o->keepalive_delay : 60);
 }
@@ -70,9 +71,7 @@ static int stream_new(qn_runtime *rt, uv_handle_type type, const qn_tcp_opts *o,
 
 void qn_tcp_reset(qn_stream *s) {
   qn__stream_mark_closed(s);
-  if (!qn__stream_begin_close(s)) return;
-  if (!is_tcp(s) || uv_tcp_close_reset(&s->h.tcp, qn__stream_on_close) != 0)   /* e.g. shutting down */
-    uv_close(&s->h.handle, qn__stream_on_close);
+  qn__stream_reset(s);
 }
 
 static int name_of(const qn_stream *s, struct sockaddr_storage *ss, int peer) {

@@ -367,6 +367,14 @@ int lq_push_fail(lua_State *L, int err);
 int lq_alive(lua_State *L, uint64_t serial);
 void lq_check_alive(lua_State *L, uint64_t serial, const char *fname, const char *what);
 
+/* args.c: the string (or number) at idx as a C string for `what` of fname
+   ("argument #1 (file)", "opts.cwd"); raises "fname: what must be a string,
+   got T" or "fname: what contains a zero byte ...". The opt form: dflt for
+   none or nil. A number is converted in place (not during a lua_next). */
+const char *lq_check_cstring(lua_State *L, int idx, const char *fname, const char *what);
+const char *lq_opt_cstring(lua_State *L, int idx, const char *fname, const char *what,
+                           const char *dflt);
+
 /* stream.c: the stream methods TCP streams and pipes share. A stream's
    functions have two upvalues, the module and its class. */
 typedef struct lq_stream_class lq_stream_class;

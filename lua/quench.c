@@ -375,6 +375,29 @@ static int load_embedded(lua_State *L) {
   return 1;
 }
 
+/* The module's tables (quench.tcp, quench.process, ...) go into
+   package.loaded as "quench.tcp", ...: Lua names a function that has no
+   name at its call site (called through pcall, or a local) by looking it
+   up there, one level deep. Without this, an argument error of
+   quench.tcp.connect called so read "bad argument #2 to '?'". */
+static void name_tables(lua_State *L, int mod) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, mod)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushfstring(L, "quench.%s", lua_tostring(L, -2));
+      if (lua_rawget(L, -4) == LUA_TNIL) {
+        lua_pushfstring(L, "quench.%s", lua_tostring(L, -3));
+        lua_pushvalue(L, -3);
+        lua_rawset(L, -6);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 int luaopen_quench(lua_State *L) {
   lq_module *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
@@ -425,5 +448,6 @@ int luaopen_quench(lua_State *L) {
     lua_call(L, 2, 0);
   }
   lua_pop(L, 1);
+  name_tables(L, lua_gettop(L));
   return 1;
 }

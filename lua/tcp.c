@@ -74,12 +74,23 @@ static int opt_bool(lua_State *L, int opts, const char *name, int dflt) {
 }
 
 static const char *const stream_keys[] = {
-  "nodelay", "keepalive", "read_limit", "write_limit", NULL
+  "nodelay", "keepalive", "read_limit", "write_limit", "linger", NULL
 };
 static const char *const listen_keys[] = {
-  "nodelay", "keepalive", "read_limit", "write_limit",
+  "nodelay", "keepalive", "read_limit", "write_limit", "linger",
   "backlog", "reuseaddr", "reuseport", "ipv6only", NULL
 };
+
+/* A linger in seconds at idx as ms (0..1 day, rounded up to 1 ms): 0 if it
+   is not one. */
+static int linger_ms(lua_State *L, int idx, uint64_t *ms) {
+  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+  lua_Number secs = lua_tonumber(L, idx);
+  if (!(secs >= 0 && secs <= 86400)) return 0;     /* NaN fails too */
+  *ms = (uint64_t)(secs * 1000);
+  if (secs > 0 && *ms == 0) *ms = 1;
+  return 1;
+}
 
 /* Raise (naming fname) on a key that is not an option: a typo is not ignored. */
 static void check_keys(lua_State *L, int opts, const char *const *keys, const char *fname) {
@@ -87,10 +98,14 @@ static void check_keys(lua_State *L, int opts, const char *const *keys, const ch
   while (lua_next(L, opts)) {
     lua_pop(L, 1);
     int known = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; keys[i] && !known; i++) known = strcmp(keys[i], lua_tostring(L, -1)) == 0;
+    if (lua_type(L, -1) == LUA_TSTRING)          /* by length too: "nodelay\0x" is no key */
+      for (int i = 0; keys[i] && !known; i++)
+        known = strcmp(keys[i], lua_tostring(L, -1)) == 0 && strlen(keys[i]) == lua_rawlen(L, -1);
     if (!known) {
-      lua_pushfstring(L, "%s: unknown option '%s'", fname, luaL_tolstring(L, -1, NULL));
+      size_t n;
+      const char *k = luaL_tolstring(L, -1, &n);
+      lua_pushfstring(L, "%s: unknown option '%s'%s", fname, k,
+                      strlen(k) != n ? " (with a zero byte after that)" : "");
       lua_error(L);
     }
   }
@@ -119,6 +134,12 @@ static qn_tcp_opts check_stream_opts(lua_State *L, int idx, const char *const *k
   lua_pop(L, 1);
   o.read_limit = opt_size(L, idx, "read_limit");
   o.write_limit = opt_size(L, idx, "write_limit");
+  if (lua_getfield(L, idx, "linger") != LUA_TNIL) {
+    if (!linger_ms(L, -1, &o.linger_ms))
+      luaL_error(L, "%s: opts.linger must be a number of seconds in 0..86400", fname);
+    o.has_linger = 1;
+  }
+  lua_pop(L, 1);
   return o;
 }
 
@@ -170,6 +191,19 @@ static int l_keepalive(lua_State *L) {
   return ok_or_fail(L, qn_tcp_set_keepalive(s, on, (unsigned)delay));
 }
 
+/* linger(seconds): how long a close with writes queued waits for the
+   peer to take some before it drops them (0: at once). */
+static int l_linger(lua_State *L) {
+  qn_stream *s = lq_stream_live(L, 1, "quench.tcp.stream:linger");
+  uint64_t ms;
+  if (!linger_ms(L, 2, &ms))
+    luaL_error(L, "quench.tcp.stream:linger: seconds must be a number in 0..86400, got %s",
+               lua_isnumber(L, 2) ? lua_tostring(L, 2) : luaL_typename(L, 2));
+  qn_stream_set_linger(s, ms);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* ---- connecting ---- */
 
 /* Push the stream a finished connect future made, or nil, msg, code. */
@@ -200,7 +234,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
 /* quench.tcp.connect(host, port [, opts]): a stream, or nil, msg, code. */
 static int l_connect(lua_State *L) {
   const char *fname = "quench.tcp.connect";
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = lq_check_cstring(L, 1, fname, "argument #1 (host)");
   int port = check_port(L, 2);
   qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, fname);
   lq_coro *c = lq_await_ctx(L, fname);
@@ -231,7 +265,7 @@ static int connect_finish(lua_State *L, int op, qn_future *f) {
 static const lq_op_kind connect_kind = { "tcp connect", NULL, connect_start, connect_finish, NULL };
 
 static int l_connect_op(lua_State *L) {
-  luaL_checkstring(L, 1);
+  lq_check_cstring(L, 1, "quench.tcp.connect_op", "argument #1 (host)");
   int port = check_port(L, 2);
   qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, "quench.tcp.connect_op");
   lq_op_new(L, &connect_kind, 2)->ns = (uint64_t)port;
@@ -301,7 +335,7 @@ qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t
 static int l_listen(lua_State *L) {
   const char *fname = "quench.tcp.listen";
   lq_runtime *rt = lq_runtime_of(L, fname);
-  const char *host = luaL_optstring(L, 1, "*");
+  const char *host = lq_opt_cstring(L, 1, fname, "argument #1 (host)", "*");
   if (strcmp(host, "*") == 0) host = "0.0.0.0";
   int port = check_port(L, 2);
   qn_tcp_opts o = check_stream_opts(L, 3, listen_keys, fname);
@@ -463,7 +497,7 @@ void lq_server_register(lua_State *L, int mod, const lq_server_class *cls, const
 
 static const luaL_Reg stream_methods[] = {
   {"close_reset", l_close_reset}, {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
-  {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {NULL, NULL}
+  {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {"linger", l_linger}, {NULL, NULL}
 };
 
 static const luaL_Reg tcp_server_methods[] = {

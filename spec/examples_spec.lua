@@ -14,6 +14,13 @@ local EXPECT = {
               "slow was aborted, its cleanup already ran:\tfalse\tcancelled", "demo done" },
     absent = { "slow: woke up" },
   },
+  ["sniff_server.lua"] = {
+    lines = { "line client got: PONG", "server: served PING",
+              "web client got: HTTP/1.0 200 OK (4194331 more bytes)",
+              "server: served GET / HTTP/1.0", "server: served GET /big HTTP/1.0",
+              "stuck client, reading 2 s later: part of the answer (cut), then "
+                .. "ECONNRESET: connection reset by peer", "done" },
+  },
   ["search_as_you_type.lua"] = {
     lines = { "[0.00 s] request \"R\" sent",
               "[0.30 s] user typed \"Ru\"", "[0.30 s] request \"R\": connection closed",

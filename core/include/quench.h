@@ -514,6 +514,8 @@ enum {
   QN_STREAM_READ_LIMIT = 256 * 1024,   /* defaults of the read and write limits */
   QN_STREAM_WRITE_LIMIT = 256 * 1024
 };
+/* The default linger bound of a close with writes queued (ms): see qn_stream_close. */
+#define QN_STREAM_LINGER_MS 30000u
 
 /* What a read returns: some bytes (n: at most, 0: no maximum), exactly n
    (fewer only at EOF), a line without or with its "\n", or all until EOF. */
@@ -552,8 +554,14 @@ qn_future *qn_stream_shutdown_new(qn_stream *s);
 int qn_stream_shutdown_status(const qn_future *shutdown);
 
 /* Close (idempotent): reading stops, waiting futures become ready, and the
-   handle closes once what is queued is written (or at once on error). */
+   handle closes once what is queued is written (or at once on error). It
+   lingers so only while the peer takes data: once nothing queued has gone
+   out for the stream's linger (QN_STREAM_LINGER_MS unless set; 0: do not
+   wait) the queue is dropped and the handle closed, with a TCP RST. The
+   bound is on real time, whatever the runtime's clock. */
 void qn_stream_close(qn_stream *s);
+void qn_stream_set_linger(qn_stream *s, uint64_t ms);
+uint64_t qn_stream_linger(const qn_stream *s);
 void qn_stream_release(qn_stream *s);
 
 /* ---- TCP (tcp.c) ----
@@ -572,6 +580,8 @@ typedef struct qn_tcp_opts {
   unsigned keepalive_delay;
   size_t read_limit;        /* 0: QN_STREAM_READ_LIMIT */
   size_t write_limit;       /* 0: QN_STREAM_WRITE_LIMIT */
+  int has_linger;           /* 1: linger_ms is the stream's linger (qn_stream_close) */
+  uint64_t linger_ms;
 } qn_tcp_opts;
 
 enum { QN_TCP_REUSEADDR = 1, QN_TCP_REUSEPORT = 2, QN_TCP_IPV6ONLY = 4 };

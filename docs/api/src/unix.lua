@@ -337,3 +337,81 @@ function UnixStream:getpeername() end
 -- @raise on a closed stream
 -- @usage local cred = conn:getpeercred(); if cred.uid ~= 0 then conn:close() end
 function UnixStream:getpeercred() end
+
+--- What `read_some(max)` would return, left buffered (as `TcpStream:peek`).
+--
+-- **Cancel safety.** As `TcpStream:peek`.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data, or nil at EOF
+-- @treturn ?string message on an I/O error
+-- @treturn ?string code
+-- @raise as `TcpStream:peek`. This is an await.
+function UnixStream:peek(max) end
+
+--- The op of `peek(max)`.
+--
+-- **Cancel safety.** As `peek`.
+--
+-- @tparam[opt] integer max as `peek`
+-- @treturn Op an op returning what `peek` returns
+-- @raise on a closed stream
+function UnixStream:peek_op(max) end
+
+--- Wait until a read would not wait (as `TcpStream:readable`).
+--
+-- **Cancel safety.** As `TcpStream:readable`.
+--
+-- @treturn ?UnixStream the stream, or nil
+-- @treturn ?string message
+-- @treturn ?string code
+-- @raise as `TcpStream:readable`. This is an await.
+function UnixStream:readable() end
+
+--- The op of `readable()`.
+--
+-- **Cancel safety.** As `readable`.
+--
+-- @treturn Op an op returning what `readable` returns
+-- @raise on a closed stream
+function UnixStream:readable_op() end
+
+--- Wait until a write would not wait (as `TcpStream:writable`).
+--
+-- **Cancel safety.** As `TcpStream:writable`.
+--
+-- @treturn ?UnixStream the stream, or nil
+-- @treturn ?string message
+-- @treturn ?string code
+-- @raise as `TcpStream:writable`. This is an await.
+function UnixStream:writable() end
+
+--- The op of `writable()`.
+--
+-- **Cancel safety.** As `writable`.
+--
+-- @treturn Op an op returning what `writable` returns
+-- @raise on a closed stream
+function UnixStream:writable_op() end
+
+--- `read_some(max)` that never waits (as `TcpStream:try_read`).
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @tparam[opt] integer max the most bytes
+-- @treturn ?string the data; nil at EOF or when nothing is buffered
+-- @treturn ?string `"EAGAIN: ..."` when nothing is buffered, or the error
+-- @treturn ?string code
+-- @raise as `TcpStream:try_read`
+function UnixStream:try_read(max) end
+
+--- `write(...)` that never waits (as `TcpStream:try_write`).
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @param ... strings or numbers, written as one piece
+-- @treturn ?UnixStream the stream; nil when nothing was taken
+-- @treturn ?string `"EAGAIN: ..."`, or the stream's write error
+-- @treturn ?string code
+-- @raise as `TcpStream:try_write`
+function UnixStream:try_write(...) end
