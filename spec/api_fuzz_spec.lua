@@ -171,6 +171,15 @@ function Fuzz:make_functions()
     function(...) return f:call_random("nested", ...) end,
     function() quench.defer(function() f:call_random("defer") end); quench.sleep(0.1) end,
     function() for _ = 1, 3 do f:call_random("loop") end end,
+    function(a)  -- deep nesting (past Lua's C-call limit of ~200 nested resumes):
+      -- selects or timeouts 250-400 levels deep around a random call
+      local function nest(n)
+        if n == 0 then return f:call_random("deep", a) end
+        if n % 2 == 0 then return quench.select(function() return nest(n - 1) end, quench.sleep_op(5)) end
+        return quench.timeout(5, nest, n - 1)
+      end
+      return nest(f.r.int(250, 400))
+    end,
     function()   -- more ready awaits than the cooperative budget: one of them gives way
       local ch = quench.channel()
       for i = 1, 300 do ch:send(i); assert(ch:recv() == i) end
