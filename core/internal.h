@@ -153,6 +153,10 @@ struct qn_stream {
    the closers; its embedder's reference is the caller's (qn_stream_release). */
 int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_t write_limit,
                    qn_stream **out);
+/* A reference held by a future of another file (http.c): the stream is
+   freed only once every reference is gone and its handle is closed. */
+void qn__stream_ref(qn_stream *s);
+void qn__stream_unref(qn_stream *s);
 /* Reading may start (it pauses and resumes by itself from now on). */
 void qn__stream_start(qn_stream *s);
 /* Closed for the embedder: reading stops, every waiting future is ready. */

@@ -79,6 +79,9 @@ static void unref(qn_stream *s) {
   maybe_free(s);
 }
 
+void qn__stream_ref(qn_stream *s) { s->refs++; }
+void qn__stream_unref(qn_stream *s) { unref(s); }
+
 void qn__stream_on_close(uv_handle_t *h) {
   qn_stream *s = h->data;
   if (s->restore_fd >= 0) fcntl(s->restore_fd, F_SETFL, s->restore_flags);

@@ -615,4 +615,77 @@ int qn_pipe_open(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_stream **out)
    runtime's end it first writes out, blocking, what is still queued. */
 int qn_pipe_open_stdio(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_stream **out);
 
+/* ---- HTTP/1.x messages (http.c) ----
+
+   The request head parser and chunked decoder (picohttpparser, from
+   Debian's libh2o) with RFC 9112's framing rules, and two futures over a
+   stream. Nothing is copied: a head is offsets into the parsed buffer. */
+
+enum {
+  QN_HTTP_FIELDS_MAX = 1024       /* the most header fields a head may have */
+};
+
+/* Why a message cannot be taken (the status to answer): negative, and
+   apart from libuv's error codes, which share results with them. */
+enum {
+  QN_HTTP_E_PARTIAL = -9001,      /* not all there yet (at the end: truncated) */
+  QN_HTTP_E_BAD = -9002,          /* 400 */
+  QN_HTTP_E_URI_TOO_LONG = -9003, /* 414: the request line is over its limit */
+  QN_HTTP_E_HEAD_TOO_LARGE = -9004,  /* 431: the head is over its limit */
+  QN_HTTP_E_TOO_MANY_FIELDS = -9005, /* 431 */
+  QN_HTTP_E_NOT_IMPLEMENTED = -9006  /* 501: a transfer coding other than chunked */
+};
+static inline int qn_http_is_error(int r) { return r <= -9001 && r >= -9006; }
+
+/* What a head says about its message. */
+enum {
+  QN_HTTP_CHUNKED = 1, QN_HTTP_CLOSE = 2, QN_HTTP_KEEP_ALIVE = 4,
+  QN_HTTP_EXPECT_CONTINUE = 8, QN_HTTP_UPGRADE = 16
+};
+
+typedef struct qn_http_field {
+  uint32_t name_off, name_len, value_off, value_len;
+} qn_http_field;
+
+typedef struct qn_http_head {
+  size_t len;                     /* bytes of the head, its empty line included */
+  uint32_t method_off, method_len, target_off, target_len;
+  int minor;                      /* HTTP/1.<minor> */
+  int64_t content_length;         /* -1: none */
+  unsigned flags;                 /* QN_HTTP_CHUNKED ... */
+  size_t nfields;
+} qn_http_head;
+
+/* Parse the request head at the start of buf[0..len) into h and fields
+   (room for max_fields): 0, QN_HTTP_E_PARTIAL, or the error to answer. */
+int qn_http_parse_request(const char *buf, size_t len, qn_http_head *h, qn_http_field *fields,
+                          size_t max_fields);
+/* The trailer section after a chunked body's last chunk (offsets into buf):
+   0 with *nfields and *used (its bytes), QN_HTTP_E_PARTIAL or an error. */
+int qn_http_parse_trailers(const char *buf, size_t len, qn_http_field *fields,
+                           size_t max_fields, size_t *nfields, size_t *used);
+/* Where a head ends, scanning from `from` (what an earlier call saw):
+   0 with *end, QN_HTTP_E_PARTIAL, URI_TOO_LONG or HEAD_TOO_LARGE. */
+int qn_http_head_scan(const char *buf, size_t len, size_t from, size_t max_line,
+                      size_t max_head, size_t *end);
+
+/* A chunked body decoder: decode buf[0..*len) in place; 0 at the end of the
+   body (*len decoded bytes, the last *left bytes of the input not part of
+   it: the trailers and what follows), QN_HTTP_E_PARTIAL (*len decoded
+   bytes, all input taken) or QN_HTTP_E_BAD. */
+typedef union qn_http_chunked { size_t align; char bytes[64]; } qn_http_chunked;
+void qn_http_chunked_init(qn_http_chunked *d);
+int qn_http_chunked_decode(qn_http_chunked *d, char *buf, size_t *len, size_t *left);
+
+/* Ready when the stream holds a whole head (scan it again with
+   qn_http_head_scan), a limit is passed, or the stream ended: its result
+   is 0, a QN_HTTP_E_* (PARTIAL: the stream ended inside a head) or a uv
+   error (UV_EOF: ended before a byte). Consumes nothing. */
+qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head);
+int qn_http_head_result(const qn_future *head);
+/* Ready when the peer has gone (EOF or a read error), whatever is still
+   buffered; consumes nothing. Past `cap` buffered bytes it stops watching
+   (stays pending) rather than buffer a flood. */
+qn_future *qn_http_gone_new(qn_stream *s, size_t cap);
+
 #endif
