@@ -528,38 +528,58 @@ static int l_gone_op(lua_State *L) {
   return 1;
 }
 
-/* ---- the first byte of the next request ---- */
+/* ---- a request's handler and its client ---- */
 
-/* true once a byte is buffered; nil, msg, code at the end or on an error */
-static int idle_result(lua_State *L, qn_stream *s) {
-  const char *d;
-  size_t len, used;
-  int r = qn_stream_peek(s, QN_STREAM_SOME, 0, &d, &len, &used);
-  if (r == UV_EAGAIN) return -1;
-  if (r != 0) return lq_push_fail(L, r);
-  lua_pushboolean(L, 1);
+/* One op for "the handler's task ended, or the client went away": a biased
+   select of a join and a gone future, made in C (the per-request path of
+   the server pays one op, not three). Results: 1 (the handler ended) or 2
+   (the client went away). */
+static void handler_check(lua_State *L, int op, lq_coro *c) {
+  gone_check(L, op, c);
+  lua_getiuservalue(L, op, 2);
+  lq_task *h = lq_check_task(L, -1);
+  lua_pop(L, 1);
+  if (h->serial != c->rt->serial) luaL_error(L, "quench.http: the task belongs to another runtime");
+  if (h == lq_coro_task(c)) luaL_error(L, "quench.http: a task cannot wait for itself");
+}
+
+static qn_future *handler_start(lua_State *L, int op, lq_coro *c) {
+  lua_getiuservalue(L, op, 2);
+  lq_task *h = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  qn_future *kids[2];
+  kids[0] = qn_join_new(lq_core_task(h));
+  kids[1] = qn_http_gone_new(op_stream(L, op, 1), (size_t)((lq_op *)lua_touserdata(L, op))->ns);
+  if (kids[0] == NULL || kids[1] == NULL) {
+    if (kids[0]) qn_drop(kids[0]);
+    if (kids[1]) qn_drop(kids[1]);
+    return NULL;
+  }
+  return qn_select_new(c->rt->core, 2, kids, 1);
+}
+
+static int handler_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  lua_pushinteger(L, qn_select_winner(f) + 1);
   return 1;
 }
 
-static qn_future *idle_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_stream_read_new(op_stream(L, op, 1), QN_STREAM_SOME, 0);
-}
+static const lq_op_kind handler_kind = { "http handler", handler_check, handler_start,
+                                         handler_finish, NULL };
 
-static int idle_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  int n = idle_result(L, op_stream(L, op, 1));
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
-}
-
-static int idle_now(lua_State *L, int op) { return idle_result(L, op_stream(L, op, 1)); }
-
-static const lq_op_kind idle_kind = { "http idle", gone_check, idle_start, idle_finish, idle_now };
-
-/* _idle_op(stream): ready when a byte is buffered (consumes nothing) */
-static int l_idle_op(lua_State *L) {
-  check_stream(L, 1, "quench.http._idle_op");
-  return lq_op_for(L, &idle_kind, 1);
+/* _handler_op(stream, task, cap) */
+static int l_handler_op(lua_State *L) {
+  check_stream(L, 1, "quench.http._handler_op");
+  lq_check_task(L, 2);
+  lua_Integer cap = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
+  lq_op *o = lq_op_new(L, &handler_kind, 2);
+  o->ns = (uint64_t)cap;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 2);
+  return 1;
 }
 
 /* ---- registration ---- */
@@ -574,7 +594,7 @@ static const luaL_Reg head_methods[] = {
 };
 
 static const luaL_Reg functions[] = {
-  {"_head_op", l_head_op}, {"_gone_op", l_gone_op}, {"_idle_op", l_idle_op}, {NULL, NULL}
+  {"_head_op", l_head_op}, {"_gone_op", l_gone_op}, {"_handler_op", l_handler_op}, {NULL, NULL}
 };
 
 void lq_http_register(lua_State *L, int mod) {

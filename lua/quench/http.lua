@@ -19,10 +19,10 @@
 local quench = ...
 
 local http = quench.http
-local head_op, gone_op, idle_op = http._head_op, http._gone_op, http._idle_op
-http._head_op, http._gone_op, http._idle_op = nil, nil, nil
+local head_op, handler_op = http._head_op, http._handler_op
+http._head_op, http._gone_op, http._handler_op = nil, nil, nil
 
-local spawn, timeout, select_biased = quench.spawn, quench.timeout, quench.select_biased
+local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
 local concat, format, tostring, type, pairs = table.concat, string.format, tostring, type, pairs
 local setmetatable, rawset, error = setmetatable, rawset, error
@@ -620,14 +620,12 @@ local function conn_main(server, stream)
   while true do
     conn.busy = false
     if server.state ~= "serving" then break end
-    -- the next head: keep-alive idle time first, then header_timeout
-    if served > 0 and stream:buffered() == 0 then
-      local ok, got = timeout(o.keepalive_timeout, idle_op(stream))
-      if not ok or not got then break end
-    end
-    local ok, head, status, msg = timeout(o.header_timeout,
-      head_op(stream, o.max_line, o.max_head, o.max_headers))
-    if not ok then                                -- header_timeout
+    -- the next head: within header_timeout of the connection's start, or
+    -- of the first byte of a pipelined one; an idle keep-alive connection
+    -- waits keepalive_timeout for its whole next head (one timer, not two)
+    local t = (served > 0 and stream:buffered() == 0) and o.keepalive_timeout or o.header_timeout
+    local ok, head, status, msg = timeout(t, head_op(stream, o.max_line, o.max_head, o.max_headers))
+    if not ok then                                -- the timeout
       if stream:buffered() > 0 then simple_response(stream, 408, "request timeout\n", true) end
       break
     end
@@ -653,7 +651,7 @@ local function conn_main(server, stream)
                                _started = false, _done = false }, Response)
     req._res = res
     local h <close> = spawn(run_handler, handler, req, res)
-    local which = select_biased(h:join_op(), gone_op(stream, o.max_head))
+    local which = handler_op(stream, h, o.max_head):await()
     if which == 2 then                            -- the client went away
       h:cancel(http.CLIENT_GONE)
       if not timeout(o.cancel_grace, h:join_op()) then h:abort(http.CLIENT_GONE) end
