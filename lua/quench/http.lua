@@ -319,7 +319,8 @@ end
 --- Every value of a header, in order, as a list (empty if none).
 function Request:header_all(name)
   if type(name) ~= "string" then
-    error("bad argument #1 to 'quench.http.request:header_all' (string expected, got " .. type(name) .. ")", 2)
+    error("bad argument #1 to 'quench.http.request:header_all' (string expected, got "
+          .. type(name) .. ")", 2)
   end
   return self._head:header(name, true)
 end
@@ -420,7 +421,8 @@ function Response:header(name, value)
     self._length = math.tointeger(n)
     return self
   elseif lname == "transfer-encoding" then
-    error("quench.http.response:header: Transfer-Encoding is the server's to set (write without Content-Length: chunked)", 2)
+    error("quench.http.response:header: Transfer-Encoding is the server's to set"
+          .. " (a response written without Content-Length is chunked)", 2)
   elseif lname == "connection" then
     if value:lower():find("close", 1, true) then self._close = true end
     return self
@@ -443,7 +445,7 @@ local function send_head(res, len, first)
   local conn, status = res._conn, res._status
   res._started = true
   local req = res._req
-  local close = res._close or not conn.keep
+  local close = res._close or not conn.keep or conn.server.state ~= "serving"
   local framing
   local bodyless = no_body(status, conn.is_head)
   if status == 204 or (status < 200) then
