@@ -121,6 +121,17 @@ local EXPECT = {
               "batch 4: inserted melons", "batch 4: COMMIT", "rows: 4" },
     absent = { "batch 2: COMMIT", "batch 2: inserted limes", "batch 3: COMMIT" },
   },
+  ["http_api.lua"] = {
+    needs = { "http" },
+    lines = { "201\t", "\"name\":\"apple\"", "201\t", "\"name\":\"pear\"",
+              "400\t{\"error\":\"expected {\\\"name\\\": string}\"}",
+              "200\t[", "404\t{\"error\":\"no such route\"}",
+              "report handler: cleanup ran", "200\t", "report handler: cleanup ran",
+              "504\t{\"error\":\"the request took too long\"}",
+              "report handler: cleanup ran",
+              "GET /report: cancelled: quench.http: the client went away",
+              "server stopped" },
+  },
   ["search_server.lua"] = {
     needs = { "tcp" },
     lines = { "user typed \"R\"", "client: request \"R\" sent", "user typed \"Ru\"",
