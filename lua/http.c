@@ -22,7 +22,8 @@
 #include <string.h>
 #include "binding.h"
 
-#define LQ_HEAD "quench.http.head"
+/* Not "quench.*": the head is the server's, never handed to a user. */
+#define LQ_HEAD "quench_internal.http_head"
 
 enum { PHASE_BODY, PHASE_TRAILERS, PHASE_DONE };
 

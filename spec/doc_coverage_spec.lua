@@ -24,6 +24,7 @@ local CLASSES = {
   ["quench.tcp.server"] = "TcpServer", ["quench.tcp.stream"] = "TcpStream",
   ["quench.udp"] = "UdpSocket", ["quench.file"] = "File",
   ["quench.process"] = "Process", ["quench.pipe"] = "Pipe",
+  ["quench.http.server"] = "HttpServer",
 }
 
 local function list_stubs()
@@ -147,6 +148,11 @@ local function sample_objects()
         add("TcpStream", client)
         client:close()
       end
+      server:close()
+    end
+    if quench.http and quench.http.listen then
+      local server = assert(quench.http.listen("127.0.0.1", 0))
+      add("HttpServer", server)
       server:close()
     end
     if quench.udp and quench.udp.bind then
