@@ -512,6 +512,37 @@ print("|".join(out))
     end))
   end)
 
+  it("quench.http.serve listens and serves; with sigterm, SIGTERM stops it", T(function()
+    local tx, rx = quench.oneshot()
+    local h = quench.spawn(http.serve, { sigterm = true, grace = 1,
+      on_listen = function(server) tx:send(select(2, server:getsockname())) end }, hello)
+    local port = rx:recv()
+    local out = raw(port, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert.equal("hello GET /x\n", out:match("\r\n\r\n(.*)$"))
+    assert.equal(0, (run("kill", { "-TERM", PID })))
+    assert.same({ true, true }, { h:join() })
+    assert.is_nil(quench.tcp.connect("127.0.0.1", port))
+  end))
+
+  it("walks every header field in order with pairs, and closes after max_requests", T(function()
+    local fields = {}
+    local _, port, stop = start(function(req, res)
+      for name, value in pairs(req.headers) do fields[#fields + 1] = name .. "=" .. value end
+      res:finish("ok")
+    end, { max_requests = 1 })
+    local out = raw(port, "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n" ..
+                          "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    stop()
+    assert.same({ "Host=x", "X-A=1", "x-a=2" }, fields)
+    assert.equal(1, count(out, "HTTP/1%.1 200"))
+    assert.truthy(out:find("Connection: close\r\n", 1, true))
+  end))
+
+  it("decodes query strings", function()
+    assert.same({ a = "1 2", ["b c"] = "=", d = "" }, http.parse_query("a=1+2&b%20c=%3D&d"))
+    assert.equal("a b/", http.unescape("a+b%2f"))
+  end)
+
   it("refuses bad arguments and options, naming the function", T(function()
     assert.has_error(function() http.listen("127.0.0.1", 0, { nope = 1 }) end,
       "quench.http.listen: unknown option 'nope'")
