@@ -253,6 +253,8 @@ typedef struct more_future {
   qn_future base;
   qn_stream *s;
   qn_future *read;          /* the inner read, or NULL */
+  qn_future *sleep;         /* head: the deadline's timer, made when first needed */
+  uint64_t deadline;        /* head: 0 for none */
   size_t want;              /* the inner read's count */
   size_t scanned;           /* head: bytes already scanned */
   size_t max_line, max_head;  /* head: limits; gone: max_head is the cap */
@@ -322,6 +324,16 @@ static int more_poll(qn_future *f, qn_waker *wk) {
       qn_drop(m->read);
       m->read = NULL;
     }
+    if (m->deadline != 0) {
+      if (m->sleep == NULL && (m->sleep = qn_sleep_new(m->s->rt, m->deadline)) == NULL) {
+        m->result = UV_ENOMEM;
+        return QN_READY;
+      }
+      if (qn_poll(m->sleep, wk) == QN_READY) {
+        m->result = UV_ETIMEDOUT;
+        return QN_READY;
+      }
+    }
     if (m->read == NULL) {
       m->read = qn_stream_read_new(m->s, QN_STREAM_EXACT, want);
       if (m->read == NULL) {
@@ -339,6 +351,7 @@ static int more_poll(qn_future *f, qn_waker *wk) {
 static void more_drop(qn_future *f) {
   more_future *m = (more_future *)f;
   if (m->read) qn_drop(m->read);
+  if (m->sleep) qn_drop(m->sleep);
   qn_stream *s = m->s;
   qn__free(s->rt, m);
   qn__stream_unref(s);
@@ -358,8 +371,10 @@ static qn_future *more_new(qn_stream *s, int gone, size_t max_line, size_t max_h
   return &m->base;
 }
 
-qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head) {
-  return more_new(s, 0, max_line, max_head);
+qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head, uint64_t deadline) {
+  qn_future *f = more_new(s, 0, max_line, max_head);
+  if (f != NULL) ((more_future *)f)->deadline = deadline;
+  return f;
 }
 
 int qn_http_head_result(const qn_future *f) { return ((const more_future *)f)->result; }

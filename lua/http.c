@@ -10,13 +10,14 @@
 ** decoder) lives in the head too, and its trailers, once read, in its user
 ** value 1.
 **
-** Ops (quench.op): `_head_op(stream, max_line, max_head, max_fields)`,
-** `head:body_op(stream, max)`, `_gone_op(stream, cap)`. Each has a `now`
-** fast path, so quench.timeout arms no timer when the bytes are there.
+** The waits: `_read_head(stream, limits..., seconds, max_body)` and
+** `_wait_handler(stream, task, cap)` await directly (no op object: they
+** are the per-request path); `head:body_op(stream, max)` is an op, for
+** quench.timeout, and `head:body_some` its no-wait fast path.
 **
-** Cancel safety: nothing is consumed until an op's results are made (in
-** its finish, in the same step as its task resumes), so a dropped head or
-** body op loses no byte; the gone op consumes nothing at all.
+** Cancel safety: nothing is consumed until a wait's results are made (in
+** the step its task resumes in), so a dropped head or body read loses no
+** byte; the handler wait consumes nothing at all.
 */
 #include <stdint.h>
 #include <string.h>
@@ -35,7 +36,7 @@ typedef struct lq_head {
   size_t max_fields;
   qn_http_chunked dec;
   int phase;
-  uint8_t continue_due;     /* Expect: 100-continue, not answered yet */
+  uint8_t continue_due;     /* Expect: 100-continue on a request with a body */
   qn_http_field *fields;    /* h.nfields of them, after the struct */
   char *bytes;              /* h.len bytes, after the fields */
 } lq_head;
@@ -104,7 +105,7 @@ static size_t lim_fields(uint64_t ns) { return (size_t)(ns >> 52); }
 
 /* Parse what the stream holds: push a head (consuming its bytes),
    false, status, msg, or nil, msg, code; -1 if it must wait. */
-static int take_head(lua_State *L, qn_stream *s, uint64_t ns) {
+static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) {
   const char *d;
   size_t len, used, end;
   int r = qn_stream_peek(s, QN_STREAM_SOME, 0, &d, &len, &used);
@@ -135,7 +136,7 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns) {
   memcpy(u->fields, fields, fbytes);
   memcpy(u->bytes, d, h.len);
   u->max_fields = maxf;
-  u->max_body = INT64_MAX;
+  u->max_body = max_body;
   if (h.flags & QN_HTTP_CHUNKED) {
     qn_http_chunked_init(&u->dec);
     u->left = -1;
@@ -149,48 +150,49 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns) {
   return 1;
 }
 
-static void head_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lua_getiuservalue(L, op, 1);
-  check_stream(L, -1, "quench.http: reading a request");
-  lua_pop(L, 1);
-}
-
-static qn_future *head_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_op *o = lua_touserdata(L, op);
-  return qn_http_head_new(op_stream(L, op, 1), lim_line(o->ns), lim_head(o->ns));
-}
-
-static int head_finish(lua_State *L, int op, qn_future *f) {
-  int r = qn_http_head_result(f);
-  if (qn_http_is_error(r)) return push_bad(L, r);
-  if (r != 0) return lq_push_fail(L, r);
-  int n = take_head(L, op_stream(L, op, 1), ((lq_op *)lua_touserdata(L, op))->ns);
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
-}
-
-static int head_now(lua_State *L, int op) {
-  return take_head(L, op_stream(L, op, 1), ((lq_op *)lua_touserdata(L, op))->ns);
-}
-
-static const lq_op_kind head_kind = { "http head", head_check, head_start, head_finish, head_now };
-
 static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) {
   lua_Integer v = luaL_checkinteger(L, idx);
   luaL_argcheck(L, v >= lo && v <= hi, idx, "out of range");
   return (size_t)v;
 }
 
-/* _head_op(stream, max_line, max_head, max_fields) */
-static int l_head_op(lua_State *L) {
-  check_stream(L, 1, "quench.http._head_op");
+/* _read_head(stream, max_line, max_head, max_fields, seconds, max_body): the next
+   head, waiting at most `seconds`; false, status, msg; or nil, msg, code
+   (ETIMEDOUT, EOF...). An await without an op or a select: the deadline is
+   the head future's own timer, made only if it has to wait. */
+static int read_head_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  int r = qn_http_head_result(f);
+  qn_drop(f);
+  if (qn_http_is_error(r)) return push_bad(L, r);
+  if (r != 0) return lq_push_fail(L, r);
+  qn_stream *s = ((lq_stream *)lua_touserdata(L, 1))->s;
+  uint64_t ns = pack_limits((size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
+                            (size_t)lua_tointeger(L, 4));
+  int n = take_head(L, s, ns, (int64_t)lua_tointeger(L, 5));
+  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
+}
+
+static int l_read_head(lua_State *L) {
+  qn_stream *s = check_stream(L, 1, "quench.http._read_head");
   size_t line = check_size(L, 2, 16, 0xfffff);
   size_t head = check_size(L, 3, 16, 0xffffffff);
   size_t fields = check_size(L, 4, 1, QN_HTTP_FIELDS_MAX);
-  lq_op_for(L, &head_kind, 1);
-  ((lq_op *)lua_touserdata(L, -1))->ns = pack_limits(line, head, fields);
-  return 1;
+  uint64_t wait = lq_check_seconds(L, 5);
+  lua_Integer max_body = luaL_checkinteger(L, 6);
+  luaL_argcheck(L, max_body >= 0, 6, "must not be negative");
+  lq_coro *c = lq_await_ctx(L, "quench.http._read_head");
+  lua_pushinteger(L, max_body);
+  lua_replace(L, 5);
+  lua_settop(L, 5);
+  lq_check_cancel(L, c);
+  int n = take_head(L, s, pack_limits(line, head, fields), max_body);
+  if (n >= 0) return n;
+  qn_future *f = qn_http_head_new(s, line, head, lq_deadline_after(c->rt, wait));
+  if (f == NULL) return luaL_error(L, "quench.http._read_head: out of memory");
+  c->what = "http head";
+  return lq_await(L, c, f, read_head_k, 0);
 }
 
 /* ---- the head's fields ---- */
@@ -296,26 +298,6 @@ static int l_field(lua_State *L) {
 
 static int l_nfields(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_head(L, 1)->h.nfields);
-  return 1;
-}
-
-/* set_max_body(n): the most body bytes body_op returns */
-static int l_set_max_body(lua_State *L) {
-  lq_head *u = check_head(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n >= 0, 2, "must not be negative");
-  u->max_body = n;
-  return 0;
-}
-
-/* continue_sent(): "100 Continue" went out (or is no longer due) */
-static int l_continue_sent(lua_State *L) {
-  check_head(L, 1)->continue_due = 0;
-  return 0;
-}
-
-static int l_continue_due(lua_State *L) {
-  lua_pushboolean(L, check_head(L, 1)->continue_due);
   return 1;
 }
 
@@ -498,89 +480,41 @@ static int l_body_some(lua_State *L) {
   return 1;
 }
 
-/* ---- the peer going away ---- */
+/* ---- a request's handler and its client ---- */
 
-static void gone_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lua_getiuservalue(L, op, 1);
-  check_stream(L, -1, "quench.http: watching a connection");
-  lua_pop(L, 1);
-}
-
-static qn_future *gone_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_http_gone_new(op_stream(L, op, 1), (size_t)((lq_op *)lua_touserdata(L, op))->ns);
-}
-
-static int gone_finish(lua_State *L, int op, qn_future *f) {
-  (void)op;
-  return lq_push_fail(L, qn_http_head_result(f));
-}
-
-static const lq_op_kind gone_kind = { "http peer", gone_check, gone_start, gone_finish, NULL };
-
-/* _gone_op(stream, cap) */
-static int l_gone_op(lua_State *L) {
-  check_stream(L, 1, "quench.http._gone_op");
-  lua_Integer cap = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, cap >= 1, 2, "must be at least 1");
-  lq_op_for(L, &gone_kind, 1);
-  ((lq_op *)lua_touserdata(L, -1))->ns = (uint64_t)cap;
+/* _wait_handler(stream, task, cap): the same wait, awaited directly: 1
+   (the handler ended) or 2 (the client went away). */
+static int wait_handler_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  long w = qn_select_winner(f);
+  qn_drop(f);
+  lua_pushinteger(L, w + 1);
   return 1;
 }
 
-/* ---- a request's handler and its client ---- */
-
-/* One op for "the handler's task ended, or the client went away": a biased
-   select of a join and a gone future, made in C (the per-request path of
-   the server pays one op, not three). Results: 1 (the handler ended) or 2
-   (the client went away). */
-static void handler_check(lua_State *L, int op, lq_coro *c) {
-  gone_check(L, op, c);
-  lua_getiuservalue(L, op, 2);
-  lq_task *h = lq_check_task(L, -1);
-  lua_pop(L, 1);
+static int l_wait_handler(lua_State *L) {
+  qn_stream *s = check_stream(L, 1, "quench.http._wait_handler");
+  lq_task *h = lq_check_task(L, 2);
+  lua_Integer cap = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
+  lq_coro *c = lq_await_ctx(L, "quench.http._wait_handler");
   if (h->serial != c->rt->serial) luaL_error(L, "quench.http: the task belongs to another runtime");
   if (h == lq_coro_task(c)) luaL_error(L, "quench.http: a task cannot wait for itself");
-}
-
-static qn_future *handler_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 2);
-  lq_task *h = lua_touserdata(L, -1);
-  lua_pop(L, 1);
+  lua_settop(L, 2);
+  lq_check_cancel(L, c);
   qn_future *kids[2];
   kids[0] = qn_join_new(lq_core_task(h));
-  kids[1] = qn_http_gone_new(op_stream(L, op, 1), (size_t)((lq_op *)lua_touserdata(L, op))->ns);
+  kids[1] = qn_http_gone_new(s, (size_t)cap);
   if (kids[0] == NULL || kids[1] == NULL) {
     if (kids[0]) qn_drop(kids[0]);
     if (kids[1]) qn_drop(kids[1]);
-    return NULL;
+    return luaL_error(L, "quench.http._wait_handler: out of memory");
   }
-  return qn_select_new(c->rt->core, 2, kids, 1);
-}
-
-static int handler_finish(lua_State *L, int op, qn_future *f) {
-  (void)op;
-  lua_pushinteger(L, qn_select_winner(f) + 1);
-  return 1;
-}
-
-static const lq_op_kind handler_kind = { "http handler", handler_check, handler_start,
-                                         handler_finish, NULL };
-
-/* _handler_op(stream, task, cap) */
-static int l_handler_op(lua_State *L) {
-  check_stream(L, 1, "quench.http._handler_op");
-  lq_check_task(L, 2);
-  lua_Integer cap = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
-  lq_op *o = lq_op_new(L, &handler_kind, 2);
-  o->ns = (uint64_t)cap;
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, 2);
-  return 1;
+  qn_future *f = qn_select_new(c->rt->core, 2, kids, 1);
+  if (f == NULL) return luaL_error(L, "quench.http._wait_handler: out of memory");
+  c->what = "http handler";
+  return lq_await(L, c, f, wait_handler_k, 0);
 }
 
 /* ---- registration ---- */
@@ -588,14 +522,13 @@ static int l_handler_op(lua_State *L) {
 static const luaL_Reg head_methods[] = {
   {"method", l_method}, {"target", l_target}, {"raw_target", l_raw_target},
   {"framing", l_framing}, {"header", l_header}, {"field", l_field}, {"nfields", l_nfields},
-  {"set_max_body", l_set_max_body}, {"continue_sent", l_continue_sent},
-  {"continue_due", l_continue_due},
+
   {"body_done", l_body_done}, {"trailers", l_trailers}, {"body_op", l_body_op},
   {"body_some", l_body_some}, {NULL, NULL}
 };
 
 static const luaL_Reg functions[] = {
-  {"_head_op", l_head_op}, {"_gone_op", l_gone_op}, {"_handler_op", l_handler_op}, {NULL, NULL}
+  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {NULL, NULL}
 };
 
 void lq_http_register(lua_State *L, int mod) {

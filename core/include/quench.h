@@ -678,10 +678,11 @@ void qn_http_chunked_init(qn_http_chunked *d);
 int qn_http_chunked_decode(qn_http_chunked *d, char *buf, size_t *len, size_t *left);
 
 /* Ready when the stream holds a whole head (scan it again with
-   qn_http_head_scan), a limit is passed, or the stream ended: its result
-   is 0, a QN_HTTP_E_* (PARTIAL: the stream ended inside a head) or a uv
-   error (UV_EOF: ended before a byte). Consumes nothing. */
-qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head);
+   qn_http_head_scan), a limit is passed, the stream ended, or the deadline
+   (qn_now's scale; 0: none) passed: its result is 0, a QN_HTTP_E_*
+   (PARTIAL: the stream ended inside a head) or a uv error (UV_EOF: ended
+   before a byte; UV_ETIMEDOUT: the deadline). Consumes nothing. */
+qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head, uint64_t deadline);
 int qn_http_head_result(const qn_future *head);
 /* Ready when the peer has gone (EOF or a read error), whatever is still
    buffered; consumes nothing. Past `cap` buffered bytes it stops watching

@@ -19,8 +19,9 @@
 local quench = ...
 
 local http = quench.http
-local head_op, handler_op = http._head_op, http._handler_op
+local read_head, wait_handler = http._read_head, http._wait_handler
 http._head_op, http._gone_op, http._handler_op = nil, nil, nil
+http._read_head, http._wait_handler = nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -170,8 +171,8 @@ local getters = {}
 local function body_chunk(req, max)
   local head, conn = req._head, req._conn
   local stream = conn.stream
-  if head:continue_due() then
-    head:continue_sent()
+  if conn.continue_due then
+    conn.continue_due = false
     if not req._res._started then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
   end
   while true do
@@ -432,7 +433,9 @@ function Response:header(name, value)
   end
   local n = self._nh + 1
   self._nh = n
-  self._h[n] = name .. ": " .. value .. "\r\n"
+  local h = self._h
+  if not h then h = {}; self._h = h end
+  h[n] = name .. ": " .. value .. "\r\n"
   return self
 end
 
@@ -440,46 +443,58 @@ local function no_body(status, is_head)
   return is_head or status == 204 or status == 304 or status < 200
 end
 
--- Send the head. len: the body length, or nil (chunked, or until close).
+-- "HTTP/1.1 200 OK\r\nDate: ", made once per status.
+local status_lines = setmetatable({}, { __index = function(t, status)
+  local line = "HTTP/1.1 " .. status .. " " .. (STATUS[status] or "Unknown") .. "\r\nDate: "
+  t[status] = line
+  return line
+end })
+
+-- "Content-Length: n\r\n", kept for small n (a number to string is a
+-- snprintf; most bodies of a service have a few sizes).
+local length_fields = {}
+local function length_field(n)
+  local f = length_fields[n]
+  if f then return f end
+  f = "Content-Length: " .. n .. "\r\n"
+  if n < 4096 then length_fields[n] = f end
+  return f
+end
+
+-- Send the head (and `first`, the first piece of body). len: the body
+-- length, or false (chunked, or until close).
 local function send_head(res, len, first)
   local conn, status = res._conn, res._status
   res._started = true
-  local req = res._req
   local close = res._close or not conn.keep or conn.server.state ~= "serving"
-  local framing
-  local bodyless = no_body(status, conn.is_head)
-  if status == 204 or (status < 200) then
+  local framing, bodyless = "", conn.is_head or status == 204 or status == 304 or status < 200
+  if status == 204 or status < 200 then
     framing = ""
   elseif len then
-    framing = "Content-Length: " .. len .. "\r\n"
+    framing = length_field(len)
   elseif status == 304 then
     framing = ""
   elseif conn.minor == 1 then
     framing = "Transfer-Encoding: chunked\r\n"
     res._chunked = not bodyless
   else
-    framing = ""                       -- HTTP/1.0: the body ends at close
+    close = true                            -- HTTP/1.0: the body ends at close
+  end
+  if conn.continue_due then                 -- the body was never asked for: it cannot be
+    conn.continue_due = false               -- told from the next request, so close after
     close = true
   end
   if close then conn.keep = false end
-  if req._head:continue_due() then         -- the body was never asked for: it cannot be
-    req._head:continue_sent()              -- told from the next request, so close after
-    conn.keep = false
-    close = true
-  end
   local conn_field = close and "Connection: close\r\n"
                      or (conn.minor == 0 and "Connection: keep-alive\r\n" or "")
-  local s = format("HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s\r\n",
-    status, STATUS[status] or "Unknown", res._date or http_date(),
-    res._nh > 0 and concat(res._h, "", 1, res._nh) or "", framing, conn_field)
-  if first and first ~= "" and not bodyless then
-    if res._chunked then
-      s = s .. format("%x\r\n", #first) .. first .. "\r\n"
-    else
-      s = s .. first
-    end
+  local fields = res._nh > 0 and concat(res._h, "", 1, res._nh) or ""
+  if not first or first == "" or bodyless then
+    first = ""
+  elseif res._chunked then
+    first = format("%x\r\n", #first) .. first .. "\r\n"
   end
-  return conn.stream:write(s)
+  return conn.stream:write(status_lines[status] .. (res._date or http_date()) .. "\r\n" ..
+                           fields .. framing .. conn_field .. "\r\n" .. first)
 end
 
 --- Write a piece of the body (the head first if it was not sent).
@@ -492,7 +507,7 @@ function Response:write(chunk)
   local ok, msg, code
   if not self._started then
     ok, msg, code = send_head(self, self._length, chunk)
-  elseif chunk == "" or no_body(self._status, self._conn.is_head) then
+  elseif chunk == "" or not self._chunked and no_body(self._status, self._conn.is_head) then
     return self
   elseif self._chunked then
     ok, msg, code = self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
@@ -517,9 +532,8 @@ function Response:finish(body)
   end
   local ok, msg, code = true, nil, nil
   if not self._started then
-    local len = self._length or (body and #body or 0)
     self._done = true
-    ok, msg, code = send_head(self, len, body)
+    ok, msg, code = send_head(self, self._length or (body and #body or 0), body)
   else
     self._done = true
     if body and body ~= "" then
@@ -575,7 +589,7 @@ local function run_handler(handler, req, res)
     if is_cancelled(err) then error(err, 0) end
     report(req._conn, err, req)
     if not res._started then
-      res._h, res._nh, res._length, res._status = {}, 0, nil, 500
+      res._nh, res._length, res._status = 0, false, 500
       res._conn.keep = false
       res:finish("internal server error\n")
     else
@@ -586,7 +600,7 @@ local function run_handler(handler, req, res)
   end
   if not res._done then
     if not res._started and req._status_hint then
-      res._h, res._nh, res._length, res._status = {}, 0, nil, req._status_hint
+      res._nh, res._length, res._status = 0, false, req._status_hint
       res._conn.keep = false
       res:finish(STATUS[req._status_hint] .. "\n")
     else
@@ -610,7 +624,8 @@ end
 local function conn_main(server, stream)
   local _s <close> = stream
   local o = server.opts
-  local conn = { server = server, stream = stream, opts = o, busy = false, task = quench.current() }
+  local conn = { server = server, stream = stream, opts = o, busy = false, task = quench.current(),
+                 minor = 1, keep = true, is_head = false, continue_due = false }
   server.conns[conn] = true
   server.nconns = server.nconns + 1
   quench.defer(function()
@@ -619,48 +634,47 @@ local function conn_main(server, stream)
     server.changed:notify_all()
   end)
   local handler, served = server.handler, 0
-  while true do
+  local max_line, max_head, max_headers, max_body = o.max_line, o.max_head, o.max_headers, o.max_body
+  local max_requests = o.max_requests
+  while server.state == "serving" do
     conn.busy = false
-    if server.state ~= "serving" then break end
     -- the next head: within header_timeout of the connection's start, or
     -- of the first byte of a pipelined one; an idle keep-alive connection
     -- waits keepalive_timeout for its whole next head (one timer, not two)
     local t = (served > 0 and stream:buffered() == 0) and o.keepalive_timeout or o.header_timeout
-    local ok, head, status, msg = timeout(t, head_op(stream, o.max_line, o.max_head, o.max_headers))
-    if not ok then                                -- the timeout
-      if stream:buffered() > 0 then simple_response(stream, 408, "request timeout\n", true) end
-      break
-    end
-    if head == false then                         -- malformed or too large
-      if msg ~= "the connection ended inside a request head" then
-        simple_response(stream, status, msg .. "\n", true)
+    local head, status, msg = read_head(stream, max_line, max_head, max_headers, t, max_body)
+    if not head then
+      if head == false then                       -- malformed or too large
+        if msg ~= "the connection ended inside a request head" then
+          simple_response(stream, status, msg .. "\n", true)
+        end
+      elseif msg == "ETIMEDOUT" and stream:buffered() > 0 then
+        simple_response(stream, 408, "request timeout\n", true)
       end
-      break
+      break                                       -- or EOF, a socket error, idle too long
     end
-    if not head then break end                    -- EOF or a socket error
     conn.busy = true
     served = served + 1
-    local minor, keep, clen, _, _, is_head = head:framing()
-    conn.minor, conn.keep, conn.is_head = minor, keep, is_head
-    if o.max_requests > 0 and served >= o.max_requests then conn.keep = false end
-    if clen > o.max_body then
+    local minor, keep, clen, chunked, expect, is_head = head:framing()
+    conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
+    if max_requests > 0 and served >= max_requests then conn.keep = false end
+    if clen > max_body then
       simple_response(stream, 413, "request body over the limit\n", true)
       break
     end
-    head:set_max_body(o.max_body)
-    local req = setmetatable({ _head = head, _conn = conn }, Request)
-    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _h = {}, _nh = 0,
-                               _started = false, _done = false }, Response)
+    local req = setmetatable({ _head = head, _conn = conn, _res = false }, Request)
+    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _h = false, _nh = 0,
+                               _started = false, _done = false, _chunked = false,
+                               _length = false, _close = false, _date = false }, Response)
     req._res = res
     local h <close> = spawn(run_handler, handler, req, res)
-    local which = handler_op(stream, h, o.max_head):await()
-    if which == 2 then                            -- the client went away
+    if wait_handler(stream, h, max_head) == 2 then   -- the client went away
       h:cancel(http.CLIENT_GONE)
       if not timeout(o.cancel_grace, h:join_op()) then h:abort(http.CLIENT_GONE) end
       break
     end
-    if not res._done or not conn.keep or server.state ~= "serving" then break end
-    if not head:body_done() and not drain(req) then break end
+    if not res._done or not conn.keep then break end
+    if (clen > 0 or chunked) and not head:body_done() and not drain(req) then break end
   end
 end
 
