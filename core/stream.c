@@ -413,6 +413,14 @@ void qn_stream_consume(qn_stream *s, size_t used) {
   start_reading(s);
 }
 
+void qn_stream_shrink(qn_stream *s) {
+  /* libuv holds no pointer into buf between its alloc and read callbacks */
+  if (s->len != 0 || s->buf == NULL) return;
+  qn__free(s->rt, s->buf);
+  s->buf = NULL;
+  s->cap = s->off = 0;
+}
+
 static size_t need_of(const read_future *r) {
   switch (r->mode) {
   case QN_STREAM_SOME: return 0;

@@ -189,6 +189,7 @@ static int l_read_head(lua_State *L) {
   lq_check_cancel(L, c);
   int n = take_head(L, s, pack_limits(line, head, fields), max_body);
   if (n >= 0) return n;
+  qn_stream_shrink(s);                        /* idle: hold no read buffer meanwhile */
   qn_future *f = qn_http_head_new(s, line, head, lq_deadline_after(c->rt, wait));
   if (f == NULL) return luaL_error(L, "quench.http._read_head: out of memory");
   c->what = "http head";

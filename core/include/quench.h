@@ -524,6 +524,9 @@ int qn_stream_writers(const qn_stream *s);           /* writable futures alive *
 int qn_stream_peek(qn_stream *s, qn_stream_mode mode, size_t n, const char **data, size_t *len,
                    size_t *used);
 void qn_stream_consume(qn_stream *s, size_t used);
+/* Free the read buffer if nothing is buffered (an idle connection then
+   holds no buffer; the next read allocates one again). */
+void qn_stream_shrink(qn_stream *s);
 /* Ready when qn_stream_peek would not say UV_EAGAIN; consumes nothing. */
 qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n);
 
