@@ -621,18 +621,25 @@ local function drain(req)
   end
 end
 
-local function conn_main(server, stream)
-  local _s <close> = stream
-  local o = server.opts
-  local conn = { server = server, stream = stream, opts = o, busy = false, task = quench.current(),
-                 minor = 1, keep = true, is_head = false, continue_due = false }
-  server.conns[conn] = true
-  server.nconns = server.nconns + 1
-  quench.defer(function()
+-- A connection leaves its server's set when its task ends, however it ends
+-- (the conn table is its own <close> value: no defer, no closure).
+local Conn = {
+  __close = function(conn)
+    local server = conn.server
     server.conns[conn] = nil
     server.nconns = server.nconns - 1
     server.changed:notify_all()
-  end)
+  end,
+}
+
+local function conn_main(server, stream)
+  local _s <close> = stream
+  local o = server.opts
+  local conn <close> = setmetatable({ server = server, stream = stream, opts = o, busy = false,
+                                      task = quench.current(), minor = 1, keep = true,
+                                      is_head = false, continue_due = false }, Conn)
+  server.conns[conn] = true
+  server.nconns = server.nconns + 1
   local handler, served = server.handler, 0
   local max_line, max_head, max_headers, max_body = o.max_line, o.max_head, o.max_headers, o.max_body
   local max_requests = o.max_requests
