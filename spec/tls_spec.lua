@@ -56,6 +56,37 @@ local function echo_lines(s)
   for line in s:lines("L") do assert(s:write(line)) end
 end
 
+-- A deterministic generator (the same on every run).
+local function rng_for(seed)
+  local x = seed
+  return function(a, b)
+    x = (x * 1103515245 + 12345) % 2147483648
+    if b == nil then a, b = 1, a end
+    return a + x % (b - a + 1)
+  end
+end
+
+-- The bytes of the large transfers: PATTERN repeated (a prime length, so
+-- chunks never align with it).
+local PATTERN
+do
+  local rng, t = rng_for(7), {}
+  for i = 1, 65521 do t[i] = string.char(rng(0, 255)) end
+  PATTERN = table.concat(t)
+end
+local PATTERN2 = PATTERN .. PATTERN
+
+local function expected(pos, n)                    -- n bytes from stream position pos (0-based)
+  local parts = {}
+  while n > 0 do
+    local off = pos % #PATTERN
+    local k = math.min(n, #PATTERN)
+    parts[#parts + 1] = PATTERN2:sub(off + 1, off + k)
+    pos, n = pos + k, n - k
+  end
+  return table.concat(parts)
+end
+
 local function T(fn) return quench.test(fn, { clock = "real" }) end
 
 describe("quench.tls", function()
@@ -341,6 +372,81 @@ describe("quench.tls", function()
       certificate = pki.server.cert, key = pki.server_enc_key, password = "wrong" })
     assert.is_nil(s)
     assert.are.equal("ETLS_CONFIG", code, msg)
+  end))
+
+  it("moves 64 MiB each way, random write and read sizes, reads interrupted by random " ..
+     "timeouts (and retried): the SHA-256 of what each end sent and received match", T(function()
+    local total = os.getenv("QUENCH_UNDER_VALGRIND") == "1" and (1 << 20) or (64 << 20)
+    local srv = assert(tls.listen("127.0.0.1", 0, server_opts("server")))
+    local _, port = srv:getsockname()
+    local function digester()          -- `openssl dgst -sha256` reading a pipe
+      return tls_pki.spawn(quench, "openssl", { "dgst", "-sha256", "-r" },
+                           { stdin = "pipe", stdout = "pipe" })
+    end
+    local function digest_of(p)
+      local out = assert(p.stdout:read("a"))
+      assert.are.equal(0, p:wait())
+      p:close()
+      return out:match("^(%x+)")
+    end
+    -- both directions at once on stream s: a writer task and a reader task
+    local function pump(s, seed, offset)
+      local rng = rng_for(seed)
+      local sent, received = digester(), digester()
+      local writer = quench.spawn(function()
+        local pos = 0
+        while pos < total do
+          local n = math.min(total - pos, rng(1, 200000))
+          local chunk = expected(offset + pos, n)
+          assert(s:write(chunk))
+          assert(sent.stdin:write(chunk))
+          pos = pos + n
+        end
+        assert(s:shutdown())                   -- close_notify: the peer's reader ends cleanly
+        sent.stdin:close()
+      end)
+      local reader = quench.spawn(function()
+        local got, timeouts = 0, 0
+        while true do
+          local ok, data, msg = quench.timeout(rng(0, 3) / 1000, s.read_some, s, rng(1, 100000))
+          if ok then
+            assert.is_nil(msg)
+            if data == nil then break end
+            got = got + #data
+            assert(received.stdin:write(data))
+          else
+            timeouts = timeouts + 1
+          end
+        end
+        received.stdin:close()
+        return got, timeouts
+      end)
+      return function()
+        assert(writer:join())
+        local ok, got, timeouts = reader:join()
+        assert(ok, got)
+        return got, timeouts, digest_of(sent), digest_of(received)
+      end
+    end
+    local server_side = quench.spawn(function()
+      local s = assert(srv:accept())
+      assert(s:handshake())                    -- not under a read timeout: that would close it
+      local r = table.pack(pump(s, 11, 1000)())
+      s:close()
+      return table.unpack(r)
+    end)
+    local c = assert(tls.connect("localhost", port, { cafile = pki.ca.cert }))
+    local c_got, c_timeouts, c_sent, c_received = pump(c, 22, 0)()
+    local ok, s_got, s_timeouts, s_sent, s_received = server_side:join()
+    assert(ok, s_got)
+    c:close()
+    srv:close()
+    assert.are.equal(total, c_got)
+    assert.are.equal(total, s_got)
+    assert.are.equal(c_sent, s_received)
+    assert.are.equal(s_sent, c_received)
+    assert.are_not.equal(c_sent, s_sent)      -- different streams: the check can tell
+    assert.is_true(c_timeouts + s_timeouts > 0, "no read was interrupted")
   end))
 
   describe("against openssl s_server (quench as client)", function()
