@@ -29,6 +29,7 @@ void lq_udp_register(lua_State *L, int mod);
 void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
+void lq_tls_register(lua_State *L, int mod);
 void lq_http_register(lua_State *L, int mod);
 
 /* A metatable `name` whose __index holds `methods`, with `metamethods`
@@ -357,6 +358,7 @@ int luaopen_quench(lua_State *L) {
   lq_pipe_register(L, mod);
   lq_process_register(L, mod);
   lq_tcp_register(L, mod);
+  lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");

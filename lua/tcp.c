@@ -391,7 +391,7 @@ static int l_server_tostring(lua_State *L) {
 
 /* ---- registration ---- */
 
-static const luaL_Reg stream_methods[] = {
+const luaL_Reg lq_tcp_stream_methods[] = {
   {"close_reset", l_close_reset}, {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
   {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {NULL, NULL}
 };
@@ -412,7 +412,7 @@ static const luaL_Reg server_metamethods[] = {
 
 /* quench.tcp = {listen, connect, connect_op}; the module table is on top. */
 void lq_tcp_register(lua_State *L, int mod) {
-  lq_stream_register(L, mod, &lq_tcp_stream_class, stream_methods);
+  lq_stream_register(L, mod, &lq_tcp_stream_class, lq_tcp_stream_methods);
   lq_class(L, mod, LQ_SERVER, server_methods, server_metamethods);
   lua_newtable(L);
   lua_pushvalue(L, mod);

@@ -9,6 +9,7 @@ QUENCH_PACKAGES=(
   valgrind                    # scripts/test.sh stage 2 (memcheck)
   lua-sql-sqlite3             # examples/sqlite_rollback.lua
   lua-ldoc lua-markdown       # docs/api (spec/doc_coverage_spec.lua regenerates it)
+  libssl-dev openssl curl     # quench.tls (core/tls.c); spec/tls_spec.lua's peers
   libh2o-dev                  # core/http.c: picohttpparser (shipped inside libh2o)
   lua-cjson curl wrk          # examples/http_api.lua, spec/http_spec.lua
 )

@@ -24,6 +24,8 @@ local CLASSES = {
   ["quench.tcp.server"] = "TcpServer", ["quench.tcp.stream"] = "TcpStream",
   ["quench.udp"] = "UdpSocket", ["quench.file"] = "File",
   ["quench.process"] = "Process", ["quench.pipe"] = "Pipe",
+  ["quench.tls.server"] = "TlsServer", ["quench.tls.stream"] = "TlsStream",
+  ["quench.tls.context"] = "TlsContext", ["quench.tls.session"] = "TlsSession",
   ["quench.http.server"] = "HttpServer",
 }
 

@@ -34,6 +34,11 @@ local EXPECT = {
               "messages left: 40 of 80" },
     absent = { "Slow task completed", "Left task completed", "Right task completed" },
   },
+  ["https_get.lua"] = {
+    lines = { "status: HTTP/1.1 200 OK", "body: hello over TLSv1.3",
+              "server certificate: CN=localhost, issued by CN=example CA",
+              "with the system trust store:\tnil\tETLS_UNKNOWN_CA: certificate verify failed" },
+  },
   ["timeout.lua"] = {
     lines = { "[ 2.00 s] fetch_data: connection closed",
               "[ 2.00 s] Timed out (timeout: deadline elapsed). The fetch was dropped.",

@@ -543,6 +543,38 @@ print("|".join(out))
     assert.equal("a b/", http.unescape("a+b%2f"))
   end)
 
+  describe("over TLS (opts.tls)", function()
+    local pki
+    setup(function()
+      local ok, tls_pki = pcall(require, "helpers.tls_pki")
+      assert(ok and quench.tls, "opts.tls needs quench.tls and spec/helpers/tls_pki.lua")
+      pki = tls_pki.make()
+    end)
+    teardown(function() require("helpers.tls_pki").remove(pki) end)
+
+    it("serves curl over HTTPS, keep-alive, and survives a client that does not speak TLS", T(function()
+      local seen = {}
+      local _, port, stop = start(function(req, res)
+        seen[#seen + 1] = req.path
+        res:finish("secret " .. req.path .. "\n")
+      end, { tls = { certificate = pki.server.cert, key = pki.server.key } })
+      local plain = raw(port, "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")   -- closed, no answer
+      local url = "https://127.0.0.1:" .. port
+      local st, out, err = run("curl", { "-s", "-v", "--cacert", pki.ca.cert, url .. "/a", url .. "/b" })
+      stop()
+      assert.equal(0, st, err)
+      assert.equal("secret /a\nsecret /b\n", out)
+      assert.equal(1, count(err, "Re%-using existing connection"))
+      assert.falsy(plain:find("HTTP/1.1 200", 1, true))
+      assert.same({ "/a", "/b" }, seen)
+    end))
+
+    it("refuses a tls option that is not a table", function()
+      assert.has_error(function() http.listen("127.0.0.1", 0, { tls = true }) end,
+        "quench.http.listen: option 'tls' must be a table of TLS options (certificate, key, ...)")
+    end)
+  end)
+
   it("refuses bad arguments and options, naming the function", T(function()
     assert.has_error(function() http.listen("127.0.0.1", 0, { nope = 1 }) end,
       "quench.http.listen: unknown option 'nope'")

@@ -85,7 +85,12 @@ local function check_opts(fname, opts)
     o[k] = v
   end
   if o.tls then
-    error(fname .. ": option 'tls' needs quench.tls, which this build does not have", 3)
+    if not quench.tls then
+      error(fname .. ": option 'tls' needs quench.tls, which this build does not have", 3)
+    end
+    if type(o.tls) ~= "table" then
+      error(fname .. ": option 'tls' must be a table of TLS options (certificate, key, ...)", 3)
+    end
   end
   for _, k in ipairs { "max_line", "max_head", "max_headers", "max_body", "max_requests" } do
     if o[k] ~= math.floor(o[k]) then error(format("%s: option '%s' must be an integer", fname, k), 3) end
@@ -696,9 +701,14 @@ Server.__name = "quench.http.server"
 --- Listen on host and port: a server, or nil, msg, code.
 function http.listen(host, port, opts)
   local o = check_opts("quench.http.listen", opts)
-  local l, msg, code = quench.tcp.listen(host, port, {
-    nodelay = o.nodelay, reuseport = o.reuseport or nil, backlog = o.backlog or nil,
-  })
+  local lopts = { nodelay = o.nodelay, reuseport = o.reuseport or nil, backlog = o.backlog or nil }
+  local l, msg, code
+  if o.tls then                               -- quench.tls: the handshake runs at the first read
+    for k, v in pairs(o.tls) do lopts[k] = v end
+    l, msg, code = quench.tls.listen(host, port, lopts)
+  else
+    l, msg, code = quench.tcp.listen(host, port, lopts)
+  end
   if not l then return nil, msg, code end
   return setmetatable({ listener = l, opts = o, conns = {}, nconns = 0, state = "ready",
                         changed = quench.notify() }, Server)
