@@ -45,12 +45,13 @@ static lq_head *check_head(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, LQ_HEAD);
 }
 
-/* The core stream of a TCP, TLS or pipe stream at idx, open, or raise. */
+/* The core stream of a TCP, TLS, Unix or pipe stream at idx, open, or raise. */
 static qn_stream *check_stream(lua_State *L, int idx, const char *fname) {
   lq_stream *u = lq_toudata(L, idx, &lq_tcp_stream_class, sizeof(lq_stream));
   if (u == NULL) u = lq_toudata(L, idx, &lq_tls_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, idx, &lq_unix_stream_class, sizeof(lq_stream));
   if (u == NULL) u = lq_toudata(L, idx, &lq_pipe_class, sizeof(lq_stream));
-  if (u == NULL) luaL_typeerror(L, idx, "a quench stream (TCP, TLS, pipe)");
+  if (u == NULL) luaL_typeerror(L, idx, "a quench stream (TCP, TLS, Unix, pipe)");
   if (u->s == NULL) luaL_error(L, "%s: attempt to use a closed stream", fname);
   lq_check_alive(L, u->serial, fname, "stream");
   if (qn_stream_is_closed(u->s)) luaL_error(L, "%s: attempt to use a closed stream", fname);

@@ -29,6 +29,8 @@ void lq_udp_register(lua_State *L, int mod);
 void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
+void lq_unix_register(lua_State *L, int mod);
+void lq_adopt_register(lua_State *L, int mod);
 void lq_tls_register(lua_State *L, int mod);
 void lq_http_register(lua_State *L, int mod);
 
@@ -358,6 +360,8 @@ int luaopen_quench(lua_State *L) {
   lq_pipe_register(L, mod);
   lq_process_register(L, mod);
   lq_tcp_register(L, mod);
+  lq_unix_register(L, mod);
+  lq_adopt_register(L, mod);
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);
   lua_pushliteral(L, "0.1.0");

@@ -12,6 +12,7 @@ QUENCH_PACKAGES=(
   libssl-dev openssl curl     # quench.tls (core/tls.c); spec/tls_spec.lua's peers
   libh2o-dev                  # core/http.c: picohttpparser (shipped inside libh2o)
   lua-cjson curl wrk          # examples/http_api.lua, spec/http_spec.lua
+  lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
 )
 
 quench_install_deps() {

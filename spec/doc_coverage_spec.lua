@@ -27,6 +27,7 @@ local CLASSES = {
   ["quench.tls.server"] = "TlsServer", ["quench.tls.stream"] = "TlsStream",
   ["quench.tls.context"] = "TlsContext", ["quench.tls.session"] = "TlsSession",
   ["quench.http.server"] = "HttpServer",
+  ["quench.unix.server"] = "UnixServer", ["quench.unix.stream"] = "UnixStream",
 }
 
 local function list_stubs()

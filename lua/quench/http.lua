@@ -364,6 +364,7 @@ function getters.version(req)
 end
 function getters.headers(req) return setmetatable({ _head = req._head }, Headers) end
 function getters.peer(req)
+  if req._conn.server.unix then return { path = req._conn.server.unix } end
   local host, port = req._conn.stream:getpeername()
   return { host = host, port = port }
 end
@@ -698,12 +699,18 @@ local Server = {}
 Server.__index = Server
 Server.__name = "quench.http.server"
 
---- Listen on host and port: a server, or nil, msg, code.
+--- Listen on host and port (or a Unix socket, host "unix:/path"): a
+--- server, or nil, msg, code.
 function http.listen(host, port, opts)
+  local path = type(host) == "string" and host:match("^unix:(.+)$")
+  if path and type(port) == "table" and opts == nil then port, opts = nil, port end
   local o = check_opts("quench.http.listen", opts)
   local lopts = { nodelay = o.nodelay, reuseport = o.reuseport or nil, backlog = o.backlog or nil }
   local l, msg, code
-  if o.tls then                               -- quench.tls: the handshake runs at the first read
+  if path then                                -- quench.unix: no TCP options apply
+    if o.tls then error("quench.http.listen: option 'tls' is for TCP, not a Unix socket", 2) end
+    l, msg, code = quench.unix.listen(path, { backlog = o.backlog or nil })
+  elseif o.tls then                           -- quench.tls: the handshake runs at the first read
     for k, v in pairs(o.tls) do lopts[k] = v end
     l, msg, code = quench.tls.listen(host, port, lopts)
   else
@@ -711,7 +718,7 @@ function http.listen(host, port, opts)
   end
   if not l then return nil, msg, code end
   return setmetatable({ listener = l, opts = o, conns = {}, nconns = 0, state = "ready",
-                        changed = quench.notify() }, Server)
+                        changed = quench.notify(), unix = path or nil }, Server)
 end
 
 --- The address the server listens on: host, port.

@@ -9,21 +9,24 @@
 -- Guide, with the limits and a cancel-safety table: [docs/http.md](../../http.md).
 -- @module http
 
---- Listen for HTTP connections (a TCP server; does not wait).
+--- Listen for HTTP connections (TCP, TLS with `opts.tls`, or a Unix
+-- socket with `host = "unix:/path"`; does not wait).
 --
 -- **Cancel safety.** Never waits: not a cancellation point.
 --
--- @tparam ?string host a numeric address or a name resolved at once (as `quench.tcp.listen`)
+-- @tparam ?string host a numeric address or a name resolved at once (as
+-- `quench.tcp.listen`), or `"unix:/path"` (`"unix:@name"`: abstract)
 -- @tparam integer port 0 picks a free port (see `getsockname`)
 -- @tparam[opt] table opts limits and timeouts (`max_line`, `max_head`,
 -- `max_headers`, `max_body`, `header_timeout`, `body_timeout`,
 -- `keepalive_timeout`, `cancel_grace`, `grace`, `max_requests`), `backlog`,
--- `reuseport`, `nodelay`, `sigterm`, `on_error`; an unknown key raises
+-- `reuseport`, `nodelay`, `sigterm`, `on_error`, `tls` (a table of
+-- `quench.tls.listen` options); an unknown key raises
 -- @treturn ?HttpServer the server, or nil
 -- @treturn ?string message (`EADDRINUSE: ...`)
 -- @treturn ?string code
 -- @raise `quench.http.listen: unknown option ...`, a bad option value,
--- `opts.tls` (no TLS in this build), a bad port; outside a runtime.
+-- a `tls` that is not a table, a bad port; outside a runtime.
 function quench.http.listen(host, port, opts) end
 
 --- Listen and serve in one call: `listen(opts.host or "127.0.0.1",
@@ -115,7 +118,7 @@ function HttpServer:getsockname() end
 -- query, `""` if none), `args` (`parse_query(query)`), `target` (as sent),
 -- `version` (`"1.1"` or `"1.0"`), `headers` (case-insensitive: repeated
 -- fields joined with `", "`; `pairs` walks every field in order, as sent),
--- `peer` (`{host =, port =}`), `trailers` (after a chunked body: lower-case
+-- `peer` (`{host =, port =}`; on a Unix socket `{path =}`), `trailers` (after a chunked body: lower-case
 -- name -> value).
 -- @type HttpRequest
 
