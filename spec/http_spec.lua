@@ -556,6 +556,25 @@ print("|".join(out))
     stop()
   end))
 
+  it("shares a port between servers with reuseport", T(function()
+    local a = assert(http.listen("127.0.0.1", 0, { reuseport = true }))
+    local _, port = a:getsockname()
+    assert.is_nil(http.listen("127.0.0.1", port))            -- without it: EADDRINUSE
+    local b = assert(http.listen("127.0.0.1", port, { reuseport = true }))
+    local ha = quench.spawn(a.serve, a, function(_, res) res:finish("a") end)
+    local hb = quench.spawn(b.serve, b, function(_, res) res:finish("b") end)
+    local got = {}
+    for _ = 1, 20 do
+      local body = raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):match("\r\n\r\n(.*)$")
+      got[body] = true
+    end
+    a:stop(0)
+    b:stop(0)
+    assert.same({ true, true }, { ha:join() })
+    assert.same({ true, true }, { hb:join() })
+    assert.truthy(got.a or got.b)
+  end))
+
   it("decodes query strings", function()
     assert.same({ a = "1 2", ["b c"] = "=", d = "" }, http.parse_query("a=1+2&b%20c=%3D&d"))
     assert.equal("a b/", http.unescape("a+b%2f"))
