@@ -76,6 +76,11 @@ function quench.http.unescape(s) end
 -- closes the server: every connection is aborted, handlers included, and
 -- their `<close>`s run.
 --
+-- * before it waits: nothing done
+-- * while waiting: the server is closed: connections aborted, handlers'
+--   cleanups run
+-- * given, not resumed:
+--
 -- @tparam function handler `handler(req, res)`; an error in it becomes a
 -- 500 (reported to `opts.on_error`, else stderr)
 -- @treturn boolean true
@@ -90,6 +95,11 @@ function HttpServer:serve(handler) end
 -- **Cancel safety.** Dropped while it waits out the grace: the listener
 -- is closed and idle connections are gone already; connections in flight
 -- keep running until `serve` ends or `close` is called.
+--
+-- * before it waits: nothing done
+-- * while waiting: the listener is closed and idle connections are gone; in-
+--   flight ones run on until `serve` ends or `close`
+-- * given, not resumed:
 --
 -- @tparam[opt] number grace seconds (default `opts.grace`, 10)
 -- @treturn boolean true
@@ -128,6 +138,10 @@ function HttpServer:getsockname() end
 --
 -- **Cancel safety.** Not safe once started: bytes it read are gone with
 -- it (a handler is cancelled only when its request ends anyway).
+--
+-- * before it waits: nothing read
+-- * while waiting: **not safe**: the bytes read so far are gone with it
+-- * given, not resumed: as while waiting
 --
 -- @treturn ?string the body (`""` if none), or nil
 -- @treturn ?string message: `EMSGSIZE` over `max_body` (then a 413 is
@@ -173,6 +187,11 @@ function HttpRequest:header_all(name) end
 -- (`"l"`, the default) or with (`"L"`) its `"\n"`, or the rest (`"a"`).
 --
 -- **Cancel safety.** Bytes already decoded stay in the reader's buffer.
+--
+-- * before it waits: nothing read
+-- * while waiting: bytes decoded stay in the reader's buffer for the next
+--   read
+-- * given, not resumed: nothing lost
 --
 -- @param[opt] fmt a count, `"l"`, `"L"` or `"a"`
 -- @treturn ?string the bytes; nil at the end (`"a"`: `""`)
@@ -233,6 +252,11 @@ function HttpResponse:header(name, value) end
 --
 -- **Cancel safety.** As `TcpStream:write`: a dropped write wrote nothing;
 -- a returned one is queued whole.
+--
+-- * before it waits: nothing written
+-- * while waiting: nothing written (it only waits while the socket's queue
+--   is full); once it returned, its bytes are queued whole
+-- * given, not resumed: as `TcpStream:write`
 --
 -- @tparam string chunk bytes
 -- @treturn ?HttpResponse the response, or nil
