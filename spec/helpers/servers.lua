@@ -6,13 +6,16 @@ local quench = require "quench"
 local M = {}
 
 -- A free loopback port: bind port 0, read it, let it go.
+-- Works inside a runtime or outside one.
 function M.free_port()
-  return quench.run(function()
+  local function pick()
     local s = assert(quench.tcp.listen("127.0.0.1", 0))
     local _, port = s:getsockname()
     s:close()
     return port
-  end)
+  end
+  if pcall(quench.now) then return pick() end
+  return quench.run(pick)
 end
 
 function M.have(binary)
@@ -24,14 +27,16 @@ end
 
 -- Wait (up to 10 s) until something accepts on port.
 local function wait_port(port, pid, name)
-  local ok = quench.run(function()
+  local function try()
     for _ = 1, 200 do
       local c = quench.tcp.connect("127.0.0.1", port)
       if c then c:close(); return true end
       quench.sleep(0.05)
     end
     return false
-  end)
+  end
+  local ok
+  if pcall(quench.now) then ok = try() else ok = quench.run(try) end
   if not ok then
     os.execute("kill " .. pid .. " 2>/dev/null")
     error(name .. " did not start listening on 127.0.0.1:" .. port, 3)
@@ -95,7 +100,9 @@ end
 
 function M.memcached()
   return start("memcached", "memcached", function(port)
-    return "-l 127.0.0.1 -p " .. port .. " -U 0 -m 16"
+    -- as root, memcached wants a user to run as: itself, then (-u root)
+    local root = io.popen("id -u"):read("l") == "0"
+    return "-l 127.0.0.1 -p " .. port .. " -U 0 -m 16" .. (root and " -u root" or "")
   end, "memcached")
 end
 
