@@ -106,7 +106,8 @@ describe("quench.ngx helpers", function()
 
   it("timer.at calls back after the delay (virtual clock), sleep waits", quench.test(function()
     local got = {}
-    assert.is_true(ngx.timer.at(2, function(premature, a) got[#got + 1] = { premature, a, quench.now() } end, "x"))
+    local function cb(premature, a) got[#got + 1] = { premature, a, quench.now() } end
+    assert.is_true(ngx.timer.at(2, cb, "x"))
     ngx.sleep(1)
     assert.are.equal(0, #got)
     ngx.sleep(1.5)
