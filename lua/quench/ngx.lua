@@ -488,7 +488,7 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
   elseif self.dirty then
     dubious = "connection in dubious state"
   elseif self.pending then
-    dubious = "unread data in buffer"
+    dubious = "connection in dubious state"   -- receiveuntil read past what was asked
   end
   local key, reused, tls = self.key, self.reused, self.tls
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
@@ -497,7 +497,8 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
     size = size and math.tointeger(size), reused = reused, data = tls, dubious = dubious,
   })
   if ok then return 1 end
-  return nil, err
+  -- OpenResty's word for every refusal but a closed connection
+  return nil, err == "closed" and err or "connection in dubious state"
 end
 
 function Tcp:getreusedtimes()
