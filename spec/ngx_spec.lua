@@ -381,8 +381,9 @@ describe("resty.redis (lua-nginx-redis, unmodified) on quench.ngx", function()
     bounded(entered.recv, entered)
     bounded(quench.sleep, 0.05)
     h:abort("give up")
-    -- whoever holds the object now cannot pool its connection, nor use it
-    assert.are.same({ nil, "connection in dubious state" }, { r:set_keepalive(10000, 1) })
+    -- the drop closed the connection at once: nobody can pool it or use it
+    assert.are.same({ nil, "closed" }, { r:set_keepalive(10000, 1) })
+    assert.are.same({ nil, "closed" }, { r:get("k") })
     assert.are.equal(0, pool.count())
     local r2 = connect()
     assert.are.equal(0, r2:get_reused_times())       -- a new connection
@@ -393,6 +394,19 @@ describe("resty.redis (lua-nginx-redis, unmodified) on quench.ngx", function()
     assert.are.equal("clean", r2:get("after"))
     r2:del("q")
     r2:set_keepalive()
+  end))
+
+  it("a command cut short by quench.timeout closes its connection at once", T(function()
+    local r0 = connect()
+    r0:del("q2")
+    local ok = quench.timeout(0.05, function() return connect():blpop("q2", 0) end)
+    assert.is_false(ok)
+    -- the blocked client is gone from redis: the item stays queued
+    assert.are.equal(1, r0:rpush("q2", "item"))
+    bounded(quench.sleep, 0.05)
+    assert.are.equal(1, r0:llen("q2"))
+    r0:del("q2")
+    r0:set_keepalive()
   end))
 
   it("a timeout: nil, 'timeout', and the connection never returns to the pool", T(function()

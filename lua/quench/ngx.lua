@@ -65,12 +65,34 @@ local Tcp = {}
 Tcp.__index = Tcp
 Tcp.__name = "quench.ngx.tcp"
 
+-- Close the connection, forget it; the socket object can connect again.
+local function drop(self)
+  local s = self.s
+  self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  if s then pcall(s.close, s) end
+end
+
+-- A socket's guard, held in a to-be-closed variable by each call that
+-- waits, once that call owns the socket (`busy`). Every normal way out of
+-- the call clears `busy` first, so a guard that finds it still set is
+-- closing over a wait that was dropped (its task aborted, a select or
+-- timeout around it finished) or an error: the request was cut short, and
+-- the connection is closed at once, before anyone can read its stale
+-- answer or the server acts on it further.
+local Guard = {}
+Guard.__close = function(g)
+  local sock = g.sock
+  if sock.busy ~= nil then drop(sock) end
+end
+
 local function new_tcp()
-  return setmetatable({
+  local sock = setmetatable({
     s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
-    read_timeout = DEFAULT_TIMEOUT,
+    read_timeout = DEFAULT_TIMEOUT, guard = nil,
   }, Tcp)
+  sock.guard = setmetatable({ sock = sock }, Guard)
+  return sock
 end
 
 local function check_self(self, fname)
@@ -78,13 +100,6 @@ local function check_self(self, fname)
     error(fmt("bad argument #1 to '%s' (a socket from ngx.socket.tcp() expected, got %s)",
               fname, type(self)), 3)
   end
-end
-
--- Close the connection, forget it; the socket object can connect again.
-local function drop(self)
-  local s = self.s
-  self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
-  if s then pcall(s.close, s) end
 end
 
 -- Before a wait: nil if the socket can be used, else the error results.
@@ -229,6 +244,7 @@ function Tcp:send(data)
   local str = tostr_send(data)
   local e = enter(self, "writing")
   if e then return nil, e end
+  local _guard <close> = self.guard
   local s = self.s
   local ok, r, msg
   if s:queued() == 0 then   -- write waits only above the write limit: not now
@@ -306,6 +322,7 @@ function Tcp:receive(pat)
   end
   local e = enter(self, "reading")
   if e then return nil, e end
+  local _guard <close> = self.guard
   local s = self.s
   local prefix = self.pending
   if prefix then
@@ -352,6 +369,7 @@ function Tcp:receiveany(max)
   m = floor(m)
   local e = enter(self, "reading")
   if e then return nil, e end
+  local _guard <close> = self.guard
   local p = self.pending
   if p then
     self.busy = nil
@@ -426,6 +444,7 @@ function Tcp:receiveuntil(pattern, opts)
     if finished then finished = false; return nil end
     local e = enter(sock, "reading")
     if e then return nil, e end
+    local _guard <close> = sock.guard
     local from = 1
     while true do
       local buf = sock.pending
@@ -530,6 +549,7 @@ function Tcp:sslhandshake(reused_session, server_name, verify)
   end
   local e = enter(self, "handshaking")
   if e then return nil, e end
+  local _guard <close> = self.guard
   local ok, r, msg = timeout(self.connect_timeout, s.starttls, s, want)
   if not ok then
     self.busy = nil
