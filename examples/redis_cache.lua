@@ -6,7 +6,7 @@
 -- loopback port and stops it at the end (docs/openresty.md).
 local quench = require "quench"
 local ngxq = require "quench.ngx"
-ngxq.install()
+local ngx = ngxq.install()   -- also the global `ngx` the driver reads
 
 local function have(binary)
   local p = io.popen("command -v " .. binary .. " 2>/dev/null")
