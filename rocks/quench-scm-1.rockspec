@@ -21,6 +21,7 @@ dependencies = {
 }
 external_dependencies = {
    LIBUV = { header = "uv.h", library = "uv" },
+   OPENSSL = { header = "openssl/evp.h", library = "crypto" },   -- quench.ngx's digests
 }
 build = {
    type = "cmake",
