@@ -45,7 +45,8 @@ end
 
 -- Start `cmd` (a shell word list) in the background; returns its PID.
 local function spawn(cmd)
-  local p = assert(io.popen("exec " .. cmd .. " >/dev/null 2>&1 & echo $!"))
+  -- without the sanitizer runtimes an ASan run preloads into lua5.4
+  local p = assert(io.popen("exec env -u LD_PRELOAD " .. cmd .. " >/dev/null 2>&1 & echo $!"))
   local pid = tonumber(p:read("l"))
   p:close()
   return pid
