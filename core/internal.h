@@ -164,6 +164,17 @@ void qn__stream_on_close(uv_handle_t *h);
 /* SIGPIPE to SIG_IGN unless the program handles it. */
 void qn__ignore_sigpipe(void);
 
+/* tcp.c: a server (TCP or Unix, by type) listening on fd, which it owns
+   from now on, also on failure. */
+int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
+                    const qn_tcp_opts *opts, qn_tcp_server **out);
+/* The server's descriptor: 0, or UV_EBADF once closed. */
+int qn__server_fd(const qn_tcp_server *srv, int *fd);
+/* The server removes the file at path when it closes, if still (dev, ino). */
+int qn__server_remove_at_close(qn_tcp_server *srv, const char *path, uint64_t dev, uint64_t ino);
+/* unix.c: remove path if it is still the socket file (dev, ino). */
+void qn__unix_unlink_if_same(const char *path, uint64_t dev, uint64_t ino);
+
 /* dns.c: the service string and hints of a getaddrinfo for host:port
    (any family), shared by binding (synchronous) and connect (async). */
 void qn__addr_query(int port, int socktype, int flags, char service[16],

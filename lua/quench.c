@@ -29,6 +29,8 @@ void lq_udp_register(lua_State *L, int mod);
 void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
+void lq_unix_register(lua_State *L, int mod);
+void lq_adopt_register(lua_State *L, int mod);
 void lq_ngx_register(lua_State *L, int mod);
 
 /* A metatable `name` whose __index holds `methods`, with `metamethods`
@@ -357,6 +359,8 @@ int luaopen_quench(lua_State *L) {
   lq_pipe_register(L, mod);
   lq_process_register(L, mod);
   lq_tcp_register(L, mod);
+  lq_unix_register(L, mod);
+  lq_adopt_register(L, mod);
   lq_ngx_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");

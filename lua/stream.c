@@ -1,6 +1,7 @@
 /*
 ** Stream methods over core/stream.c, shared by TCP streams
-** ("quench.tcp.stream", lua/tcp.c) and pipes ("quench.pipe", lua/pipe.c):
+** ("quench.tcp.stream", lua/tcp.c), Unix streams ("quench.unix.stream",
+** lua/unix.c) and pipes ("quench.pipe", lua/pipe.c):
 ** read(n | "l" | "L" | "a"), read_some([max]), lines(fmt), write(...)
 ** (returns the stream), shutdown(), close(), their `_op` forms, buffered(),
 ** queued(). Lua's io conventions: an I/O failure returns nil,
@@ -458,6 +459,7 @@ static int l_tostring(lua_State *L) {
 
 const lq_stream_class lq_tcp_stream_class = CLASS("quench.tcp.stream", "tcp");
 const lq_stream_class lq_pipe_class = CLASS("quench.pipe", "pipe");
+const lq_stream_class lq_unix_stream_class = CLASS("quench.unix.stream", "unix");
 
 static const luaL_Reg methods[] = {
   {"read", l_read}, {"read_some", l_read_some}, {"lines", l_lines},

@@ -24,6 +24,7 @@ local CLASSES = {
   ["quench.tcp.server"] = "TcpServer", ["quench.tcp.stream"] = "TcpStream",
   ["quench.udp"] = "UdpSocket", ["quench.file"] = "File",
   ["quench.process"] = "Process", ["quench.pipe"] = "Pipe",
+  ["quench.unix.server"] = "UnixServer", ["quench.unix.stream"] = "UnixStream",
 }
 
 local function list_stubs()

@@ -592,6 +592,63 @@ int qn_tcp_set_keepalive(qn_stream *s, int on, unsigned delay);
    just closes). */
 void qn_tcp_reset(qn_stream *s);
 
+/* ---- Unix domain sockets (unix.c) ----
+
+   Stream sockets on a path, or (Linux) in the abstract namespace: a name
+   starting with "@" ("@name" is the abstract "\0name"; no file). Streams
+   are the streams above, servers the TCP servers' type: every
+   qn_tcp_server_* function and qn_tcp_accept_new serve them, the streams
+   accepted are Unix streams. qn_tcp_opts' nodelay and keepalive are
+   ignored. */
+
+enum { QN_UNIX_PATH_MAX = 107 };   /* bytes of a name (sun_path less its NUL) */
+
+/* Listen on path. A socket file there that nobody listens on (connecting
+   to it is refused: a stale file left by a process that died) is replaced;
+   a live one gives UV_EADDRINUSE, as does any file that is not a socket.
+   mode > 0: the file's permissions (chmod, before anyone can connect).
+   The server removes the file when it closes, if it is still its own. */
+int qn_unix_listen(qn_runtime *rt, const char *path, int backlog, int mode,
+                   const qn_tcp_opts *opts, qn_tcp_server **out);
+/* Connect at once (a Unix socket never waits to connect; a listener whose
+   backlog is full: UV_EAGAIN). 0 with *out (the caller owns it) or an error. */
+int qn_unix_connect(qn_runtime *rt, const char *path, const qn_tcp_opts *opts, qn_stream **out);
+/* Whether a stream or server is a Unix socket's. */
+int qn_unix_is_unix(const qn_stream *s);
+int qn_tcp_server_is_unix(const qn_tcp_server *srv);
+/* A Unix socket's name: name[0..*len) is its path, "@..." for an abstract
+   name, empty for an unnamed socket (a connecting client's). name has
+   QN_UNIX_PATH_MAX + 2 bytes. UV_EINVAL on another stream, UV_EBADF closed. */
+int qn_unix_sockname(const qn_stream *s, char *name, size_t *len);
+int qn_unix_peername(const qn_stream *s, char *name, size_t *len);
+int qn_unix_server_sockname(const qn_tcp_server *srv, char *name, size_t *len);
+/* The peer's credentials at connect time (Linux SO_PEERCRED); UV_ENOTSUP
+   where the system has none. */
+int qn_unix_peercred(const qn_stream *s, int64_t *pid, int64_t *uid, int64_t *gid);
+
+/* ---- adopting a descriptor (adopt.c) ----
+
+   A socket made by someone else (inherited from a parent, passed by systemd
+   socket activation) as a stream or a server. */
+
+enum { QN_ADOPT_TCP = 1, QN_ADOPT_UNIX = 2, QN_ADOPT_SERVER = 4 };
+
+/* fd as a quench object: a server if it listens (*srv), else a connected
+   stream (*s). *kind: QN_ADOPT_TCP or QN_ADOPT_UNIX, | QN_ADOPT_SERVER.
+   want: 0, QN_ADOPT_TCP or QN_ADOPT_UNIX (another family: UV_EINVAL). On
+   success quench owns fd (non-blocking, close-on-exec from now on); on
+   failure it stays the caller's. Not a stream socket: UV_ENOTSOCK (not a
+   socket) or UV_EPROTOTYPE; a socket neither listening nor connected:
+   UV_ENOTCONN. */
+int qn_adopt(qn_runtime *rt, int fd, int want, const qn_tcp_opts *opts, int *kind,
+             qn_stream **s, qn_tcp_server **srv);
+/* systemd's socket activation (sd_listen_fds): the number of descriptors
+   passed from 3 on, 0 if none or they are another process's (LISTEN_PID),
+   or UV_EINVAL on a malformed LISTEN_FDS. Each is made close-on-exec. With
+   unset, LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are removed from the
+   environment (a child must not take them for its own). */
+int qn_listen_fds(int unset);
+
 /* ---- pipes (pipe.c) ----
 
    Streams (above) over a pipe, a Unix socket or a terminal. */
