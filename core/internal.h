@@ -139,6 +139,7 @@ struct qn_stream {
   qn__list writers;         /* waiting writable futures */
   qn__list wq;              /* write requests in flight, oldest first */
   int nreaders, nwriters;   /* futures alive */
+  struct qn__tls *tls;      /* tls.c: TLS state, or NULL (plain) */
   int refs;                 /* the embedder, and each future */
   int read_err;             /* 0, UV_EOF or a read error */
   int write_err;
@@ -161,6 +162,37 @@ void qn__stream_mark_closed(qn_stream *s);
    now close it with qn__stream_on_close as its callback. */
 int qn__stream_begin_close(qn_stream *s);
 void qn__stream_on_close(uv_handle_t *h);
+/* For tls.c, which filters a stream's bytes: write bytes to the socket
+   (as qn_stream_write does, without its checks); make room for `want`
+   more bytes in the plaintext buffer; the read limit now; stop reading;
+   wake the readers the buffer satisfies. */
+int qn__stream_raw_write(qn_stream *s, const char *data, size_t len);
+int qn__stream_reserve(qn_stream *s, size_t want);
+size_t qn__stream_read_limit(const qn_stream *s);
+void qn__stream_stop_reading(qn_stream *s);
+void qn__stream_wake_readers(qn_stream *s);
+void qn__stream_unref(qn_stream *s);       /* a future on it is gone */
+
+/* tls.c, called by stream.c where a TLS stream differs from a plain one
+   (s->tls != NULL): the buffer libuv reads ciphertext into, and what it
+   read (n as on_read's); whether raw reading may run; start the handshake
+   if it has not started (any read, writable or handshake future does);
+   1 once the handshake is over (done or failed); decrypt what plaintext
+   room allows (after a consume); encrypt and queue a write; a future on
+   the stream dropped; close_notify before a shutdown (0 or an error);
+   best-effort close_notify at close; free the TLS state. */
+void qn__tls_alloc(qn_stream *s, uv_buf_t *b);
+void qn__tls_on_read(qn_stream *s, ssize_t n);
+int qn__tls_can_read(const qn_stream *s);
+void qn__tls_kick(qn_stream *s);
+int qn__tls_handshake_over(qn_stream *s);
+void qn__tls_pump(qn_stream *s);
+int qn__tls_write(qn_stream *s, const char *data, size_t len);
+void qn__tls_dropped(qn_stream *s);
+int qn__tls_shutdown(qn_stream *s);
+void qn__tls_close(qn_stream *s);
+void qn__tls_free(qn_stream *s);
+
 /* SIGPIPE to SIG_IGN unless the program handles it. */
 void qn__ignore_sigpipe(void);
 

@@ -330,6 +330,7 @@ typedef struct lq_stream_class lq_stream_class;
 extern const lq_stream_class lq_tcp_stream_class;   /* "quench.tcp.stream" */
 extern const lq_stream_class lq_pipe_class;         /* "quench.pipe" */
 extern const lq_stream_class lq_unix_stream_class;  /* "quench.unix.stream" */
+extern const lq_stream_class lq_tls_stream_class;   /* "quench.tls.stream" */
 
 typedef struct lq_stream {
   const lq_stream_class *cls;   /* first: the tag lq_toudata checks */
@@ -344,6 +345,11 @@ lq_stream *lq_stream_new(lua_State *L, const lq_stream_class *cls, const char *w
    raise naming fname. */
 qn_stream *lq_stream_live(lua_State *L, int idx, const char *fname);
 void lq_stream_close_at(lua_State *L, const lq_stream_class *cls, int idx);   /* nil: nothing */
+/* nil, msg, code for a failure of stream s (a TLS one with its message). */
+int lq_stream_fail(lua_State *L, qn_stream *s, int r);
+/* tcp.c: what only a TCP stream has (getsockname, nodelay...), which a TLS
+   stream has too. */
+extern const luaL_Reg lq_tcp_stream_methods[];
 /* The metatable of cls: the shared methods, and `extra` (may be NULL). */
 void lq_stream_register(lua_State *L, int mod, const lq_stream_class *cls, const luaL_Reg *extra);
 

@@ -31,6 +31,7 @@ void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
 void lq_unix_register(lua_State *L, int mod);
 void lq_adopt_register(lua_State *L, int mod);
+void lq_tls_register(lua_State *L, int mod);
 void lq_ngx_register(lua_State *L, int mod);
 
 /* A metatable `name` whose __index holds `methods`, with `metamethods`
@@ -361,6 +362,7 @@ int luaopen_quench(lua_State *L) {
   lq_tcp_register(L, mod);
   lq_unix_register(L, mod);
   lq_adopt_register(L, mod);
+  lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_ngx_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");

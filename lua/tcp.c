@@ -459,7 +459,7 @@ void lq_server_register(lua_State *L, int mod, const lq_server_class *cls, const
 
 /* ---- registration ---- */
 
-static const luaL_Reg stream_methods[] = {
+const luaL_Reg lq_tcp_stream_methods[] = {
   {"close_reset", l_close_reset}, {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
   {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {NULL, NULL}
 };
@@ -474,7 +474,7 @@ static const luaL_Reg functions[] = {
 
 /* quench.tcp = {listen, connect, connect_op}; the module table is on top. */
 void lq_tcp_register(lua_State *L, int mod) {
-  lq_stream_register(L, mod, &lq_tcp_stream_class, stream_methods);
+  lq_stream_register(L, mod, &lq_tcp_stream_class, lq_tcp_stream_methods);
   lq_server_register(L, mod, &lq_tcp_server_class, tcp_server_methods);
   lua_newtable(L);
   lua_pushvalue(L, mod);

@@ -10,9 +10,9 @@ QUENCH_PACKAGES=(
   lua-sql-sqlite3             # examples/sqlite_rollback.lua
   lua-ldoc lua-markdown       # docs/api (spec/doc_coverage_spec.lua regenerates it)
   lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
-  libssl-dev                  # lua/ngx.c: ngx.md5, ngx.sha1_bin (libcrypto)
   redis-tools memcached         # spec/ngx_spec.lua, examples/redis_cache.lua, bench/redis.sh
   lua-nginx-redis lua-nginx-memcached  # resty.redis, resty.memcached (pull nginx-extras: the bench's OpenResty side)
+  libssl-dev openssl curl     # quench.tls (core/tls.c), quench.ngx's digests; spec/tls_spec.lua's peers
 )
 
 quench_install_deps() {

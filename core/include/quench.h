@@ -649,6 +649,83 @@ int qn_adopt(qn_runtime *rt, int fd, int want, const qn_tcp_opts *opts, int *kin
    environment (a child must not take them for its own). */
 int qn_listen_fds(int unset);
 
+/* ---- TLS (tls.c) ----
+
+   TLS over a connected TCP stream, on OpenSSL 3 with a BIO over the
+   stream's own buffers: ciphertext read from the socket goes into the TLS
+   engine, and records are decrypted on the loop side (in the read
+   callback, and when a read consumes plaintext) into the stream's buffer,
+   which the stream's read futures wait on as for plain TCP; so a dropped
+   read loses nothing. A write encrypts all its bytes into records at once
+   and queues them as a plain write does (all or nothing). After every
+   read, output the engine made (TLS 1.3 tickets, KeyUpdate, alerts) is
+   written; renegotiation is refused.
+   The handshake starts at the first poll of a read, writable or handshake
+   future (or a peek) and then runs on the loop side. Dropping any of those
+   futures while it runs closes the stream: a handshake is one op, never
+   resumed. OpenSSL allocates with its own allocator (not qn_alloc_fn). */
+
+typedef struct qn_tls_ctx qn_tls_ctx;
+
+/* Codes of TLS failures, beside libuv's (qn_tls_err_name names them). */
+enum {
+  QN_TLS_EHANDSHAKE = -7001,    /* the handshake failed (alerts, no shared cipher...) */
+  QN_TLS_EVERIFY = -7002,       /* the peer's certificate was refused (other reasons) */
+  QN_TLS_EUNKNOWN_CA = -7003,   /* no trusted issuer */
+  QN_TLS_EEXPIRED = -7004,      /* expired, or not valid yet */
+  QN_TLS_EHOSTNAME = -7005,     /* the certificate is for another name or address */
+  QN_TLS_ESELF_SIGNED = -7006,  /* a self-signed certificate, not trusted */
+  QN_TLS_ENOT_TLS = -7007,      /* the peer does not speak TLS (plain TCP, garbage) */
+  QN_TLS_EVERSION = -7008,      /* no protocol version in common */
+  QN_TLS_EPROTOCOL = -7009,     /* a protocol error after the handshake */
+  QN_TLS_ETRUNCATED = -7010,    /* the connection ended without close_notify */
+  QN_TLS_ECONFIG = -7011        /* a certificate, key or CA file could not be used */
+};
+
+enum { QN_TLS_VERIFY_NONE = 0, QN_TLS_VERIFY_PEER = 1 };
+
+typedef struct qn_tls_config {
+  int server;
+  int verify;               /* client: 1 (chain and name) or 0; server: 1 asks for and
+                               requires a client certificate */
+  const char *cafile, *capath;          /* NULL both: the system trust store */
+  const char *certificate, *key;        /* PEM file paths, or PEM text ("-----BEGIN") */
+  const char *password;                 /* of an encrypted key */
+  const unsigned char *alpn;            /* protocols in wire format (length-prefixed) */
+  size_t alpn_len;
+  const char *ciphers;                  /* TLS 1.2 cipher list */
+  const char *ciphersuites;             /* TLS 1.3 suites */
+  int min_version, max_version;         /* TLS1_2_VERSION... (0: 1.2 and the newest) */
+  int ignore_unexpected_eof;            /* an EOF without close_notify is a plain EOF */
+} qn_tls_config;
+
+/* A context (client or server): 0, or QN_TLS_ECONFIG with the reason in
+   err. Contexts are reference counted (each stream holds one). */
+int qn_tls_ctx_new(const qn_tls_config *c, qn_tls_ctx **out, char *err, size_t errlen);
+void qn_tls_ctx_ref(qn_tls_ctx *ctx);
+void qn_tls_ctx_unref(qn_tls_ctx *ctx);
+int qn_tls_ctx_is_server(const qn_tls_ctx *ctx);
+
+/* Make a connected TCP stream a TLS one, client or server as ctx is.
+   servername (client): SNI and the name verified (an IP address is
+   verified as one, and sent no SNI); session (client, may be NULL): an
+   SSL_SESSION to resume. Bytes already buffered are taken as ciphertext.
+   0, UV_EINVAL (not TCP, already TLS), UV_EBADF (closed) or UV_ENOMEM. */
+int qn_tls_attach(qn_stream *s, qn_tls_ctx *ctx, const char *servername, void *session);
+int qn_stream_is_tls(const qn_stream *s);
+/* 1 once the handshake succeeded, 0 before, or its failure code. */
+int qn_tls_handshake_state(const qn_stream *s);
+/* Ready when the handshake is done or failed (or the stream closed). */
+qn_future *qn_tls_handshake_new(qn_stream *s);
+int qn_tls_handshake_status(const qn_future *hs);     /* 0 or an error code */
+/* The text of the stream's last TLS failure ("" if none). */
+const char *qn_tls_error_message(const qn_stream *s);
+/* "ETLS_UNKNOWN_CA", ..., or NULL for a code that is not a TLS one. */
+const char *qn_tls_err_name(int code);
+/* The SSL object (NULL: not TLS, or closed), for what the embedder reads. */
+void *qn_tls_ssl(const qn_stream *s);
+
+
 /* ---- pipes (pipe.c) ----
 
    Streams (above) over a pipe, a Unix socket or a terminal. */
