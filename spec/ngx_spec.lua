@@ -234,6 +234,41 @@ describe("ngx.socket.tcp", function()
     for _, hh in ipairs(handlers) do bounded(hh.join, hh) end   -- each ends at EOF
   end))
 
+  it("connects to unix:/path, and pools it under that name", T(function()
+    local path = os.tmpname()
+    os.remove(path)
+    local srv = assert(quench.unix.listen(path))
+    local handlers = {}
+    local h = quench.spawn(function()
+      while true do
+        local c = srv:accept()
+        if not c then return end
+        handlers[#handlers + 1] = quench.spawn(function()
+          for line in function() return c:read("l") end do c:write(line, "!\n") end
+          c:close()
+        end)
+      end
+    end)
+    for i = 0, 2 do
+      local sock = ngx.socket.tcp()
+      assert.are.equal(1, bounded(sock.connect, sock, "unix:" .. path))
+      assert.are.equal(i, sock:getreusedtimes())
+      sock:send("ping\n")
+      assert.are.equal("ping!", bounded(sock.receive, sock))
+      assert.are.equal(1, sock:setkeepalive())
+    end
+    assert.are.equal(1, pool.count("unix:" .. path))
+    assert.are.equal(1, #handlers)
+    srv:close()
+    pool.clear()
+    bounded(h.join, h)
+    for _, hh in ipairs(handlers) do bounded(hh.join, hh) end
+    local sock = ngx.socket.tcp()
+    local ok, err = bounded(sock.connect, sock, "unix:" .. path)
+    assert.is_nil(ok)
+    assert.is_string(err)
+  end))
+
   it("refuses to pool a connection with unread data", T(function()
     local port = peer(function(c) c:write("a\nb\n"); c:read("a") end)
     local sock = ngx.socket.tcp()
@@ -275,13 +310,24 @@ describe("ngx.socket.tcp", function()
   end))
 
   it("a connect that cannot finish in time returns 'timeout'", T(function()
+    -- a listener that never accepts, with the smallest backlog: once its
+    -- queue is full the kernel drops further SYNs, so a connect hangs
+    assert(servers.have("python3"), "python3 is needed (scripts/deps.sh installs it)")
+    local port = servers.free_port()
+    local stuck <close> = servers.start_command("python3", "-c \"import socket,time; "
+      .. "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+      .. "s.bind(('127.0.0.1', " .. port .. ")); s.listen(0); time.sleep(60)\"", port)
+    local held, full = {}, false
+    for _ = 1, 16 do
+      local ok, c = quench.timeout(0.3, quench.tcp.connect, "127.0.0.1", port)
+      if not ok then full = true; break end
+      held[#held + 1] = c
+    end
+    assert.is_true(full, "the listener's queue never filled")
     local sock = ngx.socket.tcp()
-    sock:settimeout(1)
-    -- 10.255.255.1 is never routed here; loopback-only machines refuse at
-    -- once, which is an error too: either way no hang
-    local ok, err = bounded(sock.connect, sock, "127.0.0.1", servers.free_port())
-    assert.is_nil(ok)
-    assert.is_string(err)
+    sock:settimeouts(100, 1000, 1000)
+    assert.are.same({ nil, "timeout" }, { bounded(sock.connect, sock, "127.0.0.1", port) })
+    for _, c in ipairs(held) do if c then c:close() end end
   end))
 
   it("ngx.socket.udp talks to a peer and times out", T(function()
@@ -533,5 +579,86 @@ describe("resty.memcached (lua-nginx-memcached, unmodified) on quench.ngx", func
       max_reused = math.max(max_reused, reused)
     end
     assert.is_true(max_reused >= 1)
+  end))
+end)
+
+describe("sslhandshake on quench.tls", function()
+  local tls_pki = require "helpers.tls_pki"
+  local pki
+
+  setup(function() pki = tls_pki.make() end)
+  teardown(function()
+    if pki then tls_pki.remove(pki) end
+    ngxq.ssl_trusted_certificate = nil
+  end)
+  after_each(function() pool.clear() end)
+
+  -- A quench TLS echo server of lines; returns its port and a stop function.
+  local function tls_echo(name)
+    local srv = assert(quench.tls.listen("127.0.0.1", 0,
+      { certificate = pki[name].cert, key = pki[name].key }))
+    local _, port = srv:getsockname()
+    local tasks = {}
+    local loop = quench.spawn(function()
+      while true do
+        local s = srv:accept()
+        if not s then return end
+        tasks[#tasks + 1] = quench.spawn(function()
+          pcall(function() for line in s:lines("L") do s:write(line) end end)
+          s:close()
+        end)
+      end
+    end)
+    return port, function()
+      srv:close()
+      loop:join()
+      pool.clear()
+      for _, t in ipairs(tasks) do bounded(t.join, t) end
+    end
+  end
+
+  it("verifies the server, talks over TLS, and pooled connections stay secured", T(function()
+    ngxq.install({ ssl_trusted_certificate = pki.ca.cert })
+    local port, stop = tls_echo("server")
+    local sock = ngx.socket.tcp()
+    sock:settimeout(5000)
+    assert(sock:connect("127.0.0.1", port))
+    local sess = bounded(sock.sslhandshake, sock, nil, "localhost", true)
+    assert.is_truthy(sess)
+    assert.are.equal(6, sock:send("hello\n"))
+    assert.are.equal("hello", bounded(sock.receive, sock))
+    assert.are.equal(1, sock:setkeepalive())
+    local again = ngx.socket.tcp()
+    assert(again:connect("127.0.0.1", port))
+    assert.are.equal(1, again:getreusedtimes())
+    assert.is_true(again:sslhandshake(false, "localhost", true))   -- already secured: at once
+    again:send("again\n")
+    assert.are.equal("again", bounded(again.receive, again))
+    again:close()
+    stop()
+  end))
+
+  it("refuses a certificate for another name, and a self-signed one unless verify is off",
+     T(function()
+    ngxq.install({ ssl_trusted_certificate = pki.ca.cert })
+    local port, stop = tls_echo("other")
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    local ok, err = bounded(sock.sslhandshake, sock, false, "localhost", true)
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.are.same({ nil, "closed" }, { sock:receive() })          -- closed after the failure
+    stop()
+    local port2, stop2 = tls_echo("self")
+    local s2 = ngx.socket.tcp()
+    assert(s2:connect("127.0.0.1", port2))
+    assert.is_nil((bounded(s2.sslhandshake, s2, false, "localhost", true)))
+    local s3 = ngx.socket.tcp()
+    assert(s3:connect("127.0.0.1", port2))
+    assert.is_true(bounded(s3.sslhandshake, s3, false, "localhost", false))
+    s3:send("x\n")
+    assert.are.equal("x", bounded(s3.receive, s3))
+    s3:close()
+    stop2()
   end))
 end)

@@ -173,18 +173,24 @@ function Tcp:connect(host, port, opts)
     self.s, self.reused, self.tls = s, reused, data
     return 1
   end
-  local op
+  local conn, msg
   if path then
     local unix = quench.unix
-    if unix == nil or unix.connect_op == nil then
+    if unix == nil then
       return nil, "unix domain sockets need quench.unix, which this build lacks"
     end
-    op = unix.connect_op(path)
+    if unix.connect_op then
+      local ok
+      ok, conn, msg = timeout(self.connect_timeout, unix.connect_op(path))
+      if not ok then return nil, "timeout" end
+    else
+      conn, msg = unix.connect(path)   -- a Unix socket connects at once
+    end
   else
-    op = tcp_connect_op(host, port, { nodelay = true })
+    local ok
+    ok, conn, msg = timeout(self.connect_timeout, tcp_connect_op(host, port, { nodelay = true }))
+    if not ok then return nil, "timeout" end
   end
-  local ok, conn, msg = timeout(self.connect_timeout, op)
-  if not ok then return nil, "timeout" end
   if not conn then return nil, errmsg(msg) end
   self.s = conn
   return 1
@@ -526,40 +532,60 @@ function Tcp:getreusedtimes()
   return self.reused
 end
 
---- sslhandshake(reused_session, server_name, verify): TLS on quench.tls.
+-- TLS client contexts, one per (verify, trusted certificates): an
+-- SSL_CTX loads its CA store once, not at every handshake.
+local tls_contexts = {}
+local function tls_context(verify)
+  local cafile = M.ssl_trusted_certificate
+  local key = tostring(verify) .. "\0" .. tostring(cafile)
+  local ctx = tls_contexts[key]
+  if ctx == nil then
+    ctx = quench.tls.context({ verify = verify, cafile = cafile })
+    tls_contexts[key] = ctx
+  end
+  return ctx
+end
+
+--- sslhandshake(reused_session, server_name, verify): TLS on quench.tls
+-- (stream:starttls). Returns a session (quench.tls.session) to pass as
+-- `reused_session` next time, or `true` when `reused_session` is false.
 function Tcp:sslhandshake(reused_session, server_name, verify)
   check_self(self, "sslhandshake")
   if server_name ~= nil and type(server_name) ~= "string" then
     error("bad argument #3 to 'sslhandshake' (server name string expected, got "
           .. type(server_name) .. ")", 2)
   end
-  local _ = reused_session
   if self.s == nil then return nil, "closed" end
-  local want = { server_name = server_name, verify = verify and true or false }
+  verify = verify and true or false
+  local want = { server_name = server_name, verify = verify }
   local have = self.tls
+  local s = self.s
   if have then
     if have.server_name == want.server_name and have.verify == want.verify then
-      return true   -- a pooled connection, already secured with these parameters
+      -- a pooled connection, secured already with these parameters
+      if reused_session == false then return true end
+      return s.session and s:session() or true
     end
+    drop(self)
     return nil, "connection already secured with other TLS parameters"
   end
-  local s = self.s
-  if s.starttls == nil then
+  if s.starttls == nil or quench.tls == nil then
     return nil, "TLS needs quench.tls (stream:starttls), which this build lacks"
+  end
+  local opts = { context = tls_context(verify), servername = server_name }
+  if reused_session ~= nil and reused_session ~= false and reused_session ~= true then
+    opts.session = reused_session
   end
   local e = enter(self, "handshaking")
   if e then return nil, e end
   local _guard <close> = self.guard
-  local ok, r, msg = timeout(self.connect_timeout, s.starttls, s, want)
-  if not ok then
-    self.busy = nil
-    return fail(self, "timeout")
-  end
+  local ok, r, msg = timeout(self.connect_timeout, s.starttls, s, opts)
+  if not ok then return fail(self, "timeout") end
   self.busy = nil
   if not r then return fail(self, msg) end
-  if r ~= true and r ~= s then self.s = r end   -- a new stream over the old one
   self.tls = want
-  return true
+  if reused_session == false then return true end
+  return s.session and s:session() or true
 end
 
 function Tcp:setoption()
@@ -867,13 +893,16 @@ function M.install(opts)
   end
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "resty_path" and k ~= "log_level" then
+    if k ~= "resty_path" and k ~= "log_level" and k ~= "ssl_trusted_certificate" then
       error("bad argument #1 to 'quench.ngx.install' (unknown option '" .. tostring(k) .. "')", 2)
     end
   end
   _G.ngx = ngx
   if _G.unpack == nil then _G.unpack = table.unpack end
   if opts.log_level ~= nil then M.log_level = opts.log_level end
+  if opts.ssl_trusted_certificate ~= nil then
+    M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate
+  end
   if opts.resty_path ~= false then
     if opts.resty_path ~= nil then M.resty_path = opts.resty_path end
     local present = false

@@ -80,16 +80,21 @@ end
 
 Server.__close = Server.stop
 
-local function start(binary, package_name, args_for_port, name)
+local function start(binary, package_name, args_for_port, name, port)
   if not M.have(binary) then
     error(binary .. " not found: install Debian's " .. package_name
           .. " (scripts/deps.sh does)", 3)
   end
-  local port = M.free_port()
+  port = port or M.free_port()
   local pid = spawn(binary .. " " .. args_for_port(port))
   assert(pid, "could not start " .. binary)
   wait_port(port, pid, name)
   return setmetatable({ pid = pid, port = port, host = "127.0.0.1", name = name }, Server)
+end
+
+-- Any command that listens on `port` once started (args: a shell string).
+function M.start_command(binary, args, port)
+  return start(binary, binary, function() return args end, binary, port)
 end
 
 function M.redis()
