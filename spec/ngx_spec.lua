@@ -314,7 +314,7 @@ describe("ngx.socket.tcp", function()
     -- queue is full the kernel drops further SYNs, so a connect hangs
     assert(servers.have("python3"), "python3 is needed (scripts/deps.sh installs it)")
     local port = servers.free_port()
-    local stuck <close> = servers.start_command("python3", "-c \"import socket,time; "
+    local _stuck <close> = servers.start_command("python3", "-c \"import socket,time; "
       .. "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
       .. "s.bind(('127.0.0.1', " .. port .. ")); s.listen(0); time.sleep(60)\"", port)
     local held, full = {}, false
