@@ -556,6 +556,34 @@ describe("resty.memcached (lua-nginx-memcached, unmodified) on quench.ngx", func
     m:set_keepalive()
   end))
 
+  it("the server killed mid-way: errors, not hangs", T(function()
+    local own = servers.memcached()
+    local running = quench.channel()
+    local tasks = {}
+    for t = 1, 5 do
+      tasks[t] = quench.spawn(function()
+        local errors, oks = 0, 0
+        for i = 1, 2000 do
+          local m = memcached:new()
+          m:set_timeout(1000)
+          local ok = m:connect("127.0.0.1", own.port)
+          if ok then ok = m:set("k" .. t, i) end
+          if ok then oks = oks + 1; m:set_keepalive() else errors = errors + 1 end
+          if i == 5 and t == 1 then running:send(true) end
+          if errors >= 3 then break end
+        end
+        return oks, errors
+      end)
+    end
+    bounded(running.recv, running)
+    own:kill()
+    for t = 1, #tasks do
+      local ok, _, errors = bounded(tasks[t].join, tasks[t])
+      assert.is_true(ok)
+      assert.are.equal(3, errors)
+    end
+  end))
+
   it("serves concurrent tasks over kept-alive connections", T(function()
     local tasks = {}
     for t = 1, 20 do
