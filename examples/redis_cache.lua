@@ -43,7 +43,7 @@ end
 
 local port, pid = start_redis()
 
-quench.run(function()
+local function main()
   -- wait for the server to listen
   for _ = 1, 200 do
     local c = quench.tcp.connect("127.0.0.1", port)
@@ -121,7 +121,9 @@ quench.run(function()
   print(("next user: %s on a connection reused %d times; jobs still queued: %d")
         :format(nxt:get("sq:12"), nxt:get_reused_times(), nxt:llen("jobs")))
   nxt:set_keepalive()
-end)
+end
 
-os.execute("kill " .. pid)
+local ok, err = pcall(quench.run, main)
+os.execute("kill " .. pid)                     -- stopped whatever happened
+if not ok then error(err, 0) end
 print("redis stopped; done")
