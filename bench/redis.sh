@@ -87,10 +87,11 @@ http {
         local function timed(name, fn)
           collectgarbage()
           ngx.update_time()
-          local t0 = ngx.now()
+          local t0, c0 = ngx.now(), os.clock()
           for _ = 1, n do fn() end
           ngx.update_time()
-          ngx.say(string.format("openresty %s %.0f", name, n / (ngx.now() - t0)))
+          ngx.say(string.format("openresty %s %.0f %.2f", name, n / (ngx.now() - t0),
+                                (os.clock() - c0) / n * 1e6))
         end
         timed("SET", function() assert(red:set("bench:key", "xxx")) end)
         timed("GET", function() assert(red:get("bench:key")) end)
@@ -123,17 +124,21 @@ done
 
 lua5.4 - "$TMP/results" "$N" "$RUNS" <<'EOF'
 local path, n, runs = arg[1], arg[2], arg[3]
-local rates = {}
+local rates, cpus = {}, {}
 for line in io.lines(path) do
-  local who, what, rate = line:match("^(%S+) (%S+) (%d+)$")
+  local who, what, rate, cpu = line:match("^(%S+) (%S+) (%d+) ?([%d%.]*)$")
   if who then
     local k = who .. " " .. what
     rates[k] = rates[k] or {}
     table.insert(rates[k], tonumber(rate))
+    if cpu ~= "" then
+      cpus[k] = cpus[k] or {}
+      table.insert(cpus[k], tonumber(cpu))
+    end
   end
 end
-local function median(k)
-  local t = rates[k]
+local function median(k, from)
+  local t = (from or rates)[k]
   if not t then return nil end
   table.sort(t)
   return t[(#t + 1) // 2]
@@ -147,5 +152,15 @@ for _, what in ipairs({ "SET", "GET", "GET+pool" }) do
   local function f(x) return x and ("%d"):format(x) or "-" end
   local function r(a, b) return (a and b) and ("%.2f"):format(a / b) or "-" end
   print(("| %s | %s | %s | %s | %s | %s |"):format(what, f(rb), f(or_), f(q), r(q, rb), r(q, or_)))
+end
+print()
+print("CPU time of the client process per command (user + system, µs; median):")
+print()
+print("| command | OpenResty | quench.ngx | quench / OpenResty |")
+print("|---|---|---|---|")
+for _, what in ipairs({ "SET", "GET", "GET+pool" }) do
+  local o, q = median("openresty " .. what, cpus), median("quench " .. what, cpus)
+  print(("| %s | %s | %s | %s |"):format(what, o and ("%.1f"):format(o) or "-",
+        q and ("%.1f"):format(q) or "-", (o and q) and ("%.2f"):format(q / o) or "-"))
 end
 EOF

@@ -2,8 +2,9 @@
 -- (Debian's lua-nginx-redis) on quench.ngx, one connection, one command at
 -- a time: the same loop bench/redis.sh runs under nginx + ngx_lua.
 --   lua5.4 bench/redis_resty.lua PORT [N]
--- Prints "quench GET <rps>", "quench SET <rps>", and the same with a
--- connect + set_keepalive around every command ("quench GET+pool <rps>").
+-- Prints "quench GET <rps> <cpu>", "quench SET ...", and the same with a
+-- connect + set_keepalive around every command ("quench GET+pool ..."):
+-- <cpu> is this process's CPU time (user + system) per command, in µs.
 local quench = require "quench"
 require("quench.ngx").install()
 local redis = require "resty.redis"
@@ -18,10 +19,10 @@ quench.run(function()
   assert(red:set("bench:key", "xxx"))
   local function timed(name, fn)
     collectgarbage()
-    local t0 = quench.now()
+    local t0, c0 = quench.now(), os.clock()
     for _ = 1, n do fn() end
-    local dt = quench.now() - t0
-    print(("quench %s %.0f"):format(name, n / dt))
+    local dt, cpu = quench.now() - t0, os.clock() - c0
+    print(("quench %s %.0f %.2f"):format(name, n / dt, cpu / n * 1e6))   -- rate, CPU µs/command
   end
   timed("SET", function() assert(red:set("bench:key", "xxx")) end)
   timed("GET", function() assert(red:get("bench:key")) end)

@@ -69,27 +69,44 @@ Tcp.__name = "quench.ngx.tcp"
 local function drop(self)
   local s = self.s
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self.waiting = false
   if s then pcall(s.close, s) end
 end
 
--- A socket's guard, held in a to-be-closed variable by each call that
--- waits, once that call owns the socket (`busy`). Every normal way out of
--- the call clears `busy` first, so a guard that finds it still set is
--- closing over a wait that was dropped (its task aborted, a select or
--- timeout around it finished) or an error: the request was cut short, and
--- the connection is closed at once, before anyone can read its stale
--- answer or the server acts on it further.
+-- A socket's guard, held in a to-be-closed variable around each wait
+-- (`wait` below), which sets `waiting` before the wait and clears it after.
+-- A guard that finds `waiting` still set is closing over a wait that was
+-- dropped (its task aborted, a select or timeout around it finished) or
+-- that raised: the request was cut short, and the connection is closed at
+-- once, before anyone can read its stale answer or the server acts on it
+-- further. Only calls that really wait pay for the guard: a read the
+-- buffer satisfies, or a write below the write limit, does not.
 local Guard = {}
 Guard.__close = function(g)
   local sock = g.sock
-  if sock.busy ~= nil then drop(sock) end
+  if sock.waiting then drop(sock) end
+end
+
+-- Wait for `op` at most `seconds`: true, results; or false, Timeout.
+-- With `fn_arg1`, `op` is a function called with (fn_arg1, fn_arg2).
+local function wait(self, seconds, op, fn_arg1, fn_arg2)
+  self.waiting = true
+  local _guard <close> = self.guard
+  local ok, a, b, c
+  if fn_arg1 == nil then
+    ok, a, b, c = timeout(seconds, op)
+  else
+    ok, a, b, c = timeout(seconds, op, fn_arg1, fn_arg2)
+  end
+  self.waiting = false
+  return ok, a, b, c
 end
 
 local function new_tcp()
   local sock = setmetatable({
     s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
-    read_timeout = DEFAULT_TIMEOUT, guard = nil,
+    read_timeout = DEFAULT_TIMEOUT, guard = nil, waiting = false,
   }, Tcp)
   sock.guard = setmetatable({ sock = sock }, Guard)
   return sock
@@ -250,14 +267,13 @@ function Tcp:send(data)
   local str = tostr_send(data)
   local e = enter(self, "writing")
   if e then return nil, e end
-  local _guard <close> = self.guard
   local s = self.s
   local ok, r, msg
   if s:queued() == 0 then   -- write waits only above the write limit: not now
     r, msg = s:write(str)
     ok = true
   else
-    ok, r, msg = timeout(self.send_timeout, s:write_op(str))
+    ok, r, msg = wait(self, self.send_timeout, s:write_op(str))
   end
   if not ok then
     self.busy, self.dirty = nil, true
@@ -270,7 +286,7 @@ end
 
 -- Read with the socket's read timeout. Returns ok, results of the read.
 local function timed_read(self, s, fmt_or_n)
-  return timeout(self.read_timeout, s:read_op(fmt_or_n))
+  return wait(self, self.read_timeout, s:read_op(fmt_or_n))
 end
 
 local function receive_line(self, s, prefix)
@@ -328,7 +344,6 @@ function Tcp:receive(pat)
   end
   local e = enter(self, "reading")
   if e then return nil, e end
-  local _guard <close> = self.guard
   local s = self.s
   local prefix = self.pending
   if prefix then
@@ -375,7 +390,6 @@ function Tcp:receiveany(max)
   m = floor(m)
   local e = enter(self, "reading")
   if e then return nil, e end
-  local _guard <close> = self.guard
   local p = self.pending
   if p then
     self.busy = nil
@@ -389,7 +403,7 @@ function Tcp:receiveany(max)
     data = s:read_some(m)
     ok = true
   else
-    ok, data, msg = timeout(self.read_timeout, s:read_some_op(m))
+    ok, data, msg = wait(self, self.read_timeout, s:read_some_op(m))
   end
   if not ok then return timed_out(self) end
   self.busy = nil
@@ -421,7 +435,7 @@ function Tcp:receiveuntil(pattern, opts)
       data = s:read_some(65536)
       ok = true
     else
-      ok, data, msg = timeout(sock.read_timeout, s:read_some_op(65536))
+      ok, data, msg = wait(sock, sock.read_timeout, s:read_some_op(65536))
     end
     if not ok then
       local p = sock.pending
@@ -450,7 +464,6 @@ function Tcp:receiveuntil(pattern, opts)
     if finished then finished = false; return nil end
     local e = enter(sock, "reading")
     if e then return nil, e end
-    local _guard <close> = sock.guard
     local from = 1
     while true do
       local buf = sock.pending
@@ -578,8 +591,7 @@ function Tcp:sslhandshake(reused_session, server_name, verify)
   end
   local e = enter(self, "handshaking")
   if e then return nil, e end
-  local _guard <close> = self.guard
-  local ok, r, msg = timeout(self.connect_timeout, s.starttls, s, opts)
+  local ok, r, msg = wait(self, self.connect_timeout, s.starttls, s, opts)
   if not ok then return fail(self, "timeout") end
   self.busy = nil
   if not r then return fail(self, msg) end
