@@ -21,7 +21,6 @@ dependencies = {
 }
 external_dependencies = {
    LIBUV = { header = "uv.h", library = "uv" },
-   OPENSSL = { header = "openssl/evp.h", library = "crypto" },   -- quench.ngx's digests
 }
 build = {
    type = "cmake",
