@@ -77,7 +77,7 @@ void qn__heap_remove(qn__timer_heap *h, qn__timer *t);
 qn__timer *qn__heap_top(const qn__timer_heap *h);
 void qn__heap_free(qn_runtime *rt);
 
-/* Memory (runtime.c). Every block of the core is allocated and freed
+/* Memory (alloc.c). Every block of the core is allocated and freed
    through these, with the runtime whose allocator it comes from: the one
    the object belongs to, or for a future the one it was made in. rt NULL
    means the default allocator, uncounted (a channel buffer grown outside
@@ -87,6 +87,10 @@ void *qn__malloc(qn_runtime *rt, size_t n);
 void *qn__calloc(qn_runtime *rt, size_t n, size_t size);
 void *qn__realloc(qn_runtime *rt, void *p, size_t n);
 void qn__free(qn_runtime *rt, void *p);
+/* The allocator of a runtime made without one: realloc and free. */
+void *qn__default_alloc(void *ud, void *p, size_t n);
+/* Give the runtime's own block back to its allocator (its last act). */
+void qn__release_runtime(qn_runtime *rt);
 
 /* Small blocks that come and go on every await (futures): freed blocks of
    up to QN__SMALL_MAX bytes are kept per size class (8 bytes apart: a
@@ -104,6 +108,8 @@ typedef struct qn__small_cache {
 } qn__small_cache;
 void *qn__small_alloc(qn_runtime *rt, size_t n);
 void qn__small_free(qn_runtime *rt, void *p, size_t n);
+/* Give the cached small blocks back to the allocator (qn_runtime_free). */
+void qn__small_flush(qn_runtime *rt);
 
 /* An object of a core module that owns libuv handles and must close them
    with its own close callback (which frees it) when the runtime shuts down.

@@ -33,6 +33,7 @@ void lq_unix_register(lua_State *L, int mod);
 void lq_adopt_register(lua_State *L, int mod);
 void lq_tls_register(lua_State *L, int mod);
 void lq_ngx_register(lua_State *L, int mod);
+void lq_task_internals(lua_State *L, int mod);
 
 /* A metatable `name` whose __index holds `methods`, with `metamethods`
    (__close, __gc, __tostring...; may be NULL) in it; every function has the
@@ -130,9 +131,27 @@ void lq_warn(lq_runtime *rt, const char *msg) {
   fflush(stderr);
 }
 
+/* The options quench.run reads: any other key is a typo to name. */
+static const char *const run_keys[] = {
+  "clock", "seed", "on_task_error", "on_warning", "slow_task", "fail_alloc", NULL
+};
+
+static void check_run_keys(lua_State *L, int idx) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int known = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; run_keys[i] && !known; i++) known = strcmp(run_keys[i], lua_tostring(L, -1)) == 0;
+    if (!known)
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
+  }
+}
+
 static run_opts check_opts(lua_State *L, int idx) {
   static const char *const clocks[] = { "real", "virtual", "manual", NULL };
   run_opts o = default_opts;
+  check_run_keys(L, idx);
   lua_getfield(L, idx, "clock");
   if (!lua_isnil(L, -1)) {
     const char *name = lua_tostring(L, -1);
@@ -366,12 +385,15 @@ int luaopen_quench(lua_State *L) {
   lq_ngx_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
+  lq_task_internals(L, mod);            /* what the sugar needs and users do not */
   for (int i = 0; lq_embedded[i].name; i++) {   /* Lua sugar: each chunk extends the module */
     if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
                         lq_embedded[i].name) != LUA_OK)
       return lua_error(L);
-    lua_pushvalue(L, -2);
-    lua_call(L, 1, 0);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 0);
   }
+  lua_pop(L, 1);
   return 1;
 }

@@ -186,6 +186,7 @@ static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, read_k);
   (void)status;
   qn_future *f = lq_take_op(L);
   qn_drop(f);
@@ -295,7 +296,8 @@ static int write_step(lua_State *L, lq_coro *c) {
 }
 
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, write_k);
   qn_future *f = lq_take_op(L);
   qn_drop(f);
   return write_step(L, lq_module_of(L)->rt->running);
@@ -373,7 +375,8 @@ static int shutdown_results(lua_State *L, qn_future *f) {
 }
 
 static int shutdown_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, shutdown_k);
   qn_future *f = lq_take_op(L);
   int n = shutdown_results(L, f);
   qn_drop(f);

@@ -187,7 +187,8 @@ static int connect_results(lua_State *L, qn_future *f, uint64_t serial) {
 }
 
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, connect_k);
   lq_runtime *rt = lq_module_of(L)->rt;
   luaL_checkstack(L, 4, NULL);
   qn_future *f = lq_take_op(L);
@@ -349,7 +350,8 @@ static int accept_step(lua_State *L, lq_coro *c) {
 }
 
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, accept_k);
   qn_future *f = lq_take_op(L);
   qn_drop(f);
   return accept_step(L, lq_module_of(L)->rt->running);

@@ -163,10 +163,17 @@ void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *t, void *arg), voi
 
 /* ---- futures the core provides ---- */
 
+/* A deadline the clock never reaches: a sleep until QN_NEVER waits for
+   ever and arms no timer. Deadlines computed past the clock's range (2^64
+   ns, 584 years, from the runtime's start) saturate to it, and the virtual
+   and manual clocks stop short of it. */
+#define QN_NEVER UINT64_MAX
+
 /* Ready when the runtime's clock reaches `deadline` (ns, qn_now scale). */
 qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline);
 /* Ready `ns` after its first poll (timeouts: a branch that is ready at once
-   means the clock is never read and no timer armed). */
+   means the clock is never read and no timer armed); never if that is past
+   the clock's range. */
 qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns);
 uint64_t qn_sleep_deadline(const qn_future *sleep);
 /* Ready early because no memory was left to arm its timer. */
@@ -237,16 +244,22 @@ typedef struct qn_chan qn_chan;
 size_t qn_chan_size(void);
 void qn_chan_init(qn_chan *ch, size_t capacity);
 void qn_chan_fini(qn_chan *ch);     /* no future on it may remain; frees the buffer */
-size_t qn_chan_len(const qn_chan *ch);
+size_t qn_chan_len(const qn_chan *ch);    /* queued slots no receive future claims */
 int qn_chan_is_closed(const qn_chan *ch);
+/* Closed, and nothing queued, claimed or reserved: no slot can ever be
+   received again. Receivers see "closed" (QN_ECLOSED) only then; until
+   then a permit given before the close may still commit. */
+int qn_chan_ended(const qn_chan *ch);
 /* Take a permit at once: QN_OK, QN_EFULL (or senders already wait) or QN_ECLOSED. */
 int qn_chan_reserve(qn_chan *ch);
 void qn_chan_unreserve(qn_chan *ch);
-/* Spend a permit on `slot`: to the first waiting receiver, else queued.
+/* Spend a permit on `slot` (also after a close, for a permit given
+   before it): queued, and claimed by the first waiting receiver.
    QN_ENOMEM if the buffer cannot grow: the permit is still held (spend it
    again or qn_chan_unreserve it). */
 int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot);
-/* QN_OK with *slot, QN_EEMPTY or QN_ECLOSED (closed and drained). */
+/* QN_OK with *slot (the oldest not taken, so values leave in commit order),
+   QN_EEMPTY or QN_ECLOSED (ended). */
 int qn_chan_try_recv(qn_chan *ch, uint64_t *slot);
 void qn_chan_close(qn_chan *ch);
 /* Ready with a permit (then qn_chan_reserve_commit) or when closed (QN_ECLOSED
@@ -255,8 +268,9 @@ qn_future *qn_chan_reserve_new(qn_runtime *rt, qn_chan *ch);
 /* QN_OK, QN_ECLOSED (no permit) or QN_ENOMEM (the permit stays with the
    future: dropping it passes the permit on). */
 int qn_chan_reserve_commit(qn_future *reserve, uint64_t slot);
-/* Ready with a slot (qn_chan_recv_take) or closed and drained (QN_ECLOSED).
-   Dropped before the slot was taken: the slot goes back to the front. */
+/* Ready with a claim on a slot (qn_chan_recv_take gives the oldest slot not
+   taken yet) or once the channel ended (QN_ECLOSED). Dropped before taking:
+   the claim goes to the next waiting receiver, the order is kept. */
 qn_future *qn_chan_recv_new(qn_runtime *rt, qn_chan *ch);
 int qn_chan_recv_take(qn_future *recv, uint64_t *slot);
 
