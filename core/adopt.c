@@ -21,6 +21,16 @@
 #include <unistd.h>
 #include "internal.h"
 
+typedef struct fd_search {
+  int fd, found;
+} fd_search;
+
+static void match_fd(uv_handle_t *h, void *arg) {
+  fd_search *q = arg;
+  uv_os_fd_t fd;
+  if (!uv_is_closing(h) && uv_fileno(h, &fd) == 0 && fd == q->fd) q->found = 1;
+}
+
 static int sockopt(int fd, int name, int *v) {
   socklen_t len = sizeof *v;
   return getsockopt(fd, SOL_SOCKET, name, v, &len) == 0 ? 0 : -errno;
@@ -35,6 +45,12 @@ int qn_adopt(qn_runtime *rt, int fd, int want, const qn_tcp_opts *opts, int *kin
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
   if (!S_ISSOCK(st.st_mode)) return UV_ENOTSOCK;
+  /* a descriptor this runtime already watches (a quench object's): two
+     handles on one fd would each close it, and libuv keeps one watcher
+     per fd */
+  fd_search q = { fd, 0 };
+  uv_walk(&rt->loop, match_fd, &q);
+  if (q.found) return UV_EBUSY;
   int domain, type, listening, r;
   if ((r = sockopt(fd, SO_DOMAIN, &domain)) != 0 || (r = sockopt(fd, SO_TYPE, &type)) != 0 ||
       (r = sockopt(fd, SO_ACCEPTCONN, &listening)) != 0)

@@ -352,6 +352,31 @@ static const luaL_Reg functions[] = {
   {"run", l_run}, {"test", l_test}, {"current", l_current}, {NULL, NULL}
 };
 
+/* An embedded file that starts with "-- module NAME\n" is a module of its
+   own, compiled only when first required (package.preload[NAME]): its
+   name is copied to name (size bytes), or 0. */
+static int lazy_module(const char *code, size_t size, char *name, size_t nsize) {
+  static const char tag[] = "-- module ";
+  size_t k = sizeof tag - 1;
+  if (size <= k || memcmp(code, tag, k) != 0) return 0;
+  size_t n = 0;
+  while (k + n < size && code[k + n] != '\n' && n + 1 < nsize) n++;
+  memcpy(name, code + k, n);
+  name[n] = '\0';
+  return n > 0;
+}
+
+/* package.preload's loader of embedded file number upvalue 1. */
+static int load_embedded(lua_State *L) {
+  lua_Integer i = lua_tointeger(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
+                      lq_embedded[i].name) != LUA_OK)
+    return lua_error(L);
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 int luaopen_quench(lua_State *L) {
   lq_module *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
@@ -387,6 +412,15 @@ int luaopen_quench(lua_State *L) {
   lua_setfield(L, -2, "_VERSION");
   lq_task_internals(L, mod);            /* what the sugar needs and users do not */
   for (int i = 0; lq_embedded[i].name; i++) {   /* Lua sugar: each chunk extends the module */
+    char name[64];
+    if (lazy_module((const char *)lq_embedded[i].code, lq_embedded[i].size, name, sizeof name)) {
+      luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, load_embedded, 1);
+      lua_setfield(L, -2, name);
+      lua_pop(L, 1);
+      continue;
+    }
     if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
                         lq_embedded[i].name) != LUA_OK)
       return lua_error(L);

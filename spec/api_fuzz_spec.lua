@@ -397,13 +397,15 @@ function Fuzz:learn_module()
     -- quench.stdin/stdout/stderr: the fuzzer would write noise into the
     -- test runner's own output (pipes are fuzzed through other objects)
     local stdio = k == "stdin" or k == "stdout" or k == "stderr"
-    if k ~= "run" and not stdio and type(v) == "function" then
+    -- quench.adopt (and quench.tcp/unix.adopt) take over a descriptor by
+    -- number: random numbers would take the test runner's own sockets
+    if k ~= "run" and k ~= "adopt" and not stdio and type(v) == "function" then
       self.fns[#self.fns + 1] = { name = "quench." .. k, fn = v }
     elseif type(v) == "table" then   -- sub-modules (quench.tcp, quench.fs, ...)
       for _, k2 in ipairs(sorted_keys(v)) do
         local fn = v[k2]
-        if type(fn) == "function" then
-          if k == "fs" or k == "process" then fn = sandboxed(fn) end
+        if type(fn) == "function" and k2 ~= "adopt" then
+          if k == "fs" or k == "process" or k == "unix" then fn = sandboxed(fn) end
           self.fns[#self.fns + 1] = { name = "quench." .. k .. "." .. k2, fn = fn }
         end
       end
@@ -485,7 +487,14 @@ local function run_fuzz(seed, calls)
     if type(opts) ~= "table" then opts = {} end
     opts.clock = "virtual"
     f.calls = f.calls + 1
-    pcall(quench.run, opts, f:value(), f:value())
+    local main, arg = f:value(), f:value()
+    if type(main) == "function" then
+      -- a main waiting on what no clock ends (a signal) would wait forever:
+      -- bound it as the workers are
+      local fn = main
+      main = function(...) return quench.timeout(HANG, fn, ...) end
+    end
+    pcall(quench.run, opts, main, arg)
   end
   f.queued, f.graveyard, f.pool, f.by_type = {}, {}, {}, {}
   collectgarbage()

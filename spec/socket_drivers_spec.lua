@@ -86,6 +86,11 @@ describe("socket.http and ltn12 on quench.socket", function()
     assert.not_equal(http, package.loaded["socket.http"])    -- never the blocking one
   end)
 
+  it("refuses https (LuaSec would block the runtime), with an error that says so", T(function()
+    assert.error_matches(function() http.request("https://127.0.0.1:1/") end,
+                         "'ssl.https' %(LuaSec%) would block the quench runtime")
+  end))
+
   it("fetches from python's http.server, by the simple and the generic form", T(function()
     local dir = os.tmpname()
     os.remove(dir)
@@ -191,6 +196,81 @@ describe("socket.http and ltn12 on quench.socket", function()
     local body = http.request(base .. "/badlen")       -- LuaSocket reads until closed
     assert.equal("xyz", body)
     stop()
+  end))
+end)
+
+describe("socket.smtp on quench.socket", function()
+  it("sends a message to an SMTP server (two at once), and reports a refusing one", T(function()
+    local smtp = qsocket.require "socket.smtp"
+    local received = {}
+    local reject = false
+    local srv = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local serving = quench.spawn(function()
+      quench.scope(function(sc)
+        while true do
+          local c = srv:accept()
+          if not c then return end
+          sc:spawn(function()
+            local conn <close> = c
+            conn:write("220 quench test ESMTP\r\n")
+            local mail = { rcpt = {} }
+            while true do
+              local line = conn:read("l")
+              if not line then return end
+              local cmd = line:match("^(%u+)")
+              if cmd == "EHLO" then
+                conn:write("250-quench\r\n250 OK\r\n")
+              elseif cmd == "MAIL" then
+                mail.from = line:match("<(.-)>")
+                conn:write(reject and "550 no thanks\r\n" or "250 OK\r\n")
+              elseif cmd == "RCPT" then
+                mail.rcpt[#mail.rcpt + 1] = line:match("<(.-)>")
+                conn:write("250 OK\r\n")
+              elseif cmd == "DATA" then
+                conn:write("354 go on\r\n")
+                local body = {}
+                for l in conn:lines() do
+                  if l == ".\r" then break end
+                  body[#body + 1] = l
+                end
+                mail.data = table.concat(body, "\n")
+                received[#received + 1] = mail
+                conn:write("250 queued\r\n")
+              elseif cmd == "QUIT" then
+                conn:write("221 bye\r\n")
+                return
+              else
+                conn:write("500 what\r\n")
+              end
+            end
+          end)
+        end
+      end)
+    end)
+    local function send(to, text)
+      return smtp.send {
+        from = "<a@example.org>", rcpt = { "<" .. to .. ">" },
+        source = smtp.message { headers = { subject = "hi " .. to }, body = text },
+        server = "127.0.0.1", port = port,
+      }
+    end
+    local r = quench.join_all(function() return send("b@example.org", "first body") end,
+                              function() return send("c@example.org", "second body") end)
+    assert.same({ true, 1 }, { r[1][1], r[1][2] })
+    assert.same({ true, 1 }, { r[2][1], r[2][2] })
+    assert.equal(2, #received)
+    local by = {}
+    for _, m in ipairs(received) do by[m.rcpt[1]] = m end
+    assert.equal("a@example.org", by["b@example.org"].from)
+    assert.matches("Subject: hi b@example.org", by["b@example.org"].data)
+    assert.matches("second body", by["c@example.org"].data)
+    reject = true
+    local ok, err = send("d@example.org", "refused")
+    assert.is_nil(ok)
+    assert.equal("550 no thanks", err)
+    srv:close()
+    serving:abort()
   end))
 end)
 

@@ -69,24 +69,31 @@ describe("quench.socket", function()
   it("bounds each wait by the block timeout and the whole call by the total one", T(function()
     local c, peer, srv = pair()
     -- a peer trickling a byte at a time: every wait is short, the call long
-    local trickle = quench.spawn(function()
-      for i = 1, 6 do
-        quench.sleep(0.04)
-        peer:write(tostring(i))
-      end
-    end)
+    local function trickle(from, to, gap)
+      return quench.spawn(function()
+        for i = from, to do
+          quench.sleep(gap)
+          peer:write(tostring(i))
+        end
+      end)
+    end
+    local t1 = trickle(1, 3, 0.04)
     c:settimeout(0.5, "b")
     assert.equal("123", c:receive(3))              -- block 0.5: each wait is ~0.04
-    c:settimeout(0.06, "t")                        -- now the call as a whole: too short
+    t1:join()
+    -- the whole call within 0.15 s, bytes 0.1 s apart: the second comes too late
+    c:settimeout(0.15, "t")
+    local t2 = trickle(4, 6, 0.1)
     local data, err, partial = c:receive(3)
     assert.is_nil(data)
     assert.equal("timeout", err)
-    assert.is_true(#partial < 3)
-    assert.same({ 0.5, 0.06 }, { c:gettimeout() })
+    assert.equal("4", partial)
+    assert.same({ 0.5, 0.15 }, { c:gettimeout() })
     c:settimeout(nil, "t")
     c:settimeout(-1)
     assert.same({ -1, -1 }, { c:gettimeout() })
-    trickle:join()
+    assert.equal("56", c:receive(2))
+    t2:join()
     c:close()
     srv:close()
   end))

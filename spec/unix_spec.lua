@@ -365,6 +365,23 @@ describe("quench.adopt", function()
     end
     m:close()
     assert.equal("EBADF", select(3, quench.adopt(1000)))
+    -- a descriptor a quench object already owns is refused, not shared:
+    -- find the listening socket's fd through /proc (its inode)
+    local srv = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, sport = srv:getsockname()
+    local inode
+    for line in io.lines("/proc/net/tcp") do
+      local f = {}
+      for w in line:gmatch("%S+") do f[#f + 1] = w end
+      local lport = f[2] and f[2]:match(":(%x+)$")
+      if lport and tonumber(lport, 16) == sport and f[4] == "0A" then inode = f[10] end
+    end
+    assert.is_truthy(inode)
+    local sfd = tonumber(sh(("ls -l /proc/%d/fd | grep -F 'socket:[%s]' | awk '{print $9}'")
+      :format(my_pid(), inode)))
+    assert.is_truthy(sfd)
+    assert.same({ nil, "EBUSY: resource busy or locked", "EBUSY" }, { quench.adopt(sfd) })
+    srv:close()
     assert.error_matches(function() quench.adopt(1) end, "bad argument #1 to 'adopt'")
     assert.error_matches(function() quench.adopt(-1) end, "bad argument #1")
     assert.error_matches(function() quench.adopt(5, { backlog = 3 }) end,

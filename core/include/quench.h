@@ -653,7 +653,7 @@ enum { QN_ADOPT_TCP = 1, QN_ADOPT_UNIX = 2, QN_ADOPT_SERVER = 4 };
    success quench owns fd (non-blocking, close-on-exec from now on); on
    failure it stays the caller's. Not a stream socket: UV_ENOTSOCK (not a
    socket) or UV_EPROTOTYPE; a socket neither listening nor connected:
-   UV_ENOTCONN. */
+   UV_ENOTCONN; a descriptor a handle of this runtime already has: UV_EBUSY. */
 int qn_adopt(qn_runtime *rt, int fd, int want, const qn_tcp_opts *opts, int *kind,
              qn_stream **s, qn_tcp_server **srv);
 /* systemd's socket activation (sd_listen_fds): the number of descriptors

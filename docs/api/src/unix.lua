@@ -89,7 +89,8 @@ function quench.tcp.adopt(fd, opts) end
 -- @treturn ?TcpServer|TcpStream|UnixServer|UnixStream the object, or nil
 -- @treturn ?string message (`ENOTSOCK: ...`, `EPROTOTYPE: ...` for a
 -- datagram socket, `ENOTCONN: ...` for one neither listening nor
--- connected, `EBADF: ...`)
+-- connected, `EBADF: ...`, `EBUSY: ...` for a descriptor a quench object
+-- of this runtime already owns)
 -- @treturn ?string code
 -- @raise fd 0, 1 or 2 (use `quench.stdin()`...); an unknown option;
 -- outside a runtime
@@ -120,6 +121,11 @@ function quench.listen_fds(keep_env) end
 --
 -- **Cancel safety.** Cancel-safe: a connection is taken only when `accept`
 -- returns it.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken: connections stay queued, in order
+-- * given, not resumed: nothing taken: the connection stays first in the
+--   queue
 --
 -- @treturn ?UnixStream the connection, or nil
 -- @treturn ?string message
@@ -163,6 +169,12 @@ function UnixServer:close() end
 -- **Cancel safety.** Cancel-safe: bytes are consumed only when the read
 -- returns them; a dropped read leaves them buffered.
 --
+-- * before it waits: nothing read
+-- * while waiting: nothing read: what arrived stays buffered for the next
+--   read
+-- * given, not resumed: nothing read: the bytes are consumed only when the
+--   read returns them
+--
 -- @param[opt="l"] fmt a count, `"l"`, `"L"` or `"a"`
 -- @treturn ?string the data; nil at EOF
 -- @treturn ?string message
@@ -174,6 +186,10 @@ function UnixStream:read(fmt) end
 --- Whatever is buffered: at least one byte, at most `max`.
 --
 -- **Cancel safety.** As `read`.
+--
+-- * before it waits: nothing read
+-- * while waiting: nothing read
+-- * given, not resumed: nothing read
 --
 -- @tparam[opt] integer max the most bytes
 -- @treturn ?string the data, or nil at EOF
@@ -196,6 +212,13 @@ function UnixStream:lines(fmt) end
 --
 -- **Cancel safety.** All or nothing, as `TcpStream:write`.
 --
+-- * before it waits: nothing written
+-- * while waiting: **nothing written** (it only waits while the queue is
+--   over `write_limit`)
+-- * given, not resumed: nothing written. Once `write` has returned, its
+--   bytes are queued whole and go out even if the task is dropped right
+--   after
+--
 -- @param ... strings or numbers
 -- @treturn ?UnixStream the stream, or nil
 -- @treturn ?string message (`EPIPE: ...`)
@@ -208,6 +231,11 @@ function UnixStream:write(...) end
 -- EOF.
 --
 -- **Cancel safety.** A dropped shutdown may still happen.
+--
+-- * before it waits: nothing done
+-- * while waiting: the shutdown request is libuv's: it still happens; writes
+--   raise from then on
+-- * given, not resumed: the same, done
 --
 -- @treturn ?boolean `true`, or nil
 -- @treturn ?string message
