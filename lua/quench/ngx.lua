@@ -1,3 +1,4 @@
+-- module quench.ngx
 -- quench.ngx: OpenResty's cosocket API, and the parts of `ngx` that pure-Lua
 -- OpenResty drivers use, on quench tasks. Guide: docs/openresty.md.
 --
@@ -15,15 +16,9 @@
 -- call closes it, `setkeepalive` refuses it. `self.dirty` is set by a
 -- timeout (the request may still be answered later): the socket can go on
 -- reading, but never goes back to the pool.
-local quench = ...
-if type(quench) == "table" then
-  -- Run by luaopen_quench (compiled in): let require "quench.ngx" find
-  -- this chunk without a search path.
-  local chunk = debug.getinfo(1, "f").func
-  package.preload["quench.ngx"] = function() return chunk("quench.ngx") end
-  return
-end
-quench = require "quench"
+-- Embedded in quench.so (its first line makes luaopen_quench register it
+-- in package.preload, compiled on first require), and installed as a file.
+local quench = require "quench"
 local pool = require "quench.pool"
 local C = quench._ngx
 

@@ -1,3 +1,4 @@
+-- module quench.pool
 -- quench.pool: idle connections kept for reuse, keyed by where they lead
 -- (host and port, or a Unix socket's path, and the TLS parameters), for
 -- the OpenResty facade (quench.ngx) and the LuaSocket facade
@@ -16,15 +17,9 @@
 -- marks dubious; `take` checks again (the peer may have closed it while it
 -- was idle) and never waits. So an aborted or timed-out request's
 -- connection is closed, never handed to the next user.
-local quench = ...
-if type(quench) == "table" then
-  -- Run by luaopen_quench (compiled in): let require "quench.pool" find
-  -- this chunk without a search path.
-  local chunk = debug.getinfo(1, "f").func
-  package.preload["quench.pool"] = function() return chunk("quench.pool") end
-  return
-end
-quench = require "quench"
+-- Embedded in quench.so (its first line makes luaopen_quench register it
+-- in package.preload, compiled on first require), and installed as a file.
+local quench = require "quench"
 
 local now, select_biased, sleep_op = quench.now, quench.select_biased, quench.sleep_op
 local huge, type, pcall, tostring = math.huge, type, pcall, tostring
