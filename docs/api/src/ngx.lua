@@ -49,6 +49,10 @@ function ngx.socket.udp() end
 --
 -- **Cancel safety.** As `quench.sleep`: nothing is lost.
 --
+-- * before it waits: nothing done
+-- * while waiting: nothing lost (the timer is removed)
+-- * given, not resumed: nothing lost
+--
 -- @tparam number s seconds
 -- @raise outside a task. This is an await.
 function ngx.sleep(s) end
@@ -245,6 +249,11 @@ function ngx.crc32_long(s) end
 -- closed (as `quench.tcp.connect`). A pooled connection is taken without
 -- waiting.
 --
+-- * before it waits: nothing done
+-- * while waiting: the half-made connection is closed; a pooled
+--   connection is taken without waiting
+-- * given, not resumed: the new connection is closed
+--
 -- @tparam string host a host, or `"unix:/path"` (then no port)
 -- @tparam[opt] integer port
 -- @tparam[opt] table opts `pool` (the pool's name, default `"host:port"`),
@@ -277,6 +286,11 @@ function NgxTcp:settimeouts(connect_ms, send_ms, read_ms) end
 -- **Cancel safety.** Dropped while waiting (only above the stream's write
 -- limit): the connection is closed.
 --
+-- * before it waits: nothing sent
+-- * while waiting: **the connection is closed** at once (the request may be
+--   half-sent); the object returns `nil, "closed"` from then on
+-- * given, not resumed: the same
+--
 -- @param data
 -- @treturn ?integer the number of bytes
 -- @treturn ?string `"timeout"`, `"closed"`, ...
@@ -288,6 +302,11 @@ function NgxTcp:send(data) end
 -- **Cancel safety.** Dropped while waiting: nothing was consumed, and the
 -- connection is closed at once (the answer still coming is never read as
 -- another's).
+--
+-- * before it waits: nothing read
+-- * while waiting: **the connection is closed** at once: the answer still on
+--   its way is never read as another's
+-- * given, not resumed: the same
 --
 -- @param[opt] pattern `"*l"`, `"*a"`, or a count (a number or numeric string)
 -- @treturn ?string the data
@@ -360,6 +379,10 @@ function NgxTcp:getreusedtimes() end
 --
 -- **Cancel safety.** Dropped while waiting: the connection is closed.
 --
+-- * before it waits: nothing done
+-- * while waiting: the connection is closed
+-- * given, not resumed: the same
+--
 -- @param reused_session ignored
 -- @tparam[opt] string server_name SNI and the name checked
 -- @tparam[opt] boolean verify verify the certificate
@@ -383,6 +406,10 @@ function NgxTcp:setoption() end
 --
 -- **Cancel safety.** Dropped while resolving: nothing is bound.
 --
+-- * before it waits: nothing done
+-- * while waiting: nothing is bound (the lookup is cancelled or freed)
+-- * given, not resumed: nothing is bound
+--
 -- @tparam string host
 -- @tparam integer port
 -- @treturn ?integer `1`
@@ -394,6 +421,11 @@ function NgxUdp:setpeername(host, port) end
 --
 -- **Cancel safety.** As `quench.udp`'s `send`: whole and once, or not at all.
 --
+-- * before it waits: nothing sent
+-- * while waiting: the datagram may still go out, whole and once, or not
+--   at all
+-- * given, not resumed: sent, once
+--
 -- @param data as `NgxTcp:send`
 -- @treturn ?integer `1`
 -- @treturn ?string the error
@@ -403,6 +435,10 @@ function NgxUdp:send(data) end
 --- The next datagram from the peer (others are dropped).
 --
 -- **Cancel safety.** Nothing lost: a datagram stays queued.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken: datagrams stay queued
+-- * given, not resumed: nothing lost: the datagram goes back to the queue
 --
 -- @tparam[opt] integer size at most this many bytes (default 8192)
 -- @treturn ?string the datagram
