@@ -13,6 +13,8 @@ QUENCH_PACKAGES=(
   libh2o-dev                  # core/http.c: picohttpparser (shipped inside libh2o)
   lua-cjson curl wrk          # examples/http_api.lua, spec/http_spec.lua
   lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
+  redis-tools memcached         # spec/ngx_spec.lua, examples/redis_cache.lua, bench/redis.sh
+  lua-nginx-redis lua-nginx-memcached  # resty.redis, resty.memcached (pull nginx-extras: the bench's OpenResty side)
 )
 
 quench_install_deps() {
