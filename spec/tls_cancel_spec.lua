@@ -15,7 +15,7 @@
 local quench = require "quench"
 local tls_pki = require "helpers.tls_pki"
 
-local SEEDS = os.getenv("QUENCH_UNDER_VALGRIND") == "1" and 6 or 60
+local SEEDS = os.getenv("QUENCH_UNDER_VALGRIND") == "1" and 8 or 60
 
 local pki
 -- The time scale of the programs' timeouts: one handshake and round trip,
@@ -62,10 +62,14 @@ local CLOSED = "attempt to use a closed stream"
 
 -- One side's random program on stream s. Returns what it received; fills
 -- `sent` with the data of the writes that returned true.
-local function program(s, rng, sent, received, out)
+-- mode "drop": the first op is a handshake under a zero timeout (it must
+-- wait, so it is dropped: the stream closes); "calm": long timeouts.
+local function program(s, rng, sent, received, out, mode)
   local pos = 0
-  for _ = 1, rng(3, 25) do
+  for step = 1, rng(3, 25) do
     local op, wait = rng(1, 5), unit * rng(0, 100) / 100
+    if mode == "calm" then wait = unit * 20 end
+    if mode == "drop" and step == 1 then op, wait = 1, 0 end
     local ok, r, msg
     if op == 1 then
       ok, r, msg = quench.timeout(wait, s.handshake, s)
@@ -105,6 +109,7 @@ end
 
 local function run_seed(seed)
   local rng = rng_for(seed)
+  local mode = ({ [0] = "drop", [1] = "calm" })[seed % 4]
   local c_sent, c_recv, s_sent, s_recv = {}, {}, {}, {}
   local c_out, s_out = {}, {}
   quench.run({ clock = "real" }, function()
@@ -114,19 +119,20 @@ local function run_seed(seed)
     local server = quench.spawn(function()
       local s <close> = srv:accept()
       if not s then return end
-      guarded(s, function() program(s, rng, s_sent, s_recv, s_out) end, s_out)
+      guarded(s, function() program(s, rng, s_sent, s_recv, s_out, mode) end, s_out)
     end)
     local client = quench.spawn(function()
-      local ok, c = quench.timeout(unit * rng(0, 300) / 100, quench.tls.connect, "localhost", port,
+      local limit = mode and 1 + unit * 20 or unit * rng(0, 300) / 100
+      local ok, c = quench.timeout(limit, quench.tls.connect, "localhost", port,
                                    { cafile = pki.ca.cert })
       if not ok or not c then
         c_out.failure = "connect"
         return
       end
       local _ <close> = c
-      guarded(c, function() program(c, rng, c_sent, c_recv, c_out) end, c_out)
+      guarded(c, function() program(c, rng, c_sent, c_recv, c_out, mode == "calm" and mode) end, c_out)
     end)
-    local victim = rng(0, 3)                 -- 0, 3: nobody
+    local victim = mode and 0 or rng(0, 3)   -- 0, 3: nobody
     quench.sleep(unit * rng(0, 400) / 100)
     if victim == 1 then server:abort() elseif victim == 2 then client:abort() end
     client:join()
