@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run quench's workloads (bench/workloads.lua: W1..W7 of DESIGN §6, plus W7s)
+# Run quench's workloads (bench/workloads.lua: W1..W7 of docs/design.md §7, plus W7s)
 # and, in the same invocation, the same workloads on the peers available here
 # (../shared/bench-peers: baseline, cqueues, luv, copas, tokio-ct, tokio-mt),
 # then print each workload's value per peer and quench's ratio to each peer.

@@ -1,4 +1,4 @@
--- quench's implementation of the workloads of DESIGN §6 (W1..W7) plus W7s,
+-- quench's implementation of the workloads of docs/design.md §7 (W1..W7) plus W7s,
 -- through the public API only. Same interface and output as the peers of
 -- ../shared/bench-peers (see bench/README.md):
 --
@@ -252,7 +252,7 @@ function W.W5()
   local N, T = cfg.W5_N, cfg.W5_TIMEOUT_S
   local elapsed, plain, good, form = quench.run(function()
     local ch = quench.channel()
-    -- the op form when the channel has it (DESIGN: x_op), else a function branch
+    -- the op form when the channel has it (docs/design.md: x_op), else a function branch
     local form = ch.recv_op and "op" or "function"
     local all = true
     local t0 = now()

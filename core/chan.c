@@ -2,28 +2,35 @@
 ** The mpmc channel. The core holds opaque slots (the binding maps them to
 ** Lua values). Sending is two steps, so no dropped send can lose or leak a
 ** value: reserve a permit (at once, or by a reserve future that waits in
-** FIFO order), then commit the slot, which hands it straight to the first
-** waiting receiver or queues it. A permit given to a waiter that is dropped
-** before committing goes to the next waiting sender. A slot handed to a
-** receive future that is dropped before its value was taken goes back to
-** the front of the queue (and on to the next waiting receiver).
+** FIFO order), then commit the slot, which queues it and hands it on to
+** the first waiting receiver. A permit given to a waiter that is dropped
+** before committing goes to the next waiting sender.
 **
-** Close stops new reservations; what is queued (and permits already given)
-** are still delivered; receivers see "closed" once the queue is empty.
+** Receivers hold claims, not slots. The ring keeps every slot not taken
+** yet, in commit order: first the `handed` ones, each claimed by a receive
+** future that is ready but was not taken from yet, then the `len` queued
+** ones. Taking (qn_chan_recv_take, qn_chan_try_recv) always removes the
+** oldest slot of the ring; a claim given up (its future dropped) makes the
+** newest handed slot the first queued one again. So values leave the
+** channel in exactly the order they were committed, whichever of several
+** ready receivers is taken from first (two receive futures in one select:
+** the winner gets the older value) and whichever are dropped.
+**
+** Close stops new reservations and wakes the senders still waiting for a
+** permit (they fail). What is queued, what is handed, and what the permits
+** already given will commit is still delivered: a receiver sees "closed"
+** only once the channel has ended (closed, nothing queued, handed or
+** reserved), so no value ever arrives after a receiver was told "closed".
 */
 #include <string.h>
 #include "internal.h"
 
 /* In a future: 32 bytes, so that a channel future is 56 (one per task
-   waiting on a channel). The waker is needed only until a slot is handed
-   (has), the slot only from then on: they share their word. */
+   waiting on a channel). */
 typedef struct waiter {
   qn__list node;
-  union {
-    qn_waker *waker;      /* while !has */
-    uint64_t slot;        /* once has */
-  };
-  uint8_t linked, has, granted, committed;
+  qn_waker *waker;
+  uint8_t linked, has, granted, committed;   /* has: a claim on a handed slot */
 } waiter;
 
 /* Counts are 32-bit (a channel is one per idle task in many programs:
@@ -33,14 +40,14 @@ typedef struct waiter {
 enum { RING_MAX = 1u << 31 };
 
 struct qn_chan {
-  uint64_t *buf;          /* ring buffer (deque) of slots, after its block's header */
+  uint64_t *buf;          /* ring buffer of slots, after its block's header; its size
+                             cap_buf is 0 or a power of 2 (indexes wrap with a mask) */
   qn__list receivers, senders;
-  uint32_t cap_buf, head, len;
+  uint32_t cap_buf, head;
+  uint32_t handed;        /* slots at the ring's front claimed by ready receive futures */
+  uint32_t len;           /* slots queued after them, claimed by nobody */
   uint32_t capacity;      /* admission limit: len + reserved < capacity */
   uint32_t reserved;      /* permits given and not yet committed */
-  uint32_t handed;        /* slots handed to receive futures, not yet taken: the
-                             ring keeps room for them (len + handed <= cap_buf),
-                             so giving one back never needs memory */
   int closed;
 };
 
@@ -62,9 +69,9 @@ size_t qn_chan_size(void) { return sizeof(qn_chan); }
 
 void qn_chan_init(qn_chan *ch, size_t capacity) {
   ch->buf = NULL;
-  ch->cap_buf = ch->head = ch->len = 0;
+  ch->cap_buf = ch->head = ch->len = ch->handed = 0;
   ch->capacity = capacity >= UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
-  ch->reserved = ch->handed = 0;
+  ch->reserved = 0;
   qn__list_init(&ch->receivers);
   qn__list_init(&ch->senders);
   ch->closed = 0;
@@ -73,11 +80,18 @@ void qn_chan_init(qn_chan *ch, size_t capacity) {
 void qn_chan_fini(qn_chan *ch) {
   free_buf(ch->buf);
   ch->buf = NULL;
-  ch->len = ch->cap_buf = 0;
+  ch->len = ch->handed = ch->cap_buf = 0;
 }
 
 size_t qn_chan_len(const qn_chan *ch) { return ch->len; }
 int qn_chan_is_closed(const qn_chan *ch) { return ch->closed; }
+
+/* Closed, and nothing left that could still be received. */
+static int ended(const qn_chan *ch) {
+  return ch->closed && ch->len == 0 && ch->handed == 0 && ch->reserved == 0;
+}
+
+int qn_chan_ended(const qn_chan *ch) { return ended(ch); }
 
 /* The new buffer comes from rt; the old one goes back where it came from. */
 static int grow(qn_chan *ch, qn_runtime *rt) {
@@ -87,7 +101,8 @@ static int grow(qn_chan *ch, qn_runtime *rt) {
   if (b == NULL) return QN_ENOMEM;
   b->rt = rt;
   uint64_t *buf = b->slots;
-  for (size_t i = 0; i < ch->len; i++) buf[i] = ch->buf[(ch->head + i) % ch->cap_buf];
+  size_t n = (size_t)ch->handed + ch->len;
+  for (size_t i = 0; i < n; i++) buf[i] = ch->buf[(ch->head + i) & (ch->cap_buf - 1)];
   free_buf(ch->buf);
   ch->buf = buf;
   ch->cap_buf = (uint32_t)cap;
@@ -95,28 +110,20 @@ static int grow(qn_chan *ch, qn_runtime *rt) {
   return QN_OK;
 }
 
-/* Room for one more slot, counting those handed out. */
 static int make_room(qn_chan *ch, qn_runtime *rt) {
   return (uint64_t)ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch, rt);
 }
 
 /* The caller made room. */
 static void push_back(qn_chan *ch, uint64_t slot) {
-  ch->buf[(ch->head + ch->len++) % ch->cap_buf] = slot;
+  ch->buf[(ch->head + ch->handed + ch->len++) & (ch->cap_buf - 1)] = slot;
 }
 
-/* Give back a handed slot: its room was kept, so this cannot fail. */
-static void push_front(qn_chan *ch, uint64_t slot) {
-  ch->handed--;
-  ch->head = (ch->head + ch->cap_buf - 1) % ch->cap_buf;
-  ch->buf[ch->head] = slot;
-  ch->len++;
-}
-
-static uint64_t pop_front(qn_chan *ch) {
+/* The oldest slot of the ring, handed or queued; the caller gives up the
+   claim or the queued place it counted on. */
+static uint64_t take_front(qn_chan *ch) {
   uint64_t slot = ch->buf[ch->head];
-  ch->head = (ch->head + 1) % ch->cap_buf;
-  ch->len--;
+  ch->head = (ch->head + 1) & (ch->cap_buf - 1);
   return slot;
 }
 
@@ -130,11 +137,22 @@ static void unlink_waiter(waiter *w) {
   w->linked = 0;
 }
 
-/* Give permits to waiting senders while there is room, in FIFO order. */
+/* The channel has just ended: every waiting receiver sees "closed". */
+static void wake_if_ended(qn_chan *ch) {
+  if (!ended(ch)) return;
+  waiter *w;
+  while ((w = first(&ch->receivers))) {
+    unlink_waiter(w);
+    qn_wake(w->waker);
+  }
+}
+
+/* Give permits to waiting senders while there is room, in FIFO order.
+   Asked after every change of room: mostly nobody waits, looked at first. */
 static void grant_senders(qn_chan *ch) {
   waiter *w;
-  while (!ch->closed && (uint64_t)ch->len + ch->reserved < ch->capacity &&
-         (w = first(&ch->senders))) {
+  while ((w = first(&ch->senders)) && !ch->closed &&
+         (uint64_t)ch->len + ch->reserved < ch->capacity) {
     unlink_waiter(w);
     w->granted = 1;
     ch->reserved++;
@@ -142,16 +160,20 @@ static void grant_senders(qn_chan *ch) {
   }
 }
 
-/* Hand queued slots to waiting receivers, in FIFO order. */
+/* A queued slot becomes a claim of w. */
+static void hand(qn_chan *ch, waiter *w) {
+  ch->len--;
+  ch->handed++;
+  w->has = 1;
+}
+
+/* Give claims on queued slots to waiting receivers, in FIFO order. */
 static void dispatch(qn_chan *ch) {
   waiter *w;
   while (ch->len > 0 && (w = first(&ch->receivers))) {
     unlink_waiter(w);
-    qn_waker *wk = w->waker;
-    w->slot = pop_front(ch);
-    w->has = 1;
-    ch->handed++;
-    qn_wake(wk);
+    hand(ch, w);
+    qn_wake(w->waker);
   }
   grant_senders(ch);
 }
@@ -167,48 +189,45 @@ int qn_chan_reserve(qn_chan *ch) {
 void qn_chan_unreserve(qn_chan *ch) {
   ch->reserved--;
   grant_senders(ch);
+  wake_if_ended(ch);    /* the last permit after a close was given up */
 }
 
+/* A permit given before a close is still spent here: a receiver waits for
+   it rather than see "closed" (see the top of this file). */
 int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot) {
   if (make_room(ch, rt) != QN_OK) return QN_ENOMEM;   /* the permit stays held */
   ch->reserved--;
-  waiter *w = first(&ch->receivers);
-  if (w != NULL && ch->len == 0) {
-    unlink_waiter(w);      /* direct hand-off */
-    qn_waker *wk = w->waker;
-    w->slot = slot;
-    w->has = 1;
-    ch->handed++;
-    qn_wake(wk);
-    grant_senders(ch);     /* the permit spent here frees room */
-    return QN_OK;
-  }
   push_back(ch, slot);
-  dispatch(ch);
+  waiter *w = first(&ch->receivers);
+  if (w != NULL) {        /* receivers wait only while nothing is queued: w gets this slot */
+    unlink_waiter(w);
+    hand(ch, w);
+    qn_wake(w->waker);
+  }
+  grant_senders(ch);      /* the permit spent here frees room */
   return QN_OK;
 }
 
 int qn_chan_try_recv(qn_chan *ch, uint64_t *slot) {
   if (ch->len > 0) {
-    *slot = pop_front(ch);
+    *slot = take_front(ch);   /* the oldest: a handed slot's claim moves on to the next */
+    ch->len--;
     grant_senders(ch);
+    wake_if_ended(ch);
     return QN_OK;
   }
-  return ch->closed ? QN_ECLOSED : QN_EEMPTY;
+  return ended(ch) ? QN_ECLOSED : QN_EEMPTY;
 }
 
 void qn_chan_close(qn_chan *ch) {
   if (ch->closed) return;
   ch->closed = 1;
   waiter *w;
-  while ((w = first(&ch->receivers))) {
+  while ((w = first(&ch->senders))) {   /* no permit will come: their sends fail */
     unlink_waiter(w);
     qn_wake(w->waker);
   }
-  while ((w = first(&ch->senders))) {
-    unlink_waiter(w);
-    qn_wake(w->waker);
-  }
+  wake_if_ended(ch);
 }
 
 /* ---- futures ---- */
@@ -248,13 +267,11 @@ static int recv_poll(qn_future *f, qn_waker *wk) {
   if (c->w.has) return QN_READY;
   if (!c->w.linked) {
     if (c->ch->len > 0 && qn__list_empty(&c->ch->receivers)) {
-      c->w.slot = pop_front(c->ch);
-      c->w.has = 1;
-      c->ch->handed++;
+      hand(c->ch, &c->w);
       grant_senders(c->ch);
       return QN_READY;
     }
-    if (c->ch->closed) return QN_READY;
+    if (ended(c->ch)) return QN_READY;
     qn__list_push(&c->ch->receivers, &c->w.node);
     c->w.linked = 1;
   }
@@ -265,8 +282,9 @@ static int recv_poll(qn_future *f, qn_waker *wk) {
 static void recv_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
-  if (c->w.has && !c->w.committed) {   /* handed but never taken: back to the front */
-    push_front(c->ch, c->w.slot);
+  if (c->w.has && !c->w.committed) {   /* a claim never used: the newest handed slot is queued again */
+    c->ch->handed--;
+    c->ch->len++;
     dispatch(c->ch);
   }
   qn__small_free(c->rt, c, sizeof *c);
@@ -305,7 +323,8 @@ int qn_chan_recv_take(qn_future *f, uint64_t *slot) {
   chan_future *c = (chan_future *)f;
   if (!c->w.has || c->w.committed) return QN_ECLOSED;
   c->w.committed = 1;
+  *slot = take_front(c->ch);   /* the oldest, whichever claim this future holds */
   c->ch->handed--;
-  *slot = c->w.slot;
+  wake_if_ended(c->ch);
   return QN_OK;
 }

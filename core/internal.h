@@ -77,7 +77,7 @@ void qn__heap_remove(qn__timer_heap *h, qn__timer *t);
 qn__timer *qn__heap_top(const qn__timer_heap *h);
 void qn__heap_free(qn_runtime *rt);
 
-/* Memory (runtime.c). Every block of the core is allocated and freed
+/* Memory (alloc.c). Every block of the core is allocated and freed
    through these, with the runtime whose allocator it comes from: the one
    the object belongs to, or for a future the one it was made in. rt NULL
    means the default allocator, uncounted (a channel buffer grown outside
@@ -87,6 +87,10 @@ void *qn__malloc(qn_runtime *rt, size_t n);
 void *qn__calloc(qn_runtime *rt, size_t n, size_t size);
 void *qn__realloc(qn_runtime *rt, void *p, size_t n);
 void qn__free(qn_runtime *rt, void *p);
+/* The allocator of a runtime made without one: realloc and free. */
+void *qn__default_alloc(void *ud, void *p, size_t n);
+/* Give the runtime's own block back to its allocator (its last act). */
+void qn__release_runtime(qn_runtime *rt);
 
 /* Small blocks that come and go on every await (futures): freed blocks of
    up to QN__SMALL_MAX bytes are kept per size class (8 bytes apart: a
@@ -104,6 +108,8 @@ typedef struct qn__small_cache {
 } qn__small_cache;
 void *qn__small_alloc(qn_runtime *rt, size_t n);
 void qn__small_free(qn_runtime *rt, void *p, size_t n);
+/* Give the cached small blocks back to the allocator (qn_runtime_free). */
+void qn__small_flush(qn_runtime *rt);
 
 /* An object of a core module that owns libuv handles and must close them
    with its own close callback (which frees it) when the runtime shuts down.
@@ -195,6 +201,17 @@ void qn__tls_free(qn_stream *s);
 
 /* SIGPIPE to SIG_IGN unless the program handles it. */
 void qn__ignore_sigpipe(void);
+
+/* tcp.c: a server (TCP or Unix, by type) listening on fd, which it owns
+   from now on, also on failure. */
+int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
+                    const qn_tcp_opts *opts, qn_tcp_server **out);
+/* The server's descriptor: 0, or UV_EBADF once closed. */
+int qn__server_fd(const qn_tcp_server *srv, int *fd);
+/* The server removes the file at path when it closes, if still (dev, ino). */
+int qn__server_remove_at_close(qn_tcp_server *srv, const char *path, uint64_t dev, uint64_t ino);
+/* unix.c: remove path if it is still the socket file (dev, ino). */
+void qn__unix_unlink_if_same(const char *path, uint64_t dev, uint64_t ino);
 
 /* dns.c: the service string and hints of a getaddrinfo for host:port
    (any family), shared by binding (synchronous) and connect (async). */

@@ -11,101 +11,6 @@
 
 enum { DEFAULT_BUDGET = 64 };
 
-/* ---- memory ---- */
-
-static void *default_alloc(void *ud, void *p, size_t n) {
-  (void)ud;
-  if (n == 0) {
-    free(p);
-    return NULL;
-  }
-  return realloc(p, n);
-}
-
-void *qn__realloc(qn_runtime *rt, void *p, size_t n) {
-  if (n == 0) n = 1;                    /* size 0 would mean free */
-  if (rt == NULL) return realloc(p, n);
-  rt->stats.allocs++;
-  void *q = rt->alloc(rt->alloc_ud, p, n);
-  if (q != NULL && p == NULL) rt->stats.live_blocks++;
-  return q;
-}
-
-void *qn__malloc(qn_runtime *rt, size_t n) { return qn__realloc(rt, NULL, n); }
-
-void *qn__calloc(qn_runtime *rt, size_t n, size_t size) {
-  if (size != 0 && n > SIZE_MAX / size) return NULL;
-  void *p = qn__realloc(rt, NULL, n * size);
-  if (p != NULL) memset(p, 0, n * size);
-  return p;
-}
-
-/* The runtime's own block goes back last: once freed, and with nothing of
-   its own left. */
-static void release(qn_runtime *rt) {
-  rt->alloc(rt->alloc_ud, rt, 0);
-}
-
-void qn__free(qn_runtime *rt, void *p) {
-  if (p == NULL) return;
-  if (rt == NULL) {
-    free(p);
-    return;
-  }
-  rt->alloc(rt->alloc_ud, p, 0);
-  if (--rt->stats.live_blocks == 0 && rt->freed) release(rt);
-}
-
-/* Blocks of one size class come from the allocator at the class's full
-   size, so any request of that class can reuse them. */
-static size_t small_class(size_t n) { return (n + 7) / 8 - 1; }
-
-void qn_runtime_cache_small(qn_runtime *rt, int on) {
-  rt->small_off = !on;
-}
-
-void *qn__small_alloc(qn_runtime *rt, size_t n) {
-  if (rt == NULL || n == 0 || n > QN__SMALL_MAX || rt->small_off) return qn__malloc(rt, n);
-  size_t c = small_class(n);
-  void *p = rt->small.head[c];
-  if (p == NULL) return qn__malloc(rt, (c + 1) * 8);
-  rt->small.head[c] = *(void **)p;
-  rt->small.count[c]--;
-  rt->stats.live_blocks++;
-  return p;
-}
-
-void qn__small_free(qn_runtime *rt, void *p, size_t n) {
-  if (p == NULL) return;
-  if (rt == NULL || n == 0 || n > QN__SMALL_MAX || rt->freed || rt->small_off) {
-    qn__free(rt, p);
-    return;
-  }
-  size_t c = small_class(n);
-  if (rt->small.count[c] >= QN__SMALL_KEEP) {
-    qn__free(rt, p);
-    return;
-  }
-  *(void **)p = rt->small.head[c];
-  rt->small.head[c] = p;
-  rt->small.count[c]++;
-  rt->stats.live_blocks--;               /* kept by the runtime, not in use */
-}
-
-/* Give the cached blocks back (they are not counted as live). */
-static void small_flush(qn_runtime *rt) {
-  for (size_t c = 0; c < QN__SMALL_CLASSES; c++) {
-    void *p = rt->small.head[c];
-    while (p != NULL) {
-      void *next = *(void **)p;
-      rt->alloc(rt->alloc_ud, p, 0);
-      p = next;
-    }
-    rt->small.head[c] = NULL;
-    rt->small.count[c] = 0;
-  }
-}
-
 /* ---- the runtime ---- */
 
 qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed) {
@@ -113,7 +18,7 @@ qn_runtime *qn_runtime_new(qn_clock clock, uint64_t seed) {
 }
 
 qn_runtime *qn_runtime_new_with(qn_clock clock, uint64_t seed, qn_alloc_fn alloc, void *ud) {
-  if (alloc == NULL) alloc = default_alloc;
+  if (alloc == NULL) alloc = qn__default_alloc;
   qn_runtime *rt = alloc(ud, NULL, sizeof *rt);
   if (rt == NULL) return NULL;
   memset(rt, 0, sizeof *rt);
@@ -121,7 +26,7 @@ qn_runtime *qn_runtime_new_with(qn_clock clock, uint64_t seed, qn_alloc_fn alloc
   rt->alloc_ud = ud;
   rt->stats.allocs = 1;                 /* its own block */
   if (uv_loop_init(&rt->loop) != 0) {
-    release(rt);
+    qn__release_runtime(rt);
     return NULL;
   }
   uv_timer_init(&rt->loop, &rt->timer);
@@ -157,7 +62,8 @@ uint64_t qn_random(qn_runtime *rt) {
 
 int qn_advance(qn_runtime *rt, uint64_t ns) {
   if (rt->clock == QN_CLOCK_REAL) return QN_EINVAL;
-  rt->vnow = ns > UINT64_MAX - rt->vnow ? UINT64_MAX : rt->vnow + ns;   /* never backwards */
+  /* never backwards; QN_NEVER stays out of reach (its sleeps are not timers) */
+  rt->vnow = ns >= QN_NEVER - 1 - rt->vnow ? QN_NEVER - 1 : rt->vnow + ns;
   qn__fire_timers(rt);
   return QN_OK;
 }
@@ -186,7 +92,8 @@ void qn__timer_arm(qn_runtime *rt) {
     return;
   }
   uint64_t now = qn_now(rt);
-  uint64_t ms = top->deadline > now ? (top->deadline - now + 999999) / 1000000 : 0;
+  uint64_t ns = top->deadline > now ? top->deadline - now : 0;
+  uint64_t ms = ns / 1000000 + (ns % 1000000 != 0);   /* rounded up, without overflow */
   uv_update_time(&rt->loop);
   uv_timer_start(&rt->timer, on_timer, ms, 0);
 }
@@ -291,7 +198,7 @@ void qn_runtime_free(qn_runtime *rt) {
     uv_run(&rt->loop, UV_RUN_DEFAULT);
   }
   qn__heap_free(rt);
-  small_flush(rt);
+  qn__small_flush(rt);
   rt->freed = 1;
-  if (rt->stats.live_blocks == 0) release(rt);
+  if (rt->stats.live_blocks == 0) qn__release_runtime(rt);
 }

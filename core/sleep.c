@@ -1,5 +1,8 @@
 /* The sleep future: ready when the runtime's clock reaches its deadline.
-   An already-due sleep arms nothing; a pending one holds one heap entry. */
+   An already-due sleep arms nothing; a pending one holds one heap entry,
+   but for one whose deadline is QN_NEVER, which waits for ever and arms
+   nothing (a virtual clock does not jump to it, and a task left waiting on
+   it alone is a deadlock). */
 #include "internal.h"
 
 /* 56 bytes (one per sleeping task): no field to spare. */
@@ -17,10 +20,10 @@ static int sleep_poll(qn_future *f, qn_waker *w) {
   if (s->relative) {       /* read the clock only now: a sleep never polled costs none */
     uint64_t now = qn_now(s->rt);
     uint64_t after = s->timer.deadline;
-    s->timer.deadline = after > UINT64_MAX - now ? UINT64_MAX : now + after;
+    s->timer.deadline = after >= QN_NEVER - now ? QN_NEVER : now + after;
     s->relative = 0;
   }
-  if (s->timer.index == SIZE_MAX) {
+  if (s->timer.index == SIZE_MAX && s->timer.deadline != QN_NEVER) {
     if (qn_now(s->rt) >= s->timer.deadline) {
       s->fired = 1;
       return QN_READY;

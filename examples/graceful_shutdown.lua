@@ -1,4 +1,4 @@
--- Graceful shutdown on SIGINT/SIGTERM, the pattern of docs/structured.md:
+-- Graceful shutdown on SIGINT/SIGTERM, the pattern of docs/signals.md:
 --   first signal: cancel the root token; workers stop at their next await
 --   and run their async cleanup (shielded); a grace period bounds it, then
 --   whatever is left is aborted; a final flush runs on the way out.

@@ -42,7 +42,9 @@ local function serve(stream)
 end
 
 local function server_loop(server)
-  local handlers <close> = quench.task_set()           -- aborted with the server
+  -- aborted with the server; detach: a handler that ended leaves the set at
+  -- once (nobody joins them), so the server does not grow per connection
+  local handlers <close> = quench.task_set({ detach = true })
   while true do
     local stream = assert(server:accept())
     handlers:spawn(serve, stream)

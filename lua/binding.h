@@ -41,6 +41,9 @@
 #define LQ_CHANNEL "quench.channel"
 
 enum { POOL_MAX = 1024 };
+/* Cooperative budget (tokio's coop): a task makes at most this many awaits
+   in one poll; the next suspends once, even if it is ready (coro.c). */
+enum { LQ_COOP_BUDGET = 128 };
 
 typedef struct lq_runtime lq_runtime;
 typedef struct lq_coro lq_coro;
@@ -67,6 +70,9 @@ typedef struct lq_module {
   uint64_t serial;      /* runtimes made so far: tells a handle's runtime apart */
   int mt_task;          /* registry refs of the task and op metatables (an array */
   int mt_op;            /* look-up: cheaper than by name or by light userdata) */
+  int ref_guard;        /* registry ref of the thread guard (coro.c): the to-be-closed
+                           value at index 1 of every thread quench runs code on */
+  const void *guard;    /* ...and its address, to recognise it */
 } lq_module;
 
 /* Hot-path type check: a full userdata whose first word is `tag` (the
@@ -105,7 +111,11 @@ struct lq_runtime {
   uint64_t slow_ns;     /* opts.slow_task: warn about a poll longer than this */
   uint64_t serial;
   lq_coro *running;     /* the coroutine whose code runs now (resumed or being closed) */
+  int coop;             /* awaits the task being polled may still make before one
+                           must suspend: LQ_COOP_BUDGET at each poll (coro.c) */
   int npool;
+  int depth;            /* lua_resume calls of ours in progress (nested: a select's
+                           first poll runs its branches in place) */
 };
 
 enum { CORO_TASK, CORO_BRANCH };
@@ -122,6 +132,8 @@ struct lq_coro {
   const char *what;     /* what the pending op is, for quench.tasks() */
   int shield;           /* depth of quench.shield calls */
   int nres;             /* until it starts: the function and its arguments;
+                           while it waits: its stack height at the yield (what a
+                           refused resume leaves, lq_refuse_resume);
                            a finished branch's results, left on its thread;
                            a task's number of results once done (ok outcome) */
   int slot;             /* its userdata in the alive table while in use */
@@ -144,6 +156,8 @@ struct lq_coro {
   unsigned cancel_unmade : 1;  /* dropped without a cleanup error: its Cancelled is
                                   made when first asked for (lq_push_result);
                                   user value 1 is nil */
+  unsigned foreign_closed : 1;  /* its thread was closed by coroutine.close while it
+                                   waited: it ends (fails) at its next poll */
 };
 
 /* A select branch ("quench.branch"). */
@@ -152,7 +166,16 @@ typedef struct lq_branch {
   lq_task *task;        /* the task it works for */
   lq_coro *parent;      /* the enclosing coroutine */
   qn_waker *waker;      /* the waker of the poll in progress */
+  int depth;            /* 1 for a task's own branch, parent's + 1 below */
 } lq_branch;
+
+/* Nesting (docs/tasks.md, "Nesting"). A select's first poll runs its
+   branches in place, one lua_resume inside another; past LQ_INPLACE_DEPTH
+   nested resumes a branch waits for the scheduler's next turn instead, so
+   Lua's C-call limit (LUAI_MAXCCALLS, 200) is never reached by nesting.
+   The scheduler's polls go down the chain of selects in plain C frames, a
+   few hundred bytes a level: LQ_MAX_NESTING bounds that chain. */
+enum { LQ_INPLACE_DEPTH = 16, LQ_MAX_NESTING = 5000 };
 
 enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
 
@@ -248,6 +271,25 @@ static inline int lq_check_cancel(lua_State *L, lq_coro *c) {
   return lq_check_cancel_slow(L, c);
 }
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx);
+/* Suspend c's thread L (nothing yielded) until its driver resumes it. */
+int lq_suspend(lua_State *L, lq_coro *c, lua_KContext ctx, lua_KFunction k);
+/* A thread waiting in quench is resumed by quench only. LQ_RESUMED is the
+   first statement of every continuation of a wait: any other resume
+   (coroutine.resume from Lua, a C library) is refused: the thread yields
+   again as it was, and the resumer gets an error (docs/tasks.md). */
+int lq_refuse_resume(lua_State *L, lua_KContext ctx, lua_KFunction k);
+#define LQ_RESUMED(L, ctx, k) do { \
+    lq_runtime *rt_ = lq_module_of(L)->rt; \
+    if (rt_ == NULL || rt_->running == NULL || rt_->running->co != (L)) \
+      return lq_refuse_resume((L), (ctx), (k)); \
+  } while (0)
+/* The same, for a continuation given its coroutine (ctx is that coroutine). */
+#define LQ_RESUMED_OF(L, c, ctx, k) do { \
+    if ((c)->rt->running != (c)) return lq_refuse_resume((L), (ctx), (k)); \
+  } while (0)
+/* The depth of select nesting c is at (0: a task); raise past LQ_MAX_NESTING. */
+void lq_check_nesting(lua_State *L, lq_coro *c, const char *fname);
+void lq_guard_register(lua_State *L, int mod);
 int lq_resume_error(lua_State *L, lq_coro *c);
 qn_future *lq_take_op(lua_State *L);
 qn_future *lq_take_op_of(lua_State *L, lq_coro *c);
@@ -264,6 +306,7 @@ void lq_error_register(lua_State *L, int mod_idx);
 
 /* time.c */
 uint64_t lq_check_seconds(lua_State *L, int idx);
+uint64_t lq_check_duration(lua_State *L, int idx);
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
 
 /* op.c: an op is a single-use future, built when awaited or selected. */
@@ -330,6 +373,7 @@ typedef struct lq_stream_class lq_stream_class;
 extern const lq_stream_class lq_tcp_stream_class;   /* "quench.tcp.stream" */
 extern const lq_stream_class lq_pipe_class;         /* "quench.pipe" */
 extern const lq_stream_class lq_tls_stream_class;   /* "quench.tls.stream" */
+extern const lq_stream_class lq_unix_stream_class;  /* "quench.unix.stream" */
 
 typedef struct lq_stream {
   const lq_stream_class *cls;   /* first: the tag lq_toudata checks */
@@ -351,6 +395,20 @@ int lq_stream_fail(lua_State *L, qn_stream *s, int r);
 extern const luaL_Reg lq_tcp_stream_methods[];
 /* The metatable of cls: the shared methods, and `extra` (may be NULL). */
 void lq_stream_register(lua_State *L, int mod, const lq_stream_class *cls, const luaL_Reg *extra);
+
+/* tcp.c: servers, TCP ("quench.tcp.server") and Unix ("quench.unix.server");
+   methods accept, accept_op, close, and `extra`. */
+typedef struct lq_server_class lq_server_class;
+extern const lq_server_class lq_tcp_server_class;
+extern const lq_server_class lq_unix_server_class;
+/* Push a closed server of cls; fill *result with the core server. */
+qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial);
+/* The core server of a usable server of this function's class at idx. */
+qn_tcp_server *lq_server_live(lua_State *L, int idx, const char *fname);
+void lq_server_register(lua_State *L, int mod, const lq_server_class *cls, const luaL_Reg *extra);
+/* tcp.c: options of streams and servers, shared with unix.c and adopt.c. */
+qn_tcp_opts lq_tcp_check_opts(lua_State *L, int idx, const char *const *keys, const char *fname);
+size_t lq_opt_size(lua_State *L, int opts, const char *name);
 
 /* pipe.c: pipe streams ("quench.pipe"), for process.c */
 void lq_pipe_push(lua_State *L, lq_runtime *rt, qn_stream *s, const char *what);

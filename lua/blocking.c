@@ -433,7 +433,8 @@ static int results(lua_State *L, qn_future *f) {
 /* ---- Lua API ---- */
 
 static int blocking_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, blocking_k);
   qn_future *f = lq_take_op(L);
   int top = lua_gettop(L);
   int n = results(L, f);

@@ -107,7 +107,8 @@ static int take(lua_State *L, int rx_idx) {
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, recv_k);
   qn_drop(lq_take_op(L));
   return take(L, 1);
 }

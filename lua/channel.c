@@ -10,6 +10,9 @@
 **   already handed to it goes back to the front of the queue.
 ** - send: all or nothing. send returns true once the value is in the
 **   channel; a send dropped while it waits for room delivered nothing.
+**   A send still waiting for room when the channel closes returns nil,
+**   "closed" (the value stays with the caller); one already given room
+**   delivers, and receivers wait for it before they see "closed".
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -163,6 +166,7 @@ static int commit(lua_State *L, lq_runtime *rt, lq_chan *c, int ch_idx, int v_id
 
 /* ctx: the waiting coroutine. */
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED_OF(L, (lq_coro *)ctx, ctx, send_k);
   (void)status;
   qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
   lq_chan *c = lua_touserdata(L, 1);
@@ -216,6 +220,7 @@ static int recv_results(lua_State *L, lq_chan *c, int ch_idx, qn_future *f) {
 
 /* ctx: the waiting coroutine. */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED_OF(L, (lq_coro *)ctx, ctx, recv_k);
   (void)status;
   qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
   int n = recv_results(L, lua_touserdata(L, 1), 1, f);
@@ -236,8 +241,9 @@ static int recv_now_from(lua_State *L, lq_chan *c, int ch_idx) {
   return r == QN_ECLOSED ? closed(L) : -1;
 }
 
-static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
-  lq_coro *co = lq_await_ctx(L, fname);
+/* co: lq_await_ctx's, called before the stack changed (a oneshot's recv
+   puts the channel in place of its receiver). */
+static int do_recv_in(lua_State *L, lq_chan *c, lq_coro *co, const char *fname) {
   lua_settop(L, 1);
   lq_check_cancel(L, co);
   int n = recv_now_from(L, c, 1);
@@ -246,6 +252,10 @@ static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
   co->what = "channel recv";
   return lq_await(L, co, f, recv_k, (lua_KContext)co);
+}
+
+static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
+  return do_recv_in(L, c, lq_await_ctx(L, fname), fname);
 }
 
 static int l_recv(lua_State *L) {
@@ -439,8 +449,10 @@ static int l_tx_is_closed(lua_State *L) {
 }
 
 static int l_rx_recv(lua_State *L) {
+  luaL_checkudata(L, 1, LQ_ONESHOT_RX);
+  lq_coro *co = lq_await_ctx(L, "quench.oneshot:recv");
   lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_RX);
-  return do_recv(L, c, "quench.oneshot:recv");
+  return do_recv_in(L, c, co, "quench.oneshot:recv");
 }
 
 static int l_rx_try_recv(lua_State *L) {

@@ -15,6 +15,16 @@
 ** poolable_suspended): Lua 5.4.4's lua_resetthread leaves the thread's
 ** message handler index as it was, so a thread suspended inside xpcall
 ** would make every later error on it "error in error handling".
+**
+** The threads belong to quench, though Lua code can reach them
+** (coroutine.running): every thread holds at its index 1, below everything
+** it runs, the guard, a to-be-closed value. A resume by anyone but the
+** driver is refused by the wait's continuation (LQ_RESUMED: the thread
+** yields again as it was and the resumer gets an error); a coroutine.close
+** from Lua closes the guard last, which ends the task (or fails the branch)
+** at its next poll instead of leaving it waiting with no stack. A finished
+** branch's outcome waits on its thread under a second copy of the guard,
+** which a resume would call: its __call raises. (docs/tasks.md)
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +35,47 @@
 
 /* Pooled threads sit on the anchor thread's stack, above the alive table:
    taking one is a move from A's top, giving one back a move onto it. */
+static int is_guard(lq_runtime *rt, lua_State *co, int idx) {
+  return lua_touserdata(co, idx) == rt->mod->guard;
+}
+
+/* Mark a new or reset thread (empty stack) with the guard at index 1. */
+static void guard_thread(lq_runtime *rt, lua_State *co) {
+  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->mod->ref_guard);
+  lua_toclose(co, 1);
+}
+
+/* A pooled thread is ready when it holds its guard at index 1 (a finished
+   task's thread) or nothing (a reset one: guarded again). Any other thread
+   was resumed or closed from Lua while in the pool, and is let go. The pool
+   holds only [guard] and [] (lq_pool_release); a resume from Lua calls the
+   guard, whose __call raises (a dead thread), a close leaves []: so a
+   thread of status OK and one value holds its guard. */
+static int pooled_ready(lq_runtime *rt, lua_State *co) {
+  if (lua_status(co) != LUA_OK) return 0;
+  int top = lua_gettop(co);
+  if (top == 1) return 1;               /* the common case: a finished task's */
+  if (top == 0) {
+    guard_thread(rt, co);
+    return 1;
+  }
+  if (!is_guard(rt, co, 1)) return 0;
+  lua_settop(co, 1);                    /* what a refused resume left */
+  return 1;
+}
+
 static lua_State *pool_take(lq_runtime *rt) {
   lua_State *S = lq_scratch(rt);
-  if (rt->npool > 0) {
+  while (rt->npool > 0) {
     rt->npool--;
     lua_xmove(rt->A, S, 1);
-  } else {
-    lua_newthread(S);
+    lua_State *co = lua_tothread(S, -1);
+    if (pooled_ready(rt, co)) return co;   /* left on S: the caller anchors it */
+    lua_pop(S, 1);
   }
-  return lua_tothread(S, -1);   /* left on S: the caller anchors it */
+  lua_State *co = lua_newthread(S);
+  guard_thread(rt, co);
+  return co;
 }
 
 /* Move the thread on top of S into the pool. */
@@ -50,7 +92,12 @@ static void pool_push(lq_runtime *rt) {
    the pool is full; a recycled thread carries no hook and no stack values. */
 void lq_pool_release(lq_runtime *rt, lua_State *co) {
   if (rt->npool >= POOL_MAX || lua_status(co) != LUA_OK || !lua_checkstack(rt->A, 1)) return;
-  lua_settop(co, 0);
+  int top = lua_gettop(co);
+  if (top >= 1 && is_guard(rt, co, 1)) {   /* the guard stays (see pooled_ready) */
+    if (top > 1) lua_settop(co, 1);
+  } else if (top > 0) {
+    lua_settop(co, 0);
+  }
   lua_sethook(co, NULL, 0, 0);
   lua_pushthread(co);
   lua_xmove(co, rt->A, 1);
@@ -126,6 +173,32 @@ static int cancel_due(lq_coro *c) {
 
 /* ---- awaiting (called from Lua, on the coroutine's own thread) ---- */
 
+static int coop_done_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return lua_gettop(L);
+}
+
+/* The cooperative budget: the task has made LQ_COOP_BUDGET awaits in this
+   poll, all ready at once, and is at one more. lq_await_ctx yields (as
+   quench.yield does: to the back of the run queue) with this continuation,
+   which starts the waiting function over: every waiting function calls
+   lq_await_ctx before it changes its stack or anything else, so calling it
+   again with the arguments still on the stack is the same call made later.
+   The function is the one running at level 0, a continuation running in
+   its frame; it is found here, not before the yield, to keep the debug
+   record off the hot path's stack. Raises Cancelled if that came meanwhile. */
+static int coop_retry_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  LQ_RESUMED(L, ctx, coop_retry_k);
+  lq_resume_error(L, lq_module_of(L)->rt->running);
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "f", &ar))
+    return luaL_error(L, "quench: internal error: no function to resume after yielding");
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, coop_done_k);
+  return coop_done_k(L, LUA_OK, 0);
+}
+
 lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
   lq_module *m = lq_module_of(L);
   lq_runtime *rt = m->rt;
@@ -141,16 +214,22 @@ lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
   if (!lua_isyieldable(L))   /* checked before any op exists: nothing to undo */
     luaL_error(L, "%s: cannot wait here: called through a C function that cannot "
                   "yield (string.gsub, table.sort, a metamethod, ...)", fname);
+  if (--rt->coop < 0) {           /* the budget is spent: give way once */
+    c->yielding = 1;
+    lq_suspend(L, c, 0, coop_retry_k);
+  }
   return c;
 }
 
 static int park_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, park_k);
   return luaL_error(L, "quench: a parked task was resumed");   /* unreachable: it is dropped */
 }
 
 static int cancel_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, cancel_k);
   lq_coro *c = lq_module_of(L)->rt->running;
   lq_resume_error(L, c);
   return luaL_error(L, "quench: internal error: a cancellation point resumed without its error");
@@ -165,11 +244,11 @@ int lq_check_cancel_slow(lua_State *L, lq_coro *c) {
   qn_task *t = lq_core_task(lq_coro_task(c));
   if (qn_task_abort_requested(t)) {
     c->parked = 1;
-    return lua_yieldk(L, 0, 0, park_k);
+    return lq_suspend(L, c, 0, park_k);
   }
   if (cancel_due(c)) {
     c->yielding = 1;                  /* coro_poll delivers the error on resume */
-    return lua_yieldk(L, 0, 0, cancel_k);
+    return lq_suspend(L, c, 0, cancel_k);
   }
   return 0;
 }
@@ -199,7 +278,202 @@ qn_future *lq_take_op_of(lua_State *L, lq_coro *c) {
 int lq_await(lua_State *L, lq_coro *c, qn_future *op, lua_KFunction k, lua_KContext ctx) {
   c->op = op;
   if (qn_poll(op, lq_coro_waker(c)) == QN_READY) return k(L, LUA_OK, ctx);
+  c->nres = lua_gettop(L);
   return lua_yieldk(L, 0, ctx, k);
+}
+
+int lq_suspend(lua_State *L, lq_coro *c, lua_KContext ctx, lua_KFunction k) {
+  c->nres = lua_gettop(L);              /* for lq_refuse_resume */
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+/* ---- the threads are quench's: resumes and closes from Lua ---- */
+
+/* The coroutine (task or branch in use) whose thread is co, or NULL. Only
+   asked when Lua code touched a thread of ours: a walk of the alive table. */
+static lq_coro *owner_of(lq_runtime *rt, lua_State *co) {
+  lua_State *A = rt->A;
+  if (!lua_checkstack(A, 1)) return NULL;
+  for (int i = 1; i <= rt->anchor_max; i++) {
+    lua_rawgeti(A, LQ_A_ALIVE, i);
+    lq_coro *c = lq_toudata(A, -1, &lq_coro_vt, sizeof(lq_coro));
+    lua_pop(A, 1);
+    if (c != NULL && c->co == co) return c;
+  }
+  return NULL;
+}
+
+/* Push what c is, for messages: "task 3" or "a select branch of task 3". */
+static void push_owner_name(lua_State *L, lq_coro *c) {
+  int id = (int)qn_task_id(lq_core_task(lq_coro_task(c)));
+  if (c->kind == CORO_TASK) lua_pushfstring(L, "task %d", id);
+  else lua_pushfstring(L, "a select branch of task %d", id);
+}
+
+/* The registry key of the weak-keyed table thread -> refusal: a resumer
+   that gets an error when its resume returns. */
+static const char refusals_key = 0;
+
+typedef struct refusal {
+  lua_Hook hook;        /* the resumer's own hook, put back first */
+  int mask, count;
+} refusal;
+
+/* A return hook on the resumer: the first return after the refused resume
+   is the resume's own (coroutine.resume, a wrap function, a C library's
+   call): raise there, as if the resume had raised. */
+static void refusal_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &refusals_key);
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  refusal *r = lua_touserdata(L, -1);
+  if (r == NULL) {                      /* not ours any more */
+    lua_sethook(L, NULL, 0, 0);
+    lua_pop(L, 2);
+    return;
+  }
+  lua_sethook(L, r->hook, r->mask, r->count);
+  lua_getiuservalue(L, -1, 1);          /* the message */
+  lua_pushthread(L);
+  lua_pushnil(L);
+  lua_rawset(L, -5);
+  luaL_where(L, 1);                     /* the resume's caller */
+  lua_insert(L, -2);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+/* The thread that resumed co: follow the resumes from the running
+   coroutine's thread (a thread in a resume has the resuming C function at
+   level 0: coroutine.resume's argument 1, a wrap function's upvalue 1). */
+static lua_State *resumer_of(lq_runtime *rt, lua_State *co) {
+  lua_State *X = rt->running ? rt->running->co : NULL;
+  for (int n = 0; X != NULL && n < 100; n++) {
+    lua_Debug ar;
+    if (!lua_checkstack(X, 3) || !lua_getstack(X, 0, &ar) || !lua_getinfo(X, "f", &ar)) return NULL;
+    lua_State *next = NULL;
+    if (lua_iscfunction(X, -1)) {
+      if (lua_getlocal(X, &ar, 1) != NULL) {
+        next = lua_tothread(X, -1);
+        lua_pop(X, 1);
+      }
+      if (next == NULL && lua_getupvalue(X, -1, 1) != NULL) {
+        next = lua_tothread(X, -1);
+        lua_pop(X, 1);
+      }
+    }
+    lua_pop(X, 1);
+    if (next == co) return X;
+    X = next;
+  }
+  return NULL;
+}
+
+/* A resume of c's thread was refused: make it an error in the resumer (a
+   hook raises it as the resume returns), or a warning if the resumer is not
+   found (a C library's resume outside any task). */
+static void refuse(lq_runtime *rt, lq_coro *c, lua_State *L) {
+  lua_pushliteral(L, "coroutine.resume: the thread of ");
+  push_owner_name(L, c);
+  lua_pushfstring(L, " is waiting in quench (%s) and only quench resumes it; "
+                     "wake a task through quench (a channel, a notify, h:cancel())",
+                  c->what ? c->what : "a wait");
+  lua_concat(L, 3);
+  lua_State *X = resumer_of(rt, L);
+  if (X == NULL) {
+    lq_warn(rt, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &refusals_key);
+  lua_pushthread(X);
+  lua_xmove(X, L, 1);
+  lua_rawget(L, -2);
+  if (!lua_isnil(L, -1) && lua_gethook(X) == refusal_hook) {   /* one error is enough */
+    lua_pop(L, 3);
+    return;
+  }
+  lua_pop(L, 1);
+  refusal *r = lua_newuserdatauv(L, sizeof *r, 1);
+  r->hook = lua_gethook(X);
+  r->mask = lua_gethookmask(X);
+  r->count = lua_gethookcount(X);
+  lua_rotate(L, -3, -1);                /* table, refusal, message */
+  lua_setiuservalue(L, -2, 1);
+  lua_pushthread(X);
+  lua_xmove(X, L, 1);
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_sethook(X, refusal_hook, LUA_MASKRET, 0);
+}
+
+int lq_refuse_resume(lua_State *L, lua_KContext ctx, lua_KFunction k) {
+  lq_runtime *rt = lq_module_of(L)->rt;
+  lq_coro *c = rt != NULL ? owner_of(rt, L) : NULL;
+  if (c == NULL)                        /* no thread of ours waits without a coroutine */
+    return luaL_error(L, "quench: a wait was resumed after its task ended");
+  lua_settop(L, c->nres);               /* what the resumer passed goes */
+  luaL_checkstack(L, 8, "quench: no room to refuse a resume");
+  refuse(rt, c, L);
+  return lua_yieldk(L, 0, ctx, k);      /* as it was: still waiting */
+}
+
+/* The guard's __close: nothing when the driver closes the thread (the
+   running coroutine's own); else coroutine.close from Lua closed a waiting
+   thread, whose <close> variables have run: its coroutine ends at its next
+   poll (failed, with an error saying so). */
+static int l_guard_close(lua_State *L) {
+  lq_runtime *rt = (*(lq_module **)lua_touserdata(L, 1))->rt;   /* the guard holds the module */
+  if (rt == NULL || (rt->running != NULL && rt->running->co == L)) return 0;
+  lq_coro *c = owner_of(rt, L);
+  if (c == NULL || c->finished || c->closing) return 0;   /* pooled, or a branch's outcome */
+  c->foreign_closed = 1;
+  if (c->kind == CORO_TASK) qn_task_wake(lq_core_task((lq_task *)c));
+  else if (((lq_branch *)c)->waker) qn_wake(((lq_branch *)c)->waker);
+  return 0;
+}
+
+/* The guard's __call: a resume of a thread with no wait in progress (a
+   pooled thread, a finished branch's) calls the guard. */
+static int l_guard_call(lua_State *L) {
+  return luaL_error(L, "quench: this thread belongs to quench (a select branch that has "
+                       "finished, or a task that has ended): it cannot be resumed");
+}
+
+void lq_guard_register(lua_State *L, int mod) {
+  lq_module *m = lua_touserdata(L, mod);
+  *(lq_module **)lua_newuserdatauv(L, sizeof m, 0) = m;   /* the module outlives it (registry) */
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, l_guard_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, l_guard_call);
+  lua_setfield(L, -2, "__call");
+  lua_pushliteral(L, "quench.thread_guard");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  m->guard = lua_touserdata(L, -1);
+  m->ref_guard = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);                      /* resumer thread -> refusal, weak keys */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &refusals_key);
+}
+
+/* ---- nesting ---- */
+
+static int nesting_of(lq_coro *c) {
+  return c->kind == CORO_TASK ? 0 : ((lq_branch *)c)->depth;
+}
+
+void lq_check_nesting(lua_State *L, lq_coro *c, const char *fname) {
+  if (nesting_of(c) >= LQ_MAX_NESTING)
+    luaL_error(L, "%s: nesting limit reached: %d nested select branches (each select, "
+                  "timeout or deadline of a function, token:run and scope is one level)",
+               fname, LQ_MAX_NESTING);
 }
 
 /* ---- driving ---- */
@@ -316,7 +590,7 @@ static void task_failed(lq_coro *c) {
   if (run_defers(rt, h, ud, co)) lua_pop(S, 1);   /* the first error wins: the task's own */
   int cancelled = lq_is_kind(S, ud + 1, "cancelled");
   c->co = NULL;
-  if (!suspended) lq_pool_release(rt, co);
+  if (!suspended && !c->foreign_closed) lq_pool_release(rt, co);   /* see poolable_suspended */
   lua_setiuservalue(S, ud, 1);
   qn_task_set_outcome(lq_core_task(h), cancelled ? QN_TASK_CANCELLED : QN_TASK_FAILED);
   lua_settop(S, ud - 1);
@@ -335,12 +609,38 @@ static void branch_failed(lq_coro *c) {
   if (st == LUA_OK)                     /* a bare yield: nothing was raised */
     lua_pushliteral(c->co, "quench: coroutine.yield() called directly in a select branch; "
                            "use quench.yield(), or resume your own coroutine");
+  lua_rawgeti(c->co, LUA_REGISTRYINDEX, rt->mod->ref_guard);   /* the outcome's trap */
   c->failed = 1;
+}
+
+/* A branch returned (nres values on its thread): cover them with the trap. */
+static void branch_finished(lq_coro *c, int nres) {
+  lua_State *co = c->co;
+  if (!lua_checkstack(co, 1)) {         /* no room: its last value makes room for an error */
+    lua_settop(co, lua_gettop(co) - 1);
+    lua_pushliteral(co, "quench: out of memory (a select branch's results)");
+    lua_rawgeti(co, LUA_REGISTRYINDEX, c->rt->mod->ref_guard);
+    c->failed = 1;
+    return;
+  }
+  lua_rawgeti(co, LUA_REGISTRYINDEX, c->rt->mod->ref_guard);
+  c->nres = nres;
 }
 
 /* Move a finished branch's results onto L and return their count; for a
    branch that raised, move its error and return -1. */
 int lq_branch_results(lua_State *L, lq_coro *b) {
+  lua_State *co = b->co;
+  int need = b->failed ? 1 : b->nres;
+  if (b->foreign_closed || lua_status(co) != LUA_OK || lua_gettop(co) < need + 1 ||
+      !is_guard(b->rt, co, -1)) {       /* resumed or closed from Lua since it finished */
+    lua_pushliteral(L, "quench.select: the thread of the branch that won was resumed or "
+                       "closed from Lua before the select returned: its results are lost");
+    b->failed = 1;
+    b->nres = 0;
+    return -1;
+  }
+  lua_pop(co, 1);                       /* the trap */
   if (b->failed) {
     lua_xmove(b->co, L, 1);
     return -1;
@@ -363,6 +663,7 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
   br->task = lq_coro_task(parent);
   br->parent = parent;
   br->waker = NULL;
+  br->depth = nesting_of(parent) + 1;
   luaL_setmetatable(L, LQ_BRANCH);
   if (nargs == 0) {
     lua_pushvalue(L, fn);               /* a lone function needs no table */
@@ -425,7 +726,7 @@ static void branch_drop(lq_coro *c) {
     c->op = NULL;
   }
   int suspended = co != NULL && !c->finished;
-  int pool = !suspended || poolable_suspended(rt, co);   /* asked before its frames go */
+  int pool = !suspended || (!c->foreign_closed && poolable_suspended(rt, co));   /* as cancel_task */
   if (suspended) {
     lq_coro *prev = rt->running;
     rt->running = c;
@@ -530,9 +831,12 @@ static int resume(lq_coro *c, int nargs) {
   int nres;
   uint64_t t0 = rt->slow_ns ? uv_hrtime() : 0;
   rt->running = c;
+  rt->depth++;
   int st = lua_resume(co, from, nargs, &nres);
+  rt->depth--;
   rt->running = prev;
   if (rt->slow_ns && uv_hrtime() - t0 > rt->slow_ns) warn_slow(c, uv_hrtime() - t0);
+  if (st == LUA_OK) nres--;             /* lua_resume counts the guard below the results */
   if (st == LUA_YIELD) {
     if (c->op != NULL || c->parked) return QN_PENDING;
     if (c->yielding) {
@@ -545,7 +849,7 @@ static int resume(lq_coro *c, int nargs) {
     st = LUA_ERRRUN;
   }
   if (c->kind == CORO_BRANCH) {
-    if (st == LUA_OK) c->nres = nres;
+    if (st == LUA_OK) branch_finished(c, nres);
     else branch_failed(c);
     c->finished = 1;
   } else if (st == LUA_OK) {
@@ -556,11 +860,50 @@ static int resume(lq_coro *c, int nargs) {
   return QN_READY;
 }
 
+/* The thread was closed by coroutine.close while it waited (l_guard_close):
+   drop what it waited for, and end it as failed, saying so. Its thread is
+   not pooled: it may have waited inside xpcall, whose message handler Lua
+   5.4.4's reset leaves behind (see poolable_suspended). */
+static int end_foreign_closed(lq_coro *c) {
+  if (c->op) {
+    c->dropping = 1;
+    qn_drop(c->op);
+    c->op = NULL;
+    c->dropping = 0;
+  }
+  lua_State *co = c->co;
+  lua_settop(co, 0);                    /* closed: nothing to close any more */
+  push_owner_name(co, c);
+  lua_pushfstring(co, "quench: the thread of %s was closed by coroutine.close() while it "
+                      "waited (%s); end a task with h:cancel() or h:abort()",
+                  lua_tostring(co, -1), c->what ? c->what : "a wait");
+  lua_remove(co, -2);
+  if (c->kind == CORO_TASK) {
+    task_failed(c);
+  } else {
+    lua_rawgeti(co, LUA_REGISTRYINDEX, c->rt->mod->ref_guard);
+    c->failed = 1;
+    c->closing = 1;
+    c->finished = 1;
+  }
+  c->foreign_closed = 0;                /* handled: the outcome says it */
+  return QN_READY;
+}
+
 static int coro_poll(qn_future *f, qn_waker *w) {
   lq_coro *c = (lq_coro *)f;
-  if (c->kind == CORO_BRANCH) ((lq_branch *)c)->waker = w;
+  if (c->kind == CORO_BRANCH) {
+    ((lq_branch *)c)->waker = w;
+    if (c->rt->depth >= LQ_INPLACE_DEPTH) {   /* nested too deep: at the next turn */
+      qn_wake(w);
+      return QN_PENDING;
+    }
+  } else {
+    c->rt->coop = LQ_COOP_BUDGET;       /* only the core polls a task: a new run */
+  }
   if (c->co == NULL) return resume(c, start(c));
   if (c->parked) return QN_PENDING;
+  if (c->foreign_closed) return end_foreign_closed(c);
   if (cancel_due(c)) {
     if (c->op) {
       c->dropping = 1;                  /* branches below hand their cleanup errors up */
@@ -621,18 +964,19 @@ static void cancel_task(lq_coro *c, lua_State *S, int ud) {
     lua_settop(S, ud);
   }
   lua_State *co = c->co;
-  int pool = co != NULL && poolable_suspended(rt, co);   /* asked before its frames go */
+  /* asked before its frames go; a thread closed from Lua has none left to
+     ask about (it may have waited inside xpcall): it is not pooled */
+  int pool = co != NULL && !c->foreign_closed && poolable_suspended(rt, co);
   if (co != NULL) {
     lq_coro *prev = rt->running;
     rt->running = c;
     c->closing = 1;
     if (lua_resetthread(co) != LUA_OK) {   /* runs the pending <close> variables */
-      lua_xmove(co, S, 1);
+      lua_xmove(co, S, 1);                 /* leaves co empty, as a good reset does */
       if (failed) lua_pop(S, 1);           /* the first cleanup error wins */
       failed = 1;
     }
     rt->running = prev;
-    lua_settop(co, 0);
   }
   if (c->has_extras && run_defers(rt, h, ud, co ? co : pool_take_anchored(rt))) {   /* no extras: no defers, no thread for them */
     if (failed) lua_pop(S, 1);     /* the first cleanup error wins */

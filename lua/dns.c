@@ -150,6 +150,7 @@ static int make_gai(lua_State *L) {
 }
 
 static int gai_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, gai_k);
   (void)status;
   qn_future *f = lq_take_op(L);
   int n = gai_finish(L, (int)ctx, f);

@@ -110,6 +110,7 @@ static lq_op *new_op(lua_State *L, const lq_op_kind *kind, int uv1, int uv2, int
 }
 
 static int op_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, op_k);
   (void)status;
   qn_future *f = lq_take_op(L);
   int op = (int)ctx;

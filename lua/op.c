@@ -55,7 +55,8 @@ qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c) {
 }
 
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, await_k);
   lq_coro *c = lq_module_of(L)->rt->running;
   lq_resume_error(L, c);
   lq_op *op = lua_touserdata(L, 1);

@@ -277,7 +277,8 @@ static int push_status(lua_State *L, qn_process *p) {
 }
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, wait_k);
   qn_future *f = lq_take_op(L);
   qn_drop(f);
   return push_status(L, (qn_process *)lua_touserdata(L, 2));

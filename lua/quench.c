@@ -29,6 +29,9 @@ void lq_udp_register(lua_State *L, int mod);
 void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
+void lq_unix_register(lua_State *L, int mod);
+void lq_adopt_register(lua_State *L, int mod);
+void lq_task_internals(lua_State *L, int mod);
 void lq_tls_register(lua_State *L, int mod);
 
 /* A metatable `name` whose __index holds `methods`, with `metamethods`
@@ -127,9 +130,27 @@ void lq_warn(lq_runtime *rt, const char *msg) {
   fflush(stderr);
 }
 
+/* The options quench.run reads: any other key is a typo to name. */
+static const char *const run_keys[] = {
+  "clock", "seed", "on_task_error", "on_warning", "slow_task", "fail_alloc", NULL
+};
+
+static void check_run_keys(lua_State *L, int idx) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int known = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; run_keys[i] && !known; i++) known = strcmp(run_keys[i], lua_tostring(L, -1)) == 0;
+    if (!known)
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
+  }
+}
+
 static run_opts check_opts(lua_State *L, int idx) {
   static const char *const clocks[] = { "real", "virtual", "manual", NULL };
   run_opts o = default_opts;
+  check_run_keys(L, idx);
   lua_getfield(L, idx, "clock");
   if (!lua_isnil(L, -1)) {
     const char *name = lua_tostring(L, -1);
@@ -330,6 +351,31 @@ static const luaL_Reg functions[] = {
   {"run", l_run}, {"test", l_test}, {"current", l_current}, {NULL, NULL}
 };
 
+/* An embedded file that starts with "-- module NAME\n" is a module of its
+   own, compiled only when first required (package.preload[NAME]): its
+   name is copied to name (size bytes), or 0. */
+static int lazy_module(const char *code, size_t size, char *name, size_t nsize) {
+  static const char tag[] = "-- module ";
+  size_t k = sizeof tag - 1;
+  if (size <= k || memcmp(code, tag, k) != 0) return 0;
+  size_t n = 0;
+  while (k + n < size && code[k + n] != '\n' && n + 1 < nsize) n++;
+  memcpy(name, code + k, n);
+  name[n] = '\0';
+  return n > 0;
+}
+
+/* package.preload's loader of embedded file number upvalue 1. */
+static int load_embedded(lua_State *L) {
+  lua_Integer i = lua_tointeger(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
+                      lq_embedded[i].name) != LUA_OK)
+    return lua_error(L);
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 int luaopen_quench(lua_State *L) {
   lq_module *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
@@ -357,15 +403,29 @@ int luaopen_quench(lua_State *L) {
   lq_pipe_register(L, mod);
   lq_process_register(L, mod);
   lq_tcp_register(L, mod);
+  lq_unix_register(L, mod);
+  lq_adopt_register(L, mod);
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
+  lq_task_internals(L, mod);            /* what the sugar needs and users do not */
   for (int i = 0; lq_embedded[i].name; i++) {   /* Lua sugar: each chunk extends the module */
+    char name[64];
+    if (lazy_module((const char *)lq_embedded[i].code, lq_embedded[i].size, name, sizeof name)) {
+      luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, load_embedded, 1);
+      lua_setfield(L, -2, name);
+      lua_pop(L, 1);
+      continue;
+    }
     if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
                         lq_embedded[i].name) != LUA_OK)
       return lua_error(L);
-    lua_pushvalue(L, -2);
-    lua_call(L, 1, 0);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 0);
   }
+  lua_pop(L, 1);
   return 1;
 }

@@ -34,6 +34,7 @@ static int loser_error(lua_State *L, int nud, long w) {
 }
 
 static int select_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, select_k);
   (void)status;
   lq_coro *c = lq_module_of(L)->rt->running;
   lq_resume_error(L, c);
@@ -111,13 +112,22 @@ static int do_select(lua_State *L, int biased, const char *fname) {
   lq_coro *c = lq_await_ctx(L, fname);
   int n = lua_gettop(L);
   if (n == 0) return luaL_error(L, "%s: needs at least one branch", fname);
+  int fns = 0;
   for (int i = 1; i <= n; i++) {
-    if (lua_isfunction(L, i)) continue;
+    if (lua_isfunction(L, i)) {
+      fns++;
+      continue;
+    }
     if (lq_test_op(L, i) == NULL)
       return luaL_typeerror(L, i, "function or quench.op");
     lq_op_check(L, i, c, fname);
+    for (int j = 1; j < i; j++)         /* it would be started twice */
+      if (lua_rawequal(L, i, j))
+        return luaL_error(L, "bad argument #%d to '%s' (the same op as argument #%d; "
+                             "an op is single-use)", i, fname, j);
   }
   lq_check_cancel(L, c);
+  if (fns > 0) lq_check_nesting(L, c, fname);
   qn_future **children = lua_newuserdatauv(L, (size_t)n * sizeof *children, 0);
   int all_ops = 1;
   for (int i = 1; i <= n; i++) {
@@ -165,6 +175,7 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int
   }
   qn_future *children[2];
   if (op == NULL) {
+    lq_check_nesting(L, c, fname);
     lq_coro *b = lq_branch_new(L, c, idx, nargs);
     children[0] = &b->base;
   } else {

@@ -51,7 +51,8 @@ static int finish(lua_State *L, int name_idx, qn_future *f) {
 }
 
 static int signal_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, signal_k);
   qn_future *f = lq_take_op(L);
   int n = finish(L, 1, f);
   qn_drop(f);

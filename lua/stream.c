@@ -1,7 +1,8 @@
 /*
 ** Stream methods over core/stream.c, shared by TCP streams
 ** ("quench.tcp.stream", lua/tcp.c), TLS streams ("quench.tls.stream",
-** lua/tls.c) and pipes ("quench.pipe", lua/pipe.c):
+** lua/tls.c), Unix streams ("quench.unix.stream", lua/unix.c) and pipes
+** ("quench.pipe", lua/pipe.c):
 ** read(n | "l" | "L" | "a"), read_some([max]), lines(fmt), write(...)
 ** (returns the stream), shutdown(), close(), their `_op` forms, buffered(),
 ** queued(). Lua's io conventions: an I/O failure returns nil,
@@ -185,6 +186,7 @@ static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, read_k);
   (void)status;
   qn_future *f = lq_take_op(L);
   qn_drop(f);
@@ -294,7 +296,8 @@ static int write_step(lua_State *L, lq_coro *c) {
 }
 
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, write_k);
   qn_future *f = lq_take_op(L);
   qn_drop(f);
   return write_step(L, lq_module_of(L)->rt->running);
@@ -372,7 +375,8 @@ static int shutdown_results(lua_State *L, qn_future *f) {
 }
 
 static int shutdown_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, shutdown_k);
   qn_future *f = lq_take_op(L);
   int n = shutdown_results(L, f);
   qn_drop(f);
@@ -473,6 +477,7 @@ static int l_tostring(lua_State *L) {
 const lq_stream_class lq_tcp_stream_class = CLASS("quench.tcp.stream", "tcp");
 const lq_stream_class lq_pipe_class = CLASS("quench.pipe", "pipe");
 const lq_stream_class lq_tls_stream_class = CLASS("quench.tls.stream", "tls");
+const lq_stream_class lq_unix_stream_class = CLASS("quench.unix.stream", "unix");
 
 static const luaL_Reg methods[] = {
   {"read", l_read}, {"read_some", l_read_some}, {"lines", l_lines},

@@ -55,6 +55,7 @@ static int push_permit(lua_State *L, int owner, size_t k) {
 }
 
 static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, acquire_k);
   (void)status;
   qn_future *f = lq_take_op(L);
   qn_sema_acquire_take(f);
@@ -248,7 +249,8 @@ static int l_notify_all(lua_State *L) {
 }
 
 static int notified_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, notified_k);
   qn_future *f = lq_take_op(L);
   qn_notify_notified_take(f);
   qn_drop(f);
@@ -297,7 +299,8 @@ static int l_barrier(lua_State *L) {
 }
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, wait_k);
   qn_future *f = lq_take_op(L);
   lua_pushboolean(L, qn_barrier_is_leader(f));
   qn_drop(f);

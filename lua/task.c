@@ -241,7 +241,8 @@ static int l_spawn(lua_State *L) {
 /* ---- handle methods ---- */
 
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, join_k);
   lq_runtime *rt = lq_module_of(L)->rt;
   lq_coro *c = rt->running;
   lq_resume_error(L, c);
@@ -283,7 +284,8 @@ static int l_cancel(lua_State *L) {
 }
 
 static int stop_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, stop_k);
   lq_coro *c = lq_module_of(L)->rt->running;
   lq_resume_error(L, c);
   qn_future *sel = c->op;
@@ -304,7 +306,7 @@ static int stop_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_stop(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.task:stop");
-  uint64_t grace = lq_check_seconds(L, 2);
+  uint64_t grace = lq_check_duration(L, 2);
   if (h->serial != c->rt->serial)
     return luaL_argerror(L, 1, "the task belongs to another runtime");
   if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:stop: a task cannot stop itself (use cancel)");
@@ -523,6 +525,60 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* ---- for the Lua sugar (lua/quench/structured.lua), not in the module ---- */
+
+/* outcome(h): how a task of this runtime ended, once that is settled,
+   without waiting (not an await, so not a cancellation point) and without
+   marking a failure observed: "ok", "cancelled", or "failed" and the error.
+   Nothing while the task is not done or still runs its cleanup (an aborted
+   task is done before its defers have run, and its outcome is stored after
+   them). A scope reads its finished children with it from any context, a
+   cleanup included. */
+static int l_internal_outcome(lua_State *L) {
+  lq_task *h = lq_check_task(L, 1);
+  lq_runtime *rt = runtime_of_handle(L, h);
+  if (rt == NULL) return luaL_argerror(L, 1, "the task belongs to another runtime");
+  qn_task *t = lq_core_task(h);
+  if (qn_task_get_state(t) != QN_TASK_DONE || rt->running == &h->coro) return 0;
+  switch (qn_task_get_outcome(t)) {
+  case QN_TASK_OK: lua_pushliteral(L, "ok"); return 1;
+  case QN_TASK_CANCELLED: lua_pushliteral(L, "cancelled"); return 1;
+  default:
+    lua_pushliteral(L, "failed");
+    lua_getiuservalue(L, 1, 1);
+    return 2;
+  }
+}
+
+/* observe(h): mark a done task's failure observed (as a join would), so it
+   is not reported as nobody's. */
+static int l_internal_observe(lua_State *L) {
+  lq_check_task(L, 1)->coro.observed = 1;
+  return 0;
+}
+
+/* task_of(v): "this" for a task handle of the running runtime, "other" for
+   one of another (ended) runtime, nil for anything else. */
+static int l_internal_task_of(lua_State *L) {
+  lq_task *h = lq_toudata(L, 1, &lq_coro_vt, sizeof(lq_task));
+  if (h == NULL || h->coro.kind != CORO_TASK) return 0;
+  lua_pushstring(L, runtime_of_handle(L, h) != NULL ? "this" : "other");
+  return 1;
+}
+
+static const luaL_Reg internals[] = {
+  {"outcome", l_internal_outcome}, {"observe", l_internal_observe},
+  {"task_of", l_internal_task_of}, {NULL, NULL}
+};
+
+/* Push the table of internals the embedded Lua chunks get as their second
+   argument (the module is the first). */
+void lq_task_internals(lua_State *L, int mod) {
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, internals, 1);
+}
+
 static const luaL_Reg methods[] = {
   {"join", l_join}, {"abort", l_abort}, {"cancel", l_cancel}, {"done", l_done},
   {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {"stop", l_stop},
@@ -539,6 +595,7 @@ static const luaL_Reg functions[] = {
 
 /* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */
 void lq_task_register(lua_State *L, int mod) {
+  lq_guard_register(L, mod);            /* the guard of the threads tasks run on (coro.c) */
   lua_newtable(L);                      /* handle -> extras */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");

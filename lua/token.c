@@ -82,7 +82,8 @@ static int l_reason(lua_State *L) {
 }
 
 static int cancelled_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, cancelled_k);
   lq_coro *c = lq_module_of(L)->rt->running;
   lq_resume_error(L, c);
   qn_drop(c->op);
@@ -136,6 +137,7 @@ static int l_run(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.token:run");
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lq_check_cancel(L, c);
+  lq_check_nesting(L, c, "quench.token:run");
   qn_future *children[2];
   lq_coro *b = lq_branch_new(L, c, 2, lua_gettop(L) - 2);
   lua_replace(L, 2);

@@ -161,6 +161,7 @@ static int recv_results(lua_State *L, qn_future *f, lua_Integer max) {
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, recv_k);
   (void)status;
   qn_future *f = lq_take_op(L);
   int n = recv_results(L, f, (lua_Integer)ctx);
@@ -235,7 +236,8 @@ static int send_results(lua_State *L, qn_future *f) {
 }
 
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, send_k);
   qn_future *f = lq_take_op(L);
   int n = send_results(L, f);
   qn_drop(f);

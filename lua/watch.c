@@ -93,7 +93,8 @@ static int changed_results(lua_State *L, int rx_idx) {
 }
 
 static int changed_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
+  (void)status;
+  LQ_RESUMED(L, ctx, changed_k);
   qn_drop(lq_take_op(L));
   return changed_results(L, 1);
 }

@@ -8,7 +8,8 @@ QUENCH_PACKAGES=(
   cmake gcc make libc6-dev
   valgrind                    # scripts/test.sh stage 2 (memcheck)
   lua-sql-sqlite3             # examples/sqlite_rollback.lua
-  lua-ldoc lua-markdown       # docs/api (spec/doc_coverage_spec.lua regenerates it)
+  lua-ldoc lua-markdown       # the HTML reference (target api_docs; spec/doc_coverage_spec.lua runs ldoc)
+  lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
   libssl-dev openssl curl     # quench.tls (core/tls.c); spec/tls_spec.lua's peers
 )
 

@@ -2,7 +2,7 @@
 -- fail_alloc = k makes the core's k-th allocation fail; every such failure
 -- must surface as a Lua error saying "out of memory" (raised by run, or
 -- reported to on_task_error), never as a crash, a hang, another error or a
--- leak. docs/testing.md, "Allocation failures".
+-- leak. docs/how-quench-is-tested.md, "Allocation failures".
 local quench = require "quench"
 
 -- Does this error (or every error a `multiple` holds) say "out of memory"?

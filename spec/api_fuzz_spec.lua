@@ -3,7 +3,10 @@
 -- enumeration (so new API is covered without editing this file), called
 -- with random arguments: right and wrong types, huge and negative numbers,
 -- NaN, nil, closed and used objects, objects of another runtime, from
--- tasks, select branches, <close> handlers and __gc finalizers. TLS
+-- tasks, select branches, <close> handlers and __gc finalizers. Plain Lua on
+-- the threads of tasks and branches too: coroutine.resume (directly and from
+-- a wrap function), coroutine.close and coroutine.status of the threads
+-- their bodies found with coroutine.running(). TLS
 -- servers and streams (made with certificates from spec/helpers/tls_pki.lua)
 -- are in the pool from the start.
 -- Acceptable outcomes: a result or a Lua error. A crash, a hang or a
@@ -15,7 +18,7 @@
 --
 -- FUZZ_SEED=n (default 1) and FUZZ_CALLS=n (default 100000, 20000 under
 -- valgrind: QUENCH_UNDER_VALGRIND=1) choose the run;
--- It walks into the (fixed) bugs 2, 4, 5 and 8 of docs/testing.md (__gc
+-- It walks into the (fixed) bugs 2, 4, 5 and 8 of docs/how-quench-is-tested.md (__gc
 -- called directly, waits where the coroutine cannot yield, quench called
 -- from finalizers and run callbacks, objects used after their __gc);
 -- FUZZ_AVOID_KNOWN=1 steers around them.
@@ -82,7 +85,7 @@ function Fuzz:add(v)
   local t = type(v)
   if t ~= "userdata" and t ~= "table" then return end
   if t == "table" and getmetatable(v) == nil then return end
-  -- Known bug 8 (docs/testing.md): a quench object used after its own __gc
+  -- Known bug 8 (docs/how-quench-is-tested.md): a quench object used after its own __gc
   -- ran (resurrected by a finalizer, as the queued calls below do) leaks.
   -- Unless KNOWN=1, every object met stays referenced until the end.
   if not KNOWN then self.graveyard[#self.graveyard + 1] = v end
@@ -97,6 +100,21 @@ function Fuzz:add(v)
   if #list < 12 then list[#list + 1] = v else list[self.r.int(1, #list)] = v end
   if #self.pool < 400 then self.pool[#self.pool + 1] = v else self.pool[self.r.int(1, #self.pool)] = v end
   self:learn(v)
+end
+
+-- The running thread, when it is a task's or a branch's (not main's: closing
+-- it would end the run), for the coroutine functions below.
+function Fuzz:add_thread()
+  local co, cur = coroutine.running(), quench.current()
+  if cur == nil or cur == self.main or not coroutine.isyieldable() then return end
+  local list = self.by_type.thread
+  if not list then
+    list = {}
+    self.by_type.thread = list
+    self.types[#self.types + 1] = "thread"
+    table.sort(self.types)
+  end
+  if #list < 12 then list[#list + 1] = co else list[self.r.int(1, #list)] = co end
 end
 
 -- Methods and metamethods of an object's metatable, once per metatable.
@@ -155,6 +173,19 @@ function Fuzz:make_functions()
     function(...) return f:call_random("nested", ...) end,
     function() quench.defer(function() f:call_random("defer") end); quench.sleep(0.1) end,
     function() for _ = 1, 3 do f:call_random("loop") end end,
+    function()   -- more ready awaits than the cooperative budget: one of them gives way
+      local ch = quench.channel()
+      for i = 1, 300 do ch:send(i); assert(ch:recv() == i) end
+    end,
+    function(a)  -- the same op twice in one select (refused), or an op with itself in a timeout
+      local ops = f.by_type["quench.op"]
+      local op = ops and f.r.pick(ops) or a
+      if f.r.chance(0.5) then return quench.select(op, op) end
+      return quench.select_biased(function() end, op, op)
+    end,
+    function() f:add_thread() quench.sleep(0.5) return 1 end,
+    function() f:add_thread() quench.sleep(1e9) end,
+    function(...) f:add_thread() return f:call_random("nested", ...) end,
   }
   -- Known bug 4: a wait where the coroutine cannot yield (a guard's
   -- function, a finalizer, a C callback) leaves a stale op behind. Unless
@@ -254,7 +285,7 @@ function Fuzz:call_random(where, ...)
       end))
     else
       -- a finalizer that calls it, collected at some later allocation.
-      -- Known bugs 4 and 5 (docs/testing.md): an await where the coroutine
+      -- Known bugs 4 and 5 (docs/how-quench-is-tested.md): an await where the coroutine
       -- cannot yield leaves a stale op behind, and quench called from a
       -- finalizer that runs on quench's private thread corrupts it. Unless
       -- KNOWN=1 the finalizer only queues the call for the worker.
@@ -376,6 +407,19 @@ local function sandboxed(fn)
 end
 
 -- Everything callable on the module.
+local function resume_from_wrap(co, ...)
+  local args = pack(...)
+  return coroutine.wrap(function() return coroutine.resume(co, unpack(args, 1, args.n)) end)()
+end
+
+function Fuzz:learn_coroutine()
+  for _, e in ipairs({ { "coroutine.resume", coroutine.resume }, { "coroutine.close", coroutine.close },
+                       { "coroutine.status", coroutine.status },
+                       { "coroutine.resume from a wrap", resume_from_wrap } }) do
+    self.fns[#self.fns + 1] = { name = e[1], fn = e[2], self_type = "thread", strict = true }
+  end
+end
+
 function Fuzz:learn_module()
   for _, k in ipairs(sorted_keys(quench)) do
     local v = quench[k]
@@ -384,13 +428,15 @@ function Fuzz:learn_module()
     -- quench.stdin/stdout/stderr: the fuzzer would write noise into the
     -- test runner's own output (pipes are fuzzed through other objects)
     local stdio = k == "stdin" or k == "stdout" or k == "stderr"
-    if k ~= "run" and not stdio and type(v) == "function" then
+    -- quench.adopt (and quench.tcp/unix.adopt) take over a descriptor by
+    -- number: random numbers would take the test runner's own sockets
+    if k ~= "run" and k ~= "adopt" and not stdio and type(v) == "function" then
       self.fns[#self.fns + 1] = { name = "quench." .. k, fn = v }
     elseif type(v) == "table" then   -- sub-modules (quench.tcp, quench.fs, ...)
       for _, k2 in ipairs(sorted_keys(v)) do
         local fn = v[k2]
-        if type(fn) == "function" then
-          if k == "fs" or k == "process" then fn = sandboxed(fn) end
+        if type(fn) == "function" and k2 ~= "adopt" then
+          if k == "fs" or k == "process" or k == "unix" then fn = sandboxed(fn) end
           self.fns[#self.fns + 1] = { name = "quench." .. k .. "." .. k2, fn = fn }
         end
       end
@@ -423,6 +469,7 @@ local function run_fuzz(seed, calls)
   if quench.tls then f.tls_pki = require("helpers.tls_pki").make() end
   f:make_functions()
   f:learn_module()
+  f:learn_coroutine()
   -- A fresh runtime every PER_RUN calls, or sooner when the fuzzed calls
   -- have pushed the virtual clock to its end (quench.sleep(1e300),
   -- quench.advance): then every timeout expires at once. The pool carries
@@ -432,8 +479,11 @@ local function run_fuzz(seed, calls)
   while f.calls < calls do
     f.runtimes = f.runtimes + 1
     local stop_at = f.calls + PER_RUN
-    quench.run({ clock = "virtual", seed = seed + f.runtimes, on_task_error = function() end,
-                 on_warning = function() end }, function()
+    -- A thread kept from an ended task is reused by later tasks (main's
+    -- select branches too): a coroutine.close of it ends whatever runs on it
+    -- then, main included, with an error that says so (docs/tasks.md).
+    local ok, err = pcall(quench.run, { clock = "virtual", seed = seed + f.runtimes,
+                 on_task_error = function() end, on_warning = function() end }, function()
       f.main = quench.current()
       f.forbidden = setmetatable({ [f.main] = true }, { __mode = "k" })
       if f.runtimes == 1 then f:seed_pool() end
@@ -455,6 +505,10 @@ local function run_fuzz(seed, calls)
         end
       end
     end)
+    if not ok then
+      if not tostring(err):find("was closed by coroutine.close()", 1, true) then error(err, 0) end
+      f.main_closed = (f.main_closed or 0) + 1
+    end
   end
   -- outside any runtime: everything again, a little
   f.main = nil
@@ -465,7 +519,14 @@ local function run_fuzz(seed, calls)
     if type(opts) ~= "table" then opts = {} end
     opts.clock = "virtual"
     f.calls = f.calls + 1
-    pcall(quench.run, opts, f:value(), f:value())
+    local main, arg = f:value(), f:value()
+    if type(main) == "function" then
+      -- a main waiting on what no clock ends (a signal) would wait forever:
+      -- bound it as the workers are
+      local fn = main
+      main = function(...) return quench.timeout(HANG, fn, ...) end
+    end
+    pcall(quench.run, opts, main, arg)
   end
   f.queued, f.graveyard, f.pool, f.by_type = {}, {}, {}, {}
   if f.tls_pki then require("helpers.tls_pki").remove(f.tls_pki) end
@@ -483,8 +544,10 @@ describe("API fuzzing", function()
     local names = {}
     for _, e in ipairs(f.fns) do names[#names + 1] = e.name end
     print(string.format("\napi fuzz: %d calls of %d functions/methods over %d object types "
-      .. "in %d runtimes (%d results, %d errors, %d batches hung and were aborted) in %.1f s CPU",
-      f.calls, #f.fns, #f.types, f.runtimes, f.results, f.errors, f.hangs, os.clock() - t0))
+      .. "in %d runtimes (%d results, %d errors, %d batches hung and were aborted, "
+      .. "%d runs ended by a close of a thread main had) in %.1f s CPU",
+      f.calls, #f.fns, #f.types, f.runtimes, f.results, f.errors, f.hangs, f.main_closed or 0,
+      os.clock() - t0))
     if os.getenv("FUZZ_VERBOSE") then
       for _, e in ipairs(f.fns) do
         print(string.format("  %-40s %6d calls %6d ok", e.name, e.n or 0, e.ok or 0))
@@ -494,7 +557,7 @@ describe("API fuzzing", function()
     assert.is_true(#f.fns > 60, "too few functions found: " .. table.concat(names, " "))
   end)
 
-  -- known bug 5 (docs/testing.md): a finalizer run by an allocation on
+  -- known bug 5 (docs/how-quench-is-tested.md): a finalizer run by an allocation on
   -- quench's private thread corrupts it when it calls quench
   local known = KNOWN and it or pending
   known("can call a task's methods from __gc during a collection inside quench", function()

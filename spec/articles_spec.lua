@@ -1,6 +1,6 @@
 -- The scenarios of the five source articles (../shared/articles/), one
 -- describe per article and one it per scenario, each asserting what the
--- article describes as corrected by DESIGN.md §5 (tokio's JoinHandle drop
+-- article describes as corrected by docs/design.md §8 (tokio's JoinHandle drop
 -- detaches, JoinHandle is not clonable, select! is random unless biased and
 -- has no biased(false), abort does run destructors, timeout does not spawn).
 -- Everything runs on the virtual clock (quench.test), so sleeps take no real
@@ -125,7 +125,7 @@ describe("article 000: how to cancel async tasks (drop the handle)", function()
     assert.is_true(quench.is_cancelled(select(2, task:join())))
   end))
 
-  it("JoinHandle drop (DESIGN §5): a <close> handle aborts, a collected one keeps running", T(function()
+  it("JoinHandle drop (design §8): a <close> handle aborts, a collected one keeps running", T(function()
     local ticks = { closed = 0, collected = 0, detached = 0 }
     local function ticker(name)
       return function()
@@ -221,7 +221,7 @@ describe("article 000: how to cancel async tasks (drop the handle)", function()
     assert.are.same({ "3 fetch finished", "3 fetch dropped" }, l)   -- the guard also runs on success
   end))
 
-  it("timeout does not spawn (DESIGN §5): the branch runs in the caller's task", T(function()
+  it("timeout does not spawn (design §8): the branch runs in the caller's task", T(function()
     local me, inside = quench.current(), nil
     assert.is_true((quench.timeout(2, function() inside = quench.current() end)))
     assert.are.equal(me, inside)       -- quench.current() in the branch is the caller's task
@@ -250,7 +250,7 @@ describe("article 000: how to cancel async tasks (drop the handle)", function()
       quench.sleep(10)
       return "Result"
     end)
-    local other = handle               -- not a clone (DESIGN §5): the same handle, shared
+    local other = handle               -- not a clone (design §8): the same handle, shared
     local joiner = quench.spawn(function() return other:join() end)
     quench.sleep(1)
     handle:abort("dropped")
@@ -368,7 +368,7 @@ describe("article 001: cooperative cancellation with select", function()
     assert.are.equal(1.1, quench.now())
   end))
 
-  it("select is fair by default and select_biased is not (DESIGN §5: no biased(false))", T(function()
+  it("select is fair by default and select_biased is not (docs/design.md §8: no biased(false))", T(function()
     local a, b = quench.channel(), quench.channel()
     for i = 1, 100 do a:send(i); b:send(i) end
     local wins = { biased = { 0, 0 }, fair = { 0, 0 } }
@@ -925,7 +925,7 @@ describe("article 003: a kitchen when the order is cancelled", function()
     assert.are.same({ "1 cancelled", "1 cleanup interrupted: cancelled: shutdown" }, without)
   end))
 
-  it("abort does run the task's cleanup (DESIGN §5): <close> in reverse, then defers LIFO", T(function()
+  it("abort does run the task's cleanup (design §8): <close> in reverse, then defers LIFO", T(function()
     local l = {}
     local m = quench.mutex()
     local h = quench.spawn(function()

@@ -1,4 +1,4 @@
--- Cancel safety by specification (DESIGN S14): every waiting op of channels
+-- Cancel safety by specification (docs/design.md S14): every waiting op of channels
 -- and locks is dropped at every kind of point (a select against a ready or
 -- near timer, a timeout, an abort of the waiting task), many times over, and
 -- nothing is lost, duplicated or left held.

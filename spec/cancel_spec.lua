@@ -1,4 +1,4 @@
--- Graceful cancellation, shield, escalation, error values (DESIGN S5, S6, S11).
+-- Graceful cancellation, shield, escalation, error values (docs/design.md S5, S6, S11).
 local quench = require "quench"
 local T = quench.test
 

@@ -1,4 +1,4 @@
--- Cleanup that always runs: quench.defer and quench.guard (DESIGN S10).
+-- Cleanup that always runs: quench.defer and quench.guard (docs/design.md S10).
 local quench = require "quench"
 local T = quench.test
 

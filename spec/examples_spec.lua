@@ -126,6 +126,15 @@ local EXPECT = {
               "batch 4: inserted melons", "batch 4: COMMIT", "rows: 4" },
     absent = { "batch 2: COMMIT", "batch 2: inserted limes", "batch 3: COMMIT" },
   },
+  ["http_luasocket.lua"] = {
+    needs = { "tcp" },
+    lines = { "got \"alpha after 0.3 s\" (status 200)", "got \"beta after 0.3 s\" (status 200)",
+              "got \"gamma after 0.3 s\" (status 200)",
+              "slow requests the server had in progress at once: 3",
+              "the 5 s request within 0.1 s: false (timeout: deadline elapsed)",
+              "with http.TIMEOUT = 0.1: nil, timeout",
+              "POST: 1 200 \"POSTED THROUGH LTN12\"", "done" },
+  },
   ["search_server.lua"] = {
     needs = { "tcp" },
     lines = { "user typed \"R\"", "client: request \"R\" sent", "user typed \"Ru\"",

@@ -1,7 +1,7 @@
 -- Randomized cancellation programs (spec/fuzz/cancel_random.lua): a fixed
 -- budget of seeds in CI, each program deterministic for its seed on the
 -- virtual clock. A failing seed is printed with the one command that
--- reproduces it. Longer runs: docs/testing.md.
+-- reproduces it. Longer runs: docs/how-quench-is-tested.md.
 --   FUZZ_PROGRAMS=n   programs to run (default 20000; 6000 under ASan, 1500 under
 --                     valgrind: scripts/test.sh sets QUENCH_UNDER_VALGRIND=1)
 --   FUZZ_SEED=n       first seed (default 1)
@@ -20,7 +20,7 @@ local FIRST = tonumber(os.getenv("FUZZ_SEED") or "1") // 1
 describe("random cancellation programs", function()
   it(string.format("%d programs from seed %d keep every invariant", COUNT, FIRST), function()
     local failed, report = 0, {}
-    local totals = { tasks = 0, cleanups = 0, values = 0, joins = 0 }
+    local totals = { tasks = 0, cleanups = 0, values = 0, joins = 0, refused = 0, closed = 0 }
     local t0 = os.clock()
     for seed = FIRST, FIRST + COUNT - 1 do
       local violations, info = fuzz.run(seed)
@@ -34,8 +34,9 @@ describe("random cancellation programs", function()
       end
     end
     print(string.format("\nrandom cancellation: %d programs, %d tasks, %d cleanups, %d values sent, "
-      .. "%d joins checked, %.1f s CPU", COUNT, totals.tasks, totals.cleanups, totals.values,
-      totals.joins, os.clock() - t0))
+      .. "%d joins checked, %d resumes of waiting task threads refused, %d closed, %.1f s CPU",
+      COUNT, totals.tasks, totals.cleanups, totals.values, totals.joins, totals.refused,
+      totals.closed, os.clock() - t0))
     assert(failed == 0, string.format("%d of %d programs broke an invariant:\n%s", failed, COUNT,
       table.concat(report, "\n")))
   end)

@@ -1,4 +1,4 @@
--- quench.run: results, errors, teardown, reports (DESIGN S12, S13, S15).
+-- quench.run: results, errors, teardown, reports (docs/design.md S12, S13, S15).
 local quench = require "quench"
 local T = quench.test
 
@@ -71,6 +71,29 @@ describe("quench.run (S12)", function()
     assert.has_error(function() quench.run() end,
       "bad argument #1 to 'run' (function expected, got no value)")
   end)
+
+  it("rejects an unknown option, naming it", function()
+    local ran = false
+    assert.has_error(function() quench.run({ clok = "virtual" }, function() ran = true end) end,
+      "bad argument #1 to 'run' (unknown option 'clok')")
+    assert.has_error(function() quench.run({ [1] = "virtual" }, print) end,
+      "bad argument #1 to 'run' (unknown option '1')")
+    assert.is_false(ran)
+  end)
+
+  it("rejects a negative or NaN duration for advance and stop", T(function()
+    assert.has_error(function() quench.advance(-5) end,
+      "bad argument #1 to 'advance' (seconds must be >= 0, got -5)")
+    assert.has_error(function() quench.advance(0 / 0) end)
+    assert.has_error(function() quench.advance("soon") end)
+    assert.are.equal(0, quench.now())
+    local h = quench.spawn(quench.sleep, 10)
+    assert.has_error(function() h:stop(-1) end,
+      "bad argument #1 to 'stop' (seconds must be >= 0, got -1)")
+    assert.has_error(function() h:stop(0 / 0) end)
+    assert.are.equal("pending", h:state())              -- not cancelled by the refused call
+    h:abort()
+  end))
 
   it("waiting outside a task is a clear error", function()
     assert.has_error(function() quench.sleep(1) end,

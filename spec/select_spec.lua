@@ -1,4 +1,4 @@
--- select, select_biased, timeout, deadline, ops (DESIGN S7, S8, S15).
+-- select, select_biased, timeout, deadline, ops (docs/design.md S7, S8, S15).
 local quench = require "quench"
 local T = quench.test
 

@@ -178,6 +178,260 @@ describe("scope", function()
   end))
 end)
 
+-- Lua heap growth per iteration, in bytes, of `round(n)` run twice after a
+-- warm-up round (what stays reachable, measured after full collections).
+local function growth_per(n, round)
+  round(n)
+  collectgarbage()
+  collectgarbage()
+  local before = collectgarbage("count")
+  round(n)
+  round(n)
+  collectgarbage()
+  collectgarbage()
+  return (collectgarbage("count") - before) * 1024 / (2 * n)
+end
+
+describe("scope, cancelled while it waits for its children", function()
+  it("passes a cancel of its task on to the children, and ends as cancelled", T(function()
+    local seen
+    local h = quench.spawn(function()
+      return quench.scope(function(s)
+        s:spawn(function()
+          local _, err = pcall(quench.sleep, 100)
+          seen = tostring(err)
+        end)
+        return "body done"                       -- the scope now waits for its child
+      end)
+    end)
+    quench.sleep(1)
+    h:cancel("shutdown")
+    local ok, err = h:join()
+    assert.is_false(ok)
+    assert.is_true(quench.is_cancelled(err))
+    assert.are.equal("shutdown", err.reason)
+    assert.are.equal("cancelled: shutdown", seen)
+    assert.are.equal(1, quench.now())
+  end))
+
+  it("gives them the grace period, then aborts them", T(function()
+    local log = {}
+    local h = quench.spawn(function()
+      quench.scope({ grace = 2 }, function(s)
+        s:spawn(function()
+          local _ <close> = closer(log, "stubborn aborted")
+          quench.shield(quench.sleep, 100)
+        end)
+        s:spawn(function()
+          pcall(quench.sleep, 100)
+          quench.shield(quench.sleep, 1)
+          log[#log + 1] = "polite done"
+        end)
+      end)
+    end)
+    quench.sleep(1)
+    h:cancel("shutdown")
+    local ok, err = h:join()
+    assert.is_false(ok)
+    assert.are.equal("shutdown", err.reason)
+    assert.are.same({ "polite done", "stubborn aborted" }, log)
+    assert.are.equal(3, quench.now())
+  end))
+
+  it("s:cancel of an outer scope reaches grandchildren at once", T(function()
+    local log = {}
+    quench.scope({ grace = 10 }, function(s)
+      s:spawn(function()
+        quench.scope({ grace = 10 }, function(inner)
+          inner:spawn(function()
+            local _ <close> = closer(log, "grandchild ended")
+            local _, err = pcall(quench.sleep, 100)
+            log[#log + 1] = tostring(err)
+          end)
+        end)
+      end)
+      quench.sleep(1)
+      s:cancel("stop")
+    end)
+    assert.are.same({ "cancelled: stop", "grandchild ended" }, log)
+    assert.are.equal(1, quench.now())                -- not the inner scope's grace
+  end))
+end)
+
+describe("scope and task set memory", function()
+  it("a scope forgets its children once they have ended", T(function()
+    quench.scope(function(s)
+      local per_child = growth_per(2000, function(n)
+        for _ = 1, n do s:spawn(function() return "result" end) end
+        quench.yield()
+        quench.yield()
+      end)
+      assert.is_true(per_child < 40, per_child .. " B per child")   -- kept every child: ~480
+    end)
+  end))
+
+  it("a scope still raises the error of a child among many that ended well", T(function()
+    local ok, err = pcall(quench.scope, function(s)
+      for i = 1, 5000 do
+        s:spawn(function()
+          quench.sleep(1)
+          if i == 4321 then error("one failed", 0) end
+        end)
+      end
+    end)
+    assert.is_false(ok)
+    assert.are.equal("one failed", err)
+  end))
+
+  it("a scope raises the error of a child's defer, found when the child ends", T(function()
+    local log = {}
+    local ok, err = pcall(quench.scope, function(s)
+      s:spawn(function()
+        quench.defer(function() error("flush failed", 0) end)
+        quench.sleep(1)
+      end)
+      s:spawn(function()
+        local _, e = pcall(quench.sleep, 100)
+        log[#log + 1] = tostring(e)
+      end)
+    end)
+    assert.is_false(ok)
+    assert.are.equal("flush failed", err)
+    assert.are.same({ "cancelled: scope: a sibling task failed" }, log)
+    assert.are.equal(1, quench.now())
+  end))
+
+  it("a scope dropped with failed children leaves their errors reported, not lost", function()
+    local reported = {}
+    quench.run({ clock = "virtual", on_task_error = function(err) reported[#reported + 1] = err end },
+      function()
+        local h = quench.spawn(function()
+          quench.scope(function(s)
+            s:spawn(function() error("first", 0) end)
+            s:spawn(function()
+              local _ <close> = setmetatable({}, { __close = function() error("close", 0) end })
+              quench.shield(quench.sleep, 100)
+            end)
+            quench.sleep(100)
+          end)
+        end)
+        quench.sleep(1)                              -- the scope waits out its grace period
+        h:abort()                                    -- and is dropped meanwhile
+      end)
+    table.sort(reported)
+    assert.are.same({ "close", "first" }, reported)
+  end)
+
+  it("a task set forgets tasks join_next returned", T(function()
+    local set = quench.task_set()
+    local per_task = growth_per(2000, function(n)
+      for _ = 1, n do set:spawn(function() return "result" end) end
+      for _ = 1, n do assert.is_true(select(2, set:join_next())) end
+    end)
+    assert.is_true(per_task < 40, per_task .. " B per task")
+    assert.are.equal(0, set:len())
+  end))
+
+  it("a detaching task set keeps nothing of tasks that ended, and reports failures", function()
+    local reported = {}
+    quench.run({ clock = "virtual", on_task_error = function(err) reported[#reported + 1] = err end },
+      function()
+        local set <close> = quench.task_set({ detach = true })
+        local per_task = growth_per(2000, function(n)
+          for _ = 1, n do set:spawn(function() return "result" end) end
+          quench.yield()
+          quench.yield()
+        end)
+        assert.is_true(per_task < 40, per_task .. " B per task")    -- kept every task: ~370
+        assert.are.equal(0, set:len())
+        set:spawn(function() error("handler failed", 0) end)
+        set:spawn(quench.sleep, 5)
+        assert.are.equal(2, set:len())
+        assert.is_nil(set:join_next())               -- waits until the set is empty
+        assert.are.equal(5, quench.now())
+        assert.are.equal(0, set:len())
+      end)
+    assert.are.same({ "handler failed" }, reported)
+  end)
+end)
+
+describe("scope error values", function()
+  it("a child raising nil or NaN gives the joiner that very value", T(function()
+    local r = table.pack(pcall(quench.scope, function(s) s:spawn(error, nil) end))
+    assert.are.same({ false, nil, n = 2 }, r)
+    local ok, err = pcall(quench.scope, function(s) s:spawn(error, 0 / 0) end)
+    assert.is_false(ok)
+    assert.is_true(err ~= err)
+    r = table.pack(pcall(quench.scope, function() error(nil) end))
+    assert.are.same({ false, nil, n = 2 }, r)
+  end))
+
+  it("keeps every error of several when one's __tostring raises", T(function()
+    local bad = setmetatable({}, { __tostring = function() error("tostring raised") end })
+    local ok, err = pcall(quench.scope, function(s)
+      s:spawn(function() error(bad) end)
+      s:spawn(function() quench.shield(quench.yield); error(nil) end)
+      s:spawn(function() quench.shield(quench.yield); error("c", 0) end)
+    end)
+    assert.is_false(ok)
+    assert.are.equal("multiple", err.kind)
+    assert.are.equal(3, err.n)
+    assert.are.equal(bad, err.errors[1])
+    assert.is_nil(err.errors[2])
+    assert.are.equal("c", err.errors[3])
+    assert.are.equal(bad, err.error)
+    assert.are.equal("multiple: 3 tasks failed; the first: (table error whose __tostring failed)",
+      tostring(err))
+  end))
+end)
+
+describe("scope and task set misuse", function()
+  it("names what is wrong with the arguments of quench.scope", T(function()
+    local body = function() end
+    assert.has_error(function() quench.scope(42) end,
+      "bad argument #1 to 'scope' (function or options table expected, got number)")
+    assert.has_error(function() quench.scope({}, 42) end,
+      "bad argument #2 to 'scope' (function expected, got number)")
+    assert.has_error(function() quench.scope({ grac = 1 }, body) end,
+      "bad argument #1 to 'scope' (unknown option 'grac')")
+    assert.has_error(function() quench.scope({ grace = "x" }, body) end,
+      "bad argument #1 to 'scope' (opts.grace must be a number of seconds >= 0, got string)")
+    assert.has_error(function() quench.scope({ grace = -1 }, body) end,
+      "bad argument #1 to 'scope' (opts.grace must be a number of seconds >= 0, got -1)")
+    assert.has_error(function() quench.scope({ grace = 0 / 0 }, body) end)
+  end))
+
+  it("names the missing self of a method called with a dot", T(function()
+    local set = quench.task_set()
+    assert.has_error(function() set.spawn(print) end,
+      "bad argument #1 to 'spawn' (quench.task_set expected, got function; call it with a "
+        .. "colon: x:spawn(...))")
+    assert.has_error(function() set.join_next() end,
+      "bad argument #1 to 'join_next' (quench.task_set expected, got nil; call it with a "
+        .. "colon: x:join_next(...))")
+    quench.scope(function(s)
+      assert.has_error(function() s.spawn(print) end,
+        "bad argument #1 to 'spawn' (quench.scope expected, got function; call it with a "
+          .. "colon: x:spawn(...))")
+    end)
+    assert.has_error(function() quench.task_set({ detached = true }) end,
+      "bad argument #1 to 'task_set' (unknown option 'detached')")
+  end))
+
+  it("join_all and try_join name a task of an earlier run as such", function()
+    local old
+    quench.run(function() old = quench.spawn(function() end); old:join() end)
+    quench.run(function()
+      assert.has_error(function() quench.join_all(function() end, old) end,
+        "bad argument #2 to 'join_all' (the task belongs to another runtime: a task handle "
+          .. "is only valid in the quench.run that spawned it)")
+      assert.has_error(function() quench.try_join(old) end,
+        "bad argument #1 to 'try_join' (the task belongs to another runtime: a task handle "
+          .. "is only valid in the quench.run that spawned it)")
+    end)
+  end)
+end)
+
 describe("task sets", function()
   it("join_next gives tasks in completion order, then nil", T(function()
     local set = quench.task_set()

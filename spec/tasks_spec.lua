@@ -1,4 +1,4 @@
--- Tasks: spawn, join, abort as drop, handles (DESIGN S1-S4, S12, S16).
+-- Tasks: spawn, join, abort as drop, handles (docs/design.md S1-S4, S12, S16).
 local quench = require "quench"
 local T = quench.test
 

@@ -1,4 +1,4 @@
--- TCP (issue: TCP; DESIGN §3 names, S3, S14): quench.tcp over loopback only,
+-- TCP (issue: TCP; docs/design.md §3 names, S3, S14): quench.tcp over loopback only,
 -- on the real clock (I/O). Tasks synchronize with channels, joins and the
 -- data itself, never with sleeps; a timeout is only ever the thing tested.
 local quench = require "quench"

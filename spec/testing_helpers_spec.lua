@@ -163,4 +163,26 @@ describe("quench.test in busted", function()
     assert.are.equal("hi", ch:recv())
     h:join()
   end))
+
+  it("rejects an unknown option when the body is made, naming it", function()
+    assert.has_error(function() quench.test(function() end, { clok = "real" }) end,
+      "bad argument #2 to 'test' (unknown option 'clok')")
+  end)
+
+  it("a failure it reports points at the test function, not at quench's files", function()
+    local here = debug.getinfo(1, "S").short_src
+    local fn = function()
+      quench.spawn(function() error("lost", 0) end)
+      quench.yield()
+    end
+    local msg = failure_of(quench.test(fn))
+    assert.are.equal(here .. ":" .. debug.getinfo(fn, "S").linedefined .. ": quench.test: 1 task "
+      .. "error nobody observed", msg:match("^[^(]*"):gsub(" $", ""))
+    local line
+    msg = failure_of(quench.test(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      error("no position", 0)
+    end))
+    assert.are.equal(here .. ":" .. line .. ": no position", msg)
+  end)
 end)

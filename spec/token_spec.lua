@@ -1,4 +1,4 @@
--- Cancellation tokens (DESIGN S9).
+-- Cancellation tokens (docs/design.md S9).
 local quench = require "quench"
 local T = quench.test
 

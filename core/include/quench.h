@@ -163,10 +163,17 @@ void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *t, void *arg), voi
 
 /* ---- futures the core provides ---- */
 
+/* A deadline the clock never reaches: a sleep until QN_NEVER waits for
+   ever and arms no timer. Deadlines computed past the clock's range (2^64
+   ns, 584 years, from the runtime's start) saturate to it, and the virtual
+   and manual clocks stop short of it. */
+#define QN_NEVER UINT64_MAX
+
 /* Ready when the runtime's clock reaches `deadline` (ns, qn_now scale). */
 qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline);
 /* Ready `ns` after its first poll (timeouts: a branch that is ready at once
-   means the clock is never read and no timer armed). */
+   means the clock is never read and no timer armed); never if that is past
+   the clock's range. */
 qn_future *qn_sleep_after_new(qn_runtime *rt, uint64_t ns);
 uint64_t qn_sleep_deadline(const qn_future *sleep);
 /* Ready early because no memory was left to arm its timer. */
@@ -237,16 +244,22 @@ typedef struct qn_chan qn_chan;
 size_t qn_chan_size(void);
 void qn_chan_init(qn_chan *ch, size_t capacity);
 void qn_chan_fini(qn_chan *ch);     /* no future on it may remain; frees the buffer */
-size_t qn_chan_len(const qn_chan *ch);
+size_t qn_chan_len(const qn_chan *ch);    /* queued slots no receive future claims */
 int qn_chan_is_closed(const qn_chan *ch);
+/* Closed, and nothing queued, claimed or reserved: no slot can ever be
+   received again. Receivers see "closed" (QN_ECLOSED) only then; until
+   then a permit given before the close may still commit. */
+int qn_chan_ended(const qn_chan *ch);
 /* Take a permit at once: QN_OK, QN_EFULL (or senders already wait) or QN_ECLOSED. */
 int qn_chan_reserve(qn_chan *ch);
 void qn_chan_unreserve(qn_chan *ch);
-/* Spend a permit on `slot`: to the first waiting receiver, else queued.
+/* Spend a permit on `slot` (also after a close, for a permit given
+   before it): queued, and claimed by the first waiting receiver.
    QN_ENOMEM if the buffer cannot grow: the permit is still held (spend it
    again or qn_chan_unreserve it). */
 int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot);
-/* QN_OK with *slot, QN_EEMPTY or QN_ECLOSED (closed and drained). */
+/* QN_OK with *slot (the oldest not taken, so values leave in commit order),
+   QN_EEMPTY or QN_ECLOSED (ended). */
 int qn_chan_try_recv(qn_chan *ch, uint64_t *slot);
 void qn_chan_close(qn_chan *ch);
 /* Ready with a permit (then qn_chan_reserve_commit) or when closed (QN_ECLOSED
@@ -255,8 +268,9 @@ qn_future *qn_chan_reserve_new(qn_runtime *rt, qn_chan *ch);
 /* QN_OK, QN_ECLOSED (no permit) or QN_ENOMEM (the permit stays with the
    future: dropping it passes the permit on). */
 int qn_chan_reserve_commit(qn_future *reserve, uint64_t slot);
-/* Ready with a slot (qn_chan_recv_take) or closed and drained (QN_ECLOSED).
-   Dropped before the slot was taken: the slot goes back to the front. */
+/* Ready with a claim on a slot (qn_chan_recv_take gives the oldest slot not
+   taken yet) or once the channel ended (QN_ECLOSED). Dropped before taking:
+   the claim goes to the next waiting receiver, the order is kept. */
 qn_future *qn_chan_recv_new(qn_runtime *rt, qn_chan *ch);
 int qn_chan_recv_take(qn_future *recv, uint64_t *slot);
 
@@ -668,6 +682,62 @@ const char *qn_tls_err_name(int code);
 /* The SSL object (NULL: not TLS, or closed), for what the embedder reads. */
 void *qn_tls_ssl(const qn_stream *s);
 
+/* ---- Unix domain sockets (unix.c) ----
+
+   Stream sockets on a path, or (Linux) in the abstract namespace: a name
+   starting with "@" ("@name" is the abstract "\0name"; no file). Streams
+   are the streams above, servers the TCP servers' type: every
+   qn_tcp_server_* function and qn_tcp_accept_new serve them, the streams
+   accepted are Unix streams. qn_tcp_opts' nodelay and keepalive are
+   ignored. */
+
+enum { QN_UNIX_PATH_MAX = 107 };   /* bytes of a name (sun_path less its NUL) */
+
+/* Listen on path. A socket file there that nobody listens on (connecting
+   to it is refused: a stale file left by a process that died) is replaced;
+   a live one gives UV_EADDRINUSE, as does any file that is not a socket.
+   mode > 0: the file's permissions (chmod, before anyone can connect).
+   The server removes the file when it closes, if it is still its own. */
+int qn_unix_listen(qn_runtime *rt, const char *path, int backlog, int mode,
+                   const qn_tcp_opts *opts, qn_tcp_server **out);
+/* Connect at once (a Unix socket never waits to connect; a listener whose
+   backlog is full: UV_EAGAIN). 0 with *out (the caller owns it) or an error. */
+int qn_unix_connect(qn_runtime *rt, const char *path, const qn_tcp_opts *opts, qn_stream **out);
+/* Whether a stream or server is a Unix socket's. */
+int qn_unix_is_unix(const qn_stream *s);
+int qn_tcp_server_is_unix(const qn_tcp_server *srv);
+/* A Unix socket's name: name[0..*len) is its path, "@..." for an abstract
+   name, empty for an unnamed socket (a connecting client's). name has
+   QN_UNIX_PATH_MAX + 2 bytes. UV_EINVAL on another stream, UV_EBADF closed. */
+int qn_unix_sockname(const qn_stream *s, char *name, size_t *len);
+int qn_unix_peername(const qn_stream *s, char *name, size_t *len);
+int qn_unix_server_sockname(const qn_tcp_server *srv, char *name, size_t *len);
+/* The peer's credentials at connect time (Linux SO_PEERCRED); UV_ENOTSUP
+   where the system has none. */
+int qn_unix_peercred(const qn_stream *s, int64_t *pid, int64_t *uid, int64_t *gid);
+
+/* ---- adopting a descriptor (adopt.c) ----
+
+   A socket made by someone else (inherited from a parent, passed by systemd
+   socket activation) as a stream or a server. */
+
+enum { QN_ADOPT_TCP = 1, QN_ADOPT_UNIX = 2, QN_ADOPT_SERVER = 4 };
+
+/* fd as a quench object: a server if it listens (*srv), else a connected
+   stream (*s). *kind: QN_ADOPT_TCP or QN_ADOPT_UNIX, | QN_ADOPT_SERVER.
+   want: 0, QN_ADOPT_TCP or QN_ADOPT_UNIX (another family: UV_EINVAL). On
+   success quench owns fd (non-blocking, close-on-exec from now on); on
+   failure it stays the caller's. Not a stream socket: UV_ENOTSOCK (not a
+   socket) or UV_EPROTOTYPE; a socket neither listening nor connected:
+   UV_ENOTCONN; a descriptor a handle of this runtime already has: UV_EBUSY. */
+int qn_adopt(qn_runtime *rt, int fd, int want, const qn_tcp_opts *opts, int *kind,
+             qn_stream **s, qn_tcp_server **srv);
+/* systemd's socket activation (sd_listen_fds): the number of descriptors
+   passed from 3 on, 0 if none or they are another process's (LISTEN_PID),
+   or UV_EINVAL on a malformed LISTEN_FDS. Each is made close-on-exec. With
+   unset, LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are removed from the
+   environment (a child must not take them for its own). */
+int qn_listen_fds(int unset);
 
 /* ---- pipes (pipe.c) ----
 

@@ -1,6 +1,6 @@
 /*
 ** libFuzzer harness over the core's C API (no Lua). Built only with
-** -DQUENCH_FUZZ=ON (clang): see docs/testing.md, "libFuzzer harness".
+** -DQUENCH_FUZZ=ON (clang): see docs/how-quench-is-tested.md, "libFuzzer harness".
 **
 ** An input is a small program run against one fresh runtime on the virtual
 ** clock. Bytes 0-2: the seed, the channel's capacity (0-3, or unbounded),
@@ -36,6 +36,10 @@
 ** - every value committed to the channel is received exactly once, by a
 **   task, a loose future, try_recv, or the drain after shutdown; a value
 **   never committed never arrives; no permit of a bounded channel is lost;
+** - values are received in the order they were committed, whichever of
+**   several ready receive futures (one select's, or two tasks') is taken
+**   from first; a receive says "closed" only once the channel has ended,
+**   and no value is committed after one did (none is stranded);
 ** - after qn_runtime_shutdown every task is done and at most the channel's
 **   buffer is still allocated; after qn_runtime_free and qn_chan_fini
 **   nothing is (LeakSanitizer checks the rest).
@@ -75,6 +79,8 @@ typedef struct world {
   qn_task *loose_target[MAX_LOOSE];   /* a loose join's */
   uint64_t next_value;          /* values are 1..next_value, each committed at most once */
   uint8_t committed[MAX_VALUES + 1], received[MAX_VALUES + 1];
+  uint64_t last_received;       /* values leave in commit order: each is above the last */
+  int saw_closed;               /* a receive said "closed" */
 } world;
 
 static world W;
@@ -88,6 +94,8 @@ static qn_waker loose_waker = { noop_wake };
 static uint64_t new_value(void) { return W.next_value < MAX_VALUES ? ++W.next_value : 0; }
 
 static void value_committed(uint64_t v) {
+  CHECK(!W.saw_closed, "value %llu committed after a receiver was told closed",
+        (unsigned long long)v);
   if (v == 0) return;
   CHECK(!W.committed[v], "value %llu committed twice", (unsigned long long)v);
   W.committed[v] = 1;
@@ -98,7 +106,17 @@ static void value_received(uint64_t v) {
   CHECK(v <= W.next_value && W.committed[v], "value %llu received but never committed",
         (unsigned long long)v);
   CHECK(!W.received[v], "value %llu received twice", (unsigned long long)v);
+  CHECK(v > W.last_received, "value %llu received after %llu", (unsigned long long)v,
+        (unsigned long long)W.last_received);
   W.received[v] = 1;
+  W.last_received = v;
+}
+
+/* A receive said "closed": only an ended channel may say so. */
+static void saw_closed(void) {
+  CHECK(qn_chan_ended(W.ch), "a receive said closed before the channel ended "
+        "(closed %d, %zu queued)", qn_chan_is_closed(W.ch), qn_chan_len(W.ch));
+  W.saw_closed = 1;
 }
 
 /* A reserve future is ready: commit a value (or find the channel closed). */
@@ -115,8 +133,7 @@ static void finish_recv(qn_future *f) {
   int r = qn_chan_recv_take(f, &v);
   CHECK(r == QN_OK || r == QN_ECLOSED, "recv_take returned %d", r);
   if (r == QN_OK) value_received(v);
-  else CHECK(qn_chan_is_closed(W.ch) && qn_chan_len(W.ch) == 0,
-             "recv ready with nothing on an open or non-empty channel");
+  else saw_closed();
 }
 
 static void check_sleep_ready(qn_future *f) {
@@ -448,6 +465,7 @@ static void op(uint8_t code) {
     int r = qn_chan_try_recv(W.ch, &v);
     CHECK(r == QN_OK || r == QN_EEMPTY || r == QN_ECLOSED, "qn_chan_try_recv returned %d", r);
     if (r == QN_OK) value_received(v);
+    else if (r == QN_ECLOSED) saw_closed();
     break;
   }
   case OP_TCANCEL: qn_token_cancel(next_byte() & 1 ? W.root : W.child); break;

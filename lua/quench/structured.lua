@@ -1,6 +1,16 @@
 -- Structured concurrency on top of the C core: scopes (nurseries), task
--- sets, join_all and try_join. Loaded by luaopen_quench with the module.
-local quench = ...
+-- sets, join_all and try_join. Loaded by luaopen_quench with the module and
+-- the internals of lua/task.c (outcome: how an ended task ended, without
+-- waiting; observe: mark its failure observed; task_of: whether a value is a
+-- task of this run or of another).
+--
+-- Memory: a scope or set holds a child only while someone may still need it.
+-- A scope forgets a child once it has ended well (or as cancelled) and its
+-- outcome is read; a failed one is kept until the scope raises. A set
+-- forgets a task once join_next has returned it, or at once when the set
+-- detaches its tasks. So a scope or set around an accept loop costs the
+-- connections alive, not every connection it ever served.
+local quench, internal = ...
 
 local DEFAULT_GRACE = 5   -- seconds children get to finish after their scope is cancelled
 
@@ -11,8 +21,31 @@ local MULTIPLE = {
   __tostring = function(e) return "multiple: " .. e.message end,
 }
 
+-- tostring that never raises: an error value's __tostring may itself fail,
+-- and the errors it describes must not be lost because of it.
+local function describe(v)
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return "(" .. type(v) .. " error whose __tostring failed)"
+end
+
 local function is_own_cancel(err, scope)
-  return quench.is_cancelled(err) and err.reason == scope.reason_marker
+  return quench.is_cancelled(err) and rawequal(err.reason, scope.reason_marker)
+end
+
+-- Raise "bad argument #1 to 'name' (T expected, got ...)" unless self is an
+-- object of class `cls`: names the missing self of a call made with a dot.
+local function check_self(self, cls, tname, name)
+  if getmetatable(self) ~= cls then
+    error("bad argument #1 to '" .. name .. "' (" .. tname .. " expected, got " .. type(self)
+      .. "; call it with a colon: x:" .. name .. "(...))", 3)
+  end
+end
+
+local function check_fn(fn, fname)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to '" .. fname .. "' (function expected, got " .. type(fn) .. ")", 3)
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -22,63 +55,146 @@ end
 local Scope = {}
 Scope.__index = Scope
 
+-- Keep an error of the scope. errors has holes if one is nil: n counts.
+local function add_error(scope, err)
+  local errs = scope.errors
+  errs.n = errs.n + 1
+  errs[errs.n] = err
+end
+
+-- Collect the children that have ended since the last call. One that
+-- ended well or as cancelled is forgotten. One that failed is kept (a scope
+-- with a failed child is on its way out, so these are few) until the scope
+-- raises, which marks them observed: if the scope is dropped instead, their
+-- failures are reported as nobody's, not lost. An error the child's own
+-- wrapper did not already give the scope (one raised by a defer after the
+-- child returned, or by the drop-time cleanup of an aborted child) fails the
+-- scope. A child whose hand-in ran but whose outcome is not settled yet (its
+-- last cleanups are still running) waits for the next call.
+local function sweep(scope)
+  local hs, raised = scope.ended, scope.ended_raised
+  local n = #hs
+  if n == 0 then return end
+  local keep, keep_raised = {}, {}
+  scope.ended, scope.ended_raised = keep, keep_raised
+  for i = 1, n do
+    local h = hs[i]
+    local outcome, err = internal.outcome(h)
+    if outcome == nil then
+      keep[#keep + 1] = h
+      keep_raised[#keep] = raised[i]
+    else
+      scope.children[h] = nil
+      if outcome == "failed" then
+        scope.failed[#scope.failed + 1] = h
+        if not raised[i] and not quench.is_cancelled(err) then scope:fail(err) end
+      end
+    end
+  end
+end
+
 --- Spawn a child task of the scope: it is cancelled with the scope's token.
 function Scope:spawn(fn, ...)
+  check_self(self, Scope, "quench.scope", "spawn")
   if self.closed then error("quench.scope:spawn: the scope has ended", 2) end
-  if type(fn) ~= "function" then
-    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
-  end
-  local scope = self
+  check_fn(fn, "spawn")
+  sweep(self)
+  local scope, raised = self, false
   local h = self.token:spawn(function(...)
-    quench.defer(function()
-      scope.live = scope.live - 1
-      scope.changed:notify_one()
-    end)
     local r = table.pack(pcall(fn, ...))
     if not r[1] then
+      raised = true
       scope:fail(r[2])
       error(r[2], 0)
     end
     return table.unpack(r, 2, r.n)
   end, ...)
+  -- the hand-in runs on every outcome, after the child's own defers, also
+  -- for a child aborted before it ever ran
+  h:defer(function()
+    scope.live = scope.live - 1
+    sweep(scope)                       -- the children that ended before this one
+    local e = scope.ended
+    e[#e + 1] = h
+    scope.ended_raised[#e] = raised
+    scope.changed:notify_one()
+  end)
+  self.seq = self.seq + 1
+  self.children[h] = self.seq
   self.live = self.live + 1
-  self.children[#self.children + 1] = h
   return h
 end
 
 -- A child (or the body) failed: keep the error, cancel everyone else.
 function Scope:fail(err)
+  check_self(self, Scope, "quench.scope", "fail")
   if quench.is_cancelled(err) and self.token:is_cancelled() then return end
-  self.errors[#self.errors + 1] = err
+  add_error(self, err)
   self:cancel(self.reason_marker)
 end
 
 --- Cancel the scope: its children are cancelled (gracefully, then aborted
 -- after the grace period) and its body is dropped at its current await.
 function Scope:cancel(reason)
+  check_self(self, Scope, "quench.scope", "cancel")
   if self.token:is_cancelled() then return end
   self.reason = reason
   self.token:cancel(reason)
 end
 
-function Scope:is_cancelled() return self.token:is_cancelled() end
+function Scope:is_cancelled()
+  check_self(self, Scope, "quench.scope", "is_cancelled")
+  return self.token:is_cancelled()
+end
 
--- Wait for every child: while the scope lives, as long as they take; once
--- it is cancelled, up to the grace period, then abort what is left.
-local function wait_children(scope)
-  while scope.live > 0 and not scope.token:is_cancelled() do
-    quench.select_biased(scope.token:cancelled_op(), scope.changed:notified_op())
-  end
-  local deadline = quench.now() + scope.grace
-  while scope.live > 0 and quench.now() < deadline do
-    quench.deadline(deadline, scope.changed:notified_op())
-  end
-  for _, h in ipairs(scope.children) do h:abort(scope.reason) end
+-- The children not yet collected, in spawn order.
+local function children_in_order(scope)
+  local list = {}
+  for h in pairs(scope.children) do list[#list + 1] = h end
+  table.sort(list, function(a, b) return scope.children[a] < scope.children[b] end)
+  return list
 end
 
 local function abort_children(scope)
-  for _, h in ipairs(scope.children) do h:abort(scope.reason) end
+  for _, h in ipairs(children_in_order(scope)) do h:abort(scope.reason) end
 end
+
+-- Wait for every child while the scope lives, as long as they take. Not
+-- shielded: a cancel of the task running the scope arrives here, and is
+-- returned (the caller passes it on to the children).
+local function wait_live(scope)
+  while scope.live > 0 and not scope.token:is_cancelled() do
+    local ok, err = pcall(quench.select_biased, scope.token:cancelled_op(),
+      scope.changed:notified_op())
+    if not ok then
+      if quench.is_cancelled(err) then return err end
+      error(err, 0)
+    end
+    sweep(scope)
+  end
+end
+
+-- Once cancelled: wait up to the grace period, then abort what is left.
+-- Runs shielded.
+local function wait_grace(scope)
+  local deadline = quench.now() + scope.grace
+  while scope.live > 0 and quench.now() < deadline do
+    quench.deadline(deadline, scope.changed:notified_op())
+    sweep(scope)
+  end
+  abort_children(scope)
+end
+
+local function check_grace(g)
+  if g == nil then return DEFAULT_GRACE end
+  if math.type(g) == nil or g ~= g or g < 0 then
+    error("bad argument #1 to 'scope' (opts.grace must be a number of seconds >= 0, got "
+      .. (type(g) == "number" and tostring(g) or type(g)) .. ")", 3)
+  end
+  return g
+end
+
+local SCOPE_OPTS = { grace = true }
 
 --- quench.scope(fn, ...) runs fn(scope, ...) and returns only when every
 -- child it spawned has ended. The first error (of a child or of fn) cancels
@@ -90,15 +206,23 @@ function quench.scope(opts, fn, ...)
   if type(opts) == "function" then
     args = table.pack(fn, ...)
     fn, opts = opts, {}
-  else
+  elseif type(opts) == "table" then
+    for k in pairs(opts) do
+      if not SCOPE_OPTS[k] then
+        error("bad argument #1 to 'scope' (unknown option '" .. describe(k) .. "')", 2)
+      end
+    end
+    if type(fn) ~= "function" then
+      error("bad argument #2 to 'scope' (function expected, got " .. type(fn) .. ")", 2)
+    end
     args = table.pack(...)
-  end
-  if type(fn) ~= "function" then
-    error("bad argument #1 to 'scope' (function expected, got " .. type(fn) .. ")", 2)
+  else
+    error("bad argument #1 to 'scope' (function or options table expected, got "
+      .. type(opts) .. ")", 2)
   end
   local scope = setmetatable({
-    token = quench.token(), children = {}, errors = {}, live = 0,
-    changed = quench.notify(), grace = opts.grace or DEFAULT_GRACE,
+    token = quench.token(), children = {}, seq = 0, ended = {}, ended_raised = {}, failed = {},
+    errors = { n = 0 }, live = 0, changed = quench.notify(), grace = check_grace(opts.grace),
   }, Scope)
   -- the reason siblings see when one fails: readable, and ours by identity
   scope.reason_marker = setmetatable({ kind = "scope", message = "a sibling task failed" },
@@ -118,25 +242,23 @@ function quench.scope(opts, fn, ...)
       scope:fail(err)
     end
   end
-  quench.shield(wait_children, scope)
-  scope.closed = true
-  -- every child is done: join them all (marks their failures observed), and
-  -- keep the errors their drop-time cleanup raised when aborted
-  quench.shield(function()
-    local seen = {}
-    for _, e in ipairs(scope.errors) do seen[e] = true end
-    for _, h in ipairs(scope.children) do
-      local ok, err = h:join()
-      if not ok and not quench.is_cancelled(err) and not seen[err] then
-        seen[err] = true
-        scope.errors[#scope.errors + 1] = err
-      end
+  if not scope.token:is_cancelled() then
+    local err = wait_live(scope)
+    if err ~= nil then                 -- cancelled while waiting for the children
+      outer_cancel = err
+      scope:cancel(err.reason)
     end
-  end)
-  if #scope.errors == 1 then error(scope.errors[1], 0) end
-  if #scope.errors > 1 then
-    error(setmetatable({ kind = "multiple", error = scope.errors[1], errors = scope.errors,
-      message = #scope.errors .. " tasks failed; the first: " .. tostring(scope.errors[1]) },
+  end
+  quench.shield(wait_grace, scope)
+  scope.closed = true
+  sweep(scope)                         -- every child is done: collect the last ones
+  for _, h in ipairs(scope.failed) do internal.observe(h) end   -- raised below
+  local errs = scope.errors
+  if errs.n == 1 then error(errs[1], 0) end
+  if errs.n > 1 then
+    local list = table.move(errs, 1, errs.n, 1, {})
+    error(setmetatable({ kind = "multiple", error = errs[1], errors = list, n = errs.n,
+      message = errs.n .. " tasks failed; the first: " .. describe(errs[1]) },
       MULTIPLE), 0)
   end
   if outer_cancel then error(outer_cancel, 0) end
@@ -154,28 +276,50 @@ TaskSet.__index = TaskSet
 
 --- Spawn a task into the set.
 function TaskSet:spawn(fn, ...)
-  if type(fn) ~= "function" then
-    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
-  end
+  check_self(self, TaskSet, "quench.task_set", "spawn")
+  check_fn(fn, "spawn")
   local set = self
   local h = quench.spawn(fn, ...)
-  h:defer(function()        -- runs however it ends, even never started; needs no core memory
-    set.finished[#set.finished + 1] = h
-    set.wake:notify_one()
-  end)
+  if self.detach then
+    h:detach()                 -- a failure nobody can take is reported at once
+    h:defer(function()         -- runs however it ends, even never started
+      set.tasks[h] = nil
+      set.count = set.count - 1
+      set.wake:notify_all()
+    end)
+  else
+    h:defer(function()         -- runs however it ends, even never started; needs no core memory
+      set.tail = set.tail + 1
+      set.finished[set.tail] = h
+      set.wake:notify_one()
+    end)
+  end
   self.tasks[h] = true
   self.count = self.count + 1
   return h
 end
 
-function TaskSet:len() return self.count end
+function TaskSet:len()
+  check_self(self, TaskSet, "quench.task_set", "len")
+  return self.count
+end
 
 --- Wait for the next task to end, in completion order: handle, ok, results...
 -- nil when the set is empty. Cancel-safe: a dropped join_next loses nothing.
+-- A detaching set keeps no results: join_next waits until it is empty.
 function TaskSet:join_next()
+  check_self(self, TaskSet, "quench.task_set", "join_next")
+  if self.detach then
+    while self.count > 0 do self.wake:notified() end
+    return nil
+  end
   if self.count == 0 then return nil end
-  while self.finished[1] == nil do self.wake:notified() end
-  local h = table.remove(self.finished, 1)
+  while self.head > self.tail do self.wake:notified() end
+  local h = self.finished[self.head]
+  -- the task's last cleanups may still be running: its hand-in comes last,
+  -- and join (no wait once it is done) gives its outcome
+  self.finished[self.head] = nil
+  self.head = self.head + 1
   self.tasks[h] = nil
   self.count = self.count - 1
   return h, h:join()
@@ -183,14 +327,36 @@ end
 
 --- Abort every task still in the set (their cleanup runs before it returns).
 function TaskSet:abort_all(reason)
-  for h in pairs(self.tasks) do h:abort(reason) end
+  check_self(self, TaskSet, "quench.task_set", "abort_all")
+  local list = {}
+  for h in pairs(self.tasks) do list[#list + 1] = h end
+  for _, h in ipairs(list) do h:abort(reason) end
 end
 
 TaskSet.__close = function(self) self:abort_all() end
 
---- quench.task_set(): a JoinSet; `<close>` aborts what is left.
-function quench.task_set()
-  return setmetatable({ tasks = {}, count = 0, finished = {}, wake = quench.notify() }, TaskSet)
+--- quench.task_set([opts]): a JoinSet; `<close>` aborts what is left.
+-- opts.detach: tasks leave the set as they end (their results are dropped,
+-- a failure is reported as a detached task's is), for a set that is only a
+-- group to abort together.
+function quench.task_set(opts)
+  local detach = false
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error("bad argument #1 to 'task_set' (table expected, got " .. type(opts) .. ")", 2)
+    end
+    for k, v in pairs(opts) do
+      if k ~= "detach" then
+        error("bad argument #1 to 'task_set' (unknown option '" .. describe(k) .. "')", 2)
+      end
+      if type(v) ~= "boolean" then
+        error("bad argument #1 to 'task_set' (opts.detach must be a boolean, got " .. type(v) .. ")", 2)
+      end
+      detach = v
+    end
+  end
+  return setmetatable({ tasks = {}, count = 0, finished = {}, head = 1, tail = 0,
+    detach = detach, wake = quench.notify() }, TaskSet)
 end
 
 ---------------------------------------------------------------------------
@@ -203,8 +369,11 @@ local function start_all(fname, ...)
     local f = select(i, ...)
     if type(f) == "function" then
       hs[i] = quench.spawn(f)
-    elseif tostring(f):match("^quench%.task") then
+    elseif internal.task_of(f) == "this" then
       hs[i] = f
+    elseif internal.task_of(f) == "other" then
+      error("bad argument #" .. i .. " to '" .. fname .. "' (the task belongs to another "
+        .. "runtime: a task handle is only valid in the quench.run that spawned it)", 3)
     else
       error("bad argument #" .. i .. " to '" .. fname .. "' (function or task expected, got "
         .. type(f) .. ")", 3)

@@ -12,6 +12,36 @@ local c_test = quench.test
 
 -- Options this wrapper reads; they are not passed on to quench.run.
 local OWN_OPTS = { allow_alive = true }
+-- Every option quench.test takes: its own and quench.run's.
+local KNOWN_OPTS = { allow_alive = true, clock = true, seed = true, on_task_error = true,
+  on_warning = true, slow_task = true, fail_alloc = true }
+
+-- "file:line: " of the test function, so a failure quench.test reports
+-- points at the spec, not at this file (busted prefixes a message that has
+-- no position with the place it was raised from: here).
+local function where(fn)
+  local info = debug.getinfo(fn, "S")
+  return info.short_src .. ":" .. info.linedefined .. ": "
+end
+
+-- Whether an error value already says where it was raised.
+local function has_position(err)
+  return type(err) == "string" and err:match("^[^\n]-:%d+: ") ~= nil
+end
+
+-- Where a positionless string error was raised: the first Lua frame above
+-- `error`, as "file:line: " (nil if it has a position, or is not a string).
+local function raised_at(err)
+  if type(err) ~= "string" or has_position(err) then return nil end
+  for level = 3, 60 do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then break end
+    if info.what ~= "C" and info.currentline and info.currentline > 0 then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+  end
+  return nil
+end
 
 local function describe_task(t)
   local s = "task #" .. tostring(t.id)
@@ -71,6 +101,12 @@ function quench.test(fn, opts)
     error("bad argument #2 to 'test' (table expected, got " .. type(opts) .. ")", 2)
   end
   opts = opts or {}
+  for k in pairs(opts) do
+    if not KNOWN_OPTS[k] then
+      error("bad argument #2 to 'test' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local at = where(fn)
   return function()
     local run_opts = {}
     for k, v in pairs(opts) do
@@ -83,8 +119,13 @@ function quench.test(fn, opts)
       end
     end
     local alive
+    local from                -- where fn raised a string error that has no position
     local function body()
-      local r = table.pack(fn())
+      local r = table.pack(xpcall(fn, function(err)
+        from = raised_at(err)
+        return err
+      end))
+      if not r[1] then error(r[2], 0) end
       if not opts.allow_alive then
         local me = quench.current()
         alive = {}
@@ -92,17 +133,19 @@ function quench.test(fn, opts)
           if t.handle ~= me then alive[#alive + 1] = t end
         end
       end
-      return table.unpack(r, 1, r.n)
+      return table.unpack(r, 2, r.n)
     end
     local r = table.pack(pcall(c_test(body, run_opts)))
     if not r[1] then
       -- fn's own error comes first; what was collected is not lost
       local msg = failure_message(nil, errors)
       if msg then io.stderr:write(msg, "\n") end
-      error(r[2], 0)
+      local err = r[2]
+      if from and type(err) == "string" and not has_position(err) then err = from .. err end
+      error(err, 0)
     end
     local msg = failure_message(alive, errors)
-    if msg then error(msg, 0) end
+    if msg then error(at .. msg, 0) end
     return table.unpack(r, 2, r.n)
   end
 end

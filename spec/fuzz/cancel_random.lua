@@ -20,8 +20,12 @@
 --     Cancelled carries the first reason given to that task;
 --   * sleep and timeout never end early, a timeout's branch never wins after
 --     its deadline;
---   * every error is one the program raised (or Cancelled): anything else
---     (an internal error, "cannot wait in drop-time cleanup", ...) is a bug.
+--   * every error is one the program raised (or Cancelled, or the error of a
+--     task whose thread the program closed): anything else (an internal
+--     error, "cannot wait in drop-time cleanup", ...) is a bug;
+--   * plain Lua on a task's thread (coroutine.running() kept by the task):
+--     a coroutine.resume of it never succeeds (a waiting task is resumed by
+--     quench only), a coroutine.close of a waiting task ends that task.
 --
 -- As a script (from the repository root):
 --   SEED=1234 lua5.4 spec/fuzz/cancel_random.lua          one program
@@ -33,7 +37,7 @@
 local M = {}
 
 -- Known bugs the generator can steer around, so that a run looks for new
--- ones (docs/testing.md lists them). None is open: bug 1 (a raising
+-- ones (docs/how-quench-is-tested.md lists them). None is open: bug 1 (a raising
 -- <close> in a select branch) is fixed, so the generator walks into it.
 M.avoid = { branch_cleanup_error = false }
 
@@ -155,13 +159,24 @@ local function gen_stmt(g)
     "token_guard", has_t and 1 or 0, "scope", deep and 0 or 3,
     "scope_spawn", (g.scope and not deep) and 4 or 0, "scope_cancel", g.scope and 1 or 0,
     "self_abort", g.task == 0 and 0 or 1, "self_cancel", g.task == 0 and 0 or 1,
-    "gc", 1,
+    "gc", 1, "ready_loop", 2, "dup_op", 1, "resume_thread", 2,
+    "close_thread", P.ntasks > 0 and 1 or 0,
   })
   if op == "sleep" then return { op = op, d = duration(r) } end
   if op == "yield" or op == "raise" or op == "self_abort" or op == "self_cancel" then
     return { op = op }
   end
   if op == "gc" then return { op = op, full = r.chance(0.3) } end
+  if op == "ready_loop" then   -- more awaits than the cooperative budget, all ready at once
+    return { op = op, n = r.int(100, 400), kind = weighted(r, { "chan", 3, "sema", 1, "select", 1 }) }
+  end
+  if op == "dup_op" then return { op = op, biased = r.chance(0.5) } end
+  if op == "resume_thread" then return { op = op, id = r.int(0, P.ntasks) } end
+  if op == "close_thread" then
+    local id = pick_target(g, false)
+    if not id then return { op = "yield" } end
+    return { op = op, id = id }
+  end
   if op == "spawn" or op == "token_spawn" or op == "scope_spawn" then
     local id = new_task(g)
     local st = { op = op, id = id, close = op == "spawn" and r.chance(0.3),
@@ -288,7 +303,8 @@ local function dump_block(out, b, ind)
   for _, st in ipairs(b) do
     local parts = { st.op }
     for _, key in ipairs({ "id", "kind", "d", "t", "ch", "m", "s", "k", "sid", "grace",
-                           "target", "reason", "close", "detach", "biased", "as_op", "full" }) do
+                           "target", "reason", "close", "detach", "biased", "as_op", "full",
+                           "n" }) do
       if st[key] ~= nil and st[key] ~= false then parts[#parts + 1] = key .. "=" .. tostring(st[key]) end
     end
     out[#out + 1] = ind .. table.concat(parts, " ")
@@ -353,7 +369,21 @@ local function show(e)
   return tostring(e)
 end
 
+local CLOSED = "was closed by coroutine.close()"
+
+local function closed_error(e)
+  if type(e) == "string" then return e:find(CLOSED, 1, true) ~= nil end
+  if type(e) == "table" and e.kind == "multiple" then
+    for _, x in ipairs(e.errors) do
+      if not expected_error(x) and not closed_error(x) then return false end
+    end
+    return true
+  end
+  return false
+end
+
 local function check_error(R, where, e)
+  if R.closed_any and closed_error(e) then return end
   if not expected_error(e) then violation(R, "%s: unexpected error: %s", where, show(e)) end
 end
 
@@ -458,6 +488,7 @@ local exec_block
 
 local function task_body(R, id, body)
   R.started[id] = true
+  R.threads[id] = coroutine.running()
   exec_block(R, body, 1, { task = id, branches = {} })
   R.reached_end[id] = true
   return "end", id
@@ -765,6 +796,54 @@ end
 
 function S.close_ch(R, _, st) R.chans[st.ch]:close() end
 
+-- A streak of awaits that are all ready (on objects of its own): past the
+-- cooperative budget one of them suspends once, wherever the program is;
+-- values still come back in order and nothing is left behind.
+function S.ready_loop(R, _, st)
+  if st.kind == "sema" then
+    local sem = quench.semaphore(1)
+    for _ = 1, st.n do
+      local _p <close> = sem:acquire()
+      if sem:available() ~= 0 then violation(R, "ready_loop: a permit held twice") end
+    end
+    return
+  end
+  local ch = quench.channel(st.kind == "select" and 2 or nil)
+  if st.kind ~= "select" then ch:send(0) end   -- one value ahead: a lost one shows as a wrong one
+  for i = 1, st.n do
+    if st.kind == "select" then
+      ch:send(i)
+      ch:send(-i)
+      local _, v = quench.select(ch:recv_op(), ch:recv_op())
+      if v ~= i or ch:try_recv() ~= -i then
+        violation(R, "ready_loop: select broke the channel's order")
+      end
+    else
+      ch:send(i)
+      local v = ch:recv()
+      if v ~= i - 1 then violation(R, "ready_loop: expected %d, received %s", i - 1, tostring(v)) end
+    end
+  end
+  if st.kind ~= "select" and ch:try_recv() ~= st.n then
+    violation(R, "ready_loop: the last value was lost")
+  end
+end
+
+-- The same op twice in one select: refused before anything starts.
+function S.dup_op(R, _, st)
+  local ch = quench.channel()
+  ch:send("kept")
+  local op = ch:recv_op()
+  local sel = st.biased and quench.select_biased or quench.select
+  local ok, e = pcall(sel, op, op)
+  if ok then violation(R, "dup_op: select accepted the same op twice") return end
+  if quench.is_cancelled(e) then error(e, 0) end
+  if not tostring(e):find("the same op as argument #1", 1, true) then
+    violation(R, "dup_op: select raised %s", show(e))
+  end
+  if ch:try_recv() ~= "kept" then violation(R, "dup_op: the refused select took the value") end
+end
+
 function S.lock(R, cx, st)
   local m = R.mutexes[st.m]
   local r = pack(await_op(st.t, m:lock_op()))
@@ -839,7 +918,7 @@ end
 local function closer_stmt(R, cx, st, b, i)
   local kind = st.kind
   if kind == "raise_close" and #cx.branches > 0 and M.avoid.branch_cleanup_error then
-    kind = "close"   -- known bug 1 (docs/testing.md): select loses its winner's result
+    kind = "close"   -- known bug 1 (docs/how-quench-is-tested.md): select loses its winner's result
   end
   local name = arm(R, cx, kind)
   if st.kind == "defer" or st.kind == "raise_defer" then
@@ -865,6 +944,33 @@ local function token_guard_stmt(R, cx, st, b, i)
     if not R.tok_cancelled[st.k] then token_cancelled_by(R, st.k, nil) end
   end })
   return exec_block(R, b, i + 1, cx)
+end
+
+-- Plain Lua on a task's thread. A resume never succeeds: a waiting thread
+-- is quench's (refused: an error in the resumer), a running or normal one
+-- Lua's, a finished task's thread belongs to the pool.
+function S.resume_thread(R, _, st)
+  local co = R.threads[st.id]
+  if co == nil then return end
+  local pok, rok, err = pcall(coroutine.resume, co, "from Lua")
+  if not pok then R.refused = R.refused + 1 end
+  if pok and rok then
+    violation(R, "coroutine.resume of task %d's thread succeeded (%s)", st.id, show(err))
+  elseif type(pok and err or rok) ~= "string" then
+    violation(R, "coroutine.resume of task %d's thread failed with %s", st.id, show(pok and err or rok))
+  end
+end
+
+-- A close ends a waiting task (its join: false, "...was closed by
+-- coroutine.close()..."); its <close> variables run now, its defers later.
+function S.close_thread(R, _, st)
+  local h, co = R.handles[st.id], R.threads[st.id]
+  if h == nil or co == nil or h:done() then return end   -- a done task's thread is not its own
+  if coroutine.status(co) == "suspended" then
+    R.closed_any = true
+    R.nclosed = R.nclosed + 1
+  end
+  pcall(coroutine.close, co)
 end
 
 local function scope_stmt(R, cx, st)
@@ -912,7 +1018,7 @@ local function new_state(P)
     armed_by = {}, defer_log = {}, chans = {}, mutexes = {}, sems = {}, tokens = {},
     tok_cancelled = {}, tok_reason = {}, bound = {}, scopes = {}, holders = {},
     nvalues = 0, value_ch = {}, sent = {}, recvd = {}, recv_unsent = {}, join_checks = 0,
-    do_abort = do_abort, do_cancel = do_cancel,
+    do_abort = do_abort, do_cancel = do_cancel, threads = {}, refused = 0, nclosed = 0,
   }
 end
 
@@ -1056,7 +1162,7 @@ function M.run(seed_or_program)
   elseif e ~= "main done" then violation(R, "quench.run returned %s", show(e)) end
   final_checks(R)
   return R.violations, { tasks = R.nhandles, cleanups = R.nclean, values = R.nvalues,
-    joins = R.join_checks }
+    joins = R.join_checks, refused = R.refused, closed = R.nclosed }
 end
 
 -- Every block of a program, for shrinking.

@@ -18,6 +18,13 @@
 -- (`blocking_cancelled()` turns true), nobody waits for the thread, and its
 -- results are discarded. Its side effects (files written) stay.
 --
+-- * before it waits: nothing runs (an op never awaited frees its state when
+--   collected)
+-- * while waiting: queued: never runs. Running: `blocking_cancelled()` turns
+--   true, nobody waits for the thread; its results are discarded
+-- * given, not resumed: the work has ended; its results are discarded, its
+--   side effects stay
+--
 -- @tparam function fn a Lua function (its upvalues: `_ENV` and the quench
 -- module only)
 -- @param ... arguments, copied into the worker

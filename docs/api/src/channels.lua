@@ -62,23 +62,39 @@ function quench.watch(value) end
 -- passes to the next sender. The caller still holds `v` and may send it
 -- again.
 --
+-- * before it waits: nothing sent
+-- * while waiting: **not delivered**; it leaves the queue of senders (only a
+--   bounded channel waits; an unbounded send never does)
+-- * given, not resumed: **not delivered**; the room it was given passes to
+--   the next waiting sender (or stays free)
+--
 -- @param v the message (not nil)
 -- @treturn ?boolean `true`, or nil
--- @treturn ?string `"closed"` when the channel is closed
+-- @treturn ?string `"closed"` when the channel was closed before the send
+-- got room (a send given room before the close still delivers)
 -- @raise `bad argument #2 to 'send' (nil cannot be sent ...)`; outside a
 -- task; `Cancelled` in a cancelled task. This is an await.
 function Channel:send(v) end
 
 --- Receive the next message, waiting while the channel is empty.
 --
--- After `close`, the messages still queued are received first.
+-- After `close`, the messages still queued are received first, and so are
+-- those of senders given room before the close: `"closed"` means nothing
+-- can ever come again.
 --
 -- **Cancel safety.** Cancel-safe: a message is taken only when `recv`
 -- returns it. A dropped recv loses nothing; a message already handed to it
--- goes back to the front of the queue (no loss, no reordering).
+-- goes back to the queue (no loss, no reordering: messages leave in the
+-- order they were sent, whichever receiver is taken from first).
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken; it leaves the queue of receivers
+-- * given, not resumed: the message goes back to the **front** of the
+--   channel (to the next waiting receiver): no message lost or reordered
 --
 -- @return the message, or nil
--- @treturn ?string `"closed"` when the channel is closed and empty
+-- @treturn ?string `"closed"` when the channel is closed, empty, and no
+-- sender given room before the close is left to deliver
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 function Channel:recv() end
 
@@ -97,7 +113,8 @@ function Channel:try_send(v) end
 -- **Cancel safety.** Never waits: not a cancellation point.
 --
 -- @return the message, or nil
--- @treturn ?string `"empty"` or `"closed"`
+-- @treturn ?string `"empty"` (also while a sender given room before a
+-- close has not delivered yet) or `"closed"` (as for `recv`)
 -- @raise on a bad self
 function Channel:try_recv() end
 
@@ -119,8 +136,9 @@ function Channel:send_op(v) end
 -- @raise on a bad self
 function Channel:recv_op() end
 
---- Close the channel: senders get `nil, "closed"`; receivers drain what is
--- queued, then get `nil, "closed"`. Idempotent.
+--- Close the channel: senders still waiting for room (and later ones) get
+-- `nil, "closed"`; those already given room deliver; receivers drain what
+-- is queued and what those deliver, then get `nil, "closed"`. Idempotent.
 --
 -- **Cancel safety.** Not an await.
 --
@@ -180,6 +198,10 @@ function OneshotSender:is_closed() end
 --
 -- **Cancel safety.** Cancel-safe: a dropped recv takes nothing; a value
 -- already handed to it goes back, and the next `recv` returns it.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken
+-- * given, not resumed: the value goes back: the next `recv` returns it
 --
 -- @return the value, or nil
 -- @treturn ?string `"closed"` when the sender closed without sending (or
@@ -249,6 +271,13 @@ function Broadcast:subscribe() end
 -- **Cancel safety.** Cancel-safe: the subscriber's position moves only when
 -- `recv` returns, so a dropped recv loses nothing (unless the message is
 -- overwritten meanwhile: then `lagged`, as for any slow subscriber).
+--
+-- * before it waits: nothing read
+-- * while waiting: nothing read
+-- * given, not resumed: nothing read: the subscriber's position moves only
+--   when `recv` returns, so the message is still there for the next `recv`
+--   (unless it is overwritten meanwhile: then `lagged`, as for any slow
+--   subscriber)
 --
 -- @return the message, or nil
 -- @treturn ?string `"lagged"` or `"closed"`
@@ -334,6 +363,12 @@ function WatchReceiver:has_changed() end
 -- **Cancel safety.** Cancel-safe: a value counts as seen only when
 -- `changed` (or `get`) returns it, so after a drop `has_changed()` stays
 -- true and the next `changed` returns at once.
+--
+-- * before it waits: nothing seen
+-- * while waiting: nothing seen
+-- * given, not resumed: nothing seen: a value counts as seen only when
+--   `changed` (or `get`) returns it, so `has_changed()` stays true and the
+--   next `changed` returns at once
 --
 -- @return the new value (possibly nil), or nil
 -- @treturn ?string `"closed"` when closed with nothing new

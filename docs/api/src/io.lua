@@ -39,6 +39,12 @@ function quench.tcp.listen(host, port, opts) end
 -- lookup in flight is cancelled or freed): no stream is returned and
 -- nothing leaks; the peer may see a connection that ends at once.
 --
+-- * before it waits: nothing done
+-- * while waiting: the half-made socket is closed (a name lookup in flight
+--   is cancelled, or finishes and is freed); no stream is returned, nothing
+--   leaks. The peer may see a connection that ends at once
+-- * given, not resumed: the connected stream is closed; the peer sees EOF
+--
 -- @tparam string host a name or address
 -- @tparam integer port the port
 -- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`, `write_limit`
@@ -52,6 +58,12 @@ function quench.tcp.connect(host, port, opts) end
 --- The op of `connect`.
 --
 -- **Cancel safety.** As `connect`.
+--
+-- * before it waits: nothing done
+-- * while waiting: the half-made socket is closed (a name lookup in flight
+--   is cancelled, or finishes and is freed); no stream is returned, nothing
+--   leaks. The peer may see a connection that ends at once
+-- * given, not resumed: the connected stream is closed; the peer sees EOF
 --
 -- @tparam string host a name or address
 -- @tparam integer port the port
@@ -81,6 +93,12 @@ function quench.udp.bind(host, port, opts) end
 -- queued is cancelled; one already running finishes on its thread and its
 -- result is freed.
 --
+-- * before it waits: nothing done
+-- * while waiting: safe: a lookup changes nothing. Still queued:
+--   `uv_cancel`ed; already running: it finishes on its pool thread and its
+--   result is freed by libuv's callback (`quench.run` waits for it)
+-- * given, not resumed: safe: the result is freed
+--
 -- @tparam string host the name or address
 -- @tparam[opt] table opts `family` (`"inet"`, `"inet6"`), `socktype`
 -- (`"stream"`, the default, `"dgram"`, `"any"`), `port` (a number or a
@@ -97,6 +115,12 @@ function quench.dns.getaddrinfo(host, opts) end
 --
 -- **Cancel safety.** As `getaddrinfo`.
 --
+-- * before it waits: nothing done
+-- * while waiting: safe: a lookup changes nothing. Still queued:
+--   `uv_cancel`ed; already running: it finishes on its pool thread and its
+--   result is freed by libuv's callback (`quench.run` waits for it)
+-- * given, not resumed: safe: the result is freed
+--
 -- @tparam string host the name
 -- @tparam[opt] table opts as `getaddrinfo`
 -- @treturn Op an op returning what `getaddrinfo` returns
@@ -108,6 +132,12 @@ function quench.dns.getaddrinfo_op(host, opts) end
 -- **Cancel safety.** A dropped open returns no file; if the open happens
 -- anyway its descriptor is closed: nothing leaks (a file created by `"w"`
 -- stays created).
+--
+-- * before it waits: nothing done
+-- * while waiting: no file is returned; if the open happens anyway its
+--   descriptor is closed: nothing leaks (a file created by `"w"` stays
+--   created)
+-- * given, not resumed: the descriptor is closed; nothing leaks
 --
 -- @tparam string path the path
 -- @tparam[opt="r"] string|integer flags `"r"`, `"r+"`, `"w"`, `"w+"`,
@@ -124,6 +154,12 @@ function quench.fs.open(path, flags, mode) end
 --
 -- **Cancel safety.** As `open`.
 --
+-- * before it waits: nothing done
+-- * while waiting: no file is returned; if the open happens anyway its
+--   descriptor is closed: nothing leaks (a file created by `"w"` stays
+--   created)
+-- * given, not resumed: the descriptor is closed; nothing leaks
+--
 -- @tparam string path the path
 -- @param[opt] flags as `open`
 -- @param[opt] mode as `open`
@@ -134,6 +170,10 @@ function quench.fs.open_op(path, flags, mode) end
 --- Information about a path (follows symbolic links).
 --
 -- **Cancel safety.** Safe: nothing changes.
+--
+-- * before it waits: nothing done
+-- * while waiting: safe: nothing changes
+-- * given, not resumed: safe
 --
 -- @tparam string path the path
 -- @treturn ?table `type` (`"file"`, `"directory"`, `"link"`, ...), `size`,
@@ -149,6 +189,10 @@ function quench.fs.stat(path) end
 --
 -- **Cancel safety.** As `stat`.
 --
+-- * before it waits: nothing done
+-- * while waiting: safe: nothing changes
+-- * given, not resumed: safe
+--
 -- @tparam string path the path
 -- @treturn Op an op returning what `stat` returns
 -- @raise a bad path
@@ -157,6 +201,10 @@ function quench.fs.stat_op(path) end
 --- The entries of a directory, sorted by name, without `.` and `..`.
 --
 -- **Cancel safety.** Safe: nothing changes.
+--
+-- * before it waits: nothing done
+-- * while waiting: safe: nothing changes
+-- * given, not resumed: safe
 --
 -- @tparam string path the directory
 -- @treturn ?{table,...} a list of `{name, type}`, or nil
@@ -170,6 +218,10 @@ function quench.fs.readdir(path) end
 --
 -- **Cancel safety.** As `readdir`.
 --
+-- * before it waits: nothing done
+-- * while waiting: safe: nothing changes
+-- * given, not resumed: safe
+--
 -- @tparam string path the directory
 -- @treturn Op an op returning what `readdir` returns
 -- @raise a bad path
@@ -179,6 +231,10 @@ function quench.fs.readdir_op(path) end
 --
 -- **Cancel safety.** A dropped unlink may or may not have happened (stat
 -- to know).
+--
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
 --
 -- @tparam string path the file
 -- @treturn ?boolean `true`, or nil
@@ -192,6 +248,10 @@ function quench.fs.unlink(path) end
 --
 -- **Cancel safety.** As `unlink`.
 --
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
+--
 -- @tparam string path the file
 -- @treturn Op an op returning what `unlink` returns
 -- @raise a bad path
@@ -200,6 +260,10 @@ function quench.fs.unlink_op(path) end
 --- Remove an empty directory.
 --
 -- **Cancel safety.** A dropped rmdir may or may not have happened.
+--
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
 --
 -- @tparam string path the directory
 -- @treturn ?boolean `true`, or nil
@@ -213,6 +277,10 @@ function quench.fs.rmdir(path) end
 --
 -- **Cancel safety.** As `rmdir`.
 --
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
+--
 -- @tparam string path the directory
 -- @treturn Op an op returning what `rmdir` returns
 -- @raise a bad path
@@ -221,6 +289,10 @@ function quench.fs.rmdir_op(path) end
 --- Rename a file or directory.
 --
 -- **Cancel safety.** A dropped rename may or may not have happened.
+--
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
 --
 -- @tparam string old the current path
 -- @tparam string new the new path
@@ -235,6 +307,10 @@ function quench.fs.rename(old, new) end
 --
 -- **Cancel safety.** As `rename`.
 --
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
+--
 -- @tparam string old the current path
 -- @tparam string new the new path
 -- @treturn Op an op returning what `rename` returns
@@ -244,6 +320,10 @@ function quench.fs.rename_op(old, new) end
 --- Make a directory.
 --
 -- **Cancel safety.** A dropped mkdir may or may not have happened.
+--
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
 --
 -- @tparam string path the directory
 -- @tparam[opt=511] integer mode (0777), before the umask
@@ -258,6 +338,10 @@ function quench.fs.mkdir(path, mode) end
 --
 -- **Cancel safety.** As `mkdir`.
 --
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
+--
 -- @tparam string path the directory
 -- @tparam[opt] integer mode as `mkdir`
 -- @treturn Op an op returning what `mkdir` returns
@@ -267,6 +351,10 @@ function quench.fs.mkdir_op(path, mode) end
 --- The whole content of a file (open, read, close: one piece of pool work).
 --
 -- **Cancel safety.** Safe: a dropped one leaves no descriptor behind.
+--
+-- * before it waits: nothing done
+-- * while waiting: safe
+-- * given, not resumed: safe
 --
 -- @tparam string path the file
 -- @treturn ?string the content, or nil
@@ -280,6 +368,10 @@ function quench.fs.read_file(path) end
 --
 -- **Cancel safety.** As `read_file`.
 --
+-- * before it waits: nothing done
+-- * while waiting: safe
+-- * given, not resumed: safe
+--
 -- @tparam string path the file
 -- @treturn Op an op returning what `read_file` returns
 -- @raise a bad path
@@ -290,6 +382,11 @@ function quench.fs.read_file_op(path) end
 -- **Cancel safety.** Not safe: a dropped one may leave the file truncated
 -- or partly written (write to a temporary name, then `rename`, for all or
 -- nothing).
+--
+-- * before it waits: nothing done
+-- * while waiting: not safe: the file may be left truncated or partly
+--   written (write to a temporary name, then `rename`, for all or nothing)
+-- * given, not resumed: written, whole
 --
 -- @tparam string path the file
 -- @tparam string data the content
@@ -303,6 +400,11 @@ function quench.fs.write_file(path, data) end
 --- The op of `write_file`.
 --
 -- **Cancel safety.** As `write_file`.
+--
+-- * before it waits: nothing done
+-- * while waiting: not safe: the file may be left truncated or partly
+--   written (write to a temporary name, then `rename`, for all or nothing)
+-- * given, not resumed: written, whole
 --
 -- @tparam string path the file
 -- @tparam string data the content
@@ -369,6 +471,11 @@ function quench.stderr() end
 -- **Cancel safety.** Cancel-safe: a connection is taken only when `accept`
 -- returns it; after a drop it stays first in the queue.
 --
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken: connections stay queued, in order
+-- * given, not resumed: nothing taken: the connection stays first in the
+--   queue
+--
 -- @treturn ?TcpStream the connection, or nil
 -- @treturn ?string message (`EMFILE: ...`; `ECANCELED: ...` when another
 -- task closed the server)
@@ -411,6 +518,12 @@ function TcpServer:close() end
 -- **Cancel safety.** Cancel-safe: bytes are consumed only when the read
 -- returns them; a dropped read leaves them buffered for the next one.
 --
+-- * before it waits: nothing read
+-- * while waiting: nothing read: what arrived stays buffered for the next
+--   read
+-- * given, not resumed: nothing read: the bytes are consumed only when the
+--   read returns them
+--
 -- @tparam[opt="l"] integer|string fmt a count (exactly n bytes, fewer only
 -- at EOF), `"l"` (a line without `"\n"`), `"L"` (with it) or `"a"`
 -- (everything until EOF)
@@ -424,6 +537,10 @@ function TcpStream:read(fmt) end
 --- Whatever is buffered: at least one byte, at most `max`.
 --
 -- **Cancel safety.** As `read`.
+--
+-- * before it waits: nothing read
+-- * while waiting: nothing read
+-- * given, not resumed: nothing read
 --
 -- @tparam[opt] integer max the most bytes to return
 -- @treturn ?string the data, or nil at EOF
@@ -448,6 +565,13 @@ function TcpStream:lines(fmt) end
 -- `write` returned, its bytes are queued whole and go out even if the task
 -- is dropped right after.
 --
+-- * before it waits: nothing written
+-- * while waiting: **nothing written** (it only waits while the queue is
+--   over `write_limit`)
+-- * given, not resumed: nothing written. Once `write` has returned, its
+--   bytes are queued whole and go out even if the task is dropped right
+--   after
+--
 -- @param ... strings or numbers
 -- @treturn ?TcpStream the stream, or nil
 -- @treturn ?string message (`EPIPE: ...`; the first write error is
@@ -462,6 +586,11 @@ function TcpStream:write(...) end
 --
 -- **Cancel safety.** A dropped shutdown may still happen (the request is
 -- libuv's); writes raise from then on.
+--
+-- * before it waits: nothing done
+-- * while waiting: the shutdown request is libuv's: it still happens (the
+--   peer sees EOF once the queue is written); writes raise from then on
+-- * given, not resumed: the same, done
 --
 -- @treturn ?boolean `true`, or nil
 -- @treturn ?string message
@@ -583,6 +712,11 @@ function TcpStream:queued() end
 -- **Cancel safety.** A datagram goes out whole or not at all, never twice;
 -- a send dropped while it waits for the socket may still go out.
 --
+-- * before it waits: nothing sent
+-- * while waiting: the datagram may still go out (the request is libuv's and
+--   owns a copy): whole and once, or not at all
+-- * given, not resumed: sent, once
+--
 -- @tparam string data the datagram
 -- @tparam string host a numeric address or `"localhost"`
 -- @tparam integer port the port
@@ -609,6 +743,13 @@ function UdpSocket:send_op(data, host, port) end
 -- **Cancel safety.** Cancel-safe: a datagram is taken only when `recv`
 -- returns it; one already handed to a dropped recv goes back to the front
 -- of the queue.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken: datagrams that arrive stay queued, in
+--   order
+-- * given, not resumed: **nothing lost**: a datagram already handed to the
+--   dropped `recv` goes back to the front of the queue, for the next `recv`
+--   (`spec/udp_spec.lua` drops one in a select and in an aborted task)
 --
 -- @tparam[opt] integer max the most bytes to return (the rest of the
 -- datagram is dropped)
@@ -662,6 +803,14 @@ function UdpSocket:is_closed() end
 -- **Cancel safety.** With an offset: safe (nothing moves). Without: not
 -- safe once started: the position has moved past bytes nobody gets.
 --
+-- * before it waits: nothing read
+-- * while waiting: with an offset: **safe**, a pread moves nothing and the
+--   bytes are read again next time. Without an offset: **not safe once
+--   started**: the file position has moved past bytes nobody gets (use an
+--   offset where that matters)
+-- * given, not resumed: with an offset: safe, as while waiting; without one:
+--   not safe, the bytes are lost
+--
 -- @tparam integer n bytes (at most 1 GiB)
 -- @tparam[opt] integer offset where to read
 -- @treturn ?string the bytes; nil at the end of the file
@@ -687,6 +836,11 @@ function File:read_op(n, offset) end
 -- **Cancel safety.** Not safe once started: some or all of the bytes may
 -- be written.
 --
+-- * before it waits: nothing written
+-- * while waiting: **not safe once started**: some or all of the bytes may
+--   be written
+-- * given, not resumed: written, whole
+--
 -- @tparam string data the bytes
 -- @tparam[opt] integer offset where to write
 -- @treturn ?File the file, or nil
@@ -710,6 +864,10 @@ function File:write_op(data, offset) end
 --
 -- **Cancel safety.** Safe: nothing changes.
 --
+-- * before it waits: nothing done
+-- * while waiting: safe: nothing changes
+-- * given, not resumed: safe
+--
 -- @treturn ?table the information, or nil, message, code
 -- @raise on a closed file; outside a task. This is an await.
 function File:stat() end
@@ -725,6 +883,10 @@ function File:stat_op() end
 --- Flush the file to the disk (fsync).
 --
 -- **Cancel safety.** A dropped sync may or may not have happened.
+--
+-- * before it waits: nothing done
+-- * while waiting: may or may not have happened (stat to know)
+-- * given, not resumed: happened
 --
 -- @treturn ?boolean `true`, or nil, message, code
 -- @raise on a closed file; outside a task. This is an await.
@@ -764,6 +926,11 @@ function File:fd() end
 --
 -- **Cancel safety.** Cancel-safe: a dropped wait takes nothing and never
 -- kills the child; the exit status stays for the next wait.
+--
+-- * before it waits: nothing done
+-- * while waiting: **safe**: waiting takes nothing (the status stays with
+--   the process), and dropping a wait never kills the child
+-- * given, not resumed: safe: the next wait returns the status
 --
 -- @treturn integer exit status
 -- @treturn integer terminating signal, 0 if none
@@ -817,6 +984,12 @@ function Process:close() end
 -- **Cancel safety.** Cancel-safe: bytes are consumed only when the read
 -- returns them.
 --
+-- * before it waits: nothing read
+-- * while waiting: nothing read: what arrived stays buffered for the next
+--   read
+-- * given, not resumed: nothing read: the bytes are consumed only when the
+--   read returns them
+--
 -- @param[opt="l"] fmt a count, `"l"`, `"L"` or `"a"`
 -- @treturn ?string the data; nil at EOF
 -- @treturn ?string message
@@ -848,6 +1021,13 @@ function Pipe:lines(fmt) end
 --
 -- **Cancel safety.** All or nothing, as `TcpStream:write`.
 --
+-- * before it waits: nothing written
+-- * while waiting: **nothing written** (it only waits while the queue is
+--   over `write_limit`)
+-- * given, not resumed: nothing written. Once `write` has returned, its
+--   bytes are queued whole and go out even if the task is dropped right
+--   after
+--
 -- @param ... strings or numbers
 -- @treturn ?Pipe the pipe, or nil, message, code
 -- @raise on a closed pipe; after `shutdown`; outside a task. This is an await.
@@ -856,6 +1036,11 @@ function Pipe:write(...) end
 --- Shut the write side once everything queued is written.
 --
 -- **Cancel safety.** A dropped shutdown may still happen.
+--
+-- * before it waits: nothing done
+-- * while waiting: the request is libuv's: it still happens (the reader sees
+--   EOF once the queue is written)
+-- * given, not resumed: the same, done
 --
 -- @treturn ?boolean `true`, or nil, message, code
 -- @raise a second shutdown; outside a task. This is an await.

@@ -16,13 +16,18 @@
 --
 -- Fair: each poll starts at a branch drawn from the runtime's seeded
 -- generator. A branch that is ready at once wins without the caller
--- suspending, and the branches after it in that poll's order never start.
--- Ops given to a select are used up, winners and losers alike.
+-- suspending, and the branches after it in that poll's order never start
+-- (unless the task has spent its cooperative budget of 128 awaits in this
+-- run: it then suspends once first; see docs/tasks.md).
+-- Ops given to a select are used up, winners and losers alike; the same op
+-- given twice is refused before anything starts. Receive ops of one
+-- channel keep its order: the winner gets the oldest value.
 --
--- **Cancel safety.** Dropping a select drops every branch, with its
--- cleanup. A loser loses exactly what its pending op loses (see that op),
--- and its side effects before that await stay done: a select is cancel-safe
--- when every branch's pending op is.
+-- **Cancel safety.** Dropping a select drops every branch, with its cleanup.
+-- A loser loses exactly what its pending op loses (see that op), and its
+-- side effects before that await stay done: a select is cancel-safe when
+-- every branch's pending op is. Ops given to a select are used up, winners
+-- and losers alike.
 --
 -- @param ... branches: functions or ops, at least one
 -- @treturn integer the index of the winning branch
@@ -30,7 +35,10 @@
 -- @raise `quench.select: needs at least one branch`; a bad branch (neither
 -- function nor op, or an op already used); the winner's error, re-raised
 -- after the others were dropped; a loser's drop-time cleanup error;
--- `Cancelled` in a cancelled task. This is an await.
+-- `Cancelled` in a cancelled task; `nesting limit reached` when function
+-- branches nest more than 5,000 deep (docs/tasks.md, "Nesting": past 16
+-- nested levels a function branch starts at the next turn instead of in
+-- place). This is an await.
 -- @usage local i, msg = quench.select(inbox:recv_op(), quench.sleep_op(1))
 function quench.select(...) end
 
@@ -56,7 +64,7 @@ function quench.select_biased(...) end
 --
 -- **Cancel safety.** On expiry the branch is dropped (cleanup run, earlier
 -- side effects kept). Dropping the timeout itself drops the branch and the
--- timer.
+-- timer. On expiry `false, Timeout` is returned.
 --
 -- @tparam number s seconds
 -- @tparam function|Op branch a function or an op

@@ -4,7 +4,7 @@
 -- stays until the runtime ends: from then on the signal's default action
 -- (such as terminating on SIGINT) no longer happens. A delivery with nobody
 -- waiting is counted for the next wait. Guide:
--- [docs/structured.md](../../structured.md#signals), example
+-- [docs/signals.md](../../signals.md), example
 -- `examples/graceful_shutdown.lua`.
 -- @module signals
 

@@ -19,15 +19,25 @@
 -- cleanup. A graceful cancel of its task is passed to the children, waited
 -- for (grace period included), then raised.
 --
--- @tparam[opt] table opts `grace`: seconds children get to finish after the
--- scope is cancelled (default 5)
+-- A cancel of the task running the scope also reaches a scope whose body
+-- has returned and that waits for its children: they are cancelled with its
+-- reason (and, through their own scopes, their children).
+--
+-- Memory: the scope holds a child only until it has ended and its outcome
+-- is read, so a scope around an accept loop costs the connections alive.
+--
+-- @tparam[opt] table opts `grace`: seconds (a number `>= 0`) children get to
+-- finish after the scope is cancelled (default 5); any other key is refused
 -- @tparam function fn the body, called as `fn(s, ...)`
 -- @param ... arguments for `fn`
 -- @return ... the body's results (nothing if the scope was cancelled
 -- before the body returned)
--- @raise the single error of a child or the body, as raised; several: a
--- table `{kind = "multiple", error = first, errors = {...}}`; the task's
--- own `Cancelled`; `bad argument #1 to 'scope' (function expected, ...)`.
+-- @raise the single error of a child or the body, as raised (any value,
+-- `nil` and NaN included); several: a table `{kind = "multiple", error =
+-- first, errors = {...}, n = count}`; the task's own `Cancelled`; `bad
+-- argument #1 to 'scope' (function or options table expected, ...)`,
+-- `(unknown option '...')`, `(opts.grace must be a number of seconds >= 0,
+-- ...)`; `bad argument #2 to 'scope' (function expected, ...)`.
 -- This is an await.
 -- @usage quench.scope(function(s)
 --   s:spawn(serve, conn1)
@@ -38,11 +48,19 @@ function quench.scope(opts, fn, ...) end
 --- A task set (tokio's JoinSet): tasks joined in completion order; `<close>`
 -- aborts those left.
 --
+-- A set keeps each task that ended until `join_next` returns it. With
+-- `opts.detach = true` it keeps nothing of a task that ended: its results
+-- are dropped and a failure is reported at once, as a detached task's
+-- (`on_task_error` of `quench.run`, or stderr); for a set that is only a
+-- group to abort together, such as a server's connection handlers.
+--
 -- **Cancel safety.** Not an await.
 --
+-- @tparam[opt] table opts `detach`: a boolean (default false)
 -- @treturn TaskSet the set
--- @raise never
-function quench.task_set() end
+-- @raise `bad argument #1 to 'task_set' (unknown option '...')`, `(opts.detach
+-- must be a boolean, ...)`
+function quench.task_set(opts) end
 
 --- Run functions as tasks (or take task handles) and wait for all of them.
 --
@@ -53,7 +71,8 @@ function quench.task_set() end
 --
 -- @param ... functions (spawned as tasks) or task handles
 -- @treturn {table,...} one `table.pack(ok, results...)` per argument, in order
--- @raise `bad argument #i to 'join_all' (function or task expected, ...)`;
+-- @raise `bad argument #i to 'join_all' (function or task expected, ...)`, `(the task
+-- belongs to another runtime ...)` for a handle of an earlier run;
 -- outside a task. This is an await.
 function quench.join_all(...) end
 
@@ -81,7 +100,9 @@ function quench.try_join(...) end
 -- @param ... its arguments
 -- @treturn Task the handle
 -- @raise `quench.scope:spawn: the scope has ended`; `bad argument #1 to
--- 'spawn' (function expected, ...)`.
+-- 'spawn' (function expected, ...)`; `bad argument #1 to 'spawn'
+-- (quench.scope expected, got function; call it with a colon ...)` when
+-- called with a dot.
 function Scope:spawn(fn, ...) end
 
 --- End the scope early, without an error: the children are cancelled
@@ -123,10 +144,13 @@ function Scope:fail(err) end
 -- @tparam function fn the task's function
 -- @param ... its arguments
 -- @treturn Task the handle
--- @raise `bad argument #1 to 'spawn' (function expected, ...)`; outside a runtime.
+-- @raise `bad argument #1 to 'spawn' (function expected, ...)`; `bad argument
+-- #1 to 'spawn' (quench.task_set expected, ...; call it with a colon ...)`
+-- when called with a dot; outside a runtime.
 function TaskSet:spawn(fn, ...) end
 
---- How many tasks are in the set (not yet returned by `join_next`).
+--- How many tasks are in the set (not yet returned by `join_next`; in a
+-- detaching set: still running).
 --
 -- **Cancel safety.** Not an await.
 --
@@ -134,7 +158,9 @@ function TaskSet:spawn(fn, ...) end
 -- @raise never
 function TaskSet:len() end
 
---- Wait for the next task to end, in completion order.
+--- Wait for the next task to end, in completion order. In a detaching set
+-- (`opts.detach`), which keeps no results: wait until the set is empty, then
+-- return nil.
 --
 -- **Cancel safety.** Cancel-safe: a dropped `join_next` loses nothing; the
 -- finished task stays for the next call.

@@ -59,6 +59,12 @@ function quench.barrier(n) end
 -- up holding the lock; one granted to it just before is released again, to
 -- the next waiter in order.
 --
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken; it leaves the queue (if it was first,
+--   smaller requests behind it may now be served)
+-- * given, not resumed: the permits are released at once and go to the next
+--   waiters in order: a dropped waiter **never** ends up holding the lock
+--
 -- @treturn Permit the guard: hold it in a `<close>` variable
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 -- @usage local guard <close> = m:lock()
@@ -148,6 +154,12 @@ function RwLock:write_op() end
 -- **Cancel safety.** Cancel-safe: a dropped acquire never keeps a permit;
 -- permits granted to it just before go to the next waiters in order.
 --
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken; it leaves the queue (if it was first,
+--   smaller requests behind it may now be served)
+-- * given, not resumed: the permits are released at once and go to the next
+--   waiters in order: a dropped waiter **never** ends up holding the lock
+--
 -- @tparam[opt=1] integer k permits, from 1 to the semaphore's total
 -- @treturn Permit a permit holding `k`
 -- @raise `bad argument #2 to 'acquire' (must take at least 1 permit)`, `(more
@@ -231,6 +243,13 @@ function Notify:notify_all() end
 -- `notify_one` given to a dropped waiter passes to the next waiter (or is
 -- stored), so none is lost. A `notify_all` is lost for a dropped waiter.
 --
+-- * before it waits: a stored notification is not consumed
+-- * while waiting: nothing consumed
+-- * given, not resumed: woken by `notify_one`: the notification passes to
+--   the next waiter, or is stored if there is none, so no `notify_one` is
+--   lost. Woken by `notify_all`: lost for this waiter (`notify_all` is for
+--   the tasks waiting at that moment)
+--
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 function Notify:notified() end
 
@@ -249,6 +268,13 @@ function Notify:notified_op() end
 --
 -- **Cancel safety.** A waiter dropped before the release takes its arrival
 -- back (the group still needs `n`). After the release its arrival counted.
+--
+-- * before it waits: not arrived
+-- * while waiting: its arrival is taken back: the group still needs `n`
+--   tasks
+-- * given, not resumed: the group was released and stays released; this
+--   task's arrival counted (the others are not affected); it just does not
+--   see the `false`
 --
 -- @treturn boolean `true` for the task whose arrival released the others
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.

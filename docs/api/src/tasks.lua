@@ -51,7 +51,7 @@
 --    reports to `on_task_error`, an error saying "out of memory" (an I/O
 --    call returns `nil, "ENOMEM: out of memory", "ENOMEM"`).
 --    `quench.stats().allocs` counts the allocations of a run
---    (docs/testing.md, "Allocation failures").
+--    (docs/how-quench-is-tested.md, "Allocation failures").
 -- @tparam function fn the main task's function
 -- @param ... arguments for `fn`
 -- @return everything `fn` returned
@@ -60,7 +60,8 @@
 -- main task waits and nothing can wake it; `quench.run: the manual clock
 -- stalled: ...`; `quench.run: out of memory (cannot create the runtime)`;
 -- a bad option (`bad argument #1 to 'quench.run' (opts.clock must be
--- ...)`, `opts.fail_alloc must be a positive integer ...`).
+-- ...)`, `opts.fail_alloc must be a positive integer ...`), or a key that is
+-- not an option (`bad argument #1 to 'run' (unknown option 'clok')`).
 -- @usage print(quench.run(function(a) quench.sleep(0.1); return a + 1 end, 41))  --> 42
 function quench.run(opts, fn, ...) end
 
@@ -129,8 +130,9 @@ function quench.guard(fn) end
 -- `<close>` handle, the select or timeout around it finishing).
 --
 -- **Cancel safety.** A cancel does not interrupt `fn`; a drop does, as for
--- any code: `fn` stops at its current await and its `<close>` variables
--- run.
+-- any code: `fn` stops at its current await and its `<close>` variables run.
+-- Not being a cancellation point, entering a shield in a cancelled task does
+-- not raise.
 --
 -- @tparam function fn the code to shield
 -- @param ... its arguments
@@ -249,7 +251,8 @@ function Task:cancel(reason) end
 -- @param[opt] reason the cancel reason
 -- @treturn boolean as `join`
 -- @return ... as `join`
--- @raise `bad argument #1 to 'stop' (number expected, ...)`; `a task cannot
+-- @raise `bad argument #1 to 'stop' (number expected, ...)`, `(seconds must
+-- be >= 0, got -1)` for a negative or NaN grace; `a task cannot
 -- stop itself (use cancel)`; outside a task. This is an await.
 function Task:stop(grace, reason) end
 

@@ -1,6 +1,6 @@
 --- Testing with busted: `quench.test`.
 --
--- Guide: [docs/testing-with-busted.md](../../testing-with-busted.md).
+-- Guide: [docs/testing-your-code.md](../../testing-your-code.md).
 -- @module testing
 
 --- A busted body running `fn` in a fresh runtime, with checks.
@@ -17,7 +17,10 @@
 --   `on_task_error`, the reports go to it instead and do not fail the test.
 --
 -- An error raised by `fn` itself is raised unchanged (reports collected
--- meanwhile go to stderr).
+-- meanwhile go to stderr), except that a string error without a position
+-- (`error("x", 0)`) gets the `file:line:` it was raised from. The failures
+-- the body reports itself start with the `file:line:` of `fn`, so busted
+-- points at the spec, not at quench's files.
 --
 -- **Cancel safety.** Not an await: the body is called by busted, outside
 -- any runtime.
@@ -28,7 +31,7 @@
 -- let tasks outlive `fn`
 -- @treturn function the body, for `it`: it returns `fn`'s results
 -- @raise `bad argument #1 to 'test' (function expected, ...)`, `bad argument
--- #2 to 'test' (table expected, ...)`; the body raises `fn`'s error, or
+-- #2 to 'test' (table expected, ...)`, `(unknown option 'clok')`; the body raises `fn`'s error, or
 -- `quench.test: N tasks still alive ...` / `quench.test: N task errors
 -- nobody observed ...`.
 -- @usage it("times out", quench.test(function()

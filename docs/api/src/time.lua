@@ -12,7 +12,10 @@
 --- Suspend the task for `s` seconds.
 --
 -- `s <= 0` is `quench.yield()`: the queued tasks run once, then the task
--- continues. A huge `s` is a deadline nobody lives to see.
+-- continues. `s = math.huge` waits for ever (until cancelled, or the
+-- run's deadlock error), as does any `s` whose deadline is past the
+-- clock's range (584 years from the runtime's start): such a sleep arms
+-- no timer, and a virtual clock never jumps to it.
 --
 -- **Cancel safety.** Cancel-safe: dropping removes the timer and nothing
 -- else is held. The time already slept is not credited to a new sleep (keep
@@ -41,7 +44,8 @@ function quench.sleep_op(s) end
 -- self-aborted one is dropped here. Put one in long CPU loops, which
 -- otherwise can be neither cancelled nor interrupted.
 --
--- **Cancel safety.** Cancel-safe: it holds nothing.
+-- **Cancel safety.** Cancel-safe: it holds nothing. It is a cancellation
+-- point: in a cancelled task it raises `Cancelled`.
 --
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 function quench.yield() end
@@ -63,7 +67,8 @@ function quench.now() end
 --
 -- **Cancel safety.** Not an await.
 --
--- @tparam number s seconds (NaN raises; `<= 0` does nothing)
--- @raise `quench.advance: the runtime's clock is real (run with {clock =
--- "manual"} or "virtual")`; outside a runtime.
+-- @tparam number s seconds, `>= 0` (`0` does nothing)
+-- @raise `bad argument #1 to 'advance' (seconds must be >= 0, got -5)` for a
+-- negative or NaN `s`; `quench.advance: the runtime's clock is real (run
+-- with {clock = "manual"} or "virtual")`; outside a runtime.
 function quench.advance(s) end

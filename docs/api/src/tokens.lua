@@ -55,8 +55,8 @@ function Token:reason() end
 -- raises `Cancelled` instead (the task is cancelled with it): bound tasks
 -- learn of the cancel by the error.
 --
--- **Cancel safety.** Cancel-safe: dropping stops the wait and nothing
--- else; a token stays cancelled.
+-- **Cancel safety.** Cancel-safe: dropping stops the wait and nothing else;
+-- a token stays cancelled. A later `t:cancelled()` returns at once.
 --
 -- @return the reason (possibly nil)
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
