@@ -40,6 +40,11 @@
 ** what libuv has not written yet (as exit() flushes stdout); other streams
 ** close at once.
 **
+** TLS (tls.c) filters a stream's bytes where s->tls is set: the socket is
+** read into its cipher buffer and decrypted into buf, writes are encrypted
+** and then written by qn__stream_raw_write, and a read, writable or
+** shutdown future asks it first. The few lines here that call it say so.
+**
 ** Re-entrancy: callbacks only change state and wake, and qn_wake only
 ** queues a task: no future is polled or dropped inside a callback. Waiter
 ** lists are walked with the next node saved, since a wake may unlink.

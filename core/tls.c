@@ -599,6 +599,11 @@ static void send_close_notify(qn_stream *s) {
   ERR_clear_error();
   SSL_shutdown(t->ssl);
   ERR_clear_error();
+  if (t->oom) {                             /* the alert was not made: a FIN now would truncate */
+    t->olen = 0;
+    s->write_err = UV_ENOMEM;
+    return;
+  }
   flush(s);
 }
 

@@ -6,7 +6,9 @@
 -- tasks, select branches, <close> handlers and __gc finalizers. Plain Lua on
 -- the threads of tasks and branches too: coroutine.resume (directly and from
 -- a wrap function), coroutine.close and coroutine.status of the threads
--- their bodies found with coroutine.running().
+-- their bodies found with coroutine.running(). TLS
+-- servers and streams (made with certificates from spec/helpers/tls_pki.lua)
+-- are in the pool from the start.
 -- Acceptable outcomes: a result or a Lua error. A crash, a hang or a
 -- sanitizer report is a bug.
 --
@@ -363,6 +365,35 @@ function Fuzz:seed_pool()
     q.scope(function(sc) add(sc) end)   -- an ended scope
   end
   for _, v in ipairs(self.foreign or {}) do add(v) end
+  if q.tls and self.tls_pki then self:seed_tls(add) end
+end
+
+-- TLS objects: a server, an accepted stream whose peer never speaks TLS
+-- (its handshake waits: calls on it drop handshakes), a client and a
+-- server stream after their handshake, a closed one, a context.
+function Fuzz:seed_tls(add)
+  local q, pki = quench, self.tls_pki
+  local srv = assert(q.tls.listen("127.0.0.1", 0, { certificate = pki.server.cert,
+                                                    key = pki.server.key }))
+  local _, port = srv:getsockname()
+  local ctx = assert(q.tls.context({ cafile = pki.ca.cert }))
+  local raw = assert(q.tcp.connect("127.0.0.1", port))
+  local lazy = assert(srv:accept())
+  local function server_side()
+    return q.spawn(function()
+      local s = assert(srv:accept())
+      assert(s:handshake())
+      return s
+    end)
+  end
+  local t = server_side()
+  local c = assert(q.tls.connect("localhost", port, { context = ctx }))
+  local _, acc = t:join()
+  t = server_side()
+  local closed = assert(q.tls.connect("localhost", port, { verify = false }))
+  local _, other = t:join()
+  closed:close()
+  add(srv, ctx, raw, lazy, c, acc, closed, other)
 end
 
 -- File and process calls get random strings too: make their path arguments
@@ -444,6 +475,7 @@ end
 local function run_fuzz(seed, calls)
   local f = new_fuzz(seed)
   f.foreign = foreign_objects()
+  if quench.tls then f.tls_pki = require("helpers.tls_pki").make() end
   f:make_functions()
   f:learn_module()
   f:learn_coroutine()
@@ -506,6 +538,7 @@ local function run_fuzz(seed, calls)
     pcall(quench.run, opts, main, arg)
   end
   f.queued, f.graveyard, f.pool, f.by_type = {}, {}, {}, {}
+  if f.tls_pki then require("helpers.tls_pki").remove(f.tls_pki) end
   collectgarbage()
   collectgarbage()
   return f

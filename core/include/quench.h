@@ -652,8 +652,6 @@ enum {
   QN_TLS_ECONFIG = -7011        /* a certificate, key or CA file could not be used */
 };
 
-enum { QN_TLS_VERIFY_NONE = 0, QN_TLS_VERIFY_PEER = 1 };
-
 typedef struct qn_tls_config {
   int server;
   int verify;               /* client: 1 (chain and name) or 0; server: 1 asks for and

@@ -29,6 +29,11 @@
 -- Dropped during the handshake: the stream is closed and not returned;
 -- nothing leaks.
 --
+-- * before it waits: nothing done
+-- * while waiting: connecting: as `quench.tcp.connect`; handshaking: the stream is
+--   closed; nothing is returned, nothing leaks
+-- * given, not resumed: the stream is closed; the peer sees EOF
+--
 -- @tparam string host a name or address (the default `servername`)
 -- @tparam integer port the port
 -- @tparam[opt] table opts the TLS options, and `nodelay`, `keepalive`,
@@ -73,6 +78,10 @@ function quench.tls.context(opts) end
 -- **Cancel safety.** Dropped before it waits: the stream is unchanged.
 -- Dropped during the handshake: the stream (already a TLS one) is closed.
 --
+-- * before it waits: nothing done: the stream is unchanged
+-- * while waiting: the stream, already a TLS stream, is closed
+-- * given, not resumed: done: the handshake completed
+--
 -- @tparam[opt] table opts the TLS options; `server = true` for the server
 -- side (then `certificate` and `key`); a verifying client needs `servername`
 -- @treturn ?TlsStream the same stream, or nil (the stream is then closed)
@@ -91,6 +100,11 @@ function TcpStream:starttls(opts) end
 --
 -- **Cancel safety.** As `TcpServer:accept`: a dropped accept leaves the
 -- connection queued. The handshake is not part of it.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken: connections stay queued, in order (the handshake
+--   is not part of accept)
+-- * given, not resumed: nothing taken: the connection stays first in the queue
 --
 -- @treturn ?TlsStream the connection, or nil
 -- @treturn ?string message
@@ -132,6 +146,11 @@ function TlsServer:close() end
 --
 -- **Cancel safety.** Not cancel-safe by design: dropped before it
 -- completes, the stream is closed (a handshake is never resumed).
+--
+-- * before it waits: nothing done
+-- * while waiting: **the stream is closed**: a handshake is one op, never resumed
+--   half done (reads and writes then raise "closed stream")
+-- * given, not resumed: done: the handshake completed
 --
 -- @treturn ?boolean `true`, or nil
 -- @treturn ?string message (`ETLS_UNKNOWN_CA: ...`, `ETLS_NOT_TLS: ...`)
@@ -212,7 +231,16 @@ function TlsStream:servername() end
 
 --- Read, waiting as needed (the handshake first, if not done).
 --
--- **Cancel safety.** Cancel-safe: plaintext is consumed only when the read returns it; records are decrypted on the loop side, never in the waiting read. During a handshake not done yet, as `handshake` (the stream is closed).
+-- **Cancel safety.** Cancel-safe: plaintext is consumed only when the
+-- read returns it; records are decrypted on the loop side, never in the
+-- waiting read. During a handshake not done yet, as `handshake` (the
+-- stream is closed).
+--
+-- * before it waits: nothing read
+-- * while waiting: **nothing read**: records are decrypted on the loop side, never
+--   in the waiting read, and plaintext stays buffered for the next read (on a
+--   stream whose handshake is still running: the stream is closed)
+-- * given, not resumed: nothing read
 --
 -- @tparam[opt="l"] integer|string fmt as `TcpStream:read`
 -- @treturn ?string the data; nil at EOF (close_notify)
@@ -244,7 +272,17 @@ function TlsStream:lines(fmt) end
 
 --- Write strings and numbers as one: encrypted into records and queued whole.
 --
--- **Cancel safety.** All or nothing: a dropped write (it waits only for the handshake, or while the queue is over `write_limit`) wrote nothing; a returned write was encrypted whole and goes out even if the task is dropped right after.
+-- **Cancel safety.** All or nothing: a dropped write (it waits only for
+-- the handshake, or while the queue is over `write_limit`) wrote nothing;
+-- a returned write was encrypted whole and goes out even if the task is
+-- dropped right after.
+--
+-- * before it waits: nothing written
+-- * while waiting: **nothing written** (it waits only while the queue is over
+--   `write_limit`, or for the handshake: then the stream is closed)
+-- * given, not resumed: nothing written. Once `write` returned, all its bytes were
+--   encrypted into records and queued whole: they go out even if the task is
+--   dropped right after
 --
 -- @param ... strings or numbers
 -- @treturn ?TlsStream the stream, or nil
@@ -257,6 +295,11 @@ function TlsStream:write(...) end
 --- Send close_notify, then shut the socket's write side, once everything queued is written.
 --
 -- **Cancel safety.** Dropped while waiting, it still happens.
+--
+-- * before it waits: nothing done
+-- * while waiting: close_notify is queued, and the socket's shutdown is libuv's: both
+--   still happen
+-- * given, not resumed: done
 --
 -- @treturn ?boolean `true`, or nil
 -- @treturn ?string message
@@ -367,3 +410,92 @@ function TlsStream:buffered() end
 -- @treturn integer bytes
 -- @raise on a closed stream
 function TlsStream:queued() end
+
+--- What `read_some(max)` would return, left buffered (as `TcpStream:peek`):
+-- decrypted bytes, which the loop has already taken from the records.
+--
+-- **Cancel safety.** As `TcpStream:peek`.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data, or nil at EOF
+-- @treturn ?string message on an I/O error
+-- @treturn ?string code
+-- @raise as `TcpStream:peek`. This is an await.
+function TlsStream:peek(max) end
+
+--- The op of `peek(max)`.
+--
+-- **Cancel safety.** As `peek`.
+--
+-- @tparam[opt] integer max as `peek`
+-- @treturn Op an op returning what `peek` returns
+-- @raise on a closed stream
+function TlsStream:peek_op(max) end
+
+--- Wait until a read would not wait (as `TcpStream:readable`).
+--
+-- **Cancel safety.** As `TcpStream:readable`.
+--
+-- @treturn ?TlsStream the stream, or nil
+-- @treturn ?string message
+-- @treturn ?string code
+-- @raise as `TcpStream:readable`. This is an await.
+function TlsStream:readable() end
+
+--- The op of `readable()`.
+--
+-- **Cancel safety.** As `readable`.
+--
+-- @treturn Op an op returning what `readable` returns
+-- @raise on a closed stream
+function TlsStream:readable_op() end
+
+--- Wait until a write would not wait (as `TcpStream:writable`).
+--
+-- **Cancel safety.** As `TcpStream:writable`.
+--
+-- @treturn ?TlsStream the stream, or nil
+-- @treturn ?string message
+-- @treturn ?string code
+-- @raise as `TcpStream:writable`. This is an await.
+function TlsStream:writable() end
+
+--- The op of `writable()`.
+--
+-- **Cancel safety.** As `writable`.
+--
+-- @treturn Op an op returning what `writable` returns
+-- @raise on a closed stream
+function TlsStream:writable_op() end
+
+--- `read_some(max)` that never waits (as `TcpStream:try_read`).
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @tparam[opt] integer max the most bytes
+-- @treturn ?string the data; nil at EOF or when nothing is buffered
+-- @treturn ?string `"EAGAIN: ..."` when nothing is buffered, or the error
+-- @treturn ?string code
+-- @raise as `TcpStream:try_read`
+function TlsStream:try_read(max) end
+
+--- `write(...)` that never waits (as `TcpStream:try_write`).
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @param ... strings or numbers, written as one piece
+-- @treturn ?TlsStream the stream; nil when nothing was taken
+-- @treturn ?string `"EAGAIN: ..."`, or the stream's write error
+-- @treturn ?string code
+-- @raise as `TcpStream:try_write`
+function TlsStream:try_write(...) end
+
+--- Set how long a `close` with writes queued waits for the peer (as
+-- `TcpStream:linger`); the close_notify is one of those writes.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam number seconds 0..86400
+-- @treturn boolean `true`
+-- @raise as `TcpStream:linger`
+function TlsStream:linger(seconds) end
