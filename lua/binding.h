@@ -70,6 +70,7 @@ typedef struct lq_module {
   uint64_t serial;      /* runtimes made so far: tells a handle's runtime apart */
   int mt_task;          /* registry refs of the task and op metatables (an array */
   int mt_op;            /* look-up: cheaper than by name or by light userdata) */
+  struct lq_cancel_reg *cancel_first, *cancel_last;   /* on_cancel callbacks due (token.c) */
 } lq_module;
 
 /* Hot-path type check: a full userdata whose first word is `tag` (the
