@@ -112,6 +112,7 @@ struct lq_runtime {
   int coop;             /* awaits the task being polled may still make before one
                            must suspend: LQ_COOP_BUDGET at each poll (coro.c) */
   int npool;
+  int ctx_used;         /* quench.context.with was called in this run (context.c) */
 };
 
 enum { CORO_TASK, CORO_BRANCH };
@@ -234,6 +235,8 @@ void lq_task_register(lua_State *L, int mod_idx);
 
 /* coro.c */
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c);
+void lq_context_inherit(lua_State *L, lq_runtime *rt, int ud);
+void lq_context_internals(lua_State *L, int mod);
 int lq_anchor(lua_State *L, lq_runtime *rt);
 void lq_unanchor(lq_runtime *rt, int slot);
 lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);

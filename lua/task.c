@@ -226,6 +226,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, CORO_TASK);
   h->coro.nres = n;                     /* until it starts */
+  lq_context_inherit(L, rt, ud);
   lua_pushvalue(L, ud);
   h->coro.slot = lq_anchor(L, rt);
   qn_task_init(lq_core_task(h), rt->core, &h->coro.base);
@@ -575,6 +576,7 @@ void lq_task_internals(lua_State *L, int mod) {
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, internals, 1);
+  lq_context_internals(L, mod);
 }
 
 static const luaL_Reg methods[] = {
