@@ -506,21 +506,26 @@ end
 -- join_all, try_join
 ---------------------------------------------------------------------------
 
+-- Check every argument before spawning any: a bad one leaves nothing running.
 local function start_all(fname, ...)
-  local hs = {}
-  for i = 1, select("#", ...) do
+  local n = select("#", ...)
+  for i = 1, n do
     local f = select(i, ...)
-    if type(f) == "function" then
-      hs[i] = quench.spawn(f)
-    elseif internal.task_of(f) == "this" then
-      hs[i] = f
-    elseif internal.task_of(f) == "other" then
-      error("bad argument #" .. i .. " to '" .. fname .. "' (the task belongs to another "
-        .. "runtime: a task handle is only valid in the quench.run that spawned it)", 3)
-    else
-      error("bad argument #" .. i .. " to '" .. fname .. "' (function or task expected, got "
-        .. type(f) .. ")", 3)
+    if type(f) ~= "function" then
+      local owner = internal.task_of(f)
+      if owner == "other" then
+        error("bad argument #" .. i .. " to '" .. fname .. "' (the task belongs to another "
+          .. "runtime: a task handle is only valid in the quench.run that spawned it)", 3)
+      elseif owner ~= "this" then
+        error("bad argument #" .. i .. " to '" .. fname .. "' (function or task expected, got "
+          .. type(f) .. ")", 3)
+      end
     end
+  end
+  local hs = {}
+  for i = 1, n do
+    local f = select(i, ...)
+    hs[i] = type(f) == "function" and quench.spawn(f) or f
   end
   return hs
 end
@@ -554,4 +559,37 @@ function quench.try_join(...)
     left = left - 1
   end
   return true, out
+end
+
+---------------------------------------------------------------------------
+-- first_success
+---------------------------------------------------------------------------
+
+--- quench.first_success(...): functions (run as tasks) or task handles; the
+-- first to return without raising wins: the others are aborted and its
+-- index and results are returned. Raises a "multiple" error holding every
+-- error (in argument order) only when all failed.
+function quench.first_success(...)
+  local n = select("#", ...)
+  if n == 0 then
+    error("bad argument #1 to 'first_success' (function or task expected, got no value)", 2)
+  end
+  local hs = start_all("first_success", ...)
+  local _aborter <close> = quench.guard(function() for _, h in ipairs(hs) do h:abort() end end)
+  local errs, left = {}, n
+  while left > 0 do
+    local ops, map = {}, {}
+    for i, h in ipairs(hs) do
+      if errs[i] == nil then ops[#ops + 1] = h:join_op(); map[#ops] = i end
+    end
+    local r = table.pack(quench.select(table.unpack(ops)))
+    local i = map[r[1]]
+    if r[2] then return i, table.unpack(r, 3, r.n) end
+    errs[i] = { r[3] }
+    left = left - 1
+  end
+  local list = {}
+  for i = 1, n do list[i] = errs[i][1] end
+  error(setmetatable({ kind = "multiple", error = list[1], errors = list, n = n,
+    message = "all " .. n .. " failed; the first: " .. describe(list[1]) }, MULTIPLE), 0)
 end

@@ -135,6 +135,26 @@ function quench.join_all(...) end
 -- outside a task. This is an await.
 function quench.try_join(...) end
 
+--- Race for the first success (Rust's `select_ok`, Java's
+-- `anySuccessfulOrThrow`): hedged requests, failing over between replicas.
+--
+-- Runs functions as tasks (or takes task handles). The first to return
+-- without raising wins: the others are aborted (their cleanup has run) and
+-- its index and results are returned. A failure (an error, or a task
+-- cancelled) does not win; the race fails only when every branch failed.
+-- Arguments are checked before anything is spawned.
+--
+-- **Cancel safety.** As `join_all`: dropping it aborts every task.
+--
+-- @param ... functions (spawned as tasks) or task handles
+-- @treturn integer the index of the winner
+-- @return ... its results
+-- @raise when all failed, a table `{kind = "multiple", error = first,
+-- errors = {...}, n = count}` with every error in argument order; `bad
+-- argument #i to 'first_success' (function or task expected, ...)`;
+-- outside a task. This is an await.
+function quench.first_success(...) end
+
 --- A scope, passed to the body of `quench.scope`. `s.token` is its token
 -- (children are bound to it).
 -- @type Scope
