@@ -113,6 +113,7 @@ struct lq_runtime {
                            must suspend: LQ_COOP_BUDGET at each poll (coro.c) */
   int npool;
   int ctx_used;         /* quench.context.with was called in this run (context.c) */
+  int spawn_sites;      /* quench.record_spawn_sites(true): spawns note file:line */
 };
 
 enum { CORO_TASK, CORO_BRANCH };
@@ -169,6 +170,7 @@ struct lq_task {
   lq_coro coro;
   uint64_t serial;      /* of its runtime */
   uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
+  uint64_t parent;      /* id of the task that spawned it (0: none), for quench.tasks() */
   /* the qn_task follows, at offset lq_task_offset() */
 };
 
