@@ -246,6 +246,10 @@ void qn_chan_init(qn_chan *ch, size_t capacity);
 void qn_chan_fini(qn_chan *ch);     /* no future on it may remain; frees the buffer */
 size_t qn_chan_len(const qn_chan *ch);    /* queued slots no receive future claims */
 int qn_chan_is_closed(const qn_chan *ch);
+/* The capacity given at init (SIZE_MAX: unbounded), and the sends that
+   would be admitted now without waiting (SIZE_MAX: unbounded). */
+size_t qn_chan_capacity(const qn_chan *ch);
+size_t qn_chan_room(const qn_chan *ch);
 /* Closed, and nothing queued, claimed or reserved: no slot can ever be
    received again. Receivers see "closed" (QN_ECLOSED) only then; until
    then a permit given before the close may still commit. */
