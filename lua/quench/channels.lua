@@ -185,3 +185,67 @@ function quench.channel_pair(capacity)
   local ch = quench.channel(capacity)
   return new_sender(ch), new_receiver(ch)
 end
+
+---------------------------------------------------------------------------
+-- Watch: send_modify, wait_for
+---------------------------------------------------------------------------
+
+local Watch = getmetatable(quench.watch()).__index
+local WatchRx = getmetatable(quench.watch():subscribe()).__index
+
+--- tx:send_modify(fn): fn(value) changes the value in place (or returns a
+-- new one) and every receiver is told, as by send.
+function Watch:send_modify(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'send_modify' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if self:is_closed() then return nil, "closed" end
+  local cur = self:get()
+  local new = fn(cur)                   -- an error here changes nothing
+  if new == nil then new = cur end
+  return self:send(new)
+end
+
+--- rx:wait_for(pred): the current value if pred(value) holds, else wait
+-- for changes until one does; the value (marked seen), or nil, "closed".
+function WatchRx:wait_for(pred)
+  if type(pred) ~= "function" then
+    error("bad argument #2 to 'wait_for' (function expected, got " .. type(pred) .. ")", 2)
+  end
+  local v = self:get()
+  while not pred(v) do
+    local err
+    v, err = self:changed()
+    if err == "closed" then return nil, "closed" end
+  end
+  return v
+end
+
+function WatchRx:wait_for_op(pred)
+  if type(pred) ~= "function" then
+    error("bad argument #2 to 'wait_for_op' (function expected, got " .. type(pred) .. ")", 2)
+  end
+  local rx = self
+  return function() return rx:wait_for(pred) end
+end
+
+---------------------------------------------------------------------------
+-- Select with a default
+---------------------------------------------------------------------------
+
+--- quench.try_select(...): as select_biased, but nothing waits: the index
+-- and results of the first branch ready now, or nil when none is (Go's
+-- select with a default case).
+function quench.try_select(...)
+  local n = select("#", ...)
+  if n == 0 then error("quench.try_select: needs at least one branch", 2) end
+  local default = quench.token()        -- a cancelled token's op is ready at once
+  default:cancel()
+  local args = table.pack(...)
+  args[n + 1] = default:cancelled_op()
+  -- biased: the branches are polled in order before the default, so a
+  -- branch ready now wins; the others, the default among them, are dropped
+  local r = table.pack(quench.select_biased(table.unpack(args, 1, n + 1)))
+  if r[1] == n + 1 then return nil end
+  return table.unpack(r, 1, r.n)
+end

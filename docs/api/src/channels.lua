@@ -318,10 +318,20 @@ function OneshotReceiver:close() end
 -- **Cancel safety.** Never waits: not a cancellation point.
 --
 -- @param v the message (not nil)
--- @treturn ?boolean `true`, or nil
+-- @treturn ?integer how many receivers will see it (subscribed and not
+-- closed; 0 is still a success), or nil
 -- @treturn ?string `"closed"`
 -- @raise `bad argument #2 to 'send' (nil cannot be sent)`
 function Broadcast:send(v) end
+
+--- How many receivers are subscribed and not closed (a receiver also stops
+-- counting when it is collected).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer
+-- @raise on a bad self
+function Broadcast:receiver_count() end
 
 --- Close: subscribers get the messages still kept, then `nil, "closed"`.
 --
@@ -378,6 +388,24 @@ function BroadcastReceiver:try_recv() end
 -- @raise on a bad self
 function BroadcastReceiver:recv_op() end
 
+--- Stop receiving: the receiver no longer counts in `receiver_count` and
+-- `send`'s result; a later `recv` that would wait raises. Idempotent;
+-- `<close>` and collection do the same.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function BroadcastReceiver:close() end
+
+--- How many messages were sent that this receiver has not received yet (at
+-- most the capacity: older ones are lost to it as a lag).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer
+-- @raise on a bad self
+function BroadcastReceiver:len() end
+
 --- The sending side of a watch (`quench.watch`). `<close>` closes it.
 -- @type Watch
 
@@ -405,6 +433,27 @@ function Watch:get() end
 --
 -- @raise on a bad self
 function Watch:close() end
+
+--- Whether the watch was closed.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean
+-- @raise on a bad self
+function Watch:is_closed() end
+
+--- Change the value with `fn(value)` and tell every receiver, as `send`
+-- does (tokio's `send_modify`): `fn` changes a table in place, or returns a
+-- new value (nil keeps the current one). If `fn` raises, nothing changes
+-- and no receiver is told.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam function fn called as `fn(value)`
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"closed"` (then `fn` is not called)
+-- @raise `bad argument #2 to 'send_modify' (function expected, ...)`; `fn`'s error
+function Watch:send_modify(fn) end
 
 --- A new subscriber; the current value counts as seen.
 --
@@ -457,6 +506,49 @@ function WatchReceiver:changed() end
 -- @treturn Op an op returning what `changed` returns
 -- @raise on a bad self
 function WatchReceiver:changed_op() end
+
+--- Make the current value count as unseen: `has_changed` is true and the
+-- next `changed` returns at once (tokio's `mark_changed`).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function WatchReceiver:mark_changed() end
+
+--- Make the current value count as seen.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function WatchReceiver:mark_unchanged() end
+
+--- Return the current value if `pred(value)` holds; otherwise wait for
+-- changes until a value satisfies it (tokio's `wait_for`). The value
+-- returned is marked seen.
+--
+-- **Cancel safety.** Cancel-safe: each wait is a `changed`; a dropped
+-- `wait_for` loses no value (values it looked at and refused are marked
+-- seen, as they were not wanted).
+--
+-- * before it waits: the current value is marked seen
+-- * while waiting: nothing lost
+-- * given, not resumed: nothing lost (the next call sees the value again)
+--
+-- @tparam function pred called as `pred(value)`
+-- @return the first value for which `pred` is true, or nil
+-- @treturn ?string `"closed"` when the watch closed first
+-- @raise `bad argument #2 to 'wait_for' (function expected, ...)`; `pred`'s
+-- error; outside a task; `Cancelled` in a cancelled task. This is an await.
+function WatchReceiver:wait_for(pred) end
+
+--- `wait_for` as a select branch (a function).
+--
+-- **Cancel safety.** As `wait_for`.
+--
+-- @tparam function pred the predicate
+-- @treturn function the branch
+-- @raise `bad argument #2 to 'wait_for_op' (function expected, ...)`
+function WatchReceiver:wait_for_op(pred) end
 
 --- A counted sending handle (`ch:sender()`, `tx:clone()`,
 -- `quench.channel_pair`). `<close>` is `close`. Garbage collection never
