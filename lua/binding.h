@@ -168,13 +168,20 @@ enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
    bound, has_extras, cancel_unmade). */
 struct lq_task {
   lq_coro coro;
-  uint64_t serial;      /* of its runtime */
+  uint32_t serial;      /* of its runtime: the low 32 bits of rt->serial (compare
+                           with lq_task_in) */
+  uint32_t parent_gap;  /* its id minus the id of the task that spawned it, for
+                           quench.tasks(); 0: none, or more than 2^32 spawns back.
+                           A gap, not an id, so a handle costs no extra word */
   uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
-  uint64_t parent;      /* id of the task that spawned it (0: none), for quench.tasks() */
   /* the qn_task follows, at offset lq_task_offset() */
 };
 
 static inline size_t lq_task_offset(void) { return lq_align(sizeof(lq_task)); }
+/* Whether the task belongs to the runtime rt. */
+static inline int lq_task_in(const lq_task *h, const lq_runtime *rt) {
+  return h->serial == (uint32_t)rt->serial;
+}
 static inline qn_task *lq_core_task(lq_task *h) {
   return (qn_task *)((char *)h + lq_task_offset());
 }

@@ -129,7 +129,7 @@ int lq_push_result(lua_State *L, lq_task *h, int ud) {
 
 static lq_runtime *runtime_of_handle(lua_State *L, lq_task *h) {
   lq_module *m = lq_module_of(L);
-  return (m->rt && m->rt->serial == h->serial) ? m->rt : NULL;
+  return (m->rt && lq_task_in(h, m->rt)) ? m->rt : NULL;
 }
 
 static void write_report(lua_State *L, lq_task *h, int ud) {
@@ -221,7 +221,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
   lq_task *h = lua_newuserdatauv(L, lq_task_offset() + qn_task_size(), 1 + inline_args);
   h->coro.base.vt = NULL;               /* no task for __gc until lq_coro_init (which zeroes the rest) */
-  h->serial = rt->serial;
+  h->serial = (uint32_t)rt->serial;
   h->spawned_at = qn_now(rt->core);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
   lua_setmetatable(L, -2);
@@ -242,12 +242,17 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, CORO_TASK);
   h->coro.nres = n;                     /* until it starts */
-  h->parent = rt->running ? qn_task_id(lq_core_task(lq_coro_task(rt->running))) : 0;
-  lq_context_inherit(L, rt, ud);
+  lq_context_inherit(L, rt, ud);        /* these may raise: before the core knows the task */
   if (rt->spawn_sites) note_site(L, ud);
   lua_pushvalue(L, ud);
   h->coro.slot = lq_anchor(L, rt);
   qn_task_init(lq_core_task(h), rt->core, &h->coro.base);
+  h->parent_gap = 0;                    /* ids exist from qn_task_init on */
+  if (rt->running != NULL) {
+    uint64_t gap = qn_task_id(lq_core_task(h))
+                 - qn_task_id(lq_core_task(lq_coro_task(rt->running)));
+    if (gap <= UINT32_MAX) h->parent_gap = (uint32_t)gap;
+  }
   return 1;
 }
 
@@ -272,7 +277,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_join(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.task:join");
-  if (h->serial != c->rt->serial)
+  if (!lq_task_in(h, c->rt))
     return luaL_argerror(L, 1, "the task belongs to another runtime");
   if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:join: a task cannot join itself");
   lua_settop(L, 1);
@@ -324,7 +329,7 @@ static int l_stop(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.task:stop");
   uint64_t grace = lq_check_duration(L, 2);
-  if (h->serial != c->rt->serial)
+  if (!lq_task_in(h, c->rt))
     return luaL_argerror(L, 1, "the task belongs to another runtime");
   if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:stop: a task cannot stop itself (use cancel)");
   set_reason(L, h, 1, 3);
@@ -500,8 +505,8 @@ static void list_one(qn_task *t, void *arg) {
   lua_setfield(L, entry, "waiting");
   lua_pushnumber(L, (lua_Number)(qn_now(x->rt->core) - h->spawned_at) / 1e9);
   lua_setfield(L, entry, "age");
-  if (h->parent != 0) {
-    lua_pushinteger(L, (lua_Integer)h->parent);
+  if (h->parent_gap != 0) {
+    lua_pushinteger(L, (lua_Integer)(qn_task_id(t) - h->parent_gap));
     lua_setfield(L, entry, "parent");
   }
   lua_rawseti(L, x->list, ++x->n);
