@@ -113,6 +113,20 @@ describe("scope deadlines", function()
     assert.are.equal(math.huge, quench.current_deadline())
   end))
 
+  it("a task that outlives the scope no longer sees its deadline", T(function()
+    local h
+    quench.scope({ timeout = 5 }, function()
+      h = quench.spawn(function()                 -- not a child: may outlive the scope
+        local inside = quench.current_deadline()
+        quench.sleep(2)
+        return inside, quench.current_deadline()
+      end)
+    end)
+    local _, inside, after = h:join()
+    assert.are.equal(5, inside)
+    assert.are.equal(math.huge, after)
+  end))
+
   it("a child's failure still wins over the deadline", T(function()
     local ok, err = pcall(quench.scope, { timeout = 5 }, function(s)
       s:spawn(function() quench.sleep(1); error("boom", 0) end)

@@ -307,7 +307,8 @@ function quench.current_deadline()
   local s = quench.context.get(DEADLINE)
   local d = math.huge
   while s do
-    if s.deadline_at < d then d = s.deadline_at end
+    -- a task spawned inside may outlive the scope: an ended scope bounds nothing
+    if not s.closed and s.deadline_at < d then d = s.deadline_at end
     s = s.outer_deadline
   end
   return d

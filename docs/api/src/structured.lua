@@ -84,8 +84,9 @@ function quench.supervisor(fn, ...) end
 -- `current_effective_deadline`), read live: a moved deadline shows at once.
 --
 -- A task spawned inside a scope with a deadline sees it (task-local context,
--- `quench.context`). Only scope deadlines count: a `quench.timeout` or
--- `quench.deadline` around the code does not.
+-- `quench.context`); a task that outlives the scope (a plain `quench.spawn`)
+-- stops seeing it when the scope ends. Only scope deadlines count: a
+-- `quench.timeout` or `quench.deadline` around the code does not.
 --
 -- **Cancel safety.** Not an await.
 --
