@@ -196,26 +196,28 @@ static int l_semaphore(lua_State *L) {
   return 1;
 }
 
-static size_t check_count(lua_State *L, lq_sema *s) {
+static size_t check_count(lua_State *L) {
   lua_Integer k = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, k >= 1, 2, "must take at least 1 permit");
-  luaL_argcheck(L, (size_t)k <= s->total, 2, "more permits than the semaphore has");
+  /* more than the total may come with add_permits: such a request waits
+     (a request no add can ever satisfy is the deadlock check's to report) */
+  luaL_argcheck(L, k <= RW_MAX, 2, "more than 2^30 permits");
   return (size_t)k;
 }
 
 static int l_acquire(lua_State *L) {
-  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
-  return acquire(L, check_count(L, s), "quench.semaphore:acquire");
+  luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return acquire(L, check_count(L), "quench.semaphore:acquire");
 }
 
 static int l_try_acquire(lua_State *L) {
-  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
-  return try_acquire(L, check_count(L, s));
+  luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return try_acquire(L, check_count(L));
 }
 
 static int l_acquire_op(lua_State *L) {
-  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
-  return acquire_op(L, check_count(L, s));
+  luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return acquire_op(L, check_count(L));
 }
 
 static int l_available(lua_State *L) {

@@ -63,7 +63,18 @@ describe("semaphore", function()
     assert.are.equal(0, sem:available())
     p:release()
     assert.are.equal(2, sem:available())
-    assert.has_error(function() sem:acquire(3) end)   -- the semaphore has 2 now
+    assert.is_nil(sem:try_acquire(3))            -- the semaphore has 2 now
+  end))
+
+  it("a request above the total waits for add_permits (semaphore(0) included)", T(function()
+    local sem = quench.semaphore(0)
+    local h = quench.spawn(function() return sem:acquire(3):count() end)
+    quench.sleep(1)
+    sem:add_permits(2)
+    quench.sleep(1)
+    assert.is_nil(sem:try_acquire(1))            -- queued behind the waiting request
+    sem:add_permits(1)
+    assert.are.same({ true, 3 }, { h:join() })
   end))
 
   it("a permit can be forgotten, split and merged", T(function()

@@ -168,11 +168,15 @@ function RwLock:write_op() end
 -- After `close`, a waiting acquire and every later one return `nil,
 -- "closed"` (holding nothing).
 --
--- @tparam[opt=1] integer k permits, from 1 to the semaphore's total
+-- A request for more permits than the semaphore has in all waits for
+-- `add_permits` (tokio's `acquire_many`), as a queue head: later requests wait
+-- behind it.
+--
+-- @tparam[opt=1] integer k permits, from 1 to 2^30
 -- @treturn ?Permit a permit holding `k`, or nil
 -- @treturn ?string `"closed"` once the semaphore is closed
 -- @raise `bad argument #2 to 'acquire' (must take at least 1 permit)`, `(more
--- permits than the semaphore has)`; outside a task; `Cancelled` in a
+-- than 2^30 permits)`; outside a task; `Cancelled` in a
 -- cancelled task. This is an await.
 function Semaphore:acquire(k) end
 
