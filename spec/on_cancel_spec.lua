@@ -197,3 +197,22 @@ describe("quench.token_any", function()
       "bad argument #2 to 'token_any' (quench.token expected, got table)")
   end)
 end)
+
+describe("t:on_cancel callbacks that try to wait", function()
+  it("are reported, and the cancel still completes", function()
+    local warnings = {}
+    local done
+    quench.run({ clock = "virtual", on_warning = function(m) warnings[#warnings + 1] = m end },
+      function()
+        local t = quench.token()
+        t:on_cancel(function() quench.sleep(1) end)
+        t:on_cancel(function() quench.spawn(function() quench.sleep(1); done = quench.now() end) end)
+        t:cancel()
+        assert(t:is_cancelled())
+        quench.sleep(2)                          -- let the spawned task finish
+      end)
+    assert.are.equal(1, #warnings)
+    assert.matches("on_cancel: a callback raised", warnings[1], 1, true)
+    assert.are.equal(1, done)                    -- async work: a task spawned from the callback
+  end)
+end)

@@ -145,8 +145,9 @@ function Token:spawn(fn, ...) end
 -- the other callbacks. Callbacks run in the order their tokens were reached,
 -- and on one token in the order they were registered. This is how a
 -- callback or handle API (a libuv handle, a child job) is wrapped so that a
--- cancel stops it. The registration lives as long as the token: hold the
--- token.
+-- cancel stops it. `fn` cannot wait (it runs inside `t:cancel`): an await
+-- in it raises, and is reported as its error is. The registration lives as
+-- long as the token: hold the token.
 --
 -- **Cancel safety.** Not an await.
 --
