@@ -231,7 +231,7 @@ static int l_add_permits(lua_State *L) {
   lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 0, 2, "permits to add must be >= 0");
-  luaL_argcheck(L, (lua_Integer)s->total + n <= RW_MAX, 2,
+  luaL_argcheck(L, n <= (lua_Integer)(RW_MAX - s->total), 2,   /* no overflow: total <= RW_MAX */
                 "the semaphore would have more than 2^30 permits");
   s->total += (size_t)n;
   qn_sema_release(core_of(s), (size_t)n);

@@ -106,7 +106,7 @@ describe("channel ends", function()
     ch:close()
     assert.are.same({ nil, "closed" }, { ch:recv_many(2) })
     assert.has_error(function() ch:recv_many(0) end,
-      "bad argument #2 to 'recv_many' (max must be an integer >= 1, got 0)")
+      "bad argument #1 to 'recv_many' (max must be an integer >= 1, got 0)")
   end))
 
   it("recv_many is cancel-safe: dropped while waiting, nothing is taken", T(function()

@@ -179,7 +179,7 @@ describe("quench.timer", function()
       "bad argument #1 to 'timer' (seconds must be a number >= 0, got -1)")
     local tm = quench.timer(1)
     assert.has_error(function() tm:reset("x") end,
-      "bad argument #2 to 'reset' (seconds must be a number >= 0, got string)")
+      "bad argument #1 to 'reset' (seconds must be a number >= 0, got string)")
     assert.has_error(function() tm:reset_at(0 / 0) end)
   end))
 end)

@@ -71,7 +71,7 @@ describe("quench.rate_limiter", function()
       "bad argument #1 to 'rate_limiter' (unknown option 'per')")
     local lim = quench.rate_limiter({ rate = 1, burst = 2 })
     assert.has_error(function() lim:acquire(3) end,
-      "bad argument #2 to 'acquire' (tokens must be a number > 0 and at most the burst (2), got 3)")
+      "bad argument #1 to 'acquire' (tokens must be a number > 0 and at most the burst (2), got 3)")
   end))
 end)
 

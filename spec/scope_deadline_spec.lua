@@ -162,7 +162,7 @@ describe("scope deadlines", function()
     end)
     quench.scope({ timeout = 1 }, function(s)
       assert.has_error(function() s:set_deadline(0 / 0) end,
-        "bad argument #2 to 'set_deadline' (the deadline must be a number, got " .. tostring(0 / 0) .. ")")
+        "bad argument #1 to 'set_deadline' (the deadline must be a number, got " .. tostring(0 / 0) .. ")")
     end)
   end))
 end)

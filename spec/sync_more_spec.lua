@@ -237,3 +237,15 @@ describe("quench.try_select", function()
     assert.has_error(function() quench.try_select() end, "quench.try_select: needs at least one branch")
   end))
 end)
+
+describe("semaphore limits", function()
+  it("add_permits refuses a total above 2^30, however large n is", T(function()
+    local sem = quench.semaphore(1)
+    assert.has_error(function() sem:add_permits(math.maxinteger) end,
+      "bad argument #1 to 'add_permits' (the semaphore would have more than 2^30 permits)")
+    assert.has_error(function() sem:add_permits(-1) end,
+      "bad argument #1 to 'add_permits' (permits to add must be >= 0)")
+    sem:add_permits(2 ^ 30 - 1)
+    assert.are.equal(2 ^ 30, sem:available())
+  end))
+end)

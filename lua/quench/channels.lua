@@ -13,7 +13,7 @@ local Channel = getmetatable(quench.channel(1)).__index
 
 local function check_max(max, fname)
   if math.type(max) ~= "integer" or max < 1 then
-    error("bad argument #2 to '" .. fname .. "' (max must be an integer >= 1, got "
+    error("bad argument #1 to '" .. fname .. "' (max must be an integer >= 1, got "
       .. (type(max) == "number" and tostring(max) or type(max)) .. ")", 3)
   end
 end
@@ -197,7 +197,7 @@ local WatchRx = getmetatable(quench.watch():subscribe()).__index
 -- new one) and every receiver is told, as by send.
 function Watch:send_modify(fn)
   if type(fn) ~= "function" then
-    error("bad argument #2 to 'send_modify' (function expected, got " .. type(fn) .. ")", 2)
+    error("bad argument #1 to 'send_modify' (function expected, got " .. type(fn) .. ")", 2)
   end
   if self:is_closed() then return nil, "closed" end
   local cur = self:get()
@@ -210,7 +210,7 @@ end
 -- for changes until one does; the value (marked seen), or nil, "closed".
 function WatchRx:wait_for(pred)
   if type(pred) ~= "function" then
-    error("bad argument #2 to 'wait_for' (function expected, got " .. type(pred) .. ")", 2)
+    error("bad argument #1 to 'wait_for' (function expected, got " .. type(pred) .. ")", 2)
   end
   local v = self:get()
   while not pred(v) do
@@ -223,7 +223,7 @@ end
 
 function WatchRx:wait_for_op(pred)
   if type(pred) ~= "function" then
-    error("bad argument #2 to 'wait_for_op' (function expected, got " .. type(pred) .. ")", 2)
+    error("bad argument #1 to 'wait_for_op' (function expected, got " .. type(pred) .. ")", 2)
   end
   local rx = self
   return function() return rx:wait_for(pred) end

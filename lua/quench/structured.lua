@@ -185,7 +185,7 @@ end
 -- new deadline the scope is cancelled as at the first.
 function Scope:set_deadline(t)
   check_self(self, Scope, "quench.scope", "set_deadline")
-  check_time(t, "the deadline", "set_deadline", 2)
+  check_time(t, "the deadline", "set_deadline", 1)
   if not self.deadline_at then
     error("quench.scope:set_deadline: the scope has no deadline (make it with "
       .. "opts.deadline or opts.timeout; math.huge for none yet)", 2)

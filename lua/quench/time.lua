@@ -115,7 +115,7 @@ end
 
 function Interval:set_missed(m)
   check_self(self, Interval, "quench.interval", "set_missed")
-  check_missed(m, "set_missed", 2)
+  check_missed(m, "set_missed", 1)
   self.missed = m
 end
 
@@ -168,7 +168,7 @@ end
 --- Move the deadline to s seconds from now (default: the timer's duration).
 function Timer:reset(s)
   check_self(self, Timer, "quench.timer", "reset")
-  if s ~= nil then check_duration(s, "reset", 2) else s = self.duration end
+  if s ~= nil then check_duration(s, "reset", 1) else s = self.duration end
   self.at = quench.now() + s
   self.moved:notify_all()
 end
@@ -176,7 +176,7 @@ end
 --- Move the deadline to the time t.
 function Timer:reset_at(t)
   check_self(self, Timer, "quench.timer", "reset_at")
-  check_time(t, "reset_at", 2)
+  check_time(t, "reset_at", 1)
   self.at = t
   self.moved:notify_all()
 end
@@ -237,7 +237,7 @@ end
 local function check_n(lim, n, fname)
   if n == nil then return 1 end
   if math.type(n) == nil or n ~= n or n <= 0 or n > lim.burst then
-    error("bad argument #2 to '" .. fname .. "' (tokens must be a number > 0 and at most the burst ("
+    error("bad argument #1 to '" .. fname .. "' (tokens must be a number > 0 and at most the burst ("
       .. lim.burst .. "), got " .. typename(n) .. ")", 3)
   end
   return n

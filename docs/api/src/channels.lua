@@ -201,7 +201,7 @@ function Channel:room() end
 -- @tparam integer max at least 1
 -- @treturn ?table an array of 1 to `max` messages, or nil
 -- @treturn ?string `"closed"` as for `recv`
--- @raise `bad argument #2 to 'recv_many' (max must be an integer >= 1, ...)`;
+-- @raise `bad argument #1 to 'recv_many' (max must be an integer >= 1, ...)`;
 -- outside a task; `Cancelled` in a cancelled task. This is an await.
 function Channel:recv_many(max) end
 
@@ -452,7 +452,7 @@ function Watch:is_closed() end
 -- @tparam function fn called as `fn(value)`
 -- @treturn ?boolean `true`, or nil
 -- @treturn ?string `"closed"` (then `fn` is not called)
--- @raise `bad argument #2 to 'send_modify' (function expected, ...)`; `fn`'s error
+-- @raise `bad argument #1 to 'send_modify' (function expected, ...)`; `fn`'s error
 function Watch:send_modify(fn) end
 
 --- A new subscriber; the current value counts as seen.
@@ -537,7 +537,7 @@ function WatchReceiver:mark_unchanged() end
 -- @tparam function pred called as `pred(value)`
 -- @return the first value for which `pred` is true, or nil
 -- @treturn ?string `"closed"` when the watch closed first
--- @raise `bad argument #2 to 'wait_for' (function expected, ...)`; `pred`'s
+-- @raise `bad argument #1 to 'wait_for' (function expected, ...)`; `pred`'s
 -- error; outside a task; `Cancelled` in a cancelled task. This is an await.
 function WatchReceiver:wait_for(pred) end
 
@@ -547,7 +547,7 @@ function WatchReceiver:wait_for(pred) end
 --
 -- @tparam function pred the predicate
 -- @treturn function the branch
--- @raise `bad argument #2 to 'wait_for_op' (function expected, ...)`
+-- @raise `bad argument #1 to 'wait_for_op' (function expected, ...)`
 function WatchReceiver:wait_for_op(pred) end
 
 --- A counted sending handle (`ch:sender()`, `tx:clone()`,

@@ -67,7 +67,7 @@ function quench.retry(fn, opts) end
 -- * given, not resumed: nothing taken (the take happens on resumption)
 --
 -- @tparam[opt] number n tokens, `> 0` and at most the burst (default 1)
--- @raise `bad argument #2 to 'acquire' (tokens must be ...)`; outside a
+-- @raise `bad argument #1 to 'acquire' (tokens must be ...)`; outside a
 -- task; `Cancelled` in a cancelled task. This is an await.
 function RateLimiter:acquire(n) end
 
@@ -77,7 +77,7 @@ function RateLimiter:acquire(n) end
 --
 -- @tparam[opt] number n tokens (default 1)
 -- @treturn function the branch
--- @raise `bad argument #2 to 'acquire_op' (tokens must be ...)`
+-- @raise `bad argument #1 to 'acquire_op' (tokens must be ...)`
 function RateLimiter:acquire_op(n) end
 
 --- Take `n` tokens if the bucket has them and nobody waits; never waits.
@@ -86,7 +86,7 @@ function RateLimiter:acquire_op(n) end
 --
 -- @tparam[opt] number n tokens (default 1)
 -- @treturn boolean whether they were taken
--- @raise `bad argument #2 to 'try_acquire' (tokens must be ...)`
+-- @raise `bad argument #1 to 'try_acquire' (tokens must be ...)`
 function RateLimiter:try_acquire(n) end
 
 --- The tokens in the bucket now (a float, refill included).

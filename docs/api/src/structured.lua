@@ -219,7 +219,7 @@ function Scope:deadline() end
 --
 -- @tparam number t a `quench.now()` time (`math.huge`: none)
 -- @raise `quench.scope:set_deadline: the scope has no deadline (...)`; `bad
--- argument #2 to 'set_deadline' (the deadline must be a number, ...)`
+-- argument #1 to 'set_deadline' (the deadline must be a number, ...)`
 function Scope:set_deadline(t) end
 
 --- Whether the scope was cancelled by its deadline.

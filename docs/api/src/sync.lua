@@ -175,7 +175,7 @@ function RwLock:write_op() end
 -- @tparam[opt=1] integer k permits, from 1 to 2^30
 -- @treturn ?Permit a permit holding `k`, or nil
 -- @treturn ?string `"closed"` once the semaphore is closed
--- @raise `bad argument #2 to 'acquire' (must take at least 1 permit)`, `(more
+-- @raise `bad argument #1 to 'acquire' (must take at least 1 permit)`, `(more
 -- than 2^30 permits)`; outside a task; `Cancelled` in a
 -- cancelled task. This is an await.
 function Semaphore:acquire(k) end
@@ -212,7 +212,7 @@ function Semaphore:available() end
 -- **Cancel safety.** Not an await.
 --
 -- @tparam integer n permits, `>= 0`
--- @raise `bad argument #2 to 'add_permits' (permits to add must be >= 0)`,
+-- @raise `bad argument #1 to 'add_permits' (permits to add must be >= 0)`,
 -- `(the semaphore would have more than 2^30 permits)`
 function Semaphore:add_permits(n) end
 
@@ -223,7 +223,7 @@ function Semaphore:add_permits(n) end
 --
 -- @tparam integer n permits, `>= 0`
 -- @treturn integer how many were taken away
--- @raise `bad argument #2 to 'forget_permits' (permits to forget must be >= 0)`
+-- @raise `bad argument #1 to 'forget_permits' (permits to forget must be >= 0)`
 function Semaphore:forget_permits(n) end
 
 --- Close the semaphore: waiting acquires return `nil, "closed"` at once,
@@ -293,7 +293,7 @@ function Permit:forget() end
 --
 -- @tparam integer k from 1 to `count() - 1`
 -- @treturn Permit the new permit
--- @raise `bad argument #2 to 'split' (must split at least 1 permit and leave
+-- @raise `bad argument #1 to 'split' (must split at least 1 permit and leave
 -- at least 1)`; on a released permit
 function Permit:split(k) end
 
@@ -303,7 +303,7 @@ function Permit:split(k) end
 -- **Cancel safety.** Not an await.
 --
 -- @tparam Permit other a held permit of the same semaphore
--- @raise `bad argument #2 to 'merge' (the permits belong to different
+-- @raise `bad argument #1 to 'merge' (the permits belong to different
 -- semaphores)`, `(cannot merge a permit into itself)`; on a released permit
 function Permit:merge(other) end
 

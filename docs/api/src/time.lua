@@ -181,7 +181,7 @@ function Interval:next_tick() end
 -- **Cancel safety.** Not an await.
 --
 -- @tparam string missed `"burst"`, `"delay"` or `"skip"`
--- @raise `bad argument #2 to 'set_missed' (missed must be ...)`
+-- @raise `bad argument #1 to 'set_missed' (missed must be ...)`
 function Interval:set_missed(missed) end
 
 --- A timer (`quench.timer`).
@@ -214,7 +214,7 @@ function Timer:wait_op() end
 -- **Cancel safety.** Not an await.
 --
 -- @tparam[opt] number s seconds, `>= 0`
--- @raise `bad argument #2 to 'reset' (seconds must be a number >= 0, ...)`
+-- @raise `bad argument #1 to 'reset' (seconds must be a number >= 0, ...)`
 function Timer:reset(s) end
 
 --- Move the deadline to the time `t` (earlier or later).
@@ -222,7 +222,7 @@ function Timer:reset(s) end
 -- **Cancel safety.** Not an await.
 --
 -- @tparam number t a `quench.now()` time (`math.huge`: never)
--- @raise `bad argument #2 to 'reset_at' (a quench.now() time expected, ...)`
+-- @raise `bad argument #1 to 'reset_at' (a quench.now() time expected, ...)`
 function Timer:reset_at(t) end
 
 --- The deadline.
