@@ -84,6 +84,19 @@ void qn_chan_fini(qn_chan *ch) {
 }
 
 size_t qn_chan_len(const qn_chan *ch) { return ch->len; }
+
+size_t qn_chan_capacity(const qn_chan *ch) {
+  return ch->capacity == UINT32_MAX ? SIZE_MAX : ch->capacity;
+}
+
+/* Sends that could be admitted now without waiting (as qn_chan_reserve
+   admits: none while senders wait, none once closed). */
+size_t qn_chan_room(const qn_chan *ch) {
+  if (ch->closed || !qn__list_empty(&ch->senders)) return 0;
+  if (ch->capacity == UINT32_MAX) return SIZE_MAX;
+  uint64_t used = (uint64_t)ch->len + ch->reserved;
+  return used >= ch->capacity ? 0 : (size_t)(ch->capacity - used);
+}
 int qn_chan_is_closed(const qn_chan *ch) { return ch->closed; }
 
 /* Closed, and nothing left that could still be received. */

@@ -1,7 +1,7 @@
 /*
 ** Notify (as tokio's): notify_one wakes the first waiter, or stores one
 ** permit when nobody waits; notify_all wakes every current waiter and
-** stores nothing. A waiter woken by notify_one and dropped before it saw
+** stores nothing; notify_last wakes the newest waiter. A waiter woken by notify_one and dropped before it saw
 ** the notification passes it on, so no notify_one is lost.
 */
 #include "internal.h"
@@ -37,6 +37,17 @@ void qn_notify_one(qn_notify *n) {
   qn__wait *w = qn__wait_first(&n->waiters);
   if (w == NULL) n->permit = 1;
   else wake_one(qn__container_of(w, notified_future, w), 1);
+}
+
+/* As notify_one, but the most recent waiter (tokio's notify_last): LIFO,
+   for a pool that wants the warmest worker. */
+void qn_notify_last(qn_notify *n) {
+  if (qn__list_empty(&n->waiters)) {
+    n->permit = 1;
+    return;
+  }
+  qn__wait *w = (qn__wait *)((char *)n->waiters.prev - offsetof(qn__wait, node));
+  wake_one(qn__container_of(w, notified_future, w), 1);
 }
 
 void qn_notify_all(qn_notify *n) {

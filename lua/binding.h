@@ -73,6 +73,7 @@ typedef struct lq_module {
   int ref_guard;        /* registry ref of the thread guard (coro.c): the to-be-closed
                            value at index 1 of every thread quench runs code on */
   const void *guard;    /* ...and its address, to recognise it */
+  struct lq_cancel_reg *cancel_first, *cancel_last;   /* on_cancel callbacks due (token.c) */
 } lq_module;
 
 /* Hot-path type check: a full userdata whose first word is `tag` (the
@@ -116,6 +117,8 @@ struct lq_runtime {
   int npool;
   int depth;            /* lua_resume calls of ours in progress (nested: a select's
                            first poll runs its branches in place) */
+  int ctx_used;         /* quench.context.with was called in this run (context.c) */
+  int spawn_sites;      /* quench.record_spawn_sites(true): spawns note file:line */
 };
 
 enum { CORO_TASK, CORO_BRANCH };
@@ -183,12 +186,20 @@ enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
    bound, has_extras, cancel_unmade). */
 struct lq_task {
   lq_coro coro;
-  uint64_t serial;      /* of its runtime */
+  uint32_t serial;      /* of its runtime: the low 32 bits of rt->serial (compare
+                           with lq_task_in) */
+  uint32_t parent_gap;  /* its id minus the id of the task that spawned it, for
+                           quench.tasks(); 0: none, or more than 2^32 spawns back.
+                           A gap, not an id, so a handle costs no extra word */
   uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
   /* the qn_task follows, at offset lq_task_offset() */
 };
 
 static inline size_t lq_task_offset(void) { return lq_align(sizeof(lq_task)); }
+/* Whether the task belongs to the runtime rt. */
+static inline int lq_task_in(const lq_task *h, const lq_runtime *rt) {
+  return h->serial == (uint32_t)rt->serial;
+}
 static inline qn_task *lq_core_task(lq_task *h) {
   return (qn_task *)((char *)h + lq_task_offset());
 }
@@ -251,6 +262,8 @@ void lq_task_register(lua_State *L, int mod_idx);
 
 /* coro.c */
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c);
+void lq_context_inherit(lua_State *L, lq_runtime *rt, int ud);
+void lq_context_internals(lua_State *L, int mod);
 int lq_anchor(lua_State *L, lq_runtime *rt);
 void lq_unanchor(lq_runtime *rt, int slot);
 lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);

@@ -4,6 +4,9 @@
 ** gets nil, "lagged", n once and continues from the oldest message kept.
 ** The last `capacity` values live in the sender's user value 1 (a ring).
 **
+** User value 3 counts the open receivers (subscribe adds one; rx:close or
+** the receiver's collection takes it away): send returns that count.
+**
 ** Cancel safety: recv moves the subscriber on only when it returns a
 ** value, so a dropped recv loses nothing.
 */
@@ -14,7 +17,21 @@
 
 typedef struct bcast_rx {
   uint64_t next;
+  int closed;
 } bcast_rx;
+
+static lua_Integer receivers_of(lua_State *L, int tx) {
+  lua_getiuservalue(L, tx, 3);
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return n;
+}
+
+static void add_receivers(lua_State *L, int tx, lua_Integer d) {
+  tx = lua_absindex(L, tx);
+  lua_pushinteger(L, receivers_of(L, tx) + d);
+  lua_setiuservalue(L, tx, 3);
+}
 
 static qn_bcast *check_tx(lua_State *L, int idx) {
   return (qn_bcast *)luaL_checkudata(L, idx, LQ_BCAST_TX);
@@ -30,12 +47,14 @@ static lua_Integer capacity_of(lua_State *L, int tx) {
 static int l_broadcast(lua_State *L) {
   lua_Integer cap = luaL_checkinteger(L, 1);
   luaL_argcheck(L, cap >= 1, 1, "capacity must be at least 1");
-  qn_bcast *b = lua_newuserdatauv(L, qn_bcast_size(), 2);
+  qn_bcast *b = lua_newuserdatauv(L, qn_bcast_size(), 3);
   qn_bcast_init(b, (size_t)cap);
   lua_createtable(L, (int)(cap < 1024 ? cap : 1024), 0);
   lua_setiuservalue(L, -2, 1);
   lua_pushinteger(L, cap);
   lua_setiuservalue(L, -2, 2);
+  lua_pushinteger(L, 0);
+  lua_setiuservalue(L, -2, 3);
   luaL_setmetatable(L, LQ_BCAST_TX);
   return 1;
 }
@@ -53,7 +72,14 @@ static int l_send(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, (lua_Integer)(qn_bcast_tail(b) % (uint64_t)cap) + 1);
   qn_bcast_send(b);
-  lua_pushboolean(L, 1);
+  lua_pushinteger(L, receivers_of(L, 1));   /* how many will see it (truthy even at 0) */
+  return 1;
+}
+
+/* tx:receiver_count(): receivers subscribed and not closed (or collected). */
+static int l_receiver_count(lua_State *L) {
+  check_tx(L, 1);
+  lua_pushinteger(L, receivers_of(L, 1));
   return 1;
 }
 
@@ -66,9 +92,34 @@ static int l_subscribe(lua_State *L) {
   qn_bcast *b = check_tx(L, 1);
   bcast_rx *rx = lua_newuserdatauv(L, sizeof *rx, 1);
   rx->next = qn_bcast_tail(b);
+  rx->closed = 0;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   luaL_setmetatable(L, LQ_BCAST_RX);
+  add_receivers(L, 1, 1);
+  return 1;
+}
+
+/* rx:close() (also __close, __gc): it stops counting as a receiver. Only a
+   count changes, so running as a finalizer is safe. */
+static int l_rx_close(lua_State *L) {
+  bcast_rx *rx = luaL_checkudata(L, 1, LQ_BCAST_RX);
+  if (rx->closed) return 0;
+  rx->closed = 1;
+  if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) add_receivers(L, -1, -1);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* rx:len(): messages sent that this receiver has not received yet (at
+   most the capacity: older ones are lost to it). */
+static int l_rx_len(lua_State *L) {
+  bcast_rx *rx = luaL_checkudata(L, 1, LQ_BCAST_RX);
+  lua_getiuservalue(L, 1, 1);
+  uint64_t tail = qn_bcast_tail(lua_touserdata(L, -1));
+  uint64_t cap = (uint64_t)capacity_of(L, lua_gettop(L));
+  uint64_t n = tail > rx->next ? tail - rx->next : 0;
+  lua_pushinteger(L, (lua_Integer)(n < cap ? n : cap));
   return 1;
 }
 
@@ -120,6 +171,7 @@ static int l_recv(lua_State *L) {
   lq_check_cancel(L, c);
   int n = take(L, 1);
   if (n > 0) return n;
+  if (rx->closed) return luaL_error(L, "quench.broadcast.receiver:recv: the receiver was closed");
   lua_getiuservalue(L, 1, 1);
   qn_future *f = qn_bcast_wait_new(c->rt->core, lua_touserdata(L, -1), &rx->next);
   lua_pop(L, 1);
@@ -163,18 +215,23 @@ static int l_recv_op(lua_State *L) {
 }
 
 static const luaL_Reg tx_methods[] = {
-  {"send", l_send}, {"close", l_close}, {"subscribe", l_subscribe}, {NULL, NULL}
+  {"send", l_send}, {"close", l_close}, {"subscribe", l_subscribe},
+  {"receiver_count", l_receiver_count}, {NULL, NULL}
 };
 
 static const luaL_Reg rx_methods[] = {
-  {"recv", l_recv}, {"try_recv", l_try_recv}, {"recv_op", l_recv_op}, {NULL, NULL}
+  {"recv", l_recv}, {"try_recv", l_try_recv}, {"recv_op", l_recv_op}, {"close", l_rx_close},
+  {"len", l_rx_len}, {NULL, NULL}
 };
 
 static const luaL_Reg tx_metamethods[] = { {"__close", l_close}, {NULL, NULL} };
+static const luaL_Reg rx_metamethods[] = {
+  {"__close", l_rx_close}, {"__gc", l_rx_close}, {NULL, NULL}
+};
 
 void lq_broadcast_register(lua_State *L, int mod) {
   lq_class(L, mod, LQ_BCAST_TX, tx_methods, tx_metamethods);
-  lq_class(L, mod, LQ_BCAST_RX, rx_methods, NULL);
+  lq_class(L, mod, LQ_BCAST_RX, rx_methods, rx_metamethods);
   lua_pushcfunction(L, l_broadcast);
   lua_setfield(L, -2, "broadcast");
 }

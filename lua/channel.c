@@ -363,6 +363,22 @@ static int l_len(lua_State *L) {
   return 1;
 }
 
+/* ch:capacity(): the bound, or nil for an unbounded channel. */
+static int l_capacity(lua_State *L) {
+  size_t cap = qn_chan_capacity(core_of(check_chan(L, 1)));
+  if (cap == SIZE_MAX) return 0;
+  lua_pushinteger(L, (lua_Integer)cap);
+  return 1;
+}
+
+/* ch:room(): how many sends would not wait now (nil: unbounded). */
+static int l_room(lua_State *L) {
+  size_t room = qn_chan_room(core_of(check_chan(L, 1)));
+  if (room == SIZE_MAX) return 0;
+  lua_pushinteger(L, (lua_Integer)room);
+  return 1;
+}
+
 static int l_is_closed(lua_State *L) {
   lua_pushboolean(L, qn_chan_is_closed(core_of(check_chan(L, 1))));
   return 1;
@@ -474,7 +490,7 @@ static int l_rx_close(lua_State *L) {
 static const luaL_Reg chan_methods[] = {
   {"send", l_send}, {"recv", l_recv}, {"try_send", l_try_send}, {"try_recv", l_try_recv},
   {"send_op", l_send_op}, {"recv_op", l_recv_op}, {"close", l_close}, {"len", l_len},
-  {"is_closed", l_is_closed}, {NULL, NULL}
+  {"is_closed", l_is_closed}, {"capacity", l_capacity}, {"room", l_room}, {NULL, NULL}
 };
 
 static const luaL_Reg tx_methods[] = {

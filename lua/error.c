@@ -102,8 +102,15 @@ static int l_cancelled_value(lua_State *L) {
   return 1;
 }
 
+/* quench.timeout_error(): a new Timeout value. */
+static int l_timeout_value(lua_State *L) {
+  lq_push_timeout(L);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
   {"is_cancelled", l_is_cancelled}, {"is_timeout", l_is_timeout},
+  {"timeout_error", l_timeout_value},
   {"cancelled_error", l_cancelled_value}, {NULL, NULL}
 };
 

@@ -502,7 +502,7 @@ static int l_wait_handler(lua_State *L) {
   lua_Integer cap = luaL_checkinteger(L, 3);
   luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
   lq_coro *c = lq_await_ctx(L, "quench.http._wait_handler");
-  if (h->serial != c->rt->serial) luaL_error(L, "quench.http: the task belongs to another runtime");
+  if (!lq_task_in(h, c->rt)) luaL_error(L, "quench.http: the task belongs to another runtime");
   if (h == lq_coro_task(c)) luaL_error(L, "quench.http: a task cannot wait for itself");
   lua_settop(L, 2);
   lq_check_cancel(L, c);

@@ -120,7 +120,7 @@ static lq_task *join_target(lua_State *L, int idx) {
 
 static void join_check(lua_State *L, int idx, lq_coro *c) {
   lq_task *h = join_target(L, idx);
-  if (h->serial != c->rt->serial)
+  if (!lq_task_in(h, c->rt))
     luaL_error(L, "quench.task:join_op: the task belongs to another runtime");
   if (h == lq_coro_task(c)) luaL_error(L, "quench.task:join_op: a task cannot join itself");
 }

@@ -54,12 +54,19 @@ static int push_permit(lua_State *L, int owner, size_t k) {
   return 1;
 }
 
+static int push_closed(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  return 2;
+}
+
 static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
   LQ_RESUMED(L, ctx, acquire_k);
   (void)status;
   qn_future *f = lq_take_op(L);
-  qn_sema_acquire_take(f);
+  int r = qn_sema_acquire_take(f);
   qn_drop(f);
+  if (r != QN_OK) return push_closed(L);   /* the semaphore was closed: nothing held */
   return push_permit(L, 1, (size_t)ctx);
 }
 
@@ -68,7 +75,9 @@ static int acquire(lua_State *L, size_t k, const char *fname) {
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 1);
   lq_check_cancel(L, c);
-  if (qn_sema_try_acquire(core_of(s), k) == QN_OK) return push_permit(L, 1, k);
+  int r = qn_sema_try_acquire(core_of(s), k);
+  if (r == QN_OK) return push_permit(L, 1, k);
+  if (r == QN_ECLOSED) return push_closed(L);
   qn_future *f = qn_sema_acquire_new(c->rt->core, core_of(s), k);
   if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
   c->what = "lock or semaphore acquire";
@@ -78,7 +87,9 @@ static int acquire(lua_State *L, size_t k, const char *fname) {
 static int try_acquire(lua_State *L, size_t k) {
   lq_sema *s = lua_touserdata(L, 1);
   lua_settop(L, 1);
-  if (qn_sema_try_acquire(core_of(s), k) == QN_OK) return push_permit(L, 1, k);
+  int r = qn_sema_try_acquire(core_of(s), k);
+  if (r == QN_OK) return push_permit(L, 1, k);
+  if (r == QN_ECLOSED) return push_closed(L);
   lua_pushnil(L);
   return 1;
 }
@@ -93,7 +104,7 @@ static qn_future *acquire_start(lua_State *L, int op, lq_coro *c) {
 
 static int acquire_finish(lua_State *L, int op, qn_future *f) {
   lq_op *o = lua_touserdata(L, op);
-  qn_sema_acquire_take(f);
+  if (qn_sema_acquire_take(f) != QN_OK) return push_closed(L);
   lua_getiuservalue(L, op, 1);
   push_permit(L, lua_gettop(L), (size_t)o->ns);
   lua_remove(L, -2);
@@ -137,10 +148,13 @@ static int l_is_locked(lua_State *L) {
   return 1;
 }
 
-/* ---- rwlock: a reader takes one of RW_MAX permits, a writer all ---- */
+/* ---- rwlock: a reader takes one of `total` permits (RW_MAX, or the
+   maximum of readers given), a writer all of them ---- */
 
 static int l_rwlock(lua_State *L) {
-  new_sema(L, LQ_RWLOCK, RW_MAX);
+  lua_Integer n = luaL_optinteger(L, 1, RW_MAX);
+  luaL_argcheck(L, n >= 1 && n <= RW_MAX, 1, "max_readers must be between 1 and 2^30");
+  new_sema(L, LQ_RWLOCK, (size_t)n);
   return 1;
 }
 
@@ -150,8 +164,8 @@ static int l_read(lua_State *L) {
 }
 
 static int l_write(lua_State *L) {
-  luaL_checkudata(L, 1, LQ_RWLOCK);
-  return acquire(L, RW_MAX, "quench.rwlock:write");
+  lq_sema *s = luaL_checkudata(L, 1, LQ_RWLOCK);
+  return acquire(L, s->total, "quench.rwlock:write");
 }
 
 static int l_try_read(lua_State *L) {
@@ -160,8 +174,8 @@ static int l_try_read(lua_State *L) {
 }
 
 static int l_try_write(lua_State *L) {
-  luaL_checkudata(L, 1, LQ_RWLOCK);
-  return try_acquire(L, RW_MAX);
+  lq_sema *s = luaL_checkudata(L, 1, LQ_RWLOCK);
+  return try_acquire(L, s->total);
 }
 
 static int l_read_op(lua_State *L) {
@@ -170,8 +184,8 @@ static int l_read_op(lua_State *L) {
 }
 
 static int l_write_op(lua_State *L) {
-  luaL_checkudata(L, 1, LQ_RWLOCK);
-  return acquire_op(L, RW_MAX);
+  lq_sema *s = luaL_checkudata(L, 1, LQ_RWLOCK);
+  return acquire_op(L, s->total);
 }
 
 /* ---- semaphore ---- */
@@ -183,26 +197,28 @@ static int l_semaphore(lua_State *L) {
   return 1;
 }
 
-static size_t check_count(lua_State *L, lq_sema *s) {
+static size_t check_count(lua_State *L) {
   lua_Integer k = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, k >= 1, 2, "must take at least 1 permit");
-  luaL_argcheck(L, (size_t)k <= s->total, 2, "more permits than the semaphore has");
+  /* more than the total may come with add_permits: such a request waits
+     (a request no add can ever satisfy is the deadlock check's to report) */
+  luaL_argcheck(L, k <= RW_MAX, 2, "more than 2^30 permits");
   return (size_t)k;
 }
 
 static int l_acquire(lua_State *L) {
-  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
-  return acquire(L, check_count(L, s), "quench.semaphore:acquire");
+  luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return acquire(L, check_count(L), "quench.semaphore:acquire");
 }
 
 static int l_try_acquire(lua_State *L) {
-  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
-  return try_acquire(L, check_count(L, s));
+  luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return try_acquire(L, check_count(L));
 }
 
 static int l_acquire_op(lua_State *L) {
-  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
-  return acquire_op(L, check_count(L, s));
+  luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  return acquire_op(L, check_count(L));
 }
 
 static int l_available(lua_State *L) {
@@ -211,7 +227,106 @@ static int l_available(lua_State *L) {
   return 1;
 }
 
+/* s:add_permits(n): n more permits, to waiters first (FIFO). */
+static int l_add_permits(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "permits to add must be >= 0");
+  luaL_argcheck(L, n <= (lua_Integer)(RW_MAX - s->total), 2,   /* no overflow: total <= RW_MAX */
+                "the semaphore would have more than 2^30 permits");
+  s->total += (size_t)n;
+  qn_sema_release(core_of(s), (size_t)n);
+  return 0;
+}
+
+/* s:forget_permits(n): take up to n available permits away for good;
+   returns how many. */
+static int l_forget_permits(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "permits to forget must be >= 0");
+  size_t k = qn_sema_forget(core_of(s), (size_t)n);
+  s->total -= k;
+  lua_pushinteger(L, (lua_Integer)k);
+  return 1;
+}
+
+/* s:close(): waiters and later acquires get nil, "closed"; permits held
+   stay valid. */
+static int l_sema_close(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  qn_sema_close(core_of(s));
+  return 0;
+}
+
+static int l_sema_is_closed(lua_State *L) {
+  lq_sema *s = luaL_checkudata(L, 1, LQ_SEMAPHORE);
+  lua_pushboolean(L, qn_sema_is_closed(core_of(s)));
+  return 1;
+}
+
 /* ---- permits ---- */
+
+static lq_permit *check_held(lua_State *L, int idx, const char *fname) {
+  lq_permit *p = luaL_checkudata(L, idx, LQ_PERMIT);
+  if (!p->held) luaL_error(L, "%s: the permit was released", fname);
+  return p;
+}
+
+/* p:forget(): the permits leave the semaphore for good (not released). */
+static int l_permit_forget(lua_State *L) {
+  lq_permit *p = check_held(L, 1, "quench.permit:forget");
+  lua_getiuservalue(L, 1, 1);
+  if (!luaL_testudata(L, -1, LQ_SEMAPHORE))
+    return luaL_error(L, "quench.permit:forget: only a semaphore's permits can be forgotten");
+  ((lq_sema *)lua_touserdata(L, -1))->total -= p->k;
+  p->held = 0;
+  return 0;
+}
+
+/* p:split(k): a new permit holding k of p's permits; p keeps the rest. */
+static int l_permit_split(lua_State *L) {
+  lq_permit *p = check_held(L, 1, "quench.permit:split");
+  lua_Integer k = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, k >= 1 && (size_t)k < p->k, 2,
+                "must split at least 1 permit and leave at least 1");
+  lua_getiuservalue(L, 1, 1);
+  if (!luaL_testudata(L, -1, LQ_SEMAPHORE))
+    return luaL_error(L, "quench.permit:split: only a semaphore's permits can be split");
+  p->k -= (size_t)k;
+  return push_permit(L, lua_gettop(L), (size_t)k);
+}
+
+/* p:merge(q): p takes q's permits (same semaphore); q is spent. */
+static int l_permit_merge(lua_State *L) {
+  lq_permit *p = check_held(L, 1, "quench.permit:merge");
+  lq_permit *q = check_held(L, 2, "quench.permit:merge");
+  luaL_argcheck(L, p != q, 2, "cannot merge a permit into itself");
+  luaL_argcheck(L, p->s == q->s, 2, "the permits belong to different semaphores");
+  p->k += q->k;
+  q->k = 0;
+  q->held = 0;
+  return 0;
+}
+
+/* p:downgrade(): a write permit of an rwlock becomes a read permit, with no
+   moment unlocked (waiting readers get in, writers still wait). */
+static int l_permit_downgrade(lua_State *L) {
+  lq_permit *p = check_held(L, 1, "quench.permit:downgrade");
+  lua_getiuservalue(L, 1, 1);
+  lq_sema *s = luaL_testudata(L, -1, LQ_RWLOCK);
+  if (s == NULL || p->k != s->total)   /* rwlock(1): a read permit is a write permit */
+    return luaL_error(L, "quench.permit:downgrade: not a write permit of an rwlock");
+  p->k = 1;
+  qn_sema_release(p->s, s->total - 1);
+  return 0;
+}
+
+static int l_permit_count(lua_State *L) {
+  lq_permit *p = luaL_checkudata(L, 1, LQ_PERMIT);
+  lua_pushinteger(L, p->held ? (lua_Integer)p->k : 0);
+  return 1;
+}
 
 static int l_release(lua_State *L) {
   lq_permit *p = luaL_checkudata(L, 1, LQ_PERMIT);
@@ -240,6 +355,11 @@ static int l_notify(lua_State *L) {
 
 static int l_notify_one(lua_State *L) {
   qn_notify_one(check_notify(L));
+  return 0;
+}
+
+static int l_notify_last(lua_State *L) {
+  qn_notify_last(check_notify(L));
   return 0;
 }
 
@@ -351,13 +471,18 @@ static const luaL_Reg rwlock_methods[] = {
 };
 static const luaL_Reg semaphore_methods[] = {
   {"acquire", l_acquire}, {"try_acquire", l_try_acquire}, {"acquire_op", l_acquire_op},
-  {"available", l_available}, {NULL, NULL}
+  {"available", l_available}, {"add_permits", l_add_permits},
+  {"forget_permits", l_forget_permits}, {"close", l_sema_close}, {"is_closed", l_sema_is_closed},
+  {NULL, NULL}
 };
 static const luaL_Reg permit_methods[] = {
-  {"release", l_release}, {"unlock", l_release}, {"held", l_held}, {NULL, NULL}
+  {"release", l_release}, {"unlock", l_release}, {"held", l_held}, {"forget", l_permit_forget},
+  {"split", l_permit_split}, {"merge", l_permit_merge}, {"downgrade", l_permit_downgrade},
+  {"count", l_permit_count}, {NULL, NULL}
 };
 static const luaL_Reg notify_methods[] = {
-  {"notify_one", l_notify_one}, {"notify_all", l_notify_all}, {"notified", l_notified},
+  {"notify_one", l_notify_one}, {"notify_all", l_notify_all}, {"notify_last", l_notify_last},
+  {"notified", l_notified},
   {"notified_op", l_notified_op}, {NULL, NULL}
 };
 static const luaL_Reg barrier_methods[] = { {"wait", l_wait}, {"wait_op", l_wait_op}, {NULL, NULL} };

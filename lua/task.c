@@ -129,7 +129,7 @@ int lq_push_result(lua_State *L, lq_task *h, int ud) {
 
 static lq_runtime *runtime_of_handle(lua_State *L, lq_task *h) {
   lq_module *m = lq_module_of(L);
-  return (m->rt && m->rt->serial == h->serial) ? m->rt : NULL;
+  return (m->rt && lq_task_in(h, m->rt)) ? m->rt : NULL;
 }
 
 static void write_report(lua_State *L, lq_task *h, int ud) {
@@ -200,12 +200,28 @@ void lq_report_unobserved(lq_runtime *rt) {
 
 /* ---- spawning ---- */
 
+/* Keep in extras.site the file:line of the user code that spawned the task
+   at ud: the first Lua frame up the stack that is not quench's own sugar
+   (a scope's spawn is reported where s:spawn was called). */
+static void note_site(lua_State *L, int ud) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline < 0) continue;
+    if (strncmp(ar.source, "=quench/", 8) == 0) continue;
+    lq_push_extras(L, ud);
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+    lua_setfield(L, -2, "site");
+    lua_pop(L, 1);
+    return;
+  }
+}
+
 int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int n = lua_gettop(L) - fn + 1;       /* the function and its arguments */
   int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
   lq_task *h = lua_newuserdatauv(L, lq_task_offset() + qn_task_size(), 1 + inline_args);
   h->coro.base.vt = NULL;               /* no task for __gc until lq_coro_init (which zeroes the rest) */
-  h->serial = rt->serial;
+  h->serial = (uint32_t)rt->serial;
   h->spawned_at = qn_now(rt->core);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
   lua_setmetatable(L, -2);
@@ -226,9 +242,17 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, CORO_TASK);
   h->coro.nres = n;                     /* until it starts */
+  lq_context_inherit(L, rt, ud);        /* these may raise: before the core knows the task */
+  if (rt->spawn_sites) note_site(L, ud);
   lua_pushvalue(L, ud);
   h->coro.slot = lq_anchor(L, rt);
   qn_task_init(lq_core_task(h), rt->core, &h->coro.base);
+  h->parent_gap = 0;                    /* ids exist from qn_task_init on */
+  if (rt->running != NULL) {
+    uint64_t gap = qn_task_id(lq_core_task(h))
+                 - qn_task_id(lq_core_task(lq_coro_task(rt->running)));
+    if (gap <= UINT32_MAX) h->parent_gap = (uint32_t)gap;
+  }
   return 1;
 }
 
@@ -254,7 +278,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_join(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.task:join");
-  if (h->serial != c->rt->serial)
+  if (!lq_task_in(h, c->rt))
     return luaL_argerror(L, 1, "the task belongs to another runtime");
   if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:join: a task cannot join itself");
   lua_settop(L, 1);
@@ -307,7 +331,7 @@ static int l_stop(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.task:stop");
   uint64_t grace = lq_check_duration(L, 2);
-  if (h->serial != c->rt->serial)
+  if (!lq_task_in(h, c->rt))
     return luaL_argerror(L, 1, "the task belongs to another runtime");
   if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:stop: a task cannot stop itself (use cancel)");
   set_reason(L, h, 1, 3);
@@ -462,23 +486,31 @@ static void list_one(qn_task *t, void *arg) {
   list_ctx *x = arg;
   lua_State *L = x->L;
   lq_task *h = lq_task_of(t);
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 9);
+  int entry = lua_gettop(L);
   lq_push_handle(L, x->rt, h);
   int ud = lua_gettop(L);
-  lua_pushvalue(L, ud);
-  lua_setfield(L, -3, "handle");
+  lua_setfield(L, entry, "handle");
+  lua_getfield(L, entry, "handle");     /* keep it at ud */
   lua_pushinteger(L, (lua_Integer)qn_task_id(t));
-  lua_setfield(L, -3, "id");
+  lua_setfield(L, entry, "id");
   lua_pushstring(L, state_name(t));
-  lua_setfield(L, -3, "state");
-  if (lq_get_extras(L, ud) == LUA_TTABLE) lua_getfield(L, -1, "name");
-  else lua_pushnil(L);
-  lua_setfield(L, -4, "name");
-  lua_pop(L, 2);
+  lua_setfield(L, entry, "state");
+  if (lq_get_extras(L, ud) == LUA_TTABLE) {
+    lua_getfield(L, -1, "name");
+    lua_setfield(L, entry, "name");
+    lua_getfield(L, -1, "site");
+    lua_setfield(L, entry, "site");
+  }
+  lua_settop(L, entry);
   push_waiting(L, h);
-  lua_setfield(L, -2, "waiting");
+  lua_setfield(L, entry, "waiting");
   lua_pushnumber(L, (lua_Number)(qn_now(x->rt->core) - h->spawned_at) / 1e9);
-  lua_setfield(L, -2, "age");
+  lua_setfield(L, entry, "age");
+  if (h->parent_gap != 0) {
+    lua_pushinteger(L, (lua_Integer)(qn_task_id(t) - h->parent_gap));
+    lua_setfield(L, entry, "parent");
+  }
   lua_rawseti(L, x->list, ++x->n);
 }
 
@@ -488,6 +520,20 @@ static int l_tasks(lua_State *L) {
   lua_newtable(L);
   list_ctx x = { L, rt, lua_gettop(L), 0 };
   qn_runtime_each_task(rt->core, list_one, &x);
+  return 1;
+}
+
+/* quench.record_spawn_sites([on]): whether spawns note where they were made
+   (file:line, in quench.tasks() as `site`); returns the previous setting.
+   Off by default: reading the stack costs each spawn a little. */
+static int l_record_spawn_sites(lua_State *L) {
+  lq_runtime *rt = lq_runtime_of(L, "quench.record_spawn_sites");
+  int was = rt->spawn_sites;
+  if (!lua_isnone(L, 1)) {
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    rt->spawn_sites = lua_toboolean(L, 1);
+  }
+  lua_pushboolean(L, was);
   return 1;
 }
 
@@ -577,6 +623,7 @@ void lq_task_internals(lua_State *L, int mod) {
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, internals, 1);
+  lq_context_internals(L, mod);
 }
 
 static const luaL_Reg methods[] = {
@@ -590,7 +637,8 @@ static const luaL_Reg metamethods[] = {
 };
 
 static const luaL_Reg functions[] = {
-  {"spawn", l_spawn}, {"tasks", l_tasks}, {"stats", l_stats}, {NULL, NULL}
+  {"spawn", l_spawn}, {"tasks", l_tasks}, {"stats", l_stats},
+  {"record_spawn_sites", l_record_spawn_sites}, {NULL, NULL}
 };
 
 /* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */

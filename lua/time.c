@@ -71,6 +71,53 @@ static int l_sleep(lua_State *L) {
   return lq_await(L, c, op, sleep_k, 0);
 }
 
+static int sleep_until_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  int failed = qn_sleep_failed(f);
+  qn_drop(f);
+  if (failed) return luaL_error(L, "quench.sleep_until: out of memory (cannot arm a timer)");
+  return 0;
+}
+
+/* quench.sleep_until(t): sleep until quench.now() >= t; a t already past
+   yields once, like sleep(0). The absolute deadline is kept, so a loop of
+   sleep_until(t + k * period) does not drift. */
+static int l_sleep_until(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.sleep_until");
+  uint64_t at = lq_check_seconds(L, 1);
+  lq_check_cancel(L, c);
+  if (at <= qn_now(c->rt->core)) return do_yield(L, c);
+  qn_future *op = qn_sleep_new(c->rt->core, at);
+  if (op == NULL) return luaL_error(L, "quench.sleep_until: out of memory");
+  c->what = "sleep";
+  return lq_await(L, c, op, sleep_until_k, 0);
+}
+
+static qn_future *sleep_until_start(lua_State *L, int idx, lq_coro *c) {
+  lq_op *op = lua_touserdata(L, idx);
+  return qn_sleep_new(c->rt->core, op->ns);
+}
+
+static int sleep_until_finish(lua_State *L, int idx, qn_future *f) {
+  (void)idx;
+  if (!qn_sleep_failed(f)) return 0;
+  lua_pushliteral(L, "quench.sleep_until_op: out of memory (cannot arm a timer)");
+  return -1;
+}
+
+static const lq_op_kind sleep_until_kind = {
+  "sleep_until", NULL, sleep_until_start, sleep_until_finish, NULL
+};
+
+/* quench.sleep_until_op(t): the op of sleep_until; the deadline is t
+   whenever the op starts (a t already past: ready at once). */
+static int l_sleep_until_op(lua_State *L) {
+  uint64_t at = lq_check_seconds(L, 1);
+  lq_op_new(L, &sleep_until_kind, 0)->ns = at;
+  return 1;
+}
+
 static int l_yield(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.yield");
   lq_check_cancel(L, c);
@@ -97,7 +144,7 @@ static int l_advance(lua_State *L) {
 
 static const luaL_Reg functions[] = {
   {"sleep", l_sleep}, {"yield", l_yield}, {"now", l_now}, {"advance", l_advance},
-  {NULL, NULL}
+  {"sleep_until", l_sleep_until}, {"sleep_until_op", l_sleep_until_op}, {NULL, NULL}
 };
 
 void lq_time_register(lua_State *L, int mod) {

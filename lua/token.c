@@ -4,10 +4,31 @@
 ** parent and never the reverse, is_cancelled is a field read. A child keeps
 ** its parent alive (user value 1); a parent does not keep its children, so
 ** dropping a child releases it. The reason lives on the token where the
-** cancel started (user value 2).
+** cancel started (user value 2). User value 3 holds the token's armed
+** on_cancel registrations (a set, made on the first one).
+**
+** on_cancel callbacks run synchronously, but never inside the core's walk
+** over the tree (a callback is user code and may cancel, register or drop
+** tokens): the walk only moves each fired registration onto the module's
+** list of due callbacks, and t:cancel (or a token guard) runs that list
+** before it returns. A due registration stays reachable through its
+** token's set until it has run, so the list never points at freed memory.
 */
 #include <stddef.h>
+#include <stdio.h>
 #include "binding.h"
+
+#define LQ_CANCEL_REG "quench.cancel_registration"
+#define REG_MAP "quench.cancel_regs"    /* registry: light pointer -> registration (weak) */
+
+enum { REG_ARMED, REG_DUE, REG_DONE };
+
+typedef struct lq_cancel_reg {
+  qn_token_watch w;                      /* first: the watch is the registration */
+  struct lq_cancel_reg *next, *prev;     /* the module's due list, while REG_DUE */
+  lq_module *m;
+  int state;
+} lq_cancel_reg;
 
 static qn_token *token_of(lua_State *L, int idx) {
   return (qn_token *)luaL_checkudata(L, idx, LQ_TOKEN);
@@ -16,7 +37,7 @@ static qn_token *token_of(lua_State *L, int idx) {
 qn_token *lq_check_token(lua_State *L, int idx) { return token_of(L, idx); }
 
 static void new_token(lua_State *L, int parent) {
-  qn_token *t = lua_newuserdatauv(L, qn_token_size(), 2);
+  qn_token *t = lua_newuserdatauv(L, qn_token_size(), 3);
   qn_token_init(t, parent ? lua_touserdata(L, parent) : NULL);
   luaL_setmetatable(L, LQ_TOKEN);
   if (parent) {
@@ -58,6 +79,165 @@ static int l_child(lua_State *L) {
   return 1;
 }
 
+/* ---- on_cancel registrations ---- */
+
+static void due_unlink(lq_cancel_reg *r) {
+  lq_module *m = r->m;
+  if (r->prev) r->prev->next = r->next;
+  else m->cancel_first = r->next;
+  if (r->next) r->next->prev = r->prev;
+  else m->cancel_last = r->prev;
+  r->next = r->prev = NULL;
+}
+
+/* The watch fired (inside the core's walk): only queue the callback. */
+static void on_reg_fire(qn_token_watch *w) {
+  lq_cancel_reg *r = (lq_cancel_reg *)w;
+  lq_module *m = r->m;
+  r->state = REG_DUE;
+  r->next = NULL;
+  r->prev = m->cancel_last;
+  if (m->cancel_last) m->cancel_last->next = r;
+  else m->cancel_first = r;
+  m->cancel_last = r;
+}
+
+/* The registration at idx is spent: out of its token's set, its function
+   released. */
+static void reg_forget(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  int top = lua_gettop(L);
+  lq_cancel_reg *r = lua_touserdata(L, idx);
+  r->state = REG_DONE;
+  if (lua_getiuservalue(L, idx, 2) == LUA_TUSERDATA
+      && lua_getiuservalue(L, -1, 3) == LUA_TTABLE) {
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  lua_settop(L, top);
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, 1);
+}
+
+/* A callback raised: it does not stop the cancel nor the other callbacks;
+   the error is reported as a warning (opts.on_warning, or stderr). */
+static void report_callback_error(lua_State *L, lq_module *m) {
+  const char *msg = luaL_tolstring(L, -1, NULL);
+  lua_pushfstring(L, "quench.token:on_cancel: a callback raised: %s", msg);
+  if (m->rt != NULL) {
+    lq_warn(m->rt, lua_tostring(L, -1));
+  } else {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    fflush(stderr);
+  }
+  lua_pop(L, 3);
+}
+
+/* Run the callbacks the last cancels made due, in the order they fired. A
+   callback that cancels another token adds to the list; this loop runs
+   those too. */
+static void run_due(lua_State *L, lq_module *m) {
+  while (m->cancel_first != NULL) {
+    lq_cancel_reg *r = m->cancel_first;
+    due_unlink(r);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_MAP);
+    lua_rawgetp(L, -1, r);
+    lua_remove(L, -2);
+    if (lua_touserdata(L, -1) != r) {   /* being collected with its token */
+      r->state = REG_DONE;
+      lua_pop(L, 1);
+      continue;
+    }
+    int reg = lua_gettop(L);
+    lua_getiuservalue(L, reg, 1);       /* fn */
+    lua_getiuservalue(L, reg, 2);
+    lq_push_token_reason(L, -1);
+    lua_remove(L, -2);
+    reg_forget(L, reg);                 /* at most once, even if fn cancels again */
+    lua_rotate(L, reg, -1);
+    lua_pop(L, 1);                      /* fn, reason */
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) report_callback_error(L, m);
+  }
+}
+
+static int l_reg_remove(lua_State *L) {
+  lq_cancel_reg *r = luaL_checkudata(L, 1, LQ_CANCEL_REG);
+  if (r->state == REG_DONE) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r->state == REG_DUE) due_unlink(r);
+  else qn_token_watch_remove(&r->w);
+  reg_forget(L, 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_reg_close(lua_State *L) {
+  l_reg_remove(L);
+  return 0;
+}
+
+/* Collected only with its token (the token's set holds it while armed). */
+static int l_reg_gc(lua_State *L) {
+  lq_cancel_reg *r = luaL_testudata(L, 1, LQ_CANCEL_REG);
+  if (r == NULL || r->state == REG_DONE) return 0;
+  if (r->state == REG_DUE) due_unlink(r);
+  else qn_token_watch_remove(&r->w);
+  r->state = REG_DONE;
+  return 0;
+}
+
+static int l_reg_tostring(lua_State *L) {
+  lq_cancel_reg *r = luaL_checkudata(L, 1, LQ_CANCEL_REG);
+  lua_pushfstring(L, "quench.cancel_registration (%s)",
+                  r->state == REG_DONE ? "spent" : "armed");
+  return 1;
+}
+
+/* t:on_cancel(fn): fn(reason) runs when the token is cancelled, at once if
+   it already is; at most once. Returns the registration. */
+static int l_on_cancel(lua_State *L) {
+  qn_token *t = token_of(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lq_cancel_reg *r = lua_newuserdatauv(L, sizeof *r, 2);
+  r->w.fn = on_reg_fire;
+  r->w.next = r->w.prev = NULL;
+  r->next = r->prev = NULL;
+  r->m = lq_module_of(L);
+  r->state = REG_DONE;
+  luaL_setmetatable(L, LQ_CANCEL_REG);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 3, 2);
+  if (qn_token_is_cancelled(t)) {       /* at once, in the caller: its error is the caller's */
+    lua_pushvalue(L, 2);
+    lq_push_token_reason(L, 1);
+    lua_call(L, 1, 0);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 3, 1);
+  if (lua_getiuservalue(L, 1, 3) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 3);
+  }
+  lua_pushvalue(L, 3);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, REG_MAP);
+  lua_pushvalue(L, 3);
+  lua_rawsetp(L, -2, r);
+  lua_pop(L, 1);
+  r->state = REG_ARMED;
+  qn_token_watch_add(t, &r->w);
+  return 1;
+}
+
 /* t:cancel([reason]): true if this call cancelled it. */
 static int l_cancel(lua_State *L) {
   qn_token *t = token_of(L, 1);
@@ -66,6 +246,8 @@ static int l_cancel(lua_State *L) {
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 1, 2);
   }
+  lua_settop(L, 1);
+  run_due(L, lq_module_of(L));
   lua_pushboolean(L, first);
   return 1;
 }
@@ -156,6 +338,7 @@ static int cancel_upvalue(lua_State *L) {
   lua_insert(L, 1);
   lua_settop(L, 1);
   qn_token_cancel(lua_touserdata(L, 1));
+  run_due(L, lua_touserdata(L, lua_upvalueindex(2)));
   return 0;
 }
 
@@ -163,7 +346,8 @@ static int cancel_upvalue(lua_State *L) {
 static int l_guard(lua_State *L) {
   token_of(L, 1);
   lua_settop(L, 1);
-  lua_pushcclosure(L, cancel_upvalue, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, cancel_upvalue, 2);
   lua_newuserdatauv(L, 0, 1);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, 1);
@@ -239,7 +423,14 @@ static int l_tostring(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"cancel", l_cancel}, {"is_cancelled", l_is_cancelled}, {"reason", l_reason},
   {"cancelled", l_cancelled}, {"cancelled_op", l_cancelled_op}, {"child", l_child},
-  {"guard", l_guard}, {"run", l_run}, {"spawn", l_spawn}, {NULL, NULL}
+  {"guard", l_guard}, {"run", l_run}, {"spawn", l_spawn}, {"on_cancel", l_on_cancel},
+  {NULL, NULL}
+};
+
+static const luaL_Reg reg_methods[] = { {"remove", l_reg_remove}, {NULL, NULL} };
+
+static const luaL_Reg reg_metamethods[] = {
+  {"__close", l_reg_close}, {"__gc", l_reg_gc}, {"__tostring", l_reg_tostring}, {NULL, NULL}
 };
 
 static const luaL_Reg metamethods[] = {
@@ -248,6 +439,13 @@ static const luaL_Reg metamethods[] = {
 
 void lq_token_register(lua_State *L, int mod) {
   lq_class(L, mod, LQ_TOKEN, methods, metamethods);
+  lq_class(L, mod, LQ_CANCEL_REG, reg_methods, reg_metamethods);
+  lua_newtable(L);                      /* REG_MAP: weak values, so it keeps nothing */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, REG_MAP);
   lua_pushvalue(L, mod);
   lua_pushcclosure(L, l_token, 1);
   lua_setfield(L, -2, "token");

@@ -114,6 +114,27 @@ static int l_changed(lua_State *L) {
   return lq_await(L, c, f, changed_k, 0);
 }
 
+/* rx:mark_changed(): the current value counts as unseen. */
+static int l_mark_changed(lua_State *L) {
+  watch_rx *rx = luaL_checkudata(L, 1, LQ_WATCH_RX);
+  lua_getiuservalue(L, 1, 1);
+  rx->seen = qn_watch_version(lua_touserdata(L, -1)) - 1;   /* wraps at 0: still differs */
+  return 0;
+}
+
+/* rx:mark_unchanged(): the current value counts as seen. */
+static int l_mark_unchanged(lua_State *L) {
+  watch_rx *rx = luaL_checkudata(L, 1, LQ_WATCH_RX);
+  lua_getiuservalue(L, 1, 1);
+  rx->seen = qn_watch_version(lua_touserdata(L, -1));
+  return 0;
+}
+
+static int l_is_closed(lua_State *L) {
+  lua_pushboolean(L, qn_watch_is_closed(check_tx(L, 1)));
+  return 1;
+}
+
 static int l_has_changed(lua_State *L) {
   watch_rx *rx = luaL_checkudata(L, 1, LQ_WATCH_RX);
   lua_getiuservalue(L, 1, 1);
@@ -148,12 +169,13 @@ static int l_changed_op(lua_State *L) {
 
 static const luaL_Reg tx_methods[] = {
   {"send", l_send}, {"get", l_get}, {"close", l_close}, {"subscribe", l_subscribe},
-  {NULL, NULL}
+  {"is_closed", l_is_closed}, {NULL, NULL}
 };
 
 static const luaL_Reg rx_methods[] = {
   {"get", l_rx_get}, {"changed", l_changed}, {"changed_op", l_changed_op},
-  {"has_changed", l_has_changed}, {NULL, NULL}
+  {"has_changed", l_has_changed}, {"mark_changed", l_mark_changed},
+  {"mark_unchanged", l_mark_unchanged}, {NULL, NULL}
 };
 
 static const luaL_Reg tx_metamethods[] = { {"__close", l_close}, {NULL, NULL} };

@@ -437,6 +437,22 @@ function Fuzz:learn_module()
     -- quench.stdin/stdout/stderr: the fuzzer would write noise into the
     -- test runner's own output (pipes are fuzzed through other objects)
     local stdio = k == "stdin" or k == "stdout" or k == "stderr"
+    -- quench.dump and dump_on_signal write to stderr by default: fuzzed
+    -- with opts.file = false forced in, for the same reason
+    if k == "dump" or k == "dump_on_signal" then
+      local real, at = v, (k == "dump" and 1 or 2)
+      v = function(...)
+        local args = pack(...)
+        local o = args[at]
+        if o == nil or type(o) == "table" then
+          local quiet = { file = false }
+          if o then for ok, ov in pairs(o) do if ok ~= "file" then quiet[ok] = ov end end end
+          args[at] = quiet
+          if args.n < at then args.n = at end
+        end
+        return real(unpack(args, 1, args.n))
+      end
+    end
     -- quench.adopt (and quench.tcp/unix.adopt) take over a descriptor by
     -- number: random numbers would take the test runner's own sockets
     if k ~= "run" and k ~= "adopt" and not stdio and type(v) == "function" then

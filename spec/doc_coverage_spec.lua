@@ -15,7 +15,7 @@ local SH = "env -u LD_PRELOAD "
 -- Metatable name (__name) -> the class name the stubs use.
 local CLASSES = {
   ["quench.task"] = "Task", ["quench.op"] = "Op", ["quench.token"] = "Token",
-  ["quench.guard"] = "Guard",
+  ["quench.guard"] = "Guard", ["quench.cancel_registration"] = "CancelRegistration",
   ["quench.channel"] = "Channel",
   ["quench.oneshot.sender"] = "OneshotSender", ["quench.oneshot.receiver"] = "OneshotReceiver",
   ["quench.broadcast"] = "Broadcast", ["quench.broadcast.receiver"] = "BroadcastReceiver",

@@ -8,6 +8,21 @@
 -- Per example: `lines`, plain substrings expected in this order; `absent`,
 -- substrings that must not appear; `signal`, sent once `ready` is printed.
 local EXPECT = {
+  ["deadline_scope.lua"] = {
+    lines = { "[ 0.00 s] req-7: deadline 3.00 s", "[ 0.50 s] req-7: read from replica b (branch 2)",
+              "[ 0.50 s] req-7: child failed: bad input",
+              "[ 3.00 s] req-7: worker 1: cancelled, flushing", "[ 3.50 s] req-7: worker 1: flushed",
+              "[ 3.50 s] req-7: scope ended: timeout? true", "[ 3.50 s] -: done" },
+    also = { "[ 3.00 s] req-7: worker 2: cancelled, flushing", "[ 3.50 s] req-7: worker 2: flushed" },
+  },
+  ["rate_limited_poller.lua"] = {
+    lines = { "[ 0.00 s] poll: attempt 1 failed (503 from service), again in 0.25 s",
+              "[ 0.50 s] poll scheduled at 0.00 got 2", "[ 1.00 s] poll scheduled at 1.00 got 3",
+              "[ 1.75 s] debounced: 2 change(s) applied",
+              "[ 4.10 s] poll scheduled at 2.00 got 5", "[ 4.60 s] poll scheduled at 4.00 got 6",
+              "[ 4.60 s] closing: 2 change(s) applied", "[ 4.60 s] done after 6 calls" },
+    absent = { "scheduled at 3.00" },
+  },
   ["demo.lua"] = {
     lines = { "fast: sleeping 0.05 s", "slow: sleeping 3600 s", "fast: woke up",
               "joined:\ttrue\tfast finished", "slow: <close> ran", "slow: defer ran",

@@ -246,6 +246,10 @@ void qn_chan_init(qn_chan *ch, size_t capacity);
 void qn_chan_fini(qn_chan *ch);     /* no future on it may remain; frees the buffer */
 size_t qn_chan_len(const qn_chan *ch);    /* queued slots no receive future claims */
 int qn_chan_is_closed(const qn_chan *ch);
+/* The capacity given at init (SIZE_MAX: unbounded), and the sends that
+   would be admitted now without waiting (SIZE_MAX: unbounded). */
+size_t qn_chan_capacity(const qn_chan *ch);
+size_t qn_chan_room(const qn_chan *ch);
 /* Closed, and nothing queued, claimed or reserved: no slot can ever be
    received again. Receivers see "closed" (QN_ECLOSED) only then; until
    then a permit given before the close may still commit. */
@@ -287,16 +291,22 @@ size_t qn_sema_size(void);
 void qn_sema_init(qn_sema *s, size_t permits);
 size_t qn_sema_available(const qn_sema *s);
 int qn_sema_has_waiters(const qn_sema *s);
-int qn_sema_try_acquire(qn_sema *s, size_t k);   /* QN_OK or QN_EFULL */
+int qn_sema_try_acquire(qn_sema *s, size_t k);   /* QN_OK, QN_EFULL or QN_ECLOSED */
+void qn_sema_close(qn_sema *s);                  /* waiters and later acquires fail */
+int qn_sema_is_closed(const qn_sema *s);
+size_t qn_sema_forget(qn_sema *s, size_t k);     /* removes up to k available permits */
 void qn_sema_release(qn_sema *s, size_t k);
 qn_future *qn_sema_acquire_new(qn_runtime *rt, qn_sema *s, size_t k);
-int qn_sema_acquire_take(qn_future *acquire);     /* the caller now holds the permits */
+/* QN_OK: the caller now holds the permits; QN_ECLOSED: the semaphore was
+   closed first (nothing held). A closed semaphore makes its acquires ready. */
+int qn_sema_acquire_take(qn_future *acquire);
 
 typedef struct qn_notify qn_notify;
 size_t qn_notify_size(void);
 void qn_notify_init(qn_notify *n);
 void qn_notify_one(qn_notify *n);
 void qn_notify_all(qn_notify *n);
+void qn_notify_last(qn_notify *n);   /* as qn_notify_one, to the newest waiter */
 qn_future *qn_notify_notified_new(qn_runtime *rt, qn_notify *n);
 void qn_notify_notified_take(qn_future *notified);
 

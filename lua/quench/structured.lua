@@ -71,6 +71,8 @@ end
 -- child returned, or by the drop-time cleanup of an aborted child) fails the
 -- scope. A child whose hand-in ran but whose outcome is not settled yet (its
 -- last cleanups are still running) waits for the next call.
+local child_failed
+
 local function sweep(scope)
   local hs, raised = scope.ended, scope.ended_raised
   local n = #hs
@@ -87,24 +89,35 @@ local function sweep(scope)
       scope.children[h] = nil
       if outcome == "failed" then
         scope.failed[#scope.failed + 1] = h
-        if not raised[i] and not quench.is_cancelled(err) then scope:fail(err) end
+        if not raised[i] and not quench.is_cancelled(err) then
+          if rawequal(h, scope.body) then scope:fail(err) else child_failed(scope, err, h) end
+        end
       end
     end
   end
 end
 
---- Spawn a child task of the scope: it is cancelled with the scope's token.
-function Scope:spawn(fn, ...)
-  check_self(self, Scope, "quench.scope", "spawn")
-  if self.closed then error("quench.scope:spawn: the scope has ended", 2) end
-  check_fn(fn, "spawn")
-  sweep(self)
-  local scope, raised = self, false
-  local h = self.token:spawn(function(...)
+-- A child failed with err: a supervisor keeps the error (or gives it to
+-- opts.on_failure) and lets the others run; any other scope cancels them.
+function child_failed(scope, err, h)
+  if not scope.supervise then return scope:fail(err) end
+  if quench.is_cancelled(err) and scope.token:is_cancelled() then return end
+  if scope.on_failure then
+    local ok, herr = pcall(scope.on_failure, err, h)
+    if not ok then scope:fail(herr) end   -- a handler that fails fails the scope
+    return
+  end
+  add_error(scope, err)
+end
+
+local function spawn_child(scope, is_body, fn, ...)
+  sweep(scope)
+  local raised, h = false, nil
+  h = scope.token:spawn(function(...)
     local r = table.pack(pcall(fn, ...))
     if not r[1] then
       raised = true
-      scope:fail(r[2])
+      if is_body then scope:fail(r[2]) else child_failed(scope, r[2], h) end
       error(r[2], 0)
     end
     return table.unpack(r, 2, r.n)
@@ -119,10 +132,18 @@ function Scope:spawn(fn, ...)
     scope.ended_raised[#e] = raised
     scope.changed:notify_one()
   end)
-  self.seq = self.seq + 1
-  self.children[h] = self.seq
-  self.live = self.live + 1
+  scope.seq = scope.seq + 1
+  scope.children[h] = scope.seq
+  scope.live = scope.live + 1
   return h
+end
+
+--- Spawn a child task of the scope: it is cancelled with the scope's token.
+function Scope:spawn(fn, ...)
+  check_self(self, Scope, "quench.scope", "spawn")
+  if self.closed then error("quench.scope:spawn: the scope has ended", 2) end
+  check_fn(fn, "spawn")
+  return spawn_child(self, false, fn, ...)
 end
 
 -- A child (or the body) failed: keep the error, cancel everyone else.
@@ -147,6 +168,38 @@ function Scope:is_cancelled()
   return self.token:is_cancelled()
 end
 
+--- The scope's deadline (quench.now() time), math.huge if it has none.
+function Scope:deadline()
+  check_self(self, Scope, "quench.scope", "deadline")
+  return self.deadline_at or math.huge
+end
+
+local function check_time(v, what, fname, argn)
+  if math.type(v) == nil or v ~= v then
+    error("bad argument #" .. argn .. " to '" .. fname .. "' (" .. what .. " must be a number, got "
+      .. (type(v) == "number" and tostring(v) or type(v)) .. ")", 3)
+  end
+end
+
+--- Move the deadline of a scope made with one (earlier or later); at the
+-- new deadline the scope is cancelled as at the first.
+function Scope:set_deadline(t)
+  check_self(self, Scope, "quench.scope", "set_deadline")
+  check_time(t, "the deadline", "set_deadline", 1)
+  if not self.deadline_at then
+    error("quench.scope:set_deadline: the scope has no deadline (make it with "
+      .. "opts.deadline or opts.timeout; math.huge for none yet)", 2)
+  end
+  self.deadline_at = t
+  self.changed:notify_one()
+end
+
+--- Whether the scope was cancelled by its deadline.
+function Scope:timed_out()
+  check_self(self, Scope, "quench.scope", "timed_out")
+  return self.expired == true
+end
+
 -- The children not yet collected, in spawn order.
 local function children_in_order(scope)
   local list = {}
@@ -164,8 +217,21 @@ end
 -- returned (the caller passes it on to the children).
 local function wait_live(scope)
   while scope.live > 0 and not scope.token:is_cancelled() do
-    local ok, err = pcall(quench.select_biased, scope.token:cancelled_op(),
-      scope.changed:notified_op())
+    local ok, err
+    local d = scope.deadline_at
+    if d then
+      local now = quench.now()
+      if now >= d then                 -- the deadline: cancel gracefully
+        scope.expired = true
+        scope:cancel(quench.timeout_error())
+        return
+      end
+      ok, err = pcall(quench.select_biased, scope.token:cancelled_op(),
+        scope.changed:notified_op(), quench.sleep_op(d - now))
+    else
+      ok, err = pcall(quench.select_biased, scope.token:cancelled_op(),
+        scope.changed:notified_op())
+    end
     if not ok then
       if quench.is_cancelled(err) then return err end
       error(err, 0)
@@ -194,7 +260,59 @@ local function check_grace(g)
   return g
 end
 
-local SCOPE_OPTS = { grace = true }
+local SCOPE_OPTS = { grace = true, timeout = true, deadline = true, supervise = true,
+  on_failure = true }
+
+-- The context key under which a scope with a deadline is found by the code
+-- it runs (quench.current_deadline).
+local DEADLINE = quench.context.key("scope deadline")
+
+-- Read the deadline options: an absolute time or nil.
+local function check_deadline(opts)
+  local t, d = opts.timeout, opts.deadline
+  if t ~= nil and d ~= nil then
+    error("bad argument #1 to 'scope' (give opts.timeout or opts.deadline, not both)", 3)
+  end
+  if t ~= nil then
+    if math.type(t) == nil or t ~= t or t < 0 then
+      error("bad argument #1 to 'scope' (opts.timeout must be a number of seconds >= 0, got "
+        .. (type(t) == "number" and tostring(t) or type(t)) .. ")", 3)
+    end
+    return quench.now() + t
+  end
+  if d ~= nil and (math.type(d) == nil or d ~= d) then
+    error("bad argument #1 to 'scope' (opts.deadline must be a number (a quench.now() time), got "
+      .. (type(d) == "number" and tostring(d) or type(d)) .. ")", 3)
+  end
+  return d
+end
+
+local function check_supervise(opts)
+  local sv, h = opts.supervise, opts.on_failure
+  if sv ~= nil and type(sv) ~= "boolean" then
+    error("bad argument #1 to 'scope' (opts.supervise must be a boolean, got " .. type(sv) .. ")", 3)
+  end
+  if h ~= nil and type(h) ~= "function" then
+    error("bad argument #1 to 'scope' (opts.on_failure must be a function, got " .. type(h) .. ")", 3)
+  end
+  if h ~= nil and not sv then
+    error("bad argument #1 to 'scope' (opts.on_failure needs opts.supervise = true)", 3)
+  end
+  return sv == true, h
+end
+
+--- quench.current_deadline(): the earliest deadline of the scopes the
+-- running code is inside (math.huge if none).
+function quench.current_deadline()
+  local s = quench.context.get(DEADLINE)
+  local d = math.huge
+  while s do
+    -- a task spawned inside may outlive the scope: an ended scope bounds nothing
+    if not s.closed and s.deadline_at < d then d = s.deadline_at end
+    s = s.outer_deadline
+  end
+  return d
+end
 
 --- quench.scope(fn, ...) runs fn(scope, ...) and returns only when every
 -- child it spawned has ended. The first error (of a child or of fn) cancels
@@ -220,18 +338,30 @@ function quench.scope(opts, fn, ...)
     error("bad argument #1 to 'scope' (function or options table expected, got "
       .. type(opts) .. ")", 2)
   end
+  local supervise, on_failure = check_supervise(opts)
   local scope = setmetatable({
     token = quench.token(), children = {}, seq = 0, ended = {}, ended_raised = {}, failed = {},
     errors = { n = 0 }, live = 0, changed = quench.notify(), grace = check_grace(opts.grace),
+    deadline_at = check_deadline(opts), supervise = supervise, on_failure = on_failure,
   }, Scope)
   -- the reason siblings see when one fails: readable, and ours by identity
   scope.reason_marker = setmetatable({ kind = "scope", message = "a sibling task failed" },
     { __tostring = function() return "scope: a sibling task failed" end })
   -- if the task running the scope is dropped, its children go with it
   local _aborter <close> = quench.guard(function() abort_children(scope) end)
-  local result = table.pack(pcall(quench.select_biased, scope.token:cancelled_op(), function()
-    return fn(scope, table.unpack(args, 1, args.n))
-  end))
+  local result
+  if scope.deadline_at then
+    -- the body runs as the first child, so that the deadline cancels it
+    -- gracefully too: a scope inside it gets its grace
+    scope.outer_deadline = quench.context.get(DEADLINE)
+    scope.body = spawn_child(scope, true, quench.context.with, DEADLINE, scope, fn, scope,
+      table.unpack(args, 1, args.n))
+    result = { true, n = 1 }
+  else
+    result = table.pack(pcall(quench.select_biased, scope.token:cancelled_op(), function()
+      return fn(scope, table.unpack(args, 1, args.n))
+    end))
+  end
   local outer_cancel
   if not result[1] then
     local err = result[2]
@@ -262,9 +392,23 @@ function quench.scope(opts, fn, ...)
       MULTIPLE), 0)
   end
   if outer_cancel then error(outer_cancel, 0) end
+  if scope.expired then error(quench.timeout_error(), 0) end
+  if scope.body then
+    local r = table.pack(scope.body:join())   -- done: it was a child
+    if r[1] then return table.unpack(r, 2, r.n) end
+    return
+  end
   if result[1] and result[2] == 2 then
     return table.unpack(result, 3, result.n)
   end
+end
+
+--- quench.supervisor(fn, ...): quench.scope({supervise = true}, fn, ...).
+function quench.supervisor(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'supervisor' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  return quench.scope({ supervise = true }, fn, ...)
 end
 
 ---------------------------------------------------------------------------
@@ -363,21 +507,26 @@ end
 -- join_all, try_join
 ---------------------------------------------------------------------------
 
+-- Check every argument before spawning any: a bad one leaves nothing running.
 local function start_all(fname, ...)
-  local hs = {}
-  for i = 1, select("#", ...) do
+  local n = select("#", ...)
+  for i = 1, n do
     local f = select(i, ...)
-    if type(f) == "function" then
-      hs[i] = quench.spawn(f)
-    elseif internal.task_of(f) == "this" then
-      hs[i] = f
-    elseif internal.task_of(f) == "other" then
-      error("bad argument #" .. i .. " to '" .. fname .. "' (the task belongs to another "
-        .. "runtime: a task handle is only valid in the quench.run that spawned it)", 3)
-    else
-      error("bad argument #" .. i .. " to '" .. fname .. "' (function or task expected, got "
-        .. type(f) .. ")", 3)
+    if type(f) ~= "function" then
+      local owner = internal.task_of(f)
+      if owner == "other" then
+        error("bad argument #" .. i .. " to '" .. fname .. "' (the task belongs to another "
+          .. "runtime: a task handle is only valid in the quench.run that spawned it)", 3)
+      elseif owner ~= "this" then
+        error("bad argument #" .. i .. " to '" .. fname .. "' (function or task expected, got "
+          .. type(f) .. ")", 3)
+      end
     end
+  end
+  local hs = {}
+  for i = 1, n do
+    local f = select(i, ...)
+    hs[i] = type(f) == "function" and quench.spawn(f) or f
   end
   return hs
 end
@@ -411,4 +560,37 @@ function quench.try_join(...)
     left = left - 1
   end
   return true, out
+end
+
+---------------------------------------------------------------------------
+-- first_success
+---------------------------------------------------------------------------
+
+--- quench.first_success(...): functions (run as tasks) or task handles; the
+-- first to return without raising wins: the others are aborted and its
+-- index and results are returned. Raises a "multiple" error holding every
+-- error (in argument order) only when all failed.
+function quench.first_success(...)
+  local n = select("#", ...)
+  if n == 0 then
+    error("bad argument #1 to 'first_success' (function or task expected, got no value)", 2)
+  end
+  local hs = start_all("first_success", ...)
+  local _aborter <close> = quench.guard(function() for _, h in ipairs(hs) do h:abort() end end)
+  local errs, left = {}, n
+  while left > 0 do
+    local ops, map = {}, {}
+    for i, h in ipairs(hs) do
+      if errs[i] == nil then ops[#ops + 1] = h:join_op(); map[#ops] = i end
+    end
+    local r = table.pack(quench.select(table.unpack(ops)))
+    local i = map[r[1]]
+    if r[2] then return i, table.unpack(r, 3, r.n) end
+    errs[i] = { r[3] }
+    left = left - 1
+  end
+  local list = {}
+  for i = 1, n do list[i] = errs[i][1] end
+  error(setmetatable({ kind = "multiple", error = list[1], errors = list, n = n,
+    message = "all " .. n .. " failed; the first: " .. describe(list[1]) }, MULTIPLE), 0)
 end

@@ -18,6 +18,16 @@
 -- @raise `bad argument #1 to 'channel' (capacity must be at least 1 (or nil: unbounded))`
 function quench.channel(capacity) end
 
+--- A new channel's first sender and receiver handles (see `Channel:sender`).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam[opt] integer capacity as for `quench.channel`
+-- @treturn Sender tx
+-- @treturn Receiver rx
+-- @raise as `quench.channel`
+function quench.channel_pair(capacity) end
+
 --- A oneshot: one value from one sender to one receiver.
 --
 -- **Cancel safety.** Not an await.
@@ -161,6 +171,71 @@ function Channel:len() end
 -- @raise on a bad self
 function Channel:is_closed() end
 
+--- The bound given to `quench.channel`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn ?integer the capacity, or nil for an unbounded channel
+-- @raise on a bad self
+function Channel:capacity() end
+
+--- How many sends would be admitted now without waiting: 0 once closed or
+-- while senders wait for room (they go first).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn ?integer the room, or nil for an open unbounded channel
+-- @raise on a bad self
+function Channel:room() end
+
+--- Wait for one message, then take up to `max - 1` more that are queued,
+-- without waiting again (tokio's `recv_many`): batches for a writer.
+--
+-- **Cancel safety.** As `recv`: only the first receive waits, and messages
+-- are taken only when it returns; the rest are taken with no wait.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken
+-- * given, not resumed: the message handed to it goes back to the front
+--
+-- @tparam integer max at least 1
+-- @treturn ?table an array of 1 to `max` messages, or nil
+-- @treturn ?string `"closed"` as for `recv`
+-- @raise `bad argument #1 to 'recv_many' (max must be an integer >= 1, ...)`;
+-- outside a task; `Cancelled` in a cancelled task. This is an await.
+function Channel:recv_many(max) end
+
+--- An iterator for `for v in ch:iter() do ... end`: each step is a `recv`;
+-- the loop ends when the channel is closed and drained.
+--
+-- **Cancel safety.** Each step is a `recv`: a loop dropped while waiting
+-- loses no message.
+--
+-- @treturn function the iterator
+-- @raise on a bad self; each step as `recv`
+function Channel:iter() end
+
+--- A counted sending handle (tokio's `Sender`): when the last sender handle
+-- of the channel is closed (`close`, or a `<close>` variable), the channel
+-- is closed, so its receivers end instead of waiting for ever. The channel
+-- itself stays usable and uncounted.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn Sender a new handle
+-- @raise on a bad self
+function Channel:sender() end
+
+--- A counted receiving handle: when the last receiver handle is closed, the
+-- channel is closed and what is queued is dropped, so later sends fail with
+-- `"closed"` and `tx:closed()` returns.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn Receiver a new handle
+-- @raise on a bad self
+function Channel:receiver() end
+
 --- The sending half of a oneshot (`quench.oneshot.sender`). Closing it
 -- unsent, also by `<close>`, tells the receiver (`nil, "closed"`).
 -- @type OneshotSender
@@ -243,10 +318,20 @@ function OneshotReceiver:close() end
 -- **Cancel safety.** Never waits: not a cancellation point.
 --
 -- @param v the message (not nil)
--- @treturn ?boolean `true`, or nil
+-- @treturn ?integer how many receivers will see it (subscribed and not
+-- closed; 0 is still a success), or nil
 -- @treturn ?string `"closed"`
 -- @raise `bad argument #2 to 'send' (nil cannot be sent)`
 function Broadcast:send(v) end
+
+--- How many receivers are subscribed and not closed (a receiver also stops
+-- counting when it is collected).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer
+-- @raise on a bad self
+function Broadcast:receiver_count() end
 
 --- Close: subscribers get the messages still kept, then `nil, "closed"`.
 --
@@ -303,6 +388,24 @@ function BroadcastReceiver:try_recv() end
 -- @raise on a bad self
 function BroadcastReceiver:recv_op() end
 
+--- Stop receiving: the receiver no longer counts in `receiver_count` and
+-- `send`'s result; a later `recv` that would wait raises. Idempotent;
+-- `<close>` and collection do the same.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function BroadcastReceiver:close() end
+
+--- How many messages were sent that this receiver has not received yet (at
+-- most the capacity: older ones are lost to it as a lag).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer
+-- @raise on a bad self
+function BroadcastReceiver:len() end
+
 --- The sending side of a watch (`quench.watch`). `<close>` closes it.
 -- @type Watch
 
@@ -330,6 +433,27 @@ function Watch:get() end
 --
 -- @raise on a bad self
 function Watch:close() end
+
+--- Whether the watch was closed.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean
+-- @raise on a bad self
+function Watch:is_closed() end
+
+--- Change the value with `fn(value)` and tell every receiver, as `send`
+-- does (tokio's `send_modify`): `fn` changes a table in place, or returns a
+-- new value (nil keeps the current one). If `fn` raises, nothing changes
+-- and no receiver is told.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam function fn called as `fn(value)`
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"closed"` (then `fn` is not called)
+-- @raise `bad argument #1 to 'send_modify' (function expected, ...)`; `fn`'s error
+function Watch:send_modify(fn) end
 
 --- A new subscriber; the current value counts as seen.
 --
@@ -382,3 +506,232 @@ function WatchReceiver:changed() end
 -- @treturn Op an op returning what `changed` returns
 -- @raise on a bad self
 function WatchReceiver:changed_op() end
+
+--- Make the current value count as unseen: `has_changed` is true and the
+-- next `changed` returns at once (tokio's `mark_changed`).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function WatchReceiver:mark_changed() end
+
+--- Make the current value count as seen.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function WatchReceiver:mark_unchanged() end
+
+--- Return the current value if `pred(value)` holds; otherwise wait for
+-- changes until a value satisfies it (tokio's `wait_for`). The value
+-- returned is marked seen.
+--
+-- **Cancel safety.** Cancel-safe: each wait is a `changed`; a dropped
+-- `wait_for` loses no value (values it looked at and refused are marked
+-- seen, as they were not wanted).
+--
+-- * before it waits: the current value is marked seen
+-- * while waiting: nothing lost
+-- * given, not resumed: nothing lost (the next call sees the value again)
+--
+-- @tparam function pred called as `pred(value)`
+-- @return the first value for which `pred` is true, or nil
+-- @treturn ?string `"closed"` when the watch closed first
+-- @raise `bad argument #1 to 'wait_for' (function expected, ...)`; `pred`'s
+-- error; outside a task; `Cancelled` in a cancelled task. This is an await.
+function WatchReceiver:wait_for(pred) end
+
+--- `wait_for` as a select branch (a function).
+--
+-- **Cancel safety.** As `wait_for`.
+--
+-- @tparam function pred the predicate
+-- @treturn function the branch
+-- @raise `bad argument #1 to 'wait_for_op' (function expected, ...)`
+function WatchReceiver:wait_for_op(pred) end
+
+--- A counted sending handle (`ch:sender()`, `tx:clone()`,
+-- `quench.channel_pair`). `<close>` is `close`. Garbage collection never
+-- closes a handle: close it, or hold it in a `<close>` variable.
+-- @type Sender
+
+--- As `Channel:send`.
+--
+-- **Cancel safety.** As `Channel:send`.
+--
+-- @param v the message
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"closed"` (also once every receiver handle is gone)
+-- @raise `quench.sender:send: this handle was closed`; as `Channel:send`.
+-- This is an await.
+function Sender:send(v) end
+
+--- As `Channel:try_send`.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @param v the message
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string `"full"` or `"closed"`
+-- @raise on a closed handle
+function Sender:try_send(v) end
+
+--- As `Channel:send_op`.
+--
+-- **Cancel safety.** As `Channel:send`.
+--
+-- @param v the message
+-- @treturn Op the op
+-- @raise on a closed handle
+function Sender:send_op(v) end
+
+--- Another sender handle of the same channel (counted).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn Sender the new handle
+-- @raise on a closed handle
+function Sender:clone() end
+
+--- Close this handle (idempotent); the last sender's close closes the
+-- channel.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Sender:close() end
+
+--- Wait until every receiver handle of the channel is closed (tokio's
+-- `Sender::closed`): a producer stops producing for nobody.
+--
+-- **Cancel safety.** Cancel-safe: waiting takes nothing.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken
+-- * given, not resumed: nothing lost (the receivers stay gone)
+--
+-- @raise on a closed handle; outside a task; `Cancelled` in a cancelled
+-- task. This is an await.
+function Sender:closed() end
+
+--- The op of `closed`.
+--
+-- **Cancel safety.** As `closed`.
+--
+-- @treturn Op the op
+-- @raise on a closed handle
+function Sender:closed_op() end
+
+--- Whether the channel is closed (by a close, or because every receiver
+-- handle is gone).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean
+-- @raise on a closed handle
+function Sender:is_closed() end
+
+--- As `Channel:len`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer
+-- @raise on a closed handle
+function Sender:len() end
+
+--- As `Channel:capacity`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn ?integer
+-- @raise on a closed handle
+function Sender:capacity() end
+
+--- A counted receiving handle (`ch:receiver()`, `rx:clone()`,
+-- `quench.channel_pair`). `<close>` is `close`.
+-- @type Receiver
+
+--- As `Channel:recv`.
+--
+-- **Cancel safety.** As `Channel:recv`.
+--
+-- @return the message, or nil
+-- @treturn ?string `"closed"`
+-- @raise `quench.receiver:recv: this handle was closed`; as `Channel:recv`.
+-- This is an await.
+function Receiver:recv() end
+
+--- As `Channel:try_recv`.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @return the message, or nil
+-- @treturn ?string `"empty"` or `"closed"`
+-- @raise on a closed handle
+function Receiver:try_recv() end
+
+--- As `Channel:recv_op`.
+--
+-- **Cancel safety.** As `Channel:recv`.
+--
+-- @treturn Op the op
+-- @raise on a closed handle
+function Receiver:recv_op() end
+
+--- As `Channel:recv_many`.
+--
+-- **Cancel safety.** As `Channel:recv_many`.
+--
+-- @tparam integer max at least 1
+-- @treturn ?table the messages
+-- @treturn ?string `"closed"`
+-- @raise on a closed handle; as `Channel:recv_many`. This is an await.
+function Receiver:recv_many(max) end
+
+--- As `Channel:iter`.
+--
+-- **Cancel safety.** As `Channel:iter`.
+--
+-- @treturn function the iterator
+-- @raise on a closed handle
+function Receiver:iter() end
+
+--- Another receiver handle of the same channel (counted).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn Receiver the new handle
+-- @raise on a closed handle
+function Receiver:clone() end
+
+--- Close this handle (idempotent); the last receiver's close closes the
+-- channel, drops what is queued and wakes `tx:closed()`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Receiver:close() end
+
+--- Whether the channel is closed.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean
+-- @raise on a closed handle
+function Receiver:is_closed() end
+
+--- As `Channel:len`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer
+-- @raise on a closed handle
+function Receiver:len() end
+
+--- As `Channel:capacity`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn ?integer
+-- @raise on a closed handle
+function Receiver:capacity() end

@@ -45,3 +45,12 @@ function quench.is_timeout(e) end
 -- @treturn table a Cancelled value
 -- @raise never
 function quench.cancelled_error(reason) end
+
+--- A new Timeout value (what a scope with a deadline raises, and the reason
+-- its children see).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @return a Timeout value
+-- @raise never
+function quench.timeout_error() end

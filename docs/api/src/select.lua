@@ -55,6 +55,23 @@ function quench.select(...) end
 -- @raise as `quench.select`. This is an await.
 function quench.select_biased(...) end
 
+--- Select with a default (Go's `select` with `default:`): the index and
+-- results of the first branch that is ready now, in argument order, or nil
+-- when none is. Never suspends for a branch: a function branch that would
+-- wait is dropped.
+--
+-- **Cancel safety.** As `quench.select_biased`: every branch but the
+-- winner is dropped, and a dropped branch loses what its op loses (nothing,
+-- for receives, acquires and sleeps).
+--
+-- @param ... branches: functions or ops, at least one
+-- @treturn ?integer the index of the ready branch, or nil
+-- @return ... its results
+-- @raise `quench.try_select: needs at least one branch`; as
+-- `quench.select_biased`. This is an await (it never waits, but it is a
+-- cancellation point).
+function quench.try_select(...) end
+
 --- Run a branch against a deadline `s` seconds away.
 --
 -- A biased select of the branch and `sleep_op(s)`: the branch is polled

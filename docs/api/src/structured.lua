@@ -26,8 +26,26 @@
 -- Memory: the scope holds a child only until it has ended and its outcome
 -- is read, so a scope around an accept loop costs the connections alive.
 --
+-- **Deadline.** With `opts.timeout` (seconds from now) or `opts.deadline`
+-- (a `quench.now()` time; `math.huge` for none yet, to set one later with
+-- `s:set_deadline`), the scope is cancelled at the deadline and raises a
+-- Timeout value (`quench.is_timeout`) once its children are gone. The body
+-- then runs as the scope's first child task (not in the caller's task), so
+-- the deadline cancels it gracefully like the others: a scope inside it
+-- gets its own grace. Children see `Cancelled` whose reason is the Timeout.
+-- `quench.current_deadline()` reads the earliest deadline in force.
+--
+-- **Supervisor.** With `opts.supervise = true` a child's failure cancels
+-- nobody: the other children run on, and the failures are raised when all
+-- have ended (one as itself, several as a "multiple" error), or given to
+-- `opts.on_failure(err, task)` as they happen (then the scope returns
+-- normally; a handler that raises fails the scope). A failure of the body,
+-- a `s:cancel`, a deadline or a cancel of the task still cancels every child.
+--
 -- @tparam[opt] table opts `grace`: seconds (a number `>= 0`) children get to
--- finish after the scope is cancelled (default 5); any other key is refused
+-- finish after the scope is cancelled (default 5); `timeout` (seconds `>= 0`)
+-- or `deadline` (a `quench.now()` time); `supervise` (boolean);
+-- `on_failure` (function, with `supervise`); any other key is refused
 -- @tparam function fn the body, called as `fn(s, ...)`
 -- @param ... arguments for `fn`
 -- @return ... the body's results (nothing if the scope was cancelled
@@ -37,13 +55,44 @@
 -- first, errors = {...}, n = count}`; the task's own `Cancelled`; `bad
 -- argument #1 to 'scope' (function or options table expected, ...)`,
 -- `(unknown option '...')`, `(opts.grace must be a number of seconds >= 0,
--- ...)`; `bad argument #2 to 'scope' (function expected, ...)`.
+-- ...)`, `(give opts.timeout or opts.deadline, not both)`, `(opts.timeout
+-- must be ...)`, `(opts.deadline must be ...)`, `(opts.supervise must be a
+-- boolean, ...)`, `(opts.on_failure needs opts.supervise = true)`; `bad
+-- argument #2 to 'scope' (function expected, ...)`; a Timeout value at the
+-- deadline.
 -- This is an await.
 -- @usage quench.scope(function(s)
 --   s:spawn(serve, conn1)
 --   s:spawn(serve, conn2)
 -- end)                      -- returns when both handlers ended
 function quench.scope(opts, fn, ...) end
+
+--- `quench.scope({supervise = true}, fn, ...)`: a scope in which a child's
+-- failure does not cancel its siblings (Kotlin's `supervisorScope`).
+--
+-- **Cancel safety.** As `quench.scope`.
+--
+-- @tparam function fn the body, called as `fn(s, ...)`
+-- @param ... arguments for `fn`
+-- @return ... the body's results
+-- @raise the children's failures once all have ended (one as itself,
+-- several as a "multiple" error); `bad argument #1 to 'supervisor'
+-- (function expected, ...)`. This is an await.
+function quench.supervisor(fn, ...) end
+
+--- The earliest deadline of the scopes the running code is inside (trio's
+-- `current_effective_deadline`), read live: a moved deadline shows at once.
+--
+-- A task spawned inside a scope with a deadline sees it (task-local context,
+-- `quench.context`); a task that outlives the scope (a plain `quench.spawn`)
+-- stops seeing it when the scope ends. Only scope deadlines count: a
+-- `quench.timeout` or `quench.deadline` around the code does not.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn number a `quench.now()` time, or `math.huge` when there is none
+-- @raise never
+function quench.current_deadline() end
 
 --- A task set (tokio's JoinSet): tasks joined in completion order; `<close>`
 -- aborts those left.
@@ -86,6 +135,26 @@ function quench.join_all(...) end
 -- @raise `bad argument #i to 'try_join' (function or task expected, ...)`;
 -- outside a task. This is an await.
 function quench.try_join(...) end
+
+--- Race for the first success (Rust's `select_ok`, Java's
+-- `anySuccessfulOrThrow`): hedged requests, failing over between replicas.
+--
+-- Runs functions as tasks (or takes task handles). The first to return
+-- without raising wins: the others are aborted (their cleanup has run) and
+-- its index and results are returned. A failure (an error, or a task
+-- cancelled) does not win; the race fails only when every branch failed.
+-- Arguments are checked before anything is spawned.
+--
+-- **Cancel safety.** As `join_all`: dropping it aborts every task.
+--
+-- @param ... functions (spawned as tasks) or task handles
+-- @treturn integer the index of the winner
+-- @return ... its results
+-- @raise when all failed, a table `{kind = "multiple", error = first,
+-- errors = {...}, n = count}` with every error in argument order; `bad
+-- argument #i to 'first_success' (function or task expected, ...)`;
+-- outside a task. This is an await.
+function quench.first_success(...) end
 
 --- A scope, passed to the body of `quench.scope`. `s.token` is its token
 -- (children are bound to it).
@@ -133,6 +202,33 @@ function Scope:is_cancelled() end
 -- ignored)
 -- @raise never
 function Scope:fail(err) end
+
+--- The scope's deadline.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn number a `quench.now()` time, `math.huge` if it has none
+-- @raise on a bad self
+function Scope:deadline() end
+
+--- Move the deadline of a scope made with one, earlier or later, while it
+-- runs (trio's `CancelScope.deadline`, asyncio's `Timeout.reschedule`). A
+-- deadline already past cancels the scope at once.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam number t a `quench.now()` time (`math.huge`: none)
+-- @raise `quench.scope:set_deadline: the scope has no deadline (...)`; `bad
+-- argument #1 to 'set_deadline' (the deadline must be a number, ...)`
+function Scope:set_deadline(t) end
+
+--- Whether the scope was cancelled by its deadline.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean
+-- @raise on a bad self
+function Scope:timed_out() end
 
 --- A task set, made by `quench.task_set()`.
 -- @type TaskSet

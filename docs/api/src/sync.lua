@@ -17,11 +17,16 @@ function quench.mutex() end
 
 --- A readers-writer lock: many readers or one writer, in FIFO order.
 --
+-- A reader takes one of `max_readers` permits and a writer all of them, so
+-- at most `max_readers` readers hold it at once (tokio's
+-- `RwLock::with_max_readers`).
+--
 -- **Cancel safety.** Not an await.
 --
+-- @tparam[opt=2^30] integer max_readers from 1 to 2^30
 -- @treturn RwLock the lock
--- @raise never
-function quench.rwlock() end
+-- @raise `bad argument #1 to 'rwlock' (max_readers must be between 1 and 2^30)`
+function quench.rwlock(max_readers) end
 
 --- A counting semaphore with `n` permits.
 --
@@ -160,10 +165,18 @@ function RwLock:write_op() end
 -- * given, not resumed: the permits are released at once and go to the next
 --   waiters in order: a dropped waiter **never** ends up holding the lock
 --
--- @tparam[opt=1] integer k permits, from 1 to the semaphore's total
--- @treturn Permit a permit holding `k`
--- @raise `bad argument #2 to 'acquire' (must take at least 1 permit)`, `(more
--- permits than the semaphore has)`; outside a task; `Cancelled` in a
+-- After `close`, a waiting acquire and every later one return `nil,
+-- "closed"` (holding nothing).
+--
+-- A request for more permits than the semaphore has in all waits for
+-- `add_permits` (tokio's `acquire_many`), as a queue head: later requests wait
+-- behind it.
+--
+-- @tparam[opt=1] integer k permits, from 1 to 2^30
+-- @treturn ?Permit a permit holding `k`, or nil
+-- @treturn ?string `"closed"` once the semaphore is closed
+-- @raise `bad argument #1 to 'acquire' (must take at least 1 permit)`, `(more
+-- than 2^30 permits)`; outside a task; `Cancelled` in a
 -- cancelled task. This is an await.
 function Semaphore:acquire(k) end
 
@@ -173,6 +186,7 @@ function Semaphore:acquire(k) end
 --
 -- @tparam[opt=1] integer k permits
 -- @treturn ?Permit a permit, or nil
+-- @treturn ?string `"closed"` once the semaphore is closed (nothing: busy)
 -- @raise as `acquire` for a bad `k`
 function Semaphore:try_acquire(k) end
 
@@ -192,6 +206,42 @@ function Semaphore:acquire_op(k) end
 -- @treturn integer the count
 -- @raise on a bad self
 function Semaphore:available() end
+
+--- Add `n` permits (the total grows): waiters are served first, in order.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam integer n permits, `>= 0`
+-- @raise `bad argument #1 to 'add_permits' (permits to add must be >= 0)`,
+-- `(the semaphore would have more than 2^30 permits)`
+function Semaphore:add_permits(n) end
+
+--- Take up to `n` available permits away for good (tokio's
+-- `forget_permits`); the total shrinks. Permits held are not touched.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam integer n permits, `>= 0`
+-- @treturn integer how many were taken away
+-- @raise `bad argument #1 to 'forget_permits' (permits to forget must be >= 0)`
+function Semaphore:forget_permits(n) end
+
+--- Close the semaphore: waiting acquires return `nil, "closed"` at once,
+-- and so does every later acquire; permits already held stay valid and
+-- are released as usual. Idempotent.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Semaphore:close() end
+
+--- Whether the semaphore was closed.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean
+-- @raise on a bad self
+function Semaphore:is_closed() end
 
 --- What `lock`, `read`, `write` and `acquire` return (`quench.permit`):
 -- the lock or permits it holds go back on `<close>` or `release`.
@@ -219,6 +269,53 @@ function Permit:unlock() end
 -- @raise on a bad self
 function Permit:held() end
 
+--- How many permits it holds (0 once released, forgotten or merged away).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn integer
+-- @raise on a bad self
+function Permit:count() end
+
+--- Drop the permits without giving them back: they leave the semaphore
+-- for good (its total shrinks). A semaphore's permits only.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise `quench.permit:forget: the permit was released`; `(only a
+-- semaphore's permits can be forgotten)`
+function Permit:forget() end
+
+--- Split `k` of the permits off into a new permit (a semaphore's only);
+-- this one keeps the rest.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam integer k from 1 to `count() - 1`
+-- @treturn Permit the new permit
+-- @raise `bad argument #1 to 'split' (must split at least 1 permit and leave
+-- at least 1)`; on a released permit
+function Permit:split(k) end
+
+--- Take the permits of `other` (of the same semaphore) into this one;
+-- `other` is spent.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam Permit other a held permit of the same semaphore
+-- @raise `bad argument #1 to 'merge' (the permits belong to different
+-- semaphores)`, `(cannot merge a permit into itself)`; on a released permit
+function Permit:merge(other) end
+
+--- Turn a write permit of an rwlock into a read permit, with no moment in
+-- which the lock is free: readers waiting get in, writers still wait.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise `quench.permit:downgrade: not a write permit of an rwlock`; on a
+-- released permit
+function Permit:downgrade() end
+
 --- A notify (`quench.notify`).
 -- @type Notify
 
@@ -236,6 +333,15 @@ function Notify:notify_one() end
 --
 -- @raise on a bad self
 function Notify:notify_all() end
+
+--- As `notify_one`, but wakes the newest waiter (LIFO, tokio's
+-- `notify_last`): the warmest worker of a pool. Stores one notification
+-- when nobody waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point.
+--
+-- @raise on a bad self
+function Notify:notify_last() end
 
 --- Wait for a notification (at once if one is stored).
 --

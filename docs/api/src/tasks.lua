@@ -145,13 +145,61 @@ function quench.shield(fn, ...) end
 -- One table per task: `id`, `name` (or nil), `state` (`"pending"`,
 -- `"suspended"`, `"running"`), `waiting` (what a suspended task waits for,
 -- in words: `"sleep until 5.0"`, `"join"`, `"channel recv"`, `"yield"`,
--- ...; nil otherwise), `age` (seconds since spawn) and `handle`.
+-- ...; nil otherwise), `age` (seconds since spawn), `handle`, `parent` (the
+-- id of the task that spawned it, which may have ended; nil for the main
+-- task) and `site` (`"file:line"` of the spawn, when
+-- `quench.record_spawn_sites(true)` was on; nil otherwise).
 --
 -- **Cancel safety.** Not an await.
 --
 -- @treturn {table,...} the list, in spawn order
 -- @raise `quench.tasks: not inside quench.run` outside a runtime
 function quench.tasks() end
+
+--- Turn the recording of spawn sites on or off for the running runtime.
+--
+-- While on, each spawn notes the `file:line` of the user code that made it
+-- (the first frame outside quench's own Lua: a scope child is reported
+-- where `s:spawn` was called), shown by `quench.tasks()` and `quench.dump`.
+-- Off by default: reading the stack costs every spawn a little (Kotlin's
+-- `DebugProbes` and tokio's task dumps are opt-in for the same reason).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam[opt] boolean on the new setting (omitted: only read it)
+-- @treturn boolean the previous setting
+-- @raise `quench.record_spawn_sites: not inside quench.run`; `bad argument
+-- #1 to 'record_spawn_sites' (boolean expected, ...)`
+function quench.record_spawn_sites(on) end
+
+--- Print the live tasks as a tree (asyncio's `pstree`, a JVM thread dump).
+--
+-- Each task is shown under the task that spawned it, with its id, name,
+-- state, what it waits for, age, spawn site (if recorded) and, for a
+-- suspended task, its traceback. A task whose parent has ended is shown at
+-- the top, naming the parent.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam[opt] table opts `file`: where to write (default `io.stderr`;
+-- `false`: nowhere), `tracebacks`: boolean (default true)
+-- @treturn string the text
+-- @raise outside a runtime; `bad argument #1 to 'dump' (unknown option '...')`
+function quench.dump(opts) end
+
+--- Spawn a detached task that calls `quench.dump(opts)` on each delivery
+-- of a signal (default `"SIGUSR1"`): `kill -USR1 <pid>` shows what a stuck
+-- program is doing. Installing it takes over the signal's default action
+-- (see `quench.signal`). Abort the returned task to stop it.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam[opt] string name the signal (default `"SIGUSR1"`)
+-- @tparam[opt] table opts as for `quench.dump`
+-- @treturn Task the dumping task (named `quench.dump_on_signal <name>`)
+-- @raise `bad argument #1 to 'signal_op' (unknown signal ...)`; outside a
+-- runtime
+function quench.dump_on_signal(name, opts) end
 
 --- Counters of the running runtime.
 --

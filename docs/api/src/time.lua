@@ -72,3 +72,171 @@ function quench.now() end
 -- negative or NaN `s`; `quench.advance: the runtime's clock is real (run
 -- with {clock = "manual"} or "virtual")`; outside a runtime.
 function quench.advance(s) end
+
+--- Suspend the task until `quench.now() >= t`.
+--
+-- The deadline is absolute: a loop of `sleep_until(t0 + k * period)` does
+-- not drift, however long each step took. A `t` already past yields once
+-- (as `sleep(0)`).
+--
+-- **Cancel safety.** Cancel-safe: dropping removes the timer and nothing
+-- else is held; the deadline is the caller's, so a new `sleep_until(t)`
+-- resumes the same wait.
+--
+-- * before it waits: nothing held
+-- * while waiting: the timer is removed
+-- * given, not resumed: nothing lost (a sleep carries no value)
+--
+-- @tparam number t a `quench.now()` time
+-- @raise `bad argument #1 to 'sleep_until' (number expected, ...)`, also for
+-- NaN; outside a task; `Cancelled` in a cancelled task. This is an await.
+function quench.sleep_until(t) end
+
+--- The op of `sleep_until`: its deadline is `t` whenever it starts.
+--
+-- **Cancel safety.** As `quench.sleep_until`.
+--
+-- @tparam number t a `quench.now()` time
+-- @treturn Op the op (its await returns nothing)
+-- @raise `bad argument #1 to 'sleep_until_op' (number expected, ...)`
+function quench.sleep_until_op(t) end
+
+--- An interval: ticks every `period` seconds on a fixed schedule (tokio's
+-- `interval`, Go's `Ticker`), with a policy for ticks missed while the task
+-- was busy.
+--
+-- `opts.missed`: `"burst"` (default: each missed tick fires at once, one
+-- after another, until the schedule is caught up), `"delay"` (the next tick
+-- is one period after the late one: the schedule moves), `"skip"` (missed
+-- ticks are dropped and the next tick is the schedule's next one after now:
+-- never two ticks for one period). A tick up to 5 ms late is not a miss.
+-- `opts.start`: the time of the first tick (default: now, so the first
+-- `tick` returns at once). Pure Lua over `quench.sleep_until`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam number period seconds, `> 0`
+-- @tparam[opt] table opts `missed`, `start`
+-- @treturn Interval the interval
+-- @raise `bad argument #1 to 'interval' (the period must be a positive
+-- number of seconds, ...)`; `bad argument #2 to 'interval' (missed must be
+-- "burst", "delay" or "skip", ...)`, `(unknown option '...')`
+function quench.interval(period, opts) end
+
+--- A resettable timer: elapses at a deadline that `reset` moves, so a
+-- debounce or an idle timeout needs no respawn (tokio's `Sleep::reset`).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam number s seconds from now, `>= 0`
+-- @treturn Timer the timer
+-- @raise `bad argument #1 to 'timer' (seconds must be a number >= 0, ...)`
+function quench.timer(s) end
+
+--- An interval (`quench.interval`).
+-- @type Interval
+
+--- Wait for the next tick; return the time it was scheduled for.
+--
+-- **Cancel safety.** Cancel-safe: the schedule moves only after the sleep
+-- has returned, with no await in between, so a dropped `tick` consumes no
+-- tick: the next call waits for the same one.
+--
+-- * before it waits: nothing consumed
+-- * while waiting: nothing consumed
+-- * given, not resumed: nothing consumed (the tick is taken when `tick`
+--   returns)
+--
+-- @treturn number the scheduled time of this tick (`quench.now()` scale)
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function Interval:tick() end
+
+--- The tick as a select branch: a function calling `tick`, for
+-- `quench.select` and `quench.timeout` (a Lua-made wait is a function
+-- branch, not an `Op`).
+--
+-- **Cancel safety.** As `tick`.
+--
+-- @treturn function a branch returning the tick's scheduled time
+-- @raise on a bad self
+function Interval:tick_op() end
+
+--- Restart the schedule: the next tick is one period from now.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @raise on a bad self
+function Interval:reset() end
+
+--- The time of the next tick.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn number a `quench.now()` time
+-- @raise on a bad self
+function Interval:next_tick() end
+
+--- Change the missed-tick policy.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam string missed `"burst"`, `"delay"` or `"skip"`
+-- @raise `bad argument #1 to 'set_missed' (missed must be ...)`
+function Interval:set_missed(missed) end
+
+--- A timer (`quench.timer`).
+-- @type Timer
+
+--- Wait until the timer has elapsed (at once if it has). A reset from any
+-- task while it waits moves the wait to the new deadline.
+--
+-- **Cancel safety.** Cancel-safe: waiting changes nothing, and a dropped
+-- wait leaves the timer as it was.
+--
+-- * before it waits: nothing changed
+-- * while waiting: nothing changed
+-- * given, not resumed: nothing lost (the timer stays elapsed)
+--
+-- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
+function Timer:wait() end
+
+--- The wait as a select branch (a function calling `wait`).
+--
+-- **Cancel safety.** As `wait`.
+--
+-- @treturn function the branch
+-- @raise on a bad self
+function Timer:wait_op() end
+
+--- Move the deadline to `s` seconds from now (default: the timer's first
+-- duration); waiters follow it.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam[opt] number s seconds, `>= 0`
+-- @raise `bad argument #1 to 'reset' (seconds must be a number >= 0, ...)`
+function Timer:reset(s) end
+
+--- Move the deadline to the time `t` (earlier or later).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam number t a `quench.now()` time (`math.huge`: never)
+-- @raise `bad argument #1 to 'reset_at' (a quench.now() time expected, ...)`
+function Timer:reset_at(t) end
+
+--- The deadline.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn number a `quench.now()` time
+-- @raise on a bad self
+function Timer:deadline() end
+
+--- Whether the deadline has passed.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean
+-- @raise on a bad self
+function Timer:is_elapsed() end

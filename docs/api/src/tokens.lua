@@ -17,6 +17,21 @@
 -- @raise never
 function quench.token() end
 
+--- A token cancelled when any of the given tokens is.
+--
+-- A new root token: its reason is the reason of the source that cancelled
+-- it; it is born cancelled if a source already is. Cancelling it never
+-- cancels a source, and removes its registrations on the sources (so cancel
+-- a linked token, or hold its guard, when it is no longer needed: until
+-- then each source keeps it).
+--
+-- **Cancel safety.** Not an await.
+--
+-- @param ... one or more tokens
+-- @treturn Token the linked token
+-- @raise `bad argument #i to 'token_any' (quench.token expected, ...)`
+function quench.token_any(...) end
+
 --- A cancellation token (`quench.token`). `tostring(t)` is
 -- `quench.token (active)` or `quench.token (cancelled)`.
 -- @type Token
@@ -119,3 +134,41 @@ function Token:run(fn, ...) end
 -- @treturn Task the handle
 -- @raise `quench.token:spawn: not inside quench.run`; a bad `fn`.
 function Token:spawn(fn, ...) end
+
+--- Register `fn(reason)` to run when the token is cancelled.
+--
+-- `fn` runs synchronously, before the `t:cancel` (or guard) that reached the
+-- token returns, also when the cancel started at an ancestor; at once, in
+-- the caller, if the token is already cancelled (then its error is the
+-- caller's). It runs at most once. A callback that raises is reported as a
+-- warning (`opts.on_warning`, or stderr) and stops neither the cancel nor
+-- the other callbacks. Callbacks run in the order their tokens were reached,
+-- and on one token in the order they were registered. This is how a
+-- callback or handle API (a libuv handle, a child job) is wrapped so that a
+-- cancel stops it. `fn` cannot wait (it runs inside `t:cancel`): an await
+-- in it raises, and is reported as its error is. The registration lives as
+-- long as the token: hold the token.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @tparam function fn called as `fn(reason)`
+-- @treturn CancelRegistration the registration (`<close>` removes it)
+-- @raise `bad argument #1 to 'on_cancel' (function expected, ...)`; `fn`'s
+-- error when the token is already cancelled
+function Token:on_cancel(fn) end
+
+--- What `t:on_cancel` returns. `tostring` says `armed` or `spent`.
+-- @type CancelRegistration
+
+--- Unregister: the callback will not run.
+--
+-- Also when the cancel has started and the callback has not run yet (an
+-- earlier callback of the same cancel may remove a later one). `__close` is
+-- `remove`.
+--
+-- **Cancel safety.** Not an await.
+--
+-- @treturn boolean `true` if this call kept the callback from running,
+-- `false` if it had already run or been removed
+-- @raise on a bad self
+function CancelRegistration:remove() end
