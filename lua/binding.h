@@ -340,12 +340,38 @@ int lq_op_for(lua_State *L, const lq_op_kind *kind, int obj);
 void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname);
 qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c);
 
-/* select.c */
-enum { MODE_SELECT, MODE_TIMEOUT, MODE_TOKEN_RUN };
-/* Await a select over children[0..n-1], whose userdata (branch or op, or
-   the token for MODE_TOKEN_RUN's child 0) are at stack indexes 1..nud. */
-int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int biased,
-                    int mode, int nud);
+/* select.c: the race, the one wait over several futures. select,
+   select_biased, timeout, deadline, token:run and task:stop all await a
+   core select through lq_race_await; what differs is in an lq_race.
+
+   The continuation's context is the address of the lq_race, nothing else.
+   What it needs besides is on the thread's stack, which is as it was at
+   the await: stack index i holds the userdata of child i - 1 when that
+   child is a branch or an op (a select branch's cleanup error is looked
+   for there), or anything else (a token, a task handle, the children
+   array of a select, which is above the branches). */
+typedef struct lq_race {
+  const char *fname;    /* for "out of memory" and "cannot arm a timer" */
+  const char *what;     /* the wait, for quench.tasks() */
+  int stop;             /* the child whose win stops the race (a timer or a
+                           token): -1 for a plain select */
+  unsigned timed : 1;   /* the stop child is a sleep, which may have failed to
+                           arm its timer: then raise instead of stopped() */
+  /* A child other than `stop` (number w) won: push the results, the
+     select `sel` still holding the winner; return how many, or -1 with
+     an error on top (raised once the select is dropped). */
+  int (*won)(lua_State *L, qn_future *sel, long w);
+  /* The stop child won; the select is dropped already: push the results. */
+  int (*stopped)(lua_State *L);
+} lq_race;
+
+/* Await the select over children[0..n-1] (owned: dropped even on error;
+   biased: child 0 first, so it wins a tie) as race r describes. */
+int lq_race_await(lua_State *L, lq_coro *c, const lq_race *r, qn_future **children, int n,
+                  int biased);
+/* The results of the op or branch at stack index idx that won select sel
+   as child w (as lq_race.won returns them). */
+int lq_race_winner(lua_State *L, int idx, qn_future *sel, long w);
 
 /* token.c */
 qn_token *lq_check_token(lua_State *L, int idx);

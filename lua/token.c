@@ -130,6 +130,26 @@ static int l_cancelled_op(lua_State *L) {
   return lq_op_for(L, &cancelled_kind, 1);
 }
 
+/* token:run's race: the token's cancelled (child 0, so it wins a tie)
+   against the branch (child 1, at stack index 2; the token is at 1). */
+static int run_won(lua_State *L, qn_future *sel, long w) {
+  (void)sel;
+  (void)w;
+  lua_pushboolean(L, 1);
+  int n = lq_branch_results(L, lua_touserdata(L, 2));
+  return n < 0 ? n : n + 1;
+}
+
+static int run_stopped(lua_State *L) {
+  lua_pushboolean(L, 0);
+  lq_push_token_reason(L, 1);
+  lq_push_cancelled(L, -1);
+  lua_remove(L, -2);
+  return 2;
+}
+
+static const lq_race run_race = { "quench.token:run", "select", 0, 0, run_won, run_stopped };
+
 /* t:run(fn, ...): true, fn's results; or false, Cancelled once the token is
    cancelled (fn is then dropped). A cancelled token does not start fn. */
 static int l_run(lua_State *L) {
@@ -148,7 +168,7 @@ static int l_run(lua_State *L) {
     qn_drop(children[1]);
     return luaL_error(L, "quench.token:run: out of memory");
   }
-  return lq_select_await(L, c, children, 2, 1, MODE_TOKEN_RUN, 2);
+  return lq_race_await(L, c, &run_race, children, 2, 1);
 }
 
 static int cancel_upvalue(lua_State *L) {
