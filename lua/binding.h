@@ -119,9 +119,13 @@ struct lq_runtime {
 };
 
 enum { CORO_TASK, CORO_BRANCH };
+/* Why a coroutine is suspended, when it waits on no op: the exclusive
+   states of the machine at the top of coro.c. */
+enum { LQ_SUSPEND_NONE, LQ_SUSPEND_YIELD, LQ_SUSPEND_PARKED };
 
 /* A coroutine as a core future: a task's body, or a select branch (an
-   lq_branch). A task handle is one per task, so its bytes count: what a
+   lq_branch). Its states, and who sets and clears each flag: the top of
+   coro.c. A task handle is one per task, so its bytes count: what a
    task can compute (its task: itself; its waker: its core task's; no
    parent) is kept by branches only, and the flags are bits. */
 struct lq_coro {
@@ -138,8 +142,7 @@ struct lq_coro {
                            a task's number of results once done (ok outcome) */
   int slot;             /* its userdata in the alive table while in use */
   unsigned kind : 1;    /* CORO_TASK or CORO_BRANCH */
-  unsigned yielding : 1;  /* suspended in quench.yield */
-  unsigned parked : 1;  /* self-aborted: waits for the drop */
+  unsigned suspend : 2; /* LQ_SUSPEND_*: why it is suspended, if not on op */
   unsigned resume_error : 1;  /* resumed with an error to raise at the await */
   unsigned closing : 1; /* drop-time cleanup or defers running: no awaits */
   unsigned finished : 1;

@@ -25,6 +25,72 @@
 ** at its next poll instead of leaving it waiting with no stack. A finished
 ** branch's outcome waits on its thread under a second copy of the guard,
 ** which a resume would call: its __call raises. (docs/tasks.md)
+**
+** The state machine of an lq_coro (fields in binding.h). Life:
+**
+**            first poll            an await that is pending
+**   NEW ------------------> RUN ---------------------------> WAIT
+**   (co NULL: the            ^  <---------------------------  |
+**    function and args       |   the op ready, or woken from  | its task aborted
+**    in user value 1..)      |   a yield: the continuation    | at a cancellation
+**                            |   runs                         v point
+**                            |                              PARKED (until dropped)
+**                            | returned or raised
+**                            v
+**                         FINISHED  <--- dropped before it finished: CLOSING
+**                                        (op dropped, thread reset: its <close>
+**                                        variables run, then a task's defers)
+**
+** RUN is "rt->running == c", set by resume around lua_resume (and by the
+** drop paths around the closes they run). While suspended, exactly one of
+** these says why (`suspend`, an exclusive state, and `op`):
+** - op != NULL, suspend NONE: waiting on the op. lq_await sets op; the
+**   continuation takes it (lq_take_op: op and what cleared), or a drop
+**   drops it (coro_poll delivering Cancelled, end_foreign_closed,
+**   cancel_task, branch_drop).
+** - suspend YIELD: quench.yield, the cooperative budget's yield
+**   (lq_await_ctx) or a cancellation point that will raise Cancelled
+**   (lq_check_cancel_slow). Set by the coroutine on its own thread just
+**   before lq_suspend; cleared by coro_poll before it resumes.
+** - suspend PARKED: its task was aborted while it ran; it never runs again
+**   (the core drops a self-aborted task when its poll returns). Never cleared.
+** op is never set with suspend != NONE.
+**
+** The other flags are bits because their combinations are legal:
+** - resume_error: set by coro_poll with the error on top of co, for one
+**   resume only; the continuation's lq_resume_error clears it and raises.
+** - closing: set when drop-time code runs on the thread (a reset's <close>
+**   variables, defers, a failing branch's closes); never cleared: every
+**   await raises from then on. closing and finished together are legal
+**   (a failed task's closes, a finished task's defers).
+** - finished: the body is over (returned, raised, or closed at its drop);
+**   set once. A task then has co NULL and its result in user value 1; a
+**   branch keeps co, its outcome on it under the trap (a copy of the
+**   guard), until lq_branch_results takes it or its drop pools the thread.
+** - failed (branch): that outcome is an error. Only with finished.
+** - cleanup_failed (branch): its drop-time cleanup raised; the error is on
+**   its thread (not pooled), until the select raises it (loser_error),
+**   pass_error_up hands it on, or __gc reports it; whoever takes it clears it.
+** - dropping: a branch inside branch_drop (never cleared: it is over), or
+**   any coroutine while coro_poll or end_foreign_closed drops its op (set
+**   and cleared around that drop). Branches below read it in pass_error_up.
+** - inherited: set on a dropping branch when a branch below handed it its
+**   cleanup error (the first wins); cleared by its own branch_drop, which
+**   takes the error.
+** - foreign_closed: coroutine.close from Lua closed the thread while it
+**   waited (l_guard_close); the next poll ends it (end_foreign_closed,
+**   which clears it), and no drop pools that thread.
+** - a task's own: detached (h:detach, never cleared), observed and
+**   reported (its failure seen / told: set once), reason (the first
+**   cancel's origin, set once), bound (token:spawn's watch linked: set by
+**   lq_task_bind, cleared at the drop), has_extras (set when its extras
+**   table is made, never cleared), cancel_unmade (dropped cleanly: its
+**   Cancelled is made when first asked for; set once at the drop).
+**
+** Fields: co is valid from the first poll (see FINISHED for after); what
+** names the wait while suspended on an op (quench.tasks()); nres is
+** described where it is declared; slot is valid from the anchor (spawn,
+** lq_branch_new) to the drop's lq_unanchor, LUA_NOREF after.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +234,8 @@ int lq_shielded(const lq_coro *c) {
 }
 
 static int cancel_due(lq_coro *c) {
-  return qn_task_cancel_requested(lq_core_task(lq_coro_task(c))) && !c->parked && !lq_shielded(c);
+  return qn_task_cancel_requested(lq_core_task(lq_coro_task(c))) &&
+         c->suspend != LQ_SUSPEND_PARKED && !lq_shielded(c);
 }
 
 /* ---- awaiting (called from Lua, on the coroutine's own thread) ---- */
@@ -215,7 +282,7 @@ lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
     luaL_error(L, "%s: cannot wait here: called through a C function that cannot "
                   "yield (string.gsub, table.sort, a metamethod, ...)", fname);
   if (--rt->coop < 0) {           /* the budget is spent: give way once */
-    c->yielding = 1;
+    c->suspend = LQ_SUSPEND_YIELD;
     lq_suspend(L, c, 0, coop_retry_k);
   }
   return c;
@@ -243,11 +310,11 @@ static int cancel_k(lua_State *L, int status, lua_KContext ctx) {
 int lq_check_cancel_slow(lua_State *L, lq_coro *c) {
   qn_task *t = lq_core_task(lq_coro_task(c));
   if (qn_task_abort_requested(t)) {
-    c->parked = 1;
+    c->suspend = LQ_SUSPEND_PARKED;
     return lq_suspend(L, c, 0, park_k);
   }
   if (cancel_due(c)) {
-    c->yielding = 1;                  /* coro_poll delivers the error on resume */
+    c->suspend = LQ_SUSPEND_YIELD;      /* coro_poll delivers the error on resume */
     return lq_suspend(L, c, 0, cancel_k);
   }
   return 0;
@@ -838,8 +905,8 @@ static int resume(lq_coro *c, int nargs) {
   if (rt->slow_ns && uv_hrtime() - t0 > rt->slow_ns) warn_slow(c, uv_hrtime() - t0);
   if (st == LUA_OK) nres--;             /* lua_resume counts the guard below the results */
   if (st == LUA_YIELD) {
-    if (c->op != NULL || c->parked) return QN_PENDING;
-    if (c->yielding) {
+    if (c->op != NULL || c->suspend == LQ_SUSPEND_PARKED) return QN_PENDING;
+    if (c->suspend == LQ_SUSPEND_YIELD) {
       qn_wake(lq_coro_waker(c));
       return QN_PENDING;
     }
@@ -902,7 +969,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
     c->rt->coop = LQ_COOP_BUDGET;       /* only the core polls a task: a new run */
   }
   if (c->co == NULL) return resume(c, start(c));
-  if (c->parked) return QN_PENDING;
+  if (c->suspend == LQ_SUSPEND_PARKED) return QN_PENDING;
   if (c->foreign_closed) return end_foreign_closed(c);
   if (cancel_due(c)) {
     if (c->op) {
@@ -911,7 +978,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
       c->op = NULL;
       c->dropping = 0;
     }
-    c->yielding = 0;
+    c->suspend = LQ_SUSPEND_NONE;
     lua_State *S = lq_scratch(c->rt);
     lq_push_handle(S, c->rt, lq_coro_task(c));
     int ud = lua_gettop(S);
@@ -930,8 +997,8 @@ static int coro_poll(qn_future *f, qn_waker *w) {
   }
   if (c->op != NULL) {
     if (qn_poll(c->op, w) == QN_PENDING) return QN_PENDING;
-  } else if (c->yielding) {
-    c->yielding = 0;
+  } else if (c->suspend == LQ_SUSPEND_YIELD) {
+    c->suspend = LQ_SUSPEND_NONE;
   }
   return resume(c, 0);
 }

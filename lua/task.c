@@ -435,9 +435,9 @@ static void push_waiting(lua_State *L, lq_task *h) {
   lq_coro *c = &h->coro;
   if (qn_task_get_state(lq_core_task(h)) != QN_TASK_SUSPENDED) {
     lua_pushnil(L);
-  } else if (c->parked) {
+  } else if (c->suspend == LQ_SUSPEND_PARKED) {
     lua_pushliteral(L, "aborting");
-  } else if (c->yielding) {
+  } else if (c->suspend == LQ_SUSPEND_YIELD) {
     lua_pushliteral(L, "yield");
   } else if (c->op == NULL) {
     lua_pushliteral(L, "nothing");
