@@ -19,6 +19,27 @@
 **   never move. S is scratch space: callbacks from the core (poll, drop),
 **   which have no lua_State of their own, work on S. The weak set of failed
 **   handles not yet observed is in the registry (ref_failed).
+**
+** Every home a Lua value has, and who may leave one there:
+** 1. registry refs: the runtime's threads (ref_S, ref_A), ref_failed, the
+**    on_error/on_warning callbacks, the module's mt_task/mt_op/ref_guard;
+**    made at quench.run or luaopen, released at the end of quench.run.
+** 2. named metatables (LQ_* names) in the registry, for ever.
+** 3. the anchor thread A: the alive table, the Cancelled metatable, the
+**    pooled threads (coro.c). Never anything else.
+** 4. the scratch thread S: only within one callback. A callback leaves S's
+**    top as it found it; nothing is kept there from one call to the next
+**    (a cleanup error handed up between branch drops waits in the task's
+**    extras: coro.c, keep_inherited).
+** 5. user values: a task's (above); a branch's 1 (its function or pack,
+**    then its thread); an op's 1.. (what it works on: a channel, a task, a
+**    path...); a token's (parent, reason); a stream's, socket's, process's
+**    (their own files).
+** 6. a task's extras table (above), in a weak-keyed table of the registry.
+** 7. a channel's inline slot: one user value holding the single waiting
+**    value, then a table once two wait (channel.c).
+** 8. a coroutine's own thread: a finished branch's outcome under the trap,
+**    a dropped branch's cleanup error (coro.c, the state machine).
 */
 #ifndef QUENCH_BINDING_H
 #define QUENCH_BINDING_H
@@ -98,7 +119,7 @@ struct lq_runtime {
   lua_State *L;         /* the thread that called quench.run */
   lua_State *S;         /* private scratch thread (see above) */
   int ref_S;
-  int ref_alive, ref_failed;   /* the runtime's tables, in the registry */
+  int ref_failed;       /* the weak set of failed handles, in the registry */
   int *anchor_free;     /* free slots of the alive table (luaL_ref costs more) */
   lua_State *A;         /* the anchor thread: the alive table at its index 1 (LQ_A_ALIVE),
                            the Cancelled metatable at 2 (LQ_A_CANCELLED),
@@ -334,7 +355,11 @@ typedef struct lq_op {
   const void *tag;      /* &lq_op_tag */
   const lq_op_kind *kind;
   uint8_t used;
-  uint64_t ns;          /* kind-specific parameter */
+  /* The kind's parameter, set when the op is made: a duration in ns
+     (sleep_op), open flags and mode, a signal number, a permit count...
+     `ns` is its former name, kept only for lua/stream.c, tcp.c and udp.c
+     until their rework lands; new code says `arg`. */
+  union { uint64_t arg; uint64_t ns; };
 } lq_op;
 
 lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv);

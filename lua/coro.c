@@ -763,6 +763,34 @@ static void hand_error_to_task(lq_coro *c) {
   c->cleanup_failed = 0;
 }
 
+/* The cleanup error a branch below handed to the dropping branch p (see
+   `inherited`) waits in p's task's extras, keyed by p's address, until p's
+   own drop, which is below on the C stack, takes it: no value is left on
+   the scratch thread between calls. */
+static void keep_inherited(lq_coro *p, lua_State *from) {
+  lq_runtime *rt = p->rt;
+  lua_State *S = lq_scratch(rt);
+  lq_push_handle(S, rt, lq_coro_task(p));
+  lq_push_extras(S, -1);
+  lua_xmove(from, S, 1);
+  lua_rawsetp(S, -2, p);
+  lua_pop(S, 2);
+}
+
+/* Take p's inherited error: push it on `to`, or forget it if `to` is NULL. */
+static void take_inherited(lq_coro *p, lua_State *to) {
+  lq_runtime *rt = p->rt;
+  lua_State *S = lq_scratch(rt);
+  lq_push_handle(S, rt, lq_coro_task(p));
+  lq_get_extras(S, -1);                 /* made by keep_inherited */
+  lua_rawgetp(S, -1, p);
+  lua_pushnil(S);
+  lua_rawsetp(S, -3, p);
+  if (to != NULL) lua_xmove(S, to, 1);
+  else lua_pop(S, 1);
+  lua_pop(S, 2);
+}
+
 /* Drop a branch: if it never finished, close it (cleanup runs); a cleanup
    error stays on its thread, for the select to raise or __gc to report. */
 /* Where does the cleanup error of a dropped branch go? To the branch above
@@ -775,9 +803,8 @@ static void pass_error_up(lq_coro *c) {
   if (qn_task_dropping(lq_core_task(lq_coro_task(c))) || (p && p->kind == CORO_TASK && p->dropping)) {
     hand_error_to_task(c);
   } else if (p && p->dropping) {
-    lua_State *S = lq_scratch(c->rt);
     if (!p->inherited) {                /* the first one wins */
-      lua_xmove(c->co, S, 1);           /* left on S for p's drop, which is below us */
+      keep_inherited(p, c->co);
       p->inherited = 1;
     }
     c->cleanup_failed = 0;
@@ -802,13 +829,13 @@ static void branch_drop(lq_coro *c) {
     rt->running = prev;
     if (c->inherited) {                 /* an error from below came first */
       lua_settop(co, 0);
-      lua_xmove(rt->S, co, 1);
+      take_inherited(c, co);
       c->inherited = 0;
       c->cleanup_failed = 1;
     }
     if (c->cleanup_failed) pass_error_up(c);
   } else if (c->inherited) {
-    lua_pop(rt->S, 1);                  /* finished: nothing above wants it */
+    take_inherited(c, NULL);            /* finished: nothing above wants it */
     c->inherited = 0;
   }
   c->finished = 1;

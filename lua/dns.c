@@ -67,12 +67,12 @@ static void push_service(lua_State *L, int idx) {
 }
 
 static qn_future *gai_start(lua_State *L, int op, lq_coro *c) {
-  uint64_t ns = lq_test_op(L, op)->ns;
+  uint64_t packed = lq_test_op(L, op)->arg;
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
-  hints.ai_family = (int)(ns & 0xff);
-  hints.ai_socktype = (int)((ns >> 8) & 0xff);
-  hints.ai_flags = (int)(ns >> 16);
+  hints.ai_family = (int)(packed & 0xff);
+  hints.ai_socktype = (int)((packed >> 8) & 0xff);
+  hints.ai_flags = (int)(packed >> 16);
   lua_getiuservalue(L, op, 1);
   lua_getiuservalue(L, op, 2);
   qn_future *f = qn_getaddrinfo_new(c->rt->core, lua_tostring(L, -2), lua_tostring(L, -1), &hints);
@@ -141,7 +141,7 @@ static int make_gai(lua_State *L) {
   uint64_t hints = check_opts(L, 2);
   push_service(L, 2);
   lq_op *op = lq_op_new(L, &gai_kind, 2);
-  op->ns = hints;
+  op->arg = hints;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   lua_insert(L, -2);                    /* the service */

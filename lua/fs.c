@@ -239,8 +239,8 @@ bad:
 }
 
 static qn_future *open_start(lua_State *L, int op, lq_coro *c) {
-  uint64_t ns = lq_test_op(L, op)->ns;
-  return qn_fs_open_new(c->rt->core, uv_string(L, op, 1), (int)(uint32_t)ns, (int)(ns >> 32));
+  uint64_t a = lq_test_op(L, op)->arg;
+  return qn_fs_open_new(c->rt->core, uv_string(L, op, 1), (int)(uint32_t)a, (int)(a >> 32));
 }
 
 static int open_finish(lua_State *L, int op, qn_future *f) {
@@ -267,7 +267,7 @@ static int make_open(lua_State *L) {
   lua_Integer mode = luaL_optinteger(L, 3, 0666);
   luaL_argcheck(L, mode >= 0 && mode <= 07777, 3,
                 "mode must be an integer in 0..4095 (e.g. 420 = 0644)");
-  new_op(L, &open_kind, 1, 0, 0)->ns = (uint64_t)(uint32_t)flags | ((uint64_t)mode << 32);
+  new_op(L, &open_kind, 1, 0, 0)->arg = (uint64_t)(uint32_t)flags | ((uint64_t)mode << 32);
   return 1;
 }
 
@@ -461,7 +461,7 @@ static qn_future *rmdir_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_rmdir_new(c->rt->core, uv_string(L, op, 1));
 }
 static qn_future *mkdir_start(lua_State *L, int op, lq_coro *c) {
-  return qn_fs_mkdir_new(c->rt->core, uv_string(L, op, 1), (int)lq_test_op(L, op)->ns);
+  return qn_fs_mkdir_new(c->rt->core, uv_string(L, op, 1), (int)lq_test_op(L, op)->arg);
 }
 static qn_future *rename_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_rename_new(c->rt->core, uv_string(L, op, 1), uv_string(L, op, 2));
@@ -521,7 +521,7 @@ static int make_path_op(lua_State *L, const lq_op_kind *kind) {
                   "mode must be an integer in 0..4095 (e.g. 493 = 0755)");
   }
   int two = kind == &rename_kind || kind == &write_file_kind;
-  new_op(L, kind, 1, two ? 2 : 0, 0)->ns = (uint64_t)mode;
+  new_op(L, kind, 1, two ? 2 : 0, 0)->arg = (uint64_t)mode;
   return 1;
 }
 

@@ -13,7 +13,7 @@ lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
   op->tag = &lq_op_tag;
   op->kind = kind;
   op->used = 0;
-  op->ns = 0;
+  op->arg = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, lq_module_of(L)->mt_op);
   lua_setmetatable(L, -2);
   return op;
@@ -89,7 +89,7 @@ static int l_tostring(lua_State *L) {
 
 static qn_future *sleep_start(lua_State *L, int idx, lq_coro *c) {
   lq_op *op = lua_touserdata(L, idx);
-  return qn_sleep_after_new(c->rt->core, op->ns);
+  return qn_sleep_after_new(c->rt->core, op->arg);
 }
 
 /* A sleep that could not arm its timer is ready at once: say so, rather
@@ -105,7 +105,7 @@ static const lq_op_kind sleep_kind = { "sleep", NULL, sleep_start, sleep_finish,
 
 static int l_sleep_op(lua_State *L) {
   uint64_t ns = lq_check_seconds(L, 1);
-  lq_op_new(L, &sleep_kind, 0)->ns = ns;
+  lq_op_new(L, &sleep_kind, 0)->arg = ns;
   return 1;
 }
 

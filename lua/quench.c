@@ -223,11 +223,9 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   rt->A = lua_newthread(L);
   rt->ref_A = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
-  lua_pushvalue(L, -1);
   lua_xmove(L, rt->A, 1);               /* at A's index 1, for ever (LQ_A_ALIVE) */
   lq_push_cancelled_mt(L);
   lua_xmove(L, rt->A, 1);               /* LQ_A_CANCELLED */
-  rt->ref_alive = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);                      /* failed handles, weak keys */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
@@ -255,7 +253,6 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   qn_runtime_free(rt->core);            /* its memory may stay for what is not collected */
   rt->mod->heap.fail_at = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_alive);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_A);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_failed);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
