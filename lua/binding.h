@@ -333,7 +333,10 @@ uint64_t lq_check_seconds(lua_State *L, int idx);
 uint64_t lq_check_duration(lua_State *L, int idx);
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
 
-/* op.c: an op is a single-use future, built when awaited or selected. */
+/* op.c: an op is a single-use future, built when awaited or selected. An
+   lq_op_kind is a wait written once, for both forms: its functions get
+   `op`, an op userdata's stack index or 0 for a direct call (see
+   lq_op_arg below; docs/design.md §5). */
 typedef struct lq_op_kind {
   const char *name;
   /* Raise if the op cannot start in `c` (optional). */
@@ -363,10 +366,25 @@ typedef struct lq_op {
 } lq_op;
 
 lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv);
+/* An lq_op_kind's functions get `op`: the stack index of an op userdata
+   (op:await, select, timeout), or 0 for a direct call (lq_perform), whose
+   operands are then at stack indexes 1, 2, ... in the order of the op's
+   user values. 0 is never a stack index: telling the forms apart costs a
+   comparison, so the direct form of a hot wait pays nearly nothing.
+   lq_op_arg pushes operand i either way and returns its type. */
 lq_op *lq_test_op(lua_State *L, int idx);
 int lq_op_for(lua_State *L, const lq_op_kind *kind, int obj);
 void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname);
 qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c);
+int lq_op_arg(lua_State *L, int op, int i);
+/* Perform a wait and return its results: the op userdata at stack index
+   op (1), or, with op 0, the direct call's operands, with no op userdata
+   built. Check, cancellation point, the kind's ready-now path, else start
+   and await; one continuation finishes every kind. Call it last, after
+   lq_await_ctx, with nothing above the operands or the op. `what` names
+   the wait in quench.tasks() (NULL: the kind's name). */
+int lq_perform(lua_State *L, lq_coro *c, const lq_op_kind *kind, int op, const char *fname,
+               const char *what);
 
 /* select.c: the race, the one wait over several futures. select,
    select_biased, timeout, deadline, token:run and task:stop all await a

@@ -149,24 +149,13 @@ static int make_gai(lua_State *L) {
   return 1;
 }
 
-static int gai_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, gai_k);
-  (void)status;
-  qn_future *f = lq_take_op(L);
-  int n = gai_finish(L, (int)ctx, f);
-  qn_drop(f);
-  return n;
-}
-
 static int l_getaddrinfo(lua_State *L) {
   const char *fname = "quench.dns.getaddrinfo";
   lq_coro *c = lq_await_ctx(L, fname);
   make_gai(L);
-  int op = lua_gettop(L);
-  lq_check_cancel(L, c);
-  qn_future *f = lq_op_start(L, op, c);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  return lq_await(L, c, f, gai_k, op);
+  lua_insert(L, 1);                     /* the op, where lq_perform wants it */
+  lua_settop(L, 1);
+  return lq_perform(L, c, &gai_kind, 1, fname, NULL);
 }
 
 static const luaL_Reg functions[] = {

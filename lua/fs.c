@@ -109,24 +109,12 @@ static lq_op *new_op(lua_State *L, const lq_op_kind *kind, int uv1, int uv2, int
   return op;
 }
 
-static int op_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, op_k);
-  (void)status;
-  qn_future *f = lq_take_op(L);
-  int op = (int)ctx;
-  int n = lq_test_op(L, op)->kind->finish(L, op, f);
-  qn_drop(f);
-  return n < 0 ? lua_error(L) : n;
-}
-
-/* Wait for the op just pushed: the direct form of every function here. */
+/* Wait for the op just pushed: the direct form of every function here
+   (the op goes to index 1, where lq_perform wants it). */
 static int await_top(lua_State *L, lq_coro *c, const char *fname) {
-  int op = lua_gettop(L);
-  lq_op_check(L, op, c, fname);
-  lq_check_cancel(L, c);
-  qn_future *f = lq_op_start(L, op, c);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  return lq_await(L, c, f, op_k, op);
+  lua_insert(L, 1);
+  lua_settop(L, 1);
+  return lq_perform(L, c, lq_test_op(L, 1)->kind, 1, fname, NULL);
 }
 
 static void file_check(lua_State *L, int op, lq_coro *c) {

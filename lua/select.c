@@ -38,11 +38,8 @@ static int loser_error(lua_State *L, long w) {
 static int race_k(lua_State *L, int status, lua_KContext ctx) {
   LQ_RESUMED(L, ctx, race_k);
   (void)status;
-  lq_coro *c = lq_module_of(L)->rt->running;
-  lq_resume_error(L, c);
   const lq_race *r = (const lq_race *)ctx;
-  qn_future *sel = c->op;
-  c->op = NULL;
+  qn_future *sel = lq_take_op(L);
   long w = qn_select_winner(sel);
   /* A loser's cleanup raised: raise that, and leave the winner unfinished,
      so its drop gives back what it holds (a message, a permit). */

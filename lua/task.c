@@ -243,11 +243,7 @@ static int l_spawn(lua_State *L) {
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   LQ_RESUMED(L, ctx, join_k);
-  lq_runtime *rt = lq_module_of(L)->rt;
-  lq_coro *c = rt->running;
-  lq_resume_error(L, c);
-  qn_drop(c->op);
-  c->op = NULL;
+  qn_drop(lq_take_op(L));
   return lq_push_result(L, lua_touserdata(L, 1), 1);
 }
 
