@@ -425,14 +425,15 @@ void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
 void lq_task_unbind(lua_State *L, lq_task *h, int ud);   /* if h->bound */
 
-/* quench.c */
+/* module.c: the floor every binding file stands on (quench.c, the root
+   with luaopen_quench and quench.run, is called by none of them) */
 void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
               const luaL_Reg *metamethods);
 void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 
-/* quench.c, for I/O objects: push nil, "ENAME: message", "ENAME" (an I/O
+/* module.c, for I/O objects: push nil, "ENAME: message", "ENAME" (an I/O
    failure; the core's out of memory is "ENOMEM: out of memory"); whether an object of runtime `serial` may be used, and a raise
    naming fname if not (what: "stream", "socket", ...). */
 int lq_push_fail(lua_State *L, int err);
