@@ -28,10 +28,22 @@
 ** close callback. Closing a stream with writes still queued "lingers": the
 ** handle stays open until they are written (or fail), so what write accepted
 ** is delivered, as the kernel does with its own send buffer; a lingering
-** stream still belongs to the closers until its handle closes. At the
+** stream still belongs to the closers until its handle closes. A peer that
+** reads nothing would hold the descriptor for ever, so lingering is bounded:
+** a repeating uv timer of `linger_ms` (real time: the peer is real) looks at
+** what is left to send (our queue and, on Linux, the socket's); if the peer
+** took nothing since its last look, the queue is dropped and the handle
+** closed with a reset (a FIN would pass the cut stream off as whole). A peer
+** still reading slowly keeps it open; one that stopped is cut within two
+** periods. At the
 ** runtime's end a standard stream (flush_at_end) first writes out, blocking,
 ** what libuv has not written yet (as exit() flushes stdout); other streams
 ** close at once.
+**
+** TLS (tls.c) filters a stream's bytes where s->tls is set: the socket is
+** read into its cipher buffer and decrypted into buf, writes are encrypted
+** and then written by qn__stream_raw_write, and a read, writable or
+** shutdown future asks it first. The few lines here that call it say so.
 **
 ** Re-entrancy: callbacks only change state and wake, and qn_wake only
 ** queues a task: no future is polled or dropped inside a callback. Waiter
@@ -46,7 +58,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/sockios.h>            /* SIOCOUTQ */
+#endif
 #include "internal.h"
 
 enum {
@@ -66,10 +83,20 @@ typedef struct write_req {
 
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b);
 
+/* A lingering close's bound: a handle of its own, freed by its close
+   callback, so it may outlive the stream's handle by one loop turn. */
+typedef struct linger_timer {
+  uv_timer_t t;
+  qn_runtime *rt;
+  qn_stream *s;             /* NULL once the stream closed its handle */
+  size_t queued;            /* what was left to send at the last look */
+} linger_timer;
+
 /* ---- lifetime ---- */
 
 static void maybe_free(qn_stream *s) {
   if (s->refs > 0 || !s->closed) return;
+  if (s->tls) qn__tls_free(s);
   qn__free(s->rt, s->buf);
   qn__free(s->rt, s);
 }
@@ -79,9 +106,13 @@ static void unref(qn_stream *s) {
   maybe_free(s);
 }
 
+void qn__stream_ref(qn_stream *s) { s->refs++; }
+void qn__stream_unref(qn_stream *s) { unref(s); }
+
 void qn__stream_on_close(uv_handle_t *h) {
   qn_stream *s = h->data;
   if (s->restore_fd >= 0) fcntl(s->restore_fd, F_SETFL, s->restore_flags);
+  if (s->tls) qn__tls_free(s);
   qn__free(s->rt, s->buf);      /* nothing reads a closed stream's buffer */
   s->buf = NULL;
   s->len = s->cap = s->off = 0;
@@ -95,8 +126,24 @@ static void stop_reading(qn_stream *s) {
   s->reading = 0;
 }
 
+static void linger_on_close(uv_handle_t *h) {
+  linger_timer *lt = h->data;
+  qn__free(lt->rt, lt);
+}
+
+static void linger_stop(qn_stream *s) {
+  linger_timer *lt = s->linger;
+  if (lt == NULL) return;
+  s->linger = NULL;
+  lt->s = NULL;
+  uv_close((uv_handle_t *)&lt->t, linger_on_close);
+}
+
+void qn__stream_stop_reading(qn_stream *s) { stop_reading(s); }
+
 int qn__stream_begin_close(qn_stream *s) {
   s->lingering = 0;
+  linger_stop(s);               /* every way a handle closes comes here */
   if (s->handle_closing) return 0;
   s->handle_closing = 1;
   if (s->registered) {
@@ -112,6 +159,56 @@ int qn__stream_begin_close(qn_stream *s) {
 
 static void close_handle(qn_stream *s) {
   if (qn__stream_begin_close(s)) uv_close(&s->h.handle, qn__stream_on_close);
+}
+
+void qn__stream_reset(qn_stream *s) {
+  if (!qn__stream_begin_close(s)) return;
+  /* uv_tcp_close_reset refuses while a shutdown is pending: close then */
+  if (s->h.handle.type != UV_TCP || uv_tcp_close_reset(&s->h.tcp, qn__stream_on_close) != 0)
+    uv_close(&s->h.handle, qn__stream_on_close);
+}
+
+/* Bytes this end still has to get to its peer: our queue, plus (Linux) the
+   socket's send queue, so a peer that reads while the kernel's send buffer
+   is full still counts as taking data. */
+static size_t pending_out(qn_stream *s) {
+  size_t q = qn_stream_write_queued(s);
+#ifdef SIOCOUTQ
+  uv_os_fd_t fd;
+  int n = 0;
+  if (uv_fileno(&s->h.handle, &fd) == 0 && ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0) q += (size_t)n;
+#endif
+  return q;
+}
+
+static void on_linger(uv_timer_t *t) {
+  linger_timer *lt = qn__container_of(t, linger_timer, t);
+  size_t q = pending_out(lt->s);
+  if (q < lt->queued) {
+    lt->queued = q;             /* the peer took some: another period */
+    return;
+  }
+  qn__stream_reset(lt->s);      /* closes this timer too */
+}
+
+/* Start the bound of a lingering close: 0, or nonzero (then do not linger). */
+static int linger_start(qn_stream *s) {
+  if (s->linger_ms == 0) return UV_ETIMEDOUT;
+  linger_timer *lt = qn__malloc(s->rt, sizeof *lt);
+  if (lt == NULL) return UV_ENOMEM;
+  int r = uv_timer_init(s->h.handle.loop, &lt->t);
+  if (r != 0) {
+    qn__free(s->rt, lt);
+    return r;
+  }
+  lt->t.data = lt;
+  lt->rt = s->rt;
+  lt->s = s;
+  lt->queued = pending_out(s);
+  uv_update_time(s->h.handle.loop);   /* from now, not from the loop turn's start */
+  uv_timer_start(&lt->t, on_linger, s->linger_ms, s->linger_ms);
+  s->linger = lt;
+  return 0;
 }
 
 void qn__stream_mark_closed(qn_stream *s) {
@@ -186,6 +283,7 @@ int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_
   s->restore_fd = -1;
   s->read_limit = pick(read_limit, QN_STREAM_READ_LIMIT);
   s->write_limit = pick(write_limit, QN_STREAM_WRITE_LIMIT);
+  s->linger_ms = QN_STREAM_LINGER_MS;
   qn__list_init(&s->qnode);
   qn__list_init(&s->readers);
   qn__list_init(&s->writers);
@@ -215,10 +313,15 @@ size_t qn_stream_write_queued(const qn_stream *s) {
 
 void qn_stream_close(qn_stream *s) {
   if (s->closing) return;
+  if (s->tls) qn__tls_close(s);               /* close_notify, best effort */
   qn__stream_mark_closed(s);
-  if (s->nwrites > 0 && s->write_err == 0 && !s->handle_closing) s->lingering = 1;
-  else close_handle(s);
+  if (s->nwrites == 0 || s->write_err != 0 || s->handle_closing) close_handle(s);
+  else if (linger_start(s) == 0) s->lingering = 1;
+  else qn__stream_reset(s);     /* linger 0 (or no timer): drop the queue now */
 }
+
+void qn_stream_set_linger(qn_stream *s, uint64_t ms) { s->linger_ms = ms; }
+uint64_t qn_stream_linger(const qn_stream *s) { return s->linger_ms; }
 
 void qn_stream_release(qn_stream *s) {
   if (s->released) return;
@@ -257,9 +360,16 @@ static int reserve(qn_stream *s, size_t want) {
   return 0;
 }
 
+int qn__stream_reserve(qn_stream *s, size_t want) { return reserve(s, want); }
+size_t qn__stream_read_limit(const qn_stream *s) { return read_limit(s); }
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   (void)hint;
   qn_stream *s = h->data;
+  if (s->tls) {                               /* ciphertext goes to the TLS layer */
+    qn__tls_alloc(s, b);
+    return;
+  }
   int r = reserve(s, BUF_MIN_READ);
   if (r != 0) {
     s->read_err = r;                          /* what readers see, not libuv's UV_ENOBUFS */
@@ -278,6 +388,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
 
 static void start_reading(qn_stream *s) {
   if (!s->started || s->reading || s->closing || s->read_err || s->len >= read_limit(s)) return;
+  if (s->tls && !qn__tls_can_read(s)) return;
   int r = uv_read_start(&s->h.stream, on_alloc, on_read);
   if (r != 0) s->read_err = r;
   else s->reading = 1;
@@ -285,6 +396,7 @@ static void start_reading(qn_stream *s) {
 
 void qn__stream_start(qn_stream *s) {
   s->started = 1;
+  if (s->tls) qn__tls_kick(s);                /* a read starts the handshake */
   start_reading(s);
 }
 
@@ -329,9 +441,29 @@ static void wake_readers(qn_stream *s) {
   }
 }
 
+/* libuv reports EOF when the socket hangs up after a partial read, without
+   reading again: a reset that came after data would look like a clean end,
+   and a cut stream like a whole one. The socket's pending error tells. */
+static int eof_or_reset(qn_stream *s) {
+  uv_os_fd_t fd;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (s->h.handle.type != UV_TCP || uv_fileno(&s->h.handle, &fd) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
+    return UV_EOF;
+  return -err;
+}
+
+void qn__stream_wake_readers(qn_stream *s) { wake_readers(s); }
+
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b) {
   (void)b;
   qn_stream *s = h->data;
+  if (n == UV_EOF) n = eof_or_reset(s);
+  if (s->tls) {                               /* decrypted into buf there, readers woken */
+    qn__tls_on_read(s, n);
+    return;
+  }
   if (n > 0) {
     s->len += (size_t)n;
     if (s->len >= read_limit(s)) stop_reading(s);
@@ -407,7 +539,16 @@ void qn_stream_consume(qn_stream *s, size_t used) {
       s->cap = 0;
     }
   }
+  if (s->tls) qn__tls_pump(s);                /* records left waiting for room */
   start_reading(s);
+}
+
+void qn_stream_shrink(qn_stream *s) {
+  /* libuv holds no pointer into buf between its alloc and read callbacks */
+  if (s->len != 0 || s->buf == NULL) return;
+  qn__free(s->rt, s->buf);
+  s->buf = NULL;
+  s->cap = s->off = 0;
 }
 
 static size_t need_of(const read_future *r) {
@@ -440,6 +581,7 @@ static void read_drop(qn_future *f) {
   read_future *r = (read_future *)f;
   qn_stream *s = r->s;
   qn__wait_unlink(&r->w);
+  if (s->tls) qn__tls_dropped(s);             /* mid-handshake: the stream closes */
   if (--s->nreaders == 0) {
     s->need = 0;
     if (s->len >= read_limit(s)) stop_reading(s);
@@ -508,6 +650,13 @@ int qn_stream_write(qn_stream *s, const char *data, size_t len) {
   if (s->shut) return UV_EPIPE;
   if (s->write_err) return s->write_err;
   if (qn_stream_write_queued(s) > s->write_limit) return UV_EAGAIN;
+  if (s->tls) return qn__tls_write(s, data, len);   /* encrypted, then raw written */
+  return qn__stream_raw_write(s, data, len);
+}
+
+int qn__stream_raw_write(qn_stream *s, const char *data, size_t len) {
+  if (s->write_err) return s->write_err;
+  if (s->handle_closing) return UV_ECANCELED;
   size_t done = 0;
   while (s->nwrites == 0 && done < len) {     /* nothing queued: the pipe may take it now */
     size_t k = len - done > REQ_MAX ? REQ_MAX : len - done;
@@ -536,7 +685,9 @@ typedef struct writable_future {
 static int writable_poll(qn_future *f, qn_waker *wk) {
   writable_future *wf = (writable_future *)f;
   qn_stream *s = wf->s;
-  if (s->closing || s->shut || s->write_err || qn_stream_write_queued(s) <= s->write_limit) {
+  int ready = s->closing || s->shut || s->write_err;
+  if (!ready && s->tls && !qn__tls_handshake_over(s)) ready = -1;   /* waits for the handshake */
+  if (ready == 1 || (ready == 0 && qn_stream_write_queued(s) <= s->write_limit)) {
     qn__wait_unlink(&wf->w);
     return QN_READY;
   }
@@ -548,6 +699,7 @@ static void writable_drop(qn_future *f) {
   writable_future *wf = (writable_future *)f;
   qn_stream *s = wf->s;
   qn__wait_unlink(&wf->w);
+  if (s->tls) qn__tls_dropped(s);
   s->nwriters--;
   qn__free(s->rt, wf);
   unref(s);
@@ -585,13 +737,23 @@ struct shutdown_future {
   uint8_t started, done;
 };
 
+/* A shutdown's result. shutdown(2) on a socket the peer has reset says
+   ENOTCONN, or succeeds if the reset is still on its way: the result would
+   depend on timing. Nothing is left to shut then, so, as tokio does, that
+   is success, unless a write the stream had queued failed: then not all
+   that was queued was written, and that error is the result. */
+static int shutdown_status(const qn_stream *s, int status) {
+  if (status == 0 || status == UV_ENOTCONN) return s->write_err;
+  return status;
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   shutdown_req *q = qn__container_of(req, shutdown_req, req);
   shutdown_future *f = q->f;
   qn__free(q->rt, q);
   if (f == NULL) return;
   f->req = NULL;
-  f->status = status;
+  f->status = shutdown_status(f->s, status);
   f->done = 1;
   if (f->waker) qn_wake(f->waker);
 }
@@ -605,6 +767,7 @@ static int shutdown_poll(qn_future *fut, qn_waker *wk) {
   qn_stream *s = f->s;
   shutdown_req *q = NULL;
   int r = s->closing ? UV_ECANCELED : 0;
+  if (r == 0 && s->tls) r = qn__tls_shutdown(s);   /* close_notify first */
   if (r == 0 && (q = qn__malloc(s->rt, sizeof *q)) == NULL) r = UV_ENOMEM;
   if (r == 0) {
     q->rt = s->rt;
@@ -613,7 +776,7 @@ static int shutdown_poll(qn_future *fut, qn_waker *wk) {
   }
   if (r != 0) {
     qn__free(s->rt, q);
-    f->status = r;
+    f->status = r == UV_ENOTCONN ? shutdown_status(s, r) : r;
     f->done = 1;
     return QN_READY;
   }

@@ -614,9 +614,13 @@ static void task_finished(lq_coro *c, int nres) {
   if (nres == 1) {
     lua_xmove(co, S, 1);
   } else if (nres > 1) {
+    /* One value at a time: S has room for a few values only, and a task
+       may return thousands (a deep select returns one more each level). */
     lua_createtable(S, nres, 0);
-    lua_xmove(co, S, nres);
-    for (int i = nres; i >= 1; i--) lua_rawseti(S, ud + 1, i);
+    for (int i = nres; i >= 1; i--) {
+      lua_xmove(co, S, 1);
+      lua_rawseti(S, ud + 1, i);
+    }
   } else {
     lua_pushnil(S);
   }
@@ -884,10 +888,13 @@ static int start(lq_coro *c) {
   if (n == 1 || inline_args) {
     lua_pushvalue(S, ud + 1);
     for (int i = 1; i < n; i++) lua_getiuservalue(S, ud, 1 + i);
+    lua_xmove(S, co, n);
   } else {
-    for (int i = 1; i <= n; i++) lua_rawgeti(S, ud + 1, i);
+    for (int i = 1; i <= n; i++) {      /* one at a time: S has room for a few only */
+      lua_rawgeti(S, ud + 1, i);
+      lua_xmove(S, co, 1);
+    }
   }
-  lua_xmove(S, co, n);
   lua_setiuservalue(S, ud, 1);          /* the thread replaces the pack */
   for (int i = 1; inline_args && i < n; i++) {   /* the task holds its arguments no more */
     lua_pushnil(S);

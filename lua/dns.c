@@ -18,23 +18,23 @@
 #include "binding.h"
 
 /* hints packed in the op's ns: family | socktype << 8 | flags << 16 */
-static uint64_t check_opts(lua_State *L, int idx) {
+static uint64_t check_opts(lua_State *L, int idx, const char *fname) {
   int family = AF_UNSPEC, socktype = SOCK_STREAM, flags = 0;
   if (lua_isnoneornil(L, idx)) return (uint64_t)family | (uint64_t)socktype << 8;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_getfield(L, idx, "family");
   if (!lua_isnil(L, -1)) {
-    const char *f = lua_tostring(L, -1);
-    if (f && strcmp(f, "inet") == 0) family = AF_INET;
-    else if (f && strcmp(f, "inet6") == 0) family = AF_INET6;
+    const char *f = lq_check_cstring(L, -1, fname, "opts.family");
+    if (strcmp(f, "inet") == 0) family = AF_INET;
+    else if (strcmp(f, "inet6") == 0) family = AF_INET6;
     else luaL_argerror(L, idx, "opts.family must be \"inet\" or \"inet6\"");
   }
   lua_getfield(L, idx, "socktype");
   if (!lua_isnil(L, -1)) {
-    const char *t = lua_tostring(L, -1);
-    if (t && strcmp(t, "stream") == 0) socktype = SOCK_STREAM;
-    else if (t && strcmp(t, "dgram") == 0) socktype = SOCK_DGRAM;
-    else if (t && strcmp(t, "any") == 0) socktype = 0;
+    const char *t = lq_check_cstring(L, -1, fname, "opts.socktype");
+    if (strcmp(t, "stream") == 0) socktype = SOCK_STREAM;
+    else if (strcmp(t, "dgram") == 0) socktype = SOCK_DGRAM;
+    else if (strcmp(t, "any") == 0) socktype = 0;
     else luaL_argerror(L, idx, "opts.socktype must be \"stream\", \"dgram\" or \"any\"");
   }
   lua_getfield(L, idx, "numeric");
@@ -48,7 +48,7 @@ static uint64_t check_opts(lua_State *L, int idx) {
 }
 
 /* opts.port as a service string (or nil), pushed. */
-static void push_service(lua_State *L, int idx) {
+static void push_service(lua_State *L, int idx, const char *fname) {
   if (!lua_istable(L, idx) || lua_getfield(L, idx, "port") == LUA_TNIL) {
     if (lua_istable(L, idx)) lua_pop(L, 1);
     lua_pushnil(L);
@@ -59,6 +59,7 @@ static void push_service(lua_State *L, int idx) {
     luaL_argcheck(L, p >= 0 && p <= 65535, idx, "opts.port must be in 0..65535");
     lua_pushfstring(L, "%d", (int)p);
   } else if (lua_type(L, -1) == LUA_TSTRING) {
+    lq_check_cstring(L, -1, fname, "opts.port");
     lua_pushvalue(L, -1);
   } else {
     luaL_argerror(L, idx, "opts.port must be an integer or a service name");
@@ -133,13 +134,11 @@ static int gai_finish(lua_State *L, int op, qn_future *f) {
 
 static const lq_op_kind gai_kind = { "getaddrinfo", NULL, gai_start, gai_finish, NULL };
 
-static int make_gai(lua_State *L) {
-  size_t n;
-  const char *host = luaL_checklstring(L, 1, &n);
-  luaL_argcheck(L, strlen(host) == n, 1, "host contains a zero byte");
+static int make_gai(lua_State *L, const char *fname) {
+  lq_check_cstring(L, 1, fname, "argument #1 (host)");
   lua_settop(L, 2);
-  uint64_t hints = check_opts(L, 2);
-  push_service(L, 2);
+  uint64_t hints = check_opts(L, 2, fname);
+  push_service(L, 2, fname);
   lq_op *op = lq_op_new(L, &gai_kind, 2);
   op->arg = hints;
   lua_pushvalue(L, 1);
@@ -149,17 +148,19 @@ static int make_gai(lua_State *L) {
   return 1;
 }
 
+static int l_getaddrinfo_op(lua_State *L) { return make_gai(L, "quench.dns.getaddrinfo_op"); }
+
 static int l_getaddrinfo(lua_State *L) {
   const char *fname = "quench.dns.getaddrinfo";
   lq_coro *c = lq_await_ctx(L, fname);
-  make_gai(L);
+  make_gai(L, fname);
   lua_insert(L, 1);                     /* the op, where lq_perform wants it */
   lua_settop(L, 1);
   return lq_perform(L, c, &gai_kind, 1, fname, NULL);
 }
 
 static const luaL_Reg functions[] = {
-  {"getaddrinfo", l_getaddrinfo}, {"getaddrinfo_op", make_gai}, {NULL, NULL}
+  {"getaddrinfo", l_getaddrinfo}, {"getaddrinfo_op", l_getaddrinfo_op}, {NULL, NULL}
 };
 
 void lq_dns_register(lua_State *L, int mod) {

@@ -43,11 +43,8 @@ typedef struct lq_file {
 
 /* ---- helpers ---- */
 
-static const char *check_path(lua_State *L, int idx) {
-  size_t n;
-  const char *p = luaL_checklstring(L, idx, &n);
-  luaL_argcheck(L, strlen(p) == n, idx, "path contains a zero byte");
-  return p;
+static const char *check_path(lua_State *L, int idx, const char *fname) {
+  return lq_check_cstring(L, idx, fname, idx == 1 ? "argument #1 (path)" : "argument #2 (path)");
 }
 
 static lq_file *check_file(lua_State *L, int idx) {
@@ -197,9 +194,9 @@ static const lq_op_kind fstat_kind = { "stat", file_check, fstat_start, stat_fin
 
 /* Lua-style and luv-style flags: r, r+, w, w+, a, a+, with x (exclusive),
    s (synchronous) and b (ignored); or an integer of UV_FS_O_* bits. */
-static int check_flags(lua_State *L, int idx) {
+static int check_flags(lua_State *L, int idx, const char *fname) {
   if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx);
-  const char *s = luaL_optstring(L, idx, "r");
+  const char *s = lq_opt_cstring(L, idx, fname, "argument #2 (flags)", "r");
   int base = 0, plus = 0, excl = 0, sync = 0;
   for (const char *p = s; *p; p++) {
     switch (*p) {
@@ -249,9 +246,9 @@ static int open_finish(lua_State *L, int op, qn_future *f) {
 
 static const lq_op_kind open_kind = { "open", NULL, open_start, open_finish, NULL };
 
-static int make_open(lua_State *L) {
-  check_path(L, 1);
-  int flags = check_flags(L, 2);
+static int make_open(lua_State *L, const char *fname) {
+  check_path(L, 1, fname);
+  int flags = check_flags(L, 2, fname);
   lua_Integer mode = luaL_optinteger(L, 3, 0666);
   luaL_argcheck(L, mode >= 0 && mode <= 07777, 3,
                 "mode must be an integer in 0..4095 (e.g. 420 = 0644)");
@@ -497,10 +494,10 @@ static const lq_op_kind write_file_kind = {
 };
 
 /* Build the op of a path function from its arguments; returns 1 (the op). */
-static int make_path_op(lua_State *L, const lq_op_kind *kind) {
+static int make_path_op(lua_State *L, const lq_op_kind *kind, const char *fname) {
   lua_settop(L, 2);
-  check_path(L, 1);
-  if (kind == &rename_kind) check_path(L, 2);
+  check_path(L, 1, fname);
+  if (kind == &rename_kind) check_path(L, 2, fname);
   else if (kind == &write_file_kind) luaL_checkstring(L, 2);
   lua_Integer mode = 0;
   if (kind == &mkdir_kind) {
@@ -518,19 +515,22 @@ static int l_path_call(lua_State *L) {
   const lq_op_kind *kind = lua_touserdata(L, lua_upvalueindex(2));
   const char *fname = lua_tostring(L, lua_upvalueindex(3));
   lq_coro *c = lq_await_ctx(L, fname);
-  make_path_op(L, kind);
+  make_path_op(L, kind, fname);
   return await_top(L, c, fname);
 }
 
 static int l_path_op(lua_State *L) {
-  return make_path_op(L, lua_touserdata(L, lua_upvalueindex(2)));
+  return make_path_op(L, lua_touserdata(L, lua_upvalueindex(2)),
+                      lua_tostring(L, lua_upvalueindex(3)));
 }
 
 static int l_open(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.fs.open");
-  make_open(L);
+  make_open(L, "quench.fs.open");
   return await_top(L, c, "quench.fs.open");
 }
+
+static int l_open_op(lua_State *L) { return make_open(L, "quench.fs.open_op"); }
 
 static const luaL_Reg file_methods[] = {
   {"read", l_read}, {"read_op", l_read_op}, {"write", l_write}, {"write_op", l_write_op},
@@ -555,7 +555,7 @@ void lq_fs_register(lua_State *L, int mod) {
   lua_pushcclosure(L, l_open, 1);
   lua_setfield(L, -2, "open");
   lua_pushvalue(L, mod);
-  lua_pushcclosure(L, make_open, 1);
+  lua_pushcclosure(L, l_open_op, 1);
   lua_setfield(L, -2, "open_op");
   for (int i = 0; path_kinds[i]; i++) {
     const char *name = path_kinds[i]->name;
@@ -566,7 +566,8 @@ void lq_fs_register(lua_State *L, int mod) {
     lua_setfield(L, -2, name);
     lua_pushvalue(L, mod);
     lua_pushlightuserdata(L, (void *)path_kinds[i]);
-    lua_pushcclosure(L, l_path_op, 2);
+    lua_pushfstring(L, "quench.fs.%s_op", name);
+    lua_pushcclosure(L, l_path_op, 3);
     lua_pushfstring(L, "%s_op", name);
     lua_insert(L, -2);
     lua_settable(L, -3);

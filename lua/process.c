@@ -64,11 +64,16 @@ static void check_keys(lua_State *L, int opts) {
   while (lua_next(L, opts)) {
     lua_pop(L, 1);
     int known = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
+    if (lua_type(L, -1) == LUA_TSTRING)          /* by length too: "env\0x" is no key */
       for (int i = 0; spawn_keys[i] && !known; i++)
-        known = strcmp(spawn_keys[i], lua_tostring(L, -1)) == 0;
-    if (!known)
-      luaL_error(L, "quench.process.spawn: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+        known = strcmp(spawn_keys[i], lua_tostring(L, -1)) == 0 &&
+                strlen(spawn_keys[i]) == lua_rawlen(L, -1);
+    if (!known) {
+      size_t n;
+      const char *k = luaL_tolstring(L, -1, &n);
+      luaL_error(L, "quench.process.spawn: unknown option '%s'%s", k,
+                 strlen(k) != n ? " (with a zero byte after that)" : "");
+    }
   }
 }
 
@@ -79,6 +84,7 @@ static int check_stdio(lua_State *L, int opts, const char *name) {
   if (lua_getfield(L, opts, name) != LUA_TNIL) {
     const char *k = lua_tostring(L, -1);
     int i = 0;
+    if (k != NULL && strlen(k) != lua_rawlen(L, -1)) k = NULL;   /* a zero byte: no kind */
     while (k && kinds[i] && strcmp(kinds[i], k) != 0) i++;
     if (k == NULL || kinds[i] == NULL || lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "quench.process.spawn: opts.%s must be \"pipe\", \"inherit\" or \"ignore\"",
@@ -117,9 +123,9 @@ static void build_args(lua_State *L, int file, int opts) {
   lua_Integer n = luaL_len(L, -1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, -1, i);
-    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-      luaL_error(L, "quench.process.spawn: opts.args[%d] must be a string", (int)i);
-    lua_tostring(L, -1);
+    char what[40];
+    snprintf(what, sizeof what, "opts.args[%d]", (int)i);
+    lq_check_cstring(L, -1, "quench.process.spawn", what);
     lua_rawseti(L, t, i + 1);
   }
   lua_pop(L, 1);
@@ -142,6 +148,14 @@ static int build_env(lua_State *L, int opts) {
   while (lua_next(L, env)) {
     if (lua_type(L, -2) == LUA_TSTRING) {
       keyed = 1;
+      size_t kn;
+      const char *k = lua_tolstring(L, -2, &kn);     /* a string key: no conversion */
+      if (strlen(k) != kn)
+        luaL_error(L, "quench.process.spawn: an opts.env name contains a zero byte "
+                      "(a C string would end there)");
+      if (lua_type(L, -1) == LUA_TSTRING && strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1))
+        luaL_error(L, "quench.process.spawn: opts.env.%s contains a zero byte "
+                      "(a C string would end there)", k);
       if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER &&
           !(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
         luaL_error(L, "quench.process.spawn: opts.env.%s must be a string (or false)",
@@ -154,6 +168,9 @@ static int build_env(lua_State *L, int opts) {
                strchr(lua_tostring(L, -1), '=') == NULL) {
       luaL_error(L, "quench.process.spawn: opts.env must map names to values, or list "
                     "\"NAME=value\" strings");
+    } else if (strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1)) {
+      luaL_error(L, "quench.process.spawn: opts.env[%d] contains a zero byte "
+                    "(a C string would end there)", (int)lua_tointeger(L, -2));
     }
     lua_pop(L, 1);
   }
@@ -194,10 +211,11 @@ static const char *const stdio_names[] = { "stdin", "stdout", "stderr" };
 static int l_spawn(lua_State *L) {
   const char *fname = "quench.process.spawn";
   lq_runtime *rt = lq_runtime_of(L, fname);
-  luaL_checkstring(L, 1);
+  lq_check_cstring(L, 1, fname, "argument #1 (file)");
   int opts = 0;
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_istable(L, 2))
+      luaL_error(L, "%s: argument #2 (opts) must be a table, got %s", fname, luaL_typename(L, 2));
     opts = 2;
     check_keys(L, opts);
   }
@@ -210,7 +228,7 @@ static int l_spawn(lua_State *L) {
     for (int i = 0; i < 3; i++) o.stdio[i] = check_stdio(L, opts, stdio_names[i]);
     if (lua_getfield(L, opts, "cwd") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: opts.cwd must be a string", fname);
-      o.cwd = lua_tostring(L, -1);
+      o.cwd = lq_check_cstring(L, -1, fname, "opts.cwd");
     }                                     /* stays on the stack (3) */
     if (lua_getfield(L, opts, "kill_on_drop") != LUA_TNIL) {
       if (!lua_isboolean(L, -1)) luaL_error(L, "%s: opts.kill_on_drop must be a boolean", fname);
@@ -344,7 +362,7 @@ static int check_signal(lua_State *L, int idx) {
     luaL_argcheck(L, n >= 0 && n < 65, idx, "signal number out of range");
     return (int)n;
   }
-  const char *name = luaL_checkstring(L, idx);
+  const char *name = lq_check_cstring(L, idx, "quench.process:kill", "argument #1 (signal)");
   int sig = lq_signal_number(name, 0);
   if (sig != 0) return sig;
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", name));

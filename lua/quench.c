@@ -29,6 +29,11 @@ void lq_udp_register(lua_State *L, int mod);
 void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
+void lq_unix_register(lua_State *L, int mod);
+void lq_adopt_register(lua_State *L, int mod);
+void lq_tls_register(lua_State *L, int mod);
+void lq_http_register(lua_State *L, int mod);
+void lq_ngx_register(lua_State *L, int mod);
 void lq_task_internals(lua_State *L, int mod);
 
 typedef struct run_opts {
@@ -280,6 +285,54 @@ static const luaL_Reg functions[] = {
   {"run", l_run}, {"test", l_test}, {"current", l_current}, {NULL, NULL}
 };
 
+/* An embedded file that starts with "-- module NAME\n" is a module of its
+   own, compiled only when first required (package.preload[NAME]): its
+   name is copied to name (size bytes), or 0. */
+static int lazy_module(const char *code, size_t size, char *name, size_t nsize) {
+  static const char tag[] = "-- module ";
+  size_t k = sizeof tag - 1;
+  if (size <= k || memcmp(code, tag, k) != 0) return 0;
+  size_t n = 0;
+  while (k + n < size && code[k + n] != '\n' && n + 1 < nsize) n++;
+  memcpy(name, code + k, n);
+  name[n] = '\0';
+  return n > 0;
+}
+
+/* package.preload's loader of embedded file number upvalue 1. */
+static int load_embedded(lua_State *L) {
+  lua_Integer i = lua_tointeger(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
+                      lq_embedded[i].name) != LUA_OK)
+    return lua_error(L);
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/* The module's tables (quench.tcp, quench.process, ...) go into
+   package.loaded as "quench.tcp", ...: Lua names a function that has no
+   name at its call site (called through pcall, or a local) by looking it
+   up there, one level deep. Without this, an argument error of
+   quench.tcp.connect called so read "bad argument #2 to '?'". */
+static void name_tables(lua_State *L, int mod) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, mod)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushfstring(L, "quench.%s", lua_tostring(L, -2));
+      if (lua_rawget(L, -4) == LUA_TNIL) {
+        lua_pushfstring(L, "quench.%s", lua_tostring(L, -3));
+        lua_pushvalue(L, -3);
+        lua_rawset(L, -6);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 int luaopen_quench(lua_State *L) {
   lq_module *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
@@ -307,10 +360,24 @@ int luaopen_quench(lua_State *L) {
   lq_pipe_register(L, mod);
   lq_process_register(L, mod);
   lq_tcp_register(L, mod);
+  lq_unix_register(L, mod);
+  lq_adopt_register(L, mod);
+  lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
+  lq_http_register(L, mod);
+  lq_ngx_register(L, mod);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
   lq_task_internals(L, mod);            /* what the sugar needs and users do not */
   for (int i = 0; lq_embedded[i].name; i++) {   /* Lua sugar: each chunk extends the module */
+    char name[64];
+    if (lazy_module((const char *)lq_embedded[i].code, lq_embedded[i].size, name, sizeof name)) {
+      luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, load_embedded, 1);
+      lua_setfield(L, -2, name);
+      lua_pop(L, 1);
+      continue;
+    }
     if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
                         lq_embedded[i].name) != LUA_OK)
       return lua_error(L);
@@ -319,5 +386,6 @@ int luaopen_quench(lua_State *L) {
     lua_call(L, 2, 0);
   }
   lua_pop(L, 1);
+  name_tables(L, lua_gettop(L));
   return 1;
 }

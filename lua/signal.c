@@ -32,8 +32,8 @@ int lq_signal_number(const char *name, int watchable) {
   return 0;
 }
 
-static int check_signal(lua_State *L, int idx) {
-  const char *name = luaL_checkstring(L, idx);
+static int check_signal(lua_State *L, int idx, const char *fname) {
+  const char *name = lq_check_cstring(L, idx, fname, "argument #1 (signal)");
   int sig = lq_signal_number(name, 1);
   if (sig != 0) return sig;
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s' (SIGINT, SIGTERM, "
@@ -60,7 +60,7 @@ static int signal_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_signal(lua_State *L) {
-  int signum = check_signal(L, 1);
+  int signum = check_signal(L, 1, "quench.signal");
   lq_coro *c = lq_await_ctx(L, "quench.signal");
   lua_settop(L, 1);
   lq_check_cancel(L, c);
@@ -85,7 +85,7 @@ static int signal_finish(lua_State *L, int op, qn_future *f) {
 static const lq_op_kind signal_kind = { "signal", NULL, signal_start, signal_finish, NULL };
 
 static int l_signal_op(lua_State *L) {
-  int signum = check_signal(L, 1);
+  int signum = check_signal(L, 1, "quench.signal_op");
   lq_op_new(L, &signal_kind, 1)->arg = (uint64_t)signum;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);

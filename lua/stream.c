@@ -1,9 +1,14 @@
 /*
 ** Stream methods over core/stream.c, shared by TCP streams
-** ("quench.tcp.stream", lua/tcp.c) and pipes ("quench.pipe", lua/pipe.c):
+** ("quench.tcp.stream", lua/tcp.c), TLS streams ("quench.tls.stream",
+** lua/tls.c), Unix streams ("quench.unix.stream", lua/unix.c) and pipes
+** ("quench.pipe", lua/pipe.c):
 ** read(n | "l" | "L" | "a"), read_some([max]), lines(fmt), write(...)
 ** (returns the stream), shutdown(), close(), their `_op` forms, buffered(),
-** queued(). Lua's io conventions: an I/O failure returns nil,
+** queued(); and readiness without data moving: peek([max]) (read_some that
+** consumes nothing), readable() and writable() (wait until a read_some or
+** a write would not wait), with their ops, and try_read([max]) and
+** try_write(...), which never wait (nil, "EAGAIN: ...", "EAGAIN" instead). Lua's io conventions: an I/O failure returns nil,
 ** "ENAME: message", "ENAME", and misuse raises an error naming the function
 ** ("quench.tcp.stream:read", "quench.pipe:read"): a class (lq_stream_class)
 ** holds a type's names.
@@ -27,6 +32,7 @@
 **   write queue is above its limit) wrote nothing; a returned write is
 **   queued whole and goes out even if the task is dropped right after.
 ** - shutdown: a dropped shutdown may still happen (the request is libuv's).
+** - peek, readable, writable: nothing moves, ever: dropping one is free.
 */
 #include <stdint.h>
 #include <string.h>
@@ -36,11 +42,15 @@ struct lq_stream_class {
   const char *tname;        /* the metatable's name */
   const char *read, *read_some, *lines, *read_op, *read_some_op;   /* function names */
   const char *write, *write_op, *shutdown, *shutdown_op, *buffered, *queued;
+  const char *peek, *peek_op, *readable, *readable_op, *writable, *writable_op;
+  const char *try_read, *try_write;
   lq_op_kind read_kind, write_kind, shutdown_kind;   /* their names: what a task waits on */
+  lq_op_kind writable_kind;
 };
 
-/* A read's parameters in a lua_KContext: mode, raise-on-error, count. */
-enum { CTX_MODE = 7, CTX_RAISE = 8, CTX_SHIFT = 4 };
+/* A read's parameters in a lua_KContext: mode, raise-on-error, consume
+   nothing (peek), return true instead of the bytes (readable), count. */
+enum { CTX_MODE = 7, CTX_RAISE = 8, CTX_PEEK = 16, CTX_READY = 32, CTX_SHIFT = 6 };
 #define COUNT_MAX ((size_t)(INTPTR_MAX >> CTX_SHIFT))
 
 static const lq_stream_class *class_of(lua_State *L) {
@@ -122,7 +132,7 @@ static int new_op(lua_State *L, const lq_op_kind *kind, uint64_t ns, int nuv) {
 
 /* A read format (io conventions): a count, "l", "L" or "a" (a leading "*"
    is allowed); none: "l". */
-static lua_KContext check_format(lua_State *L, int idx) {
+static lua_KContext check_format(lua_State *L, int idx, const char *fname) {
   if (lua_isnoneornil(L, idx)) return QN_STREAM_LINE;
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Integer n = luaL_checkinteger(L, idx);
@@ -130,7 +140,7 @@ static lua_KContext check_format(lua_State *L, int idx) {
     luaL_argcheck(L, (uint64_t)n <= COUNT_MAX, idx, "count too large");
     return (lua_KContext)(((size_t)n << CTX_SHIFT) | QN_STREAM_EXACT);
   }
-  const char *p = luaL_checkstring(L, idx);
+  const char *p = lq_check_cstring(L, idx, fname, "argument #1 (format)");
   if (*p == '*') p++;
   if (strcmp(p, "l") == 0) return QN_STREAM_LINE;
   if (strcmp(p, "L") == 0) return QN_STREAM_LINE_KEEP;
@@ -149,6 +159,17 @@ static lua_KContext check_max(lua_State *L, int idx) {
 static qn_stream_mode ctx_mode(lua_KContext ctx) { return (qn_stream_mode)(ctx & CTX_MODE); }
 static size_t ctx_count(lua_KContext ctx) { return (size_t)ctx >> CTX_SHIFT; }
 
+/* nil, "ENAME: message", "ENAME": a TLS failure with the stream's own
+   message (OpenSSL's reason), else as lq_push_fail. */
+int lq_stream_fail(lua_State *L, qn_stream *s, int r) {
+  const char *name = qn_tls_err_name(r);
+  if (name == NULL) return lq_push_fail(L, r);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", name, qn_tls_error_message(s));
+  lua_pushstring(L, name);
+  return 3;
+}
+
 /* Push what a read returns now, consuming it: its result count, or -1 if
    the read must wait. lines (CTX_RAISE) raises on an error. */
 static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
@@ -156,18 +177,24 @@ static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
   size_t len, used;
   int r = qn_stream_peek(u->s, ctx_mode(ctx), ctx_count(ctx), &p, &len, &used);
   if (r == UV_EAGAIN) return -1;
+  if ((ctx & CTX_READY) && r != UV_ECANCELED) {   /* data, EOF or an error: a read would not wait */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (r == 0) {
     lua_pushlstring(L, p, len);
-    qn_stream_consume(u->s, used);
+    if (!(ctx & CTX_PEEK)) qn_stream_consume(u->s, used);
     return 1;
   }
   if (r == UV_EOF) {
     lua_pushnil(L);
     return 1;
   }
-  if (ctx & CTX_RAISE)
-    return luaL_error(L, "%s: %s: %s", u->cls->lines, uv_err_name(r), uv_strerror(r));
-  return lq_push_fail(L, r);
+  if (ctx & CTX_RAISE) {
+    lq_stream_fail(L, u->s, r);
+    return luaL_error(L, "%s: %s", u->cls->lines, lua_tostring(L, -2));
+  }
+  return lq_stream_fail(L, u->s, r);
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
@@ -197,13 +224,41 @@ static int do_read(lua_State *L, lua_KContext ctx, const char *fname) {
 static int l_read(lua_State *L) {
   const char *fname = class_of(L)->read;
   lq_stream_live(L, 1, fname);
-  return do_read(L, check_format(L, 2), fname);
+  return do_read(L, check_format(L, 2, fname), fname);
 }
 
 static int l_read_some(lua_State *L) {
   const char *fname = class_of(L)->read_some;
   lq_stream_live(L, 1, fname);
   return do_read(L, check_max(L, 2), fname);
+}
+
+/* peek([max]): read_some's bytes, left buffered for the next read. */
+static int l_peek(lua_State *L) {
+  const char *fname = class_of(L)->peek;
+  lq_stream_live(L, 1, fname);
+  return do_read(L, check_max(L, 2) | CTX_PEEK, fname);
+}
+
+/* readable(): true once a read_some would not wait (bytes, EOF or an
+   error are there); nothing is read. */
+static int l_readable(lua_State *L) {
+  const char *fname = class_of(L)->readable;
+  lq_stream_live(L, 1, fname);
+  return do_read(L, QN_STREAM_SOME | CTX_READY, fname);
+}
+
+/* try_read([max]): read_some that never waits: nil, "EAGAIN: ...",
+   "EAGAIN" when nothing is buffered. Needs no task. */
+static int l_try_read(lua_State *L) {
+  const char *fname = class_of(L)->try_read;
+  lq_stream *u = to_stream(L, 1);
+  check_usable(L, u, fname);
+  lua_KContext ctx = check_max(L, 2);
+  check_reader(L, u, fname);
+  lua_settop(L, 1);
+  int n = try_read(L, u, ctx);
+  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
 }
 
 /* The iterator of stream:lines(fmt): upvalues module, class, stream, context. */
@@ -217,7 +272,7 @@ static int lines_iter(lua_State *L) {
 
 static int l_lines(lua_State *L) {
   lq_stream_live(L, 1, class_of(L)->lines);
-  lua_KContext ctx = check_format(L, 2) | CTX_RAISE;
+  lua_KContext ctx = check_format(L, 2, class_of(L)->lines) | CTX_RAISE;
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
@@ -229,8 +284,11 @@ static int l_lines(lua_State *L) {
 static void read_check(lua_State *L, int op, lq_coro *c) {
   (void)c;
   lq_stream *u = op_stream(L, op);
-  check_usable(L, u, u->cls->read_op);
-  check_reader(L, u, u->cls->read_op);
+  lua_KContext ctx = (lua_KContext)((lq_op *)lua_touserdata(L, op))->ns;
+  const char *fname = (ctx & CTX_PEEK) ? u->cls->peek_op
+                      : (ctx & CTX_READY) ? u->cls->readable_op : u->cls->read_op;
+  check_usable(L, u, fname);
+  check_reader(L, u, fname);
 }
 
 static qn_future *read_start(lua_State *L, int op, lq_coro *c) {
@@ -250,13 +308,25 @@ static int read_finish(lua_State *L, int op, qn_future *f) {
 static int l_read_op(lua_State *L) {
   const lq_stream_class *cls = class_of(L);
   lq_stream_live(L, 1, cls->read_op);
-  return new_op(L, &cls->read_kind, (uint64_t)check_format(L, 2), 1);
+  return new_op(L, &cls->read_kind, (uint64_t)check_format(L, 2, cls->read_op), 1);
 }
 
 static int l_read_some_op(lua_State *L) {
   const lq_stream_class *cls = class_of(L);
   lq_stream_live(L, 1, cls->read_some_op);
   return new_op(L, &cls->read_kind, (uint64_t)check_max(L, 2), 1);
+}
+
+static int l_peek_op(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  lq_stream_live(L, 1, cls->peek_op);
+  return new_op(L, &cls->read_kind, (uint64_t)(check_max(L, 2) | CTX_PEEK), 1);
+}
+
+static int l_readable_op(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  lq_stream_live(L, 1, cls->readable_op);
+  return new_op(L, &cls->read_kind, (uint64_t)(QN_STREAM_SOME | CTX_READY), 1);
 }
 
 /* ---- writing ---- */
@@ -273,7 +343,7 @@ static int write_step(lua_State *L, lq_coro *c) {
     lua_settop(L, 1);
     return 1;
   }
-  if (r != UV_EAGAIN) return lq_push_fail(L, r);
+  if (r != UV_EAGAIN) return lq_stream_fail(L, u->s, r);
   qn_future *f = qn_stream_writable_new(u->s);
   if (f == NULL) return luaL_error(L, "%s: out of memory", u->cls->write);
   c->what = u->cls->write_kind.name;
@@ -313,6 +383,86 @@ static int l_write(lua_State *L) {
   return write_step(L, c);
 }
 
+/* Concatenate the strings or numbers at 2.. into one at 2 (checked). */
+static void one_string(lua_State *L, const char *fname) {
+  int top = lua_gettop(L);
+  for (int i = 2; i <= top; i++)
+    if (lua_type(L, i) != LUA_TSTRING && lua_type(L, i) != LUA_TNUMBER)
+      luaL_error(L, "%s: argument #%d must be a string or a number, got %s", fname, i - 1,
+                 luaL_typename(L, i));
+  if (top > 2) {
+    lua_concat(L, top - 1);
+  } else if (top < 2) {
+    lua_pushliteral(L, "");
+  } else {
+    lua_tolstring(L, 2, NULL);
+  }
+}
+
+/* try_write(...): write that never waits: the stream, or nil, "EAGAIN:
+   ...", "EAGAIN" while more than write_limit is queued (nothing written).
+   Needs no task. */
+static int l_try_write(lua_State *L) {
+  const char *fname = class_of(L)->try_write;
+  lq_stream *u = to_stream(L, 1);
+  check_usable(L, u, fname);
+  one_string(L, fname);
+  check_writer(L, u, fname);
+  size_t len;
+  const char *data = lua_tolstring(L, 2, &len);
+  int r = qn_stream_write(u->s, data, len);
+  if (r != 0) return lq_push_fail(L, r);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* writable(): true once a write would not wait (the queue is at most
+   write_limit, or a write would fail at once); nothing is written. */
+static int writable_results(lua_State *L, lq_stream *u) {
+  if (qn_stream_is_closed(u->s)) return lq_push_fail(L, UV_ECANCELED);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int writable_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  qn_drop(f);
+  return writable_results(L, lua_touserdata(L, 1));
+}
+
+static int l_writable(lua_State *L) {
+  const char *fname = class_of(L)->writable;
+  qn_stream *s = lq_stream_live(L, 1, fname);
+  lq_coro *c = lq_await_ctx(L, fname);
+  lq_stream *u = lua_touserdata(L, 1);
+  check_writer(L, u, fname);
+  lua_settop(L, 1);
+  lq_check_cancel(L, c);
+  qn_future *f = qn_stream_writable_new(s);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = u->cls->writable_kind.name;
+  return lq_await(L, c, f, writable_k, 0);
+}
+
+static void writable_check(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = op_stream(L, op);
+  check_usable(L, u, u->cls->writable_op);
+  check_writer(L, u, u->cls->writable_op);
+}
+
+static int writable_finish(lua_State *L, int op, qn_future *f) {
+  (void)f;
+  return writable_results(L, op_stream(L, op));
+}
+
+static int l_writable_op(lua_State *L) {
+  const lq_stream_class *cls = class_of(L);
+  lq_stream_live(L, 1, cls->writable_op);
+  return new_op(L, &cls->writable_kind, 0, 1);
+}
+
 static void write_check(lua_State *L, int op, lq_coro *c) {
   (void)c;
   lq_stream *u = op_stream(L, op);
@@ -336,7 +486,7 @@ static int write_finish(lua_State *L, int op, qn_future *f) {
   lua_pop(L, 1);
   if (r == 0) return 1;                       /* the stream */
   lua_pop(L, 1);
-  return lq_push_fail(L, r);
+  return lq_stream_fail(L, u->s, r);
 }
 
 static int l_write_op(lua_State *L) {
@@ -455,19 +605,27 @@ static int l_tostring(lua_State *L) {
   T, T ":read", T ":read_some", T ":lines", T ":read_op", T ":read_some_op",   \
   T ":write", T ":write_op", T ":shutdown", T ":shutdown_op",                  \
   T ":buffered", T ":queued",                                                  \
+  T ":peek", T ":peek_op", T ":readable", T ":readable_op",                    \
+  T ":writable", T ":writable_op", T ":try_read", T ":try_write",              \
   { S " read", read_check, read_start, read_finish, NULL },                    \
   { S " write", write_check, write_start, write_finish, NULL },                \
-  { S " shutdown", shutdown_check, shutdown_start, shutdown_finish, NULL } }
+  { S " shutdown", shutdown_check, shutdown_start, shutdown_finish, NULL },    \
+  { S " writable", writable_check, write_start, writable_finish, NULL } }
 
 const lq_stream_class lq_tcp_stream_class = CLASS("quench.tcp.stream", "tcp");
 const lq_stream_class lq_pipe_class = CLASS("quench.pipe", "pipe");
+const lq_stream_class lq_tls_stream_class = CLASS("quench.tls.stream", "tls");
+const lq_stream_class lq_unix_stream_class = CLASS("quench.unix.stream", "unix");
 
 static const luaL_Reg methods[] = {
   {"read", l_read}, {"read_some", l_read_some}, {"lines", l_lines},
   {"write", l_write}, {"shutdown", l_shutdown}, {"close", l_close},
   {"read_op", l_read_op}, {"read_some_op", l_read_some_op},
   {"write_op", l_write_op}, {"shutdown_op", l_shutdown_op},
-  {"buffered", l_buffered}, {"queued", l_queued}, {NULL, NULL}
+  {"buffered", l_buffered}, {"queued", l_queued},
+  {"peek", l_peek}, {"peek_op", l_peek_op}, {"readable", l_readable},
+  {"readable_op", l_readable_op}, {"writable", l_writable}, {"writable_op", l_writable_op},
+  {"try_read", l_try_read}, {"try_write", l_try_write}, {NULL, NULL}
 };
 
 /* Push the module and the class: the upvalues of every function here. */

@@ -54,8 +54,9 @@ static int check_port(lua_State *L, int idx) {
 
 /* host ("localhost" or a numeric IPv4 or IPv6 address) and port to an
    address: 0 or a libuv error. */
-static int to_addr(lua_State *L, int host_idx, int port_idx, struct sockaddr_storage *ss) {
-  const char *host = luaL_checkstring(L, host_idx);
+static int to_addr(lua_State *L, int host_idx, int port_idx, struct sockaddr_storage *ss,
+                   const char *fname) {
+  const char *host = lq_check_cstring(L, host_idx, fname, "argument #2 (host)");
   int port = check_port(L, port_idx);
   if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
   return qn_addr_numeric(host, port, ss);
@@ -113,7 +114,7 @@ static int opt_flag(lua_State *L, int opts, const char *name) {
    before reading pauses; default 64). */
 static int l_bind(lua_State *L) {
   lq_runtime *rt = lq_runtime_of(L, "quench.udp.bind");
-  const char *host = luaL_optstring(L, 1, "*");
+  const char *host = lq_opt_cstring(L, 1, "quench.udp.bind", "argument #1 (host)", "*");
   if (strcmp(host, "*") == 0) host = "0.0.0.0";
   int port = check_port(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
@@ -250,7 +251,7 @@ static int l_send(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   struct sockaddr_storage ss;
-  if (to_addr(L, 3, 4, &ss) != 0) return bad_host(L, 3);
+  if (to_addr(L, 3, 4, &ss, "quench.udp:send") != 0) return bad_host(L, 3);
   lq_coro *c = lq_await_ctx(L, "quench.udp:send");
   lua_settop(L, 4);
   lq_check_cancel(L, c);
@@ -274,7 +275,7 @@ static qn_future *send_start(lua_State *L, int op, lq_coro *c) {
   lua_getiuservalue(L, op, 3);
   lua_getiuservalue(L, op, 4);
   struct sockaddr_storage ss;
-  to_addr(L, -2, -1, &ss);              /* checked when the op was made */
+  to_addr(L, -2, -1, &ss, "quench.udp:send_op");   /* checked when the op was made */
   size_t len;
   const char *data = lua_tolstring(L, -3, &len);
   qn_future *f = qn_udp_send_new(u, data, len, (const struct sockaddr *)&ss);
@@ -293,7 +294,7 @@ static int l_send_op(lua_State *L) {
   check_open(L, 1, "quench.udp:send_op");
   luaL_checkstring(L, 2);
   struct sockaddr_storage ss;
-  if (to_addr(L, 3, 4, &ss) != 0) return bad_host(L, 3);
+  if (to_addr(L, 3, 4, &ss, "quench.udp:send_op") != 0) return bad_host(L, 3);
   lq_op_new(L, &send_kind, 4);
   for (int i = 1; i <= 4; i++) {
     lua_pushvalue(L, i);

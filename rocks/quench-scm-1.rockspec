@@ -21,6 +21,7 @@ dependencies = {
 }
 external_dependencies = {
    LIBUV = { header = "uv.h", library = "uv" },
+   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },   -- quench.tls (Debian: libssl-dev)
 }
 build = {
    type = "cmake",

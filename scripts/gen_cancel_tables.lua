@@ -24,7 +24,7 @@ local stubs = require "stubs"
 
 local GUIDES = {
   "docs/sync.md", "docs/io.md", "docs/cancellation.md", "docs/structured.md",
-  "docs/signals.md", "docs/http.md",
+  "docs/signals.md", "docs/http.md", "docs/openresty.md",
 }
 local POINTS = { "before it waits", "while waiting", "given, not resumed" }
 

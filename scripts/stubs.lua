@@ -35,6 +35,13 @@ function stubs.parse(paths)
   return entries, classes, class_order
 end
 
+-- Join two lines of a wrapped paragraph: a word broken at its hyphen
+-- ("in-" / "flight") is joined without a space.
+local function join(a, b)
+  if a:match("%a%-$") then return a .. b end
+  return a .. " " .. b
+end
+
 -- The "**Cancel safety.**" paragraph of an entry's doc, as one line, and
 -- its drop points: the bullets `* before it waits: ...`, `* while
 -- waiting: ...` and `* given, not resumed: ...` that follow it (nil when
@@ -54,7 +61,7 @@ function stubs.cancel_safety(doc)
       elseif text:match("^@") then
         break
       else
-        para[#para + 1] = text
+        para[#para] = join(para[#para], text)
       end
     elseif state == "points" then
       local key, rest = text:match("^%*%s+([%a ,]+):%s*(.*)")
@@ -63,14 +70,14 @@ function stubs.cancel_safety(doc)
         points[#points + 1] = { key = key, text = rest }
       elseif points and text:match("^%s+%S") then
         local last = points[#points]
-        last.text = last.text .. " " .. text:gsub("^%s+", "")
+        last.text = join(last.text, (text:gsub("^%s+", "")))
       else
         break
       end
     end
   end
   if #para == 0 then return nil end
-  return table.concat(para, " "), points
+  return para[1], points
 end
 
 return stubs

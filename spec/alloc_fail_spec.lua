@@ -383,6 +383,47 @@ describe("allocation failures of the core", function()
       assert.is_true(raised > total / 2, raised .. " of " .. total .. " raised")
     end)
 
+  it("each allocation of a TLS scenario fails once: an 'out of memory' error, nothing else",
+    function()
+      local tls_pki = require "helpers.tls_pki"
+      local pki = tls_pki.make()
+      -- contexts are OpenSSL's memory, made once: the runs count quench's
+      local server_ctx = assert(quench.tls.context({ server = true,
+        certificate = pki.server.cert, key = pki.server.key }))
+      local client_ctx = assert(quench.tls.context({ cafile = pki.ca.cert }))
+      local function must(v, msg, ...)
+        if v == nil and msg ~= nil then error("scenario: " .. msg, 2) end
+        return v, msg, ...
+      end
+      local total, raised, log = fail_each(function()
+        local log = {}
+        quench.scope(function(s)
+          local srv = must(quench.tls.listen("127.0.0.1", 0, { context = server_ctx }))
+          local _, port = srv:getsockname()
+          s:spawn(function()
+            local _srv <close> = srv
+            local c <close> = must(srv:accept())
+            local line = must(c:read("l"))
+            must(c:write(line:upper(), "\n", string.rep("x", 100000)))
+            must(c:shutdown())
+          end)
+          local conn <close> = must(quench.tls.connect("localhost", port, { context = client_ctx }))
+          must(conn:write("ping\n"))
+          if must(conn:read("l")) ~= "PING" then error("scenario: tls echo") end
+          if #must(conn:read("a")) ~= 100000 then error("scenario: tls bulk") end
+          log[#log + 1] = "tls"
+        end)
+        return log
+      end)
+      tls_pki.remove(pki)
+      assert.are.same({ "tls" }, log)
+      if os.getenv("ALLOC_FAIL_VERBOSE") then
+        print(("alloc_fail_spec: TLS scenario: %d allocations, %d runs raised out of memory")
+          :format(total, raised))
+      end
+      assert.is_true(raised > total / 2, raised .. " of " .. total .. " raised")
+    end)
+
   it("the first allocation is the runtime's own", function()
     local ok, err = pcall(quench.run, { fail_alloc = 1 }, function() end)
     assert.is_false(ok)

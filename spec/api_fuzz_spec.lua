@@ -6,7 +6,9 @@
 -- tasks, select branches, <close> handlers and __gc finalizers. Plain Lua on
 -- the threads of tasks and branches too: coroutine.resume (directly and from
 -- a wrap function), coroutine.close and coroutine.status of the threads
--- their bodies found with coroutine.running().
+-- their bodies found with coroutine.running(). TLS
+-- servers and streams (made with certificates from spec/helpers/tls_pki.lua)
+-- are in the pool from the start.
 -- Acceptable outcomes: a result or a Lua error. A crash, a hang or a
 -- sanitizer report is a bug.
 --
@@ -171,6 +173,15 @@ function Fuzz:make_functions()
     function(...) return f:call_random("nested", ...) end,
     function() quench.defer(function() f:call_random("defer") end); quench.sleep(0.1) end,
     function() for _ = 1, 3 do f:call_random("loop") end end,
+    function(a)  -- deep nesting (past Lua's C-call limit of ~200 nested resumes):
+      -- selects or timeouts 250-400 levels deep around a random call
+      local function nest(n)
+        if n == 0 then return f:call_random("deep", a) end
+        if n % 2 == 0 then return quench.select(function() return nest(n - 1) end, quench.sleep_op(5)) end
+        return quench.timeout(5, nest, n - 1)
+      end
+      return nest(f.r.int(250, 400))
+    end,
     function()   -- more ready awaits than the cooperative budget: one of them gives way
       local ch = quench.channel()
       for i = 1, 300 do ch:send(i); assert(ch:recv() == i) end
@@ -354,6 +365,35 @@ function Fuzz:seed_pool()
     q.scope(function(sc) add(sc) end)   -- an ended scope
   end
   for _, v in ipairs(self.foreign or {}) do add(v) end
+  if q.tls and self.tls_pki then self:seed_tls(add) end
+end
+
+-- TLS objects: a server, an accepted stream whose peer never speaks TLS
+-- (its handshake waits: calls on it drop handshakes), a client and a
+-- server stream after their handshake, a closed one, a context.
+function Fuzz:seed_tls(add)
+  local q, pki = quench, self.tls_pki
+  local srv = assert(q.tls.listen("127.0.0.1", 0, { certificate = pki.server.cert,
+                                                    key = pki.server.key }))
+  local _, port = srv:getsockname()
+  local ctx = assert(q.tls.context({ cafile = pki.ca.cert }))
+  local raw = assert(q.tcp.connect("127.0.0.1", port))
+  local lazy = assert(srv:accept())
+  local function server_side()
+    return q.spawn(function()
+      local s = assert(srv:accept())
+      assert(s:handshake())
+      return s
+    end)
+  end
+  local t = server_side()
+  local c = assert(q.tls.connect("localhost", port, { context = ctx }))
+  local _, acc = t:join()
+  t = server_side()
+  local closed = assert(q.tls.connect("localhost", port, { verify = false }))
+  local _, other = t:join()
+  closed:close()
+  add(srv, ctx, raw, lazy, c, acc, closed, other)
 end
 
 -- File and process calls get random strings too: make their path arguments
@@ -397,13 +437,15 @@ function Fuzz:learn_module()
     -- quench.stdin/stdout/stderr: the fuzzer would write noise into the
     -- test runner's own output (pipes are fuzzed through other objects)
     local stdio = k == "stdin" or k == "stdout" or k == "stderr"
-    if k ~= "run" and not stdio and type(v) == "function" then
+    -- quench.adopt (and quench.tcp/unix.adopt) take over a descriptor by
+    -- number: random numbers would take the test runner's own sockets
+    if k ~= "run" and k ~= "adopt" and not stdio and type(v) == "function" then
       self.fns[#self.fns + 1] = { name = "quench." .. k, fn = v }
     elseif type(v) == "table" then   -- sub-modules (quench.tcp, quench.fs, ...)
       for _, k2 in ipairs(sorted_keys(v)) do
         local fn = v[k2]
-        if type(fn) == "function" then
-          if k == "fs" or k == "process" then fn = sandboxed(fn) end
+        if type(fn) == "function" and k2 ~= "adopt" then
+          if k == "fs" or k == "process" or k == "unix" then fn = sandboxed(fn) end
           self.fns[#self.fns + 1] = { name = "quench." .. k .. "." .. k2, fn = fn }
         end
       end
@@ -433,6 +475,7 @@ end
 local function run_fuzz(seed, calls)
   local f = new_fuzz(seed)
   f.foreign = foreign_objects()
+  if quench.tls then f.tls_pki = require("helpers.tls_pki").make() end
   f:make_functions()
   f:learn_module()
   f:learn_coroutine()
@@ -485,9 +528,17 @@ local function run_fuzz(seed, calls)
     if type(opts) ~= "table" then opts = {} end
     opts.clock = "virtual"
     f.calls = f.calls + 1
-    pcall(quench.run, opts, f:value(), f:value())
+    local main, arg = f:value(), f:value()
+    if type(main) == "function" then
+      -- a main waiting on what no clock ends (a signal) would wait forever:
+      -- bound it as the workers are
+      local fn = main
+      main = function(...) return quench.timeout(HANG, fn, ...) end
+    end
+    pcall(quench.run, opts, main, arg)
   end
   f.queued, f.graveyard, f.pool, f.by_type = {}, {}, {}, {}
+  if f.tls_pki then require("helpers.tls_pki").remove(f.tls_pki) end
   collectgarbage()
   collectgarbage()
   return f

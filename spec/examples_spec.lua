@@ -14,6 +14,13 @@ local EXPECT = {
               "slow was aborted, its cleanup already ran:\tfalse\tcancelled", "demo done" },
     absent = { "slow: woke up" },
   },
+  ["sniff_server.lua"] = {
+    lines = { "line client got: PONG", "server: served PING",
+              "web client got: HTTP/1.0 200 OK (4194331 more bytes)",
+              "server: served GET / HTTP/1.0", "server: served GET /big HTTP/1.0",
+              "stuck client, reading 2 s later: part of the answer (cut), then "
+                .. "ECONNRESET: connection reset by peer", "done" },
+  },
   ["search_as_you_type.lua"] = {
     lines = { "[0.00 s] request \"R\" sent",
               "[0.30 s] user typed \"Ru\"", "[0.30 s] request \"R\": connection closed",
@@ -33,6 +40,11 @@ local EXPECT = {
               "select: both branches won: yes",
               "messages left: 40 of 80" },
     absent = { "Slow task completed", "Left task completed", "Right task completed" },
+  },
+  ["https_get.lua"] = {
+    lines = { "status: HTTP/1.1 200 OK", "body: hello over TLSv1.3",
+              "server certificate: CN=localhost, issued by CN=example CA",
+              "with the system trust store:\tnil\tETLS_UNKNOWN_CA: certificate verify failed" },
   },
   ["timeout.lua"] = {
     lines = { "[ 2.00 s] fetch_data: connection closed",
@@ -121,6 +133,26 @@ local EXPECT = {
               "batch 4: inserted melons", "batch 4: COMMIT", "rows: 4" },
     absent = { "batch 2: COMMIT", "batch 2: inserted limes", "batch 3: COMMIT" },
   },
+  ["http_api.lua"] = {
+    needs = { "http" },
+    lines = { "201\t", "\"name\":\"apple\"", "201\t", "\"name\":\"pear\"",
+              "400\t{\"error\":\"expected {\\\"name\\\": string}\"}",
+              "200\t[", "404\t{\"error\":\"no such route\"}",
+              "report handler: cleanup ran", "200\t", "report handler: cleanup ran",
+              "504\t{\"error\":\"the request took too long\"}",
+              "report handler: cleanup ran",
+              "GET /report: cancelled: quench.http: the client went away",
+              "server stopped" },
+  },
+  ["http_luasocket.lua"] = {
+    needs = { "tcp" },
+    lines = { "got \"alpha after 0.3 s\" (status 200)", "got \"beta after 0.3 s\" (status 200)",
+              "got \"gamma after 0.3 s\" (status 200)",
+              "slow requests the server had in progress at once: 3",
+              "the 5 s request within 0.1 s: false (timeout: deadline elapsed)",
+              "with http.TIMEOUT = 0.1: nil, timeout",
+              "POST: 1 200 \"POSTED THROUGH LTN12\"", "done" },
+  },
   ["search_server.lua"] = {
     needs = { "tcp" },
     lines = { "user typed \"R\"", "client: request \"R\" sent", "user typed \"Ru\"",
@@ -132,6 +164,17 @@ local EXPECT = {
              "server: client of \"Rus\" went away: search dropped" },
     absent = { "server: answered \"R\"", "server: answered \"Ru\"", "server: answered \"Rus\"",
                "results for \"R\"", "results for \"Ru\"", "results for \"Rus\"" },
+  },
+  -- Needs redis-server and lua-nginx-redis (scripts/deps.sh installs them):
+  -- without them it prints SKIPPED and this entry fails, loudly.
+  ["redis_cache.lua"] = {
+    lines = { "first:  144 (computed 1)", "second: 144 (computed 1)",
+              "concurrent: 50 of 50 answers right; a pooled connection was reused again and again",
+              "bounded lookup: false (timeout: deadline elapsed)",
+              "aborted request: its connection is closed",
+              "next user: 144 on a connection reused", "jobs still queued: 1",
+              "redis stopped; done" },
+    absent = { "SKIPPED" },
   },
   ["graceful_shutdown.lua"] = {
     signal = "INT",

@@ -67,6 +67,21 @@ describe("process", function()
     assert.matches("^quench.pipe %(stdout of process %d+, open%)$", tostring(p.stdout))
   end))
 
+  it("peeks, waits for readiness and reads and writes without waiting on pipes", T(function()
+    local p <close> = sh("read x; echo got $x", { stdin = "pipe", stdout = "pipe" })
+    -- a pipe starts reading at its first read: try_read starts it too
+    assert.are.same({ nil, "EAGAIN: resource temporarily unavailable", "EAGAIN" },
+      { p.stdout:try_read() })
+    assert.is_true(bounded(p.stdin.writable, p.stdin))
+    assert.are.equal(p.stdin, p.stdin:try_write("abc\n"))
+    assert.is_true(bounded(p.stdout.readable, p.stdout))
+    assert.are.equal("got", bounded(p.stdout.peek, p.stdout, 3))
+    assert.are.equal("got abc\n", bounded(p.stdout.read, p.stdout, "L"))   -- peek took nothing
+    assert.is_true(bounded(p.stdout.readable, p.stdout))                  -- EOF is there
+    assert.is_nil(p.stdout:try_read())
+    assert.are.same({ 0, 0 }, { bounded(p.wait, p) })
+  end))
+
   it("shutdown of stdin is the child's EOF", T(function()
     local p <close> = assert(quench.process.spawn("cat", { stdin = "pipe", stdout = "pipe" }))
     p.stdin:write("one\n", "two\n")
@@ -250,6 +265,25 @@ describe("process", function()
     assert.is_nil(p.stdin)
     assert.has_error(function() p:kill("SIGNOPE") end,
       "bad argument #1 to 'kill' (unknown signal 'SIGNOPE')")
+  end))
+
+  it("names the function and the argument in every argument error", T(function()
+    assert.has_error(function() quench.process.spawn({ "wc" }) end,
+      "quench.process.spawn: argument #1 (file) must be a string, got table")
+    assert.has_error(function() quench.process.spawn() end,
+      "quench.process.spawn: argument #1 (file) must be a string, got no value")
+    assert.has_error(function() quench.process.spawn("wc", "-l") end,
+      "quench.process.spawn: argument #2 (opts) must be a table, got string")
+    assert.has_error(function() quench.process.spawn("wc", { args = { {} } }) end,
+      "quench.process.spawn: opts.args[1] must be a string, got table")
+  end))
+
+  it("refuses a zero byte in the program or an argument (no cut strings)", T(function()
+    assert.has_error(function() quench.process.spawn("/bin/true\0/bin/false") end,
+      "quench.process.spawn: argument #1 (file) contains a zero byte (a C string would end there)")
+    assert.has_error(function()
+      quench.process.spawn("sh", { args = { "-c", "exit 0", "safe\0; rm -rf /" } })
+    end, "quench.process.spawn: opts.args[3] contains a zero byte (a C string would end there)")
   end))
 end)
 

@@ -257,6 +257,52 @@ describe("quench.tcp", function()
     c:close()
   end))
 
+  it("reports a reset that comes after unread data as ECONNRESET, never as a clean EOF",
+    T(function()
+      -- the reader's buffer and socket are full when the RST arrives; libuv
+      -- calls the hang-up EOF without reading again: a cut stream must not
+      -- look whole
+      local _, c, s = pair("127.0.0.1", nil, { write_limit = 1 << 30 })
+      s:write(("r"):rep(16 << 20))                    -- more than the kernel and c buffer
+      quench.sleep(0.1)                                -- c stops reading above read_limit
+      assert.is_true(s:queued() > 0)
+      s:close_reset()
+      local got, data, msg, code = 0
+      repeat
+        data, msg, code = c:read_some()
+        got = got + (data and #data or 0)
+      until data == nil
+      assert.is_true(got < 16 << 20)
+      assert.are.same({ "ECONNRESET: connection reset by peer", "ECONNRESET" }, { msg, code })
+      c:close()
+    end))
+
+  it("shutdown after the peer reset the connection is true, whatever the timing", T(function()
+    -- the RST has arrived (read_some saw it): shutdown(2) says ENOTCONN
+    local _, c, s = pair()
+    c:close_reset()
+    assert.are.same({ nil, "ECONNRESET: connection reset by peer", "ECONNRESET" },
+      { s:read_some() })
+    assert.is_true(s:shutdown())
+    s:close()
+    -- at once after the reset: the same
+    local _, c2, s2 = pair()
+    c2:close_reset()
+    assert.is_true(s2:shutdown())
+    s2:close()
+  end))
+
+  it("shutdown reports the error of a queued write the reset lost", T(function()
+    local _, c, s = pair("127.0.0.1", nil, { write_limit = 1 << 30 })
+    s:write(("q"):rep(8 << 20))                       -- queued: c reads nothing
+    assert.is_true(s:queued() > 0)
+    c:close_reset()
+    local ok, msg, code = s:shutdown()
+    assert.is_nil(ok)
+    assert.is_truthy(code == "ECONNRESET" or code == "EPIPE", msg)
+    s:close()
+  end))
+
   it("loses no byte when reads are dropped 10,000 times by timeout and select", T(function()
     local rng = rng_for(17)
     local data = random_bytes(rng, 120000)
@@ -580,4 +626,134 @@ describe("quench.tcp", function()
     s:close()
     server:close()
   end))
+end)
+
+describe("quench.tcp readiness and non-waiting I/O", function()
+  it("peek returns what read_some would, and leaves it buffered", T(function()
+    local server, c, s = pair()
+    local peeker = quench.spawn(function() return s:peek() end)
+    quench.yield()                                      -- waits: nothing buffered yet
+    c:write("hello world")
+    assert.are.same({ true, "hello world" }, { peeker:join() })
+    assert.are.equal(11, s:buffered())                 -- nothing consumed
+    assert.are.equal("hel", s:peek(3))
+    assert.are.equal("hello", s:read(5))
+    assert.are.equal(" world", s:peek())
+    assert.are.same({ 1, " wor" }, { quench.select(s:peek_op(4)) })
+    assert.are.equal(" world", s:read_some())
+    c:close()
+    assert.is_nil(s:peek())                            -- EOF
+    s:close()
+    server:close()
+  end))
+
+  it("a peek dropped while it waits loses nothing", T(function()
+    local server, c, s = pair()
+    assert.is_false((quench.timeout(0.05, s.peek, s)))
+    c:write("x")
+    assert.are.equal("x", s:read_some())
+    c:close(); s:close(); server:close()
+  end))
+
+  it("readable waits until a read would not wait, and reads nothing", T(function()
+    local server, c, s = pair()
+    assert.are.equal(2, (quench.select(s:readable_op(), quench.sleep_op(0.05))))
+    local waiter = quench.spawn(function() return s:readable() end)
+    quench.yield()
+    c:write("abc")
+    assert.are.same({ true, true }, { waiter:join() })
+    assert.are.equal(3, s:buffered())
+    assert.is_true(s:readable())                       -- ready at once now
+    assert.are.equal("abc", s:read(3))
+    c:close()
+    assert.is_true(s:readable())                       -- EOF: a read would not wait
+    assert.is_nil(s:read_some())
+    local _, c2, s2 = pair()
+    local closed = quench.spawn(function() return s2:readable() end)
+    quench.yield()
+    s2:close()                                         -- closed while it waits
+    assert.are.same({ true, nil, "ECANCELED: operation canceled", "ECANCELED" }, { closed:join() })
+    c2:close(); s:close(); server:close()
+  end))
+
+  it("try_read never waits: bytes, EAGAIN, or nil at EOF", T(function()
+    local server, c, s = pair()
+    assert.are.same({ nil, "EAGAIN: resource temporarily unavailable", "EAGAIN" }, { s:try_read() })
+    c:write("data")
+    assert.is_true(s:readable())
+    assert.are.equal("da", s:try_read(2))
+    assert.are.equal("ta", s:try_read())
+    c:close()
+    assert.is_true(s:readable())
+    local n, v = select("#", s:try_read()), s:try_read()
+    assert.are.equal(1, n)                             -- EOF: nil alone, as read_some
+    assert.is_nil(v)
+    s:close(); server:close()
+  end))
+
+  it("try_write never waits: the stream, or EAGAIN with nothing written", T(function()
+    local server, c, s = pair("127.0.0.1", { read_limit = 16 * 1024 }, { write_limit = 64 * 1024 })
+    assert.are.equal(c, c:try_write("a", 1, "b"))
+    assert.are.equal("a1b", s:read(3))
+    local chunk = ("t"):rep(256 * 1024)
+    local sent = 0
+    while true do                                      -- s reads nothing: the queue fills
+      local ok, msg, code = c:try_write(chunk)
+      if not ok then
+        assert.are.same({ "EAGAIN: resource temporarily unavailable", "EAGAIN" }, { msg, code })
+        break
+      end
+      sent = sent + #chunk
+      assert(sent < 256 * 1024 * 1024, "try_write never refused")
+    end
+    local queued = c:queued()
+    assert.is_true(queued > 64 * 1024)
+    assert.is_nil((c:try_write("x")))
+    assert.are.equal(queued, c:queued())               -- a refused try_write wrote nothing
+    -- writable: waits until the queue is back under write_limit
+    assert.are.equal(2, (quench.select(c:writable_op(), quench.sleep_op(0.05))))
+    local reader = quench.spawn(function() return #assert(s:read(sent)) end)
+    assert.is_true(c:writable())
+    assert.is_true(c:queued() <= 64 * 1024)
+    assert.are.equal(c, c:try_write("end"))
+    assert.are.same({ true, sent }, { reader:join() })
+    assert.are.equal("end", s:read(3))
+    c:close(); s:close(); server:close()
+  end))
+
+  it("raises on misuse, naming the function", T(function()
+    local server, c, s = pair()
+    local reader = quench.spawn(function() return s:read(1) end)
+    quench.yield()
+    assert.has_error(function() s:try_read() end,
+      "quench.tcp.stream:try_read: another read is waiting on this stream (one reader at a time)")
+    assert.has_error(function() s:peek() end,
+      "quench.tcp.stream:peek: another read is waiting on this stream (one reader at a time)")
+    assert.has_error(function() s:readable() end,
+      "quench.tcp.stream:readable: another read is waiting on this stream (one reader at a time)")
+    assert.has_error(function() quench.select(s:peek_op()) end,
+      "quench.tcp.stream:peek_op: another read is waiting on this stream (one reader at a time)")
+    assert.has_error(function() quench.select(s:readable_op()) end,
+      "quench.tcp.stream:readable_op: another read is waiting on this stream (one reader at a time)")
+    assert.has_error(function() c:try_write({}) end,
+      "quench.tcp.stream:try_write: argument #1 must be a string or a number, got table")
+    c:write("z")
+    assert.are.same({ true, "z" }, { reader:join() })
+    s:close()
+    for _, m in ipairs({ "peek", "readable", "writable", "try_read", "try_write" }) do
+      assert.has_error(function() s[m](s) end,
+        "quench.tcp.stream:" .. m .. ": attempt to use a closed stream")
+    end
+    c:close(); server:close()
+  end))
+
+  it("try_read and try_write raise once the stream's runtime has ended", function()
+    local _, c, s = quench.run(function() return pair() end)
+    assert.has_error(function() c:try_write("x") end,
+      "quench.tcp.stream:try_write: the stream's runtime has ended "
+      .. "(a stream belongs to the quench.run that made it)")
+    assert.has_error(function() s:try_read() end,
+      "quench.tcp.stream:try_read: the stream's runtime has ended "
+      .. "(a stream belongs to the quench.run that made it)")
+  end)
 end)

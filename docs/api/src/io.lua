@@ -24,7 +24,7 @@
 -- or a name resolved at once; nil or `"*"` for every IPv4 address
 -- @tparam integer port 0 picks a free port (see `getsockname`)
 -- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`,
--- `write_limit` (for accepted streams), `backlog` (default 511),
+-- `write_limit`, `linger` (for accepted streams), `backlog` (default 511),
 -- `reuseaddr` (default true), `reuseport`, `ipv6only`; an unknown key raises
 -- @treturn ?TcpServer the server, or nil
 -- @treturn ?string message (`EADDRINUSE: ...`)
@@ -47,7 +47,8 @@ function quench.tcp.listen(host, port, opts) end
 --
 -- @tparam string host a name or address
 -- @tparam integer port the port
--- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`, `write_limit`
+-- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`, `write_limit`,
+-- `linger` (seconds, 0..86400: see `TcpStream:linger`)
 -- @treturn ?TcpStream the connected stream, or nil
 -- @treturn ?string message (`ECONNREFUSED: ...`, `EAI_NONAME: ...`)
 -- @treturn ?string code
@@ -428,6 +429,9 @@ function quench.fs.write_file_op(path, data) end
 -- @treturn ?string message (`ENOENT: ...`)
 -- @treturn ?string code
 -- @raise `quench.process.spawn: unknown option ...`; bad stdio values;
+-- `quench.process.spawn: argument #1 (file) must be a string, got table`;
+-- a zero byte in the file, an argument, the environment or cwd
+-- (`quench.process.spawn: opts.args[2] contains a zero byte ...`);
 -- outside a runtime.
 function quench.process.spawn(file, opts) end
 
@@ -549,6 +553,103 @@ function TcpStream:read(fmt) end
 -- @raise as `read`. This is an await.
 function TcpStream:read_some(max) end
 
+--- Whatever `read_some(max)` would return, left buffered: the next read
+-- returns the same bytes. Waits until at least one byte is buffered.
+--
+-- **Cancel safety.** Nothing is ever consumed: a dropped peek loses nothing.
+--
+-- * before it waits: nothing read
+-- * while waiting: nothing read
+-- * given, not resumed: nothing read (a peek never consumes)
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data, or nil at EOF
+-- @treturn ?string message on an I/O error
+-- @treturn ?string code
+-- @raise on a closed stream; a second reader (a peek is a reader); outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function TcpStream:peek(max) end
+
+--- The op of `peek(max)`.
+--
+-- **Cancel safety.** As `peek`.
+--
+-- @tparam[opt] integer max as `peek`
+-- @treturn Op an op returning what `peek` returns
+-- @raise on a closed stream
+function TcpStream:peek_op(max) end
+
+--- Wait until a `read_some` would not wait (bytes are buffered, or EOF or
+-- an error is there to report); reads nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `readable` changes nothing.
+--
+-- * before it waits: nothing done
+-- * while waiting: nothing done: it moves no data
+-- * given, not resumed: nothing done
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the stream is closed while it waits
+-- @raise on a closed stream; a second reader; outside a task; `Cancelled` in
+-- a cancelled task. This is an await.
+function TcpStream:readable() end
+
+--- The op of `readable()`.
+--
+-- **Cancel safety.** As `readable`.
+--
+-- @treturn Op an op returning what `readable` returns
+-- @raise on a closed stream
+function TcpStream:readable_op() end
+
+--- Wait until a `write` would not wait (at most `write_limit` bytes are
+-- queued, or a write would fail at once); writes nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `writable` changes nothing.
+--
+-- * before it waits: nothing done
+-- * while waiting: nothing done: it moves no data
+-- * given, not resumed: nothing done
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the stream is closed while it waits
+-- @raise on a closed stream; after `shutdown`; a second writer; outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function TcpStream:writable() end
+
+--- The op of `writable()`.
+--
+-- **Cancel safety.** As `writable`.
+--
+-- @treturn Op an op returning what `writable` returns
+-- @raise on a closed stream
+function TcpStream:writable_op() end
+
+--- `read_some(max)` that never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data; nil at EOF
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"` when
+-- nothing is buffered, or an I/O error
+-- @treturn ?string code (`"EAGAIN"`, ...)
+-- @raise on a closed stream; while another read waits
+function TcpStream:try_read(max) end
+
+--- `write(...)` that never waits: all of it is taken (written or queued),
+-- or nothing while more than `write_limit` bytes are queued.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @param ... strings or numbers, written as one piece
+-- @treturn ?TcpStream the stream; nil when nothing was taken
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"`, or the
+-- stream's write error
+-- @treturn ?string code
+-- @raise on a closed stream; after `shutdown`; while another write waits
+function TcpStream:try_write(...) end
+
 --- An iterator of `read(fmt)` for a generic `for`.
 --
 -- **Cancel safety.** As `read` (each step is a read).
@@ -582,7 +683,9 @@ function TcpStream:lines(fmt) end
 function TcpStream:write(...) end
 
 --- Shut the write side once everything queued is written: the peer reads
--- EOF; this end can still read.
+-- EOF; this end can still read. On a connection the peer has reset it
+-- returns `true` (nothing is left to shut, as in tokio), unless a queued
+-- write failed: then that write's error.
 --
 -- **Cancel safety.** A dropped shutdown may still happen (the request is
 -- libuv's); writes raise from then on.
@@ -599,7 +702,10 @@ function TcpStream:write(...) end
 -- an await.
 function TcpStream:shutdown() end
 
---- Close. Never waits; writes still queued are sent in the background.
+--- Close. Never waits; writes still queued are sent in the background
+-- while the peer takes them. Once the peer has taken nothing for the
+-- stream's `linger` (default 30 s) the queue is dropped and the connection
+-- reset, so a peer that stopped reading cannot hold the descriptor.
 --
 -- **Cancel safety.** Never waits.
 --
@@ -687,6 +793,21 @@ function TcpStream:nodelay(on) end
 -- @treturn ?boolean `true`, or nil, message, code
 -- @raise on a closed stream; a bad delay
 function TcpStream:keepalive(on, delay) end
+
+--- Set how long a `close` with writes queued waits for the peer to take
+-- some of them before it drops them and resets the connection (real time,
+-- whatever the runtime's clock). A peer still reading, however slowly, gets
+-- everything; one that reads nothing holds the socket at most this long
+-- after `close` (twice this if it stopped mid-queue). 0: `close` drops a
+-- queue at once, with a reset. Default 30 s, or the `linger` option.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam number seconds 0..86400
+-- @treturn boolean `true`
+-- @raise `quench.tcp.stream:linger: seconds must be a number in 0..86400`;
+-- on a closed stream
+function TcpStream:linger(seconds) end
 
 --- Bytes read from the socket and not yet returned by a read.
 --
@@ -1007,6 +1128,103 @@ function Pipe:read(fmt) end
 -- @treturn ?string code
 -- @raise as `read`. This is an await.
 function Pipe:read_some(max) end
+
+--- Whatever `read_some(max)` would return, left buffered: the next read
+-- returns the same bytes. Waits until at least one byte is buffered.
+--
+-- **Cancel safety.** Nothing is ever consumed: a dropped peek loses nothing.
+--
+-- * before it waits: nothing read
+-- * while waiting: nothing read
+-- * given, not resumed: nothing read (a peek never consumes)
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data, or nil at EOF
+-- @treturn ?string message on an I/O error
+-- @treturn ?string code
+-- @raise on a closed pipe; a second reader (a peek is a reader); outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function Pipe:peek(max) end
+
+--- The op of `peek(max)`.
+--
+-- **Cancel safety.** As `peek`.
+--
+-- @tparam[opt] integer max as `peek`
+-- @treturn Op an op returning what `peek` returns
+-- @raise on a closed pipe
+function Pipe:peek_op(max) end
+
+--- Wait until a `read_some` would not wait (bytes are buffered, or EOF or
+-- an error is there to report); reads nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `readable` changes nothing.
+--
+-- * before it waits: nothing done
+-- * while waiting: nothing done: it moves no data
+-- * given, not resumed: nothing done
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the pipe is closed while it waits
+-- @raise on a closed pipe; a second reader; outside a task; `Cancelled` in
+-- a cancelled task. This is an await.
+function Pipe:readable() end
+
+--- The op of `readable()`.
+--
+-- **Cancel safety.** As `readable`.
+--
+-- @treturn Op an op returning what `readable` returns
+-- @raise on a closed pipe
+function Pipe:readable_op() end
+
+--- Wait until a `write` would not wait (at most `write_limit` bytes are
+-- queued, or a write would fail at once); writes nothing.
+--
+-- **Cancel safety.** Nothing moves: a dropped `writable` changes nothing.
+--
+-- * before it waits: nothing done
+-- * while waiting: nothing done: it moves no data
+-- * given, not resumed: nothing done
+--
+-- @treturn ?boolean `true`, or nil, `"ECANCELED: ..."`, `"ECANCELED"` when
+-- the pipe is closed while it waits
+-- @raise on a closed pipe; after `shutdown`; a second writer; outside a
+-- task; `Cancelled` in a cancelled task. This is an await.
+function Pipe:writable() end
+
+--- The op of `writable()`.
+--
+-- **Cancel safety.** As `writable`.
+--
+-- @treturn Op an op returning what `writable` returns
+-- @raise on a closed pipe
+function Pipe:writable_op() end
+
+--- `read_some(max)` that never waits.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @tparam[opt] integer max the most bytes to return
+-- @treturn ?string the data; nil at EOF
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"` when
+-- nothing is buffered, or an I/O error
+-- @treturn ?string code (`"EAGAIN"`, ...)
+-- @raise on a closed pipe; while another read waits
+function Pipe:try_read(max) end
+
+--- `write(...)` that never waits: all of it is taken (written or queued),
+-- or nothing while more than `write_limit` bytes are queued.
+--
+-- **Cancel safety.** Never waits: not a cancellation point; needs no task.
+--
+-- @param ... strings or numbers, written as one piece
+-- @treturn ?Pipe the pipe; nil when nothing was taken
+-- @treturn ?string `"EAGAIN: resource temporarily unavailable"`, or the
+-- stream's write error
+-- @treturn ?string code
+-- @raise on a closed pipe; after `shutdown`; while another write waits
+function Pipe:try_write(...) end
 
 --- An iterator of `read(fmt)`.
 --

@@ -1,0 +1,926 @@
+-- module quench.ngx
+-- quench.ngx: OpenResty's cosocket API, and the parts of `ngx` that pure-Lua
+-- OpenResty drivers use, on quench tasks. Guide: docs/openresty.md.
+--
+--   local ngxq = require "quench.ngx"
+--   ngxq.install()                      -- globals ngx, unpack; resty.* loader
+--   local redis = require "resty.redis" -- Debian's lua-nginx-redis, unmodified
+--
+-- A socket is a table over a quench stream (`self.s`, nil when not
+-- connected). Every call that waits is a quench wait bounded by the
+-- socket's timeout: it can be aborted, raced and bounded by
+-- quench.timeout. `self.busy` is the task in a wait on the socket, set
+-- before the wait and cleared after it; a wait that was dropped (its task
+-- aborted, a select or quench.timeout around it) leaves it set, and that
+-- is how the socket knows its connection is in a dubious state: the next
+-- call closes it, `setkeepalive` refuses it. `self.dirty` is set by a
+-- timeout (the request may still be answered later): the socket can go on
+-- reading, but never goes back to the pool.
+-- Embedded in quench.so (its first line makes luaopen_quench register it
+-- in package.preload, compiled on first require), and installed as a file.
+local quench = require "quench"
+local pool = require "quench.pool"
+local C = quench._ngx
+
+local type, tostring, tonumber, select, error, pcall = type, tostring, tonumber, select, error, pcall
+local setmetatable, math_type, floor = setmetatable, math.type, math.floor
+local concat, byte, char, sub, find, fmt = table.concat, string.byte, string.char, string.sub,
+  string.find, string.format
+local timeout, current, tcp_connect_op = quench.timeout, quench.current, quench.tcp.connect_op
+
+local M = {}
+local ngx = {}
+M.ngx = ngx
+
+local DEFAULT_TIMEOUT = 60   -- seconds: OpenResty's lua_socket_*_timeout
+
+-- I/O failures come back from quench as "ENAME: message": OpenResty says
+-- the message alone ("connection refused", "connection reset by peer").
+local function errmsg(msg)
+  if type(msg) ~= "string" then return tostring(msg) end
+  local m = msg:match("^E[%u%d_]+: (.*)$")
+  return m or msg
+end
+
+local function check_ms(fname, i, v, optional)
+  if v == nil and optional then return nil end
+  local n = tonumber(v)
+  if n == nil or n < 0 or n ~= n then
+    error(fmt("bad argument #%d to '%s' (timeout in milliseconds >= 0 expected, got %s)",
+              i, fname, v == nil and "no value" or tostring(v)), 3)
+  end
+  return n
+end
+
+-------------------------------------------------------------------------------
+-- TCP cosocket
+-------------------------------------------------------------------------------
+
+local Tcp = {}
+Tcp.__index = Tcp
+Tcp.__name = "quench.ngx.tcp"
+
+-- Close the connection, forget it; the socket object can connect again.
+local function drop(self)
+  local s = self.s
+  self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self.waiting = false
+  if s then pcall(s.close, s) end
+end
+
+-- A socket's guard, held in a to-be-closed variable around each wait
+-- (`wait` below), which sets `waiting` before the wait and clears it after.
+-- A guard that finds `waiting` still set is closing over a wait that was
+-- dropped (its task aborted, a select or timeout around it finished) or
+-- that raised: the request was cut short, and the connection is closed at
+-- once, before anyone can read its stale answer or the server acts on it
+-- further. Only calls that really wait pay for the guard: a read the
+-- buffer satisfies, or a write below the write limit, does not.
+local Guard = {}
+Guard.__close = function(g)
+  local sock = g.sock
+  if sock.waiting then drop(sock) end
+end
+
+-- Wait for `op` at most `seconds`: true, results; or false, Timeout.
+-- With `fn_arg1`, `op` is a function called with (fn_arg1, fn_arg2).
+local function wait(self, seconds, op, fn_arg1, fn_arg2)
+  self.waiting = true
+  local _guard <close> = self.guard
+  local ok, a, b, c
+  if fn_arg1 == nil then
+    ok, a, b, c = timeout(seconds, op)
+  else
+    ok, a, b, c = timeout(seconds, op, fn_arg1, fn_arg2)
+  end
+  self.waiting = false
+  return ok, a, b, c
+end
+
+local function new_tcp()
+  local sock = setmetatable({
+    s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
+    connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
+    read_timeout = DEFAULT_TIMEOUT, guard = nil, waiting = false,
+  }, Tcp)
+  sock.guard = setmetatable({ sock = sock }, Guard)
+  return sock
+end
+
+local function check_self(self, fname)
+  if getmetatable(self) ~= Tcp then
+    error(fmt("bad argument #1 to '%s' (a socket from ngx.socket.tcp() expected, got %s)",
+              fname, type(self)), 3)
+  end
+end
+
+-- Before a wait: nil if the socket can be used, else the error results.
+-- A `busy` left by a dropped wait (the task is done, or it is this very
+-- task, which cannot be in two waits) means the request it belonged to was
+-- cut short: the connection is closed, never used again.
+local function enter(self, what)
+  if self.s == nil then return "closed" end
+  local b = self.busy
+  if b ~= nil then
+    local me = current()
+    if b == me or b:done() then
+      drop(self)
+      return "closed"
+    end
+    return "socket busy " .. what
+  end
+  self.busy = current()
+  return nil
+end
+
+-- An I/O error: OpenResty closes the socket on any error but a timeout.
+local function fail(self, msg, partial)
+  drop(self)
+  return nil, errmsg(msg), partial
+end
+
+-- A timeout: the socket stays open (since ngx_lua 0.8.8), but what was
+-- asked may still come, so the connection never goes back to the pool.
+-- What had arrived is returned as the partial result and consumed, as
+-- OpenResty does.
+local function timed_out(self, prefix)
+  self.busy = nil
+  self.dirty = true
+  local s = self.s
+  local n = s:buffered()
+  local got = n > 0 and s:read_some(n) or ""
+  if prefix then got = prefix .. got end
+  return nil, "timeout", got
+end
+
+--- connect(host, port [, opts]) or connect("unix:/path" [, opts]).
+function Tcp:connect(host, port, opts)
+  check_self(self, "connect")
+  if type(host) ~= "string" then
+    error("bad argument #1 to 'connect' (host string expected, got " .. type(host) .. ")", 2)
+  end
+  local path = host:match("^unix:(.+)$")
+  if path then
+    if type(port) == "table" then opts = port end
+    port = nil
+  else
+    local p = tonumber(port)
+    if p == nil or p < 0 or p > 65535 or p ~= floor(p) then
+      error("bad argument #2 to 'connect' (port number expected, got " .. tostring(port) .. ")", 2)
+    end
+    port = floor(p)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'connect' (options table expected, got " .. type(opts) .. ")", 2)
+  end
+  if self.s then drop(self) end   -- OpenResty closes the old connection first
+  local key = opts and opts.pool
+  if key ~= nil and type(key) ~= "string" then
+    error("bad argument #3 to 'connect' (opts.pool must be a string)", 2)
+  end
+  key = key or (path and host or pool.key(host, port))
+  self.key, self.reused = key, 0
+  local s, reused, data = pool.take(key)
+  if s then
+    self.s, self.reused, self.tls = s, reused, data
+    return 1
+  end
+  local conn, msg
+  if path then
+    local unix = quench.unix
+    if unix == nil then
+      return nil, "unix domain sockets need quench.unix, which this build lacks"
+    end
+    if unix.connect_op then
+      local ok
+      ok, conn, msg = timeout(self.connect_timeout, unix.connect_op(path))
+      if not ok then return nil, "timeout" end
+    else
+      conn, msg = unix.connect(path)   -- a Unix socket connects at once
+    end
+  else
+    local ok
+    ok, conn, msg = timeout(self.connect_timeout, tcp_connect_op(host, port, { nodelay = true }))
+    if not ok then return nil, "timeout" end
+  end
+  if not conn then return nil, errmsg(msg) end
+  self.s = conn
+  return 1
+end
+
+function Tcp:settimeout(ms)
+  check_self(self, "settimeout")
+  local t = check_ms("settimeout", 2, ms, true)
+  t = (t == nil or t == 0) and DEFAULT_TIMEOUT or t / 1000
+  self.connect_timeout, self.send_timeout, self.read_timeout = t, t, t
+end
+
+function Tcp:settimeouts(connect_ms, send_ms, read_ms)
+  check_self(self, "settimeouts")
+  local c = check_ms("settimeouts", 2, connect_ms, true)
+  local s = check_ms("settimeouts", 3, send_ms, true)
+  local r = check_ms("settimeouts", 4, read_ms, true)
+  self.connect_timeout = (c == nil or c == 0) and DEFAULT_TIMEOUT or c / 1000
+  self.send_timeout = (s == nil or s == 0) and DEFAULT_TIMEOUT or s / 1000
+  self.read_timeout = (r == nil or r == 0) and DEFAULT_TIMEOUT or r / 1000
+end
+
+-- Flatten a (possibly nested) array of strings, numbers and booleans.
+local function flatten(t, out, depth)
+  if depth > 100 then error("bad argument #2 to 'send' (table nested too deep)", 4) end
+  for i = 1, #t do
+    local v = t[i]
+    local tv = type(v)
+    if tv == "string" or tv == "number" then out[#out + 1] = v
+    elseif tv == "boolean" then out[#out + 1] = v and "true" or "false"
+    elseif tv == "table" then flatten(v, out, depth + 1)
+    else
+      error("bad argument #2 to 'send' (bad data type " .. tv .. " found in the array)", 4)
+    end
+  end
+  return out
+end
+
+local function tostr_send(data)
+  local td = type(data)
+  if td == "string" then return data end
+  if td == "table" then
+    local ok, s = pcall(concat, data)
+    if ok then return s end
+    return concat(flatten(data, {}, 0))
+  end
+  if td == "number" then return tostring(data) end
+  if td == "boolean" then return data and "true" or "false" end
+  if data == ngx.null then return "null" end
+  error("bad argument #2 to 'send' (string, number, boolean, nil, ngx.null or array "
+        .. "table expected, got " .. td .. ")", 3)
+end
+
+--- send(data): the number of bytes sent, or nil, err.
+function Tcp:send(data)
+  check_self(self, "send")
+  local str = tostr_send(data)
+  local e = enter(self, "writing")
+  if e then return nil, e end
+  local s = self.s
+  local ok, r, msg
+  if s:queued() == 0 then   -- write waits only above the write limit: not now
+    r, msg = s:write(str)
+    ok = true
+  else
+    ok, r, msg = wait(self, self.send_timeout, s:write_op(str))
+  end
+  if not ok then
+    self.busy, self.dirty = nil, true
+    return nil, "timeout"
+  end
+  self.busy = nil
+  if not r then return fail(self, msg) end
+  return #str
+end
+
+-- Read with the socket's read timeout. Returns ok, results of the read.
+local function timed_read(self, s, fmt_or_n)
+  return wait(self, self.read_timeout, s:read_op(fmt_or_n))
+end
+
+local function receive_line(self, s, prefix)
+  local ok, line, msg = timed_read(self, s, "L")
+  if not ok then return timed_out(self, prefix) end
+  self.busy = nil
+  if line == nil then
+    if msg ~= nil then return fail(self, msg, prefix or "") end
+    return fail(self, "closed", prefix or "")
+  end
+  if prefix then line = prefix .. line end
+  local n = #line
+  if byte(line, n) ~= 10 then return fail(self, "closed", line) end   -- EOF mid-line
+  if byte(line, n - 1) == 13 then return sub(line, 1, n - 2) end
+  return sub(line, 1, n - 1)
+end
+
+local function receive_count(self, s, n, prefix)
+  local ok, data, msg
+  if s:buffered() >= n then   -- all there: no wait, no timer
+    data = s:read(n)
+    ok = true
+  else
+    ok, data, msg = timed_read(self, s, n)
+  end
+  if not ok then return timed_out(self, prefix) end
+  self.busy = nil
+  if data == nil then
+    if msg ~= nil then return fail(self, msg, prefix or "") end
+    return fail(self, "closed", prefix or "")
+  end
+  if prefix then data = prefix .. data end
+  if #data < (prefix and #prefix + n or n) then return fail(self, "closed", data) end   -- EOF
+  return data
+end
+
+--- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
+-- "*a" (everything to EOF), or a count (a number or a numeric string).
+function Tcp:receive(pat)
+  check_self(self, "receive")
+  local n
+  if pat == nil or pat == "*l" then
+    n = nil
+  elseif pat == "*a" then
+    n = "a"
+  else
+    n = tonumber(pat)
+    if n == nil then
+      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 2)
+    end
+    if n < 0 or n ~= n then
+      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 2)
+    end
+    n = floor(n)
+  end
+  local e = enter(self, "reading")
+  if e then return nil, e end
+  local s = self.s
+  local prefix = self.pending
+  if prefix then
+    -- bytes receiveuntil read past its pattern come first
+    if n == nil then
+      local i = find(prefix, "\n", 1, true)
+      if i then
+        self.busy = nil
+        self.pending = i < #prefix and sub(prefix, i + 1) or nil
+        local j = (i > 1 and byte(prefix, i - 1) == 13) and i - 2 or i - 1
+        return sub(prefix, 1, j)
+      end
+    elseif n ~= "a" and #prefix >= n then
+      self.busy = nil
+      self.pending = n < #prefix and sub(prefix, n + 1) or nil
+      return sub(prefix, 1, n)
+    end
+    self.pending = nil
+    if n ~= nil and n ~= "a" then n = n - #prefix end
+  end
+  if n == nil then return receive_line(self, s, prefix) end
+  if n == "a" then
+    local ok, data, msg = timed_read(self, s, "a")
+    if not ok then return timed_out(self, prefix) end
+    self.busy = nil
+    if data == nil then return fail(self, msg, prefix or "") end
+    if prefix then data = prefix .. data end
+    return data
+  end
+  if n == 0 then
+    self.busy = nil
+    return prefix or ""
+  end
+  return receive_count(self, s, n, prefix)
+end
+
+--- receiveany(max): whatever has arrived, at least one byte, at most max.
+function Tcp:receiveany(max)
+  check_self(self, "receiveany")
+  local m = tonumber(max)
+  if m == nil or m < 1 or m ~= m then
+    error("bad argument #2 to 'receiveany' (bad max argument: " .. tostring(max) .. ")", 2)
+  end
+  m = floor(m)
+  local e = enter(self, "reading")
+  if e then return nil, e end
+  local p = self.pending
+  if p then
+    self.busy = nil
+    if #p > m then self.pending = sub(p, m + 1); return sub(p, 1, m) end
+    self.pending = nil
+    return p
+  end
+  local s = self.s
+  local ok, data, msg
+  if s:buffered() > 0 then
+    data = s:read_some(m)
+    ok = true
+  else
+    ok, data, msg = wait(self, self.read_timeout, s:read_some_op(m))
+  end
+  if not ok then return timed_out(self) end
+  self.busy = nil
+  if data == nil then return fail(self, msg or "closed") end
+  return data
+end
+
+--- receiveuntil(pattern [, {inclusive = bool}]): an iterator reader(size?)
+-- returning the data before the next `pattern` (plain text, not a Lua
+-- pattern). With `size`, at most `size` bytes a call, then nil (no error)
+-- once the pattern is passed.
+function Tcp:receiveuntil(pattern, opts)
+  check_self(self, "receiveuntil")
+  if type(pattern) ~= "string" or pattern == "" then
+    error("bad argument #2 to 'receiveuntil' (pattern must be a non-empty string)", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'receiveuntil' (options table expected, got " .. type(opts) .. ")", 2)
+  end
+  local inclusive = opts and opts.inclusive and true or false
+  local plen = #pattern
+  local finished = false   -- size mode: the pattern was passed; the next call says nil
+
+  -- More bytes into self.pending; false, results on failure.
+  local function fill(sock)
+    local s = sock.s
+    local ok, data, msg
+    if s:buffered() > 0 then
+      data = s:read_some(65536)
+      ok = true
+    else
+      ok, data, msg = wait(sock, sock.read_timeout, s:read_some_op(65536))
+    end
+    if not ok then
+      local p = sock.pending
+      sock.pending = nil
+      return false, timed_out(sock, p)
+    end
+    if data == nil then
+      local p = sock.pending
+      sock.pending = nil
+      sock.busy = nil
+      return false, fail(sock, msg or "closed", p or "")
+    end
+    sock.pending = sock.pending and sock.pending .. data or data
+    return true
+  end
+
+  local sock = self
+  return function(size)
+    if size ~= nil then
+      local n = tonumber(size)
+      if n == nil or n < 1 or n ~= n then
+        error("bad argument #1 to 'receiveuntil' iterator (size must be a positive number)", 2)
+      end
+      size = floor(n)
+    end
+    if finished then finished = false; return nil end
+    local e = enter(sock, "reading")
+    if e then return nil, e end
+    local from = 1
+    while true do
+      local buf = sock.pending
+      if buf then
+        local i = find(buf, pattern, from, true)
+        if i then
+          if size and i - 1 > size then
+            sock.busy = nil
+            sock.pending = sub(buf, size + 1)
+            return sub(buf, 1, size)
+          end
+          local stop = i + plen - 1
+          sock.pending = stop < #buf and sub(buf, stop + 1) or nil
+          sock.busy = nil
+          if size then finished = true end
+          return sub(buf, 1, inclusive and stop or i - 1)
+        end
+        -- the bytes that cannot begin the pattern are safe to hand out
+        local safe = #buf - plen + 1
+        if size and safe >= size then
+          sock.busy = nil
+          sock.pending = sub(buf, size + 1)
+          return sub(buf, 1, size)
+        end
+        from = safe > 1 and safe or 1
+      end
+      local ok, r1, r2, r3 = fill(sock)
+      if not ok then return r1, r2, r3 end
+    end
+  end
+end
+
+function Tcp:close()
+  check_self(self, "close")
+  if self.s == nil then return nil, "closed" end
+  drop(self)
+  return 1
+end
+
+--- setkeepalive(max_idle_ms?, pool_size?): put the connection in the
+-- pool; the socket object is then closed (it can connect again).
+function Tcp:setkeepalive(max_idle_ms, pool_size)
+  check_self(self, "setkeepalive")
+  local idle = check_ms("setkeepalive", 2, max_idle_ms, true)
+  local size
+  if pool_size ~= nil then
+    size = tonumber(pool_size)
+    if size == nil or size < 1 or size ~= floor(size) then
+      error("bad argument #3 to 'setkeepalive' (pool size must be a positive integer, got "
+            .. tostring(pool_size) .. ")", 2)
+    end
+  end
+  local s = self.s
+  if s == nil then return nil, "closed" end
+  local dubious
+  if self.busy ~= nil then
+    local b = self.busy
+    if b ~= current() and not b:done() then return nil, "socket busy" end
+    dubious = "connection in dubious state"
+  elseif self.dirty then
+    dubious = "connection in dubious state"
+  elseif self.pending then
+    dubious = "connection in dubious state"   -- receiveuntil read past what was asked
+  end
+  local key, reused, tls = self.key, self.reused, self.tls
+  self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  local ok, err = pool.give(key, s, {
+    idle = idle == nil and pool.DEFAULT_IDLE or idle / 1000,
+    size = size and math.tointeger(size), reused = reused, data = tls, dubious = dubious,
+  })
+  if ok then return 1 end
+  -- OpenResty's word for every refusal but a closed connection
+  return nil, err == "closed" and err or "connection in dubious state"
+end
+
+function Tcp:getreusedtimes()
+  check_self(self, "getreusedtimes")
+  if self.s == nil then return nil, "closed" end
+  return self.reused
+end
+
+-- TLS client contexts, one per (verify, trusted certificates): an
+-- SSL_CTX loads its CA store once, not at every handshake.
+local tls_contexts = {}
+local function tls_context(verify)
+  local cafile = M.ssl_trusted_certificate
+  local key = tostring(verify) .. "\0" .. tostring(cafile)
+  local ctx = tls_contexts[key]
+  if ctx == nil then
+    ctx = quench.tls.context({ verify = verify, cafile = cafile })
+    tls_contexts[key] = ctx
+  end
+  return ctx
+end
+
+--- sslhandshake(reused_session, server_name, verify): TLS on quench.tls
+-- (stream:starttls). Returns a session (quench.tls.session) to pass as
+-- `reused_session` next time, or `true` when `reused_session` is false.
+function Tcp:sslhandshake(reused_session, server_name, verify)
+  check_self(self, "sslhandshake")
+  if server_name ~= nil and type(server_name) ~= "string" then
+    error("bad argument #3 to 'sslhandshake' (server name string expected, got "
+          .. type(server_name) .. ")", 2)
+  end
+  if self.s == nil then return nil, "closed" end
+  verify = verify and true or false
+  local want = { server_name = server_name, verify = verify }
+  local have = self.tls
+  local s = self.s
+  if have then
+    if have.server_name == want.server_name and have.verify == want.verify then
+      -- a pooled connection, secured already with these parameters
+      if reused_session == false then return true end
+      return s.session and s:session() or true
+    end
+    drop(self)
+    return nil, "connection already secured with other TLS parameters"
+  end
+  if s.starttls == nil or quench.tls == nil then
+    return nil, "TLS needs quench.tls (stream:starttls), which this build lacks"
+  end
+  local opts = { context = tls_context(verify), servername = server_name }
+  if reused_session ~= nil and reused_session ~= false and reused_session ~= true then
+    opts.session = reused_session
+  end
+  local e = enter(self, "handshaking")
+  if e then return nil, e end
+  local ok, r, msg = wait(self, self.connect_timeout, s.starttls, s, opts)
+  if not ok then return fail(self, "timeout") end
+  self.busy = nil
+  if not r then return fail(self, msg) end
+  self.tls = want
+  if reused_session == false then return true end
+  return s.session and s:session() or true
+end
+
+function Tcp:setoption()
+  check_self(self, "setoption")
+  return true   -- OpenResty's own setoption is a no-op in 0.10.23 for most options
+end
+
+-------------------------------------------------------------------------------
+-- UDP cosocket
+-------------------------------------------------------------------------------
+
+local Udp = {}
+Udp.__index = Udp
+Udp.__name = "quench.ngx.udp"
+
+local function check_udp(self, fname)
+  if getmetatable(self) ~= Udp then
+    error(fmt("bad argument #1 to '%s' (a socket from ngx.socket.udp() expected, got %s)",
+              fname, type(self)), 3)
+  end
+end
+
+function Udp:settimeout(ms)
+  check_udp(self, "settimeout")
+  local t = check_ms("settimeout", 2, ms, true)
+  self.timeout = (t == nil or t == 0) and DEFAULT_TIMEOUT or t / 1000
+end
+
+function Udp:setpeername(host, port)
+  check_udp(self, "setpeername")
+  if type(host) ~= "string" then
+    error("bad argument #1 to 'setpeername' (host string expected, got " .. type(host) .. ")", 2)
+  end
+  if host:match("^unix:") then return nil, "unix datagram sockets are not supported" end
+  local p = tonumber(port)
+  if p == nil or p < 0 or p > 65535 or p ~= floor(p) then
+    error("bad argument #2 to 'setpeername' (port number expected, got " .. tostring(port) .. ")", 2)
+  end
+  if self.u then self.u:close(); self.u = nil end
+  local ok, list, msg = timeout(self.timeout, quench.dns.getaddrinfo_op(host, { socktype = "dgram" }))
+  if not ok then return nil, "timeout" end
+  if not list or not list[1] then return nil, errmsg(msg or "no address") end
+  local addr, fam = list[1].addr, list[1].family
+  local u, m = quench.udp.bind(fam == "inet6" and "::" or "0.0.0.0", 0)
+  if not u then return nil, errmsg(m) end
+  self.u, self.host, self.port = u, addr, floor(p)
+  return 1
+end
+
+function Udp:send(data)
+  check_udp(self, "send")
+  local str = tostr_send(data)
+  if not self.u then return nil, "closed" end
+  local ok, r, msg = timeout(self.timeout, self.u:send_op(str, self.host, self.port))
+  if not ok then return nil, "timeout" end
+  if not r then return nil, errmsg(msg) end
+  return 1
+end
+
+--- receive(size?): the next datagram from the peer (others are dropped,
+-- as a connected UDP socket does), at most `size` bytes (default 8192).
+function Udp:receive(size)
+  check_udp(self, "receive")
+  local n = 8192
+  if size ~= nil then
+    n = tonumber(size)
+    if n == nil or n < 1 or n > 65536 then
+      error("bad argument #2 to 'receive' (size must be 1..65536, got " .. tostring(size) .. ")", 2)
+    end
+    n = floor(n)
+  end
+  local u = self.u
+  if not u then return nil, "closed" end
+  local deadline = quench.now() + self.timeout
+  while true do
+    local ok, data, host, port = quench.deadline(deadline, u:recv_op(n))
+    if not ok then return nil, "timeout" end
+    if data == nil then return nil, errmsg(host) end
+    if host == self.host and port == self.port then return data end
+  end
+end
+
+function Udp:close()
+  check_udp(self, "close")
+  if not self.u then return nil, "closed" end
+  self.u:close()
+  self.u = nil
+  return 1
+end
+
+-------------------------------------------------------------------------------
+-- ngx
+-------------------------------------------------------------------------------
+
+ngx.null = C.null
+ngx.OK, ngx.ERROR, ngx.AGAIN, ngx.DONE, ngx.DECLINED = 0, -1, -2, -4, -5
+ngx.STDERR, ngx.EMERG, ngx.ALERT, ngx.CRIT, ngx.ERR = 0, 1, 2, 3, 4
+ngx.WARN, ngx.NOTICE, ngx.INFO, ngx.DEBUG = 5, 6, 7, 8
+
+ngx.socket = {
+  tcp = new_tcp,
+  udp = function() return setmetatable({ timeout = DEFAULT_TIMEOUT }, Udp) end,
+}
+ngx.socket.stream = ngx.socket.tcp
+
+ngx.sleep = quench.sleep
+
+-- Wall-clock seconds since the epoch, with milliseconds.
+function ngx.now() return floor(C.wall() * 1000) / 1000 end
+function ngx.time() return floor(C.wall()) end
+function ngx.update_time() end   -- ngx.now reads the clock every call: nothing is cached
+function ngx.today() return os.date("%Y-%m-%d") end
+function ngx.localtime() return os.date("%Y-%m-%d %H:%M:%S") end
+function ngx.utctime() return os.date("!%Y-%m-%d %H:%M:%S") end
+
+local LEVEL_NAMES = { [0] = "stderr", "emerg", "alert", "crit", "error", "warn", "notice",
+  "info", "debug" }
+
+-- The log sink and its level (nginx's error_log default is "error").
+M.log_level = ngx.ERR
+M.log_sink = function(level, msg)
+  io.stderr:write(os.date("%Y/%m/%d %H:%M:%S"), " [", LEVEL_NAMES[level], "] ", msg, "\n")
+end
+
+function ngx.log(level, ...)
+  if math_type(level) ~= "integer" or LEVEL_NAMES[level] == nil then
+    error("bad argument #1 to 'log' (a log level such as ngx.ERR expected, got "
+          .. tostring(level) .. ")", 2)
+  end
+  if level > M.log_level then return end
+  local n = select("#", ...)
+  local parts = { ... }
+  for i = 1, n do
+    local v = parts[i]
+    if v == nil then parts[i] = "nil"
+    elseif v == ngx.null then parts[i] = "null"
+    elseif type(v) ~= "string" then parts[i] = tostring(v) end
+  end
+  M.log_sink(level, concat(parts, "", 1, n))
+end
+
+ngx.timer = {}
+
+--- timer.at(delay, callback, ...): a detached task that calls
+-- callback(false, ...) after `delay` seconds. Returns true.
+function ngx.timer.at(delay, callback, ...)
+  local d = tonumber(delay)
+  if d == nil or d < 0 or d ~= d then
+    error("bad argument #1 to 'timer.at' (delay in seconds >= 0 expected, got "
+          .. tostring(delay) .. ")", 2)
+  end
+  if type(callback) ~= "function" then
+    error("bad argument #2 to 'timer.at' (function expected, got " .. type(callback) .. ")", 2)
+  end
+  local h = quench.spawn(function(...)
+    if d > 0 then quench.sleep(d) end
+    callback(false, ...)
+  end, ...)
+  h:detach()
+  return true
+end
+
+ngx.worker = {
+  exiting = function() return false end,
+  id = function() return 0 end,
+  count = function() return 1 end,
+}
+
+-- URI escaping: as ngx.escape_uri (RFC 3986 component: all but
+-- ALPHA / DIGIT / "-" / "." / "_" / "~" is %XX, upper-case hex).
+local function esc(c) return fmt("%%%02X", byte(c)) end
+function ngx.escape_uri(s)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then
+    if s == nil then return "" end
+    error("bad argument #1 to 'escape_uri' (string expected, got " .. type(s) .. ")", 2)
+  end
+  return (s:gsub("[^%w%-%._~]", esc))
+end
+
+local function unesc(h) return char(tonumber(h, 16)) end
+function ngx.unescape_uri(s)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then
+    if s == nil then return "" end
+    error("bad argument #1 to 'unescape_uri' (string expected, got " .. type(s) .. ")", 2)
+  end
+  return (s:gsub("+", " "):gsub("%%(%x%x)", unesc))
+end
+
+-- Base64 (RFC 4648, with padding on output; ngx.decode_base64 accepts
+-- input with or without padding and returns nil for anything else).
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local ENC, DEC = {}, {}
+for i = 1, 64 do ENC[i - 1] = sub(B64, i, i); DEC[byte(B64, i)] = i - 1 end
+
+function ngx.encode_base64(s, no_padding)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then
+    error("bad argument #1 to 'encode_base64' (string expected, got " .. type(s) .. ")", 2)
+  end
+  local out, n = {}, #s
+  for i = 1, n - 2, 3 do
+    local a, b, c = byte(s, i, i + 2)
+    local v = a << 16 | b << 8 | c
+    out[#out + 1] = ENC[v >> 18] .. ENC[v >> 12 & 63] .. ENC[v >> 6 & 63] .. ENC[v & 63]
+  end
+  local r = n % 3
+  if r == 1 then
+    local v = byte(s, n) << 16
+    out[#out + 1] = ENC[v >> 18] .. ENC[v >> 12 & 63] .. (no_padding and "" or "==")
+  elseif r == 2 then
+    local a, b = byte(s, n - 1, n)
+    local v = a << 16 | b << 8
+    out[#out + 1] = ENC[v >> 18] .. ENC[v >> 12 & 63] .. ENC[v >> 6 & 63] .. (no_padding and "" or "=")
+  end
+  return concat(out)
+end
+
+function ngx.decode_base64(s)
+  if type(s) ~= "string" then
+    error("bad argument #1 to 'decode_base64' (string expected, got " .. type(s) .. ")", 2)
+  end
+  s = s:gsub("=+$", "", 1)
+  local n = #s
+  if n % 4 == 1 then return nil end
+  local out = {}
+  for i = 1, n, 4 do
+    local a, b, c, d = byte(s, i, i + 3)
+    a, b = DEC[a], DEC[b]
+    if a == nil or b == nil then return nil end
+    local v = a << 18 | b << 12
+    if c == nil then
+      out[#out + 1] = char(v >> 16)
+    else
+      c = DEC[c]
+      if c == nil then return nil end
+      v = v | c << 6
+      if d == nil then
+        out[#out + 1] = char(v >> 16, v >> 8 & 255)
+      else
+        d = DEC[d]
+        if d == nil then return nil end
+        v = v | d
+        out[#out + 1] = char(v >> 16, v >> 8 & 255, v & 255)
+      end
+    end
+  end
+  return concat(out)
+end
+
+ngx.md5 = C.md5
+ngx.md5_bin = C.md5_bin
+ngx.sha1_bin = C.sha1_bin
+
+-- CRC-32 (IEEE 802.3, zlib's), as ngx.crc32_short / crc32_long (one
+-- function: they differ only in nginx's choice of loop for short input).
+local CRC = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do
+    if c & 1 == 1 then c = 0xEDB88320 ~ (c >> 1) else c = c >> 1 end
+  end
+  CRC[i] = c
+end
+local function crc32(s)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then
+    error("bad argument #1 to 'crc32' (string expected, got " .. type(s) .. ")", 2)
+  end
+  local c = 0xFFFFFFFF
+  for i = 1, #s do c = CRC[(c ~ byte(s, i)) & 255] ~ (c >> 8) end
+  return c ~ 0xFFFFFFFF
+end
+ngx.crc32_short = crc32
+ngx.crc32_long = crc32
+
+-------------------------------------------------------------------------------
+-- install
+-------------------------------------------------------------------------------
+
+M.RESTY_PATH = "/usr/share/lua/5.1/nginx/?.lua;/usr/share/lua/5.1/?.lua"
+
+-- A package searcher: "resty.X" from Debian's OpenResty drivers
+-- (lua-nginx-redis installs resty.redis as nginx/redis.lua).
+local function resty_searcher(name)
+  local rest = name:match("^resty%.(.+)$")
+  if not rest then return nil end
+  local path = M.resty_path or M.RESTY_PATH
+  local file, err = package.searchpath(rest, path)
+  if not file then file = package.searchpath(name, path) end
+  if not file then return "\n\tno OpenResty driver in " .. path .. ": " .. tostring(err) end
+  local f, lerr = loadfile(file)
+  if not f then error("error loading module '" .. name .. "' from " .. file .. ":\n\t" .. lerr, 2) end
+  return f, file
+end
+
+--- install([opts]): make `ngx` and `unpack` globals and add a searcher
+-- for `require "resty.X"` (opts.resty_path, a ;-separated template list;
+-- false: no searcher). Returns the ngx table. Idempotent.
+function M.install(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'quench.ngx.install' (options table expected, got "
+          .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "resty_path" and k ~= "log_level" and k ~= "ssl_trusted_certificate" then
+      error("bad argument #1 to 'quench.ngx.install' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  _G.ngx = ngx
+  if _G.unpack == nil then _G.unpack = table.unpack end
+  if opts.log_level ~= nil then M.log_level = opts.log_level end
+  if opts.ssl_trusted_certificate ~= nil then
+    M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate
+  end
+  if opts.resty_path ~= false then
+    if opts.resty_path ~= nil then M.resty_path = opts.resty_path end
+    local present = false
+    for _, s in ipairs(package.searchers) do
+      if s == resty_searcher then present = true end
+    end
+    if not present then table.insert(package.searchers, resty_searcher) end
+  end
+  return ngx
+end
+
+M.Tcp, M.Udp = Tcp, Udp
+
+return M

@@ -1,0 +1,692 @@
+-- quench.ngx (docs/openresty.md): OpenResty's cosocket API and ngx helpers,
+-- then Debian's unmodified OpenResty drivers (lua-nginx-redis as
+-- resty.redis, lua-nginx-memcached as resty.memcached) through it against
+-- real redis-server and memcached processes, started here on free loopback
+-- ports and stopped by PID. A missing server binary fails these specs.
+-- I/O runs on the real clock; every wait is bounded (LIMIT).
+local quench = require "quench"
+local ngxq = require "quench.ngx"
+local pool = require "quench.pool"
+local servers = require "helpers.servers"
+
+local ngx = ngxq.install()
+
+-- The peers (below) a test started; aborted when its body returns.
+local peers = {}
+
+local function T(fn)
+  return quench.test(function()
+    peers = {}
+    fn()
+    for _, h in ipairs(peers) do h:abort() end
+  end, { clock = "real" })
+end
+
+local LIMIT = 10   -- seconds: no wait in these specs may take longer
+
+local function bounded(fn, ...)
+  local r = table.pack(quench.timeout(LIMIT, fn, ...))
+  assert(r[1], "timed out: a wait that should have ended did not")
+  return table.unpack(r, 2, r.n)
+end
+
+-- A one-connection TCP peer in this runtime: `script(stream)` plays the
+-- server side of the first connection. Returns the port.
+local function peer(script)
+  local server = assert(quench.tcp.listen("127.0.0.1", 0))
+  local _, port = server:getsockname()
+  peers[#peers + 1] = quench.spawn(function()
+    local s <close> = server
+    local c <close> = s:accept()
+    if c then script(c) end
+  end)
+  return port
+end
+
+describe("quench.ngx helpers", function()
+  it("ngx.null is a light userdata sentinel, unpack and ngx are globals after install", function()
+    assert.are.equal("userdata", type(ngx.null))
+    assert.are.equal(ngx, _G.ngx)
+    assert.are.equal(table.unpack, _G.unpack)
+    assert.are.equal(4, ngx.ERR)
+    assert.are.equal(8, ngx.DEBUG)
+  end)
+
+  it("md5, md5_bin, sha1_bin give the standard digests", function()
+    assert.are.equal("d41d8cd98f00b204e9800998ecf8427e", ngx.md5(""))
+    assert.are.equal("900150983cd24fb0d6963f7d28e17f72", ngx.md5("abc"))
+    assert.are.equal(16, #ngx.md5_bin("abc"))
+    local hex = ngx.sha1_bin("abc"):gsub(".", function(c) return string.format("%02x", c:byte()) end)
+    assert.are.equal("a9993e364706816aba3e25717850c26c9cd0d89d", hex)
+    assert.has_error(function() ngx.md5({}) end)
+  end)
+
+  it("crc32_short and crc32_long are CRC-32 (IEEE)", function()
+    assert.are.equal(0xCBF43926, ngx.crc32_short("123456789"))
+    assert.are.equal(0xCBF43926, ngx.crc32_long("123456789"))
+    assert.are.equal(0, ngx.crc32_short(""))
+  end)
+
+  it("encode_base64 and decode_base64 round-trip; bad input decodes to nil", function()
+    for _, s in ipairs({ "", "f", "fo", "foo", "foob", "fooba", "foobar", "\0\255\128" }) do
+      assert.are.equal(s, ngx.decode_base64(ngx.encode_base64(s)))
+    end
+    assert.are.equal("Zm9vYg==", ngx.encode_base64("foob"))
+    assert.are.equal("Zm9vYg", ngx.encode_base64("foob", true))
+    assert.are.equal("foob", ngx.decode_base64("Zm9vYg"))
+    assert.is_nil(ngx.decode_base64("Zm9v!"))
+    assert.is_nil(ngx.decode_base64("Z"))
+  end)
+
+  it("escape_uri and unescape_uri", function()
+    assert.are.equal("a%20b%2Fc%3F%26~-._", ngx.escape_uri("a b/c?&~-._"))
+    assert.are.equal("a b/c?& +", ngx.unescape_uri("a%20b%2Fc%3F%26+%2B"))
+    assert.are.equal("100%", ngx.unescape_uri("100%"))
+    assert.are.equal("", ngx.escape_uri(nil))
+  end)
+
+  it("log writes at or above the level to the sink, and refuses a bad level", function()
+    local got = {}
+    local sink, level = ngxq.log_sink, ngxq.log_level
+    ngxq.log_sink = function(l, msg) got[#got + 1] = l .. ":" .. msg end
+    ngx.log(ngx.ERR, "a", 1, nil, ngx.null)
+    ngx.log(ngx.INFO, "dropped")
+    ngxq.log_sink, ngxq.log_level = sink, level
+    assert.are.same({ "4:a1nilnull" }, got)
+    assert.has_error(function() ngx.log("x", "y") end,
+                     "bad argument #1 to 'log' (a log level such as ngx.ERR expected, got x)")
+  end)
+
+  it("now and time are wall-clock epoch seconds", function()
+    local t = os.time()
+    assert.is_true(math.abs(ngx.time() - t) <= 1)
+    assert.is_true(math.abs(ngx.now() - t) <= 1.5)
+    assert.is_false(ngx.worker.exiting())
+  end)
+
+  it("timer.at calls back after the delay (virtual clock), sleep waits", quench.test(function()
+    local got = {}
+    local function cb(premature, a) got[#got + 1] = { premature, a, quench.now() } end
+    assert.is_true(ngx.timer.at(2, cb, "x"))
+    ngx.sleep(1)
+    assert.are.equal(0, #got)
+    ngx.sleep(1.5)
+    assert.are.same({ { false, "x", 2 } }, got)
+    assert.has_error(function() ngx.timer.at(-1, print) end)
+  end))
+end)
+
+describe("ngx.socket.tcp", function()
+  it("receives lines, counts (numbers or numeric strings), everything, and any", T(function()
+    local port = peer(function(c)
+      c:write("one\r\ntwo\nthreeXYZ12345rest of it")
+      c:shutdown()
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(2000)
+    assert.are.equal(1, bounded(sock.connect, sock, "127.0.0.1", port))
+    assert.are.equal("one", sock:receive())
+    assert.are.equal("two", sock:receive("*l"))
+    assert.are.equal("three", sock:receive(5))
+    assert.are.equal("XYZ", sock:receive("3"))
+    assert.are.equal("12", sock:receiveany(2))
+    assert.are.equal("345rest of it", sock:receive("*a"))
+    assert.are.same({ nil, "closed", "" }, { sock:receive(1) })
+    assert.are.same({ nil, "closed" }, { sock:receive() })   -- closed after an error
+  end))
+
+  it("returns nil, 'closed', partial at EOF in a line or a count", T(function()
+    local port = peer(function(c) c:write("abc"); c:shutdown(); c:read("a") end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.same({ nil, "closed", "abc" }, { sock:receive() })
+    local port2 = peer(function(c) c:write("abc"); c:shutdown(); c:read("a") end)
+    assert(sock:connect("127.0.0.1", port2))
+    assert.are.same({ nil, "closed", "abc" }, { sock:receive(10) })
+  end))
+
+  it("a read timeout returns nil, 'timeout', partial and leaves the socket open", T(function()
+    local go = quench.channel()
+    local port = peer(function(c)
+      c:write("par")
+      go:recv()
+      c:write("tial\n")
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(1000, 1000, 50)
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.same({ nil, "timeout", "par" }, { sock:receive() })
+    go:send(true)
+    assert.are.equal("tial", sock:receive())      -- still usable
+    -- but a connection that timed out never goes back to the pool
+    assert.are.same({ nil, "connection in dubious state" }, { sock:setkeepalive() })
+    assert.are.same({ nil, "closed" }, { sock:receive() })
+  end))
+
+  it("send takes strings, numbers and nested arrays, and returns the byte count", T(function()
+    local got = quench.channel(1)
+    local port = peer(function(c) got:send(c:read(12)) end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.equal(12, sock:send({ "ab", { "cd", 12, { true } }, "ef" }))
+    assert.are.equal("abcd12trueef", bounded(got.recv, got))
+    assert.has_error(function() sock:send({ print }) end,
+                     "bad argument #2 to 'send' (bad data type function found in the array)")
+  end))
+
+  it("receiveuntil reads up to a boundary, with a size, inclusive or not", T(function()
+    local port = peer(function(c)
+      c:write("hello, world! -agentzh\r\n--abcedhb blah\r\n--abcedhbtail\n")
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    local reader = sock:receiveuntil("\r\n--abcedhb")
+    local chunks = {}
+    while true do
+      local data, err = reader(4)
+      assert.is_nil(err)
+      if not data then break end
+      chunks[#chunks + 1] = data
+    end
+    assert.are.same({ "hell", "o, w", "orld", "! -a", "gent", "zh" }, chunks)
+    local incl = sock:receiveuntil("\r\n--abcedhb", { inclusive = true })
+    assert.are.equal(" blah\r\n--abcedhb", incl())
+    assert.are.equal("tail", sock:receive())       -- bytes past the boundary come first
+    assert.has_error(function() sock:receiveuntil("") end,
+                     "bad argument #2 to 'receiveuntil' (pattern must be a non-empty string)")
+  end))
+
+  it("keeps idle connections: getreusedtimes grows, the pool option names the pool", T(function()
+    local server = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local accepted, handlers = 0, {}
+    local h = quench.spawn(function()
+      while true do
+        local c = server:accept()
+        if not c then return end
+        accepted = accepted + 1
+        handlers[#handlers + 1] = quench.spawn(function()
+          for line in function() return c:read("l") end do c:write(line, "\n") end
+          c:close()
+        end)
+      end
+    end)
+    for i = 0, 4 do
+      local sock = ngx.socket.tcp()
+      assert(sock:connect("127.0.0.1", port, { pool = "echo" }))
+      assert.are.equal(i, sock:getreusedtimes())
+      assert.are.equal(3, sock:send("hi\n"))
+      assert.are.equal("hi", bounded(sock.receive, sock))
+      assert.are.equal(1, sock:setkeepalive(10000, 5))
+      assert.are.same({ nil, "closed" }, { sock:send("x") })   -- the object let it go
+    end
+    assert.are.equal(1, accepted)
+    local other = ngx.socket.tcp()
+    assert(other:connect("127.0.0.1", port))   -- another pool key: a new connection
+    assert.are.equal(0, other:getreusedtimes())
+    other:close()
+    server:close()
+    pool.clear()
+    bounded(h.join, h)
+    for _, hh in ipairs(handlers) do bounded(hh.join, hh) end   -- each ends at EOF
+  end))
+
+  it("connects to unix:/path, and pools it under that name", T(function()
+    local path = os.tmpname()
+    os.remove(path)
+    local srv = assert(quench.unix.listen(path))
+    local handlers = {}
+    local h = quench.spawn(function()
+      while true do
+        local c = srv:accept()
+        if not c then return end
+        handlers[#handlers + 1] = quench.spawn(function()
+          for line in function() return c:read("l") end do c:write(line, "!\n") end
+          c:close()
+        end)
+      end
+    end)
+    for i = 0, 2 do
+      local sock = ngx.socket.tcp()
+      assert.are.equal(1, bounded(sock.connect, sock, "unix:" .. path))
+      assert.are.equal(i, sock:getreusedtimes())
+      sock:send("ping\n")
+      assert.are.equal("ping!", bounded(sock.receive, sock))
+      assert.are.equal(1, sock:setkeepalive())
+    end
+    assert.are.equal(1, pool.count("unix:" .. path))
+    assert.are.equal(1, #handlers)
+    srv:close()
+    pool.clear()
+    bounded(h.join, h)
+    for _, hh in ipairs(handlers) do bounded(hh.join, hh) end
+    local sock = ngx.socket.tcp()
+    local ok, err = bounded(sock.connect, sock, "unix:" .. path)
+    assert.is_nil(ok)
+    assert.is_string(err)
+  end))
+
+  it("refuses to pool a connection with unread data", T(function()
+    local port = peer(function(c) c:write("a\nb\n"); c:read("a") end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.equal("a", bounded(sock.receive, sock))
+    bounded(quench.sleep, 0.05)
+    assert.are.same({ nil, "connection in dubious state" }, { sock:setkeepalive() })
+    assert.are.equal(0, pool.count())
+  end))
+
+  it("a wait cut short by an outer timeout leaves the connection unusable, never misread",
+     T(function()
+    local port = peer(function(c)
+      c:read("l")
+      quench.sleep(0.1)
+      c:write("late answer\n")
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    sock:send("q\n")
+    assert.is_false((quench.timeout(0.02, sock.receive, sock)))   -- dropped mid-wait
+    bounded(quench.sleep, 0.2)   -- the stale answer has arrived
+    assert.are.same({ nil, "closed" }, { sock:receive() })
+    assert.are.same({ nil, "closed" }, { sock:setkeepalive() })
+  end))
+
+  it("reports a closed port, and misuse raises naming the function", T(function()
+    local port = servers.free_port()
+    local sock = ngx.socket.tcp()
+    assert.are.same({ nil, "connection refused" }, { bounded(sock.connect, sock, "127.0.0.1", port) })
+    assert.are.same({ nil, "closed" }, { sock:receive() })
+    assert.has_error(function() sock:connect(1) end,
+                     "bad argument #1 to 'connect' (host string expected, got number)")
+    assert.has_error(function() sock:receive("*x") end,
+                     "bad argument #2 to 'receive' (bad pattern argument: *x)")
+    assert.has_error(function() sock:settimeout(-1) end)
+    assert.has_error(function() sock.receive({}) end)
+  end))
+
+  it("a connect that cannot finish in time returns 'timeout'", T(function()
+    -- a listener that never accepts, with the smallest backlog: once its
+    -- queue is full the kernel drops further SYNs, so a connect hangs
+    assert(servers.have("python3"), "python3 is needed (scripts/deps.sh installs it)")
+    local port = servers.free_port()
+    local _stuck <close> = servers.start_command("python3", "-c \"import socket,time; "
+      .. "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+      .. "s.bind(('127.0.0.1', " .. port .. ")); s.listen(0); time.sleep(60)\"", port)
+    local held, full = {}, false
+    for _ = 1, 16 do
+      local ok, c = quench.timeout(0.3, quench.tcp.connect, "127.0.0.1", port)
+      if not ok then full = true; break end
+      held[#held + 1] = c
+    end
+    assert.is_true(full, "the listener's queue never filled")
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(100, 1000, 1000)
+    assert.are.same({ nil, "timeout" }, { bounded(sock.connect, sock, "127.0.0.1", port) })
+    for _, c in ipairs(held) do if c then c:close() end end
+  end))
+
+  it("ngx.socket.udp talks to a peer and times out", T(function()
+    local srv <close> = assert(quench.udp.bind("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    quench.spawn(function()
+      local d, host, p = srv:recv()
+      srv:send(d:upper(), host, p)
+    end)
+    local u = ngx.socket.udp()
+    u:settimeout(2000)
+    assert.are.equal(1, bounded(u.setpeername, u, "127.0.0.1", port))
+    assert.are.equal(1, u:send("ping"))
+    assert.are.equal("PING", bounded(u.receive, u))
+    u:settimeout(30)
+    assert.are.same({ nil, "timeout" }, { bounded(u.receive, u) })
+    assert.are.equal(1, u:close())
+  end))
+end)
+
+describe("resty.redis (lua-nginx-redis, unmodified) on quench.ngx", function()
+  local redis = require "resty.redis"
+  local srv
+
+  setup(function() srv = servers.redis() end)
+  teardown(function() if srv then srv:stop() end end)
+  after_each(function() pool.clear() end)
+
+  local function connect(timeout_ms)
+    local r = redis:new()
+    r:set_timeout(timeout_ms or 2000)
+    local ok, err = r:connect("127.0.0.1", srv.port)
+    assert(ok, err)
+    return r
+  end
+
+  it("runs commands, nil replies are ngx.null", T(function()
+    local r = connect()
+    assert.are.equal("OK", r:set("k", "v"))
+    assert.are.equal("v", r:get("k"))
+    assert.are.equal(ngx.null, r:get("missing"))
+    assert.are.equal(3, r:rpush("list", "a", "b", "c"))
+    assert.are.same({ "a", "b", "c" }, r:lrange("list", 0, -1))
+    r:del("list")
+    r:close()
+  end))
+
+  it("pipelines commands", T(function()
+    local r = connect()
+    r:init_pipeline()
+    r:set("p1", "x"); r:set("p2", 5); r:incr("p2"); r:get("p1"); r:get("p2")
+    local res = assert(r:commit_pipeline())
+    assert.are.same({ "OK", "OK", 6, "x", "6" }, res)
+    r:set_keepalive()
+  end))
+
+  it("reuses kept-alive connections (getreusedtimes grows)", T(function()
+    for i = 0, 5 do
+      local r = connect()
+      assert.are.equal(i, r:get_reused_times())
+      assert.are.equal("PONG", r:ping())
+      assert.are.equal(1, r:set_keepalive(10000, 10))
+    end
+  end))
+
+  it("serves many concurrent tasks with correct answers", T(function()
+    local tasks = {}
+    for t = 1, 40 do
+      tasks[t] = quench.spawn(function()
+        for i = 1, 20 do
+          local r = connect()
+          local key = "c" .. t .. ":" .. i
+          assert.are.equal("OK", r:set(key, key .. "!"))
+          assert.are.equal(key .. "!", r:get(key))
+          assert.are.equal(1, r:set_keepalive(10000, 20))
+        end
+        return true
+      end)
+    end
+    for t = 1, #tasks do assert.is_true(bounded(tasks[t].join, tasks[t])) end
+    assert.is_true(pool.count() <= 20)
+    assert.is_true(pool.count() >= 1)
+  end))
+
+  it("a task aborted mid-command: its connection is closed, the next user gets a clean one",
+     T(function()
+    local r0 = connect()
+    r0:del("q")
+    assert.are.equal(1, r0:set_keepalive(10000, 1))   -- the pool's one connection
+    local entered = quench.channel(1)
+    local r = connect()
+    assert.are.equal(1, r:get_reused_times())        -- took the pooled connection
+    local h = quench.spawn(function()
+      entered:send(true)
+      return r:blpop("q", 0)                         -- blocks in redis
+    end)
+    bounded(entered.recv, entered)
+    bounded(quench.sleep, 0.05)
+    h:abort("give up")
+    -- the drop closed the connection at once: nobody can pool it or use it
+    assert.are.same({ nil, "closed" }, { r:set_keepalive(10000, 1) })
+    assert.are.same({ nil, "closed" }, { r:get("k") })
+    assert.are.equal(0, pool.count())
+    local r2 = connect()
+    assert.are.equal(0, r2:get_reused_times())       -- a new connection
+    assert.are.equal(1, r2:rpush("q", "item"))
+    bounded(quench.sleep, 0.05)
+    assert.are.equal(1, r2:llen("q"))                -- nobody popped it behind our back
+    assert.are.equal("OK", r2:set("after", "clean"))
+    assert.are.equal("clean", r2:get("after"))
+    r2:del("q")
+    r2:set_keepalive()
+  end))
+
+  it("a command cut short by quench.timeout closes its connection at once", T(function()
+    local r0 = connect()
+    r0:del("q2")
+    local ok = quench.timeout(0.05, function() return connect():blpop("q2", 0) end)
+    assert.is_false(ok)
+    -- the blocked client is gone from redis: the item stays queued
+    assert.are.equal(1, r0:rpush("q2", "item"))
+    bounded(quench.sleep, 0.05)
+    assert.are.equal(1, r0:llen("q2"))
+    r0:del("q2")
+    r0:set_keepalive()
+  end))
+
+  it("a timeout: nil, 'timeout', and the connection never returns to the pool", T(function()
+    local r = connect(50)
+    local res, err = r:blpop("never", 5)
+    assert.is_nil(res)
+    assert.are.equal("timeout", err)
+    local ok = r:set_keepalive()
+    assert.is_nil(ok)
+    assert.are.equal(0, pool.count())
+  end))
+
+  it("the server killed mid-way: errors, not hangs", T(function()
+    local own = servers.redis()
+    local running = quench.channel()
+    local tasks = {}
+    for t = 1, 10 do
+      tasks[t] = quench.spawn(function()
+        local errors, oks = 0, 0
+        for i = 1, 2000 do
+          local r = redis:new()
+          r:set_timeout(1000)
+          local ok = r:connect("127.0.0.1", own.port)
+          if ok then ok = r:set("k" .. t, i) end
+          if ok then oks = oks + 1; r:set_keepalive() else errors = errors + 1 end
+          if i == 5 and t == 1 then running:send(true) end
+          if errors >= 3 then break end
+        end
+        return oks, errors
+      end)
+    end
+    bounded(running.recv, running)
+    own:kill()
+    for t = 1, #tasks do
+      local ok, oks, errors = bounded(tasks[t].join, tasks[t])
+      assert.is_true(ok)
+      assert.is_true(oks >= 1 or t ~= 1)
+      assert.are.equal(3, errors)
+    end
+  end))
+end)
+
+describe("resty.redis against a bad peer", function()
+  local redis = require "resty.redis"
+
+  local function against(script, timeout_ms)
+    local port = peer(script)
+    local r = redis:new()
+    r:set_timeout(timeout_ms or 2000)
+    assert(r:connect("127.0.0.1", port))
+    return r
+  end
+
+  it("a server that sends garbage: an error", T(function()
+    local r = against(function(c) c:read("l"); c:write("garbage\r\n"); c:read("a") end)
+    local res, err = bounded(r.get, r, "k")
+    assert.is_nil(res)
+    assert.is_string(err)
+  end))
+
+  it("a half-sent reply: nil, 'closed'", T(function()
+    local r = against(function(c) c:read("l"); c:write("$10\r\nhel"); c:close() end)
+    local res, err = bounded(r.get, r, "k")
+    assert.is_nil(res)
+    assert.are.equal("closed", err)
+  end))
+
+  it("a peer that never answers: nil, 'timeout'", T(function()
+    local r = against(function(c) c:read("a") end, 50)
+    local res, err = bounded(r.get, r, "k")
+    assert.is_nil(res)
+    assert.are.equal("timeout", err)
+  end))
+end)
+
+describe("resty.memcached (lua-nginx-memcached, unmodified) on quench.ngx", function()
+  local memcached = require "resty.memcached"
+  local srv
+
+  setup(function() srv = servers.memcached() end)
+  teardown(function() if srv then srv:stop() end end)
+  after_each(function() pool.clear() end)
+
+  local function connect()
+    local m = memcached:new()
+    m:set_timeout(2000)
+    assert(m:connect("127.0.0.1", srv.port))
+    return m
+  end
+
+  it("sets, gets (keys escaped), increments and misses", T(function()
+    local m = connect()
+    assert.is_truthy(m:set("a key/ü", "value", 0, 7))
+    local v, flags = m:get("a key/ü")
+    assert.are.equal("value", v)
+    assert.are.equal("7", tostring(flags))
+    assert.is_truthy(m:set("n", 10))
+    assert.are.equal(15, tonumber((m:incr("n", 5))))
+    local miss, f, err = m:get("nope")
+    assert.is_nil(miss); assert.is_nil(f); assert.is_nil(err)
+    m:set_keepalive()
+  end))
+
+  it("the server killed mid-way: errors, not hangs", T(function()
+    local own = servers.memcached()
+    local running = quench.channel()
+    local tasks = {}
+    for t = 1, 5 do
+      tasks[t] = quench.spawn(function()
+        local errors, oks = 0, 0
+        for i = 1, 2000 do
+          local m = memcached:new()
+          m:set_timeout(1000)
+          local ok = m:connect("127.0.0.1", own.port)
+          if ok then ok = m:set("k" .. t, i) end
+          if ok then oks = oks + 1; m:set_keepalive() else errors = errors + 1 end
+          if i == 5 and t == 1 then running:send(true) end
+          if errors >= 3 then break end
+        end
+        return oks, errors
+      end)
+    end
+    bounded(running.recv, running)
+    own:kill()
+    for t = 1, #tasks do
+      local ok, _, errors = bounded(tasks[t].join, tasks[t])
+      assert.is_true(ok)
+      assert.are.equal(3, errors)
+    end
+  end))
+
+  it("serves concurrent tasks over kept-alive connections", T(function()
+    local tasks = {}
+    for t = 1, 20 do
+      tasks[t] = quench.spawn(function()
+        local reused = 0
+        for i = 1, 10 do
+          local m = connect()
+          reused = math.max(reused, m:get_reused_times())
+          local key = "m" .. t .. "_" .. i
+          assert.is_truthy(m:set(key, key))
+          assert.are.equal(key, (m:get(key)))
+          m:set_keepalive(10000, 10)
+        end
+        return reused
+      end)
+    end
+    local max_reused = 0
+    for t = 1, #tasks do
+      local ok, reused = bounded(tasks[t].join, tasks[t])
+      assert.is_true(ok)
+      max_reused = math.max(max_reused, reused)
+    end
+    assert.is_true(max_reused >= 1)
+  end))
+end)
+
+describe("sslhandshake on quench.tls", function()
+  local tls_pki = require "helpers.tls_pki"
+  local pki
+
+  setup(function() pki = tls_pki.make() end)
+  teardown(function()
+    if pki then tls_pki.remove(pki) end
+    ngxq.ssl_trusted_certificate = nil
+  end)
+  after_each(function() pool.clear() end)
+
+  -- A quench TLS echo server of lines; returns its port and a stop function.
+  local function tls_echo(name)
+    local srv = assert(quench.tls.listen("127.0.0.1", 0,
+      { certificate = pki[name].cert, key = pki[name].key }))
+    local _, port = srv:getsockname()
+    local tasks = {}
+    local loop = quench.spawn(function()
+      while true do
+        local s = srv:accept()
+        if not s then return end
+        tasks[#tasks + 1] = quench.spawn(function()
+          pcall(function() for line in s:lines("L") do s:write(line) end end)
+          s:close()
+        end)
+      end
+    end)
+    return port, function()
+      srv:close()
+      loop:join()
+      pool.clear()
+      for _, t in ipairs(tasks) do bounded(t.join, t) end
+    end
+  end
+
+  it("verifies the server, talks over TLS, and pooled connections stay secured", T(function()
+    ngxq.install({ ssl_trusted_certificate = pki.ca.cert })
+    local port, stop = tls_echo("server")
+    local sock = ngx.socket.tcp()
+    sock:settimeout(5000)
+    assert(sock:connect("127.0.0.1", port))
+    local sess = bounded(sock.sslhandshake, sock, nil, "localhost", true)
+    assert.is_truthy(sess)
+    assert.are.equal(6, sock:send("hello\n"))
+    assert.are.equal("hello", bounded(sock.receive, sock))
+    assert.are.equal(1, sock:setkeepalive())
+    local again = ngx.socket.tcp()
+    assert(again:connect("127.0.0.1", port))
+    assert.are.equal(1, again:getreusedtimes())
+    assert.is_true(again:sslhandshake(false, "localhost", true))   -- already secured: at once
+    again:send("again\n")
+    assert.are.equal("again", bounded(again.receive, again))
+    again:close()
+    stop()
+  end))
+
+  it("refuses a certificate for another name, and a self-signed one unless verify is off",
+     T(function()
+    ngxq.install({ ssl_trusted_certificate = pki.ca.cert })
+    local port, stop = tls_echo("other")
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    local ok, err = bounded(sock.sslhandshake, sock, false, "localhost", true)
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.are.same({ nil, "closed" }, { sock:receive() })          -- closed after the failure
+    stop()
+    local port2, stop2 = tls_echo("self")
+    local s2 = ngx.socket.tcp()
+    assert(s2:connect("127.0.0.1", port2))
+    assert.is_nil((bounded(s2.sslhandshake, s2, false, "localhost", true)))
+    local s3 = ngx.socket.tcp()
+    assert(s3:connect("127.0.0.1", port2))
+    assert.is_true(bounded(s3.sslhandshake, s3, false, "localhost", false))
+    s3:send("x\n")
+    assert.are.equal("x", bounded(s3.receive, s3))
+    s3:close()
+    stop2()
+  end))
+end)
