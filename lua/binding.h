@@ -19,6 +19,27 @@
 **   never move. S is scratch space: callbacks from the core (poll, drop),
 **   which have no lua_State of their own, work on S. The weak set of failed
 **   handles not yet observed is in the registry (ref_failed).
+**
+** Every home a Lua value has, and who may leave one there:
+** 1. registry refs: the runtime's threads (ref_S, ref_A), ref_failed, the
+**    on_error/on_warning callbacks, the module's mt_task/mt_op/ref_guard;
+**    made at quench.run or luaopen, released at the end of quench.run.
+** 2. named metatables (LQ_* names) in the registry, for ever.
+** 3. the anchor thread A: the alive table, the Cancelled metatable, the
+**    pooled threads (coro.c). Never anything else.
+** 4. the scratch thread S: only within one callback. A callback leaves S's
+**    top as it found it; nothing is kept there from one call to the next
+**    (a cleanup error handed up between branch drops waits in the task's
+**    extras: coro.c, keep_inherited).
+** 5. user values: a task's (above); a branch's 1 (its function or pack,
+**    then its thread); an op's 1.. (what it works on: a channel, a task, a
+**    path...); a token's (parent, reason); a stream's, socket's, process's
+**    (their own files).
+** 6. a task's extras table (above), in a weak-keyed table of the registry.
+** 7. a channel's inline slot: one user value holding the single waiting
+**    value, then a table once two wait (channel.c).
+** 8. a coroutine's own thread: a finished branch's outcome under the trap,
+**    a dropped branch's cleanup error (coro.c, the state machine).
 */
 #ifndef QUENCH_BINDING_H
 #define QUENCH_BINDING_H
@@ -99,7 +120,7 @@ struct lq_runtime {
   lua_State *L;         /* the thread that called quench.run */
   lua_State *S;         /* private scratch thread (see above) */
   int ref_S;
-  int ref_alive, ref_failed;   /* the runtime's tables, in the registry */
+  int ref_failed;       /* the weak set of failed handles, in the registry */
   int *anchor_free;     /* free slots of the alive table (luaL_ref costs more) */
   lua_State *A;         /* the anchor thread: the alive table at its index 1 (LQ_A_ALIVE),
                            the Cancelled metatable at 2 (LQ_A_CANCELLED),
@@ -122,9 +143,13 @@ struct lq_runtime {
 };
 
 enum { CORO_TASK, CORO_BRANCH };
+/* Why a coroutine is suspended, when it waits on no op: the exclusive
+   states of the machine at the top of coro.c. */
+enum { LQ_SUSPEND_NONE, LQ_SUSPEND_YIELD, LQ_SUSPEND_PARKED };
 
 /* A coroutine as a core future: a task's body, or a select branch (an
-   lq_branch). A task handle is one per task, so its bytes count: what a
+   lq_branch). Its states, and who sets and clears each flag: the top of
+   coro.c. A task handle is one per task, so its bytes count: what a
    task can compute (its task: itself; its waker: its core task's; no
    parent) is kept by branches only, and the flags are bits. */
 struct lq_coro {
@@ -141,8 +166,7 @@ struct lq_coro {
                            a task's number of results once done (ok outcome) */
   int slot;             /* its userdata in the alive table while in use */
   unsigned kind : 1;    /* CORO_TASK or CORO_BRANCH */
-  unsigned yielding : 1;  /* suspended in quench.yield */
-  unsigned parked : 1;  /* self-aborted: waits for the drop */
+  unsigned suspend : 2; /* LQ_SUSPEND_*: why it is suspended, if not on op */
   unsigned resume_error : 1;  /* resumed with an error to raise at the await */
   unsigned closing : 1; /* drop-time cleanup or defers running: no awaits */
   unsigned finished : 1;
@@ -322,7 +346,10 @@ uint64_t lq_check_seconds(lua_State *L, int idx);
 uint64_t lq_check_duration(lua_State *L, int idx);
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
 
-/* op.c: an op is a single-use future, built when awaited or selected. */
+/* op.c: an op is a single-use future, built when awaited or selected. An
+   lq_op_kind is a wait written once, for both forms: its functions get
+   `op`, an op userdata's stack index or 0 for a direct call (see
+   lq_op_arg below; docs/design.md §5). */
 typedef struct lq_op_kind {
   const char *name;
   /* Raise if the op cannot start in `c` (optional). */
@@ -344,21 +371,66 @@ typedef struct lq_op {
   const void *tag;      /* &lq_op_tag */
   const lq_op_kind *kind;
   uint8_t used;
-  uint64_t ns;          /* kind-specific parameter */
+  /* The kind's parameter, set when the op is made: a duration in ns
+     (sleep_op), open flags and mode, a signal number, a permit count...
+     `ns` is its former name, kept only for lua/stream.c, tcp.c and udp.c
+     until their rework lands; new code says `arg`. */
+  union { uint64_t arg; uint64_t ns; };
 } lq_op;
 
 lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv);
+/* An lq_op_kind's functions get `op`: the stack index of an op userdata
+   (op:await, select, timeout), or 0 for a direct call (lq_perform), whose
+   operands are then at stack indexes 1, 2, ... in the order of the op's
+   user values. 0 is never a stack index: telling the forms apart costs a
+   comparison, so the direct form of a hot wait pays nearly nothing.
+   lq_op_arg pushes operand i either way and returns its type. */
 lq_op *lq_test_op(lua_State *L, int idx);
 int lq_op_for(lua_State *L, const lq_op_kind *kind, int obj);
 void lq_op_check(lua_State *L, int idx, lq_coro *c, const char *fname);
 qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c);
+int lq_op_arg(lua_State *L, int op, int i);
+/* Perform a wait and return its results: the op userdata at stack index
+   op (1), or, with op 0, the direct call's operands, with no op userdata
+   built. Check, cancellation point, the kind's ready-now path, else start
+   and await; one continuation finishes every kind. Call it last, after
+   lq_await_ctx, with nothing above the operands or the op. `what` names
+   the wait in quench.tasks() (NULL: the kind's name). */
+int lq_perform(lua_State *L, lq_coro *c, const lq_op_kind *kind, int op, const char *fname,
+               const char *what);
 
-/* select.c */
-enum { MODE_SELECT, MODE_TIMEOUT, MODE_TOKEN_RUN };
-/* Await a select over children[0..n-1], whose userdata (branch or op, or
-   the token for MODE_TOKEN_RUN's child 0) are at stack indexes 1..nud. */
-int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int biased,
-                    int mode, int nud);
+/* select.c: the race, the one wait over several futures. select,
+   select_biased, timeout, deadline, token:run and task:stop all await a
+   core select through lq_race_await; what differs is in an lq_race.
+
+   The continuation's context is the address of the lq_race, nothing else.
+   What it needs besides is on the thread's stack, which is as it was at
+   the await: stack index i holds the userdata of child i - 1 when that
+   child is a branch or an op (a select branch's cleanup error is looked
+   for there), or anything else (a token, a task handle, the children
+   array of a select, which is above the branches). */
+typedef struct lq_race {
+  const char *fname;    /* for "out of memory" and "cannot arm a timer" */
+  const char *what;     /* the wait, for quench.tasks() */
+  int stop;             /* the child whose win stops the race (a timer or a
+                           token): -1 for a plain select */
+  unsigned timed : 1;   /* the stop child is a sleep, which may have failed to
+                           arm its timer: then raise instead of stopped() */
+  /* A child other than `stop` (number w) won: push the results, the
+     select `sel` still holding the winner; return how many, or -1 with
+     an error on top (raised once the select is dropped). */
+  int (*won)(lua_State *L, qn_future *sel, long w);
+  /* The stop child won; the select is dropped already: push the results. */
+  int (*stopped)(lua_State *L);
+} lq_race;
+
+/* Await the select over children[0..n-1] (owned: dropped even on error;
+   biased: child 0 first, so it wins a tie) as race r describes. */
+int lq_race_await(lua_State *L, lq_coro *c, const lq_race *r, qn_future **children, int n,
+                  int biased);
+/* The results of the op or branch at stack index idx that won select sel
+   as child w (as lq_race.won returns them). */
+int lq_race_winner(lua_State *L, int idx, qn_future *sel, long w);
 
 /* token.c */
 qn_token *lq_check_token(lua_State *L, int idx);
@@ -366,14 +438,15 @@ void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
 void lq_task_unbind(lua_State *L, lq_task *h, int ud);   /* if h->bound */
 
-/* quench.c */
+/* module.c: the floor every binding file stands on (quench.c, the root
+   with luaopen_quench and quench.run, is called by none of them) */
 void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
               const luaL_Reg *metamethods);
 void lq_warn(lq_runtime *rt, const char *msg);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 
-/* quench.c, for I/O objects: push nil, "ENAME: message", "ENAME" (an I/O
+/* module.c, for I/O objects: push nil, "ENAME: message", "ENAME" (an I/O
    failure; the core's out of memory is "ENOMEM: out of memory"); whether an object of runtime `serial` may be used, and a raise
    naming fname if not (what: "stream", "socket", ...). */
 int lq_push_fail(lua_State *L, int err);

@@ -25,6 +25,72 @@
 ** at its next poll instead of leaving it waiting with no stack. A finished
 ** branch's outcome waits on its thread under a second copy of the guard,
 ** which a resume would call: its __call raises. (docs/tasks.md)
+**
+** The state machine of an lq_coro (fields in binding.h). Life:
+**
+**            first poll            an await that is pending
+**   NEW ------------------> RUN ---------------------------> WAIT
+**   (co NULL: the            ^  <---------------------------  |
+**    function and args       |   the op ready, or woken from  | its task aborted
+**    in user value 1..)      |   a yield: the continuation    | at a cancellation
+**                            |   runs                         v point
+**                            |                              PARKED (until dropped)
+**                            | returned or raised
+**                            v
+**                         FINISHED  <--- dropped before it finished: CLOSING
+**                                        (op dropped, thread reset: its <close>
+**                                        variables run, then a task's defers)
+**
+** RUN is "rt->running == c", set by resume around lua_resume (and by the
+** drop paths around the closes they run). While suspended, exactly one of
+** these says why (`suspend`, an exclusive state, and `op`):
+** - op != NULL, suspend NONE: waiting on the op. lq_await sets op; the
+**   continuation takes it (lq_take_op: op and what cleared), or a drop
+**   drops it (coro_poll delivering Cancelled, end_foreign_closed,
+**   cancel_task, branch_drop).
+** - suspend YIELD: quench.yield, the cooperative budget's yield
+**   (lq_await_ctx) or a cancellation point that will raise Cancelled
+**   (lq_check_cancel_slow). Set by the coroutine on its own thread just
+**   before lq_suspend; cleared by coro_poll before it resumes.
+** - suspend PARKED: its task was aborted while it ran; it never runs again
+**   (the core drops a self-aborted task when its poll returns). Never cleared.
+** op is never set with suspend != NONE.
+**
+** The other flags are bits because their combinations are legal:
+** - resume_error: set by coro_poll with the error on top of co, for one
+**   resume only; the continuation's lq_resume_error clears it and raises.
+** - closing: set when drop-time code runs on the thread (a reset's <close>
+**   variables, defers, a failing branch's closes); never cleared: every
+**   await raises from then on. closing and finished together are legal
+**   (a failed task's closes, a finished task's defers).
+** - finished: the body is over (returned, raised, or closed at its drop);
+**   set once. A task then has co NULL and its result in user value 1; a
+**   branch keeps co, its outcome on it under the trap (a copy of the
+**   guard), until lq_branch_results takes it or its drop pools the thread.
+** - failed (branch): that outcome is an error. Only with finished.
+** - cleanup_failed (branch): its drop-time cleanup raised; the error is on
+**   its thread (not pooled), until the select raises it (loser_error),
+**   pass_error_up hands it on, or __gc reports it; whoever takes it clears it.
+** - dropping: a branch inside branch_drop (never cleared: it is over), or
+**   any coroutine while coro_poll or end_foreign_closed drops its op (set
+**   and cleared around that drop). Branches below read it in pass_error_up.
+** - inherited: set on a dropping branch when a branch below handed it its
+**   cleanup error (the first wins); cleared by its own branch_drop, which
+**   takes the error.
+** - foreign_closed: coroutine.close from Lua closed the thread while it
+**   waited (l_guard_close); the next poll ends it (end_foreign_closed,
+**   which clears it), and no drop pools that thread.
+** - a task's own: detached (h:detach, never cleared), observed and
+**   reported (its failure seen / told: set once), reason (the first
+**   cancel's origin, set once), bound (token:spawn's watch linked: set by
+**   lq_task_bind, cleared at the drop), has_extras (set when its extras
+**   table is made, never cleared), cancel_unmade (dropped cleanly: its
+**   Cancelled is made when first asked for; set once at the drop).
+**
+** Fields: co is valid from the first poll (see FINISHED for after); what
+** names the wait while suspended on an op (quench.tasks()); nres is
+** described where it is declared; slot is valid from the anchor (spawn,
+** lq_branch_new) to the drop's lq_unanchor, LUA_NOREF after.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +234,8 @@ int lq_shielded(const lq_coro *c) {
 }
 
 static int cancel_due(lq_coro *c) {
-  return qn_task_cancel_requested(lq_core_task(lq_coro_task(c))) && !c->parked && !lq_shielded(c);
+  return qn_task_cancel_requested(lq_core_task(lq_coro_task(c))) &&
+         c->suspend != LQ_SUSPEND_PARKED && !lq_shielded(c);
 }
 
 /* ---- awaiting (called from Lua, on the coroutine's own thread) ---- */
@@ -215,7 +282,7 @@ lq_coro *lq_await_ctx(lua_State *L, const char *fname) {
     luaL_error(L, "%s: cannot wait here: called through a C function that cannot "
                   "yield (string.gsub, table.sort, a metamethod, ...)", fname);
   if (--rt->coop < 0) {           /* the budget is spent: give way once */
-    c->yielding = 1;
+    c->suspend = LQ_SUSPEND_YIELD;
     lq_suspend(L, c, 0, coop_retry_k);
   }
   return c;
@@ -243,11 +310,11 @@ static int cancel_k(lua_State *L, int status, lua_KContext ctx) {
 int lq_check_cancel_slow(lua_State *L, lq_coro *c) {
   qn_task *t = lq_core_task(lq_coro_task(c));
   if (qn_task_abort_requested(t)) {
-    c->parked = 1;
+    c->suspend = LQ_SUSPEND_PARKED;
     return lq_suspend(L, c, 0, park_k);
   }
   if (cancel_due(c)) {
-    c->yielding = 1;                  /* coro_poll delivers the error on resume */
+    c->suspend = LQ_SUSPEND_YIELD;      /* coro_poll delivers the error on resume */
     return lq_suspend(L, c, 0, cancel_k);
   }
   return 0;
@@ -700,6 +767,34 @@ static void hand_error_to_task(lq_coro *c) {
   c->cleanup_failed = 0;
 }
 
+/* The cleanup error a branch below handed to the dropping branch p (see
+   `inherited`) waits in p's task's extras, keyed by p's address, until p's
+   own drop, which is below on the C stack, takes it: no value is left on
+   the scratch thread between calls. */
+static void keep_inherited(lq_coro *p, lua_State *from) {
+  lq_runtime *rt = p->rt;
+  lua_State *S = lq_scratch(rt);
+  lq_push_handle(S, rt, lq_coro_task(p));
+  lq_push_extras(S, -1);
+  lua_xmove(from, S, 1);
+  lua_rawsetp(S, -2, p);
+  lua_pop(S, 2);
+}
+
+/* Take p's inherited error: push it on `to`, or forget it if `to` is NULL. */
+static void take_inherited(lq_coro *p, lua_State *to) {
+  lq_runtime *rt = p->rt;
+  lua_State *S = lq_scratch(rt);
+  lq_push_handle(S, rt, lq_coro_task(p));
+  lq_get_extras(S, -1);                 /* made by keep_inherited */
+  lua_rawgetp(S, -1, p);
+  lua_pushnil(S);
+  lua_rawsetp(S, -3, p);
+  if (to != NULL) lua_xmove(S, to, 1);
+  else lua_pop(S, 1);
+  lua_pop(S, 2);
+}
+
 /* Drop a branch: if it never finished, close it (cleanup runs); a cleanup
    error stays on its thread, for the select to raise or __gc to report. */
 /* Where does the cleanup error of a dropped branch go? To the branch above
@@ -712,9 +807,8 @@ static void pass_error_up(lq_coro *c) {
   if (qn_task_dropping(lq_core_task(lq_coro_task(c))) || (p && p->kind == CORO_TASK && p->dropping)) {
     hand_error_to_task(c);
   } else if (p && p->dropping) {
-    lua_State *S = lq_scratch(c->rt);
     if (!p->inherited) {                /* the first one wins */
-      lua_xmove(c->co, S, 1);           /* left on S for p's drop, which is below us */
+      keep_inherited(p, c->co);
       p->inherited = 1;
     }
     c->cleanup_failed = 0;
@@ -739,13 +833,13 @@ static void branch_drop(lq_coro *c) {
     rt->running = prev;
     if (c->inherited) {                 /* an error from below came first */
       lua_settop(co, 0);
-      lua_xmove(rt->S, co, 1);
+      take_inherited(c, co);
       c->inherited = 0;
       c->cleanup_failed = 1;
     }
     if (c->cleanup_failed) pass_error_up(c);
   } else if (c->inherited) {
-    lua_pop(rt->S, 1);                  /* finished: nothing above wants it */
+    take_inherited(c, NULL);            /* finished: nothing above wants it */
     c->inherited = 0;
   }
   c->finished = 1;
@@ -845,8 +939,8 @@ static int resume(lq_coro *c, int nargs) {
   if (rt->slow_ns && uv_hrtime() - t0 > rt->slow_ns) warn_slow(c, uv_hrtime() - t0);
   if (st == LUA_OK) nres--;             /* lua_resume counts the guard below the results */
   if (st == LUA_YIELD) {
-    if (c->op != NULL || c->parked) return QN_PENDING;
-    if (c->yielding) {
+    if (c->op != NULL || c->suspend == LQ_SUSPEND_PARKED) return QN_PENDING;
+    if (c->suspend == LQ_SUSPEND_YIELD) {
       qn_wake(lq_coro_waker(c));
       return QN_PENDING;
     }
@@ -909,7 +1003,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
     c->rt->coop = LQ_COOP_BUDGET;       /* only the core polls a task: a new run */
   }
   if (c->co == NULL) return resume(c, start(c));
-  if (c->parked) return QN_PENDING;
+  if (c->suspend == LQ_SUSPEND_PARKED) return QN_PENDING;
   if (c->foreign_closed) return end_foreign_closed(c);
   if (cancel_due(c)) {
     if (c->op) {
@@ -918,7 +1012,7 @@ static int coro_poll(qn_future *f, qn_waker *w) {
       c->op = NULL;
       c->dropping = 0;
     }
-    c->yielding = 0;
+    c->suspend = LQ_SUSPEND_NONE;
     lua_State *S = lq_scratch(c->rt);
     lq_push_handle(S, c->rt, lq_coro_task(c));
     int ud = lua_gettop(S);
@@ -937,8 +1031,8 @@ static int coro_poll(qn_future *f, qn_waker *w) {
   }
   if (c->op != NULL) {
     if (qn_poll(c->op, w) == QN_PENDING) return QN_PENDING;
-  } else if (c->yielding) {
-    c->yielding = 0;
+  } else if (c->suspend == LQ_SUSPEND_YIELD) {
+    c->suspend = LQ_SUSPEND_NONE;
   }
   return resume(c, 0);
 }

@@ -68,12 +68,12 @@ static void push_service(lua_State *L, int idx, const char *fname) {
 }
 
 static qn_future *gai_start(lua_State *L, int op, lq_coro *c) {
-  uint64_t ns = lq_test_op(L, op)->ns;
+  uint64_t packed = lq_test_op(L, op)->arg;
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
-  hints.ai_family = (int)(ns & 0xff);
-  hints.ai_socktype = (int)((ns >> 8) & 0xff);
-  hints.ai_flags = (int)(ns >> 16);
+  hints.ai_family = (int)(packed & 0xff);
+  hints.ai_socktype = (int)((packed >> 8) & 0xff);
+  hints.ai_flags = (int)(packed >> 16);
   lua_getiuservalue(L, op, 1);
   lua_getiuservalue(L, op, 2);
   qn_future *f = qn_getaddrinfo_new(c->rt->core, lua_tostring(L, -2), lua_tostring(L, -1), &hints);
@@ -140,21 +140,12 @@ static int make_gai(lua_State *L, const char *fname) {
   uint64_t hints = check_opts(L, 2, fname);
   push_service(L, 2, fname);
   lq_op *op = lq_op_new(L, &gai_kind, 2);
-  op->ns = hints;
+  op->arg = hints;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   lua_insert(L, -2);                    /* the service */
   lua_setiuservalue(L, -2, 2);
   return 1;
-}
-
-static int gai_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, gai_k);
-  (void)status;
-  qn_future *f = lq_take_op(L);
-  int n = gai_finish(L, (int)ctx, f);
-  qn_drop(f);
-  return n;
 }
 
 static int l_getaddrinfo_op(lua_State *L) { return make_gai(L, "quench.dns.getaddrinfo_op"); }
@@ -163,11 +154,9 @@ static int l_getaddrinfo(lua_State *L) {
   const char *fname = "quench.dns.getaddrinfo";
   lq_coro *c = lq_await_ctx(L, fname);
   make_gai(L, fname);
-  int op = lua_gettop(L);
-  lq_check_cancel(L, c);
-  qn_future *f = lq_op_start(L, op, c);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  return lq_await(L, c, f, gai_k, op);
+  lua_insert(L, 1);                     /* the op, where lq_perform wants it */
+  lua_settop(L, 1);
+  return lq_perform(L, c, &gai_kind, 1, fname, NULL);
 }
 
 static const luaL_Reg functions[] = {

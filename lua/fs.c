@@ -106,24 +106,12 @@ static lq_op *new_op(lua_State *L, const lq_op_kind *kind, int uv1, int uv2, int
   return op;
 }
 
-static int op_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, op_k);
-  (void)status;
-  qn_future *f = lq_take_op(L);
-  int op = (int)ctx;
-  int n = lq_test_op(L, op)->kind->finish(L, op, f);
-  qn_drop(f);
-  return n < 0 ? lua_error(L) : n;
-}
-
-/* Wait for the op just pushed: the direct form of every function here. */
+/* Wait for the op just pushed: the direct form of every function here
+   (the op goes to index 1, where lq_perform wants it). */
 static int await_top(lua_State *L, lq_coro *c, const char *fname) {
-  int op = lua_gettop(L);
-  lq_op_check(L, op, c, fname);
-  lq_check_cancel(L, c);
-  qn_future *f = lq_op_start(L, op, c);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  return lq_await(L, c, f, op_k, op);
+  lua_insert(L, 1);
+  lua_settop(L, 1);
+  return lq_perform(L, c, lq_test_op(L, 1)->kind, 1, fname, NULL);
 }
 
 static void file_check(lua_State *L, int op, lq_coro *c) {
@@ -236,8 +224,8 @@ bad:
 }
 
 static qn_future *open_start(lua_State *L, int op, lq_coro *c) {
-  uint64_t ns = lq_test_op(L, op)->ns;
-  return qn_fs_open_new(c->rt->core, uv_string(L, op, 1), (int)(uint32_t)ns, (int)(ns >> 32));
+  uint64_t a = lq_test_op(L, op)->arg;
+  return qn_fs_open_new(c->rt->core, uv_string(L, op, 1), (int)(uint32_t)a, (int)(a >> 32));
 }
 
 static int open_finish(lua_State *L, int op, qn_future *f) {
@@ -264,7 +252,7 @@ static int make_open(lua_State *L, const char *fname) {
   lua_Integer mode = luaL_optinteger(L, 3, 0666);
   luaL_argcheck(L, mode >= 0 && mode <= 07777, 3,
                 "mode must be an integer in 0..4095 (e.g. 420 = 0644)");
-  new_op(L, &open_kind, 1, 0, 0)->ns = (uint64_t)(uint32_t)flags | ((uint64_t)mode << 32);
+  new_op(L, &open_kind, 1, 0, 0)->arg = (uint64_t)(uint32_t)flags | ((uint64_t)mode << 32);
   return 1;
 }
 
@@ -458,7 +446,7 @@ static qn_future *rmdir_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_rmdir_new(c->rt->core, uv_string(L, op, 1));
 }
 static qn_future *mkdir_start(lua_State *L, int op, lq_coro *c) {
-  return qn_fs_mkdir_new(c->rt->core, uv_string(L, op, 1), (int)lq_test_op(L, op)->ns);
+  return qn_fs_mkdir_new(c->rt->core, uv_string(L, op, 1), (int)lq_test_op(L, op)->arg);
 }
 static qn_future *rename_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_rename_new(c->rt->core, uv_string(L, op, 1), uv_string(L, op, 2));
@@ -518,7 +506,7 @@ static int make_path_op(lua_State *L, const lq_op_kind *kind, const char *fname)
                   "mode must be an integer in 0..4095 (e.g. 493 = 0755)");
   }
   int two = kind == &rename_kind || kind == &write_file_kind;
-  new_op(L, kind, 1, two ? 2 : 0, 0)->ns = (uint64_t)mode;
+  new_op(L, kind, 1, two ? 2 : 0, 0)->arg = (uint64_t)mode;
   return 1;
 }
 

@@ -13,7 +13,7 @@ lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
   op->tag = &lq_op_tag;
   op->kind = kind;
   op->used = 0;
-  op->ns = 0;
+  op->arg = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, lq_module_of(L)->mt_op);
   lua_setmetatable(L, -2);
   return op;
@@ -54,29 +54,50 @@ qn_future *lq_op_start(lua_State *L, int idx, lq_coro *c) {
   return op->kind->start(L, idx, c);
 }
 
-static int await_k(lua_State *L, int status, lua_KContext ctx) {
+int lq_op_arg(lua_State *L, int op, int i) {
+  if (op != 0) return lua_getiuservalue(L, op, i);
+  lua_pushvalue(L, i);
+  return lua_type(L, -1);
+}
+
+/* ctx: the kind's address, its low bit set for an op userdata at index 1
+   (clear: a direct call, op 0). A kind is a static struct of pointers:
+   its address is even. */
+static int perform_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  LQ_RESUMED(L, ctx, await_k);
-  lq_coro *c = lq_module_of(L)->rt->running;
-  lq_resume_error(L, c);
-  lq_op *op = lua_touserdata(L, 1);
-  qn_future *f = c->op;
-  c->op = NULL;
-  int n = op->kind->finish(L, 1, f);
+  lq_runtime *rt = lq_module_of(L)->rt;
+  if (rt == NULL || rt->running == NULL || rt->running->co != L)   /* LQ_RESUMED */
+    return lq_refuse_resume(L, ctx, perform_k);
+  qn_future *f = lq_take_op_of(L, rt->running);
+  const lq_op_kind *kind = (const lq_op_kind *)(ctx & ~(lua_KContext)1);
+  int n = kind->finish(L, (int)(ctx & 1), f);
   qn_drop(f);
   return n < 0 ? lua_error(L) : n;
 }
 
+int lq_perform(lua_State *L, lq_coro *c, const lq_op_kind *kind, int op, const char *fname,
+               const char *what) {
+  if (op != 0) lq_op_check(L, op, c, fname);
+  else if (kind->check) kind->check(L, 0, c);
+  lq_check_cancel(L, c);
+  if (kind->now != NULL) {
+    int n = kind->now(L, op);
+    if (n >= 0) {
+      if (op != 0) ((lq_op *)lua_touserdata(L, op))->used = 1;
+      return n;
+    }
+  }
+  qn_future *f = op != 0 ? lq_op_start(L, op, c) : kind->start(L, 0, c);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = what != NULL ? what : kind->name;
+  return lq_await(L, c, f, perform_k, (lua_KContext)kind | (op != 0));
+}
+
 static int l_await(lua_State *L) {
-  check_op(L, 1);
+  lq_op *op = check_op(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.op:await");
   lua_settop(L, 1);
-  lq_op_check(L, 1, c, "quench.op:await");
-  lq_check_cancel(L, c);
-  qn_future *f = lq_op_start(L, 1, c);
-  if (f == NULL) return luaL_error(L, "quench.op:await: out of memory");
-  c->what = lq_test_op(L, 1)->kind->name;
-  return lq_await(L, c, f, await_k, 0);
+  return lq_perform(L, c, op->kind, 1, "quench.op:await", NULL);
 }
 
 static int l_tostring(lua_State *L) {
@@ -89,7 +110,7 @@ static int l_tostring(lua_State *L) {
 
 static qn_future *sleep_start(lua_State *L, int idx, lq_coro *c) {
   lq_op *op = lua_touserdata(L, idx);
-  return qn_sleep_after_new(c->rt->core, op->ns);
+  return qn_sleep_after_new(c->rt->core, op->arg);
 }
 
 /* A sleep that could not arm its timer is ready at once: say so, rather
@@ -105,7 +126,7 @@ static const lq_op_kind sleep_kind = { "sleep", NULL, sleep_start, sleep_finish,
 
 static int l_sleep_op(lua_State *L) {
   uint64_t ns = lq_check_seconds(L, 1);
-  lq_op_new(L, &sleep_kind, 0)->ns = ns;
+  lq_op_new(L, &sleep_kind, 0)->arg = ns;
   return 1;
 }
 

@@ -36,57 +36,6 @@ void lq_http_register(lua_State *L, int mod);
 void lq_ngx_register(lua_State *L, int mod);
 void lq_task_internals(lua_State *L, int mod);
 
-/* A metatable `name` whose __index holds `methods`, with `metamethods`
-   (__close, __gc, __tostring...; may be NULL) in it; every function has the
-   module state as upvalue. */
-void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
-              const luaL_Reg *metamethods) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  if (metamethods != NULL) {
-    lua_pushvalue(L, mod);
-    luaL_setfuncs(L, metamethods, 1);
-  }
-  lua_pop(L, 1);
-}
-
-lq_module *lq_module_of(lua_State *L) {
-  return (lq_module *)lua_touserdata(L, lua_upvalueindex(1));
-}
-
-lq_runtime *lq_runtime_of(lua_State *L, const char *fname) {
-  lq_runtime *rt = lq_module_of(L)->rt;
-  if (rt == NULL) luaL_error(L, "%s: not inside quench.run", fname);
-  return rt;
-}
-
-int lq_push_fail(lua_State *L, int err) {
-  char name[64], msg[160];      /* the _r forms: an unknown code allocates nothing */
-  uv_err_name_r(err, name, sizeof name);
-  if (err == UV_ENOMEM)         /* the core's allocations too: say it as every other error does */
-    snprintf(msg, sizeof msg, "out of memory");
-  else
-    uv_strerror_r(err, msg, sizeof msg);
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", name, msg);
-  lua_pushstring(L, name);
-  return 3;
-}
-
-int lq_alive(lua_State *L, uint64_t serial) {
-  lq_runtime *rt = lq_module_of(L)->rt;
-  return rt != NULL && rt->serial == serial;
-}
-
-void lq_check_alive(lua_State *L, uint64_t serial, const char *fname, const char *what) {
-  if (!lq_alive(L, serial))
-    luaL_error(L, "%s: the %s's runtime has ended (a %s belongs to the quench.run that made it)",
-               fname, what, what);
-}
-
 typedef struct run_opts {
   qn_clock clock;
   uint64_t seed;
@@ -116,20 +65,6 @@ static void *core_alloc(void *ud, void *p, size_t n) {
   if (q == NULL) h->refused++;
   else if (p == NULL) h->live++;
   return q;
-}
-
-/* A warning about the program (not an error of a task): opts.on_warning(msg)
-   or stderr. */
-void lq_warn(lq_runtime *rt, const char *msg) {
-  lua_State *S = lq_scratch(rt);
-  if (rt->ref_on_warning != LUA_NOREF) {
-    lua_rawgeti(S, LUA_REGISTRYINDEX, rt->ref_on_warning);
-    lua_pushstring(S, msg);
-    if (lua_pcall(S, 1, 0, 0) == LUA_OK) return;
-    lua_pop(S, 1);
-  }
-  fprintf(stderr, "%s\n", msg);
-  fflush(stderr);
 }
 
 /* The options quench.run reads: any other key is a typo to name. */
@@ -228,11 +163,9 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   rt->A = lua_newthread(L);
   rt->ref_A = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
-  lua_pushvalue(L, -1);
   lua_xmove(L, rt->A, 1);               /* at A's index 1, for ever (LQ_A_ALIVE) */
   lq_push_cancelled_mt(L);
   lua_xmove(L, rt->A, 1);               /* LQ_A_CANCELLED */
-  rt->ref_alive = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);                      /* failed handles, weak keys */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
@@ -260,7 +193,6 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   qn_runtime_free(rt->core);            /* its memory may stay for what is not collected */
   rt->mod->heap.fail_at = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_alive);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_A);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_failed);
   luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);

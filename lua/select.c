@@ -8,18 +8,20 @@
 #include <stdlib.h>
 #include "binding.h"
 
-/* Push the winner's results; -1 with its error pushed if it raised. */
-static int winner_results(lua_State *L, int idx, qn_future *sel, long w) {
+/* The race's results ("lq_race" in binding.h). Push the winner's results;
+   -1 with its error pushed if it raised. */
+int lq_race_winner(lua_State *L, int idx, qn_future *sel, long w) {
   lq_coro *b = lq_toudata(L, idx, &lq_coro_vt, sizeof(lq_coro));
   if (b != NULL && b->kind == CORO_BRANCH) return lq_branch_results(L, b);
   lq_op *op = lq_test_op(L, idx);
   return op->kind->finish(L, idx, qn_select_child(sel, (size_t)w));
 }
 
-/* Push the first error raised by a loser's drop-time cleanup, if any. */
-static int loser_error(lua_State *L, int nud, long w) {
-  int found = 0;
-  for (int i = 1; i <= nud; i++) {
+/* Push the first error raised by a loser's drop-time cleanup, if any. The
+   branches are among stack indexes 1..top, index i holding child i - 1. */
+static int loser_error(lua_State *L, long w) {
+  int found = 0, top = lua_gettop(L);
+  for (int i = 1; i <= top; i++) {
     lq_coro *b = lq_toudata(L, i, &lq_coro_vt, sizeof(lq_coro));
     if (b == NULL || b->kind != CORO_BRANCH || i == w + 1 || !b->cleanup_failed || b->co == NULL) continue;
     b->cleanup_failed = 0;
@@ -33,58 +35,42 @@ static int loser_error(lua_State *L, int nud, long w) {
   return found;
 }
 
-static int select_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, select_k);
+static int race_k(lua_State *L, int status, lua_KContext ctx) {
+  LQ_RESUMED(L, ctx, race_k);
   (void)status;
-  lq_coro *c = lq_module_of(L)->rt->running;
-  lq_resume_error(L, c);
-  int nud = (int)(ctx >> 2), mode = (int)(ctx & 3);
-  qn_future *sel = c->op;
-  c->op = NULL;
+  const lq_race *r = (const lq_race *)ctx;
+  qn_future *sel = lq_take_op(L);
   long w = qn_select_winner(sel);
-  int base = lua_gettop(L), n;
   /* A loser's cleanup raised: raise that, and leave the winner unfinished,
      so its drop gives back what it holds (a message, a permit). */
-  if (loser_error(L, nud, w)) {
+  if (loser_error(L, w)) {
     qn_drop(sel);
     return lua_error(L);
   }
-  if (mode == MODE_TIMEOUT && w == 1) {
-    if (qn_sleep_failed(qn_select_child(sel, 1))) {
-      qn_drop(sel);
-      return luaL_error(L, "quench.timeout: out of memory (cannot arm a timer)");
-    }
-    lua_pushboolean(L, 0);
-    lq_push_timeout(L);
-    n = 2;
-  } else if (mode == MODE_TOKEN_RUN && w == 0) {
-    lua_pushboolean(L, 0);
-    lq_push_token_reason(L, 1);
-    lq_push_cancelled(L, -1);
-    lua_remove(L, -2);
-    n = 2;
-  } else {
-    if (mode == MODE_SELECT) lua_pushinteger(L, w + 1);
-    else lua_pushboolean(L, 1);
-    n = winner_results(L, (int)w + 1, sel, w);
-    if (n < 0) {                        /* the winner raised */
-      lua_replace(L, base + 1);
-      lua_settop(L, base + 1);
-      qn_drop(sel);
-      return lua_error(L);
-    }
-    n += 1;
+  if (w == r->stop) {
+    int failed = r->timed && qn_sleep_failed(qn_select_child(sel, (size_t)w));
+    qn_drop(sel);
+    if (failed) return luaL_error(L, "%s: out of memory (cannot arm a timer)", r->fname);
+    return r->stopped(L);
+  }
+  int base = lua_gettop(L);
+  int n = r->won(L, sel, w);
+  if (n < 0) {                          /* the winner raised */
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+    qn_drop(sel);
+    return lua_error(L);
   }
   qn_drop(sel);
   return n;
 }
 
-int lq_select_await(lua_State *L, lq_coro *c, qn_future **children, int n, int biased,
-                    int mode, int nud) {
+int lq_race_await(lua_State *L, lq_coro *c, const lq_race *r, qn_future **children, int n,
+                  int biased) {
   qn_future *sel = qn_select_new(c->rt->core, (size_t)n, children, biased);
-  if (sel == NULL) return luaL_error(L, "quench.select: out of memory");
-  c->what = "select";
-  return lq_await(L, c, sel, select_k, ((lua_KContext)nud << 2) | mode);
+  if (sel == NULL) return luaL_error(L, "%s: out of memory", r->fname);
+  c->what = r->what;
+  return lq_await(L, c, sel, race_k, (lua_KContext)r);
 }
 
 /* Fast path for selects over ops only: poll them once, in the order the
@@ -105,6 +91,15 @@ static int ready_now(lua_State *L, lq_coro *c, qn_future **f, int n, int start) 
   }
   return -1;
 }
+
+/* select: `index, results...` of the first branch to finish. */
+static int select_won(lua_State *L, qn_future *sel, long w) {
+  lua_pushinteger(L, w + 1);
+  int n = lq_race_winner(L, (int)w + 1, sel, w);
+  return n < 0 ? n : n + 1;
+}
+
+static const lq_race select_race = { "quench.select", "select", -1, 0, select_won, NULL };
 
 /* Check every argument, then build every branch: nothing is started if
    an argument is wrong. */
@@ -146,11 +141,27 @@ static int do_select(lua_State *L, int biased, const char *fname) {
     if (r >= 0) return r;
   }
   /* the children array stays above the branches until the select returns */
-  return lq_select_await(L, c, children, n, biased, MODE_SELECT, n);
+  return lq_race_await(L, c, &select_race, children, n, biased);
 }
 
 static int l_select(lua_State *L) { return do_select(L, 0, "quench.select"); }
 static int l_select_biased(lua_State *L) { return do_select(L, 1, "quench.select_biased"); }
+
+/* timeout and deadline: true and the branch's results, or false and a
+   Timeout error once the timer (child 1) fires first. */
+static int timeout_won(lua_State *L, qn_future *sel, long w) {
+  lua_pushboolean(L, 1);
+  int n = lq_race_winner(L, (int)w + 1, sel, w);
+  return n < 0 ? n : n + 1;
+}
+
+static int timeout_stopped(lua_State *L) {
+  lua_pushboolean(L, 0);
+  lq_push_timeout(L);
+  return 2;
+}
+
+static const lq_race timeout_race = { "quench.timeout", "select", 1, 1, timeout_won, timeout_stopped };
 
 /* The branch at idx (a function and its arguments, or an op) under a
    deadline; the branch wins a tie. */
@@ -196,7 +207,7 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int
     qn_drop(children[0]);
     return luaL_error(L, "%s: out of memory", fname);
   }
-  return lq_select_await(L, c, children, 2, 1, MODE_TIMEOUT, 1);
+  return lq_race_await(L, c, &timeout_race, children, 2, 1);
 }
 
 static int l_timeout(lua_State *L) {

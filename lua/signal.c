@@ -72,7 +72,7 @@ static int l_signal(lua_State *L) {
 
 static qn_future *signal_start(lua_State *L, int op, lq_coro *c) {
   lq_op *o = lua_touserdata(L, op);
-  return qn_signal_new(c->rt->core, (int)o->ns);
+  return qn_signal_new(c->rt->core, (int)o->arg);
 }
 
 static int signal_finish(lua_State *L, int op, qn_future *f) {
@@ -86,7 +86,7 @@ static const lq_op_kind signal_kind = { "signal", NULL, signal_start, signal_fin
 
 static int l_signal_op(lua_State *L) {
   int signum = check_signal(L, 1, "quench.signal_op");
-  lq_op_new(L, &signal_kind, 1)->ns = (uint64_t)signum;
+  lq_op_new(L, &signal_kind, 1)->arg = (uint64_t)signum;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   return 1;

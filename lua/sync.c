@@ -97,7 +97,7 @@ static int try_acquire(lua_State *L, size_t k) {
 static qn_future *acquire_start(lua_State *L, int op, lq_coro *c) {
   lq_op *o = lua_touserdata(L, op);
   lua_getiuservalue(L, op, 1);
-  qn_future *f = qn_sema_acquire_new(c->rt->core, core_of(lua_touserdata(L, -1)), (size_t)o->ns);
+  qn_future *f = qn_sema_acquire_new(c->rt->core, core_of(lua_touserdata(L, -1)), (size_t)o->arg);
   lua_pop(L, 1);
   return f;
 }
@@ -106,7 +106,7 @@ static int acquire_finish(lua_State *L, int op, qn_future *f) {
   lq_op *o = lua_touserdata(L, op);
   if (qn_sema_acquire_take(f) != QN_OK) return push_closed(L);
   lua_getiuservalue(L, op, 1);
-  push_permit(L, lua_gettop(L), (size_t)o->ns);
+  push_permit(L, lua_gettop(L), (size_t)o->arg);
   lua_remove(L, -2);
   return 1;
 }
@@ -114,7 +114,7 @@ static int acquire_finish(lua_State *L, int op, qn_future *f) {
 static const lq_op_kind acquire_kind = { "acquire", NULL, acquire_start, acquire_finish, NULL };
 
 static int acquire_op(lua_State *L, size_t k) {
-  lq_op_new(L, &acquire_kind, 1)->ns = k;
+  lq_op_new(L, &acquire_kind, 1)->arg = k;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   return 1;

@@ -267,11 +267,7 @@ static int l_spawn(lua_State *L) {
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   LQ_RESUMED(L, ctx, join_k);
-  lq_runtime *rt = lq_module_of(L)->rt;
-  lq_coro *c = rt->running;
-  lq_resume_error(L, c);
-  qn_drop(c->op);
-  c->op = NULL;
+  qn_drop(lq_take_op(L));
   return lq_push_result(L, lua_touserdata(L, 1), 1);
 }
 
@@ -307,22 +303,21 @@ static int l_cancel(lua_State *L) {
   return 0;
 }
 
-static int stop_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, stop_k);
-  lq_coro *c = lq_module_of(L)->rt->running;
-  lq_resume_error(L, c);
-  qn_future *sel = c->op;
-  c->op = NULL;
-  long winner = qn_select_winner(sel);
-  int failed = winner == 1 && qn_sleep_failed(qn_select_child(sel, 1));
-  qn_drop(sel);
-  if (failed)                           /* not the grace period: it could not be timed */
-    return luaL_error(L, "quench.task:stop: out of memory (cannot arm a timer)");
+/* h:stop's race: the join (child 0) against the grace period's timer
+   (child 1); the handle is at stack index 1. */
+static int stop_won(lua_State *L, qn_future *sel, long w) {
+  (void)sel;
+  (void)w;
+  return lq_push_result(L, lua_touserdata(L, 1), 1);
+}
+
+static int stop_stopped(lua_State *L) {   /* the grace period is over */
   lq_task *h = lua_touserdata(L, 1);
-  if (winner == 1) qn_task_abort(lq_core_task(h));   /* the grace period is over */
+  qn_task_abort(lq_core_task(h));
   return lq_push_result(L, h, 1);
 }
+
+static const lq_race stop_race = { "quench.task:stop", "stop", 1, 1, stop_won, stop_stopped };
 
 /* h:stop(grace [, reason]): the escalation of S5 in one call. Cancel
    gracefully, wait up to `grace` seconds for the task to end, then abort it.
@@ -346,10 +341,7 @@ static int l_stop(lua_State *L) {
     if (children[1]) qn_drop(children[1]);
     return luaL_error(L, "quench.task:stop: out of memory");
   }
-  qn_future *sel = qn_select_new(c->rt->core, 2, children, 1);
-  if (sel == NULL) return luaL_error(L, "quench.task:stop: out of memory");
-  c->what = "stop";
-  return lq_await(L, c, sel, stop_k, 0);
+  return lq_race_await(L, c, &stop_race, children, 2, 1);
 }
 
 static int l_done(lua_State *L) {
@@ -463,9 +455,9 @@ static void push_waiting(lua_State *L, lq_task *h) {
   lq_coro *c = &h->coro;
   if (qn_task_get_state(lq_core_task(h)) != QN_TASK_SUSPENDED) {
     lua_pushnil(L);
-  } else if (c->parked) {
+  } else if (c->suspend == LQ_SUSPEND_PARKED) {
     lua_pushliteral(L, "aborting");
-  } else if (c->yielding) {
+  } else if (c->suspend == LQ_SUSPEND_YIELD) {
     lua_pushliteral(L, "yield");
   } else if (c->op == NULL) {
     lua_pushliteral(L, "nothing");

@@ -45,7 +45,7 @@ static int yield_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int do_yield(lua_State *L, lq_coro *c) {
-  c->yielding = 1;
+  c->suspend = LQ_SUSPEND_YIELD;
   return lq_suspend(L, c, 0, yield_k);
 }
 

@@ -263,54 +263,67 @@ static int l_reason(lua_State *L) {
   return 1;
 }
 
-static int cancelled_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, cancelled_k);
-  lq_coro *c = lq_module_of(L)->rt->running;
-  lq_resume_error(L, c);
-  qn_drop(c->op);
-  c->op = NULL;
-  lq_push_token_reason(L, 1);
-  return 1;
-}
-
-/* t:cancelled(): wait until cancelled; returns the reason. */
-static int l_cancelled(lua_State *L) {
-  qn_token *t = token_of(L, 1);
-  lq_coro *c = lq_await_ctx(L, "quench.token:cancelled");
-  lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  if (qn_token_is_cancelled(t)) {
-    lq_push_token_reason(L, 1);
-    return 1;
-  }
-  qn_future *f = qn_token_cancelled_new(c->rt->core, t);
-  if (f == NULL) return luaL_error(L, "quench.token:cancelled: out of memory");
-  c->what = "token cancelled";
-  return lq_await(L, c, f, cancelled_k, 0);
-}
-
-static qn_future *cancelled_start(lua_State *L, int idx, lq_coro *c) {
-  lua_getiuservalue(L, idx, 1);
+/* t:cancelled() and t:cancelled_op(): wait until cancelled; the reason.
+   Operand 1 is the token (lq_op_arg). */
+static qn_token *op_token(lua_State *L, int op) {
+  lq_op_arg(L, op, 1);
   qn_token *t = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return qn_token_cancelled_new(c->rt->core, t);
+  lua_pop(L, 1);                        /* the op or the caller keeps it */
+  return t;
 }
 
-static int cancelled_finish(lua_State *L, int idx, qn_future *f) {
+static qn_future *cancelled_start(lua_State *L, int op, lq_coro *c) {
+  return qn_token_cancelled_new(c->rt->core, op_token(L, op));
+}
+
+static int cancelled_finish(lua_State *L, int op, qn_future *f) {
   (void)f;
-  lua_getiuservalue(L, idx, 1);
+  lq_op_arg(L, op, 1);
   lq_push_token_reason(L, -1);
   lua_remove(L, -2);
   return 1;
 }
 
-static const lq_op_kind cancelled_kind = { "cancelled", NULL, cancelled_start, cancelled_finish, NULL };
+static int cancelled_now(lua_State *L, int op) {
+  if (!qn_token_is_cancelled(op_token(L, op))) return -1;
+  return cancelled_finish(L, op, NULL);
+}
+
+static const lq_op_kind cancelled_kind = { "cancelled", NULL, cancelled_start, cancelled_finish,
+                                           cancelled_now };
+
+static int l_cancelled(lua_State *L) {
+  token_of(L, 1);
+  lq_coro *c = lq_await_ctx(L, "quench.token:cancelled");
+  lua_settop(L, 1);
+  return lq_perform(L, c, &cancelled_kind, 0, "quench.token:cancelled",
+                    "token cancelled");
+}
 
 static int l_cancelled_op(lua_State *L) {
   token_of(L, 1);
   return lq_op_for(L, &cancelled_kind, 1);
 }
+
+/* token:run's race: the token's cancelled (child 0, so it wins a tie)
+   against the branch (child 1, at stack index 2; the token is at 1). */
+static int run_won(lua_State *L, qn_future *sel, long w) {
+  (void)sel;
+  (void)w;
+  lua_pushboolean(L, 1);
+  int n = lq_branch_results(L, lua_touserdata(L, 2));
+  return n < 0 ? n : n + 1;
+}
+
+static int run_stopped(lua_State *L) {
+  lua_pushboolean(L, 0);
+  lq_push_token_reason(L, 1);
+  lq_push_cancelled(L, -1);
+  lua_remove(L, -2);
+  return 2;
+}
+
+static const lq_race run_race = { "quench.token:run", "select", 0, 0, run_won, run_stopped };
 
 /* t:run(fn, ...): true, fn's results; or false, Cancelled once the token is
    cancelled (fn is then dropped). A cancelled token does not start fn. */
@@ -330,7 +343,7 @@ static int l_run(lua_State *L) {
     qn_drop(children[1]);
     return luaL_error(L, "quench.token:run: out of memory");
   }
-  return lq_select_await(L, c, children, 2, 1, MODE_TOKEN_RUN, 2);
+  return lq_race_await(L, c, &run_race, children, 2, 1);
 }
 
 static int cancel_upvalue(lua_State *L) {
