@@ -43,6 +43,7 @@ local DEFAULTS = {
   body_timeout = 30,            -- seconds without a body byte while reading a body
   keepalive_timeout = 5,        -- seconds an idle keep-alive connection is kept
   cancel_grace = 5,             -- seconds a cancelled handler gets before it is aborted
+  linger_timeout = 2,           -- seconds an error answer's connection drains the client
   grace = 10,                   -- server:stop's default grace
   max_requests = 0,             -- per connection; 0: no limit
   max_connections = 10000,      -- open at once; more wait in the backlog (0: no limit)
@@ -640,6 +641,28 @@ local Conn = {
   end,
 }
 
+-- Close a connection after an error answer (400, 408, 413, 431, ...)
+-- without losing the answer: closing a socket whose input was not all read
+-- makes the kernel send a reset, and a reset can destroy the answer in the
+-- client's buffers before the client reads it (a slowloris client still
+-- sending its head, a body nobody will read). So end our side first (the
+-- client reads the answer, then EOF) and read and discard what the client
+-- still sends, until it closes, for at most linger_timeout seconds and
+-- 64 KiB: nginx's lingering close. The task holding the connection is
+-- bounded by it; the caller's <close> then closes the stream.
+local LINGER_BYTES = 64 * 1024
+local function lingering_close(stream, seconds)
+  if not stream:shutdown() or seconds <= 0 then return end
+  timeout(seconds, function()
+    local n = 0
+    while n < LINGER_BYTES do
+      local data = stream:read_some(16 * 1024)
+      if not data then return end
+      n = n + #data
+    end
+  end)
+end
+
 local function conn_main(server, stream)
   local _s <close> = stream
   local o = server.opts
@@ -662,9 +685,11 @@ local function conn_main(server, stream)
       if head == false then                       -- malformed or too large
         if msg ~= "the connection ended inside a request head" then
           simple_response(stream, status, msg .. "\n", true)
+          lingering_close(stream, o.linger_timeout)
         end
       elseif msg == "ETIMEDOUT" and stream:buffered() > 0 then
         simple_response(stream, 408, "request timeout\n", true)
+        lingering_close(stream, o.linger_timeout)
       end
       break                                       -- or EOF, a socket error, idle too long
     end
@@ -675,6 +700,7 @@ local function conn_main(server, stream)
     if max_requests > 0 and served >= max_requests then conn.keep = false end
     if clen > max_body then
       simple_response(stream, 413, "request body over the limit\n", true)
+      lingering_close(stream, o.linger_timeout)
       break
     end
     local req = setmetatable({ _head = head, _conn = conn, _res = false }, Request)
