@@ -365,7 +365,7 @@ int luaopen_quench(lua_State *L) {
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);
   lq_ngx_register(L, mod);
-  lua_pushliteral(L, "0.1.0");
+  lua_pushliteral(L, "0.2.0");
   lua_setfield(L, -2, "_VERSION");
   lq_task_internals(L, mod);            /* what the sugar needs and users do not */
   for (int i = 0; lq_embedded[i].name; i++) {   /* Lua sugar: each chunk extends the module */

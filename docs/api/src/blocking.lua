@@ -1,6 +1,6 @@
 --- The blocking pool: run a Lua function on libuv's thread pool.
 --
--- *Landing with the I/O work (not in quench 0.1.0).* `fn` runs in a fresh
+-- *Since quench 0.2.0.* `fn` runs in a fresh
 -- Lua state of its own per call; arguments and results are deep-copied
 -- (nil, booleans, numbers, strings, and tables of those without
 -- metatables). `fn` may use its globals and the quench module, no other

@@ -1,6 +1,6 @@
 --- I/O: TCP, UDP, DNS, files, child processes, pipes and standard streams.
 --
--- *Landing with the I/O work (not in quench 0.1.0).* One set of rules, luv's
+-- *Since quench 0.2.0.* One set of rules, luv's
 -- and Lua's io library's:
 --
 -- * an I/O failure is a result: `nil, "ENAME: message", "ENAME"` with

@@ -20,7 +20,7 @@
 -- * Misuse (wrong argument types) raises an error naming the function.
 --
 -- @module tasks
--- @field _VERSION the version of quench, a string such as `"0.1.0"`
+-- @field _VERSION the version of quench, a string such as `"0.2.0"`
 
 --- Run `fn(...)` as the main task of a new runtime and return its results.
 --

@@ -1,16 +1,16 @@
--- The release rockspec of quench 0.1.0 (rocks/quench-scm-1.rockspec is the
+-- The release rockspec of quench 0.2.0 (rocks/quench-scm-1.rockspec is the
 -- development one; both build the same way: spec/version_spec.lua checks it).
 -- Build and install from a checkout, offline, at the repository root:
---   luarocks --lua-version=5.4 make rocks/quench-0.1.0-1.rockspec
---   luarocks --lua-version=5.4 --tree=./tree make rocks/quench-0.1.0-1.rockspec
+--   luarocks --lua-version=5.4 make rocks/quench-0.2.0-1.rockspec
+--   luarocks --lua-version=5.4 --tree=./tree make rocks/quench-0.2.0-1.rockspec
 rockspec_format = "3.0"
 package = "quench"
-version = "0.1.0-1"
+version = "0.2.0-1"
 source = {
    -- `luarocks make` builds the current directory and never fetches this;
    -- `luarocks build` of a release fetches the tag.
    url = "git+https://example.invalid/quench.git",
-   tag = "v0.1.0",
+   tag = "v0.2.0",
 }
 description = {
    summary = "Async runtime for Lua 5.4: tasks, futures and cancellation on libuv",
