@@ -145,6 +145,7 @@ struct qn_stream {
   qn__list writers;         /* waiting writable futures */
   qn__list wq;              /* write requests in flight, oldest first */
   int nreaders, nwriters;   /* futures alive */
+  struct qn__tls *tls;      /* tls.c: TLS state, or NULL (plain) */
   int refs;                 /* the embedder, and each future */
   int read_err;             /* 0, UV_EOF or a read error */
   int write_err;
@@ -159,6 +160,10 @@ struct qn_stream {
    the closers; its embedder's reference is the caller's (qn_stream_release). */
 int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_t write_limit,
                    qn_stream **out);
+/* A reference held by a future of another file (http.c): the stream is
+   freed only once every reference is gone and its handle is closed
+   (qn__stream_unref, below, lets it go). */
+void qn__stream_ref(qn_stream *s);
 /* Reading may start (it pauses and resumes by itself from now on). */
 void qn__stream_start(qn_stream *s);
 /* Closed for the embedder: reading stops, every waiting future is ready. */
@@ -167,8 +172,50 @@ void qn__stream_mark_closed(qn_stream *s);
    now close it with qn__stream_on_close as its callback. */
 int qn__stream_begin_close(qn_stream *s);
 void qn__stream_on_close(uv_handle_t *h);
+/* For tls.c, which filters a stream's bytes: write bytes to the socket
+   (as qn_stream_write does, without its checks); make room for `want`
+   more bytes in the plaintext buffer; the read limit now; stop reading;
+   wake the readers the buffer satisfies. */
+int qn__stream_raw_write(qn_stream *s, const char *data, size_t len);
+int qn__stream_reserve(qn_stream *s, size_t want);
+size_t qn__stream_read_limit(const qn_stream *s);
+void qn__stream_stop_reading(qn_stream *s);
+void qn__stream_wake_readers(qn_stream *s);
+void qn__stream_unref(qn_stream *s);       /* a future on it is gone */
+
+/* tls.c, called by stream.c where a TLS stream differs from a plain one
+   (s->tls != NULL): the buffer libuv reads ciphertext into, and what it
+   read (n as on_read's); whether raw reading may run; start the handshake
+   if it has not started (any read, writable or handshake future does);
+   1 once the handshake is over (done or failed); decrypt what plaintext
+   room allows (after a consume); encrypt and queue a write; a future on
+   the stream dropped; close_notify before a shutdown (0 or an error);
+   best-effort close_notify at close; free the TLS state. */
+void qn__tls_alloc(qn_stream *s, uv_buf_t *b);
+void qn__tls_on_read(qn_stream *s, ssize_t n);
+int qn__tls_can_read(const qn_stream *s);
+void qn__tls_kick(qn_stream *s);
+int qn__tls_handshake_over(qn_stream *s);
+void qn__tls_pump(qn_stream *s);
+int qn__tls_write(qn_stream *s, const char *data, size_t len);
+void qn__tls_dropped(qn_stream *s);
+int qn__tls_shutdown(qn_stream *s);
+void qn__tls_close(qn_stream *s);
+void qn__tls_free(qn_stream *s);
+
 /* SIGPIPE to SIG_IGN unless the program handles it. */
 void qn__ignore_sigpipe(void);
+
+/* tcp.c: a server (TCP or Unix, by type) listening on fd, which it owns
+   from now on, also on failure. */
+int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
+                    const qn_tcp_opts *opts, qn_tcp_server **out);
+/* The server's descriptor: 0, or UV_EBADF once closed. */
+int qn__server_fd(const qn_tcp_server *srv, int *fd);
+/* The server removes the file at path when it closes, if still (dev, ino). */
+int qn__server_remove_at_close(qn_tcp_server *srv, const char *path, uint64_t dev, uint64_t ino);
+/* unix.c: remove path if it is still the socket file (dev, ino). */
+void qn__unix_unlink_if_same(const char *path, uint64_t dev, uint64_t ino);
 
 /* dns.c: the service string and hints of a getaddrinfo for host:port
    (any family), shared by binding (synchronous) and connect (async). */

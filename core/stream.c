@@ -70,6 +70,7 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b);
 
 static void maybe_free(qn_stream *s) {
   if (s->refs > 0 || !s->closed) return;
+  if (s->tls) qn__tls_free(s);
   qn__free(s->rt, s->buf);
   qn__free(s->rt, s);
 }
@@ -79,9 +80,13 @@ static void unref(qn_stream *s) {
   maybe_free(s);
 }
 
+void qn__stream_ref(qn_stream *s) { s->refs++; }
+void qn__stream_unref(qn_stream *s) { unref(s); }
+
 void qn__stream_on_close(uv_handle_t *h) {
   qn_stream *s = h->data;
   if (s->restore_fd >= 0) fcntl(s->restore_fd, F_SETFL, s->restore_flags);
+  if (s->tls) qn__tls_free(s);
   qn__free(s->rt, s->buf);      /* nothing reads a closed stream's buffer */
   s->buf = NULL;
   s->len = s->cap = s->off = 0;
@@ -94,6 +99,8 @@ static void stop_reading(qn_stream *s) {
   uv_read_stop(&s->h.stream);
   s->reading = 0;
 }
+
+void qn__stream_stop_reading(qn_stream *s) { stop_reading(s); }
 
 int qn__stream_begin_close(qn_stream *s) {
   s->lingering = 0;
@@ -215,6 +222,7 @@ size_t qn_stream_write_queued(const qn_stream *s) {
 
 void qn_stream_close(qn_stream *s) {
   if (s->closing) return;
+  if (s->tls) qn__tls_close(s);               /* close_notify, best effort */
   qn__stream_mark_closed(s);
   if (s->nwrites > 0 && s->write_err == 0 && !s->handle_closing) s->lingering = 1;
   else close_handle(s);
@@ -257,9 +265,16 @@ static int reserve(qn_stream *s, size_t want) {
   return 0;
 }
 
+int qn__stream_reserve(qn_stream *s, size_t want) { return reserve(s, want); }
+size_t qn__stream_read_limit(const qn_stream *s) { return read_limit(s); }
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
   (void)hint;
   qn_stream *s = h->data;
+  if (s->tls) {                               /* ciphertext goes to the TLS layer */
+    qn__tls_alloc(s, b);
+    return;
+  }
   int r = reserve(s, BUF_MIN_READ);
   if (r != 0) {
     s->read_err = r;                          /* what readers see, not libuv's UV_ENOBUFS */
@@ -278,6 +293,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
 
 static void start_reading(qn_stream *s) {
   if (!s->started || s->reading || s->closing || s->read_err || s->len >= read_limit(s)) return;
+  if (s->tls && !qn__tls_can_read(s)) return;
   int r = uv_read_start(&s->h.stream, on_alloc, on_read);
   if (r != 0) s->read_err = r;
   else s->reading = 1;
@@ -285,6 +301,7 @@ static void start_reading(qn_stream *s) {
 
 void qn__stream_start(qn_stream *s) {
   s->started = 1;
+  if (s->tls) qn__tls_kick(s);                /* a read starts the handshake */
   start_reading(s);
 }
 
@@ -329,9 +346,15 @@ static void wake_readers(qn_stream *s) {
   }
 }
 
+void qn__stream_wake_readers(qn_stream *s) { wake_readers(s); }
+
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b) {
   (void)b;
   qn_stream *s = h->data;
+  if (s->tls) {                               /* decrypted into buf there, readers woken */
+    qn__tls_on_read(s, n);
+    return;
+  }
   if (n > 0) {
     s->len += (size_t)n;
     if (s->len >= read_limit(s)) stop_reading(s);
@@ -407,7 +430,16 @@ void qn_stream_consume(qn_stream *s, size_t used) {
       s->cap = 0;
     }
   }
+  if (s->tls) qn__tls_pump(s);                /* records left waiting for room */
   start_reading(s);
+}
+
+void qn_stream_shrink(qn_stream *s) {
+  /* libuv holds no pointer into buf between its alloc and read callbacks */
+  if (s->len != 0 || s->buf == NULL) return;
+  qn__free(s->rt, s->buf);
+  s->buf = NULL;
+  s->cap = s->off = 0;
 }
 
 static size_t need_of(const read_future *r) {
@@ -440,6 +472,7 @@ static void read_drop(qn_future *f) {
   read_future *r = (read_future *)f;
   qn_stream *s = r->s;
   qn__wait_unlink(&r->w);
+  if (s->tls) qn__tls_dropped(s);             /* mid-handshake: the stream closes */
   if (--s->nreaders == 0) {
     s->need = 0;
     if (s->len >= read_limit(s)) stop_reading(s);
@@ -508,6 +541,13 @@ int qn_stream_write(qn_stream *s, const char *data, size_t len) {
   if (s->shut) return UV_EPIPE;
   if (s->write_err) return s->write_err;
   if (qn_stream_write_queued(s) > s->write_limit) return UV_EAGAIN;
+  if (s->tls) return qn__tls_write(s, data, len);   /* encrypted, then raw written */
+  return qn__stream_raw_write(s, data, len);
+}
+
+int qn__stream_raw_write(qn_stream *s, const char *data, size_t len) {
+  if (s->write_err) return s->write_err;
+  if (s->handle_closing) return UV_ECANCELED;
   size_t done = 0;
   while (s->nwrites == 0 && done < len) {     /* nothing queued: the pipe may take it now */
     size_t k = len - done > REQ_MAX ? REQ_MAX : len - done;
@@ -536,7 +576,9 @@ typedef struct writable_future {
 static int writable_poll(qn_future *f, qn_waker *wk) {
   writable_future *wf = (writable_future *)f;
   qn_stream *s = wf->s;
-  if (s->closing || s->shut || s->write_err || qn_stream_write_queued(s) <= s->write_limit) {
+  int ready = s->closing || s->shut || s->write_err;
+  if (!ready && s->tls && !qn__tls_handshake_over(s)) ready = -1;   /* waits for the handshake */
+  if (ready == 1 || (ready == 0 && qn_stream_write_queued(s) <= s->write_limit)) {
     qn__wait_unlink(&wf->w);
     return QN_READY;
   }
@@ -548,6 +590,7 @@ static void writable_drop(qn_future *f) {
   writable_future *wf = (writable_future *)f;
   qn_stream *s = wf->s;
   qn__wait_unlink(&wf->w);
+  if (s->tls) qn__tls_dropped(s);
   s->nwriters--;
   qn__free(s->rt, wf);
   unref(s);
@@ -605,6 +648,7 @@ static int shutdown_poll(qn_future *fut, qn_waker *wk) {
   qn_stream *s = f->s;
   shutdown_req *q = NULL;
   int r = s->closing ? UV_ECANCELED : 0;
+  if (r == 0 && s->tls) r = qn__tls_shutdown(s);   /* close_notify first */
   if (r == 0 && (q = qn__malloc(s->rt, sizeof *q)) == NULL) r = UV_ENOMEM;
   if (r == 0) {
     q->rt = s->rt;

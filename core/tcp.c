@@ -12,6 +12,11 @@
 ** closed; while its handle is open it is on the runtime's closers. A
 ** connect future owns the stream it is connecting until it is taken.
 **
+** Servers serve Unix sockets too (unix.c, adopt.c): the handle is a TCP
+** handle or a pipe, and the streams it accepts are of the same kind. A
+** server that bound a Unix socket's path removes the file when it closes,
+** if the file is still the one it made (path, dev, ino).
+**
 ** Unix: listen makes its socket itself (for SO_REUSEPORT and a choice of
 ** SO_REUSEADDR); libuv error codes there are -errno. Listening, like making
 ** a stream, sets SIGPIPE to SIG_IGN unless the program handles it.
@@ -28,8 +33,15 @@
 #include "internal.h"
 
 struct qn_tcp_server {
-  uv_tcp_t handle;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
   qn_runtime *rt;
+  char *path;               /* unix.c: the socket file to remove at close, or NULL */
+  uint64_t dev, ino;        /* ...if it is still this one */
   qn__closer closer;
   qn_tcp_opts opts;
   qn__list queue;           /* accepted streams nobody took */
@@ -49,8 +61,9 @@ static void apply_opts(qn_stream *s, const qn_tcp_opts *o) {
   if (o->keepalive) uv_tcp_keepalive(&s->h.tcp, 1, o->keepalive_delay ? o->keepalive_delay : 60);
 }
 
-static int stream_new(qn_runtime *rt, const qn_tcp_opts *o, qn_stream **out) {
-  return qn__stream_new(rt, UV_TCP, o ? o->read_limit : 0, o ? o->write_limit : 0, out);
+static int stream_new(qn_runtime *rt, uv_handle_type type, const qn_tcp_opts *o,
+                      qn_stream **out) {
+  return qn__stream_new(rt, type, o ? o->read_limit : 0, o ? o->write_limit : 0, out);
 }
 
 /* ---- what only a TCP stream has ---- */
@@ -116,7 +129,7 @@ static void on_connect(uv_connect_t *req, int status);
 
 static int try_connect(connect_future *f, const struct sockaddr *addr) {
   qn_stream *s;
-  int r = stream_new(f->rt, &f->opts, &s);
+  int r = stream_new(f->rt, UV_TCP, &f->opts, &s);
   if (r != 0) return r;
   connect_req *q = qn__malloc(f->rt, sizeof *q);
   if (q == NULL) {
@@ -243,6 +256,7 @@ int qn_tcp_connect_take(qn_future *fut, qn_stream **out) {
 
 static void server_maybe_free(qn_tcp_server *srv) {
   if (srv->refs > 0 || !srv->closed) return;
+  qn__free(srv->rt, srv->path);
   qn__free(srv->rt, srv);
 }
 
@@ -264,8 +278,9 @@ static void server_close_handle(qn_tcp_server *srv) {
     qn__closer_remove(&srv->closer);
     srv->registered = 0;
   }
-  if (uv_is_closing((uv_handle_t *)&srv->handle)) srv->closed = 1;
-  else uv_close((uv_handle_t *)&srv->handle, server_on_close);
+  if (srv->path != NULL) qn__unix_unlink_if_same(srv->path, srv->dev, srv->ino);
+  if (uv_is_closing(&srv->h.handle)) srv->closed = 1;
+  else uv_close(&srv->h.handle, server_on_close);
 }
 
 void qn_tcp_server_close(qn_tcp_server *srv) {
@@ -295,7 +310,7 @@ void qn_tcp_server_release(qn_tcp_server *srv) {
 }
 
 int qn_tcp_server_is_closed(const qn_tcp_server *srv) {
-  return srv->closing || uv_is_closing((const uv_handle_t *)&srv->handle);
+  return srv->closing || uv_is_closing(&srv->h.handle);
 }
 
 size_t qn_tcp_server_queued(const qn_tcp_server *srv) { return srv->nqueued; }
@@ -304,17 +319,31 @@ int qn_tcp_server_sockname(const qn_tcp_server *srv, struct sockaddr_storage *ss
   if (qn_tcp_server_is_closed(srv)) return UV_EBADF;
   int len = (int)sizeof *ss;
   memset(ss, 0, sizeof *ss);
-  return uv_tcp_getsockname(&srv->handle, (struct sockaddr *)ss, &len);
+  if (srv->h.handle.type == UV_TCP)
+    return uv_tcp_getsockname(&srv->h.tcp, (struct sockaddr *)ss, &len);
+  int fd, r = qn__server_fd(srv, &fd);
+  socklen_t sl = sizeof *ss;
+  if (r == 0 && getsockname(fd, (struct sockaddr *)ss, &sl) != 0) r = -errno;
+  return r;
 }
+
+int qn__server_fd(const qn_tcp_server *srv, int *fd) {
+  uv_os_fd_t f = -1;
+  if (qn_tcp_server_is_closed(srv) || uv_fileno(&srv->h.handle, &f) != 0) return UV_EBADF;
+  *fd = f;
+  return 0;
+}
+
+int qn_tcp_server_is_unix(const qn_tcp_server *srv) { return srv->h.handle.type != UV_TCP; }
 
 /* Take the connection libuv holds into the queue. */
 static void accept_one(qn_tcp_server *srv) {
   srv->pending = 0;
   qn_stream *s;
-  int r = stream_new(srv->rt, &srv->opts, &s);
+  int r = stream_new(srv->rt, srv->h.handle.type, &srv->opts, &s);
   if (r != 0) {
     srv->pending = 1;                         /* retried at the next take */
-  } else if ((r = uv_accept((uv_stream_t *)&srv->handle, &s->h.stream)) != 0) {
+  } else if ((r = uv_accept(&srv->h.stream, &s->h.stream)) != 0) {
     qn_stream_release(s);
   } else {
     apply_opts(s, &srv->opts);
@@ -427,26 +456,28 @@ static int bound_socket(const struct sockaddr_storage *ss, unsigned flags) {
   return fd;
 }
 
-int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsigned flags,
-                  const qn_tcp_opts *opts, qn_tcp_server **out) {
+/* A server listening on fd (bound, perhaps listening already), which it owns
+   from now on, also on failure. type: UV_TCP or UV_NAMED_PIPE. */
+int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
+                    const qn_tcp_opts *opts, qn_tcp_server **out) {
   *out = NULL;
-  if (rt->closed) return UV_ECANCELED;
-  struct sockaddr_storage ss;
-  int r = qn_addr_for_bind(rt, host, port, SOCK_STREAM, &ss);
-  if (r != 0) return r;
-  int fd = bound_socket(&ss, flags);
-  if (fd < 0) return fd;
+  if (rt->closed) {
+    close(fd);
+    return UV_ECANCELED;
+  }
   qn_tcp_server *srv = qn__calloc(rt, 1, sizeof *srv);
   if (srv == NULL) {
     close(fd);
     return UV_ENOMEM;
   }
-  if ((r = uv_tcp_init(&rt->loop, &srv->handle)) != 0) {
+  int r = type == UV_TCP ? uv_tcp_init(&rt->loop, &srv->h.tcp)
+                         : uv_pipe_init(&rt->loop, &srv->h.pipe, 0);
+  if (r != 0) {
     close(fd);
     qn__free(rt, srv);
     return r;
   }
-  srv->handle.data = srv;
+  srv->h.handle.data = srv;
   srv->rt = rt;
   srv->refs = 1;
   if (opts) srv->opts = *opts;
@@ -457,9 +488,9 @@ int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsig
   srv->closer.close = server_close_at_shutdown;
   qn__closer_add(rt, &srv->closer);
   srv->registered = 1;
-  r = uv_tcp_open(&srv->handle, fd);
+  r = type == UV_TCP ? uv_tcp_open(&srv->h.tcp, fd) : uv_pipe_open(&srv->h.pipe, fd);
   if (r != 0) close(fd);
-  if (r == 0) r = uv_listen((uv_stream_t *)&srv->handle, backlog, on_connection);
+  if (r == 0) r = uv_listen(&srv->h.stream, backlog, on_connection);
   if (r != 0) {
     qn_tcp_server_release(srv);
     return r;
@@ -467,4 +498,25 @@ int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsig
   qn__ignore_sigpipe();
   *out = srv;
   return 0;
+}
+
+int qn__server_remove_at_close(qn_tcp_server *srv, const char *path, uint64_t dev, uint64_t ino) {
+  size_t n = strlen(path) + 1;
+  if ((srv->path = qn__malloc(srv->rt, n)) == NULL) return UV_ENOMEM;
+  memcpy(srv->path, path, n);
+  srv->dev = dev;
+  srv->ino = ino;
+  return 0;
+}
+
+int qn_tcp_listen(qn_runtime *rt, const char *host, int port, int backlog, unsigned flags,
+                  const qn_tcp_opts *opts, qn_tcp_server **out) {
+  *out = NULL;
+  if (rt->closed) return UV_ECANCELED;
+  struct sockaddr_storage ss;
+  int r = qn_addr_for_bind(rt, host, port, SOCK_STREAM, &ss);
+  if (r != 0) return r;
+  int fd = bound_socket(&ss, flags);
+  if (fd < 0) return fd;
+  return qn__server_open(rt, UV_TCP, fd, backlog, opts, out);
 }

@@ -1,6 +1,8 @@
 /*
 ** Stream methods over core/stream.c, shared by TCP streams
-** ("quench.tcp.stream", lua/tcp.c) and pipes ("quench.pipe", lua/pipe.c):
+** ("quench.tcp.stream", lua/tcp.c), TLS streams ("quench.tls.stream",
+** lua/tls.c), Unix streams ("quench.unix.stream", lua/unix.c) and pipes
+** ("quench.pipe", lua/pipe.c):
 ** read(n | "l" | "L" | "a"), read_some([max]), lines(fmt), write(...)
 ** (returns the stream), shutdown(), close(), their `_op` forms, buffered(),
 ** queued(). Lua's io conventions: an I/O failure returns nil,
@@ -149,6 +151,17 @@ static lua_KContext check_max(lua_State *L, int idx) {
 static qn_stream_mode ctx_mode(lua_KContext ctx) { return (qn_stream_mode)(ctx & CTX_MODE); }
 static size_t ctx_count(lua_KContext ctx) { return (size_t)ctx >> CTX_SHIFT; }
 
+/* nil, "ENAME: message", "ENAME": a TLS failure with the stream's own
+   message (OpenSSL's reason), else as lq_push_fail. */
+int lq_stream_fail(lua_State *L, qn_stream *s, int r) {
+  const char *name = qn_tls_err_name(r);
+  if (name == NULL) return lq_push_fail(L, r);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", name, qn_tls_error_message(s));
+  lua_pushstring(L, name);
+  return 3;
+}
+
 /* Push what a read returns now, consuming it: its result count, or -1 if
    the read must wait. lines (CTX_RAISE) raises on an error. */
 static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
@@ -165,9 +178,11 @@ static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
     lua_pushnil(L);
     return 1;
   }
-  if (ctx & CTX_RAISE)
-    return luaL_error(L, "%s: %s: %s", u->cls->lines, uv_err_name(r), uv_strerror(r));
-  return lq_push_fail(L, r);
+  if (ctx & CTX_RAISE) {
+    lq_stream_fail(L, u->s, r);
+    return luaL_error(L, "%s: %s", u->cls->lines, lua_tostring(L, -2));
+  }
+  return lq_stream_fail(L, u->s, r);
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
@@ -272,7 +287,7 @@ static int write_step(lua_State *L, lq_coro *c) {
     lua_settop(L, 1);
     return 1;
   }
-  if (r != UV_EAGAIN) return lq_push_fail(L, r);
+  if (r != UV_EAGAIN) return lq_stream_fail(L, u->s, r);
   qn_future *f = qn_stream_writable_new(u->s);
   if (f == NULL) return luaL_error(L, "%s: out of memory", u->cls->write);
   c->what = u->cls->write_kind.name;
@@ -334,7 +349,7 @@ static int write_finish(lua_State *L, int op, qn_future *f) {
   lua_pop(L, 1);
   if (r == 0) return 1;                       /* the stream */
   lua_pop(L, 1);
-  return lq_push_fail(L, r);
+  return lq_stream_fail(L, u->s, r);
 }
 
 static int l_write_op(lua_State *L) {
@@ -458,6 +473,8 @@ static int l_tostring(lua_State *L) {
 
 const lq_stream_class lq_tcp_stream_class = CLASS("quench.tcp.stream", "tcp");
 const lq_stream_class lq_pipe_class = CLASS("quench.pipe", "pipe");
+const lq_stream_class lq_tls_stream_class = CLASS("quench.tls.stream", "tls");
+const lq_stream_class lq_unix_stream_class = CLASS("quench.unix.stream", "unix");
 
 static const luaL_Reg methods[] = {
   {"read", l_read}, {"read_some", l_read_some}, {"lines", l_lines},

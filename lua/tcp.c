@@ -7,6 +7,9 @@
 ** nil, "ENAME: message", "ENAME", and misuse raises an error naming the
 ** function.
 **
+** Servers: the methods here serve Unix servers too (lua/unix.c), through
+** a class (lq_server_class) as streams have.
+**
 ** Ownership: as streams (lua/stream.c). A server's userdata holds a pointer
 ** to the core server and releases it in __gc; it is built closed (NULL)
 ** before the core object exists, so no error can leak one. An object
@@ -22,13 +25,6 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include "binding.h"
-
-#define LQ_SERVER "quench.tcp.server"
-
-typedef struct lq_server {
-  qn_tcp_server *srv;
-  uint64_t serial;
-} lq_server;
 
 /* ---- addresses and options ---- */
 
@@ -125,6 +121,12 @@ static qn_tcp_opts check_stream_opts(lua_State *L, int idx, const char *const *k
   o.write_limit = opt_size(L, idx, "write_limit");
   return o;
 }
+
+qn_tcp_opts lq_tcp_check_opts(lua_State *L, int idx, const char *const *keys, const char *fname) {
+  return check_stream_opts(L, idx, keys, fname);
+}
+
+size_t lq_opt_size(lua_State *L, int opts, const char *name) { return opt_size(L, opts, name); }
 
 /* ---- what only a TCP stream has ---- */
 
@@ -240,18 +242,57 @@ static int l_connect_op(lua_State *L) {
   return 1;
 }
 
-/* ---- servers ---- */
+/* ---- servers ----
 
-static lq_server *to_server(lua_State *L, int idx) {
-  return (lq_server *)luaL_checkudata(L, idx, LQ_SERVER);
+   TCP and Unix servers ("quench.tcp.server", "quench.unix.server") share
+   these methods; a method's upvalues are the module and its class, as a
+   stream's; a server's class is its tag. */
+
+struct lq_server_class {
+  const char *tname, *accept, *accept_op, *getsockname;
+  const lq_stream_class *stream;        /* of the streams it accepts */
+  lq_op_kind accept_kind;
+};
+
+typedef struct lq_server {
+  const lq_server_class *cls;   /* first: the tag lq_toudata checks */
+  qn_tcp_server *srv;
+  uint64_t serial;
+} lq_server;
+
+static const lq_server_class *server_class_of(lua_State *L) {
+  return lua_touserdata(L, lua_upvalueindex(2));
 }
 
-static qn_tcp_server *live_server(lua_State *L, int idx, const char *fname) {
-  lq_server *u = to_server(L, idx);
+static lq_server *to_server(lua_State *L, int idx) {
+  const lq_server_class *cls = server_class_of(L);
+  lq_server *u = lq_toudata(L, idx, cls, sizeof(lq_server));
+  if (u == NULL) luaL_typeerror(L, idx, cls->tname);
+  return u;
+}
+
+static qn_tcp_server *check_server(lua_State *L, lq_server *u, const char *fname) {
   if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
   lq_check_alive(L, u->serial, fname, "server");
   if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
   return u->srv;
+}
+
+static qn_tcp_server *live_server(lua_State *L, int idx, const char *fname) {
+  return check_server(L, to_server(L, idx), fname);
+}
+
+qn_tcp_server *lq_server_live(lua_State *L, int idx, const char *fname) {
+  return live_server(L, idx, fname);
+}
+
+qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial) {
+  lq_server *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->cls = cls;
+  u->srv = NULL;
+  u->serial = serial;
+  luaL_setmetatable(L, cls->tname);
+  return &u->srv;
 }
 
 /* quench.tcp.listen(host, port [, opts]): a server, or nil, msg, code.
@@ -273,24 +314,21 @@ static int l_listen(lua_State *L) {
     if (opt_bool(L, 3, "reuseport", 0)) flags |= QN_TCP_REUSEPORT;
     if (opt_bool(L, 3, "ipv6only", 0)) flags |= QN_TCP_IPV6ONLY;
   }
-  lq_server *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->srv = NULL;
-  u->serial = rt->serial;
-  luaL_setmetatable(L, LQ_SERVER);
-  int r = qn_tcp_listen(rt->core, host, port, backlog, flags, &o, &u->srv);
+  qn_tcp_server **srv = lq_server_new(L, &lq_tcp_server_class, rt->serial);
+  int r = qn_tcp_listen(rt->core, host, port, backlog, flags, &o, srv);
   if (r != 0) return lq_push_fail(L, r);
   return 1;
 }
 
 /* Push an accepted stream, or nil, msg, code; -1 (nothing pushed) if none
    is queued. */
-static int try_accept(lua_State *L, qn_tcp_server *srv, uint64_t serial) {
-  lq_stream *u = lq_stream_new(L, &lq_tcp_stream_class, "");
+static int try_accept(lua_State *L, lq_server *srv) {
+  lq_stream *u = lq_stream_new(L, srv->cls->stream, "");
   qn_stream *s;
-  int r = qn_tcp_try_accept(srv, &s);
+  int r = qn_tcp_try_accept(srv->srv, &s);
   if (r == 0) {
     u->s = s;
-    u->serial = serial;
+    u->serial = srv->serial;
     return 1;
   }
   lua_pop(L, 1);
@@ -302,11 +340,11 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx);
 
 static int accept_step(lua_State *L, lq_coro *c) {
   lq_server *u = lua_touserdata(L, 1);
-  int n = try_accept(L, u->srv, u->serial);
+  int n = try_accept(L, u);
   if (n >= 0) return n;
   qn_future *f = qn_tcp_accept_new(u->srv);
-  if (f == NULL) return luaL_error(L, "quench.tcp.server:accept: out of memory");
-  c->what = "tcp accept";
+  if (f == NULL) return luaL_error(L, "%s: out of memory", u->cls->accept);
+  c->what = u->cls->accept_kind.name;
   return lq_await(L, c, f, accept_k, 0);
 }
 
@@ -319,7 +357,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* server:accept(): the next connection (a stream), or nil, msg, code. */
 static int l_accept(lua_State *L) {
-  const char *fname = "quench.tcp.server:accept";
+  const char *fname = server_class_of(L)->accept;
   live_server(L, 1, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 1);
@@ -335,11 +373,9 @@ static lq_server *op_server(lua_State *L, int op) {
 }
 
 static void accept_check(lua_State *L, int op, lq_coro *c) {
-  const char *fname = "quench.tcp.server:accept_op";
+  (void)c;
   lq_server *u = op_server(L, op);
-  if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
-  if (u->serial != c->rt->serial) lq_check_alive(L, u->serial, fname, "server");
-  if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
+  check_server(L, u, u->cls->accept_op);
 }
 
 static qn_future *accept_start(lua_State *L, int op, lq_coro *c) {
@@ -349,16 +385,14 @@ static qn_future *accept_start(lua_State *L, int op, lq_coro *c) {
 
 static int accept_finish(lua_State *L, int op, qn_future *f) {
   (void)f;
-  lq_server *u = op_server(L, op);
-  int n = try_accept(L, u->srv, u->serial);
+  int n = try_accept(L, op_server(L, op));
   return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means queued */
 }
 
-static const lq_op_kind accept_kind = { "tcp accept", accept_check, accept_start, accept_finish, NULL };
-
 static int l_accept_op(lua_State *L) {
-  live_server(L, 1, "quench.tcp.server:accept_op");
-  return lq_op_for(L, &accept_kind, 1);
+  const lq_server_class *cls = server_class_of(L);
+  live_server(L, 1, cls->accept_op);
+  return lq_op_for(L, &cls->accept_kind, 1);
 }
 
 static int l_server_getsockname(lua_State *L) {
@@ -375,7 +409,7 @@ static int l_server_close(lua_State *L) {
 }
 
 static int l_server_gc(lua_State *L) {
-  lq_server *u = luaL_testudata(L, 1, LQ_SERVER);   /* __gc may be called by hand */
+  lq_server *u = luaL_testudata(L, 1, server_class_of(L)->tname);   /* __gc may be called by hand */
   if (u == NULL) return 0;
   if (u->srv != NULL) qn_tcp_server_release(u->srv);
   u->srv = NULL;
@@ -385,24 +419,21 @@ static int l_server_gc(lua_State *L) {
 static int l_server_tostring(lua_State *L) {
   lq_server *u = to_server(L, 1);
   int open = u->srv != NULL && lq_alive(L, u->serial) && !qn_tcp_server_is_closed(u->srv);
-  lua_pushfstring(L, "quench.tcp.server (%s)", open ? "listening" : "closed");
+  lua_pushfstring(L, "%s (%s)", u->cls->tname, open ? "listening" : "closed");
   return 1;
 }
 
-/* ---- registration ---- */
+#define SERVER_CLASS(T, S, STREAM) {                                           \
+  T, T ":accept", T ":accept_op", T ":getsockname", STREAM,                    \
+  { S " accept", accept_check, accept_start, accept_finish, NULL } }
 
-static const luaL_Reg stream_methods[] = {
-  {"close_reset", l_close_reset}, {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
-  {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {NULL, NULL}
-};
+const lq_server_class lq_tcp_server_class =
+  SERVER_CLASS("quench.tcp.server", "tcp", &lq_tcp_stream_class);
+const lq_server_class lq_unix_server_class =
+  SERVER_CLASS("quench.unix.server", "unix", &lq_unix_stream_class);
 
 static const luaL_Reg server_methods[] = {
-  {"accept", l_accept}, {"accept_op", l_accept_op}, {"getsockname", l_server_getsockname},
-  {"close", l_server_close}, {NULL, NULL}
-};
-
-static const luaL_Reg functions[] = {
-  {"listen", l_listen}, {"connect", l_connect}, {"connect_op", l_connect_op}, {NULL, NULL}
+  {"accept", l_accept}, {"accept_op", l_accept_op}, {"close", l_server_close}, {NULL, NULL}
 };
 
 static const luaL_Reg server_metamethods[] = {
@@ -410,10 +441,41 @@ static const luaL_Reg server_metamethods[] = {
   {NULL, NULL}
 };
 
+void lq_server_register(lua_State *L, int mod, const lq_server_class *cls, const luaL_Reg *extra) {
+  luaL_newmetatable(L, cls->tname);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  lua_pushlightuserdata(L, (void *)cls);
+  luaL_setfuncs(L, server_methods, 2);
+  lua_pushvalue(L, mod);
+  lua_pushlightuserdata(L, (void *)cls);
+  luaL_setfuncs(L, extra, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, mod);
+  lua_pushlightuserdata(L, (void *)cls);
+  luaL_setfuncs(L, server_metamethods, 2);
+  lua_pop(L, 1);
+}
+
+/* ---- registration ---- */
+
+const luaL_Reg lq_tcp_stream_methods[] = {
+  {"close_reset", l_close_reset}, {"getsockname", l_getsockname}, {"getpeername", l_getpeername},
+  {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {NULL, NULL}
+};
+
+static const luaL_Reg tcp_server_methods[] = {
+  {"getsockname", l_server_getsockname}, {NULL, NULL}
+};
+
+static const luaL_Reg functions[] = {
+  {"listen", l_listen}, {"connect", l_connect}, {"connect_op", l_connect_op}, {NULL, NULL}
+};
+
 /* quench.tcp = {listen, connect, connect_op}; the module table is on top. */
 void lq_tcp_register(lua_State *L, int mod) {
-  lq_stream_register(L, mod, &lq_tcp_stream_class, stream_methods);
-  lq_class(L, mod, LQ_SERVER, server_methods, server_metamethods);
+  lq_stream_register(L, mod, &lq_tcp_stream_class, lq_tcp_stream_methods);
+  lq_server_register(L, mod, &lq_tcp_server_class, tcp_server_methods);
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);

@@ -9,6 +9,10 @@ QUENCH_PACKAGES=(
   valgrind                    # scripts/test.sh stage 2 (memcheck)
   lua-sql-sqlite3             # examples/sqlite_rollback.lua
   lua-ldoc lua-markdown       # the HTML reference (target api_docs; spec/doc_coverage_spec.lua runs ldoc)
+  libssl-dev openssl curl     # quench.tls (core/tls.c); spec/tls_spec.lua's peers
+  libh2o-dev                  # core/http.c: picohttpparser (shipped inside libh2o)
+  lua-cjson curl wrk          # examples/http_api.lua, spec/http_spec.lua
+  lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
 )
 
 quench_install_deps() {

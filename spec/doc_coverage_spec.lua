@@ -25,6 +25,10 @@ local CLASSES = {
   ["quench.tcp.server"] = "TcpServer", ["quench.tcp.stream"] = "TcpStream",
   ["quench.udp"] = "UdpSocket", ["quench.file"] = "File",
   ["quench.process"] = "Process", ["quench.pipe"] = "Pipe",
+  ["quench.tls.server"] = "TlsServer", ["quench.tls.stream"] = "TlsStream",
+  ["quench.tls.context"] = "TlsContext", ["quench.tls.session"] = "TlsSession",
+  ["quench.http.server"] = "HttpServer",
+  ["quench.unix.server"] = "UnixServer", ["quench.unix.stream"] = "UnixStream",
 }
 
 local function list_stubs()
@@ -148,6 +152,11 @@ local function sample_objects()
         add("TcpStream", client)
         client:close()
       end
+      server:close()
+    end
+    if quench.http and quench.http.listen then
+      local server = assert(quench.http.listen("127.0.0.1", 0))
+      add("HttpServer", server)
       server:close()
     end
     if quench.udp and quench.udp.bind then

@@ -34,6 +34,11 @@ local EXPECT = {
               "messages left: 40 of 80" },
     absent = { "Slow task completed", "Left task completed", "Right task completed" },
   },
+  ["https_get.lua"] = {
+    lines = { "status: HTTP/1.1 200 OK", "body: hello over TLSv1.3",
+              "server certificate: CN=localhost, issued by CN=example CA",
+              "with the system trust store:\tnil\tETLS_UNKNOWN_CA: certificate verify failed" },
+  },
   ["timeout.lua"] = {
     lines = { "[ 2.00 s] fetch_data: connection closed",
               "[ 2.00 s] Timed out (timeout: deadline elapsed). The fetch was dropped.",
@@ -120,6 +125,26 @@ local EXPECT = {
               "batch 3: ROLLBACK (the task was dropped)", "batch 3 in time: false; rows: 3",
               "batch 4: inserted melons", "batch 4: COMMIT", "rows: 4" },
     absent = { "batch 2: COMMIT", "batch 2: inserted limes", "batch 3: COMMIT" },
+  },
+  ["http_api.lua"] = {
+    needs = { "http" },
+    lines = { "201\t", "\"name\":\"apple\"", "201\t", "\"name\":\"pear\"",
+              "400\t{\"error\":\"expected {\\\"name\\\": string}\"}",
+              "200\t[", "404\t{\"error\":\"no such route\"}",
+              "report handler: cleanup ran", "200\t", "report handler: cleanup ran",
+              "504\t{\"error\":\"the request took too long\"}",
+              "report handler: cleanup ran",
+              "GET /report: cancelled: quench.http: the client went away",
+              "server stopped" },
+  },
+  ["http_luasocket.lua"] = {
+    needs = { "tcp" },
+    lines = { "got \"alpha after 0.3 s\" (status 200)", "got \"beta after 0.3 s\" (status 200)",
+              "got \"gamma after 0.3 s\" (status 200)",
+              "slow requests the server had in progress at once: 3",
+              "the 5 s request within 0.1 s: false (timeout: deadline elapsed)",
+              "with http.TIMEOUT = 0.1: nil, timeout",
+              "POST: 1 200 \"POSTED THROUGH LTN12\"", "done" },
   },
   ["search_server.lua"] = {
     needs = { "tcp" },

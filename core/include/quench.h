@@ -538,6 +538,9 @@ int qn_stream_writers(const qn_stream *s);           /* writable futures alive *
 int qn_stream_peek(qn_stream *s, qn_stream_mode mode, size_t n, const char **data, size_t *len,
                    size_t *used);
 void qn_stream_consume(qn_stream *s, size_t used);
+/* Free the read buffer if nothing is buffered (an idle connection then
+   holds no buffer; the next read allocates one again). */
+void qn_stream_shrink(qn_stream *s);
 /* Ready when qn_stream_peek would not say UV_EAGAIN; consumes nothing. */
 qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n);
 
@@ -606,6 +609,139 @@ int qn_tcp_set_keepalive(qn_stream *s, int on, unsigned delay);
    just closes). */
 void qn_tcp_reset(qn_stream *s);
 
+/* ---- TLS (tls.c) ----
+
+   TLS over a connected TCP stream, on OpenSSL 3 with a BIO over the
+   stream's own buffers: ciphertext read from the socket goes into the TLS
+   engine, and records are decrypted on the loop side (in the read
+   callback, and when a read consumes plaintext) into the stream's buffer,
+   which the stream's read futures wait on as for plain TCP; so a dropped
+   read loses nothing. A write encrypts all its bytes into records at once
+   and queues them as a plain write does (all or nothing). After every
+   read, output the engine made (TLS 1.3 tickets, KeyUpdate, alerts) is
+   written; renegotiation is refused.
+   The handshake starts at the first poll of a read, writable or handshake
+   future (or a peek) and then runs on the loop side. Dropping any of those
+   futures while it runs closes the stream: a handshake is one op, never
+   resumed. OpenSSL allocates with its own allocator (not qn_alloc_fn). */
+
+typedef struct qn_tls_ctx qn_tls_ctx;
+
+/* Codes of TLS failures, beside libuv's (qn_tls_err_name names them). */
+enum {
+  QN_TLS_EHANDSHAKE = -7001,    /* the handshake failed (alerts, no shared cipher...) */
+  QN_TLS_EVERIFY = -7002,       /* the peer's certificate was refused (other reasons) */
+  QN_TLS_EUNKNOWN_CA = -7003,   /* no trusted issuer */
+  QN_TLS_EEXPIRED = -7004,      /* expired, or not valid yet */
+  QN_TLS_EHOSTNAME = -7005,     /* the certificate is for another name or address */
+  QN_TLS_ESELF_SIGNED = -7006,  /* a self-signed certificate, not trusted */
+  QN_TLS_ENOT_TLS = -7007,      /* the peer does not speak TLS (plain TCP, garbage) */
+  QN_TLS_EVERSION = -7008,      /* no protocol version in common */
+  QN_TLS_EPROTOCOL = -7009,     /* a protocol error after the handshake */
+  QN_TLS_ETRUNCATED = -7010,    /* the connection ended without close_notify */
+  QN_TLS_ECONFIG = -7011        /* a certificate, key or CA file could not be used */
+};
+
+enum { QN_TLS_VERIFY_NONE = 0, QN_TLS_VERIFY_PEER = 1 };
+
+typedef struct qn_tls_config {
+  int server;
+  int verify;               /* client: 1 (chain and name) or 0; server: 1 asks for and
+                               requires a client certificate */
+  const char *cafile, *capath;          /* NULL both: the system trust store */
+  const char *certificate, *key;        /* PEM file paths, or PEM text ("-----BEGIN") */
+  const char *password;                 /* of an encrypted key */
+  const unsigned char *alpn;            /* protocols in wire format (length-prefixed) */
+  size_t alpn_len;
+  const char *ciphers;                  /* TLS 1.2 cipher list */
+  const char *ciphersuites;             /* TLS 1.3 suites */
+  int min_version, max_version;         /* TLS1_2_VERSION... (0: 1.2 and the newest) */
+  int ignore_unexpected_eof;            /* an EOF without close_notify is a plain EOF */
+} qn_tls_config;
+
+/* A context (client or server): 0, or QN_TLS_ECONFIG with the reason in
+   err. Contexts are reference counted (each stream holds one). */
+int qn_tls_ctx_new(const qn_tls_config *c, qn_tls_ctx **out, char *err, size_t errlen);
+void qn_tls_ctx_ref(qn_tls_ctx *ctx);
+void qn_tls_ctx_unref(qn_tls_ctx *ctx);
+int qn_tls_ctx_is_server(const qn_tls_ctx *ctx);
+
+/* Make a connected TCP stream a TLS one, client or server as ctx is.
+   servername (client): SNI and the name verified (an IP address is
+   verified as one, and sent no SNI); session (client, may be NULL): an
+   SSL_SESSION to resume. Bytes already buffered are taken as ciphertext.
+   0, UV_EINVAL (not TCP, already TLS), UV_EBADF (closed) or UV_ENOMEM. */
+int qn_tls_attach(qn_stream *s, qn_tls_ctx *ctx, const char *servername, void *session);
+int qn_stream_is_tls(const qn_stream *s);
+/* 1 once the handshake succeeded, 0 before, or its failure code. */
+int qn_tls_handshake_state(const qn_stream *s);
+/* Ready when the handshake is done or failed (or the stream closed). */
+qn_future *qn_tls_handshake_new(qn_stream *s);
+int qn_tls_handshake_status(const qn_future *hs);     /* 0 or an error code */
+/* The text of the stream's last TLS failure ("" if none). */
+const char *qn_tls_error_message(const qn_stream *s);
+/* "ETLS_UNKNOWN_CA", ..., or NULL for a code that is not a TLS one. */
+const char *qn_tls_err_name(int code);
+/* The SSL object (NULL: not TLS, or closed), for what the embedder reads. */
+void *qn_tls_ssl(const qn_stream *s);
+
+/* ---- Unix domain sockets (unix.c) ----
+
+   Stream sockets on a path, or (Linux) in the abstract namespace: a name
+   starting with "@" ("@name" is the abstract "\0name"; no file). Streams
+   are the streams above, servers the TCP servers' type: every
+   qn_tcp_server_* function and qn_tcp_accept_new serve them, the streams
+   accepted are Unix streams. qn_tcp_opts' nodelay and keepalive are
+   ignored. */
+
+enum { QN_UNIX_PATH_MAX = 107 };   /* bytes of a name (sun_path less its NUL) */
+
+/* Listen on path. A socket file there that nobody listens on (connecting
+   to it is refused: a stale file left by a process that died) is replaced;
+   a live one gives UV_EADDRINUSE, as does any file that is not a socket.
+   mode > 0: the file's permissions (chmod, before anyone can connect).
+   The server removes the file when it closes, if it is still its own. */
+int qn_unix_listen(qn_runtime *rt, const char *path, int backlog, int mode,
+                   const qn_tcp_opts *opts, qn_tcp_server **out);
+/* Connect at once (a Unix socket never waits to connect; a listener whose
+   backlog is full: UV_EAGAIN). 0 with *out (the caller owns it) or an error. */
+int qn_unix_connect(qn_runtime *rt, const char *path, const qn_tcp_opts *opts, qn_stream **out);
+/* Whether a stream or server is a Unix socket's. */
+int qn_unix_is_unix(const qn_stream *s);
+int qn_tcp_server_is_unix(const qn_tcp_server *srv);
+/* A Unix socket's name: name[0..*len) is its path, "@..." for an abstract
+   name, empty for an unnamed socket (a connecting client's). name has
+   QN_UNIX_PATH_MAX + 2 bytes. UV_EINVAL on another stream, UV_EBADF closed. */
+int qn_unix_sockname(const qn_stream *s, char *name, size_t *len);
+int qn_unix_peername(const qn_stream *s, char *name, size_t *len);
+int qn_unix_server_sockname(const qn_tcp_server *srv, char *name, size_t *len);
+/* The peer's credentials at connect time (Linux SO_PEERCRED); UV_ENOTSUP
+   where the system has none. */
+int qn_unix_peercred(const qn_stream *s, int64_t *pid, int64_t *uid, int64_t *gid);
+
+/* ---- adopting a descriptor (adopt.c) ----
+
+   A socket made by someone else (inherited from a parent, passed by systemd
+   socket activation) as a stream or a server. */
+
+enum { QN_ADOPT_TCP = 1, QN_ADOPT_UNIX = 2, QN_ADOPT_SERVER = 4 };
+
+/* fd as a quench object: a server if it listens (*srv), else a connected
+   stream (*s). *kind: QN_ADOPT_TCP or QN_ADOPT_UNIX, | QN_ADOPT_SERVER.
+   want: 0, QN_ADOPT_TCP or QN_ADOPT_UNIX (another family: UV_EINVAL). On
+   success quench owns fd (non-blocking, close-on-exec from now on); on
+   failure it stays the caller's. Not a stream socket: UV_ENOTSOCK (not a
+   socket) or UV_EPROTOTYPE; a socket neither listening nor connected:
+   UV_ENOTCONN. */
+int qn_adopt(qn_runtime *rt, int fd, int want, const qn_tcp_opts *opts, int *kind,
+             qn_stream **s, qn_tcp_server **srv);
+/* systemd's socket activation (sd_listen_fds): the number of descriptors
+   passed from 3 on, 0 if none or they are another process's (LISTEN_PID),
+   or UV_EINVAL on a malformed LISTEN_FDS. Each is made close-on-exec. With
+   unset, LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are removed from the
+   environment (a child must not take them for its own). */
+int qn_listen_fds(int unset);
+
 /* ---- pipes (pipe.c) ----
 
    Streams (above) over a pipe, a Unix socket or a terminal. */
@@ -628,5 +764,79 @@ int qn_pipe_open(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_stream **out)
    regular file or character device (/dev/null): UV_ENOTSUP. At the
    runtime's end it first writes out, blocking, what is still queued. */
 int qn_pipe_open_stdio(qn_runtime *rt, int fd, const qn_pipe_opts *o, qn_stream **out);
+
+/* ---- HTTP/1.x messages (http.c) ----
+
+   The request head parser and chunked decoder (picohttpparser, from
+   Debian's libh2o) with RFC 9112's framing rules, and two futures over a
+   stream. Nothing is copied: a head is offsets into the parsed buffer. */
+
+enum {
+  QN_HTTP_FIELDS_MAX = 1024       /* the most header fields a head may have */
+};
+
+/* Why a message cannot be taken (the status to answer): negative, and
+   apart from libuv's error codes, which share results with them. */
+enum {
+  QN_HTTP_E_PARTIAL = -9001,      /* not all there yet (at the end: truncated) */
+  QN_HTTP_E_BAD = -9002,          /* 400 */
+  QN_HTTP_E_URI_TOO_LONG = -9003, /* 414: the request line is over its limit */
+  QN_HTTP_E_HEAD_TOO_LARGE = -9004,  /* 431: the head is over its limit */
+  QN_HTTP_E_TOO_MANY_FIELDS = -9005, /* 431 */
+  QN_HTTP_E_NOT_IMPLEMENTED = -9006  /* 501: a transfer coding other than chunked */
+};
+static inline int qn_http_is_error(int r) { return r <= -9001 && r >= -9006; }
+
+/* What a head says about its message. */
+enum {
+  QN_HTTP_CHUNKED = 1, QN_HTTP_CLOSE = 2, QN_HTTP_KEEP_ALIVE = 4,
+  QN_HTTP_EXPECT_CONTINUE = 8, QN_HTTP_UPGRADE = 16
+};
+
+typedef struct qn_http_field {
+  uint32_t name_off, name_len, value_off, value_len;
+} qn_http_field;
+
+typedef struct qn_http_head {
+  size_t len;                     /* bytes of the head, its empty line included */
+  uint32_t method_off, method_len, target_off, target_len;
+  int minor;                      /* HTTP/1.<minor> */
+  int64_t content_length;         /* -1: none */
+  unsigned flags;                 /* QN_HTTP_CHUNKED ... */
+  size_t nfields;
+} qn_http_head;
+
+/* Parse the request head at the start of buf[0..len) into h and fields
+   (room for max_fields): 0, QN_HTTP_E_PARTIAL, or the error to answer. */
+int qn_http_parse_request(const char *buf, size_t len, qn_http_head *h, qn_http_field *fields,
+                          size_t max_fields);
+/* The trailer section after a chunked body's last chunk (offsets into buf):
+   0 with *nfields and *used (its bytes), QN_HTTP_E_PARTIAL or an error. */
+int qn_http_parse_trailers(const char *buf, size_t len, qn_http_field *fields,
+                           size_t max_fields, size_t *nfields, size_t *used);
+/* Where a head ends, scanning from `from` (what an earlier call saw):
+   0 with *end, QN_HTTP_E_PARTIAL, URI_TOO_LONG or HEAD_TOO_LARGE. */
+int qn_http_head_scan(const char *buf, size_t len, size_t from, size_t max_line,
+                      size_t max_head, size_t *end);
+
+/* A chunked body decoder: decode buf[0..*len) in place; 0 at the end of the
+   body (*len decoded bytes, the last *left bytes of the input not part of
+   it: the trailers and what follows), QN_HTTP_E_PARTIAL (*len decoded
+   bytes, all input taken) or QN_HTTP_E_BAD. */
+typedef union qn_http_chunked { size_t align; char bytes[64]; } qn_http_chunked;
+void qn_http_chunked_init(qn_http_chunked *d);
+int qn_http_chunked_decode(qn_http_chunked *d, char *buf, size_t *len, size_t *left);
+
+/* Ready when the stream holds a whole head (scan it again with
+   qn_http_head_scan), a limit is passed, the stream ended, or the deadline
+   (qn_now's scale; 0: none) passed: its result is 0, a QN_HTTP_E_*
+   (PARTIAL: the stream ended inside a head) or a uv error (UV_EOF: ended
+   before a byte; UV_ETIMEDOUT: the deadline). Consumes nothing. */
+qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head, uint64_t deadline);
+int qn_http_head_result(const qn_future *head);
+/* Ready when the peer has gone (EOF or a read error), whatever is still
+   buffered; consumes nothing. Past `cap` buffered bytes it stops watching
+   (stays pending) rather than buffer a flood. */
+qn_future *qn_http_gone_new(qn_stream *s, size_t cap);
 
 #endif

@@ -1,0 +1,543 @@
+/*
+** HTTP/1.x parsing for quench.http (lua/quench/http.lua), over core/http.c:
+** the request head ("quench.http.head"), the ops that wait for a head, for
+** body bytes and for the peer going away, all reading a TCP stream or a
+** pipe without taking it from its owner.
+**
+** A head userdata holds a copy of the head's bytes and the offsets of its
+** fields; a Lua string is made only for what is asked for (method, target,
+** one header...). The body's framing state (bytes left, the chunked
+** decoder) lives in the head too, and its trailers, once read, in its user
+** value 1.
+**
+** The waits: `_read_head(stream, limits..., seconds, max_body)` and
+** `_wait_handler(stream, task, cap)` await directly (no op object: they
+** are the per-request path); `head:body_op(stream, max)` is an op, for
+** quench.timeout, and `head:body_some` its no-wait fast path.
+**
+** Cancel safety: nothing is consumed until a wait's results are made (in
+** the step its task resumes in), so a dropped head or body read loses no
+** byte; the handler wait consumes nothing at all.
+*/
+#include <stdint.h>
+#include <string.h>
+#include "binding.h"
+
+/* Not "quench.*": the head is the server's, never handed to a user. */
+#define LQ_HEAD "quench_internal.http_head"
+
+enum { PHASE_BODY, PHASE_TRAILERS, PHASE_DONE };
+
+typedef struct lq_head {
+  qn_http_head h;
+  int64_t left;             /* Content-Length body: bytes still to read */
+  int64_t taken;            /* body bytes returned so far */
+  int64_t max_body;         /* over this: EMSGSIZE */
+  size_t max_fields;
+  qn_http_chunked dec;
+  int phase;
+  uint8_t continue_due;     /* Expect: 100-continue on a request with a body */
+  qn_http_field *fields;    /* h.nfields of them, after the struct */
+  char *bytes;              /* h.len bytes, after the fields */
+} lq_head;
+
+static lq_head *check_head(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, LQ_HEAD);
+}
+
+/* The core stream of a TCP, TLS, Unix or pipe stream at idx, open, or raise. */
+static qn_stream *check_stream(lua_State *L, int idx, const char *fname) {
+  lq_stream *u = lq_toudata(L, idx, &lq_tcp_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, idx, &lq_tls_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, idx, &lq_unix_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, idx, &lq_pipe_class, sizeof(lq_stream));
+  if (u == NULL) luaL_typeerror(L, idx, "a quench stream (TCP, TLS, Unix, pipe)");
+  if (u->s == NULL) luaL_error(L, "%s: attempt to use a closed stream", fname);
+  lq_check_alive(L, u->serial, fname, "stream");
+  if (qn_stream_is_closed(u->s)) luaL_error(L, "%s: attempt to use a closed stream", fname);
+  return u->s;
+}
+
+static qn_stream *op_stream(lua_State *L, int op, int uv) {
+  lua_getiuservalue(L, op, uv);
+  lq_stream *u = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return u->s;
+}
+
+/* A status for a QN_HTTP_E_* code. */
+static int status_of(int e) {
+  switch (e) {
+  case QN_HTTP_E_URI_TOO_LONG: return 414;
+  case QN_HTTP_E_HEAD_TOO_LARGE: return 431;
+  case QN_HTTP_E_TOO_MANY_FIELDS: return 431;
+  case QN_HTTP_E_NOT_IMPLEMENTED: return 501;
+  default: return 400;
+  }
+}
+
+static const char *reason_of(int e) {
+  switch (e) {
+  case QN_HTTP_E_URI_TOO_LONG: return "request line over its limit";
+  case QN_HTTP_E_HEAD_TOO_LARGE: return "request head over its limit";
+  case QN_HTTP_E_TOO_MANY_FIELDS: return "too many header fields";
+  case QN_HTTP_E_NOT_IMPLEMENTED: return "transfer coding not implemented";
+  case QN_HTTP_E_PARTIAL: return "the connection ended inside a request head";
+  default: return "malformed request";
+  }
+}
+
+/* Push the result of a protocol error: false, status, message. */
+static int push_bad(lua_State *L, int e) {
+  lua_pushboolean(L, 0);
+  lua_pushinteger(L, status_of(e));
+  lua_pushstring(L, reason_of(e));
+  return 3;
+}
+
+/* ---- reading a head ---- */
+
+/* The limits of a head op, packed into its ns. */
+static uint64_t pack_limits(size_t max_line, size_t max_head, size_t max_fields) {
+  return (uint64_t)max_head | ((uint64_t)max_line << 32) | ((uint64_t)max_fields << 52);
+}
+static size_t lim_head(uint64_t ns) { return (size_t)(ns & 0xffffffffu); }
+static size_t lim_line(uint64_t ns) { return (size_t)((ns >> 32) & 0xfffffu); }
+static size_t lim_fields(uint64_t ns) { return (size_t)(ns >> 52); }
+
+/* Parse what the stream holds: push a head (consuming its bytes),
+   false, status, msg, or nil, msg, code; -1 if it must wait. */
+static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) {
+  const char *d;
+  size_t len, used, end;
+  int r = qn_stream_peek(s, QN_STREAM_SOME, 0, &d, &len, &used);
+  if (r == UV_EAGAIN) return -1;
+  if (r != 0) return lq_push_fail(L, r);
+  r = qn_http_head_scan(d, len, 0, lim_line(ns), lim_head(ns), &end);
+  if (r == QN_HTTP_E_PARTIAL) {
+    const char *d2;
+    size_t l2, u2;
+    int e = qn_stream_peek(s, QN_STREAM_ALL, 0, &d2, &l2, &u2);
+    if (e == 0) return push_bad(L, QN_HTTP_E_PARTIAL);   /* EOF inside the head */
+    if (e != UV_EAGAIN) return lq_push_fail(L, e);
+    return -1;
+  }
+  if (r != 0) return push_bad(L, r);
+  size_t maxf = lim_fields(ns);
+  qn_http_field fields[QN_HTTP_FIELDS_MAX];
+  qn_http_head h;
+  r = qn_http_parse_request(d, end, &h, fields, maxf);
+  if (r == QN_HTTP_E_PARTIAL) r = QN_HTTP_E_BAD;       /* the scan found its end */
+  if (r != 0) return push_bad(L, r);
+  size_t fbytes = h.nfields * sizeof(qn_http_field);
+  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + fbytes + h.len, 1);
+  memset(u, 0, sizeof *u);
+  u->h = h;
+  u->fields = (qn_http_field *)((char *)u + lq_align(sizeof *u));
+  u->bytes = (char *)u->fields + fbytes;
+  memcpy(u->fields, fields, fbytes);
+  memcpy(u->bytes, d, h.len);
+  u->max_fields = maxf;
+  u->max_body = max_body;
+  if (h.flags & QN_HTTP_CHUNKED) {
+    qn_http_chunked_init(&u->dec);
+    u->left = -1;
+  } else {
+    u->left = h.content_length > 0 ? h.content_length : 0;
+    if (u->left == 0) u->phase = PHASE_DONE;
+  }
+  u->continue_due = (h.flags & QN_HTTP_EXPECT_CONTINUE) && h.minor == 1 && u->phase != PHASE_DONE;
+  luaL_setmetatable(L, LQ_HEAD);
+  qn_stream_consume(s, h.len);
+  return 1;
+}
+
+static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, v >= lo && v <= hi, idx, "out of range");
+  return (size_t)v;
+}
+
+/* _read_head(stream, max_line, max_head, max_fields, seconds, max_body): the next
+   head, waiting at most `seconds`; false, status, msg; or nil, msg, code
+   (ETIMEDOUT, EOF...). An await without an op or a select: the deadline is
+   the head future's own timer, made only if it has to wait. */
+static int read_head_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  int r = qn_http_head_result(f);
+  qn_drop(f);
+  if (qn_http_is_error(r)) return push_bad(L, r);
+  if (r != 0) return lq_push_fail(L, r);
+  qn_stream *s = ((lq_stream *)lua_touserdata(L, 1))->s;
+  uint64_t ns = pack_limits((size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
+                            (size_t)lua_tointeger(L, 4));
+  int n = take_head(L, s, ns, (int64_t)lua_tointeger(L, 5));
+  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
+}
+
+static int l_read_head(lua_State *L) {
+  qn_stream *s = check_stream(L, 1, "quench.http._read_head");
+  size_t line = check_size(L, 2, 16, 0xfffff);
+  size_t head = check_size(L, 3, 16, 0xffffffff);
+  size_t fields = check_size(L, 4, 1, QN_HTTP_FIELDS_MAX);
+  uint64_t wait = lq_check_seconds(L, 5);
+  lua_Integer max_body = luaL_checkinteger(L, 6);
+  luaL_argcheck(L, max_body >= 0, 6, "must not be negative");
+  lq_coro *c = lq_await_ctx(L, "quench.http._read_head");
+  lua_pushinteger(L, max_body);
+  lua_replace(L, 5);
+  lua_settop(L, 5);
+  lq_check_cancel(L, c);
+  int n = take_head(L, s, pack_limits(line, head, fields), max_body);
+  if (n >= 0) return n;
+  qn_stream_shrink(s);                        /* idle: hold no read buffer meanwhile */
+  qn_future *f = qn_http_head_new(s, line, head, lq_deadline_after(c->rt, wait));
+  if (f == NULL) return luaL_error(L, "quench.http._read_head: out of memory");
+  c->what = "http head";
+  return lq_await(L, c, f, read_head_k, 0);
+}
+
+/* ---- the head's fields ---- */
+
+static int l_method(lua_State *L) {
+  lq_head *u = check_head(L, 1);
+  lua_pushlstring(L, u->bytes + u->h.method_off, u->h.method_len);
+  return 1;
+}
+
+/* target() -> path, query (nil without "?") */
+static int l_target(lua_State *L) {
+  lq_head *u = check_head(L, 1);
+  const char *t = u->bytes + u->h.target_off;
+  const char *q = memchr(t, '?', u->h.target_len);
+  if (q == NULL) {
+    lua_pushlstring(L, t, u->h.target_len);
+    return 1;
+  }
+  lua_pushlstring(L, t, (size_t)(q - t));
+  lua_pushlstring(L, q + 1, u->h.target_len - (size_t)(q - t) - 1);
+  return 2;
+}
+
+static int l_raw_target(lua_State *L) {
+  lq_head *u = check_head(L, 1);
+  lua_pushlstring(L, u->bytes + u->h.target_off, u->h.target_len);
+  return 1;
+}
+
+/* framing() -> minor, keep_alive, content_length (-1: none), chunked,
+   expect_continue, is_head */
+static int l_framing(lua_State *L) {
+  lq_head *u = check_head(L, 1);
+  unsigned f = u->h.flags;
+  int keep = u->h.minor == 1 ? !(f & QN_HTTP_CLOSE) : ((f & QN_HTTP_KEEP_ALIVE) && !(f & QN_HTTP_CLOSE));
+  lua_pushinteger(L, u->h.minor);
+  lua_pushboolean(L, keep);
+  lua_pushinteger(L, u->h.content_length);
+  lua_pushboolean(L, (f & QN_HTTP_CHUNKED) != 0);
+  lua_pushboolean(L, u->continue_due);
+  lua_pushboolean(L, u->h.method_len == 4 && memcmp(u->bytes + u->h.method_off, "HEAD", 4) == 0);
+  return 6;
+}
+
+static int name_eq(const char *a, size_t n, const char *b, size_t bn) {
+  if (n != bn) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
+/* Push the values of fields named `name` in fs[0..n) of bytes b: joined
+   with ", " (RFC 9110 5.3), or as a list; nil if none. */
+static int push_values(lua_State *L, const qn_http_field *fs, size_t n, const char *b,
+                       const char *name, size_t nlen, int list) {
+  int count = 0;
+  luaL_Buffer buf;
+  if (list) lua_newtable(L);
+  for (size_t i = 0; i < n; i++) {
+    if (!name_eq(b + fs[i].name_off, fs[i].name_len, name, nlen)) continue;
+    if (list) {
+      lua_pushlstring(L, b + fs[i].value_off, fs[i].value_len);
+      lua_rawseti(L, -2, ++count);
+      continue;
+    }
+    if (count == 0) {
+      luaL_buffinit(L, &buf);
+    } else {
+      luaL_addlstring(&buf, ", ", 2);
+    }
+    luaL_addlstring(&buf, b + fs[i].value_off, fs[i].value_len);
+    count++;
+  }
+  if (list) return 1;
+  if (count == 0) lua_pushnil(L);
+  else luaL_pushresult(&buf);
+  return 1;
+}
+
+/* header(name [, all]) -> the values joined, or a list with `all` */
+static int l_header(lua_State *L) {
+  lq_head *u = check_head(L, 1);
+  size_t nlen;
+  const char *name = luaL_checklstring(L, 2, &nlen);
+  return push_values(L, u->fields, u->h.nfields, u->bytes, name, nlen, lua_toboolean(L, 3));
+}
+
+/* field(i) -> name (as sent), value; nothing past the last */
+static int l_field(lua_State *L) {
+  lq_head *u = check_head(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  if (i < 1 || (size_t)i > u->h.nfields) return 0;
+  const qn_http_field *f = &u->fields[i - 1];
+  lua_pushlstring(L, u->bytes + f->name_off, f->name_len);
+  lua_pushlstring(L, u->bytes + f->value_off, f->value_len);
+  return 2;
+}
+
+static int l_nfields(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_head(L, 1)->h.nfields);
+  return 1;
+}
+
+static int l_body_done(lua_State *L) {
+  lua_pushboolean(L, check_head(L, 1)->phase == PHASE_DONE);
+  return 1;
+}
+
+/* trailers() -> a table lower-case name -> value (joined), or nil */
+static int l_trailers(lua_State *L) {
+  check_head(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+/* ---- reading the body ---- */
+
+/* The trailer section after the last chunk: 1 once taken (and stored), 0
+   to wait, or a failure pushed (returns its count, negated, minus one). */
+static int take_trailers(lua_State *L, lq_head *u, int head_idx, qn_stream *s, const char *d,
+                         size_t len) {
+  qn_http_field fs[QN_HTTP_FIELDS_MAX];
+  size_t n, used;
+  int r = qn_http_parse_trailers(d, len, fs, u->max_fields, &n, &used);
+  if (r == QN_HTTP_E_PARTIAL) return len > 64 * 1024 ? -2 : 0;
+  if (r != 0) return -2;
+  if (n > 0) {
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (size_t k = 0; k < fs[i].name_len; k++) {
+        char c = d[fs[i].name_off + k];
+        luaL_addchar(&b, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c));
+      }
+      luaL_pushresult(&b);
+      lua_pushlstring(L, d + fs[i].value_off, fs[i].value_len);
+      lua_rawset(L, -3);
+    }
+    lua_setiuservalue(L, head_idx, 1);
+  }
+  qn_stream_consume(s, used);
+  u->phase = PHASE_DONE;
+  return 1;
+}
+
+static int push_body_fail(lua_State *L, const char *msg, const char *code) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+/* One step of reading the body of the head at head_idx from s: push the
+   next bytes (a string, maybe "" when only framing was read), nil at its
+   end, or nil, msg, code; -1 to wait for more bytes. */
+static int body_step(lua_State *L, int head_idx, qn_stream *s, size_t max) {
+  lq_head *u = lua_touserdata(L, head_idx);
+  const char *d;
+  size_t len, used;
+  if (u->phase == PHASE_DONE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  int r = qn_stream_peek(s, QN_STREAM_SOME, 0, &d, &len, &used);
+  if (r == UV_EAGAIN) return -1;
+  if (r == UV_EOF) return push_body_fail(L, "EOF: the connection ended inside the body", "EOF");
+  if (r != 0) return lq_push_fail(L, r);
+  if (u->phase == PHASE_TRAILERS) {
+    int t = take_trailers(L, u, head_idx, s, d, len);
+    if (t == 0) return -1;
+    if (t < 0) return push_body_fail(L, "EPROTO: malformed or oversized trailers", "EPROTO");
+    lua_pushnil(L);
+    return 1;
+  }
+  if (u->left >= 0) {                         /* Content-Length */
+    size_t k = len < max ? len : max;
+    if ((uint64_t)k > (uint64_t)u->left) k = (size_t)u->left;
+    if (u->taken + (int64_t)k > u->max_body)
+      return push_body_fail(L, "EMSGSIZE: the request body is over its limit", "EMSGSIZE");
+    lua_pushlstring(L, d, k);
+    qn_stream_consume(s, k);
+    u->left -= (int64_t)k;
+    u->taken += (int64_t)k;
+    if (u->left == 0) u->phase = PHASE_DONE;
+    return 1;
+  }
+  /* chunked: decode a copy (the decoder works in place), take what it used */
+  size_t in = len < max ? len : max, out = in, left = 0;
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, in);
+  memcpy(p, d, in);
+  r = qn_http_chunked_decode(&u->dec, p, &out, &left);
+  if (r == QN_HTTP_E_BAD) {
+    luaL_pushresultsize(&b, 0);
+    lua_pop(L, 1);
+    return push_body_fail(L, "EPROTO: malformed chunked body", "EPROTO");
+  }
+  if (u->taken + (int64_t)out > u->max_body) {
+    luaL_pushresultsize(&b, 0);
+    lua_pop(L, 1);
+    return push_body_fail(L, "EMSGSIZE: the request body is over its limit", "EMSGSIZE");
+  }
+  luaL_pushresultsize(&b, out);
+  u->taken += (int64_t)out;
+  qn_stream_consume(s, in - left);
+  if (r == 0) {
+    u->phase = PHASE_TRAILERS;
+    if (out == 0) {                           /* nothing to return: go on with the trailers */
+      lua_pop(L, 1);
+      return body_step(L, head_idx, s, max);
+    }
+  }
+  return 1;
+}
+
+static void body_check(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  lua_getiuservalue(L, op, 2);
+  check_stream(L, -1, "quench.http.request:body");
+  lua_pop(L, 1);
+}
+
+static qn_future *body_start(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  qn_stream *s = op_stream(L, op, 2);
+  lua_getiuservalue(L, op, 1);
+  lq_head *u = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (u->phase == PHASE_TRAILERS)             /* a trailer section needs more than any byte */
+    return qn_stream_read_new(s, QN_STREAM_EXACT, qn_stream_buffered(s) + 1);
+  return qn_stream_read_new(s, QN_STREAM_SOME, 0);
+}
+
+static int body_finish(lua_State *L, int op, qn_future *f) {
+  (void)f;
+  lq_op *o = lua_touserdata(L, op);
+  qn_stream *s = op_stream(L, op, 2);
+  lua_getiuservalue(L, op, 1);
+  int h = lua_gettop(L);
+  int n = body_step(L, h, s, (size_t)o->ns);
+  if (n < 0) {                                /* framing only: say so with "" */
+    lua_pushliteral(L, "");
+    n = 1;
+  }
+  lua_rotate(L, h, n);
+  lua_pop(L, 1);
+  return n;
+}
+
+static const lq_op_kind body_kind = { "http body", body_check, body_start, body_finish, NULL };
+
+/* head:body_op(stream, max) */
+static int l_body_op(lua_State *L) {
+  check_head(L, 1);
+  check_stream(L, 2, "quench.http.head:body_op");
+  lua_Integer max = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, max >= 1, 3, "must be at least 1");
+  lq_op *o = lq_op_new(L, &body_kind, 2);
+  o->ns = (uint64_t)max;
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 2);
+  return 1;
+}
+
+/* head:body_some(stream, max): what body_op gives, if it can without
+   waiting; else false. The loop of a handler that reads a buffered
+   body pays no op. */
+static int l_body_some(lua_State *L) {
+  check_head(L, 1);
+  qn_stream *s = check_stream(L, 2, "quench.http.head:body_some");
+  lua_Integer max = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, max >= 1, 3, "must be at least 1");
+  lua_settop(L, 3);
+  int n = body_step(L, 1, s, (size_t)max);
+  if (n >= 0) return n;
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* ---- a request's handler and its client ---- */
+
+/* _wait_handler(stream, task, cap): the same wait, awaited directly: 1
+   (the handler ended) or 2 (the client went away). */
+static int wait_handler_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  qn_future *f = lq_take_op(L);
+  long w = qn_select_winner(f);
+  qn_drop(f);
+  lua_pushinteger(L, w + 1);
+  return 1;
+}
+
+static int l_wait_handler(lua_State *L) {
+  qn_stream *s = check_stream(L, 1, "quench.http._wait_handler");
+  lq_task *h = lq_check_task(L, 2);
+  lua_Integer cap = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
+  lq_coro *c = lq_await_ctx(L, "quench.http._wait_handler");
+  if (h->serial != c->rt->serial) luaL_error(L, "quench.http: the task belongs to another runtime");
+  if (h == lq_coro_task(c)) luaL_error(L, "quench.http: a task cannot wait for itself");
+  lua_settop(L, 2);
+  lq_check_cancel(L, c);
+  qn_future *kids[2];
+  kids[0] = qn_join_new(lq_core_task(h));
+  kids[1] = qn_http_gone_new(s, (size_t)cap);
+  if (kids[0] == NULL || kids[1] == NULL) {
+    if (kids[0]) qn_drop(kids[0]);
+    if (kids[1]) qn_drop(kids[1]);
+    return luaL_error(L, "quench.http._wait_handler: out of memory");
+  }
+  qn_future *f = qn_select_new(c->rt->core, 2, kids, 1);
+  if (f == NULL) return luaL_error(L, "quench.http._wait_handler: out of memory");
+  c->what = "http handler";
+  return lq_await(L, c, f, wait_handler_k, 0);
+}
+
+/* ---- registration ---- */
+
+static const luaL_Reg head_methods[] = {
+  {"method", l_method}, {"target", l_target}, {"raw_target", l_raw_target},
+  {"framing", l_framing}, {"header", l_header}, {"field", l_field}, {"nfields", l_nfields},
+
+  {"body_done", l_body_done}, {"trailers", l_trailers}, {"body_op", l_body_op},
+  {"body_some", l_body_some}, {NULL, NULL}
+};
+
+static const luaL_Reg functions[] = {
+  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {NULL, NULL}
+};
+
+void lq_http_register(lua_State *L, int mod) {
+  lq_class(L, mod, LQ_HEAD, head_methods, NULL);
+  lua_newtable(L);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, functions, 1);
+  lua_setfield(L, -2, "http");
+}

@@ -1,0 +1,806 @@
+-- quench.http: an HTTP/1.x server. Loaded by luaopen_quench with the module.
+--
+-- One task accepts; one task per connection reads request heads (parsed in
+-- C by lua/http.c over picohttpparser) and, for each request, spawns the
+-- handler in a task of its own and waits for it or for the client to go
+-- away, whichever comes first. Requests on a connection are handled one
+-- after the other, so pipelined requests are answered in order; their bytes
+-- wait in the stream's buffer meanwhile.
+--
+-- Cancellation: a client that goes away (EOF or an error on its socket)
+-- while its handler runs gets the handler cancelled (h:cancel with
+-- CLIENT_GONE; after `cancel_grace` seconds it is aborted); server:stop()
+-- closes the listener, aborts idle connections at once, lets requests in
+-- flight finish for `grace` seconds, then aborts what is left. A handler's
+-- task is held in a <close> variable of its connection's task, so no
+-- handler outlives its connection.
+--
+-- docs/http.md is the guide; spec/http_spec.lua tests every line of it.
+local quench = ...
+
+local http = quench.http
+local read_head, wait_handler = http._read_head, http._wait_handler
+http._head_op, http._gone_op, http._handler_op = nil, nil, nil
+http._read_head, http._wait_handler = nil, nil
+
+local spawn, timeout = quench.spawn, quench.timeout
+local is_cancelled = quench.is_cancelled
+local concat, format, tostring, type, pairs = table.concat, string.format, tostring, type, pairs
+local setmetatable, rawset, error = setmetatable, rawset, error
+local os_time, os_date = os.time, os.date
+
+--- The reason a handler is cancelled with when its client goes away.
+http.CLIENT_GONE = "quench.http: the client went away"
+--- The reason of a handler cancelled by server:stop after its grace.
+http.SERVER_STOPPING = "quench.http: the server is stopping"
+
+local DEFAULTS = {
+  max_line = 8 * 1024,          -- request line (414 above)
+  max_head = 16 * 1024,         -- request line and header fields (431 above)
+  max_headers = 100,            -- header fields (431 above)
+  max_body = 1024 * 1024,       -- request body (413 above)
+  header_timeout = 10,          -- seconds to receive a whole head (from the first byte)
+  body_timeout = 30,            -- seconds without a body byte while reading a body
+  keepalive_timeout = 5,        -- seconds an idle keep-alive connection is kept
+  cancel_grace = 5,             -- seconds a cancelled handler gets before it is aborted
+  grace = 10,                   -- server:stop's default grace
+  max_requests = 0,             -- per connection; 0: no limit
+  backlog = false, reuseport = false, nodelay = true,
+  sigterm = false,              -- serve: stop (with `grace`) on SIGTERM
+  on_error = false,             -- function(err, req) for handler errors (default: stderr)
+  tls = false,
+}
+
+local STATUS = {
+  [100] = "Continue", [101] = "Switching Protocols",
+  [200] = "OK", [201] = "Created", [202] = "Accepted", [203] = "Non-Authoritative Information",
+  [204] = "No Content", [205] = "Reset Content", [206] = "Partial Content",
+  [300] = "Multiple Choices", [301] = "Moved Permanently", [302] = "Found", [303] = "See Other",
+  [304] = "Not Modified", [307] = "Temporary Redirect", [308] = "Permanent Redirect",
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [406] = "Not Acceptable", [408] = "Request Timeout",
+  [409] = "Conflict", [410] = "Gone", [411] = "Length Required", [412] = "Precondition Failed",
+  [413] = "Content Too Large", [414] = "URI Too Long", [415] = "Unsupported Media Type",
+  [416] = "Range Not Satisfiable", [417] = "Expectation Failed", [422] = "Unprocessable Content",
+  [426] = "Upgrade Required", [429] = "Too Many Requests",
+  [431] = "Request Header Fields Too Large",
+  [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
+}
+
+local function check_opts(fname, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(format("bad argument to '%s' (options: table expected, got %s)", fname, type(opts)), 3)
+  end
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts or {}) do
+    if DEFAULTS[k] == nil then
+      error(format("%s: unknown option '%s'", fname, tostring(k)), 3)
+    end
+    local d = DEFAULTS[k]
+    if type(d) == "number" and (type(v) ~= "number" or v < 0) then
+      error(format("%s: option '%s' must be a non-negative number", fname, k), 3)
+    end
+    o[k] = v
+  end
+  if o.tls then
+    if not quench.tls then
+      error(fname .. ": option 'tls' needs quench.tls, which this build does not have", 3)
+    end
+    if type(o.tls) ~= "table" then
+      error(fname .. ": option 'tls' must be a table of TLS options (certificate, key, ...)", 3)
+    end
+  end
+  for _, k in ipairs { "max_line", "max_head", "max_headers", "max_body", "max_requests" } do
+    if o[k] ~= math.floor(o[k]) then error(format("%s: option '%s' must be an integer", fname, k), 3) end
+  end
+  if o.max_line < 16 or o.max_line > 0xfffff then
+    error(fname .. ": option 'max_line' must be in 16..1048575", 3)
+  end
+  if o.max_head < 16 or o.max_head > 0xffffffff then
+    error(fname .. ": option 'max_head' must be in 16..4294967295", 3)
+  end
+  if o.max_headers < 1 or o.max_headers > 1024 then
+    error(fname .. ": option 'max_headers' must be in 1..1024", 3)
+  end
+  if o.on_error and type(o.on_error) ~= "function" then
+    error(fname .. ": option 'on_error' must be a function", 3)
+  end
+  return o
+end
+
+-- The Date header, made once a second.
+local date_sec, date_str = -1, ""
+local function http_date()
+  local now = os_time()
+  if now ~= date_sec then
+    date_sec, date_str = now, os_date("!%a, %d %b %Y %H:%M:%S GMT", now)
+  end
+  return date_str
+end
+
+-- A whole response with a body and no extra fields, written at once: what
+-- the server answers itself (errors, 100 Continue aside).
+local function simple_response(stream, status, body, close)
+  return stream:write(format(
+    "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n" ..
+    "Content-Length: %d\r\n%s\r\n%s",
+    status, STATUS[status] or "", http_date(), #body, close and "Connection: close\r\n" or "", body))
+end
+
+---------------------------------------------------------------------------
+-- Query strings
+---------------------------------------------------------------------------
+
+local function unescape(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- Decode "%XX" escapes and "+" of a query string component.
+http.unescape = function(s)
+  if type(s) ~= "string" then
+    error("bad argument #1 to 'quench.http.unescape' (string expected, got " .. type(s) .. ")", 2)
+  end
+  return unescape(s)
+end
+
+--- Parse a query string: name -> value, a list of values for a repeated name.
+function http.parse_query(q)
+  if type(q) ~= "string" then
+    error("bad argument #1 to 'quench.http.parse_query' (string expected, got " .. type(q) .. ")", 2)
+  end
+  local t = {}
+  for pair in q:gmatch("[^&;]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k, v = unescape(k), unescape(v)
+    local old = t[k]
+    if old == nil then t[k] = v
+    elseif type(old) == "table" then old[#old + 1] = v
+    else t[k] = { old, v } end
+  end
+  return t
+end
+
+---------------------------------------------------------------------------
+-- Requests
+---------------------------------------------------------------------------
+
+local Request = {}
+local getters = {}
+
+-- The next body bytes (at most max), "" never; nil at the end; nil, msg,
+-- code on a failure (ETIMEDOUT after body_timeout without a byte, EOF,
+-- EPROTO for a malformed chunked body, EMSGSIZE over max_body).
+local function body_chunk(req, max)
+  local head, conn = req._head, req._conn
+  local stream = conn.stream
+  if conn.continue_due then
+    conn.continue_due = false
+    if not req._res._started then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
+  end
+  while true do
+    local v, msg, code = head:body_some(stream, max)
+    if v == false then
+      local ok, a, b, c = timeout(conn.opts.body_timeout, head:body_op(stream, max))
+      if not ok then
+        v, msg, code = nil, "ETIMEDOUT: no request body byte within body_timeout", "ETIMEDOUT"
+      else
+        v, msg, code = a, b, c
+      end
+    end
+    if v ~= "" then
+      if v == nil and code then
+        req._body_error = code
+        if code == "EMSGSIZE" then req._status_hint = 413
+        elseif code == "EPROTO" then req._status_hint = 400
+        elseif code == "ETIMEDOUT" then req._status_hint = 408 end
+      end
+      return v, msg, code
+    end
+  end
+end
+
+--- The whole request body (at most max_body bytes), or nil, msg, code.
+function Request:body()
+  if self._body ~= nil then return self._body end
+  if self._reading then error("quench.http.request:body: the body is being read by a reader", 2) end
+  local parts, n = {}, 0
+  while true do
+    local s, msg, code = body_chunk(self, 64 * 1024)
+    if s == nil then
+      if code then return nil, msg, code end
+      break
+    end
+    n = n + 1
+    parts[n] = s
+  end
+  self._body = concat(parts)
+  return self._body
+end
+
+local Reader = {}
+Reader.__index = Reader
+
+function Reader:_fill()
+  if self.eof then return false end
+  local s, msg, code = body_chunk(self.req, 64 * 1024)
+  if s == nil then
+    if code then return nil, msg, code end
+    self.eof = true
+    return false
+  end
+  self.buf = self.buf .. s
+  return true
+end
+
+--- Read from the body as a stream reads: n bytes, "l", "L", "a".
+function Reader:read(fmt)
+  fmt = fmt or "l"
+  if type(fmt) == "string" then fmt = fmt:gsub("^%*", "") end
+  if type(fmt) == "number" then
+    if fmt < 0 or fmt ~= math.floor(fmt) then
+      error("bad argument #1 to 'read' (count must be a non-negative integer)", 2)
+    end
+    while #self.buf < fmt do
+      local ok, msg, code = self:_fill()
+      if ok == nil then return nil, msg, code end
+      if not ok then break end
+    end
+    if #self.buf == 0 and (fmt > 0 or self.eof) then return nil end
+    local s = self.buf:sub(1, fmt)
+    self.buf = self.buf:sub(fmt + 1)
+    return s
+  elseif fmt == "l" or fmt == "L" then
+    while true do
+      local i = self.buf:find("\n", 1, true)
+      if i then
+        local s = self.buf:sub(1, fmt == "L" and i or i - 1)
+        self.buf = self.buf:sub(i + 1)
+        return s
+      end
+      local ok, msg, code = self:_fill()
+      if ok == nil then return nil, msg, code end
+      if not ok then
+        if #self.buf == 0 then return nil end
+        local s = self.buf
+        self.buf = ""
+        return s
+      end
+    end
+  elseif fmt == "a" then
+    while true do
+      local ok, msg, code = self:_fill()
+      if ok == nil then return nil, msg, code end
+      if not ok then break end
+    end
+    local s = self.buf
+    self.buf = ""
+    return s
+  end
+  error("bad argument #1 to 'read' (invalid format (a byte count, \"l\", \"L\" or \"a\"))", 2)
+end
+
+--- Whatever body bytes come next (at most max), nil at the end.
+function Reader:read_some(max)
+  if #self.buf > 0 then
+    local s = max and self.buf:sub(1, max) or self.buf
+    self.buf = self.buf:sub(#s + 1)
+    return s
+  end
+  if self.eof then return nil end
+  local s, msg, code = body_chunk(self.req, max or 64 * 1024)
+  if s == nil then
+    if code then return nil, msg, code end
+    self.eof = true
+  end
+  return s
+end
+
+--- An iterator over the body's lines (or another read format).
+function Reader:lines(fmt)
+  return function()
+    local s, msg = self:read(fmt or "l")
+    if s == nil and msg then error("quench.http.reader:lines: " .. msg, 2) end
+    return s
+  end
+end
+
+--- A reader of the body (streaming).
+function Request:reader()
+  if self._body ~= nil then error("quench.http.request:reader: the body was read already", 2) end
+  self._reading = true
+  return setmetatable({ req = self, buf = "", eof = false }, Reader)
+end
+
+--- A header's value (repeated fields joined with ", "), case-insensitive.
+function Request:header(name)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'quench.http.request:header' (string expected, got " .. type(name) .. ")", 2)
+  end
+  return self._head:header(name)
+end
+
+--- Every value of a header, in order, as a list (empty if none).
+function Request:header_all(name)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'quench.http.request:header_all' (string expected, got "
+          .. type(name) .. ")", 2)
+  end
+  return self._head:header(name, true)
+end
+
+local Headers = {}
+Headers.__index = function(self, k)
+  if type(k) ~= "string" then return nil end
+  return self._head:header(k)
+end
+Headers.__pairs = function(self)
+  local head, i = self._head, 0
+  return function()
+    i = i + 1
+    return head:field(i)
+  end, self, nil
+end
+Headers.__len = function(self) return self._head:nfields() end
+Headers.__newindex = function() error("quench.http.request.headers: read-only", 2) end
+
+function getters.method(req) return req._head:method() end
+function getters.path(req)
+  local p, q = req._head:target()
+  rawset(req, "query", q or "")
+  return p
+end
+function getters.query(req)
+  local p, q = req._head:target()
+  rawset(req, "path", p)
+  return q or ""
+end
+function getters.target(req) return req._head:raw_target() end
+function getters.args(req) return http.parse_query(req.query) end
+function getters.version(req)
+  return req._head:framing() == 1 and "1.1" or "1.0"
+end
+function getters.headers(req) return setmetatable({ _head = req._head }, Headers) end
+function getters.peer(req)
+  if req._conn.server.unix then return { path = req._conn.server.unix } end
+  local host, port = req._conn.stream:getpeername()
+  return { host = host, port = port }
+end
+function getters.trailers(req) return req._head:trailers() or {} end
+
+Request.__index = function(self, k)
+  local m = Request[k]
+  if m ~= nil then return m end
+  local g = getters[k]
+  if g == nil then return nil end
+  local v = g(self)
+  if k ~= "trailers" then rawset(self, k, v) end
+  return v
+end
+Request.__name = "quench.http.request"
+
+---------------------------------------------------------------------------
+-- Responses
+---------------------------------------------------------------------------
+
+local Response = {}
+Response.__index = Response
+Response.__name = "quench.http.response"
+
+local function check_started(res, fname)
+  if res._started then
+    error(fname .. ": the response head was sent already (status and header come before write)", 3)
+  end
+end
+
+--- Set the status code (default 200).
+function Response:status(code)
+  check_started(self, "quench.http.response:status")
+  if math.type(code) ~= "integer" or code < 200 or code > 999 then
+    error("bad argument #1 to 'quench.http.response:status' (an integer status in 200..999 expected)", 2)
+  end
+  self._status = code
+  return self
+end
+
+local function bad_field(s)
+  return s:find("[\r\n%z]") ~= nil
+end
+
+--- Add a header field (call again for a repeated one).
+function Response:header(name, value)
+  check_started(self, "quench.http.response:header")
+  if type(name) ~= "string" or name == "" or name:find("[^%w!#$%%&'*+.^_`|~-]") then
+    error("bad argument #1 to 'quench.http.response:header' (a header name expected)", 2)
+  end
+  if type(value) == "number" then value = tostring(value) end
+  if type(value) ~= "string" or bad_field(value) then
+    error("bad argument #2 to 'quench.http.response:header' (a string without CR, LF or NUL expected)", 2)
+  end
+  local lname = name:lower()
+  if lname == "content-length" then
+    local n = tonumber(value)
+    if not n or n < 0 or n ~= math.floor(n) or not value:match("^%s*%d+%s*$") then
+      error("bad argument #2 to 'quench.http.response:header' (Content-Length must be digits)", 2)
+    end
+    self._length = math.tointeger(n)
+    return self
+  elseif lname == "transfer-encoding" then
+    error("quench.http.response:header: Transfer-Encoding is the server's to set"
+          .. " (a response written without Content-Length is chunked)", 2)
+  elseif lname == "connection" then
+    if value:lower():find("close", 1, true) then self._close = true end
+    return self
+  elseif lname == "date" then
+    self._date = value
+    return self
+  end
+  local n = self._nh + 1
+  self._nh = n
+  local h = self._h
+  if not h then h = {}; self._h = h end
+  h[n] = name .. ": " .. value .. "\r\n"
+  return self
+end
+
+local function no_body(status, is_head)
+  return is_head or status == 204 or status == 304 or status < 200
+end
+
+-- "HTTP/1.1 200 OK\r\nDate: ", made once per status.
+local status_lines = setmetatable({}, { __index = function(t, status)
+  local line = "HTTP/1.1 " .. status .. " " .. (STATUS[status] or "Unknown") .. "\r\nDate: "
+  t[status] = line
+  return line
+end })
+
+-- "Content-Length: n\r\n", kept for small n (a number to string is a
+-- snprintf; most bodies of a service have a few sizes).
+local length_fields = {}
+local function length_field(n)
+  local f = length_fields[n]
+  if f then return f end
+  f = "Content-Length: " .. n .. "\r\n"
+  if n < 4096 then length_fields[n] = f end
+  return f
+end
+
+-- Send the head (and `first`, the first piece of body). len: the body
+-- length, or false (chunked, or until close).
+local function send_head(res, len, first)
+  local conn, status = res._conn, res._status
+  res._started = true
+  local close = res._close or not conn.keep or conn.server.state ~= "serving"
+  local framing, bodyless = "", conn.is_head or status == 204 or status == 304 or status < 200
+  if status == 204 or status < 200 then
+    framing = ""
+  elseif len then
+    framing = length_field(len)
+  elseif status == 304 then
+    framing = ""
+  elseif conn.minor == 1 then
+    framing = "Transfer-Encoding: chunked\r\n"
+    res._chunked = not bodyless
+  else
+    close = true                            -- HTTP/1.0: the body ends at close
+  end
+  if conn.continue_due then                 -- the body was never asked for: it cannot be
+    conn.continue_due = false               -- told from the next request, so close after
+    close = true
+  end
+  if close then conn.keep = false end
+  local conn_field = close and "Connection: close\r\n"
+                     or (conn.minor == 0 and "Connection: keep-alive\r\n" or "")
+  local fields = res._nh > 0 and concat(res._h, "", 1, res._nh) or ""
+  if not first or first == "" or bodyless then
+    first = ""
+  elseif res._chunked then
+    first = format("%x\r\n", #first) .. first .. "\r\n"
+  end
+  return conn.stream:write(status_lines[status] .. (res._date or http_date()) .. "\r\n" ..
+                           fields .. framing .. conn_field .. "\r\n" .. first)
+end
+
+--- Write a piece of the body (the head first if it was not sent).
+function Response:write(chunk)
+  if self._done then error("quench.http.response:write: the response is finished", 2) end
+  if type(chunk) == "number" then chunk = tostring(chunk) end
+  if type(chunk) ~= "string" then
+    error("bad argument #1 to 'quench.http.response:write' (string expected, got " .. type(chunk) .. ")", 2)
+  end
+  local ok, msg, code
+  if not self._started then
+    ok, msg, code = send_head(self, self._length, chunk)
+  elseif chunk == "" or not self._chunked and no_body(self._status, self._conn.is_head) then
+    return self
+  elseif self._chunked then
+    ok, msg, code = self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
+  else
+    ok, msg, code = self._conn.stream:write(chunk)
+  end
+  if not ok then
+    self._conn.keep = false
+    return nil, msg, code
+  end
+  return self
+end
+
+--- End the response, with a last piece of body (or the whole body).
+function Response:finish(body)
+  if self._done then error("quench.http.response:finish: the response is finished already", 2) end
+  if body ~= nil and type(body) ~= "string" then
+    if type(body) == "number" then body = tostring(body)
+    else
+      error("bad argument #1 to 'quench.http.response:finish' (string expected, got " .. type(body) .. ")", 2)
+    end
+  end
+  local ok, msg, code = true, nil, nil
+  if not self._started then
+    self._done = true
+    ok, msg, code = send_head(self, self._length or (body and #body or 0), body)
+  else
+    self._done = true
+    if body and body ~= "" then
+      local r1, m1, c1 = self:_raw_write(body)
+      if not r1 then ok, msg, code = nil, m1, c1 end
+    end
+    if ok and self._chunked then
+      ok, msg, code = self._conn.stream:write("0\r\n\r\n")
+    end
+  end
+  if not ok then
+    self._conn.keep = false
+    return nil, msg, code
+  end
+  return true
+end
+
+function Response:_raw_write(chunk)
+  if no_body(self._status, self._conn.is_head) then return true end
+  if self._chunked then
+    return self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
+  end
+  return self._conn.stream:write(chunk)
+end
+
+--- Whether the head was sent.
+function Response:started() return self._started end
+
+---------------------------------------------------------------------------
+-- Connections
+---------------------------------------------------------------------------
+
+local function report(conn, err, req)
+  local on_error = conn.opts.on_error
+  if on_error then
+    local ok, e = pcall(on_error, err, req)
+    if ok then return end
+    err = tostring(err) .. "\n(and on_error failed: " .. tostring(e) .. ")"
+  end
+  io.stderr:write("quench.http: handler error: ", tostring(err), "\n")
+end
+
+local function traceback(e)
+  if is_cancelled(e) then return e end
+  if type(e) == "string" then return debug.traceback(e, 2) end
+  return e
+end
+
+-- The body of a request's task: the handler, then whatever it left undone.
+local function run_handler(handler, req, res)
+  local ok, err = xpcall(handler, traceback, req, res)
+  if not ok then
+    if is_cancelled(err) then error(err, 0) end
+    report(req._conn, err, req)
+    if not res._started then
+      res._nh, res._length, res._status = 0, false, 500
+      res._conn.keep = false
+      res:finish("internal server error\n")
+    else
+      res._conn.keep = false              -- a response cut short: only closing says so
+      res._done = true
+    end
+    return
+  end
+  if not res._done then
+    if not res._started and req._status_hint then
+      res._nh, res._length, res._status = 0, false, req._status_hint
+      res._conn.keep = false
+      res:finish(STATUS[req._status_hint] .. "\n")
+    else
+      res:finish()
+    end
+  end
+end
+
+-- Read and drop what the handler left of the body, up to a bound; false
+-- if the connection cannot be reused.
+local function drain(req)
+  local left = 64 * 1024
+  while true do
+    local s = body_chunk(req, left)
+    if s == nil then return req._body_error == nil end
+    left = left - #s
+    if left <= 0 then return false end
+  end
+end
+
+-- A connection leaves its server's set when its task ends, however it ends
+-- (the conn table is its own <close> value: no defer, no closure).
+local Conn = {
+  __close = function(conn)
+    local server = conn.server
+    server.conns[conn] = nil
+    server.nconns = server.nconns - 1
+    server.changed:notify_all()
+  end,
+}
+
+local function conn_main(server, stream)
+  local _s <close> = stream
+  local o = server.opts
+  local conn <close> = setmetatable({ server = server, stream = stream, opts = o, busy = false,
+                                      task = quench.current(), minor = 1, keep = true,
+                                      is_head = false, continue_due = false }, Conn)
+  server.conns[conn] = true
+  server.nconns = server.nconns + 1
+  local handler, served = server.handler, 0
+  local max_line, max_head, max_headers, max_body = o.max_line, o.max_head, o.max_headers, o.max_body
+  local max_requests = o.max_requests
+  while server.state == "serving" do
+    conn.busy = false
+    -- the next head: within header_timeout of the connection's start, or
+    -- of the first byte of a pipelined one; an idle keep-alive connection
+    -- waits keepalive_timeout for its whole next head (one timer, not two)
+    local t = (served > 0 and stream:buffered() == 0) and o.keepalive_timeout or o.header_timeout
+    local head, status, msg = read_head(stream, max_line, max_head, max_headers, t, max_body)
+    if not head then
+      if head == false then                       -- malformed or too large
+        if msg ~= "the connection ended inside a request head" then
+          simple_response(stream, status, msg .. "\n", true)
+        end
+      elseif msg == "ETIMEDOUT" and stream:buffered() > 0 then
+        simple_response(stream, 408, "request timeout\n", true)
+      end
+      break                                       -- or EOF, a socket error, idle too long
+    end
+    conn.busy = true
+    served = served + 1
+    local minor, keep, clen, chunked, expect, is_head = head:framing()
+    conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
+    if max_requests > 0 and served >= max_requests then conn.keep = false end
+    if clen > max_body then
+      simple_response(stream, 413, "request body over the limit\n", true)
+      break
+    end
+    local req = setmetatable({ _head = head, _conn = conn, _res = false }, Request)
+    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _h = false, _nh = 0,
+                               _started = false, _done = false, _chunked = false,
+                               _length = false, _close = false, _date = false }, Response)
+    req._res = res
+    local h <close> = spawn(run_handler, handler, req, res)
+    if wait_handler(stream, h, max_head) == 2 then   -- the client went away
+      h:cancel(http.CLIENT_GONE)
+      if not timeout(o.cancel_grace, h:join_op()) then h:abort(http.CLIENT_GONE) end
+      break
+    end
+    if not res._done or not conn.keep then break end
+    if (clen > 0 or chunked) and not head:body_done() and not drain(req) then break end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Servers
+---------------------------------------------------------------------------
+
+local Server = {}
+Server.__index = Server
+Server.__name = "quench.http.server"
+
+--- Listen on host and port (or a Unix socket, host "unix:/path"): a
+--- server, or nil, msg, code.
+function http.listen(host, port, opts)
+  local path = type(host) == "string" and host:match("^unix:(.+)$")
+  if path and type(port) == "table" and opts == nil then port, opts = nil, port end
+  local o = check_opts("quench.http.listen", opts)
+  local lopts = { nodelay = o.nodelay, reuseport = o.reuseport or nil, backlog = o.backlog or nil }
+  local l, msg, code
+  if path then                                -- quench.unix: no TCP options apply
+    if o.tls then error("quench.http.listen: option 'tls' is for TCP, not a Unix socket", 2) end
+    l, msg, code = quench.unix.listen(path, { backlog = o.backlog or nil })
+  elseif o.tls then                           -- quench.tls: the handshake runs at the first read
+    for k, v in pairs(o.tls) do lopts[k] = v end
+    l, msg, code = quench.tls.listen(host, port, lopts)
+  else
+    l, msg, code = quench.tcp.listen(host, port, lopts)
+  end
+  if not l then return nil, msg, code end
+  return setmetatable({ listener = l, opts = o, conns = {}, nconns = 0, state = "ready",
+                        changed = quench.notify(), unix = path or nil }, Server)
+end
+
+--- The address the server listens on: host, port.
+function Server:getsockname() return self.listener:getsockname() end
+
+--- Accept and serve connections with handler(req, res) until stopped.
+function Server:serve(handler)
+  if type(handler) ~= "function" then
+    error("bad argument #1 to 'quench.http.server:serve' (function expected, got " .. type(handler) .. ")", 2)
+  end
+  if self.state ~= "ready" then
+    error("quench.http.server:serve: the server is " .. self.state .. " (serve once)", 2)
+  end
+  self.state, self.handler = "serving", handler
+  local _guard <close> = quench.guard(function() self:close() end)
+  local sig
+  if self.opts.sigterm then
+    sig = spawn(function()
+      quench.signal("SIGTERM")
+      self:stop(self.opts.grace)
+    end)
+  end
+  local _sig <close> = sig
+  local listener = self.listener
+  while self.state == "serving" do
+    local s, _, code = listener:accept()
+    if s then
+      spawn(conn_main, self, s)
+    elseif code == "ECANCELED" or self.state ~= "serving" then
+      break
+    else
+      quench.sleep(0.1)                       -- EMFILE and the like: let descriptors free up
+    end
+  end
+  while self.nconns > 0 do self.changed:notified() end
+  return true
+end
+
+--- Stop: no new connections; idle ones closed; in-flight requests get
+--- `grace` seconds, then are aborted. Waits until every connection is done.
+function Server:stop(grace)
+  grace = grace == nil and self.opts.grace or grace
+  if type(grace) ~= "number" or grace < 0 then
+    error("bad argument #1 to 'quench.http.server:stop' (grace: a non-negative number expected)", 2)
+  end
+  if self.state == "stopped" then return true end
+  self.state = "stopping"
+  self.listener:close()
+  for conn in pairs(self.conns) do
+    if not conn.busy then conn.task:abort(http.SERVER_STOPPING) end
+  end
+  timeout(grace, function()
+    while self.nconns > 0 do self.changed:notified() end
+  end)
+  self:close()
+  return true
+end
+
+--- Close at once: the listener and every connection (handlers aborted).
+function Server:close()
+  self.state = "stopped"
+  self.listener:close()
+  local me = quench.current()
+  for conn in pairs(self.conns) do
+    if conn.task ~= me then conn.task:abort(http.SERVER_STOPPING) end
+  end
+  return true
+end
+
+Server.__close = Server.close
+
+--- listen and serve in one call: quench.http.serve(opts, handler); opts.host, opts.port.
+function http.serve(opts, handler)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'quench.http.serve' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local o = {}
+  for k, v in pairs(opts) do if k ~= "host" and k ~= "port" and k ~= "on_listen" then o[k] = v end end
+  local server, msg, code = http.listen(opts.host or "127.0.0.1", opts.port or 0, o)
+  if not server then return nil, msg, code end
+  if opts.on_listen then opts.on_listen(server) end
+  return server:serve(handler)
+end
+
+return http
