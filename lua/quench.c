@@ -34,6 +34,7 @@ void lq_unix_register(lua_State *L, int mod);
 void lq_adopt_register(lua_State *L, int mod);
 void lq_tls_register(lua_State *L, int mod);
 void lq_http_register(lua_State *L, int mod);
+void lq_http_client_register(lua_State *L, int mod);
 
 /* A metatable `name` whose __index holds `methods`, with `metamethods`
    (__close, __gc, __tostring...; may be NULL) in it; every function has the
@@ -383,6 +384,7 @@ int luaopen_quench(lua_State *L) {
   lq_adopt_register(L, mod);
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);
+  lq_http_client_register(L, mod);       /* after http: it adds quench.http._xfer */
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "_VERSION");
   lq_task_internals(L, mod);            /* what the sugar needs and users do not */

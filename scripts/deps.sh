@@ -13,6 +13,7 @@ QUENCH_PACKAGES=(
   libh2o-dev                  # core/http.c: picohttpparser (shipped inside libh2o)
   lua-cjson curl wrk          # examples/http_api.lua, spec/http_spec.lua
   lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
+  libcurl4-openssl-dev nginx  # quench.http.request (core/http_client.c); spec/http_client_spec.lua's peers
 )
 
 quench_install_deps() {
