@@ -133,6 +133,9 @@ static void on_timer(uv_timer_t *h) {
   int running;
   curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(c);
+  /* Timers run before libuv polls for I/O: a task woken here must not
+     wait for that poll (as runtime.c's on_timer). */
+  uv_stop(h->loop);
 }
 
 static void free_client_if_closed(client *c) {
@@ -293,7 +296,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n')) {
     long code = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (code < 200 && code != 101) return len;            /* 1xx: another head follows */
+      if (code < 200 && code != 101) return len;            /* 1xx: another head follows */
     if (x->follow && code >= 300 && code < 400 && x->location) return len;   /* followed */
     x->events |= QN_HTTPX_HEAD;
     wake(x);
