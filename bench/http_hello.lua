@@ -7,7 +7,7 @@ local port = assert(tonumber(arg[1]), "usage: lua5.4 bench/http_hello.lua PORT")
 local served = 0
 quench.run(function()
   local server = assert(quench.http.listen("127.0.0.1", port,
-    { sigterm = true, grace = 1, keepalive_timeout = 60, backlog = 4096 }))
+    { sigterm = true, grace = 1, keepalive_timeout = 60, backlog = 4096, max_connections = 0 }))
   print("ready")
   io.stdout:flush()
   server:serve(function(_, res)

@@ -538,6 +538,43 @@ print("|".join(out))
     assert.truthy(out:find("Connection: close\r\n", 1, true))
   end))
 
+  it("holds connections past max_connections until one ends", T(function()
+    local release = quench.channel()
+    local _, port, stop = start(function(_, res)
+      release:recv()
+      res:finish("done")
+    end, { max_connections = 1 })
+    local a <close> = assert(quench.tcp.connect("127.0.0.1", port))
+    a:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    local b <close> = assert(quench.tcp.connect("127.0.0.1", port))   -- the kernel queues it
+    b:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert.is_false((quench.timeout(0.2, b.read, b, "a")))          -- not served yet
+    release:send(true)
+    assert.equal(200, status_of(a:read("a")))
+    release:send(true)
+    assert.equal(200, status_of(b:read("a")))
+    stop()
+  end))
+
+  it("shares a port between servers with reuseport", T(function()
+    local a = assert(http.listen("127.0.0.1", 0, { reuseport = true }))
+    local _, port = a:getsockname()
+    assert.is_nil(http.listen("127.0.0.1", port))            -- without it: EADDRINUSE
+    local b = assert(http.listen("127.0.0.1", port, { reuseport = true }))
+    local ha = quench.spawn(a.serve, a, function(_, res) res:finish("a") end)
+    local hb = quench.spawn(b.serve, b, function(_, res) res:finish("b") end)
+    local got = {}
+    for _ = 1, 20 do
+      local body = raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):match("\r\n\r\n(.*)$")
+      got[body] = true
+    end
+    a:stop(0)
+    b:stop(0)
+    assert.same({ true, true }, { ha:join() })
+    assert.same({ true, true }, { hb:join() })
+    assert.truthy(got.a or got.b)
+  end))
+
   it("decodes query strings", function()
     assert.same({ a = "1 2", ["b c"] = "=", d = "" }, http.parse_query("a=1+2&b%20c=%3D&d"))
     assert.equal("a b/", http.unescape("a+b%2f"))

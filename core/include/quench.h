@@ -820,9 +820,10 @@ int qn_http_head_scan(const char *buf, size_t len, size_t from, size_t max_line,
                       size_t max_head, size_t *end);
 
 /* A chunked body decoder: decode buf[0..*len) in place; 0 at the end of the
-   body (*len decoded bytes, the last *left bytes of the input not part of
-   it: the trailers and what follows), QN_HTTP_E_PARTIAL (*len decoded
-   bytes, all input taken) or QN_HTTP_E_BAD. */
+   body (*len decoded bytes; the *left input bytes after the last chunk, the
+   trailers and what follows, moved to buf[*len..]: of the input, *len_in -
+   *left bytes were the body's), QN_HTTP_E_PARTIAL (*len decoded bytes, all
+   input taken) or QN_HTTP_E_BAD. */
 typedef union qn_http_chunked { size_t align; char bytes[64]; } qn_http_chunked;
 void qn_http_chunked_init(qn_http_chunked *d);
 int qn_http_chunked_decode(qn_http_chunked *d, char *buf, size_t *len, size_t *left);

@@ -45,6 +45,7 @@ local DEFAULTS = {
   cancel_grace = 5,             -- seconds a cancelled handler gets before it is aborted
   grace = 10,                   -- server:stop's default grace
   max_requests = 0,             -- per connection; 0: no limit
+  max_connections = 10000,      -- open at once; more wait in the backlog (0: no limit)
   backlog = false, reuseport = false, nodelay = true,
   sigterm = false,              -- serve: stop (with `grace`) on SIGTERM
   on_error = false,             -- function(err, req) for handler errors (default: stderr)
@@ -92,7 +93,8 @@ local function check_opts(fname, opts)
       error(fname .. ": option 'tls' must be a table of TLS options (certificate, key, ...)", 3)
     end
   end
-  for _, k in ipairs { "max_line", "max_head", "max_headers", "max_body", "max_requests" } do
+  for _, k in ipairs { "max_line", "max_head", "max_headers", "max_body", "max_requests",
+                       "max_connections" } do
     if o[k] ~= math.floor(o[k]) then error(format("%s: option '%s' must be an integer", fname, k), 3) end
   end
   if o.max_line < 16 or o.max_line > 0xfffff then
@@ -742,8 +744,11 @@ function Server:serve(handler)
     end)
   end
   local _sig <close> = sig
-  local listener = self.listener
+  local listener, max_conns = self.listener, self.opts.max_connections
   while self.state == "serving" do
+    while max_conns > 0 and self.nconns >= max_conns and self.state == "serving" do
+      self.changed:notified()                 -- at the limit: accept again when one ends
+    end
     local s, _, code = listener:accept()
     if s then
       spawn(conn_main, self, s)
