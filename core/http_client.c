@@ -442,8 +442,12 @@ qn_future *qn_http_xfer_wait_new(qn_http_xfer *x, unsigned events) {
   w->rt = x->rt;
   w->x = x;
   w->mask = events;
+  x->waiter = w;                                /* one at a time: qn_http_xfer_waited */
+  x->waker = NULL;
   return &w->base;
 }
+
+int qn_http_xfer_waited(const qn_http_xfer *x) { return x->waiter != NULL; }
 
 const char *qn_http_xfer_head(const qn_http_xfer *x, size_t *len) {
   *len = x->head_len;

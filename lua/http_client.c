@@ -24,7 +24,6 @@
 typedef struct lq_xfer {
   qn_http_xfer *x;
   uint64_t serial;
-  int waiting;
 } lq_xfer;
 
 static lq_xfer *check_xfer(lua_State *L, int idx) {
@@ -72,7 +71,6 @@ static int l_xfer(lua_State *L) {
   lq_xfer *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->x = NULL;
   u->serial = rt->serial;
-  u->waiting = 0;
   luaL_setmetatable(L, LQ_XFER);
   qn_http_xfer *x = qn_http_xfer_new(rt->core);
   if (x == NULL) return luaL_error(L, "quench.http.request: out of memory");
@@ -176,7 +174,6 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   qn_future *f = lq_take_op(L);
   qn_drop(f);
   lq_xfer *u = lua_touserdata(L, 1);
-  u->waiting = 0;
   lua_pushinteger(L, u->x ? (lua_Integer)qn_http_xfer_events(u->x) : QN_HTTPX_DONE);
   return 1;
 }
@@ -187,7 +184,8 @@ static int l_wait(lua_State *L) {
   qn_http_xfer *x = live(L, u);
   unsigned mask = (unsigned)luaL_checkinteger(L, 2);
   lq_coro *c = lq_await_ctx(L, "quench.http.request");
-  if (u->waiting) return luaL_error(L, "quench.http: the response is being read by another task");
+  if (qn_http_xfer_waited(x))
+    return luaL_error(L, "quench.http: the response is being read by another task");
   lua_settop(L, 1);
   lq_check_cancel(L, c);
   unsigned ev = qn_http_xfer_events(x);
@@ -197,7 +195,6 @@ static int l_wait(lua_State *L) {
   }
   qn_future *f = qn_http_xfer_wait_new(x, mask);
   if (f == NULL) return luaL_error(L, "quench.http.request: out of memory");
-  u->waiting = 1;
   c->what = "http request";
   return lq_await(L, c, f, wait_k, 0);
 }

@@ -174,6 +174,30 @@ describe("quench.http.request", function()
       stop()
     end))
 
+    it("keeps what a dropped body() or read received; one reader at a time", T(function()
+      local port, stop = serve(function(_, res)
+        res:write("part1 ")
+        quench.sleep(0.4)
+        res:write("part2 ")
+        quench.sleep(0.4)
+        res:finish("part3")
+      end)
+      local url = ("http://127.0.0.1:%d/"):format(port)
+      local res = assert(http.request(url))
+      assert.is_false((quench.timeout(0.2, res.body, res)))   -- dropped while waiting
+      assert.equal("part1 part2 part3", res:body())
+      res = assert(http.request(url))
+      local r = res:reader()
+      assert.is_false((quench.timeout(0.2, r.read, r, 12)))   -- "part1 " received, kept
+      local other = quench.spawn(r.read, r, "a")
+      quench.sleep(0.05)
+      local ok, err = pcall(r.read, r, 100)              -- it must wait: the other waits
+      assert.is_false(ok)
+      assert.matches("being read by another task", err)
+      assert.same({ true, "part1 part2 part3" }, { other:join() })
+      stop()
+    end))
+
     it("bounds a body by max_body, and times out by opts.timeout", T(function()
       local port, stop = serve(function(req, res)
         if req.path == "/slow" then quench.sleep(5) end

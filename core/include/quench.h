@@ -864,8 +864,10 @@ void qn_http_xfer_set_high_water(qn_http_xfer *x, size_t n);
 /* Add it to the runtime's multi handle: 0, QN_ENOMEM, QN_ECLOSED or QN_EINVAL. */
 int qn_http_xfer_start(qn_http_xfer *x);
 unsigned qn_http_xfer_events(const qn_http_xfer *x);
-/* Ready when any of `events` holds (or the transfer was stopped). */
+/* Ready when any of `events` holds (or the transfer was stopped). One
+   wait at a time: qn_http_xfer_waited says whether one is alive. */
 qn_future *qn_http_xfer_wait_new(qn_http_xfer *x, unsigned events);
+int qn_http_xfer_waited(const qn_http_xfer *x);
 /* The raw header lines of the final response (after QN_HTTPX_HEAD). */
 const char *qn_http_xfer_head(const qn_http_xfer *x, size_t *len);
 /* The buffered body bytes; consuming them may resume a paused transfer. */
