@@ -349,7 +349,7 @@ describe("quench.http.request", function()
       assert(os.execute("command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx"),
              "nginx is needed by this spec (Debian: nginx; scripts/deps.sh)")
       local bin = os.execute("test -x /usr/sbin/nginx") and "/usr/sbin/nginx" or "nginx"
-      local plain, tls = free_port(), free_port()
+      local plain, tls, mtls = free_port(), free_port(), free_port()
       os.execute("mkdir -p '" .. dir .. "/www' '" .. dir .. "/logs'")
       write(dir .. "/www/index.html", "hello from nginx\n")
       write(dir .. "/www/big.bin", ("n"):rep(300000))
@@ -372,12 +372,22 @@ http {
     root %s/www;
     location = /moved { return 301 /index.html; }
   }
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_client_certificate %s;
+    ssl_verify_client on;
+    location / { return 200 "client: $ssl_client_s_dn\n"; }
+  }
 }
-]]):format(dir, dir, dir, dir, dir, dir, dir, plain, tls, cert.cert, cert.key, dir))
+]]):format(dir, dir, dir, dir, dir, dir, dir, plain, tls, cert.cert, cert.key, dir,
+           mtls, cert.cert, cert.key, pki.ca.cert))
       local p = spawn(bin, { "-p", dir, "-c", dir .. "/nginx.conf", "-g", "daemon off;" })
       pki_helper.wait_port(quench, plain)
       pki_helper.wait_port(quench, tls)
-      return p, plain, tls
+      pki_helper.wait_port(quench, mtls)
+      return p, plain, tls, mtls
     end
 
     it("GETs plain and over TLS (verified against the test CA), with redirects", T(function()
@@ -402,6 +412,17 @@ http {
                                   cafile = pki.ca.cert, http_version = "1.1" })
       assert.equal("1.1", res.version)
       assert.equal("hello from nginx\n", res:body())
+    end))
+
+    it("sends a client certificate (certificate, key) to a server that asks for one", T(function()
+      local _p <close>, _, _, mtls = nginx(pki.server)
+      local url = ("https://localhost:%d/"):format(mtls)
+      local res = assert(http.request { url = url, cafile = pki.ca.cert })
+      assert.equal(400, res.status)                   -- nginx: no required SSL certificate
+      res = assert(http.request { url = url, cafile = pki.ca.cert,
+                                  certificate = pki.client.cert, key = pki.client.key })
+      assert.equal(200, res.status)
+      assert.equal("client: CN=quench client\n", res:body())
     end))
 
     it("refuses a self-signed certificate unless verify = false", T(function()
