@@ -374,6 +374,11 @@ qn_http_xfer *qn_http_xfer_new(qn_runtime *rt) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+  /* a transfer stopped while its name is being resolved does not wait for
+     the resolver thread (which finishes, and frees itself, on its own) */
+  curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
   return x;
 }
 
