@@ -14,6 +14,8 @@
 ** what stops a transfer at once is closing it, which the Lua side does in
 ** a <close> variable of quench.http.request (and response:close()).
 */
+#define _GNU_SOURCE                     /* dladdr */
+#include <dlfcn.h>
 #include <string.h>
 #include <strings.h>
 #include <curl/curl.h>
@@ -342,7 +344,20 @@ static const luaL_Reg metamethods[] = {
   {"__close", l_stop}, {"__gc", xfer_gc}, {NULL, NULL}
 };
 
+/* Keep libcurl (and so the libraries it loaded: OpenSSL, nghttp2, LDAP's
+   GnuTLS...) mapped after lua_close dlcloses quench.so: some of them keep
+   process-wide state and thread-local storage (dynamic TLS) that outlive
+   any use of ours, and unmapping them under the sanitizers' leak check at
+   exit makes LeakSanitizer read stale TLS blocks and crash. Best effort. */
+static void pin_libcurl(void) {
+  Dl_info info;
+  if (dladdr((void *)(uintptr_t)curl_version, &info) == 0 || info.dli_fname == NULL) return;
+  void *h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+  if (h) dlclose(h);                    /* the reference goes; NODELETE stays */
+}
+
 void lq_http_client_register(lua_State *L, int mod) {
+  pin_libcurl();
   lq_class(L, mod, LQ_XFER, methods, metamethods);
   lua_getfield(L, -1, "http");               /* made by lq_http_register */
   lua_pushvalue(L, mod);
