@@ -263,6 +263,7 @@ struct qn_runtime {
   qn_stats stats;       /* stats.allocs and stats.live_blocks: kept by qn__malloc & co */
   qn__small_cache small;
   int small_off;        /* qn_runtime_cache_small(rt, 0) */
+  struct qn__http_client *http_client;   /* http_client.c: libcurl's multi, made on demand */
 };
 
 void qn__enqueue(qn_task *t);

@@ -35,6 +35,7 @@ void lq_tls_register(lua_State *L, int mod);
 void lq_http_register(lua_State *L, int mod);
 void lq_ngx_register(lua_State *L, int mod);
 void lq_task_internals(lua_State *L, int mod);
+void lq_http_client_register(lua_State *L, int mod);
 
 typedef struct run_opts {
   qn_clock clock;
@@ -365,6 +366,7 @@ int luaopen_quench(lua_State *L) {
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);
   lq_ngx_register(L, mod);
+  lq_http_client_register(L, mod);       /* after http: it adds quench.http._xfer */
   lua_pushliteral(L, "0.2.0");
   lua_setfield(L, -2, "_VERSION");
   lq_task_internals(L, mod);            /* what the sugar needs and users do not */

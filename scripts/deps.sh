@@ -15,6 +15,7 @@ QUENCH_PACKAGES=(
   lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
   redis-tools memcached         # spec/ngx_spec.lua, examples/redis_cache.lua, bench/redis.sh
   lua-nginx-redis lua-nginx-memcached  # resty.redis, resty.memcached (pull nginx-extras: the bench's OpenResty side)
+  libcurl4-openssl-dev nginx  # quench.http.request (core/http_client.c); spec/http_client_spec.lua's peers
 )
 
 quench_install_deps() {

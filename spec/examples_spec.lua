@@ -159,6 +159,16 @@ local EXPECT = {
               "GET /report: cancelled: quench.http: the client went away",
               "server stopped" },
   },
+  ["search_as_you_type_http.lua"] = {
+    needs = { "http" },
+    lines = { "user typed \"R\"", "request \"R\" sent", "user typed \"Ru\"",
+              "server: search \"R\" cancelled (quench.http: the client went away)",
+              "request \"Rust\" sent", "UI shows: 28 results for \"Rust\"",
+              "results shown: 1; server handlers cancelled: 3 of 3 dropped requests",
+              "server stopped" },
+    absent = { "results for \"R\"", "results for \"Ru\"", "results for \"Rus\"",
+               "search \"Rust\" cancelled" },
+  },
   ["http_luasocket.lua"] = {
     needs = { "tcp" },
     lines = { "got \"alpha after 0.3 s\" (status 200)", "got \"beta after 0.3 s\" (status 200)",

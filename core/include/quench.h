@@ -858,4 +858,48 @@ int qn_http_head_result(const qn_future *head);
    (stays pending) rather than buffer a flood. */
 qn_future *qn_http_gone_new(qn_stream *s, size_t cap);
 
+/* ---- HTTP client transfers (http_client.c): libcurl on the runtime's loop ----
+   One libcurl multi handle per runtime, made at the first transfer and
+   cleaned up (every transfer stopped, every socket and timer closed) by
+   qn_runtime_shutdown. A transfer's easy handle is set up by the embedder
+   (qn_http_xfer_easy: a CURL *) but for the callbacks and private pointer,
+   which are the core's. Events are bits: the final response head is in,
+   the upload wants bytes (qn_http_xfer_feed), body bytes are buffered,
+   the transfer ended (qn_http_xfer_result). */
+typedef struct qn_http_xfer qn_http_xfer;
+enum { QN_HTTPX_HEAD = 1, QN_HTTPX_NEED = 2, QN_HTTPX_DATA = 4, QN_HTTPX_DONE = 8 };
+/* A new transfer (not started), or NULL when out of memory. */
+qn_http_xfer *qn_http_xfer_new(qn_runtime *rt);
+void *qn_http_xfer_easy(qn_http_xfer *x);
+/* The transfer owns `slist` (a struct curl_slist *) from now on. */
+void qn_http_xfer_own_slist(qn_http_xfer *x, void *slist);
+/* Upload from qn_http_xfer_feed rather than a fixed body. */
+void qn_http_xfer_use_feed(qn_http_xfer *x);
+/* Follow redirects (for telling a redirect's head from the final one). */
+void qn_http_xfer_set_follow(qn_http_xfer *x, int follow);
+/* Body bytes buffered before the transfer pauses (backpressure). */
+void qn_http_xfer_set_high_water(qn_http_xfer *x, size_t n);
+/* Add it to the runtime's multi handle: 0, QN_ENOMEM, QN_ECLOSED or QN_EINVAL. */
+int qn_http_xfer_start(qn_http_xfer *x);
+unsigned qn_http_xfer_events(const qn_http_xfer *x);
+/* Ready when any of `events` holds (or the transfer was stopped). One
+   wait at a time: qn_http_xfer_waited says whether one is alive. */
+qn_future *qn_http_xfer_wait_new(qn_http_xfer *x, unsigned events);
+int qn_http_xfer_waited(const qn_http_xfer *x);
+/* The raw header lines of the final response (after QN_HTTPX_HEAD). */
+const char *qn_http_xfer_head(const qn_http_xfer *x, size_t *len);
+/* The buffered body bytes; consuming them may resume a paused transfer. */
+const char *qn_http_xfer_peek(const qn_http_xfer *x, size_t *len);
+void qn_http_xfer_consume(qn_http_xfer *x, size_t n);
+/* Bytes for the upload; len 0 ends it. 0 or QN_ENOMEM. */
+int qn_http_xfer_feed(qn_http_xfer *x, const char *data, size_t len);
+/* After QN_HTTPX_DONE: libcurl's CURLcode (0: complete) and its message,
+   or -1 for a transfer stopped by qn_http_xfer_stop or the runtime's end. */
+int qn_http_xfer_result(const qn_http_xfer *x, const char **msg);
+/* Stop it now if it runs: it leaves the multi handle and its connection
+   is closed, not reused; nothing is delivered afterwards. */
+void qn_http_xfer_stop(qn_http_xfer *x);
+/* Stop it and free it. */
+void qn_http_xfer_free(qn_http_xfer *x);
+
 #endif
