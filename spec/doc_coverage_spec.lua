@@ -5,6 +5,7 @@
 -- @raise; and ldoc turns the stubs into the HTML reference without a
 -- complaint (the build makes it: cmake --build build --target api_docs).
 local quench = require "quench"
+local api_surface = require "helpers.api_surface"
 
 local SRC = "docs/api/src"
 
@@ -61,25 +62,7 @@ local function parse_stubs()
   return entries
 end
 
--- Every function reachable from the module table: "quench.spawn", "quench.tcp.listen".
-local function module_functions()
-  local names = {}
-  local function walk(t, prefix, seen)
-    if seen[t] then return end
-    seen[t] = true
-    for k, v in pairs(t) do
-      if type(k) == "string" and not k:match("^_") then
-        if type(v) == "function" then
-          names[#names + 1] = prefix .. "." .. k
-        elseif type(v) == "table" and getmetatable(v) == nil then
-          walk(v, prefix .. "." .. k, seen)
-        end
-      end
-    end
-  end
-  walk(quench, "quench", {})
-  return names
-end
+local function module_functions() return api_surface.module_functions(quench) end
 
 -- The methods of an __index table, as "Class:method".
 local function methods_of(class, index, out)

@@ -4,6 +4,7 @@
 -- table and every method documented in docs/api/src, each with all of its
 -- parameters (a `---@param` for each name in its signature).
 local quench = require "quench"
+local api_surface = require "helpers.api_surface"
 
 local SH = "env -u LD_PRELOAD "   -- helper commands run without the sanitizer runtimes
 
@@ -38,24 +39,7 @@ local function declarations(text)
   return decls
 end
 
-local function module_functions()
-  local names = {}
-  local function walk(t, prefix, seen)
-    if seen[t] then return end
-    seen[t] = true
-    for k, v in pairs(t) do
-      if type(k) == "string" and not k:match("^_") then
-        if type(v) == "function" then
-          names[#names + 1] = prefix .. "." .. k
-        elseif type(v) == "table" and getmetatable(v) == nil then
-          walk(v, prefix .. "." .. k, seen)
-        end
-      end
-    end
-  end
-  walk(quench, "quench", {})
-  return names
-end
+local function module_functions() return api_surface.module_functions(quench) end
 
 local function stub_entries()
   local names = {}
