@@ -167,8 +167,56 @@ static int l_join_op(lua_State *L) {
   return lq_op_for(L, &join_kind, 1);
 }
 
+/* quench.op(fn, ...): an op that runs fn(...) as a select branch of the
+   task that awaits it (op:await, quench.select, quench.timeout): how a wait
+   written in Lua (an interval's tick, a rate limiter's acquire) becomes an
+   op. Its user value 1 is {fn, args...}. Dropped, the branch is dropped as
+   any select loser is: its <close> variables run. */
+static void call_check(lua_State *L, int op, lq_coro *c) {
+  (void)op;
+  lq_check_nesting(L, c, "quench.op");
+}
+
+static qn_future *call_start(lua_State *L, int op, lq_coro *c) {
+  int top = lua_gettop(L);
+  lua_getiuservalue(L, op, 1);
+  int pack = top + 1;
+  int n = (int)lua_rawlen(L, pack);
+  if (!lua_checkstack(L, n)) {
+    lua_settop(L, top);
+    return NULL;                        /* reported as out of memory */
+  }
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, pack, i);
+  lq_coro *b = lq_branch_new(L, c, pack + 1, n - 1);   /* anchored until its drop */
+  lua_settop(L, top);
+  return &b->base;
+}
+
+static int call_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  return lq_branch_results(L, (lq_coro *)f);   /* base is lq_coro's first member */
+}
+
+static const lq_op_kind call_kind = { "call", call_check, call_start, call_finish, NULL };
+
+static int l_op(lua_State *L) {
+  if (!lua_isfunction(L, 1))
+    return luaL_error(L, "bad argument #1 to 'quench.op' (function expected, got %s)",
+                      luaL_typename(L, 1));
+  int n = lua_gettop(L);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i);
+  }
+  lq_op_new(L, &call_kind, 1);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
-  {"sleep_op", l_sleep_op}, {NULL, NULL}
+  {"sleep_op", l_sleep_op}, {"op", l_op}, {NULL, NULL}
 };
 
 void lq_op_register(lua_State *L, int mod) {

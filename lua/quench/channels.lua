@@ -225,8 +225,7 @@ function WatchRx:wait_for_op(pred)
   if type(pred) ~= "function" then
     error("bad argument #1 to 'wait_for_op' (function expected, got " .. type(pred) .. ")", 2)
   end
-  local rx = self
-  return function() return rx:wait_for(pred) end
+  return quench.op(self.wait_for, self, pred)
 end
 
 ---------------------------------------------------------------------------

@@ -95,10 +95,11 @@ function Interval:tick()
   return at
 end
 
---- The tick as a select branch (a function): a dropped branch consumes no tick.
+--- The tick as an op (quench.op: a branch when awaited or selected): a
+--- dropped one consumes no tick.
 function Interval:tick_op()
   check_self(self, Interval, "quench.interval", "tick_op")
-  return function() return self:tick() end
+  return quench.op(self.tick, self)
 end
 
 --- Restart the schedule: the next tick is one period from now.
@@ -159,10 +160,10 @@ function Timer:wait()
   end
 end
 
---- The wait as a select branch (a function).
+--- The wait as an op (quench.op).
 function Timer:wait_op()
   check_self(self, Timer, "quench.timer", "wait_op")
-  return function() return self:wait() end
+  return quench.op(self.wait, self)
 end
 
 --- Move the deadline to s seconds from now (default: the timer's duration).
@@ -292,11 +293,11 @@ function Limiter:acquire(n)
   end
 end
 
---- The acquire as a select branch (a function).
+--- The acquire as an op (quench.op).
 function Limiter:acquire_op(n)
   check_self(self, Limiter, "quench.rate_limiter", "acquire_op")
   n = check_n(self, n, "acquire_op")
-  return function() return self:acquire(n) end
+  return quench.op(self.acquire, self, n)
 end
 
 --- The tokens in the bucket now (a float).

@@ -541,12 +541,12 @@ function WatchReceiver:mark_unchanged() end
 -- error; outside a task; `Cancelled` in a cancelled task. This is an await.
 function WatchReceiver:wait_for(pred) end
 
---- `wait_for` as a select branch (a function).
+--- The op of `wait_for(pred)` (`quench.op(rx.wait_for, rx, pred)`).
 --
 -- **Cancel safety.** As `wait_for`.
 --
 -- @tparam function pred the predicate
--- @treturn function the branch
+-- @treturn Op an op returning what `wait_for` returns
 -- @raise `bad argument #1 to 'wait_for_op' (function expected, ...)`
 function WatchReceiver:wait_for_op(pred) end
 

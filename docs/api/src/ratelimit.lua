@@ -71,12 +71,12 @@ function quench.retry(fn, opts) end
 -- task; `Cancelled` in a cancelled task. This is an await.
 function RateLimiter:acquire(n) end
 
---- The acquire as a select branch (a function calling `acquire`).
+--- The op of `acquire(n)` (`quench.op(limiter.acquire, limiter, n)`).
 --
 -- **Cancel safety.** As `acquire`.
 --
 -- @tparam[opt] number n tokens (default 1)
--- @treturn function the branch
+-- @treturn Op an op returning what `acquire` returns
 -- @raise `bad argument #1 to 'acquire_op' (tokens must be ...)`
 function RateLimiter:acquire_op(n) end
 

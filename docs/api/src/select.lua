@@ -108,6 +108,23 @@ function quench.timeout(s, branch, ...) end
 -- @raise as `quench.timeout`. This is an await.
 function quench.deadline(t, branch, ...) end
 
+--- An op that runs `fn(...)` when awaited or selected, as a branch of the
+-- task that awaits it: how a wait written in Lua gets an op form
+-- (`interval:tick_op()`, `limiter:acquire_op()` are made this way). Like
+-- every op it is single-use and starts only when awaited or selected.
+--
+-- **Cancel safety.** The cancel safety of `fn`'s pending wait: dropped (it
+-- lost a select, a timeout expired, its task was aborted), the branch is
+-- dropped as any select loser is: its `<close>` variables run, and what
+-- `fn` did before its current await stays done.
+--
+-- @tparam function fn the wait
+-- @param ... its arguments
+-- @treturn Op the op (its await returns what `fn` returns)
+-- @raise `bad argument #1 to 'quench.op' (function expected, ...)`; awaiting
+-- it past the nesting limit raises as `quench.select` does
+function quench.op(fn, ...) end
+
 --- An operation (`quench.op`): a single-use future made by an `x_op`
 -- function and started only when awaited or selected.
 -- `tostring(op)` is `quench.op (sleep)`, `quench.op (recv, used)`.

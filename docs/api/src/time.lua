@@ -151,13 +151,12 @@ function quench.timer(s) end
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 function Interval:tick() end
 
---- The tick as a select branch: a function calling `tick`, for
--- `quench.select` and `quench.timeout` (a Lua-made wait is a function
--- branch, not an `Op`).
+--- The op of `tick()` (`quench.op(interval.tick, interval)`): a branch of
+-- its awaiting task when awaited or selected.
 --
 -- **Cancel safety.** As `tick`.
 --
--- @treturn function a branch returning the tick's scheduled time
+-- @treturn Op an op returning the tick's scheduled time
 -- @raise on a bad self
 function Interval:tick_op() end
 
@@ -200,11 +199,11 @@ function Interval:set_missed(missed) end
 -- @raise outside a task; `Cancelled` in a cancelled task. This is an await.
 function Timer:wait() end
 
---- The wait as a select branch (a function calling `wait`).
+--- The op of `wait()` (`quench.op(timer.wait, timer)`).
 --
 -- **Cancel safety.** As `wait`.
 --
--- @treturn function the branch
+-- @treturn Op an op returning what `wait` returns
 -- @raise on a bad self
 function Timer:wait_op() end
 
