@@ -81,7 +81,7 @@ static const char *reason_of(int e) {
   case QN_HTTP_E_URI_TOO_LONG: return "request line over its limit";
   case QN_HTTP_E_HEAD_TOO_LARGE: return "request head over its limit";
   case QN_HTTP_E_TOO_MANY_FIELDS: return "too many header fields";
-  case QN_HTTP_E_NOT_IMPLEMENTED: return "transfer coding not implemented";
+  case QN_HTTP_E_NOT_IMPLEMENTED: return "unknown transfer coding (only chunked is understood)";
   case QN_HTTP_E_PARTIAL: return "the connection ended inside a request head";
   default: return "malformed request";
   }
