@@ -194,6 +194,9 @@ typedef struct lq_branch {
   lq_coro *parent;      /* the enclosing coroutine */
   qn_waker *waker;      /* the waker of the poll in progress */
   int depth;            /* 1 for a task's own branch, parent's + 1 below */
+  uint64_t deadline;    /* the branch of quench.timeout/deadline: when it is
+                           dropped (ns, the core clock); QN_NEVER otherwise.
+                           Read by quench.current_deadline. */
 } lq_branch;
 
 /* Nesting (docs/tasks.md, "Nesting"). A select's first poll runs its

@@ -14,6 +14,7 @@
 **
 ** Cost when no context is used: rt->ctx_used is 0, and spawn only tests it.
 */
+#include <math.h>
 #include "binding.h"
 
 static const char frames_key = 0;       /* registry: light lq_coro -> frame */
@@ -80,8 +81,26 @@ static int l_ctx_set(lua_State *L) {
   return 1;
 }
 
+/* internal.branch_deadline(): the earliest deadline of the quench.timeout
+   and quench.deadline branches the running code is inside, in quench.now()
+   seconds (math.huge if none). The walk stops at the task: a task spawned
+   inside a timeout is not dropped with it (scopes carry the bound to their
+   children, lua/quench/structured.lua). */
+static int l_branch_deadline(lua_State *L) {
+  lq_runtime *rt = lq_module_of(L)->rt;
+  uint64_t d = QN_NEVER;
+  for (lq_coro *c = rt != NULL ? rt->running : NULL; c != NULL && c->kind == CORO_BRANCH;
+       c = lq_coro_parent(c)) {
+    uint64_t bd = ((lq_branch *)c)->deadline;
+    if (bd < d) d = bd;
+  }
+  lua_pushnumber(L, d == QN_NEVER ? HUGE_VAL : (lua_Number)d / 1e9);
+  return 1;
+}
+
 static const luaL_Reg internals[] = {
-  {"ctx_get", l_ctx_get}, {"ctx_set", l_ctx_set}, {NULL, NULL}
+  {"ctx_get", l_ctx_get}, {"ctx_set", l_ctx_set}, {"branch_deadline", l_branch_deadline},
+  {NULL, NULL}
 };
 
 /* Add the context internals to the internals table at -1. */

@@ -735,6 +735,7 @@ lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs) {
   br->parent = parent;
   br->waker = NULL;
   br->depth = nesting_of(parent) + 1;
+  br->deadline = QN_NEVER;
   luaL_setmetatable(L, LQ_BRANCH);
   if (nargs == 0) {
     lua_pushvalue(L, fn);               /* a lone function needs no table */

@@ -188,6 +188,8 @@ static int timeout_at(lua_State *L, lq_coro *c, uint64_t when, int relative, int
   if (op == NULL) {
     lq_check_nesting(L, c, fname);
     lq_coro *b = lq_branch_new(L, c, idx, nargs);
+    uint64_t now = qn_now(c->rt->core);
+    ((lq_branch *)b)->deadline = !relative ? when : when >= QN_NEVER - now ? QN_NEVER : now + when;
     children[0] = &b->base;
   } else {
     lua_pushvalue(L, idx);

@@ -113,6 +113,47 @@ describe("scope deadlines", function()
     assert.are.equal(math.huge, quench.current_deadline())
   end))
 
+  it("current_deadline counts the enclosing quench.timeout and quench.deadline", T(function()
+    quench.sleep(3)                                  -- now() == 3: a relative timeout counts from here
+    local ok, a, b, c = quench.timeout(10, function()
+      local _, earlier = quench.deadline(7, quench.current_deadline)
+      local _, later = quench.timeout(50, quench.current_deadline)
+      return quench.current_deadline(), earlier, later
+    end)
+    assert.is_true(ok)
+    assert.are.equal(13, a)
+    assert.are.equal(7, b)
+    assert.are.equal(13, c)                          -- the outer one is earlier
+    assert.are.equal(math.huge, quench.current_deadline())
+  end))
+
+  it("a scope inside a timeout carries the bound to its children", T(function()
+    local seen = {}
+    quench.timeout(10, function()
+      quench.scope(function(s)                       -- no deadline of its own
+        s:spawn(function() seen.child = quench.current_deadline() end)
+        quench.scope({ timeout = 20 }, function(inner)
+          inner:spawn(function() seen.grandchild = quench.current_deadline() end)
+        end)
+      end)
+    end)
+    local h = quench.spawn(function() return quench.current_deadline() end)
+    local _, free = h:join()
+    assert.are.equal(10, seen.child)
+    assert.are.equal(10, seen.grandchild)            -- the inner scope's own 20 is later
+    assert.are.equal(math.huge, free)                -- spawned outside: unbounded
+  end))
+
+  it("a task spawned inside a timeout, not in a scope, is not bounded by it", T(function()
+    local h
+    quench.timeout(5, function()
+      h = quench.spawn(function() return quench.current_deadline() end)
+      h:join()
+    end)
+    local _, d = h:join()
+    assert.are.equal(math.huge, d)
+  end))
+
   it("a task that outlives the scope no longer sees its deadline", T(function()
     local h
     quench.scope({ timeout = 5 }, function()

@@ -301,14 +301,23 @@ local function check_supervise(opts)
   return sv == true, h
 end
 
---- quench.current_deadline(): the earliest deadline of the scopes the
--- running code is inside (math.huge if none).
+local branch_deadline = internal.branch_deadline
+
+--- quench.current_deadline(): the earliest deadline in force where it is
+-- called: of the quench.timeout and quench.deadline branches the running
+-- code is inside (found in C), and of the scopes it is inside, each scope
+-- also bounded by the timeouts around the place it was opened (its `bound`),
+-- math.huge if none.
 function quench.current_deadline()
+  local d = branch_deadline()
   local s = quench.context.get(DEADLINE)
-  local d = math.huge
   while s do
     -- a task spawned inside may outlive the scope: an ended scope bounds nothing
-    if not s.closed and s.deadline_at < d then d = s.deadline_at end
+    if not s.closed then
+      local own = s.deadline_at or math.huge
+      if own < d then d = own end
+      if s.bound < d then d = s.bound end
+    end
     s = s.outer_deadline
   end
   return d
@@ -349,6 +358,9 @@ function quench.scope(opts, fn, ...)
     { __tostring = function() return "scope: a sibling task failed" end })
   -- if the task running the scope is dropped, its children go with it
   local _aborter <close> = quench.guard(function() abort_children(scope) end)
+  -- the timeouts around the scope bound its children too: they are
+  -- dropped with it (quench.current_deadline)
+  scope.bound = branch_deadline()
   local result
   if scope.deadline_at then
     -- the body runs as the first child, so that the deadline cancels it
@@ -358,8 +370,15 @@ function quench.scope(opts, fn, ...)
       table.unpack(args, 1, args.n))
     result = { true, n = 1 }
   else
+    local body = fn
+    if scope.bound < math.huge then
+      -- a bound from a timeout outside: the children inherit it through
+      -- the context, as they inherit a scope deadline
+      scope.outer_deadline = quench.context.get(DEADLINE)
+      body = function(...) return quench.context.with(DEADLINE, scope, fn, ...) end
+    end
     result = table.pack(pcall(quench.select_biased, scope.token:cancelled_op(), function()
-      return fn(scope, table.unpack(args, 1, args.n))
+      return body(scope, table.unpack(args, 1, args.n))
     end))
   end
   local outer_cancel

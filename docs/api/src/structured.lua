@@ -80,13 +80,18 @@ function quench.scope(opts, fn, ...) end
 -- (function expected, ...)`. This is an await.
 function quench.supervisor(fn, ...) end
 
---- The earliest deadline of the scopes the running code is inside (trio's
--- `current_effective_deadline`), read live: a moved deadline shows at once.
+--- The earliest deadline in force where it is called (trio's
+-- `current_effective_deadline`): of the `quench.timeout` and
+-- `quench.deadline` calls and of the scopes the running code is inside,
+-- read live: a moved scope deadline shows at once.
 --
--- A task spawned inside a scope with a deadline sees it (task-local context,
--- `quench.context`); a task that outlives the scope (a plain `quench.spawn`)
--- stops seeing it when the scope ends. Only scope deadlines count: a
--- `quench.timeout` or `quench.deadline` around the code does not.
+-- A scope's children see the deadlines around the scope, its own and the
+-- timeouts around the place it was opened (task-local context,
+-- `quench.context`). A task that outlives the scope (a plain `quench.spawn`)
+-- stops seeing them when the scope ends, and a plain `quench.spawn` inside a
+-- `quench.timeout` is not bounded by it (the timeout drops only its own
+-- branch). A deadline that is not a scope's or a timeout's (a `sleep_op` in a
+-- `select`) is not counted.
 --
 -- **Cancel safety.** Not an await.
 --
