@@ -468,6 +468,39 @@ static void push_waiting(lua_State *L, lq_task *h) {
   }
 }
 
+/* Push "file:line" where the task's function is defined (nil for a C
+   function): free to keep, as it is read from the function itself when
+   asked, unlike the spawn site. Before the task starts the function is its
+   user value 1 (alone, or first in the arguments' table); once it runs, the
+   deepest frame of its thread. */
+static void push_body_site(lua_State *L, lq_task *h, int ud) {
+  lua_Debug ar;
+  lua_State *co = h->coro.co;
+  if (co != NULL) {
+    int level = 0;
+    while (lua_getstack(co, level + 1, &ar)) level++;
+    if (!lua_getstack(co, level, &ar) || !lua_getinfo(co, "S", &ar)) {
+      lua_pushnil(L);
+      return;
+    }
+  } else {
+    if (qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE) {
+      lua_pushnil(L);
+      return;
+    }
+    if (lua_getiuservalue(L, ud, 1) == LUA_TTABLE) lua_rawgeti(L, -1, 1);
+    if (!lua_isfunction(L, -1)) {
+      lua_settop(L, ud);
+      lua_pushnil(L);
+      return;
+    }
+    lua_getinfo(L, ">S", &ar);
+    lua_settop(L, ud);
+  }
+  if (ar.linedefined <= 0) lua_pushnil(L);  /* a C function, or a main chunk */
+  else lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+}
+
 typedef struct list_ctx {
   lua_State *L;
   lq_runtime *rt;
@@ -494,6 +527,9 @@ static void list_one(qn_task *t, void *arg) {
     lua_getfield(L, -1, "site");
     lua_setfield(L, entry, "site");
   }
+  lua_settop(L, ud);
+  push_body_site(L, h, ud);
+  lua_setfield(L, entry, "defined");
   lua_settop(L, entry);
   push_waiting(L, h);
   lua_setfield(L, entry, "waiting");

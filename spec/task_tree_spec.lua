@@ -38,6 +38,26 @@ describe("task tree", function()
     h:join(); off:join()
   end))
 
+  it("every entry says where the task's function is defined, without any setting", T(function()
+    local function worker() quench.sleep(10) end
+    local line = debug.getinfo(worker, "S").linedefined
+    local pending = quench.spawn(worker)                  -- not started yet
+    local many = quench.spawn(function(a, b, c, d, e) quench.sleep(a + b + c + d + e) end,
+      1, 2, 3, 4, 5)                                      -- its arguments in a table
+    local here = debug.getinfo(1, "l").currentline - 2
+    local native = quench.spawn(quench.sleep, 10)          -- a C function: nothing to name
+    assert.matches("task_tree_spec%.lua:" .. line .. "$", entry(pending:id()).defined)
+    assert.is_nil(entry(pending:id()).site)               -- spawn sites stay opt-in
+    quench.yield()                                        -- now they wait in sleep
+    assert.are.equal("suspended", entry(pending:id()).state)
+    assert.matches("task_tree_spec%.lua:" .. line .. "$", entry(pending:id()).defined)
+    assert.matches("task_tree_spec%.lua:" .. here .. "$", entry(many:id()).defined)
+    assert.is_nil(entry(native:id()).defined)
+    assert.matches("runs [^\n]*task_tree_spec%.lua:" .. line,
+      quench.dump({ file = false, tracebacks = false }))
+    pending:abort(); many:abort(); native:abort()
+  end))
+
   it("dump prints the tree with state, name, age, waiting and tracebacks", T(function()
     quench.record_spawn_sites(true)
     local function wait_here(ch) local v = ch:recv(); return v end

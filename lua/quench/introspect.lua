@@ -16,6 +16,7 @@ local function describe(t)
   if t.waiting then parts[#parts + 1] = "(" .. t.waiting .. ")" end
   parts[#parts + 1] = string.format("age %.3fs", t.age)
   if t.site then parts[#parts + 1] = "spawned at " .. t.site end
+  if t.defined then parts[#parts + 1] = "runs " .. t.defined end
   return table.concat(parts, " ")
 end
 

@@ -147,8 +147,10 @@ function quench.shield(fn, ...) end
 -- in words: `"sleep until 5.0"`, `"join"`, `"channel recv"`, `"yield"`,
 -- ...; nil otherwise), `age` (seconds since spawn), `handle`, `parent` (the
 -- id of the task that spawned it, which may have ended; nil for the main
--- task) and `site` (`"file:line"` of the spawn, when
--- `quench.record_spawn_sites(true)` was on; nil otherwise).
+-- task), `site` (`"file:line"` of the spawn, when
+-- `quench.record_spawn_sites(true)` was on; nil otherwise) and `defined`
+-- (`"file:line"` where the task's function is defined; nil for a C
+-- function; always there, read from the function when asked).
 --
 -- **Cancel safety.** Not an await.
 --
@@ -161,8 +163,9 @@ function quench.tasks() end
 -- While on, each spawn notes the `file:line` of the user code that made it
 -- (the first frame outside quench's own Lua: a scope child is reported
 -- where `s:spawn` was called), shown by `quench.tasks()` and `quench.dump`.
--- Off by default: reading the stack costs every spawn a little (Kotlin's
--- `DebugProbes` and tokio's task dumps are opt-in for the same reason).
+-- Off by default: reading the stack doubles the cost of a spawn (Kotlin's
+-- `DebugProbes` and tokio's task dumps are opt-in for the same reason);
+-- the `defined` field of `quench.tasks()` is there without it.
 --
 -- **Cancel safety.** Not an await.
 --
