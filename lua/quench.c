@@ -300,11 +300,25 @@ static int lazy_module(const char *code, size_t size, char *name, size_t nsize) 
   return n > 0;
 }
 
+/* Push embedded file i as a function: its bytecode when there is some
+   and this interpreter takes it, else its compiled source (the bytecode
+   is refused when the interpreter differs from the build's in word size
+   or number type: scripts/embed_lua.lua). */
+static int load_chunk(lua_State *L, int i) {
+  if (lq_embedded[i].bytecode != NULL) {
+    if (luaL_loadbufferx(L, (const char *)lq_embedded[i].bytecode, lq_embedded[i].bcsize,
+                         lq_embedded[i].name, "b") == LUA_OK)
+      return LUA_OK;
+    lua_pop(L, 1);
+  }
+  return luaL_loadbufferx(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
+                          lq_embedded[i].name, "t");
+}
+
 /* package.preload's loader of embedded file number upvalue 1. */
 static int load_embedded(lua_State *L) {
   lua_Integer i = lua_tointeger(L, lua_upvalueindex(1));
-  if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
-                      lq_embedded[i].name) != LUA_OK)
+  if (load_chunk(L, (int)i) != LUA_OK)
     return lua_error(L);
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, 1);
@@ -380,8 +394,7 @@ int luaopen_quench(lua_State *L) {
       lua_pop(L, 1);
       continue;
     }
-    if (luaL_loadbuffer(L, (const char *)lq_embedded[i].code, lq_embedded[i].size,
-                        lq_embedded[i].name) != LUA_OK)
+    if (load_chunk(L, i) != LUA_OK)
       return lua_error(L);
     lua_pushvalue(L, -3);
     lua_pushvalue(L, -3);
