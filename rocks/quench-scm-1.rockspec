@@ -30,6 +30,8 @@ build = {
       CMAKE_C_FLAGS = "$(CFLAGS)",
       CMAKE_INSTALL_PREFIX = "$(PREFIX)",
       LUA_INCDIR = "$(LUA_INCDIR)",
+      -- the interpreter luarocks runs makes the embedded bytecode
+      QUENCH_LUA_EXE = "$(LUA)",
       LIBDIR = "$(LIBDIR)",
       LUADIR = "$(LUADIR)",
       LIBUV_INCDIR = "$(LIBUV_INCDIR)",
