@@ -57,25 +57,45 @@ static inline void qn__wait_wake_all(qn__list *l) {
   }
 }
 
-/* A timer entry lives inside whatever waits on it (a sleep future). */
+/* The timer room (timer.c): the runtime's entries in a min-heap ordered by
+   (deadline, arming order), and the one libuv timer that makes the loop
+   return for the earliest. An entry lives inside whatever waits on it (a
+   sleep future today; anything with a waker can be one): the room reads
+   and writes only the entry, never what holds it. An entry is
+     idle   index == QN__TIMER_IDLE, fired == 0: not in the heap;
+     armed  in the heap (qn__timer_start), its waker set by its owner;
+     fired  taken out by qn__timers_fire at its deadline, fired == 1, its
+            waker woken once.
+   qn__timer_stop takes an armed entry out (and does nothing otherwise), so
+   an owner stops its entry on drop whatever state it is in. */
+enum { QN__TIMER_IDLE = UINT32_MAX };
+
 typedef struct qn__timer {
   uint64_t deadline;
   uint64_t seq;         /* equal deadlines fire in arming order */
-  size_t index;         /* position in the heap, SIZE_MAX when not armed */
-  qn_waker *waker;
+  qn_waker *waker;      /* whom firing wakes: set by the owner at each poll */
+  uint32_t index;       /* position in the heap, QN__TIMER_IDLE when not armed */
+  uint8_t fired;
 } qn__timer;
 
 typedef struct qn__timer_heap {
   qn__timer **items;
-  size_t len, cap;
+  uint32_t len, cap;
   uint64_t next_seq;
 } qn__timer_heap;
 
-/* The heap of rt->timers: its array comes from rt's allocator. */
-int qn__heap_push(qn_runtime *rt, qn__timer *t);
-void qn__heap_remove(qn__timer_heap *h, qn__timer *t);
-qn__timer *qn__heap_top(const qn__timer_heap *h);
-void qn__heap_free(qn_runtime *rt);
+void qn__timer_init(qn__timer *t, uint64_t deadline);
+/* Arm t (idle) for t->deadline; QN_ENOMEM if the heap cannot grow. */
+int qn__timer_start(qn_runtime *rt, qn__timer *t);
+void qn__timer_stop(qn_runtime *rt, qn__timer *t);
+/* The earliest armed deadline, QN_NEVER if none. */
+uint64_t qn__timers_next(const qn_runtime *rt);
+/* Fire every entry due at the current time; returns how many fired. */
+size_t qn__timers_fire(qn_runtime *rt);
+/* Set the libuv timer for the earliest deadline (stop it if none). */
+void qn__timers_wake_loop(qn_runtime *rt);
+/* Free the heap's array (no entry may be armed). */
+void qn__timers_free(qn_runtime *rt);
 
 /* Memory (alloc.c). Every block of the core is allocated and freed
    through these, with the runtime whose allocator it comes from: the one
@@ -267,9 +287,6 @@ struct qn_runtime {
 };
 
 void qn__enqueue(qn_task *t);
-/* Wake every timer due at the current time. Returns how many fired. */
-size_t qn__fire_timers(qn_runtime *rt);
-void qn__timer_arm(qn_runtime *rt);
 void qn__wake_joiners(qn_task *t);
 void qn__poll_task(qn_task *t);
 void qn__abort_for_shutdown(qn_task *t);

@@ -64,7 +64,7 @@ int qn_advance(qn_runtime *rt, uint64_t ns) {
   if (rt->clock == QN_CLOCK_REAL) return QN_EINVAL;
   /* never backwards; QN_NEVER stays out of reach (its sleeps are not timers) */
   rt->vnow = ns >= QN_NEVER - 1 - rt->vnow ? QN_NEVER - 1 : rt->vnow + ns;
-  qn__fire_timers(rt);
+  qn__timers_fire(rt);
   return QN_OK;
 }
 
@@ -76,54 +76,32 @@ void qn_runtime_each_task(qn_runtime *rt, void (*fn)(qn_task *, void *), void *a
   }
 }
 
-/* Timers are fired after uv_run returns; this only makes it return. When
-   the deadline passes between qn__timer_arm and uv_run's first look at the
-   clock (the thread was descheduled, or a slow build), libuv runs this
-   callback before it polls, then polls with no timer left: UV_RUN_ONCE
-   would block until some I/O came, maybe never. uv_stop makes that poll
-   not block. */
-static void on_timer(uv_timer_t *h) { uv_stop(h->loop); }
-
-/* Arm the uv timer for the earliest deadline, from fresh time. */
-void qn__timer_arm(qn_runtime *rt) {
-  qn__timer *top = qn__heap_top(&rt->timers);
-  if (top == NULL) {
-    uv_timer_stop(&rt->timer);
-    return;
-  }
-  uint64_t now = qn_now(rt);
-  uint64_t ns = top->deadline > now ? top->deadline - now : 0;
-  uint64_t ms = ns / 1000000 + (ns % 1000000 != 0);   /* rounded up, without overflow */
-  uv_update_time(&rt->loop);
-  uv_timer_start(&rt->timer, on_timer, ms, 0);
-}
-
 static int runnable(qn_runtime *rt) { return !qn__list_empty(&rt->runq); }
 
 /* Nothing is runnable: wait for I/O or time. */
 static int idle(qn_runtime *rt) {
   if (rt->clock == QN_CLOCK_REAL) {
-    if (qn__fire_timers(rt) > 0) return QN_OK;
-    if (qn__heap_top(&rt->timers) == NULL && !uv_loop_alive(&rt->loop)) return QN_EDEADLOCK;
-    qn__timer_arm(rt);
+    if (qn__timers_fire(rt) > 0) return QN_OK;
+    if (qn__timers_next(rt) == QN_NEVER && !uv_loop_alive(&rt->loop)) return QN_EDEADLOCK;
+    qn__timers_wake_loop(rt);
     uv_run(&rt->loop, UV_RUN_ONCE);
-    qn__fire_timers(rt);
+    qn__timers_fire(rt);
     return QN_OK;
   }
   uv_run(&rt->loop, UV_RUN_NOWAIT);
-  qn__fire_timers(rt);
+  qn__timers_fire(rt);
   if (runnable(rt)) return QN_OK;
-  qn__timer *top = qn__heap_top(&rt->timers);
-  if (rt->clock == QN_CLOCK_VIRTUAL && top != NULL) {
-    rt->vnow = top->deadline;   /* autojump: pending I/O does not hold the clock */
-    qn__fire_timers(rt);
+  uint64_t next = qn__timers_next(rt);
+  if (rt->clock == QN_CLOCK_VIRTUAL && next != QN_NEVER) {
+    rt->vnow = next;            /* autojump: pending I/O does not hold the clock */
+    qn__timers_fire(rt);
     return QN_OK;
   }
   if (uv_loop_alive(&rt->loop)) {
     uv_run(&rt->loop, UV_RUN_ONCE);
     return QN_OK;
   }
-  return top != NULL ? QN_ESTALLED : QN_EDEADLOCK;
+  return next != QN_NEVER ? QN_ESTALLED : QN_EDEADLOCK;
 }
 
 int qn_run(qn_runtime *rt, qn_task *until) {
@@ -137,7 +115,7 @@ int qn_run(qn_runtime *rt, qn_task *until) {
       if (++polls == rt->budget) {
         polls = 0;
         uv_run(&rt->loop, UV_RUN_NOWAIT);
-        qn__fire_timers(rt);
+        qn__timers_fire(rt);
       }
     }
     if (until->state == QN_TASK_DONE) break;
@@ -183,7 +161,7 @@ void qn_runtime_shutdown(qn_runtime *rt) {
   }
   uv_walk(&rt->loop, close_any, NULL);      /* the rest: the runtime's own timer */
   while (uv_run(&rt->loop, UV_RUN_DEFAULT) != 0) {}
-  if (qn__heap_top(&rt->timers) == NULL) qn__heap_free(rt);   /* left: blocks objects hold */
+  if (qn__timers_next(rt) == QN_NEVER) qn__timers_free(rt);   /* left: blocks objects hold */
 }
 
 void qn_runtime_free(qn_runtime *rt) {
@@ -197,7 +175,7 @@ void qn_runtime_free(qn_runtime *rt) {
     uv_walk(&rt->loop, close_any, NULL);
     uv_run(&rt->loop, UV_RUN_DEFAULT);
   }
-  qn__heap_free(rt);
+  qn__timers_free(rt);
   qn__small_flush(rt);
   rt->freed = 1;
   if (rt->stats.live_blocks == 0) qn__release_runtime(rt);

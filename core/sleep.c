@@ -11,25 +11,28 @@ typedef struct sleep_future {
   qn_runtime *rt;
   qn__timer timer;        /* while relative, timer.deadline holds the delay: the
                              deadline is set at the first poll */
-  uint8_t fired, relative, failed;
+  uint8_t relative, failed;
 } sleep_future;
+
+/* The size docs/performance.md counts for a sleeping task (W7s). */
+_Static_assert(sizeof(sleep_future) <= 56, "a sleep future grew past 56 bytes");
 
 static int sleep_poll(qn_future *f, qn_waker *w) {
   sleep_future *s = (sleep_future *)f;
-  if (s->fired) return QN_READY;
+  if (s->timer.fired) return QN_READY;
   if (s->relative) {       /* read the clock only now: a sleep never polled costs none */
     uint64_t now = qn_now(s->rt);
     uint64_t after = s->timer.deadline;
     s->timer.deadline = after >= QN_NEVER - now ? QN_NEVER : now + after;
     s->relative = 0;
   }
-  if (s->timer.index == SIZE_MAX && s->timer.deadline != QN_NEVER) {
+  if (s->timer.index == QN__TIMER_IDLE && s->timer.deadline != QN_NEVER) {
     if (qn_now(s->rt) >= s->timer.deadline) {
-      s->fired = 1;
+      s->timer.fired = 1;
       return QN_READY;
     }
-    if (qn__heap_push(s->rt, &s->timer) != QN_OK) {
-      s->fired = s->failed = 1;   /* out of memory: ready now, and qn_sleep_failed says so */
+    if (qn__timer_start(s->rt, &s->timer) != QN_OK) {
+      s->timer.fired = s->failed = 1;   /* out of memory: ready now, and qn_sleep_failed says so */
       return QN_READY;
     }
   }
@@ -39,7 +42,7 @@ static int sleep_poll(qn_future *f, qn_waker *w) {
 
 static void sleep_drop(qn_future *f) {
   sleep_future *s = (sleep_future *)f;
-  qn__heap_remove(&s->rt->timers, &s->timer);
+  qn__timer_stop(s->rt, &s->timer);
   qn__small_free(s->rt, s, sizeof *s);
 }
 
@@ -50,10 +53,8 @@ qn_future *qn_sleep_new(qn_runtime *rt, uint64_t deadline) {
   if (s == NULL) return NULL;
   s->base.vt = &sleep_vt;
   s->rt = rt;
-  s->timer.deadline = deadline;
-  s->timer.index = SIZE_MAX;
-  s->timer.waker = NULL;
-  s->fired = s->relative = s->failed = 0;
+  qn__timer_init(&s->timer, deadline);
+  s->relative = s->failed = 0;
   return &s->base;
 }
 
@@ -74,21 +75,4 @@ int qn_sleep_failed(const qn_future *f) {
 uint64_t qn_sleep_deadline(const qn_future *f) {
   const sleep_future *s = (const sleep_future *)f;
   return s->relative ? 0 : s->timer.deadline;
-}
-
-/* Called by the runtime: collect what is due, marking each entry fired and
-   out of the heap before waking anyone, so a woken task that re-arms cannot
-   make this loop run forever. */
-size_t qn__fire_timers(qn_runtime *rt) {
-  uint64_t now = qn_now(rt);
-  size_t n = 0;
-  qn__timer *t;
-  while ((t = qn__heap_top(&rt->timers)) != NULL && t->deadline <= now) {
-    qn__heap_remove(&rt->timers, t);
-    sleep_future *s = qn__container_of(t, sleep_future, timer);
-    s->fired = 1;
-    qn_wake(t->waker);
-    n++;
-  }
-  return n;
 }
