@@ -34,33 +34,37 @@
 /* ---- the open file ---- */
 
 struct qn_file {
-  qn__closer closer;    /* on the runtime's closers until closed */
+  qn__io io;            /* refs: the owner, and each future on the file;
+                           closing: closed by the owner or the runtime;
+                           closed: the fd is closed */
   qn_runtime *rt;
   uv_file fd;           /* -1 once the fd is closed */
-  unsigned ops;         /* futures on the file */
-  uint8_t closed;       /* closed by the owner or the runtime: the fd goes with the last op */
-  uint8_t owned;        /* the owner has not released it yet */
-  uint8_t linked;       /* on the closers */
 };
 
 static int close_fd(uv_file fd) {
   return close(fd) == 0 || errno == EINTR ? 0 : uv_translate_sys_error(errno);
 }
 
-/* Close the fd once closed and idle; free once also released. */
-static int settle(qn_file *f) {
-  int r = 0;
-  if (f->closed && f->ops == 0 && f->fd >= 0) {
-    r = close_fd(f->fd);
-    f->fd = -1;
-  }
-  if (!f->owned && f->ops == 0) qn__free(f->rt, f);
+static void file_free(qn__io *io) {
+  qn_file *f = qn__container_of(io, qn_file, io);
+  qn__free(f->rt, f);
+}
+
+/* The rule only files have: the fd is closed once the file is closing and
+   no future is left on it (a zombie read must never reach an fd number a
+   later open reused), which frees the file if the owner has let go too. */
+static int close_when_idle(qn_file *f) {
+  int ops = f->io.refs - !f->io.released;
+  if (!f->io.closing || ops > 0 || f->fd < 0) return 0;
+  int r = close_fd(f->fd);
+  f->fd = -1;
+  qn__io_closed(&f->io);
   return r;
 }
 
 static void close_at_shutdown(qn__closer *c) {
-  qn_file *f = qn__container_of(c, qn_file, closer);
-  f->linked = 0;                        /* the runtime unlinked it */
+  qn_file *f = qn__container_of(c, qn_file, io.closer);
+  qn__io_unlinked(&f->io);
   qn_file_close(f);
 }
 
@@ -69,34 +73,34 @@ qn_file *qn_file_new(qn_runtime *rt, uv_file fd) {
   if (f == NULL) return NULL;
   f->rt = rt;
   f->fd = fd;
-  f->owned = f->linked = 1;
-  f->closer.close = close_at_shutdown;
-  qn__closer_add(rt, &f->closer);
+  qn__io_init(&f->io, rt, close_at_shutdown, file_free);
   return f;
 }
 
-uv_file qn_file_fd(const qn_file *f) { return f->closed ? -1 : f->fd; }
-int qn_file_is_closed(const qn_file *f) { return f->closed; }
+uv_file qn_file_fd(const qn_file *f) { return f->io.closing ? -1 : f->fd; }
+int qn_file_is_closed(const qn_file *f) { return f->io.closing; }
 
 int qn_file_close(qn_file *f) {
-  if (f->closed) return QN_OK;
-  f->closed = 1;
-  if (f->linked) {
-    qn__closer_remove(&f->closer);
-    f->linked = 0;
-  }
-  return settle(f);
+  if (!qn__io_close(&f->io)) return QN_OK;
+  return close_when_idle(f);            /* the owner still holds it: not freed here */
 }
 
+/* The owner's reference goes first, so that refs counts only futures when
+   the close below decides whether the fd can go (and the file with it). */
 void qn_file_release(qn_file *f) {
-  qn_file_close(f);
-  f->owned = 0;
-  settle(f);
+  if (!qn__io_release(&f->io)) return;
+  int was_closing = f->io.closing;
+  qn__io_unref(&f->io);                 /* frees it only if closing and the fd is gone */
+  if (!was_closing) qn_file_close(f);
 }
 
 static void file_unref(qn_file *f) {
-  f->ops--;
-  settle(f);
+  if (f->io.closed) {                   /* the fd is gone already */
+    qn__io_unref(&f->io);
+    return;
+  }
+  f->io.refs--;                         /* then, maybe, the fd goes (and the file) */
+  close_when_idle(f);
 }
 
 /* ---- request futures ---- */
@@ -239,7 +243,7 @@ static fs_future *fs_new(qn_runtime *rt, int kind, const char *path, const char 
 static qn_future *on_file(fs_future *f, qn_file *file) {
   if (f == NULL) return NULL;
   f->file = file;
-  file->ops++;
+  qn__io_ref(&file->io);
   return &f->base;
 }
 

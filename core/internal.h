@@ -142,6 +142,42 @@ typedef struct qn__closer {
 void qn__closer_add(qn_runtime *rt, qn__closer *c);
 void qn__closer_remove(qn__closer *c);
 
+/* The I/O object lifecycle of quench.h ("I/O objects"), written once
+   (io.c), as libuv writes uv_handle_t's once: UDP sockets, processes,
+   streams, servers and files embed a qn__io. Its counts and states:
+     refs       the embedder (1 until release) and each future on the
+                object; qn__io_ref / qn__io_unref.
+     closing    no new operation starts, and the object's resources are
+                being let go (qn__io_close sets it, once); it is off the
+                runtime's closers from then on.
+     closed     the resources are gone (libuv's close callbacks ran, or the
+                fd was closed): qn__io_closed.
+     released   the embedder let go (qn__io_release, once).
+     registered on rt->closers, so qn_runtime_shutdown closes it through
+                the closer's function (which the object gives).
+   The object is freed (its `free` function) as soon as refs is 0 and it is
+   closed, by whichever of qn__io_unref and qn__io_closed comes last. */
+typedef struct qn__io {
+  qn__closer closer;
+  void (*free)(struct qn__io *io);
+  int refs;
+  uint8_t closing, closed, released, registered;
+} qn__io;
+
+/* refs 1 (the embedder), open, on rt's closers. */
+void qn__io_init(qn__io *io, qn_runtime *rt, void (*at_shutdown)(qn__closer *c),
+                 void (*free_fn)(qn__io *io));
+static inline void qn__io_ref(qn__io *io) { io->refs++; }
+void qn__io_unref(qn__io *io);
+/* Mark closing and leave the closers: 1 the first time, 0 after. */
+int qn__io_close(qn__io *io);
+void qn__io_closed(qn__io *io);
+/* Mark released: 1 the first time, 0 after. The caller closes the object,
+   then drops the embedder's reference with qn__io_unref. */
+int qn__io_release(qn__io *io);
+/* The runtime's shutdown took it off the closers (call from at_shutdown). */
+static inline void qn__io_unlinked(qn__io *io) { io->registered = 0; }
+
 /* A stream (stream.c): the handle is one of the union's, made by tcp.c
    or pipe.c. The fields are stream.c's but for the few that the file
    which made the stream sets (marked). */
@@ -154,7 +190,9 @@ struct qn_stream {
     uv_tty_t tty;
   } h;
   qn_runtime *rt;
-  qn__closer closer;
+  qn__io io;                /* refs: the embedder, and each future; closing: the
+                               handle is closing (a lingering close keeps the
+                               stream on the closers until then) */
   qn__list qnode;           /* tcp.c: in a server's queue until taken */
   char *buf;
   size_t off, len, cap;
@@ -168,14 +206,15 @@ struct qn_stream {
   qn__list wq;              /* write requests in flight, oldest first */
   int nreaders, nwriters;   /* futures alive */
   struct qn__tls *tls;      /* tls.c: TLS state, or NULL (plain) */
-  int refs;                 /* the embedder, and each future */
   int read_err;             /* 0, UV_EOF or a read error */
   int write_err;
   int restore_fd, restore_flags;   /* pipe.c: a shared description's flags, set back at close */
   uint8_t readable, writable;      /* pipe.c: the directions the embedder may use */
   uint8_t flush_at_end;     /* pipe.c: a standard stream, written out at the runtime's end */
   uint8_t started;          /* reading may run (connected; or a pipe's first read) */
-  uint8_t reading, registered, closing, lingering, handle_closing, closed, released, shut;
+  uint8_t reading, lingering, shut;
+  uint8_t closing;          /* marked closed: no new operation; the handle may
+                               still linger to send what is queued */
 };
 
 /* A stream with its handle initialised (type UV_TCP or UV_NAMED_PIPE), on

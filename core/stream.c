@@ -94,19 +94,16 @@ typedef struct linger_timer {
 
 /* ---- lifetime ---- */
 
-static void maybe_free(qn_stream *s) {
-  if (s->refs > 0 || !s->closed) return;
+static void stream_free(qn__io *io) {
+  qn_stream *s = qn__container_of(io, qn_stream, io);
   if (s->tls) qn__tls_free(s);
   qn__free(s->rt, s->buf);
   qn__free(s->rt, s);
 }
 
-static void unref(qn_stream *s) {
-  s->refs--;
-  maybe_free(s);
-}
+static void unref(qn_stream *s) { qn__io_unref(&s->io); }
 
-void qn__stream_ref(qn_stream *s) { s->refs++; }
+void qn__stream_ref(qn_stream *s) { qn__io_ref(&s->io); }
 void qn__stream_unref(qn_stream *s) { unref(s); }
 
 void qn__stream_on_close(uv_handle_t *h) {
@@ -116,8 +113,7 @@ void qn__stream_on_close(uv_handle_t *h) {
   qn__free(s->rt, s->buf);      /* nothing reads a closed stream's buffer */
   s->buf = NULL;
   s->len = s->cap = s->off = 0;
-  s->closed = 1;
-  maybe_free(s);
+  qn__io_closed(&s->io);
 }
 
 static void stop_reading(qn_stream *s) {
@@ -144,16 +140,12 @@ void qn__stream_stop_reading(qn_stream *s) { stop_reading(s); }
 int qn__stream_begin_close(qn_stream *s) {
   s->lingering = 0;
   linger_stop(s);               /* every way a handle closes comes here */
-  if (s->handle_closing) return 0;
-  s->handle_closing = 1;
-  if (s->registered) {
-    qn__closer_remove(&s->closer);
-    s->registered = 0;
-  }
+  if (!qn__io_close(&s->io)) return 0;
   /* a handle closed by qn_runtime_shutdown's walk has finished closing by
-     the time anyone can call us */
+     the time anyone can call us (and the embedder still holds the stream,
+     so marking it closed cannot free it under the caller) */
   if (!uv_is_closing(&s->h.handle)) return 1;
-  s->closed = 1;
+  s->io.closed = 1;
   return 0;
 }
 
@@ -249,8 +241,8 @@ out:
 }
 
 static void close_at_shutdown(qn__closer *c) {
-  qn_stream *s = qn__container_of(c, qn_stream, closer);
-  s->registered = 0;            /* the runtime unlinked it */
+  qn_stream *s = qn__container_of(c, qn_stream, io.closer);
+  qn__io_unlinked(&s->io);
   if (s->flush_at_end) flush_now(s);
   qn__stream_mark_closed(s);
   close_handle(s);
@@ -278,7 +270,6 @@ int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_
   }
   s->h.handle.data = s;
   s->rt = rt;
-  s->refs = 1;
   s->readable = s->writable = 1;
   s->restore_fd = -1;
   s->read_limit = pick(read_limit, QN_STREAM_READ_LIMIT);
@@ -288,9 +279,7 @@ int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_
   qn__list_init(&s->readers);
   qn__list_init(&s->writers);
   qn__list_init(&s->wq);
-  s->closer.close = close_at_shutdown;
-  qn__closer_add(rt, &s->closer);
-  s->registered = 1;
+  qn__io_init(&s->io, rt, close_at_shutdown, stream_free);
   qn__ignore_sigpipe();
   *out = s;
   return 0;
@@ -315,7 +304,7 @@ void qn_stream_close(qn_stream *s) {
   if (s->closing) return;
   if (s->tls) qn__tls_close(s);               /* close_notify, best effort */
   qn__stream_mark_closed(s);
-  if (s->nwrites == 0 || s->write_err != 0 || s->handle_closing) close_handle(s);
+  if (s->nwrites == 0 || s->write_err != 0 || s->io.closing) close_handle(s);
   else if (linger_start(s) == 0) s->lingering = 1;
   else qn__stream_reset(s);     /* linger 0 (or no timer): drop the queue now */
 }
@@ -324,8 +313,7 @@ void qn_stream_set_linger(qn_stream *s, uint64_t ms) { s->linger_ms = ms; }
 uint64_t qn_stream_linger(const qn_stream *s) { return s->linger_ms; }
 
 void qn_stream_release(qn_stream *s) {
-  if (s->released) return;
-  s->released = 1;
+  if (!qn__io_release(&s->io)) return;
   qn_stream_close(s);
   unref(s);
 }
@@ -601,7 +589,7 @@ qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n) {
   r->mode = mode;
   r->n = n;
   qn__wait_init(&r->w);
-  s->refs++;
+  qn__io_ref(&s->io);
   s->nreaders++;
   return &r->base;
 }
@@ -656,7 +644,7 @@ int qn_stream_write(qn_stream *s, const char *data, size_t len) {
 
 int qn__stream_raw_write(qn_stream *s, const char *data, size_t len) {
   if (s->write_err) return s->write_err;
-  if (s->handle_closing) return UV_ECANCELED;
+  if (s->io.closing) return UV_ECANCELED;
   size_t done = 0;
   while (s->nwrites == 0 && done < len) {     /* nothing queued: the pipe may take it now */
     size_t k = len - done > REQ_MAX ? REQ_MAX : len - done;
@@ -713,7 +701,7 @@ qn_future *qn_stream_writable_new(qn_stream *s) {
   wf->base.vt = &writable_vt;
   wf->s = s;
   qn__wait_init(&wf->w);
-  s->refs++;
+  qn__io_ref(&s->io);
   s->nwriters++;
   return &wf->base;
 }
@@ -801,7 +789,7 @@ qn_future *qn_stream_shutdown_new(qn_stream *s) {
   if (f == NULL) return NULL;
   f->base.vt = &shutdown_vt;
   f->s = s;
-  s->refs++;
+  qn__io_ref(&s->io);
   return &f->base;
 }
 

@@ -42,15 +42,13 @@ struct qn_tcp_server {
   qn_runtime *rt;
   char *path;               /* unix.c: the socket file to remove at close, or NULL */
   uint64_t dev, ino;        /* ...if it is still this one */
-  qn__closer closer;
+  qn__io io;                /* refs: the embedder, and each accept future */
   qn_tcp_opts opts;
   qn__list queue;           /* accepted streams nobody took */
   size_t nqueued, queue_max;
   qn__list acceptors;       /* waiting accept futures */
   int err;                  /* an accept error, reported once */
-  int refs;
   uint8_t pending;          /* libuv holds a connection we left (queue full) */
-  uint8_t registered, closing, handle_closing, closed, released;
 };
 
 static int is_tcp(const qn_stream *s) { return s->h.handle.type == UV_TCP; }
@@ -253,38 +251,29 @@ int qn_tcp_connect_take(qn_future *fut, qn_stream **out) {
 
 /* ---- servers ---- */
 
-static void server_maybe_free(qn_tcp_server *srv) {
-  if (srv->refs > 0 || !srv->closed) return;
+static void server_free(qn__io *io) {
+  qn_tcp_server *srv = qn__container_of(io, qn_tcp_server, io);
   qn__free(srv->rt, srv->path);
   qn__free(srv->rt, srv);
 }
 
-static void server_unref(qn_tcp_server *srv) {
-  srv->refs--;
-  server_maybe_free(srv);
-}
+static void server_unref(qn_tcp_server *srv) { qn__io_unref(&srv->io); }
 
 static void server_on_close(uv_handle_t *h) {
   qn_tcp_server *srv = h->data;
-  srv->closed = 1;
-  server_maybe_free(srv);
+  qn__io_closed(&srv->io);
 }
 
 static void server_close_handle(qn_tcp_server *srv) {
-  if (srv->handle_closing) return;
-  srv->handle_closing = 1;
-  if (srv->registered) {
-    qn__closer_remove(&srv->closer);
-    srv->registered = 0;
-  }
   if (srv->path != NULL) qn__unix_unlink_if_same(srv->path, srv->dev, srv->ino);
-  if (uv_is_closing(&srv->h.handle)) srv->closed = 1;
+  /* closed already by the shutdown's walk: the embedder still holds it
+     (refs >= 1), so marking it closed cannot free it under us */
+  if (uv_is_closing(&srv->h.handle)) srv->io.closed = 1;
   else uv_close(&srv->h.handle, server_on_close);
 }
 
 void qn_tcp_server_close(qn_tcp_server *srv) {
-  if (srv->closing) return;
-  srv->closing = 1;
+  if (!qn__io_close(&srv->io)) return;
   while (!qn__list_empty(&srv->queue)) {
     qn_stream *s = qn__container_of(srv->queue.next, qn_stream, qnode);
     qn__list_remove(&s->qnode);
@@ -296,20 +285,19 @@ void qn_tcp_server_close(qn_tcp_server *srv) {
 }
 
 static void server_close_at_shutdown(qn__closer *c) {
-  qn_tcp_server *srv = qn__container_of(c, qn_tcp_server, closer);
-  srv->registered = 0;
+  qn_tcp_server *srv = qn__container_of(c, qn_tcp_server, io.closer);
+  qn__io_unlinked(&srv->io);
   qn_tcp_server_close(srv);
 }
 
 void qn_tcp_server_release(qn_tcp_server *srv) {
-  if (srv->released) return;
-  srv->released = 1;
+  if (!qn__io_release(&srv->io)) return;
   qn_tcp_server_close(srv);
   server_unref(srv);
 }
 
 int qn_tcp_server_is_closed(const qn_tcp_server *srv) {
-  return srv->closing || uv_is_closing(&srv->h.handle);
+  return srv->io.closing || uv_is_closing(&srv->h.handle);
 }
 
 size_t qn_tcp_server_queued(const qn_tcp_server *srv) { return srv->nqueued; }
@@ -368,7 +356,7 @@ static void on_connection(uv_stream_t *h, int status) {
 
 int qn_tcp_try_accept(qn_tcp_server *srv, qn_stream **out) {
   *out = NULL;
-  if (srv->closing) return UV_ECANCELED;
+  if (srv->io.closing) return UV_ECANCELED;
   if (!qn__list_empty(&srv->queue)) {
     qn_stream *s = qn__container_of(srv->queue.next, qn_stream, qnode);
     qn__list_remove(&s->qnode);
@@ -398,7 +386,7 @@ typedef struct accept_future {
 static int accept_poll(qn_future *f, qn_waker *wk) {
   accept_future *a = (accept_future *)f;
   qn_tcp_server *srv = a->srv;
-  if (srv->closing || srv->nqueued > 0 || srv->err != 0 || srv->pending) {
+  if (srv->io.closing || srv->nqueued > 0 || srv->err != 0 || srv->pending) {
     qn__wait_unlink(&a->w);
     return QN_READY;
   }
@@ -422,7 +410,7 @@ qn_future *qn_tcp_accept_new(qn_tcp_server *srv) {
   a->base.vt = &accept_vt;
   a->srv = srv;
   qn__wait_init(&a->w);
-  srv->refs++;
+  qn__io_ref(&srv->io);
   return &a->base;
 }
 
@@ -478,15 +466,12 @@ int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
   }
   srv->h.handle.data = srv;
   srv->rt = rt;
-  srv->refs = 1;
   if (opts) srv->opts = *opts;
   if (backlog <= 0) backlog = QN_TCP_BACKLOG;
   srv->queue_max = (size_t)backlog;
   qn__list_init(&srv->queue);
   qn__list_init(&srv->acceptors);
-  srv->closer.close = server_close_at_shutdown;
-  qn__closer_add(rt, &srv->closer);
-  srv->registered = 1;
+  qn__io_init(&srv->io, rt, server_close_at_shutdown, server_free);
   r = type == UV_TCP ? uv_tcp_open(&srv->h.tcp, fd) : uv_pipe_open(&srv->h.pipe, fd);
   if (r != 0) close(fd);
   if (r == 0) r = uv_listen(&srv->h.stream, backlog, on_connection);

@@ -613,7 +613,7 @@ int qn__tls_shutdown(qn_stream *s) {
 }
 
 void qn__tls_close(qn_stream *s) {
-  if (!s->handle_closing) send_close_notify(s);
+  if (!s->io.closing) send_close_notify(s);
 }
 
 void qn__tls_free(qn_stream *s) {
@@ -730,7 +730,7 @@ qn_future *qn_tls_handshake_new(qn_stream *s) {
   h->base.vt = &hs_vt;
   h->s = s;
   qn__wait_init(&h->w);
-  s->refs++;
+  qn__io_ref(&s->io);
   return &h->base;
 }
 

@@ -29,14 +29,13 @@ typedef struct recv_future recv_future;
 struct qn_udp {
   uv_udp_t handle;
   qn_runtime *rt;
-  qn__closer closer;
+  qn__io io;              /* refs: the embedder, and each future */
   char *scratch;          /* libuv reads here; SCRATCH bytes */
   qn_udp_dgram *q;        /* ring of received datagrams */
   size_t qcap, qhead, qlen;
   size_t queue_max;       /* reading pauses at this many */
   qn__list receivers;     /* recv futures waiting, FIFO */
-  int refs;               /* the embedder, and each future */
-  uint8_t reading, closing, closed, released, registered;
+  uint8_t reading;
 };
 
 struct recv_future {
@@ -74,23 +73,19 @@ void qn_udp_dgram_free(qn_udp_dgram *d) {
   d->data = NULL;
 }
 
-static void maybe_free(qn_udp *u) {
-  if (u->refs > 0 || !u->closed) return;
+static void udp_free(qn__io *io) {
+  qn_udp *u = qn__container_of(io, qn_udp, io);
   for (size_t i = 0; i < u->qlen; i++) qn_udp_dgram_free(&u->q[(u->qhead + i) % u->qcap]);
   qn__free(u->rt, u->q);
   qn__free(u->rt, u->scratch);
   qn__free(u->rt, u);
 }
 
-static void unref(qn_udp *u) {
-  u->refs--;
-  maybe_free(u);
-}
+static void unref(qn_udp *u) { qn__io_unref(&u->io); }
 
 static void on_close(uv_handle_t *h) {
   qn_udp *u = h->data;
-  u->closed = 1;
-  maybe_free(u);
+  qn__io_closed(&u->io);
 }
 
 /* ---- the queue ---- */
@@ -183,7 +178,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 }
 
 static void start_reading(qn_udp *u) {
-  if (u->reading || u->closing || u->qlen >= u->queue_max) return;
+  if (u->reading || u->io.closing || u->qlen >= u->queue_max) return;
   if (uv_udp_recv_start(&u->handle, on_alloc, on_recv) == 0) u->reading = 1;
 }
 
@@ -203,8 +198,8 @@ static void dispatch(qn_udp *u) {
 /* ---- the socket ---- */
 
 static void close_at_shutdown(qn__closer *c) {
-  qn_udp *u = qn__container_of(c, qn_udp, closer);
-  u->registered = 0;            /* the runtime unlinked it */
+  qn_udp *u = qn__container_of(c, qn_udp, io.closer);
+  qn__io_unlinked(&u->io);
   qn_udp_close(u);
 }
 
@@ -229,13 +224,10 @@ int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, siz
   u->handle.data = u;
   u->queue_max = queue_max ? queue_max : QN_UDP_QUEUE_DEFAULT;
   qn__list_init(&u->receivers);
-  u->refs = 1;
-  u->closer.close = close_at_shutdown;
-  qn__closer_add(rt, &u->closer);
-  u->registered = 1;
+  qn__io_init(&u->io, rt, close_at_shutdown, udp_free);
   r = uv_udp_bind(&u->handle, addr, flags);
   if (r != 0) {
-    u->released = 1;
+    qn__io_release(&u->io);
     qn_udp_close(u);
     unref(u);
     return r;
@@ -250,25 +242,19 @@ int qn_udp_getsockname(const qn_udp *u, struct sockaddr_storage *ss) {
   return uv_udp_getsockname(&u->handle, (struct sockaddr *)ss, &len);
 }
 
-int qn_udp_is_closed(const qn_udp *u) { return u->closing; }
+int qn_udp_is_closed(const qn_udp *u) { return u->io.closing; }
 
 size_t qn_udp_queued(const qn_udp *u) { return u->qlen; }
 
 void qn_udp_close(qn_udp *u) {
-  if (u->closing) return;
-  u->closing = 1;
+  if (!qn__io_close(&u->io)) return;
   u->reading = 0;
-  if (u->registered) {
-    qn__closer_remove(&u->closer);
-    u->registered = 0;
-  }
   uv_close((uv_handle_t *)&u->handle, on_close);
   qn__wait_wake_all(&u->receivers);
 }
 
 void qn_udp_release(qn_udp *u) {
-  if (u->released) return;
-  u->released = 1;
+  if (!qn__io_release(&u->io)) return;
   qn_udp_close(u);
   unref(u);
 }
@@ -309,7 +295,7 @@ static void recv_drop(qn_future *f) {
   qn_udp *u = r->u;
   qn__wait_unlink(&r->w);
   if (r->has && !r->taken) {                /* handed but never taken: back to the front */
-    if (u->closing || push_front(u, &r->d) != 0) qn_udp_dgram_free(&r->d);
+    if (u->io.closing || push_front(u, &r->d) != 0) qn_udp_dgram_free(&r->d);
     else dispatch(u);
   }
   qn__free(u->rt, r);
@@ -324,7 +310,7 @@ qn_future *qn_udp_recv_new(qn_udp *u) {
   r->base.vt = &recv_vt;
   r->u = u;
   qn__wait_init(&r->w);
-  u->refs++;
+  qn__io_ref(&u->io);
   return &r->base;
 }
 
@@ -413,7 +399,7 @@ qn_future *qn_udp_send_new(qn_udp *u, const char *data, size_t len, const struct
   f->base.vt = &send_vt;
   f->u = u;
   f->req = s;
-  u->refs++;
+  qn__io_ref(&u->io);
   return &f->base;
 }
 
