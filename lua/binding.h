@@ -473,14 +473,24 @@ static inline LQ_INLINE int lq_obj_perform(lua_State *L, lq_coro *c, const lq_ob
   c->what = what != NULL ? what : kind->base.name;
   return lq_await(L, c, f, k, (lua_KContext)c);
 }
+/* What a direct form's finish returns when the wait must start over (a
+   waiter woken for a connection another task accepted first): nothing
+   pushed; a new future is started and awaited. An op's finish never
+   returns it (an op is one wait). */
+enum { LQ_AGAIN = -2 };
+int lq_obj_again(lua_State *L, lq_coro *c, const lq_obj_kind *kind, void *obj, const char *what,
+                 lua_KFunction self);
 static inline LQ_INLINE int lq_obj_perform_finish(lua_State *L, lua_KContext ctx,
                                         const lq_obj_kind *kind, lua_KFunction self) {
   lq_coro *c = (lq_coro *)ctx;
   LQ_RESUMED_OF(L, c, ctx, self);
+  const char *what = c->what;
   qn_future *f = lq_take_op_of(L, c);
-  int n = kind->finish(L, lua_touserdata(L, 1), 0, f);
+  void *obj = lua_touserdata(L, 1);
+  int n = kind->finish(L, obj, 0, f);
   qn_drop(f);
-  return n < 0 ? lua_error(L) : n;
+  if (n >= 0) return n;
+  return n == LQ_AGAIN ? lq_obj_again(L, c, kind, obj, what, self) : lua_error(L);
 }
 /* LQ_OBJ_PERFORM_K(name, kind) defines `static int name(lua_State *, int,
    lua_KContext)`, the continuation of lq_obj_perform(..., &kind, ..., name). */

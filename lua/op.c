@@ -102,6 +102,16 @@ int lq_obj_now(lua_State *L, int op) {
   return OBJ_KIND(o)->now(L, o->obj, op, NULL);
 }
 
+/* The direct form's wait starts over (LQ_AGAIN): a new future, awaited
+   by the same continuation. */
+int lq_obj_again(lua_State *L, lq_coro *c, const lq_obj_kind *kind, void *obj, const char *what,
+                 lua_KFunction self) {
+  qn_future *f = kind->start(L, obj, 0, c);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", kind->base.name);
+  c->what = what;
+  return lq_await(L, c, f, self, (lua_KContext)c);
+}
+
 static int l_await(lua_State *L) {
   lq_op *op = check_op(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.op:await");

@@ -377,11 +377,13 @@ static qn_future *write_start(lua_State *L, void *obj, int op, lq_coro *c) {
   return qn_stream_writable_new(((lq_stream *)obj)->s);
 }
 
-/* Room now (one writer at a time: nothing else queued meanwhile). */
+/* Room now, normally (one writer at a time); if not, the direct form
+   waits again, an op fails with EAGAIN. */
 static int write_finish(lua_State *L, void *obj, int op, qn_future *f) {
   (void)f;
   int n = write_once(L, obj, op);
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
+  if (n >= 0) return n;
+  return op == 0 ? LQ_AGAIN : lq_push_fail(L, UV_EAGAIN);
 }
 
 static const lq_obj_kind write_wait =
