@@ -272,16 +272,30 @@ static inline void lq_push_ref(lua_State *L, int ref) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 }
 
-/* task.c */
+/* task_state.c (floor): a task's handle data, for the driver and the
+   files above it. */
 lq_task *lq_check_task(lua_State *L, int idx);
-int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn_idx);
 void lq_push_extras(lua_State *L, int ud_idx);
 int lq_get_extras(lua_State *L, int ud_idx);
 void lq_push_reason(lua_State *L, lq_task *h, int ud_idx);
+void lq_push_token_reason(lua_State *L, int token_idx);
+void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud);
 int lq_push_result(lua_State *L, lq_task *h, int ud_idx);
+void lq_report(lua_State *L, lq_runtime *rt, lq_task *h, int ud_idx);
 void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud_idx);
 void lq_report_unobserved(lq_runtime *rt);
-int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h);
+/* token:spawn's link from the token to the task (token.c binds): a
+   userdata kept in the task's extras (as "bind"), linked while the task
+   is not done; the drop unlinks it (lq_task_unbind, if h->bound). */
+typedef struct lq_bind_box {
+  qn_token_watch w;
+  lq_task *h;
+} lq_bind_box;
+void lq_task_unbind(lua_State *L, lq_task *h, int ud);
+void lq_task_state_register(lua_State *L);
+
+/* task.c */
+int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn_idx);
 void lq_task_register(lua_State *L, int mod_idx);
 
 /* coro.c */
@@ -332,16 +346,19 @@ qn_future *lq_take_op(lua_State *L);
 qn_future *lq_take_op_of(lua_State *L, lq_coro *c);
 int lq_shielded(const lq_coro *c);
 void lq_pool_release(lq_runtime *rt, lua_State *co);
+/* Push the handle of a task that is not done (anchored in alive). */
+static inline int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h) {
+  return lq_push_coro(L, rt, &h->coro);
+}
 
 /* error.c */
 void lq_push_cancelled(lua_State *L, int reason_idx);
-void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud);
 void lq_push_cancelled_mt(lua_State *L);
 void lq_push_timeout(lua_State *L);
 int lq_is_kind(lua_State *L, int idx, const char *kind);
 void lq_error_register(lua_State *L, int mod_idx);
 
-/* time.c */
+/* duration.c (floor) */
 uint64_t lq_check_seconds(lua_State *L, int idx);
 uint64_t lq_check_duration(lua_State *L, int idx);
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
@@ -535,9 +552,7 @@ int lq_race_winner(lua_State *L, int idx, qn_future *sel, long w);
 
 /* token.c */
 qn_token *lq_check_token(lua_State *L, int idx);
-void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
-void lq_task_unbind(lua_State *L, lq_task *h, int ud);   /* if h->bound */
 
 /* module.c: the floor every binding file stands on (quench.c, the root
    with luaopen_quench and quench.run, is called by none of them) */
