@@ -21,7 +21,7 @@
 */
 #include <stdint.h>
 #include <string.h>
-#include "binding.h"
+#include "stream.h"
 
 /* Not "quench.*": the head is the server's, never handed to a user. */
 #define LQ_HEAD "quench_internal.http_head"

@@ -36,7 +36,7 @@
 */
 #include <stdint.h>
 #include <string.h>
-#include "binding.h"
+#include "stream.h"
 
 struct lq_stream_class {
   const char *tname;        /* the metatable's name */

@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include "binding.h"
+#include "stream.h"
 
 /* ---- addresses and options ---- */
 
