@@ -388,11 +388,10 @@ typedef struct lq_op {
   const void *tag;      /* &lq_op_tag */
   const lq_op_kind *kind;
   uint8_t used;
-  /* The kind's parameter, set when the op is made: a duration in ns
-     (sleep_op), open flags and mode, a signal number, a permit count...
-     `ns` is its former name, kept only for lua/stream.c, tcp.c and udp.c
-     until their rework lands; new code says `arg`. */
-  union { uint64_t arg; uint64_t ns; };
+  /* The kind's parameter, set when the op is made: a duration or a time
+     in ns (sleep_op, sleep_until_op), open flags and mode, a signal
+     number, a permit count, a read's format, a byte limit, a port... */
+  uint64_t arg;
   /* An object wait's object (lq_obj_kind), resolved when the op is made
      (lq_op_for), and kept alive by the op's user value 1; else NULL. */
   void *obj;

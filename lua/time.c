@@ -61,7 +61,7 @@ static int l_sleep_until(lua_State *L) {
 
 static qn_future *sleep_until_start(lua_State *L, int idx, lq_coro *c) {
   lq_op *op = lua_touserdata(L, idx);
-  return qn_sleep_new(c->rt->core, op->ns);
+  return qn_sleep_new(c->rt->core, op->arg);
 }
 
 static int sleep_until_finish(lua_State *L, int idx, qn_future *f) {
@@ -79,7 +79,7 @@ static const lq_op_kind sleep_until_kind = {
    whenever the op starts (a t already past: ready at once). */
 static int l_sleep_until_op(lua_State *L) {
   uint64_t at = lq_check_seconds(L, 1);
-  lq_op_new(L, &sleep_until_kind, 0)->ns = at;
+  lq_op_new(L, &sleep_until_kind, 0)->arg = at;
   return 1;
 }
 
