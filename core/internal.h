@@ -122,6 +122,43 @@ typedef struct qn__closer {
 void qn__closer_add(qn_runtime *rt, qn__closer *c);
 void qn__closer_remove(qn__closer *c);
 
+/* The lifecycle every I/O object shares (quench.h, "I/O objects"), written
+   once here (io.c) as libuv's uv_handle_t carries its own: a UDP socket,
+   a process, a server embed a qn__io. Its memory goes (ops->free) once
+   `refs` (the embedder's one, and one per future) is zero and its handle
+   is closed. While the handle is open the object is on the runtime's
+   closers, so qn_runtime_shutdown closes it (ops->shutdown, the closer
+   already unlinked). The embedder's release is taken once. */
+typedef struct qn__io qn__io;
+typedef struct qn__io_ops {
+  void (*free)(qn__io *io);       /* free the object and what it holds */
+  void (*shutdown)(qn__io *io);   /* the runtime ends: close the object */
+} qn__io_ops;
+struct qn__io {
+  qn_runtime *rt;
+  const qn__io_ops *ops;
+  qn__closer closer;            /* on rt's closers while registered */
+  int refs;                     /* the embedder, and each future */
+  uint8_t registered, handle_closing, closed, released;
+};
+/* One ref (the embedder's), on the closers. */
+void qn__io_init(qn__io *io, qn_runtime *rt, const qn__io_ops *ops);
+static inline void qn__io_ref(qn__io *io) { io->refs++; }
+void qn__io_unref(qn__io *io);
+/* Close the handle h once, off the closers first; its close callback
+   must call qn__io_closed. 0 if it was closing already. (A handle libuv
+   is closing for someone else counts as closed: no callback will come.) */
+int qn__io_close_handle(qn__io *io, uv_handle_t *h, uv_close_cb cb);
+/* From the handle's close callback: closed, and freed if no ref is left. */
+void qn__io_closed(qn__io *io);
+/* The embedder lets go: 1 the first time (then the caller closes what it
+   must and calls qn__io_unref), 0 after. */
+static inline int qn__io_release(qn__io *io) {
+  if (io->released) return 0;
+  io->released = 1;
+  return 1;
+}
+
 /* A stream (stream.c): the handle is one of the union's, made by tcp.c
    or pipe.c. The fields are stream.c's but for the few that the file
    which made the stream sets (marked). */

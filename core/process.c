@@ -36,14 +36,12 @@ enum { REAP_NS = 100 * 1000 * 1000, REAP_STEP_NS = 100 * 1000 };
 
 struct qn_process {
   uv_process_t handle;
-  qn_runtime *rt;
-  qn__closer closer;
+  qn__io io;              /* rt, refs, closers, closing, closed, released (io.c) */
   qn__list waiters;       /* wait futures, woken at exit */
   int64_t exit_status;
   int term_signal;
   int pid;
-  int refs;               /* the embedder, and each wait future */
-  uint8_t exited, closing, closed, released, registered, kill_on_drop;
+  uint8_t exited, kill_on_drop;
 };
 
 typedef struct wait_future {
@@ -52,30 +50,20 @@ typedef struct wait_future {
   qn__wait w;
 } wait_future;
 
-static void maybe_free(qn_process *p) {
-  if (p->refs > 0 || !p->closed) return;
-  qn__free(p->rt, p);
+static void process_free(qn__io *io) {
+  qn_process *p = qn__container_of(io, qn_process, io);
+  qn__free(io->rt, p);
 }
 
-static void unref(qn_process *p) {
-  p->refs--;
-  maybe_free(p);
-}
+static void unref(qn_process *p) { qn__io_unref(&p->io); }
 
 static void on_close(uv_handle_t *h) {
   qn_process *p = h->data;
-  p->closed = 1;
-  maybe_free(p);
+  qn__io_closed(&p->io);
 }
 
 static void close_handle(qn_process *p) {
-  if (p->closing) return;
-  p->closing = 1;
-  if (p->registered) {
-    qn__closer_remove(&p->closer);
-    p->registered = 0;
-  }
-  uv_close((uv_handle_t *)&p->handle, on_close);
+  qn__io_close_handle(&p->io, (uv_handle_t *)&p->handle, on_close);
 }
 
 static void exited(qn_process *p, int64_t status, int signal) {
@@ -88,7 +76,7 @@ static void exited(qn_process *p, int64_t status, int signal) {
 static void on_exit(uv_process_t *h, int64_t status, int signal) {
   qn_process *p = h->data;
   exited(p, status, signal);
-  if (p->released) close_handle(p);
+  if (p->io.released) close_handle(p);
 }
 
 /* Reap a child we just killed, waiting at most REAP_NS. 1 if reaped. */
@@ -114,12 +102,13 @@ static int stop(qn_process *p) {
   return p->kill_on_drop && uv_process_kill(&p->handle, SIGKILL) == 0 && reap(p);
 }
 
-static void close_at_shutdown(qn__closer *c) {
-  qn_process *p = qn__container_of(c, qn_process, closer);
-  p->registered = 0;            /* the runtime unlinked it */
+static void close_at_shutdown(qn__io *io) {
+  qn_process *p = qn__container_of(io, qn_process, io);
   stop(p);
   close_handle(p);
 }
+
+static const qn__io_ops process_ops = { process_free, close_at_shutdown };
 
 int qn_process_spawn(qn_runtime *rt, const qn_process_opts *o, qn_process **out, int fds[3]) {
   *out = NULL;
@@ -128,7 +117,8 @@ int qn_process_spawn(qn_runtime *rt, const qn_process_opts *o, qn_process **out,
   if (rt->closed) return UV_ECANCELED;
   qn_process *p = qn__calloc(rt, 1, sizeof *p);
   if (p == NULL) return UV_ENOMEM;
-  p->rt = rt;
+  p->io.rt = rt;                /* no ref until it runs: a failure frees it at its close */
+  p->io.ops = &process_ops;
   uv_stdio_container_t stdio[3];
   int r = 0;
   for (int i = 0; i < 3 && r == 0; i++) {
@@ -165,12 +155,12 @@ int qn_process_spawn(qn_runtime *rt, const qn_process_opts *o, qn_process **out,
     p->handle.data = p;
     r = uv_spawn(&rt->loop, &p->handle, &po);
     if (r != 0) {   /* the handle was initialised all the same */
-      p->released = 1;
+      p->io.released = 1;
+      p->io.handle_closing = 1;
       uv_close((uv_handle_t *)&p->handle, on_close);
-      p->closing = 1;
     }
   } else {
-    p->closed = 1;   /* no handle was made */
+    p->io.closed = 1;   /* no handle was made */
   }
   for (int i = 0; i < 3; i++)
     if (child[i] >= 0) close(child[i]);
@@ -179,16 +169,13 @@ int qn_process_spawn(qn_runtime *rt, const qn_process_opts *o, qn_process **out,
       if (fds[i] >= 0) close(fds[i]);
       fds[i] = -1;
     }
-    maybe_free(p);
+    if (p->io.closed) process_free(&p->io);   /* else its close callback frees it */
     return r;
   }
   p->pid = p->handle.pid;
   p->kill_on_drop = o->kill_on_drop != 0;
   qn__list_init(&p->waiters);
-  p->refs = 1;
-  p->closer.close = close_at_shutdown;
-  qn__closer_add(rt, &p->closer);
-  p->registered = 1;
+  qn__io_init(&p->io, rt, &process_ops);
   *out = p;
   return 0;
 }
@@ -202,18 +189,17 @@ int qn_process_exited(const qn_process *p, int64_t *status, int *signal) {
   return 1;
 }
 
-int qn_process_is_closed(const qn_process *p) { return p->closing; }
+int qn_process_is_closed(const qn_process *p) { return p->io.handle_closing; }
 
 int qn_process_kill(qn_process *p, int signum) {
   if (p->exited) return UV_ESRCH;          /* reaped: the pid may be someone else's now */
-  if (p->closing) return UV_ECANCELED;     /* no longer watched */
+  if (p->io.handle_closing) return UV_ECANCELED;     /* no longer watched */
   return uv_process_kill(&p->handle, signum);
 }
 
 void qn_process_release(qn_process *p, int now) {
-  if (p->released) return;
-  p->released = 1;
-  if (!p->closing && (p->exited || (now && stop(p)))) close_handle(p);   /* else on_exit does */
+  if (!qn__io_release(&p->io)) return;
+  if (!p->io.handle_closing && (p->exited || (now && stop(p)))) close_handle(p);   /* else on_exit does */
   unref(p);
 }
 
@@ -222,7 +208,7 @@ void qn_process_release(qn_process *p, int now) {
 static int wait_poll(qn_future *f, qn_waker *wk) {
   wait_future *w = (wait_future *)f;
   qn_process *p = w->p;
-  if (p->exited || p->closing) {            /* no exit can come after a close */
+  if (p->exited || p->io.handle_closing) {            /* no exit can come after a close */
     qn__wait_unlink(&w->w);
     return QN_READY;
   }
@@ -234,18 +220,18 @@ static void wait_drop(qn_future *f) {
   wait_future *w = (wait_future *)f;
   qn_process *p = w->p;
   qn__wait_unlink(&w->w);
-  qn__free(p->rt, w);
+  qn__free(p->io.rt, w);
   unref(p);
 }
 
 static const qn_future_vt wait_vt = { wait_poll, wait_drop };
 
 qn_future *qn_process_wait_new(qn_process *p) {
-  wait_future *w = qn__calloc(p->rt, 1, sizeof *w);
+  wait_future *w = qn__calloc(p->io.rt, 1, sizeof *w);
   if (w == NULL) return NULL;
   w->base.vt = &wait_vt;
   w->p = p;
   qn__wait_init(&w->w);
-  p->refs++;
+  qn__io_ref(&p->io);
   return &w->base;
 }

@@ -39,18 +39,16 @@ struct qn_tcp_server {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } h;
-  qn_runtime *rt;
+  qn__io io;                /* rt, refs, closers, closed, released (io.c) */
   char *path;               /* unix.c: the socket file to remove at close, or NULL */
   uint64_t dev, ino;        /* ...if it is still this one */
-  qn__closer closer;
   qn_tcp_opts opts;
   qn__list queue;           /* accepted streams nobody took */
   size_t nqueued, queue_max;
   qn__list acceptors;       /* waiting accept futures */
   int err;                  /* an accept error, reported once */
-  int refs;
   uint8_t pending;          /* libuv holds a connection we left (queue full) */
-  uint8_t registered, closing, handle_closing, closed, released;
+  uint8_t closing;          /* closed by its embedder or the runtime's end */
 };
 
 static int is_tcp(const qn_stream *s) { return s->h.handle.type == UV_TCP; }
@@ -253,33 +251,23 @@ int qn_tcp_connect_take(qn_future *fut, qn_stream **out) {
 
 /* ---- servers ---- */
 
-static void server_maybe_free(qn_tcp_server *srv) {
-  if (srv->refs > 0 || !srv->closed) return;
-  qn__free(srv->rt, srv->path);
-  qn__free(srv->rt, srv);
+static void server_free(qn__io *io) {
+  qn_tcp_server *srv = qn__container_of(io, qn_tcp_server, io);
+  qn__free(io->rt, srv->path);
+  qn__free(io->rt, srv);
 }
 
-static void server_unref(qn_tcp_server *srv) {
-  srv->refs--;
-  server_maybe_free(srv);
-}
+static void server_unref(qn_tcp_server *srv) { qn__io_unref(&srv->io); }
 
 static void server_on_close(uv_handle_t *h) {
   qn_tcp_server *srv = h->data;
-  srv->closed = 1;
-  server_maybe_free(srv);
+  qn__io_closed(&srv->io);
 }
 
 static void server_close_handle(qn_tcp_server *srv) {
-  if (srv->handle_closing) return;
-  srv->handle_closing = 1;
-  if (srv->registered) {
-    qn__closer_remove(&srv->closer);
-    srv->registered = 0;
-  }
+  if (srv->io.handle_closing) return;
   if (srv->path != NULL) qn__unix_unlink_if_same(srv->path, srv->dev, srv->ino);
-  if (uv_is_closing(&srv->h.handle)) srv->closed = 1;
-  else uv_close(&srv->h.handle, server_on_close);
+  qn__io_close_handle(&srv->io, &srv->h.handle, server_on_close);
 }
 
 void qn_tcp_server_close(qn_tcp_server *srv) {
@@ -295,15 +283,14 @@ void qn_tcp_server_close(qn_tcp_server *srv) {
   qn__wait_wake_all(&srv->acceptors);
 }
 
-static void server_close_at_shutdown(qn__closer *c) {
-  qn_tcp_server *srv = qn__container_of(c, qn_tcp_server, closer);
-  srv->registered = 0;
-  qn_tcp_server_close(srv);
+static void server_close_at_shutdown(qn__io *io) {
+  qn_tcp_server_close(qn__container_of(io, qn_tcp_server, io));
 }
 
+static const qn__io_ops server_ops = { server_free, server_close_at_shutdown };
+
 void qn_tcp_server_release(qn_tcp_server *srv) {
-  if (srv->released) return;
-  srv->released = 1;
+  if (!qn__io_release(&srv->io)) return;
   qn_tcp_server_close(srv);
   server_unref(srv);
 }
@@ -339,7 +326,7 @@ int qn_tcp_server_is_unix(const qn_tcp_server *srv) { return srv->h.handle.type 
 static void accept_one(qn_tcp_server *srv) {
   srv->pending = 0;
   qn_stream *s;
-  int r = stream_new(srv->rt, srv->h.handle.type, &srv->opts, &s);
+  int r = stream_new(srv->io.rt, srv->h.handle.type, &srv->opts, &s);
   if (r != 0) {
     srv->pending = 1;                         /* retried at the next take */
   } else if ((r = uv_accept(&srv->h.stream, &s->h.stream)) != 0) {
@@ -410,19 +397,19 @@ static void accept_drop(qn_future *f) {
   accept_future *a = (accept_future *)f;
   qn_tcp_server *srv = a->srv;
   qn__wait_unlink(&a->w);
-  qn__free(srv->rt, a);
+  qn__free(srv->io.rt, a);
   server_unref(srv);
 }
 
 static const qn_future_vt accept_vt = { accept_poll, accept_drop };
 
 qn_future *qn_tcp_accept_new(qn_tcp_server *srv) {
-  accept_future *a = qn__calloc(srv->rt, 1, sizeof *a);
+  accept_future *a = qn__calloc(srv->io.rt, 1, sizeof *a);
   if (a == NULL) return NULL;
   a->base.vt = &accept_vt;
   a->srv = srv;
   qn__wait_init(&a->w);
-  srv->refs++;
+  qn__io_ref(&srv->io);
   return &a->base;
 }
 
@@ -477,16 +464,12 @@ int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
     return r;
   }
   srv->h.handle.data = srv;
-  srv->rt = rt;
-  srv->refs = 1;
+  qn__io_init(&srv->io, rt, &server_ops);
   if (opts) srv->opts = *opts;
   if (backlog <= 0) backlog = QN_TCP_BACKLOG;
   srv->queue_max = (size_t)backlog;
   qn__list_init(&srv->queue);
   qn__list_init(&srv->acceptors);
-  srv->closer.close = server_close_at_shutdown;
-  qn__closer_add(rt, &srv->closer);
-  srv->registered = 1;
   r = type == UV_TCP ? uv_tcp_open(&srv->h.tcp, fd) : uv_pipe_open(&srv->h.pipe, fd);
   if (r != 0) close(fd);
   if (r == 0) r = uv_listen(&srv->h.stream, backlog, on_connection);
@@ -501,7 +484,7 @@ int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
 
 int qn__server_remove_at_close(qn_tcp_server *srv, const char *path, uint64_t dev, uint64_t ino) {
   size_t n = strlen(path) + 1;
-  if ((srv->path = qn__malloc(srv->rt, n)) == NULL) return UV_ENOMEM;
+  if ((srv->path = qn__malloc(srv->io.rt, n)) == NULL) return UV_ENOMEM;
   memcpy(srv->path, path, n);
   srv->dev = dev;
   srv->ino = ino;

@@ -28,15 +28,13 @@ typedef struct recv_future recv_future;
 
 struct qn_udp {
   uv_udp_t handle;
-  qn_runtime *rt;
-  qn__closer closer;
+  qn__io io;              /* rt, refs, closers, closed, released (io.c) */
   char *scratch;          /* libuv reads here; SCRATCH bytes */
   qn_udp_dgram *q;        /* ring of received datagrams */
   size_t qcap, qhead, qlen;
   size_t queue_max;       /* reading pauses at this many */
   qn__list receivers;     /* recv futures waiting, FIFO */
-  int refs;               /* the embedder, and each future */
-  uint8_t reading, closing, closed, released, registered;
+  uint8_t reading, closing;
 };
 
 struct recv_future {
@@ -74,33 +72,29 @@ void qn_udp_dgram_free(qn_udp_dgram *d) {
   d->data = NULL;
 }
 
-static void maybe_free(qn_udp *u) {
-  if (u->refs > 0 || !u->closed) return;
+static void udp_free(qn__io *io) {
+  qn_udp *u = qn__container_of(io, qn_udp, io);
   for (size_t i = 0; i < u->qlen; i++) qn_udp_dgram_free(&u->q[(u->qhead + i) % u->qcap]);
-  qn__free(u->rt, u->q);
-  qn__free(u->rt, u->scratch);
-  qn__free(u->rt, u);
+  qn__free(u->io.rt, u->q);
+  qn__free(u->io.rt, u->scratch);
+  qn__free(u->io.rt, u);
 }
 
-static void unref(qn_udp *u) {
-  u->refs--;
-  maybe_free(u);
-}
+static void unref(qn_udp *u) { qn__io_unref(&u->io); }
 
 static void on_close(uv_handle_t *h) {
   qn_udp *u = h->data;
-  u->closed = 1;
-  maybe_free(u);
+  qn__io_closed(&u->io);
 }
 
 /* ---- the queue ---- */
 
 static int grow(qn_udp *u) {
   size_t cap = u->qcap ? u->qcap * 2 : 8;
-  qn_udp_dgram *q = qn__malloc(u->rt, cap * sizeof *q);
+  qn_udp_dgram *q = qn__malloc(u->io.rt, cap * sizeof *q);
   if (q == NULL) return UV_ENOMEM;
   for (size_t i = 0; i < u->qlen; i++) q[i] = u->q[(u->qhead + i) % u->qcap];
-  qn__free(u->rt, u->q);
+  qn__free(u->io.rt, u->q);
   u->q = q;
   u->qcap = cap;
   u->qhead = 0;
@@ -153,8 +147,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     d.err = (int)nread;
   } else {
     d.len = (size_t)nread;
-    d.rt = u->rt;
-    d.data = qn__malloc(u->rt, d.len);
+    d.rt = u->io.rt;
+    d.data = qn__malloc(u->io.rt, d.len);
     if (d.data == NULL) {
       d.err = UV_ENOMEM;
       d.len = 0;
@@ -202,11 +196,11 @@ static void dispatch(qn_udp *u) {
 
 /* ---- the socket ---- */
 
-static void close_at_shutdown(qn__closer *c) {
-  qn_udp *u = qn__container_of(c, qn_udp, closer);
-  u->registered = 0;            /* the runtime unlinked it */
-  qn_udp_close(u);
+static void close_at_shutdown(qn__io *io) {
+  qn_udp_close(qn__container_of(io, qn_udp, io));
 }
+
+static const qn__io_ops udp_ops = { udp_free, close_at_shutdown };
 
 int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, size_t queue_max,
                 qn_udp **out) {
@@ -214,7 +208,7 @@ int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, siz
   if (rt->closed) return UV_ECANCELED;
   qn_udp *u = qn__calloc(rt, 1, sizeof *u);
   if (u == NULL) return UV_ENOMEM;
-  u->rt = rt;
+  u->io.rt = rt;
   u->scratch = qn__malloc(rt, SCRATCH);
   if (u->scratch == NULL) {
     qn__free(rt, u);
@@ -229,15 +223,10 @@ int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, siz
   u->handle.data = u;
   u->queue_max = queue_max ? queue_max : QN_UDP_QUEUE_DEFAULT;
   qn__list_init(&u->receivers);
-  u->refs = 1;
-  u->closer.close = close_at_shutdown;
-  qn__closer_add(rt, &u->closer);
-  u->registered = 1;
+  qn__io_init(&u->io, rt, &udp_ops);
   r = uv_udp_bind(&u->handle, addr, flags);
   if (r != 0) {
-    u->released = 1;
-    qn_udp_close(u);
-    unref(u);
+    qn_udp_release(u);
     return r;
   }
   *out = u;
@@ -258,17 +247,12 @@ void qn_udp_close(qn_udp *u) {
   if (u->closing) return;
   u->closing = 1;
   u->reading = 0;
-  if (u->registered) {
-    qn__closer_remove(&u->closer);
-    u->registered = 0;
-  }
-  uv_close((uv_handle_t *)&u->handle, on_close);
+  qn__io_close_handle(&u->io, (uv_handle_t *)&u->handle, on_close);
   qn__wait_wake_all(&u->receivers);
 }
 
 void qn_udp_release(qn_udp *u) {
-  if (u->released) return;
-  u->released = 1;
+  if (!qn__io_release(&u->io)) return;
   qn_udp_close(u);
   unref(u);
 }
@@ -312,19 +296,19 @@ static void recv_drop(qn_future *f) {
     if (u->closing || push_front(u, &r->d) != 0) qn_udp_dgram_free(&r->d);
     else dispatch(u);
   }
-  qn__free(u->rt, r);
+  qn__free(u->io.rt, r);
   unref(u);
 }
 
 static const qn_future_vt recv_vt = { recv_poll, recv_drop };
 
 qn_future *qn_udp_recv_new(qn_udp *u) {
-  recv_future *r = qn__calloc(u->rt, 1, sizeof *r);
+  recv_future *r = qn__calloc(u->io.rt, 1, sizeof *r);
   if (r == NULL) return NULL;
   r->base.vt = &recv_vt;
   r->u = u;
   qn__wait_init(&r->w);
-  u->refs++;
+  qn__io_ref(&u->io);
   return &r->base;
 }
 
@@ -388,9 +372,9 @@ static int send_poll(qn_future *fut, qn_waker *wk) {
 static void send_drop(qn_future *fut) {
   send_future *f = (send_future *)fut;
   if (f->submitted && f->req != NULL) f->req->f = NULL;   /* the request frees itself */
-  else qn__free(f->u->rt, f->req);
+  else qn__free(f->u->io.rt, f->req);
   qn_udp *u = f->u;
-  qn__free(u->rt, f);
+  qn__free(u->io.rt, f);
   unref(u);
 }
 
@@ -399,13 +383,13 @@ static const qn_future_vt send_vt = { send_poll, send_drop };
 /* Ready when the datagram was handed to the kernel (or failed); the data
    is copied. A dropped send may still go out, once and whole. */
 qn_future *qn_udp_send_new(qn_udp *u, const char *data, size_t len, const struct sockaddr *to) {
-  send_future *f = qn__calloc(u->rt, 1, sizeof *f);
-  send_req *s = f && len <= SIZE_MAX - sizeof *s ? qn__malloc(u->rt, sizeof *s + len) : NULL;
+  send_future *f = qn__calloc(u->io.rt, 1, sizeof *f);
+  send_req *s = f && len <= SIZE_MAX - sizeof *s ? qn__malloc(u->io.rt, sizeof *s + len) : NULL;
   if (s == NULL) {
-    qn__free(u->rt, f);
+    qn__free(u->io.rt, f);
     return NULL;
   }
-  s->rt = u->rt;
+  s->rt = u->io.rt;
   memcpy(s->data, data, len);
   s->len = len;
   memcpy(&s->to, to, addr_len(to));
@@ -413,7 +397,7 @@ qn_future *qn_udp_send_new(qn_udp *u, const char *data, size_t len, const struct
   f->base.vt = &send_vt;
   f->u = u;
   f->req = s;
-  u->refs++;
+  qn__io_ref(&u->io);
   return &f->base;
 }
 

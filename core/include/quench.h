@@ -348,7 +348,9 @@ qn_future *qn_bcast_wait_new(qn_runtime *rt, qn_bcast *b, const uint64_t *next);
    The memory is freed when the embedder has released it, no future refers
    to it, and its handles are closed (a close by qn_runtime_shutdown counts:
    the object then reports closed, and release frees it). Core callbacks
-   only update state and wake. */
+   only update state and wake. (The core codes this once, qn__io in
+   core/internal.h and core/io.c, for UDP sockets, processes and servers;
+   streams and files keep their own until they move onto it.) */
 
 /* ---- UDP ---- */
 
