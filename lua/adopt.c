@@ -8,7 +8,7 @@
 */
 #include <stdlib.h>
 #include <string.h>
-#include "binding.h"
+#include "stream.h"
 
 static const char *const adopt_keys[] = {
   "nodelay", "keepalive", "read_limit", "write_limit", NULL

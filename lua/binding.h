@@ -275,16 +275,30 @@ static inline void lq_push_ref(lua_State *L, int ref) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 }
 
-/* task.c */
+/* task_state.c (floor): a task's handle data, for the driver and the
+   files above it. */
 lq_task *lq_check_task(lua_State *L, int idx);
-int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn_idx);
 void lq_push_extras(lua_State *L, int ud_idx);
 int lq_get_extras(lua_State *L, int ud_idx);
 void lq_push_reason(lua_State *L, lq_task *h, int ud_idx);
+void lq_push_token_reason(lua_State *L, int token_idx);
+void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud);
 int lq_push_result(lua_State *L, lq_task *h, int ud_idx);
+void lq_report(lua_State *L, lq_runtime *rt, lq_task *h, int ud_idx);
 void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud_idx);
 void lq_report_unobserved(lq_runtime *rt);
-int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h);
+/* token:spawn's link from the token to the task (token.c binds): a
+   userdata kept in the task's extras (as "bind"), linked while the task
+   is not done; the drop unlinks it (lq_task_unbind, if h->bound). */
+typedef struct lq_bind_box {
+  qn_token_watch w;
+  lq_task *h;
+} lq_bind_box;
+void lq_task_unbind(lua_State *L, lq_task *h, int ud);
+void lq_task_state_register(lua_State *L);
+
+/* task.c */
+int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn_idx);
 void lq_task_register(lua_State *L, int mod_idx);
 
 /* coro.c */
@@ -335,16 +349,19 @@ qn_future *lq_take_op(lua_State *L);
 qn_future *lq_take_op_of(lua_State *L, lq_coro *c);
 int lq_shielded(const lq_coro *c);
 void lq_pool_release(lq_runtime *rt, lua_State *co);
+/* Push the handle of a task that is not done (anchored in alive). */
+static inline int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h) {
+  return lq_push_coro(L, rt, &h->coro);
+}
 
 /* error.c */
 void lq_push_cancelled(lua_State *L, int reason_idx);
-void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud);
 void lq_push_cancelled_mt(lua_State *L);
 void lq_push_timeout(lua_State *L);
 int lq_is_kind(lua_State *L, int idx, const char *kind);
 void lq_error_register(lua_State *L, int mod_idx);
 
-/* time.c */
+/* duration.c (floor) */
 uint64_t lq_check_seconds(lua_State *L, int idx);
 uint64_t lq_check_duration(lua_State *L, int idx);
 uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns);
@@ -374,11 +391,13 @@ typedef struct lq_op {
   const void *tag;      /* &lq_op_tag */
   const lq_op_kind *kind;
   uint8_t used;
-  /* The kind's parameter, set when the op is made: a duration in ns
-     (sleep_op), open flags and mode, a signal number, a permit count...
-     `ns` is its former name, kept only for lua/stream.c, tcp.c and udp.c
-     until their rework lands; new code says `arg`. */
-  union { uint64_t arg; uint64_t ns; };
+  /* The kind's parameter, set when the op is made: a duration or a time
+     in ns (sleep_op, sleep_until_op), open flags and mode, a signal
+     number, a permit count, a read's format, a byte limit, a port... */
+  uint64_t arg;
+  /* An object wait's object (lq_obj_kind), resolved when the op is made
+     (lq_op_for), and kept alive by the op's user value 1; else NULL. */
+  void *obj;
 } lq_op;
 
 lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv);
@@ -398,9 +417,107 @@ int lq_op_arg(lua_State *L, int op, int i);
    built. Check, cancellation point, the kind's ready-now path, else start
    and await; one continuation finishes every kind. Call it last, after
    lq_await_ctx, with nothing above the operands or the op. `what` names
-   the wait in quench.tasks() (NULL: the kind's name). */
-int lq_perform(lua_State *L, lq_coro *c, const lq_op_kind *kind, int op, const char *fname,
-               const char *what);
+   the wait in quench.tasks() (NULL: the kind's name).
+   It is inline: called with a constant kind, as every caller does, the
+   kind's functions are known at the call, and its ready-now path costs
+   what a hand-written one would. */
+int lq_perform_k(lua_State *L, int status, lua_KContext ctx);
+static inline int lq_perform(lua_State *L, lq_coro *c, const lq_op_kind *kind, int op,
+                             const char *fname, const char *what) {
+  if (op != 0) lq_op_check(L, op, c, fname);
+  else if (kind->check) kind->check(L, 0, c);
+  lq_check_cancel(L, c);
+  if (kind->now != NULL) {
+    int n = kind->now(L, op);
+    if (n >= 0) {
+      if (op != 0) ((lq_op *)lua_touserdata(L, op))->used = 1;
+      return n;
+    }
+  }
+  qn_future *f = op != 0 ? lq_op_start(L, op, c) : kind->start(L, 0, c);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = what != NULL ? what : kind->name;
+  return lq_await(L, c, f, lq_perform_k, (lua_KContext)kind | (op != 0));
+}
+
+/* A wait on one object (a channel, a stream, a socket): an lq_op_kind
+   whose functions are also given the object, already resolved. The direct
+   form (ch:recv(), s:read(n)) has checked and resolved its object before
+   it performs the wait: resolving it again in each function cost the
+   channel ping-pong (W2) 9 % more instructions. So an object wait is
+   written once as the four functions below, each given `obj` (and `op`
+   as in lq_op_kind: 0 for the direct form, whose operands are then at
+   stack indexes 1.., the object at 1); `base` is its op form, made by
+   LQ_OBJ_KIND: generic functions (op.c) that take the object the op
+   resolved when it was made (lq_op.obj, its user value 1) and call these. */
+/* For the functions of the hottest waits (a channel's send and recv): the
+   direct form calls them through a constant kind, so they can be inlined
+   into it, which GCC does not do by itself for a function whose address
+   is also taken (the op form's). */
+#if defined(__GNUC__)
+#define LQ_INLINE __attribute__((always_inline))
+#else
+#define LQ_INLINE
+#endif
+typedef struct lq_obj_kind {
+  lq_op_kind base;      /* first: an op of this kind has &base as its kind */
+  void (*check)(lua_State *L, void *obj, int op, lq_coro *c);          /* optional */
+  qn_future *(*start)(lua_State *L, void *obj, int op, lq_coro *c);
+  int (*finish)(lua_State *L, void *obj, int op, qn_future *f);
+  /* optional; c is the waiting coroutine, or NULL when the caller does not
+     have it at hand (the op form: then lq_module_of(L)->rt->running) */
+  int (*now)(lua_State *L, void *obj, int op, lq_coro *c);
+} lq_obj_kind;
+void lq_obj_check(lua_State *L, int op, lq_coro *c);
+qn_future *lq_obj_start(lua_State *L, int op, lq_coro *c);
+int lq_obj_finish(lua_State *L, int op, qn_future *f);
+int lq_obj_now(lua_State *L, int op);
+#define LQ_OBJ_KIND(name, check, start, finish, now) { \
+    { (name), lq_obj_check, lq_obj_start, lq_obj_finish, lq_obj_now }, \
+    (check), (start), (finish), (now) }
+/* The direct form of an object wait: lq_perform for the object obj at
+   stack index 1 (the operands above it), with the kind's own continuation
+   k (LQ_OBJ_PERFORM_K), whose context is the waiting coroutine. Inline, so
+   that with a constant kind the ready-now path is a direct call. */
+static inline LQ_INLINE int lq_obj_perform(lua_State *L, lq_coro *c, const lq_obj_kind *kind, void *obj,
+                                 const char *fname, const char *what, lua_KFunction k) {
+  if (kind->check) kind->check(L, obj, 0, c);
+  lq_check_cancel(L, c);
+  if (kind->now != NULL) {
+    int n = kind->now(L, obj, 0, c);
+    if (n >= 0) return n;
+  }
+  qn_future *f = kind->start(L, obj, 0, c);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = what != NULL ? what : kind->base.name;
+  return lq_await(L, c, f, k, (lua_KContext)c);
+}
+/* What a direct form's finish returns when the wait must start over (a
+   waiter woken for a connection another task accepted first): nothing
+   pushed; a new future is started and awaited. An op's finish never
+   returns it (an op is one wait). */
+enum { LQ_AGAIN = -2 };
+int lq_obj_again(lua_State *L, lq_coro *c, const lq_obj_kind *kind, void *obj, const char *what,
+                 lua_KFunction self);
+static inline LQ_INLINE int lq_obj_perform_finish(lua_State *L, lua_KContext ctx,
+                                        const lq_obj_kind *kind, lua_KFunction self) {
+  lq_coro *c = (lq_coro *)ctx;
+  LQ_RESUMED_OF(L, c, ctx, self);
+  const char *what = c->what;
+  qn_future *f = lq_take_op_of(L, c);
+  void *obj = lua_touserdata(L, 1);
+  int n = kind->finish(L, obj, 0, f);
+  qn_drop(f);
+  if (n >= 0) return n;
+  return n == LQ_AGAIN ? lq_obj_again(L, c, kind, obj, what, self) : lua_error(L);
+}
+/* LQ_OBJ_PERFORM_K(name, kind) defines `static int name(lua_State *, int,
+   lua_KContext)`, the continuation of lq_obj_perform(..., &kind, ..., name). */
+#define LQ_OBJ_PERFORM_K(name, kind) \
+  static int name(lua_State *L, int status, lua_KContext ctx) { \
+    (void)status; \
+    return lq_obj_perform_finish(L, ctx, &(kind), name); \
+  }
 
 /* select.c: the race, the one wait over several futures. select,
    select_biased, timeout, deadline, token:run and task:stop all await a
@@ -437,9 +554,7 @@ int lq_race_winner(lua_State *L, int idx, qn_future *sel, long w);
 
 /* token.c */
 qn_token *lq_check_token(lua_State *L, int idx);
-void lq_push_token_reason(lua_State *L, int token_idx);
 void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
-void lq_task_unbind(lua_State *L, lq_task *h, int ud);   /* if h->bound */
 
 /* module.c: the floor every binding file stands on (quench.c, the root
    with luaopen_quench and quench.run, is called by none of them) */
@@ -463,53 +578,6 @@ void lq_check_alive(lua_State *L, uint64_t serial, const char *fname, const char
 const char *lq_check_cstring(lua_State *L, int idx, const char *fname, const char *what);
 const char *lq_opt_cstring(lua_State *L, int idx, const char *fname, const char *what,
                            const char *dflt);
-
-/* stream.c: the stream methods TCP streams and pipes share. A stream's
-   functions have two upvalues, the module and its class. */
-typedef struct lq_stream_class lq_stream_class;
-extern const lq_stream_class lq_tcp_stream_class;   /* "quench.tcp.stream" */
-extern const lq_stream_class lq_pipe_class;         /* "quench.pipe" */
-extern const lq_stream_class lq_tls_stream_class;   /* "quench.tls.stream" */
-extern const lq_stream_class lq_unix_stream_class;  /* "quench.unix.stream" */
-
-typedef struct lq_stream {
-  const lq_stream_class *cls;   /* first: the tag lq_toudata checks */
-  qn_stream *s;         /* NULL until made, and after __gc */
-  uint64_t serial;      /* of its runtime */
-  char what[40];        /* a pipe's: "stdout", "stdin of process 1234", ...; TCP: "" */
-} lq_stream;
-
-/* A closed stream userdata, filled (s, serial) once the core stream exists. */
-lq_stream *lq_stream_new(lua_State *L, const lq_stream_class *cls, const char *what);
-/* The core stream of a usable stream of this function's class at idx, or
-   raise naming fname. */
-qn_stream *lq_stream_live(lua_State *L, int idx, const char *fname);
-void lq_stream_close_at(lua_State *L, const lq_stream_class *cls, int idx);   /* nil: nothing */
-/* nil, msg, code for a failure of stream s (a TLS one with its message). */
-int lq_stream_fail(lua_State *L, qn_stream *s, int r);
-/* tcp.c: what only a TCP stream has (getsockname, nodelay...), which a TLS
-   stream has too. */
-extern const luaL_Reg lq_tcp_stream_methods[];
-/* The metatable of cls: the shared methods, and `extra` (may be NULL). */
-void lq_stream_register(lua_State *L, int mod, const lq_stream_class *cls, const luaL_Reg *extra);
-
-/* tcp.c: servers, TCP ("quench.tcp.server") and Unix ("quench.unix.server");
-   methods accept, accept_op, close, and `extra`. */
-typedef struct lq_server_class lq_server_class;
-extern const lq_server_class lq_tcp_server_class;
-extern const lq_server_class lq_unix_server_class;
-/* Push a closed server of cls; fill *result with the core server. */
-qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial);
-/* The core server of a usable server of this function's class at idx. */
-qn_tcp_server *lq_server_live(lua_State *L, int idx, const char *fname);
-void lq_server_register(lua_State *L, int mod, const lq_server_class *cls, const luaL_Reg *extra);
-/* tcp.c: options of streams and servers, shared with unix.c and adopt.c. */
-qn_tcp_opts lq_tcp_check_opts(lua_State *L, int idx, const char *const *keys, const char *fname);
-size_t lq_opt_size(lua_State *L, int opts, const char *name);
-
-/* pipe.c: pipe streams ("quench.pipe"), for process.c */
-void lq_pipe_push(lua_State *L, lq_runtime *rt, qn_stream *s, const char *what);
-void lq_pipe_close(lua_State *L, int idx);   /* nil or a closed stream: nothing */
 
 /* signal.c: a signal's number by name, 0 if unknown. watchable: only the
    ones quench.signal waits for, by full name ("SIGTERM"); else any, also

@@ -151,7 +151,7 @@ static void check_value(lua_State *L, int idx) {
 
 /* Spend a held permit on the value at v_idx; rt (NULL outside
    quench.run) grows the buffer if it must. */
-static int commit(lua_State *L, lq_runtime *rt, lq_chan *c, int ch_idx, int v_idx) {
+static inline LQ_INLINE int commit(lua_State *L, lq_runtime *rt, lq_chan *c, int ch_idx, int v_idx) {
   uint64_t slot = store(L, c, ch_idx, v_idx);
   if (qn_chan_commit(rt ? rt->core : NULL, core_of(c), slot) != QN_OK) {
     unstore(L, c, ch_idx, slot);
@@ -162,39 +162,76 @@ static int commit(lua_State *L, lq_runtime *rt, lq_chan *c, int ch_idx, int v_id
   return 1;
 }
 
-/* ---- send ---- */
+/* ---- send and recv: each wait written once ----
+   Each is an lq_obj_kind (lua/binding.h) given the channel, resolved
+   already: by l_send/l_recv's check (the direct form: the channel and the
+   value are the call's arguments 1 and 2) or from the op's user value 1
+   (the op form: the value is user value 2). The functions push the
+   channel itself only when they need its user value (the values), and
+   then only in the op form. */
 
-/* ctx: the waiting coroutine. */
-static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED_OF(L, (lq_coro *)ctx, ctx, send_k);
-  (void)status;
-  qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
-  lq_chan *c = lua_touserdata(L, 1);
-  uint64_t slot = store(L, c, 1, 2);
+/* The channel's stack index: 1 (direct), or pushed from the op. */
+static int chan_idx(lua_State *L, int op) {
+  if (op == 0) return 1;
+  lua_getiuservalue(L, op, 1);
+  return lua_gettop(L);
+}
+
+/* Leave the n results on top in place of what the op form pushed from
+   index ch on. */
+static int done(lua_State *L, int op, int ch, int n) {
+  if (op == 0) return n;
+  for (int i = 0; i < n; i++) lua_copy(L, -n + i, ch + i);
+  lua_settop(L, ch + n - 1);
+  return n;
+}
+
+static inline LQ_INLINE int send_now(lua_State *L, void *obj, int op, lq_coro *co) {
+  lq_chan *c = obj;
+  int r = qn_chan_reserve(core_of(c));
+  if (r == QN_ECLOSED) return closed(L);
+  if (r != QN_OK) return -1;
+  lq_runtime *rt = co != NULL ? co->rt : lq_module_of(L)->rt;
+  if (op == 0) return commit(L, rt, c, 1, 2);
+  int ch = chan_idx(L, op);
+  lua_getiuservalue(L, op, 2);
+  return done(L, op, ch, commit(L, rt, c, ch, ch + 1));
+}
+
+static inline LQ_INLINE qn_future *send_start(lua_State *L, void *obj, int op, lq_coro *co) {
+  (void)L, (void)op;
+  return qn_chan_reserve_new(co->rt->core, core_of((lq_chan *)obj));
+}
+
+static inline LQ_INLINE int send_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  lq_chan *c = obj;
+  int ch = chan_idx(L, op);
+  if (op != 0) lua_getiuservalue(L, op, 2);
+  uint64_t slot = store(L, c, ch, op == 0 ? 2 : ch + 1);
   int r = qn_chan_reserve_commit(f, slot);
-  qn_drop(f);
+  if (r != QN_OK) unstore(L, c, ch, slot);
+  if (op != 0) lua_settop(L, ch - 1);
   if (r == QN_OK) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  unstore(L, c, 1, slot);
-  if (r == QN_ECLOSED) return closed(L);
-  return luaL_error(L, "quench.channel:send: out of memory");
+  if (r == QN_ENOMEM) {                 /* the permit stays with f: its drop passes it on */
+    if (op == 0) lua_pushliteral(L, "quench.channel:send: out of memory");
+    else lua_pushliteral(L, "quench.channel:send_op: out of memory");
+    return -1;
+  }
+  return closed(L);
 }
+
+static const lq_obj_kind send_kind = LQ_OBJ_KIND("send", NULL, send_start, send_finish, send_now);
+LQ_OBJ_PERFORM_K(send_k, send_kind)
 
 static int l_send(lua_State *L) {
   lq_chan *c = check_chan(L, 1);
   check_value(L, 2);
   lq_coro *co = lq_await_ctx(L, "quench.channel:send");
   lua_settop(L, 2);
-  lq_check_cancel(L, co);
-  int r = qn_chan_reserve(core_of(c));
-  if (r == QN_OK) return commit(L, co->rt, c, 1, 2);
-  if (r == QN_ECLOSED) return closed(L);
-  qn_future *f = qn_chan_reserve_new(co->rt->core, core_of(c));
-  if (f == NULL) return luaL_error(L, "quench.channel:send: out of memory");
-  co->what = "channel send";
-  return lq_await(L, co, f, send_k, (lua_KContext)co);
+  return lq_obj_perform(L, co, &send_kind, c, "quench.channel:send", "channel send", send_k);
 }
 
 static int l_try_send(lua_State *L) {
@@ -210,24 +247,6 @@ static int l_try_send(lua_State *L) {
 
 /* ---- recv ---- */
 
-/* Results of a completed receive future for the channel at ch_idx. */
-static int recv_results(lua_State *L, lq_chan *c, int ch_idx, qn_future *f) {
-  uint64_t slot;
-  if (qn_chan_recv_take(f, &slot) != QN_OK) return closed(L);
-  load(L, c, ch_idx, slot);
-  return 1;
-}
-
-/* ctx: the waiting coroutine. */
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED_OF(L, (lq_coro *)ctx, ctx, recv_k);
-  (void)status;
-  qn_future *f = lq_take_op_of(L, (lq_coro *)ctx);
-  int n = recv_results(L, lua_touserdata(L, 1), 1, f);
-  qn_drop(f);
-  return n;
-}
-
 /* What a receive from the channel c at ch_idx gives without waiting: the
    value (1 result), or nil, "closed" (2); -1, nothing pushed, when it
    would wait. */
@@ -241,25 +260,46 @@ static int recv_now_from(lua_State *L, lq_chan *c, int ch_idx) {
   return r == QN_ECLOSED ? closed(L) : -1;
 }
 
+/* Also timeout's fast path for recv_op: a value (or the end) now. */
+static inline LQ_INLINE int recv_now(lua_State *L, void *obj, int op, lq_coro *co) {
+  (void)co;
+  lq_chan *c = obj;
+  if (op == 0) return recv_now_from(L, c, 1);
+  uint64_t slot;
+  int r = qn_chan_try_recv(core_of(c), &slot);
+  if (r == QN_ECLOSED) return closed(L);
+  if (r != QN_OK) return -1;
+  int ch = chan_idx(L, op);
+  load(L, c, ch, slot);
+  return done(L, op, ch, 1);
+}
+
+static inline LQ_INLINE qn_future *recv_start(lua_State *L, void *obj, int op, lq_coro *co) {
+  (void)L, (void)op;
+  return qn_chan_recv_new(co->rt->core, core_of((lq_chan *)obj));
+}
+
+static inline LQ_INLINE int recv_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  uint64_t slot;
+  if (qn_chan_recv_take(f, &slot) != QN_OK) return closed(L);
+  int ch = chan_idx(L, op);
+  load(L, obj, ch, slot);
+  return done(L, op, ch, 1);
+}
+
+static const lq_obj_kind recv_kind = LQ_OBJ_KIND("recv", NULL, recv_start, recv_finish, recv_now);
+LQ_OBJ_PERFORM_K(recv_k, recv_kind)
+
 /* co: lq_await_ctx's, called before the stack changed (a oneshot's recv
    puts the channel in place of its receiver). */
 static int do_recv_in(lua_State *L, lq_chan *c, lq_coro *co, const char *fname) {
   lua_settop(L, 1);
-  lq_check_cancel(L, co);
-  int n = recv_now_from(L, c, 1);
-  if (n >= 0) return n;
-  qn_future *f = qn_chan_recv_new(co->rt->core, core_of(c));
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  co->what = "channel recv";
-  return lq_await(L, co, f, recv_k, (lua_KContext)co);
-}
-
-static int do_recv(lua_State *L, lq_chan *c, const char *fname) {
-  return do_recv_in(L, c, lq_await_ctx(L, fname), fname);
+  return lq_obj_perform(L, co, &recv_kind, c, fname, "channel recv", recv_k);
 }
 
 static int l_recv(lua_State *L) {
-  return do_recv(L, check_chan(L, 1), "quench.channel:recv");
+  lq_chan *c = check_chan(L, 1);
+  return do_recv_in(L, c, lq_await_ctx(L, "quench.channel:recv"), "quench.channel:recv");
 }
 
 static int do_try_recv(lua_State *L, lq_chan *c) {
@@ -274,76 +314,15 @@ static int l_try_recv(lua_State *L) { return do_try_recv(L, check_chan(L, 1)); }
 
 /* ---- ops ---- */
 
-static lq_chan *op_chan(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_chan *c = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return c;
-}
-
-static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
-  return qn_chan_recv_new(c->rt->core, core_of(op_chan(L, op)));
-}
-
-static int recv_finish(lua_State *L, int op, qn_future *f) {
-  lua_getiuservalue(L, op, 1);
-  int ch = lua_gettop(L);
-  int n = recv_results(L, lua_touserdata(L, ch), ch, f);
-  lua_remove(L, ch);
-  return n;
-}
-
-/* timeout's fast path: a value (or the end) in the channel now, no future. */
-static int recv_now(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  int ch = lua_gettop(L);
-  int n = recv_now_from(L, lua_touserdata(L, ch), ch);
-  if (n < 0) {
-    lua_settop(L, ch - 1);
-    return -1;
-  }
-  lua_remove(L, ch);
-  return n;
-}
-
-static const lq_op_kind recv_kind = { "recv", NULL, recv_start, recv_finish, recv_now };
-
-static qn_future *send_start(lua_State *L, int op, lq_coro *c) {
-  return qn_chan_reserve_new(c->rt->core, core_of(op_chan(L, op)));
-}
-
-static int send_finish(lua_State *L, int op, qn_future *f) {
-  lua_getiuservalue(L, op, 1);
-  int ch = lua_gettop(L);
-  lq_chan *c = lua_touserdata(L, ch);
-  lua_getiuservalue(L, op, 2);
-  uint64_t slot = store(L, c, ch, -1);
-  lua_pop(L, 1);
-  int r = qn_chan_reserve_commit(f, slot);
-  if (r != QN_OK) unstore(L, c, ch, slot);
-  lua_settop(L, ch - 1);
-  if (r == QN_OK) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (r == QN_ENOMEM) {                 /* the permit stays with f: its drop passes it on */
-    lua_pushliteral(L, "quench.channel:send_op: out of memory");
-    return -1;
-  }
-  return closed(L);
-}
-
-static const lq_op_kind send_kind = { "send", NULL, send_start, send_finish, NULL };
-
 static int l_recv_op(lua_State *L) {
   check_chan(L, 1);
-  return lq_op_for(L, &recv_kind, 1);
+  return lq_op_for(L, &recv_kind.base, 1);
 }
 
 static int l_send_op(lua_State *L) {
-  check_chan(L, 1);
+  lq_chan *c = check_chan(L, 1);
   check_value(L, 2);
-  lq_op_new(L, &send_kind, 2);
+  lq_op_new(L, &send_kind.base, 2)->obj = c;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, 2);

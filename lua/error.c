@@ -31,27 +31,6 @@ void lq_push_cancelled(lua_State *L, int reason) {
   }
 }
 
-/* The Cancelled of a task's drop or cancellation point, with the task's
-   reason if it has one (h's handle at ud). Every abort makes one, so the
-   metatable comes off rt's anchor thread (LQ_A_CANCELLED): a copy and a
-   move instead of a registry look-up. */
-void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud) {
-  int has_reason = 0;
-  if (h->coro.reason != REASON_NONE && h->coro.has_extras) {   /* else: no reason was given */
-    lq_push_reason(L, h, ud);
-    has_reason = !lua_isnil(L, -1);
-    if (!has_reason) lua_pop(L, 1);
-  }
-  lua_createtable(L, 0, has_reason);
-  lua_pushvalue(rt->A, LQ_A_CANCELLED);
-  lua_xmove(rt->A, L, 1);
-  lua_setmetatable(L, -2);
-  if (has_reason) {
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "reason");
-  }
-}
-
 /* For the anchor thread of a new runtime. */
 void lq_push_cancelled_mt(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &cancelled_mt);

@@ -21,7 +21,7 @@
 */
 #include <stdint.h>
 #include <string.h>
-#include "binding.h"
+#include "stream.h"
 
 /* Not "quench.*": the head is the server's, never handed to a user. */
 #define LQ_HEAD "quench_internal.http_head"
@@ -441,7 +441,7 @@ static int body_finish(lua_State *L, int op, qn_future *f) {
   qn_stream *s = op_stream(L, op, 2);
   lua_getiuservalue(L, op, 1);
   int h = lua_gettop(L);
-  int n = body_step(L, h, s, (size_t)o->ns);
+  int n = body_step(L, h, s, (size_t)o->arg);
   if (n < 0) {                                /* framing only: say so with "" */
     lua_pushliteral(L, "");
     n = 1;
@@ -460,7 +460,7 @@ static int l_body_op(lua_State *L) {
   lua_Integer max = luaL_checkinteger(L, 3);
   luaL_argcheck(L, max >= 1, 3, "must be at least 1");
   lq_op *o = lq_op_new(L, &body_kind, 2);
-  o->ns = (uint64_t)max;
+  o->arg = (uint64_t)max;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, 2);

@@ -14,6 +14,7 @@ lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
   op->kind = kind;
   op->used = 0;
   op->arg = 0;
+  op->obj = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, lq_module_of(L)->mt_op);
   lua_setmetatable(L, -2);
   return op;
@@ -22,7 +23,7 @@ lq_op *lq_op_new(lua_State *L, const lq_op_kind *kind, int nuv) {
 /* Push a new op of `kind` on the object at obj (kept as its user value 1). */
 int lq_op_for(lua_State *L, const lq_op_kind *kind, int obj) {
   obj = lua_absindex(L, obj);
-  lq_op_new(L, kind, 1);
+  lq_op_new(L, kind, 1)->obj = lua_touserdata(L, obj);
   lua_pushvalue(L, obj);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -60,14 +61,14 @@ int lq_op_arg(lua_State *L, int op, int i) {
   return lua_type(L, -1);
 }
 
-/* ctx: the kind's address, its low bit set for an op userdata at index 1
-   (clear: a direct call, op 0). A kind is a static struct of pointers:
-   its address is even. */
-static int perform_k(lua_State *L, int status, lua_KContext ctx) {
+/* The generic continuation of lq_perform (binding.h). ctx: the kind's
+   address, its low bit set for an op userdata at index 1 (clear: a direct
+   call, op 0). A kind is a static struct of pointers: its address is even. */
+int lq_perform_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lq_runtime *rt = lq_module_of(L)->rt;
   if (rt == NULL || rt->running == NULL || rt->running->co != L)   /* LQ_RESUMED */
-    return lq_refuse_resume(L, ctx, perform_k);
+    return lq_refuse_resume(L, ctx, lq_perform_k);
   qn_future *f = lq_take_op_of(L, rt->running);
   const lq_op_kind *kind = (const lq_op_kind *)(ctx & ~(lua_KContext)1);
   int n = kind->finish(L, (int)(ctx & 1), f);
@@ -75,22 +76,40 @@ static int perform_k(lua_State *L, int status, lua_KContext ctx) {
   return n < 0 ? lua_error(L) : n;
 }
 
-int lq_perform(lua_State *L, lq_coro *c, const lq_op_kind *kind, int op, const char *fname,
-               const char *what) {
-  if (op != 0) lq_op_check(L, op, c, fname);
-  else if (kind->check) kind->check(L, 0, c);
-  lq_check_cancel(L, c);
-  if (kind->now != NULL) {
-    int n = kind->now(L, op);
-    if (n >= 0) {
-      if (op != 0) ((lq_op *)lua_touserdata(L, op))->used = 1;
-      return n;
-    }
-  }
-  qn_future *f = op != 0 ? lq_op_start(L, op, c) : kind->start(L, 0, c);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = what != NULL ? what : kind->name;
-  return lq_await(L, c, f, perform_k, (lua_KContext)kind | (op != 0));
+/* The op form of an object wait (lq_obj_kind, binding.h): the object was
+   resolved when the op was made. */
+#define OBJ_OP(L, op) ((lq_op *)lua_touserdata((L), (op)))
+#define OBJ_KIND(o) ((const lq_obj_kind *)(o)->kind)
+
+void lq_obj_check(lua_State *L, int op, lq_coro *c) {
+  lq_op *o = OBJ_OP(L, op);
+  if (OBJ_KIND(o)->check != NULL) OBJ_KIND(o)->check(L, o->obj, op, c);
+}
+
+qn_future *lq_obj_start(lua_State *L, int op, lq_coro *c) {
+  lq_op *o = OBJ_OP(L, op);
+  return OBJ_KIND(o)->start(L, o->obj, op, c);
+}
+
+int lq_obj_finish(lua_State *L, int op, qn_future *f) {
+  lq_op *o = OBJ_OP(L, op);
+  return OBJ_KIND(o)->finish(L, o->obj, op, f);
+}
+
+int lq_obj_now(lua_State *L, int op) {
+  lq_op *o = OBJ_OP(L, op);
+  if (OBJ_KIND(o)->now == NULL) return -1;
+  return OBJ_KIND(o)->now(L, o->obj, op, NULL);
+}
+
+/* The direct form's wait starts over (LQ_AGAIN): a new future, awaited
+   by the same continuation. */
+int lq_obj_again(lua_State *L, lq_coro *c, const lq_obj_kind *kind, void *obj, const char *what,
+                 lua_KFunction self) {
+  qn_future *f = kind->start(L, obj, 0, c);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", kind->base.name);
+  c->what = what;
+  return lq_await(L, c, f, self, (lua_KContext)c);
 }
 
 static int l_await(lua_State *L) {

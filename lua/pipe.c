@@ -11,7 +11,7 @@
 ** again on the next call, and the next runtime's first call replaces the
 ** table.
 */
-#include "binding.h"
+#include "stream.h"
 
 #define REG_STDIO "quench.stdio"
 

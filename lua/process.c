@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "binding.h"
+#include "stream.h"
 
 #define LQ_PROCESS "quench.process"
 

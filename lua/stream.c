@@ -36,7 +36,7 @@
 */
 #include <stdint.h>
 #include <string.h>
-#include "binding.h"
+#include "stream.h"
 
 struct lq_stream_class {
   const char *tname;        /* the metatable's name */
@@ -44,8 +44,10 @@ struct lq_stream_class {
   const char *write, *write_op, *shutdown, *shutdown_op, *buffered, *queued;
   const char *peek, *peek_op, *readable, *readable_op, *writable, *writable_op;
   const char *try_read, *try_write;
-  lq_op_kind read_kind, write_kind, shutdown_kind;   /* their names: what a task waits on */
-  lq_op_kind writable_kind;
+  /* The op forms; their names are what a task waits on (quench.tasks()).
+     The functions are the same for every class (the *_wait templates
+     below, which the direct forms use). */
+  lq_obj_kind read_kind, write_kind, shutdown_kind, writable_kind;
 };
 
 /* A read's parameters in a lua_KContext: mode, raise-on-error, consume
@@ -113,16 +115,15 @@ static void check_not_shut(lua_State *L, lq_stream *u, const char *fname) {
     luaL_error(L, "%s: the stream's write side was already shut down", fname);
 }
 
-/* Ops: user value 1 is the stream; a read op's ns is its context. */
-static lq_stream *op_stream(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_stream *u = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return u;
-}
-
-static int new_op(lua_State *L, const lq_op_kind *kind, uint64_t ns, int nuv) {
-  lq_op_new(L, kind, nuv)->ns = ns;
+/* Each wait (read, write, writable, shutdown) is one lq_obj_kind
+   (lua/binding.h) given the stream: the direct form's operands are the
+   stream at 1 and the read's context (an integer) or the string to write
+   at 2; an op keeps the stream in user value 1 (and lq_op.obj), the
+   read's context in its arg, the string in user value 2. */
+static int new_op(lua_State *L, const lq_obj_kind *kind, uint64_t arg, int nuv) {
+  lq_op *o = lq_op_new(L, &kind->base, nuv);
+  o->arg = arg;
+  o->obj = lua_touserdata(L, 1);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -197,28 +198,57 @@ static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
   return lq_stream_fail(L, u->s, r);
 }
 
-static int read_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, read_k);
-  (void)status;
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  int n = try_read(L, lua_touserdata(L, 1), ctx);
+/* The read's context: operand 2 of the direct form, the op's arg. */
+static lua_KContext read_ctx(lua_State *L, int op) {
+  if (op == 0) return (lua_KContext)lua_tointeger(L, 2);
+  return (lua_KContext)((lq_op *)lua_touserdata(L, op))->arg;
+}
+
+static void read_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = obj;
+  const lq_stream_class *cls = u->cls;
+  lua_KContext ctx = read_ctx(L, op);
+  const char *fname;
+  if (op != 0) {
+    fname = (ctx & CTX_PEEK) ? cls->peek_op : (ctx & CTX_READY) ? cls->readable_op : cls->read_op;
+    check_usable(L, u, fname);
+  } else {                              /* the method checked the stream is usable */
+    fname = (ctx & CTX_RAISE) ? cls->lines : (ctx & CTX_PEEK) ? cls->peek
+            : (ctx & CTX_READY) ? cls->readable
+            : ctx_mode(ctx) == QN_STREAM_SOME ? cls->read_some : cls->read;
+  }
+  check_reader(L, u, fname);
+}
+
+static int read_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  return try_read(L, obj, read_ctx(L, op));
+}
+
+static qn_future *read_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lua_KContext ctx = read_ctx(L, op);
+  return qn_stream_read_new(((lq_stream *)obj)->s, ctx_mode(ctx), ctx_count(ctx));
+}
+
+static int read_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)f;
+  int n = try_read(L, obj, read_ctx(L, op));
   return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means readable */
 }
 
-/* Read from the stream at 1 (checked), waiting if need be. */
+static const lq_obj_kind read_wait =
+  LQ_OBJ_KIND("read", read_check, read_start, read_finish, read_now);
+LQ_OBJ_PERFORM_K(read_k, read_wait)
+
+/* Read from the stream at 1 (checked usable), waiting if need be. */
 static int do_read(lua_State *L, lua_KContext ctx, const char *fname) {
   lq_stream *u = lua_touserdata(L, 1);
   lq_coro *c = lq_await_ctx(L, fname);
-  check_reader(L, u, fname);
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  int n = try_read(L, u, ctx);
-  if (n >= 0) return n;
-  qn_future *f = qn_stream_read_new(u->s, ctx_mode(ctx), ctx_count(ctx));
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = u->cls->read_kind.name;
-  return lq_await(L, c, f, read_k, ctx);
+  lua_pushinteger(L, (lua_Integer)ctx);
+  return lq_obj_perform(L, c, &read_wait, u, fname, u->cls->read_kind.base.name, read_k);
 }
 
 static int l_read(lua_State *L) {
@@ -281,30 +311,6 @@ static int l_lines(lua_State *L) {
   return 1;
 }
 
-static void read_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_stream *u = op_stream(L, op);
-  lua_KContext ctx = (lua_KContext)((lq_op *)lua_touserdata(L, op))->ns;
-  const char *fname = (ctx & CTX_PEEK) ? u->cls->peek_op
-                      : (ctx & CTX_READY) ? u->cls->readable_op : u->cls->read_op;
-  check_usable(L, u, fname);
-  check_reader(L, u, fname);
-}
-
-static qn_future *read_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_op *o = lua_touserdata(L, op);
-  lua_KContext ctx = (lua_KContext)o->ns;
-  return qn_stream_read_new(op_stream(L, op)->s, ctx_mode(ctx), ctx_count(ctx));
-}
-
-static int read_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  lq_op *o = lua_touserdata(L, op);
-  int n = try_read(L, op_stream(L, op), (lua_KContext)o->ns);
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
-}
-
 static int l_read_op(lua_State *L) {
   const lq_stream_class *cls = class_of(L);
   lq_stream_live(L, 1, cls->read_op);
@@ -331,32 +337,58 @@ static int l_readable_op(lua_State *L) {
 
 /* ---- writing ---- */
 
-static int write_k(lua_State *L, int status, lua_KContext ctx);
+/* The string to write: operand 2 of the direct form, user value 2 of an
+   op (pushed: pop it with the results). */
+static const char *write_data(lua_State *L, int op, size_t *len) {
+  if (op == 0) return lua_tolstring(L, 2, len);
+  lua_getiuservalue(L, op, 2);
+  return lua_tolstring(L, -1, len);
+}
 
-/* Write the string at 2 to the stream at 1; wait while the queue is full. */
-static int write_step(lua_State *L, lq_coro *c) {
-  lq_stream *u = lua_touserdata(L, 1);
+/* Write now: the stream (1 result), an I/O failure (3), or -1 (nothing
+   pushed) while more than write_limit is queued. */
+static int write_once(lua_State *L, lq_stream *u, int op) {
   size_t len;
-  const char *data = lua_tolstring(L, 2, &len);
+  const char *data = write_data(L, op, &len);
   int r = qn_stream_write(u->s, data, len);
-  if (r == 0) {
-    lua_settop(L, 1);
-    return 1;
-  }
-  if (r != UV_EAGAIN) return lq_stream_fail(L, u->s, r);
-  qn_future *f = qn_stream_writable_new(u->s);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", u->cls->write);
-  c->what = u->cls->write_kind.name;
-  return lq_await(L, c, f, write_k, 0);
+  if (op != 0) lua_pop(L, 1);
+  if (r == UV_EAGAIN) return -1;
+  if (r != 0) return lq_stream_fail(L, u->s, r);
+  if (op == 0) lua_settop(L, 1);
+  else lua_getiuservalue(L, op, 1);
+  return 1;
 }
 
-static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, write_k);
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  return write_step(L, lq_module_of(L)->rt->running);
+static void write_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = obj;
+  const char *fname = op != 0 ? u->cls->write_op : u->cls->write;
+  if (op != 0) check_usable(L, u, fname);
+  check_writer(L, u, fname);
 }
+
+static int write_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  return write_once(L, obj, op);
+}
+
+static qn_future *write_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_stream_writable_new(((lq_stream *)obj)->s);
+}
+
+/* Room now, normally (one writer at a time); if not, the direct form
+   waits again, an op fails with EAGAIN. */
+static int write_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)f;
+  int n = write_once(L, obj, op);
+  if (n >= 0) return n;
+  return op == 0 ? LQ_AGAIN : lq_push_fail(L, UV_EAGAIN);
+}
+
+static const lq_obj_kind write_wait =
+  LQ_OBJ_KIND("write", write_check, write_start, write_finish, write_now);
+LQ_OBJ_PERFORM_K(write_k, write_wait)
 
 /* stream:write(...): strings or numbers, written as one; returns the stream. */
 static int l_write(lua_State *L) {
@@ -365,7 +397,6 @@ static int l_write(lua_State *L) {
   int top = lua_gettop(L);
   for (int i = 2; i <= top; i++) luaL_checklstring(L, i, NULL);
   lq_coro *c = lq_await_ctx(L, fname);
-  check_writer(L, lua_touserdata(L, 1), fname);
   if (top > 2) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -379,8 +410,8 @@ static int l_write(lua_State *L) {
     lua_pushliteral(L, "");
   }
   lua_settop(L, 2);
-  lq_check_cancel(L, c);
-  return write_step(L, c);
+  lq_stream *u = lua_touserdata(L, 1);
+  return lq_obj_perform(L, c, &write_wait, u, fname, u->cls->write_kind.base.name, write_k);
 }
 
 /* Concatenate the strings or numbers at 2.. into one at 2 (checked). */
@@ -424,69 +455,37 @@ static int writable_results(lua_State *L, lq_stream *u) {
   return 1;
 }
 
-static int writable_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  return writable_results(L, lua_touserdata(L, 1));
+static void writable_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = obj;
+  const char *fname = op != 0 ? u->cls->writable_op : u->cls->writable;
+  if (op != 0) check_usable(L, u, fname);
+  check_writer(L, u, fname);
 }
+
+static int writable_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)op, (void)f;
+  return writable_results(L, obj);
+}
+
+static const lq_obj_kind writable_wait =
+  LQ_OBJ_KIND("writable", writable_check, write_start, writable_finish, NULL);
+LQ_OBJ_PERFORM_K(writable_k, writable_wait)
 
 static int l_writable(lua_State *L) {
   const char *fname = class_of(L)->writable;
-  qn_stream *s = lq_stream_live(L, 1, fname);
+  lq_stream_live(L, 1, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lq_stream *u = lua_touserdata(L, 1);
-  check_writer(L, u, fname);
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  qn_future *f = qn_stream_writable_new(s);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = u->cls->writable_kind.name;
-  return lq_await(L, c, f, writable_k, 0);
-}
-
-static void writable_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_stream *u = op_stream(L, op);
-  check_usable(L, u, u->cls->writable_op);
-  check_writer(L, u, u->cls->writable_op);
-}
-
-static int writable_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  return writable_results(L, op_stream(L, op));
+  return lq_obj_perform(L, c, &writable_wait, u, fname, u->cls->writable_kind.base.name,
+                        writable_k);
 }
 
 static int l_writable_op(lua_State *L) {
   const lq_stream_class *cls = class_of(L);
   lq_stream_live(L, 1, cls->writable_op);
   return new_op(L, &cls->writable_kind, 0, 1);
-}
-
-static void write_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_stream *u = op_stream(L, op);
-  check_usable(L, u, u->cls->write_op);
-  check_writer(L, u, u->cls->write_op);
-}
-
-static qn_future *write_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_stream_writable_new(op_stream(L, op)->s);
-}
-
-static int write_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  lua_getiuservalue(L, op, 1);
-  lq_stream *u = lua_touserdata(L, -1);
-  size_t len;
-  lua_getiuservalue(L, op, 2);
-  const char *data = lua_tolstring(L, -1, &len);
-  int r = qn_stream_write(u->s, data, len);
-  lua_pop(L, 1);
-  if (r == 0) return 1;                       /* the stream */
-  lua_pop(L, 1);
-  return lq_stream_fail(L, u->s, r);
 }
 
 static int l_write_op(lua_State *L) {
@@ -509,46 +508,38 @@ static int shutdown_results(lua_State *L, qn_future *f) {
   return 1;
 }
 
-static int shutdown_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, shutdown_k);
-  qn_future *f = lq_take_op(L);
-  int n = shutdown_results(L, f);
-  qn_drop(f);
-  return n;
+static void shutdown_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = obj;
+  const char *fname = op != 0 ? u->cls->shutdown_op : u->cls->shutdown;
+  if (op != 0) check_usable(L, u, fname);
+  check_not_shut(L, u, fname);
 }
+
+static qn_future *shutdown_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_stream_shutdown_new(((lq_stream *)obj)->s);
+}
+
+static int shutdown_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj, (void)op;
+  return shutdown_results(L, f);
+}
+
+static const lq_obj_kind shutdown_wait =
+  LQ_OBJ_KIND("shutdown", shutdown_check, shutdown_start, shutdown_finish, NULL);
+LQ_OBJ_PERFORM_K(shutdown_k, shutdown_wait)
 
 /* stream:shutdown(): waits until everything queued is written and the write
    side is shut (the peer reads EOF); true, or nil, msg, code. A pipe that
    is not a socket cannot be half-closed (ENOTSOCK): close it instead. */
 static int l_shutdown(lua_State *L) {
   const lq_stream_class *cls = class_of(L);
-  qn_stream *s = lq_stream_live(L, 1, cls->shutdown);
+  lq_stream_live(L, 1, cls->shutdown);
   lq_coro *c = lq_await_ctx(L, cls->shutdown);
   lua_settop(L, 1);
-  check_not_shut(L, lua_touserdata(L, 1), cls->shutdown);
-  lq_check_cancel(L, c);
-  qn_future *f = qn_stream_shutdown_new(s);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", cls->shutdown);
-  c->what = cls->shutdown_kind.name;
-  return lq_await(L, c, f, shutdown_k, 0);
-}
-
-static void shutdown_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_stream *u = op_stream(L, op);
-  check_usable(L, u, u->cls->shutdown_op);
-  check_not_shut(L, u, u->cls->shutdown_op);
-}
-
-static qn_future *shutdown_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_stream_shutdown_new(op_stream(L, op)->s);
-}
-
-static int shutdown_finish(lua_State *L, int op, qn_future *f) {
-  (void)op;
-  return shutdown_results(L, f);
+  return lq_obj_perform(L, c, &shutdown_wait, lua_touserdata(L, 1), cls->shutdown,
+                        cls->shutdown_kind.base.name, shutdown_k);
 }
 
 static int l_shutdown_op(lua_State *L) {
@@ -607,10 +598,10 @@ static int l_tostring(lua_State *L) {
   T ":buffered", T ":queued",                                                  \
   T ":peek", T ":peek_op", T ":readable", T ":readable_op",                    \
   T ":writable", T ":writable_op", T ":try_read", T ":try_write",              \
-  { S " read", read_check, read_start, read_finish, NULL },                    \
-  { S " write", write_check, write_start, write_finish, NULL },                \
-  { S " shutdown", shutdown_check, shutdown_start, shutdown_finish, NULL },    \
-  { S " writable", writable_check, write_start, writable_finish, NULL } }
+  LQ_OBJ_KIND(S " read", read_check, read_start, read_finish, read_now),       \
+  LQ_OBJ_KIND(S " write", write_check, write_start, write_finish, write_now),  \
+  LQ_OBJ_KIND(S " shutdown", shutdown_check, shutdown_start, shutdown_finish, NULL), \
+  LQ_OBJ_KIND(S " writable", writable_check, write_start, writable_finish, NULL) }
 
 const lq_stream_class lq_tcp_stream_class = CLASS("quench.tcp.stream", "tcp");
 const lq_stream_class lq_pipe_class = CLASS("quench.pipe", "pipe");

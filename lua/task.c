@@ -8,75 +8,6 @@
 #include "binding.h"
 
 
-lq_task *lq_check_task(lua_State *L, int idx) {
-  lq_task *h = lq_toudata(L, idx, &lq_coro_vt, sizeof(lq_task));
-  if (h == NULL || h->coro.kind != CORO_TASK) luaL_typeerror(L, idx, LQ_TASK);
-  return h;
-}
-
-/* Push the handle of a task that is not done (anchored in alive). */
-int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h) {
-  return lq_push_coro(L, rt, &h->coro);
-}
-
-/* The registry key of the weak-keyed table handle -> extras. */
-static const char extras_key = 0;
-
-/* Push the extras of the handle at ud, made if it has none. */
-void lq_push_extras(lua_State *L, int ud) {
-  ud = lua_absindex(L, ud);
-  lq_task *h = lua_touserdata(L, ud);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key);
-  if (h->coro.has_extras) {
-    lua_pushvalue(L, ud);
-    lua_rawget(L, -2);
-  } else {
-    lua_createtable(L, 0, 2);
-    lua_pushvalue(L, ud);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
-    h->coro.has_extras = 1;
-  }
-  lua_remove(L, -2);
-}
-
-/* Push the extras of the handle at ud, or nil if it has none; the type. */
-int lq_get_extras(lua_State *L, int ud) {
-  lq_task *h = lua_touserdata(L, ud);
-  if (!h->coro.has_extras) {
-    lua_pushnil(L);
-    return LUA_TNIL;
-  }
-  ud = lua_absindex(L, ud);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &extras_key);
-  lua_pushvalue(L, ud);
-  int t = lua_rawget(L, -2);
-  lua_remove(L, -2);
-  return t;
-}
-
-/* The reason of the first cancel or abort: given to it, or the reason of
-   the bound token's cancel. */
-void lq_push_reason(lua_State *L, lq_task *h, int ud) {
-  if (h->coro.reason == REASON_NONE || !h->coro.has_extras) {   /* no extras: no reason given */
-    lua_pushnil(L);
-    return;
-  }
-  if (lq_get_extras(L, ud) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    return;
-  }
-  if (h->coro.reason == REASON_OWN) {
-    lua_getfield(L, -1, "reason");
-  } else {
-    lua_getfield(L, -1, "token");
-    lq_push_token_reason(L, lua_gettop(L));
-    lua_remove(L, -2);
-  }
-  lua_remove(L, -2);
-}
-
 /* The first reason wins, whether it came with cancel, abort or a token. */
 static void set_reason(lua_State *L, lq_task *h, int ud, int reason) {
   if (h->coro.reason != REASON_NONE || qn_task_get_state(lq_core_task(h)) == QN_TASK_DONE) return;
@@ -88,114 +19,9 @@ static void set_reason(lua_State *L, lq_task *h, int ud, int reason) {
   lua_pop(L, 1);
 }
 
-/* The Cancelled of a dropped task, made once, on first demand: a task
-   aborted and never joined (a scope's leftovers, a loser) costs no table.
-   Its reason cannot change once the task is done (set_reason, tokens). */
-static void make_cancelled(lua_State *L, lq_task *h, int ud) {
-  lq_runtime *rt = lq_module_of(L)->rt;   /* callers are the module's functions */
-  if (rt != NULL) {
-    lq_push_task_cancelled(rt, L, h, ud);   /* the metatable off the anchor thread */
-  } else {                                  /* quench.run's main task, after the run */
-    lq_push_reason(L, h, ud);
-    lq_push_cancelled(L, -1);
-    lua_remove(L, -2);
-  }
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, ud, 1);
-  h->coro.cancel_unmade = 0;
-}
-
-/* Push true, results... or false, err for a done task. */
-int lq_push_result(lua_State *L, lq_task *h, int ud) {
-  h->coro.observed = 1;
-  qn_task *t = lq_core_task(h);
-  if (qn_task_get_outcome(t) != QN_TASK_OK) {
-    lua_pushboolean(L, 0);
-    if (h->coro.cancel_unmade) make_cancelled(L, h, ud);
-    else lua_getiuservalue(L, ud, 1);
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  int nres = h->coro.nres;
-  if (nres == 0) return 1;
-  luaL_checkstack(L, nres + 1, "quench: too many results");
-  lua_getiuservalue(L, ud, 1);
-  if (nres == 1) return 2;
-  int tbl = lua_gettop(L);
-  for (int i = 1; i <= nres; i++) lua_rawgeti(L, tbl, i);
-  lua_remove(L, tbl);
-  return 1 + nres;
-}
-
 static lq_runtime *runtime_of_handle(lua_State *L, lq_task *h) {
   lq_module *m = lq_module_of(L);
   return (m->rt && lq_task_in(h, m->rt)) ? m->rt : NULL;
-}
-
-static void write_report(lua_State *L, lq_task *h, int ud) {
-  lq_get_extras(L, ud);
-  const char *tb = NULL;
-  if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "traceback");
-    tb = lua_tostring(L, -1);
-  }
-  if (tb == NULL) {
-    lua_getiuservalue(L, ud, 1);
-    tb = luaL_tolstring(L, -1, NULL);
-  }
-  fprintf(stderr, "quench: task %llu failed and nobody joined it: %s\n",
-          (unsigned long long)qn_task_id(lq_core_task(h)), tb);
-  fflush(stderr);
-}
-
-/* S13: a failure nobody observes is reported once, with its traceback:
-   at once for a detached task, else when its handle is collected or the
-   runtime ends. opts.on_task_error(err, traceback, handle) can take it. */
-static void report(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
-  if (h->coro.observed || h->coro.reported) return;
-  h->coro.reported = 1;
-  int top = lua_gettop(L);
-  if (rt != NULL && rt->ref_on_error != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_on_error);
-    lua_getiuservalue(L, ud, 1);
-    lq_get_extras(L, ud);
-    if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
-    else lua_pushnil(L);
-    lua_remove(L, -2);
-    lua_pushvalue(L, ud);
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-      fprintf(stderr, "quench: on_task_error raised: %s\n", luaL_tolstring(L, -1, NULL));
-      write_report(L, h, ud);
-    }
-  } else {
-    write_report(L, h, ud);
-  }
-  lua_settop(L, top);
-}
-
-void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
-  if (h->coro.detached) {
-    report(L, rt, h, ud);
-    return;
-  }
-  lq_push_ref(L, rt->ref_failed);       /* remembered (weakly) until the run ends */
-  lua_pushvalue(L, ud);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-}
-
-/* At the end of a run: every failed, unobserved task whose handle lives on. */
-void lq_report_unobserved(lq_runtime *rt) {
-  lua_State *S = lq_scratch(rt);
-  lq_push_ref(S, rt->ref_failed);
-  int t = lua_gettop(S);
-  lua_pushnil(S);
-  while (lua_next(S, t)) {
-    lua_pop(S, 1);
-    report(S, rt, lua_touserdata(S, -1), lua_gettop(S));
-  }
-  lua_pop(S, 1);
 }
 
 /* ---- spawning ---- */
@@ -355,7 +181,7 @@ static int l_detach(lua_State *L) {
   h->coro.detached = 1;
   qn_task *t = lq_core_task(h);
   if (qn_task_get_state(t) == QN_TASK_DONE && qn_task_get_outcome(t) == QN_TASK_FAILED)
-    report(L, runtime_of_handle(L, h), h, 1);
+    lq_report(L, runtime_of_handle(L, h), h, 1);
   return 0;
 }
 
@@ -438,7 +264,7 @@ static int l_gc(lua_State *L) {
   if (qn_task_get_state(t) != QN_TASK_DONE && qn_task_runtime(t) != NULL)
     return 0;                           /* alive tasks are anchored: only a direct call gets here */
   lq_runtime *rt = runtime_of_handle(L, h);
-  if (qn_task_get_outcome(t) == QN_TASK_FAILED && rt != NULL) report(L, rt, h, 1);
+  if (qn_task_get_outcome(t) == QN_TASK_FAILED && rt != NULL) lq_report(L, rt, h, 1);
   if (rt != NULL) qn_task_fini(t);
   return 0;
 }
@@ -672,12 +498,7 @@ static const luaL_Reg functions[] = {
 /* Fill the module table (at -1) and the task metatable; mod_idx is the module state. */
 void lq_task_register(lua_State *L, int mod) {
   lq_guard_register(L, mod);            /* the guard of the threads tasks run on (coro.c) */
-  lua_newtable(L);                      /* handle -> extras */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &extras_key);
+  lq_task_state_register(L);            /* the weak table handle -> extras */
   luaL_newmetatable(L, LQ_TASK);
   lua_pushvalue(L, -1);
   ((lq_module *)lua_touserdata(L, mod))->mt_task = luaL_ref(L, LUA_REGISTRYINDEX);

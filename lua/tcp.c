@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include "binding.h"
+#include "stream.h"
 
 /* ---- addresses and options ---- */
 
@@ -220,38 +220,19 @@ static int connect_results(lua_State *L, qn_future *f, uint64_t serial) {
   return 1;
 }
 
-static int connect_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, connect_k);
-  lq_runtime *rt = lq_module_of(L)->rt;
-  luaL_checkstack(L, 4, NULL);
-  qn_future *f = lq_take_op(L);
-  int n = connect_results(L, f, rt->serial);
-  qn_drop(f);
-  return n;
-}
-
-/* quench.tcp.connect(host, port [, opts]): a stream, or nil, msg, code. */
-static int l_connect(lua_State *L) {
-  const char *fname = "quench.tcp.connect";
-  const char *host = lq_check_cstring(L, 1, fname, "argument #1 (host)");
-  int port = check_port(L, 2);
-  qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, fname);
-  lq_coro *c = lq_await_ctx(L, fname);
-  lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  qn_future *f = qn_tcp_connect_new(c->rt->core, host, port, &o);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = "tcp connect";
-  return lq_await(L, c, f, connect_k, 0);
-}
-
-/* connect_op: user value 1 the host, 2 a userdata holding the options. */
+/* connect is one lq_op_kind: the direct form's operands are host, port
+   and opts at 1..3 (the options read again from the table, checked
+   already); an op keeps the host in user value 1, the options, read when
+   it was made, in a userdata at 2, and the port in its arg. */
 static qn_future *connect_start(lua_State *L, int op, lq_coro *c) {
+  if (op == 0) {
+    qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, "quench.tcp.connect");
+    return qn_tcp_connect_new(c->rt->core, lua_tostring(L, 1), (int)lua_tointeger(L, 2), &o);
+  }
   lq_op *o = lua_touserdata(L, op);
   lua_getiuservalue(L, op, 1);
   lua_getiuservalue(L, op, 2);
-  qn_future *f = qn_tcp_connect_new(c->rt->core, lua_tostring(L, -2), (int)o->ns,
+  qn_future *f = qn_tcp_connect_new(c->rt->core, lua_tostring(L, -2), (int)o->arg,
                                     lua_touserdata(L, -1));
   lua_pop(L, 2);
   return f;
@@ -259,16 +240,28 @@ static qn_future *connect_start(lua_State *L, int op, lq_coro *c) {
 
 static int connect_finish(lua_State *L, int op, qn_future *f) {
   (void)op;
+  luaL_checkstack(L, 4, NULL);
   return connect_results(L, f, lq_module_of(L)->rt->serial);
 }
 
 static const lq_op_kind connect_kind = { "tcp connect", NULL, connect_start, connect_finish, NULL };
 
+/* quench.tcp.connect(host, port [, opts]): a stream, or nil, msg, code. */
+static int l_connect(lua_State *L) {
+  const char *fname = "quench.tcp.connect";
+  lq_check_cstring(L, 1, fname, "argument #1 (host)");
+  check_port(L, 2);
+  check_stream_opts(L, 3, stream_keys, fname);
+  lq_coro *c = lq_await_ctx(L, fname);
+  lua_settop(L, 3);
+  return lq_perform(L, c, &connect_kind, 0, fname, NULL);
+}
+
 static int l_connect_op(lua_State *L) {
   lq_check_cstring(L, 1, "quench.tcp.connect_op", "argument #1 (host)");
   int port = check_port(L, 2);
   qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, "quench.tcp.connect_op");
-  lq_op_new(L, &connect_kind, 2)->ns = (uint64_t)port;
+  lq_op_new(L, &connect_kind, 2)->arg = (uint64_t)port;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   qn_tcp_opts *po = lua_newuserdatauv(L, sizeof *po, 0);
@@ -286,7 +279,7 @@ static int l_connect_op(lua_State *L) {
 struct lq_server_class {
   const char *tname, *accept, *accept_op, *getsockname;
   const lq_stream_class *stream;        /* of the streams it accepts */
-  lq_op_kind accept_kind;
+  lq_obj_kind accept_kind;
 };
 
 typedef struct lq_server {
@@ -371,25 +364,36 @@ static int try_accept(lua_State *L, lq_server *srv) {
   return lq_push_fail(L, r);
 }
 
-static int accept_k(lua_State *L, int status, lua_KContext ctx);
+/* accept is one lq_obj_kind given the server: the direct form's operand
+   is the server at 1; an op keeps it in user value 1. */
+static void accept_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_server *u = obj;
+  if (op != 0) check_server(L, u, u->cls->accept_op);
+}
 
-static int accept_step(lua_State *L, lq_coro *c) {
-  lq_server *u = lua_touserdata(L, 1);
-  int n = try_accept(L, u);
+static int accept_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  return try_accept(L, obj);
+}
+
+static qn_future *accept_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_tcp_accept_new(((lq_server *)obj)->srv);
+}
+
+/* Woken, but another task may have taken the connection first: the
+   direct form waits again, an op fails with EAGAIN. */
+static int accept_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)f;
+  int n = try_accept(L, obj);
   if (n >= 0) return n;
-  qn_future *f = qn_tcp_accept_new(u->srv);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", u->cls->accept);
-  c->what = u->cls->accept_kind.name;
-  return lq_await(L, c, f, accept_k, 0);
+  return op == 0 ? LQ_AGAIN : lq_push_fail(L, UV_EAGAIN);
 }
 
-static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, accept_k);
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  return accept_step(L, lq_module_of(L)->rt->running);
-}
+static const lq_obj_kind accept_wait =
+  LQ_OBJ_KIND("accept", accept_check, accept_start, accept_finish, accept_now);
+LQ_OBJ_PERFORM_K(accept_k, accept_wait)
 
 /* server:accept(): the next connection (a stream), or nil, msg, code. */
 static int l_accept(lua_State *L) {
@@ -397,38 +401,14 @@ static int l_accept(lua_State *L) {
   live_server(L, 1, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  return accept_step(L, c);
-}
-
-static lq_server *op_server(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_server *u = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return u;
-}
-
-static void accept_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_server *u = op_server(L, op);
-  check_server(L, u, u->cls->accept_op);
-}
-
-static qn_future *accept_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_tcp_accept_new(op_server(L, op)->srv);
-}
-
-static int accept_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  int n = try_accept(L, op_server(L, op));
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means queued */
+  lq_server *u = lua_touserdata(L, 1);
+  return lq_obj_perform(L, c, &accept_wait, u, fname, u->cls->accept_kind.base.name, accept_k);
 }
 
 static int l_accept_op(lua_State *L) {
   const lq_server_class *cls = server_class_of(L);
   live_server(L, 1, cls->accept_op);
-  return lq_op_for(L, &cls->accept_kind, 1);
+  return lq_op_for(L, &cls->accept_kind.base, 1);
 }
 
 static int l_server_getsockname(lua_State *L) {
@@ -461,7 +441,7 @@ static int l_server_tostring(lua_State *L) {
 
 #define SERVER_CLASS(T, S, STREAM) {                                           \
   T, T ":accept", T ":accept_op", T ":getsockname", STREAM,                    \
-  { S " accept", accept_check, accept_start, accept_finish, NULL } }
+  LQ_OBJ_KIND(S " accept", accept_check, accept_start, accept_finish, accept_now) }
 
 const lq_server_class lq_tcp_server_class =
   SERVER_CLASS("quench.tcp.server", "tcp", &lq_tcp_stream_class);

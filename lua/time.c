@@ -2,41 +2,6 @@
 #include <math.h>
 #include "binding.h"
 
-/* Seconds (a Lua number) to nanoseconds, rounded up so a sleep never ends
-   early. Negative is zero. The clock counts nanoseconds in 64 bits (584
-   years from the runtime's start): a duration it cannot count, math.huge
-   among them, is QN_NEVER, which no deadline computed from it reaches
-   either (lq_deadline_after and the core saturate to QN_NEVER), so the
-   wait lasts for ever rather than end early. */
-uint64_t lq_check_seconds(lua_State *L, int idx) {
-  int isint;
-  lua_Integer i = lua_tointegerx(L, idx, &isint);
-  if (isint && lua_type(L, idx) == LUA_TNUMBER) {   /* whole seconds: no float work */
-    if (i <= 0) return 0;
-    return (uint64_t)i > QN_NEVER / 1000000000u ? QN_NEVER : (uint64_t)i * 1000000000u;
-  }
-  lua_Number s = luaL_checknumber(L, idx);
-  if (isnan(s)) luaL_argerror(L, idx, "number expected, got NaN");
-  if (s <= 0) return 0;
-  lua_Number ns = ceil(s * 1e9);
-  return ns >= 18446744073709551616.0 ? QN_NEVER : (uint64_t)ns;   /* 2^64 */
-}
-
-/* A duration that must not be negative (advance, stop's grace): negative
-   or NaN is a mistake to name, not zero. */
-uint64_t lq_check_duration(lua_State *L, int idx) {
-  lua_Number s = luaL_checknumber(L, idx);
-  if (!(s >= 0))
-    luaL_argerror(L, idx, lua_pushfstring(L, "seconds must be >= 0, got %s",
-                                          luaL_tolstring(L, idx, NULL)));
-  return lq_check_seconds(L, idx);
-}
-
-uint64_t lq_deadline_after(lq_runtime *rt, uint64_t ns) {
-  uint64_t now = qn_now(rt->core);
-  return ns >= QN_NEVER - now ? QN_NEVER : now + ns;
-}
-
 static int yield_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   LQ_RESUMED(L, ctx, yield_k);
@@ -96,7 +61,7 @@ static int l_sleep_until(lua_State *L) {
 
 static qn_future *sleep_until_start(lua_State *L, int idx, lq_coro *c) {
   lq_op *op = lua_touserdata(L, idx);
-  return qn_sleep_new(c->rt->core, op->ns);
+  return qn_sleep_new(c->rt->core, op->arg);
 }
 
 static int sleep_until_finish(lua_State *L, int idx, qn_future *f) {
@@ -114,7 +79,7 @@ static const lq_op_kind sleep_until_kind = {
    whenever the op starts (a t already past: ready at once). */
 static int l_sleep_until_op(lua_State *L) {
   uint64_t at = lq_check_seconds(L, 1);
-  lq_op_new(L, &sleep_until_kind, 0)->ns = at;
+  lq_op_new(L, &sleep_until_kind, 0)->arg = at;
   return 1;
 }
 

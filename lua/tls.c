@@ -34,7 +34,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
-#include "binding.h"
+#include "stream.h"
 
 #define LQ_CONTEXT "quench.tls.context"
 #define LQ_SERVER "quench.tls.server"

@@ -46,28 +46,6 @@ static void new_token(lua_State *L, int parent) {
   }
 }
 
-/* Push the reason given where the cancel that reached the token started. */
-void lq_push_token_reason(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  qn_token *t = lua_touserdata(L, idx);
-  qn_token *origin = t ? qn_token_origin(t) : NULL;
-  if (origin == NULL) {
-    lua_pushnil(L);
-    return;
-  }
-  lua_pushvalue(L, idx);
-  while (lua_touserdata(L, -1) != origin) {   /* ancestors are kept alive by their children */
-    if (lua_getiuservalue(L, -1, 1) != LUA_TUSERDATA) {
-      lua_pop(L, 2);
-      lua_pushnil(L);
-      return;
-    }
-    lua_remove(L, -2);
-  }
-  lua_getiuservalue(L, -1, 2);
-  lua_remove(L, -2);
-}
-
 static int l_token(lua_State *L) {
   new_token(L, 0);
   return 1;
@@ -368,15 +346,8 @@ static int l_guard(lua_State *L) {
   return 1;
 }
 
-/* token:spawn's link from the token to the task: a userdata kept in the
-   task's extras (as "bind"), linked while the task is not done. */
-typedef struct bind_box {
-  qn_token_watch w;
-  lq_task *h;
-} bind_box;
-
 static void on_token_cancel(qn_token_watch *w) {
-  lq_task *h = ((bind_box *)w)->h;
+  lq_task *h = ((lq_bind_box *)w)->h;
   if (h->coro.reason == REASON_NONE) h->coro.reason = REASON_TOKEN;
   qn_task_cancel(lq_core_task(h));
 }
@@ -387,7 +358,7 @@ void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx) {
   lq_push_extras(L, ud);
   lua_pushvalue(L, token_idx);
   lua_setfield(L, -2, "token");         /* keeps the token alive with the task */
-  bind_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  lq_bind_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   lua_setfield(L, -2, "bind");
   lua_pop(L, 1);
   b->h = h;
@@ -399,16 +370,6 @@ void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx) {
     qn_token_watch_add(t, &b->w);
     h->coro.bound = 1;
   }
-}
-
-/* At the task's drop: the token cancels it no more. */
-void lq_task_unbind(lua_State *L, lq_task *h, int ud) {
-  h->coro.bound = 0;
-  lq_get_extras(L, ud);
-  lua_getfield(L, -1, "bind");
-  bind_box *b = lua_touserdata(L, -1);
-  if (b->w.next != NULL) qn_token_watch_remove(&b->w);
-  lua_pop(L, 2);
 }
 
 /* t:spawn(fn, ...): a task that is cancelled (gracefully) with the token. */

@@ -161,67 +161,61 @@ static int recv_results(lua_State *L, qn_future *f, lua_Integer max) {
   return push_dgram(L, &d, max);
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, recv_k);
-  (void)status;
-  qn_future *f = lq_take_op(L);
-  int n = recv_results(L, f, (lua_Integer)ctx);
-  qn_drop(f);
-  return n;
+/* recv and send are each one lq_obj_kind (lua/binding.h) given the
+   socket's userdata: the direct form's operands are the socket at 1 and
+   recv's max, or send's data, host and port at 2..4; an op keeps them in
+   its user values 1..4 (recv's max in its arg). */
+
+static lua_Integer recv_max(lua_State *L, int op) {
+  if (op == 0) return lua_tointeger(L, 2);
+  return (lua_Integer)((lq_op *)lua_touserdata(L, op))->arg;
 }
 
+static void recv_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  if (op != 0) check_usable(L, obj, "quench.udp:recv_op");
+}
+
+/* A datagram queued now, or the socket closed (while this task waited
+   for its turn: the method checked it was open). */
+static int recv_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  qn_udp *u = ((lq_udp *)obj)->u;
+  if (qn_udp_is_closed(u)) return closed_while_waiting(L);
+  qn_udp_dgram d;
+  if (qn_udp_try_recv(u, &d) == 0) return push_dgram(L, &d, recv_max(L, op));
+  return -1;
+}
+
+static qn_future *recv_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_udp_recv_new(((lq_udp *)obj)->u);
+}
+
+static int recv_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj;
+  return recv_results(L, f, recv_max(L, op));
+}
+
+static const lq_obj_kind recv_kind =
+  LQ_OBJ_KIND("udp recv", recv_check, recv_start, recv_finish, recv_now);
+LQ_OBJ_PERFORM_K(recv_k, recv_kind)
+
 static int l_recv(lua_State *L) {
-  qn_udp *u = check_open(L, 1, "quench.udp:recv");
+  check_open(L, 1, "quench.udp:recv");
   lua_Integer max = opt_max(L, 2);
   lq_coro *c = lq_await_ctx(L, "quench.udp:recv");
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  if (qn_udp_is_closed(u)) return closed_while_waiting(L);
-  qn_udp_dgram d;
-  if (qn_udp_try_recv(u, &d) == 0) return push_dgram(L, &d, max);
-  qn_future *f = qn_udp_recv_new(u);
-  if (f == NULL) return luaL_error(L, "quench.udp:recv: out of memory");
-  c->what = "udp recv";
-  return lq_await(L, c, f, recv_k, (lua_KContext)max);
+  lua_pushinteger(L, max);
+  return lq_obj_perform(L, c, &recv_kind, lua_touserdata(L, 1), "quench.udp:recv", NULL, recv_k);
 }
-
-static qn_udp *op_socket(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_udp *s = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return s->u;
-}
-
-static void recv_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lua_getiuservalue(L, op, 1);
-  check_usable(L, lua_touserdata(L, -1), "quench.udp:recv_op");
-  lua_pop(L, 1);
-}
-
-static void send_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lua_getiuservalue(L, op, 1);
-  check_usable(L, lua_touserdata(L, -1), "quench.udp:send_op");
-  lua_pop(L, 1);
-}
-
-static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_udp_recv_new(op_socket(L, op));
-}
-
-static int recv_finish(lua_State *L, int op, qn_future *f) {
-  lq_op *o = lua_touserdata(L, op);
-  return recv_results(L, f, (lua_Integer)o->ns);
-}
-
-static const lq_op_kind recv_kind = { "udp recv", recv_check, recv_start, recv_finish, NULL };
 
 static int l_recv_op(lua_State *L) {
   check_open(L, 1, "quench.udp:recv_op");
   lua_Integer max = opt_max(L, 2);
-  lq_op_new(L, &recv_kind, 1)->ns = (uint64_t)max;
+  lq_op *o = lq_op_new(L, &recv_kind.base, 1);
+  o->arg = (uint64_t)max;
+  o->obj = lua_touserdata(L, 1);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -236,66 +230,73 @@ static int send_results(lua_State *L, qn_future *f) {
   return 1;
 }
 
-static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, send_k);
-  qn_future *f = lq_take_op(L);
-  int n = send_results(L, f);
-  qn_drop(f);
-  return n;
-}
-
-/* sock:send(data, host, port): true, or nil, message, code. */
-static int l_send(lua_State *L) {
-  qn_udp *u = check_open(L, 1, "quench.udp:send");
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  struct sockaddr_storage ss;
-  if (to_addr(L, 3, 4, &ss, "quench.udp:send") != 0) return bad_host(L, 3);
-  lq_coro *c = lq_await_ctx(L, "quench.udp:send");
-  lua_settop(L, 4);
-  lq_check_cancel(L, c);
-  int r = qn_udp_try_send(u, data, len, (const struct sockaddr *)&ss);
-  if (r == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
+/* Push send's data, host and port (operands 2..4) on top. */
+static void push_send_args(lua_State *L, int op) {
+  for (int i = 2; i <= 4; i++) {
+    if (op == 0) lua_pushvalue(L, i);
+    else lua_getiuservalue(L, op, i);
   }
-  if (r != UV_EAGAIN) return lq_push_fail(L, r);
-  qn_future *f = qn_udp_send_new(u, data, len, (const struct sockaddr *)&ss);
-  if (f == NULL) return luaL_error(L, "quench.udp:send: out of memory");
-  c->what = "udp send";
-  return lq_await(L, c, f, send_k, 0);
 }
 
-/* The op keeps the socket (uv 1), the data (uv 2), host (uv 3), port (uv 4). */
-static qn_future *send_start(lua_State *L, int op, lq_coro *c) {
+static void send_check(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)c;
-  qn_udp *u = op_socket(L, op);
-  lua_getiuservalue(L, op, 2);
-  lua_getiuservalue(L, op, 3);
-  lua_getiuservalue(L, op, 4);
+  if (op != 0) check_usable(L, obj, "quench.udp:send_op");
+}
+
+/* Sent now (or failed), or -1 while the socket's send queue is full. */
+static int send_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  push_send_args(L, op);
   struct sockaddr_storage ss;
-  to_addr(L, -2, -1, &ss, "quench.udp:send_op");   /* checked when the op was made */
+  to_addr(L, -2, -1, &ss, "quench.udp:send");   /* checked when the call or op was made */
   size_t len;
   const char *data = lua_tolstring(L, -3, &len);
-  qn_future *f = qn_udp_send_new(u, data, len, (const struct sockaddr *)&ss);
+  int r = qn_udp_try_send(((lq_udp *)obj)->u, data, len, (const struct sockaddr *)&ss);
+  lua_pop(L, 3);
+  if (r == UV_EAGAIN) return -1;
+  if (r != 0) return lq_push_fail(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static qn_future *send_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  push_send_args(L, op);
+  struct sockaddr_storage ss;
+  to_addr(L, -2, -1, &ss, "quench.udp:send");
+  size_t len;
+  const char *data = lua_tolstring(L, -3, &len);
+  qn_future *f = qn_udp_send_new(((lq_udp *)obj)->u, data, len, (const struct sockaddr *)&ss);
   lua_pop(L, 3);
   return f;
 }
 
-static int send_finish(lua_State *L, int op, qn_future *f) {
-  (void)op;
+static int send_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj, (void)op;
   return send_results(L, f);
 }
 
-static const lq_op_kind send_kind = { "udp send", send_check, send_start, send_finish, NULL };
+static const lq_obj_kind send_kind =
+  LQ_OBJ_KIND("udp send", send_check, send_start, send_finish, send_now);
+LQ_OBJ_PERFORM_K(send_k, send_kind)
+
+/* sock:send(data, host, port): true, or nil, message, code. */
+static int l_send(lua_State *L) {
+  check_open(L, 1, "quench.udp:send");
+  luaL_checklstring(L, 2, NULL);
+  struct sockaddr_storage ss;
+  if (to_addr(L, 3, 4, &ss, "quench.udp:send") != 0) return bad_host(L, 3);
+  lq_coro *c = lq_await_ctx(L, "quench.udp:send");
+  lua_settop(L, 4);
+  return lq_obj_perform(L, c, &send_kind, lua_touserdata(L, 1), "quench.udp:send", NULL, send_k);
+}
 
 static int l_send_op(lua_State *L) {
   check_open(L, 1, "quench.udp:send_op");
   luaL_checkstring(L, 2);
   struct sockaddr_storage ss;
   if (to_addr(L, 3, 4, &ss, "quench.udp:send_op") != 0) return bad_host(L, 3);
-  lq_op_new(L, &send_kind, 4);
+  lq_op_new(L, &send_kind.base, 4)->obj = lua_touserdata(L, 1);
   for (int i = 1; i <= 4; i++) {
     lua_pushvalue(L, i);
     lua_setiuservalue(L, -2, i);

@@ -11,7 +11,7 @@
 ** await and has no op.
 */
 #include <string.h>
-#include "binding.h"
+#include "stream.h"
 
 static const char *const stream_keys[] = { "read_limit", "write_limit", NULL };
 static const char *const listen_keys[] = { "read_limit", "write_limit", "backlog", "mode", NULL };

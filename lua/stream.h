@@ -1,0 +1,59 @@
+/*
+** What only the stream files share: the stream and server types and
+** their methods (stream.c, tcp.c), for the files whose objects are
+** streams or make them (tcp.c, unix.c, tls.c, pipe.c, process.c, adopt.c,
+** http.c). The rest of the binding does not see them.
+*/
+#ifndef QUENCH_STREAM_H
+#define QUENCH_STREAM_H
+
+#include "binding.h"
+
+/* stream.c: the stream methods TCP streams and pipes share. A stream's
+   functions have two upvalues, the module and its class. */
+typedef struct lq_stream_class lq_stream_class;
+extern const lq_stream_class lq_tcp_stream_class;   /* "quench.tcp.stream" */
+extern const lq_stream_class lq_pipe_class;         /* "quench.pipe" */
+extern const lq_stream_class lq_tls_stream_class;   /* "quench.tls.stream" */
+extern const lq_stream_class lq_unix_stream_class;  /* "quench.unix.stream" */
+
+typedef struct lq_stream {
+  const lq_stream_class *cls;   /* first: the tag lq_toudata checks */
+  qn_stream *s;         /* NULL until made, and after __gc */
+  uint64_t serial;      /* of its runtime */
+  char what[40];        /* a pipe's: "stdout", "stdin of process 1234", ...; TCP: "" */
+} lq_stream;
+
+/* A closed stream userdata, filled (s, serial) once the core stream exists. */
+lq_stream *lq_stream_new(lua_State *L, const lq_stream_class *cls, const char *what);
+/* The core stream of a usable stream of this function's class at idx, or
+   raise naming fname. */
+qn_stream *lq_stream_live(lua_State *L, int idx, const char *fname);
+void lq_stream_close_at(lua_State *L, const lq_stream_class *cls, int idx);   /* nil: nothing */
+/* nil, msg, code for a failure of stream s (a TLS one with its message). */
+int lq_stream_fail(lua_State *L, qn_stream *s, int r);
+/* tcp.c: what only a TCP stream has (getsockname, nodelay...), which a TLS
+   stream has too. */
+extern const luaL_Reg lq_tcp_stream_methods[];
+/* The metatable of cls: the shared methods, and `extra` (may be NULL). */
+void lq_stream_register(lua_State *L, int mod, const lq_stream_class *cls, const luaL_Reg *extra);
+
+/* tcp.c: servers, TCP ("quench.tcp.server") and Unix ("quench.unix.server");
+   methods accept, accept_op, close, and `extra`. */
+typedef struct lq_server_class lq_server_class;
+extern const lq_server_class lq_tcp_server_class;
+extern const lq_server_class lq_unix_server_class;
+/* Push a closed server of cls; fill *result with the core server. */
+qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial);
+/* The core server of a usable server of this function's class at idx. */
+qn_tcp_server *lq_server_live(lua_State *L, int idx, const char *fname);
+void lq_server_register(lua_State *L, int mod, const lq_server_class *cls, const luaL_Reg *extra);
+/* tcp.c: options of streams and servers, shared with unix.c and adopt.c. */
+qn_tcp_opts lq_tcp_check_opts(lua_State *L, int idx, const char *const *keys, const char *fname);
+size_t lq_opt_size(lua_State *L, int opts, const char *name);
+
+/* pipe.c: pipe streams ("quench.pipe"), for process.c */
+void lq_pipe_push(lua_State *L, lq_runtime *rt, qn_stream *s, const char *what);
+void lq_pipe_close(lua_State *L, int idx);   /* nil or a closed stream: nothing */
+
+#endif
