@@ -744,8 +744,8 @@ describe("article 002: abort vs CancellationToken vs select drop", function()
       f:write(why)
       f:close()
     end
-    local function slurp_when_written(path)   -- awaits; bounded
-      for _ = 1, 1000 do
+    local function slurp_when_written(path)   -- awaits; bounded (30 s: a loaded machine
+      for _ = 1, 6000 do                       -- gives the pool thread a fraction of a core)
         local f = io.open(path)
         local s = f and f:read("a")
         if f then f:close() end
