@@ -6,7 +6,9 @@
 # tokio-openssl 0.6, Debian's crates, current-thread runtime: one thread, as
 # one Lua state), with one set of certificates made here with `openssl`.
 # Prints, from the median of RUNS passes, each value, TLS / TCP per peer, and
-# quench / tokio per workload.
+# quench / tokio per workload; then the CPU time (user + system) of each
+# run's process, writer child included: what does not depend on how busy
+# the machine's other cores are.
 #
 #   bash bench/tls.sh
 #   RUNS=5 bash bench/tls.sh
@@ -89,8 +91,10 @@ for run in $(seq "$RUNS"); do
         quench) cmd=(env "LUA_CPATH=$BUILD_DIR/?.so;;" lua5.4 "$REPO/bench/tls.lua" "$w") ;;
         tokio-*) cmd=("$TOKIO_BIN" "${p#tokio-}" "$w") ;;
       esac
-      line=$(timeout -k 5 "$TIMEOUT_S" "${cmd[@]}" 2>>"$TMP/stderr.log") || true
+      line=$(/usr/bin/time -f "%U %S" -o "$TMP/time.txt" \
+               timeout -k 5 "$TIMEOUT_S" "${cmd[@]}" 2>>"$TMP/stderr.log") || true
       [ -n "$line" ] || line="peer=$p workload=$w value=0 unit=? check=FAIL"
+      line="$line cpu_s=$(awk 'END { printf "%.3f", $1 + $2 }' "$TMP/time.txt")"
       echo "$line" | tee -a "$RESULTS" >&2
     done
   done
@@ -99,7 +103,7 @@ done
 # ---- tables (medians of the passes that checked ok)
 lua5.4 - "$RESULTS" "$RUNS" "$WORKLOADS" "$PEERS" <<'EOF'
 local file, runs, workloads, peers = ...
-local vals, units = {}, {}
+local vals, units, cpus = {}, {}, {}
 for line in io.lines(file) do
   local f = {}
   for k, v in line:gmatch("(%S+)=(%S+)") do f[k] = v end
@@ -107,11 +111,13 @@ for line in io.lines(file) do
     local key = f.peer .. " " .. f.workload
     vals[key] = vals[key] or {}
     table.insert(vals[key], tonumber(f.value))
+    cpus[key] = cpus[key] or {}
+    table.insert(cpus[key], tonumber(f.cpu_s))
     units[f.workload] = f.unit
   end
 end
-local function median(peer, w)
-  local xs = vals[peer .. " " .. w]
+local function median(peer, w, from)
+  local xs = (from or vals)[peer .. " " .. w]
   if not xs then return nil end
   table.sort(xs)
   local n = #xs
@@ -138,6 +144,16 @@ print("|---|" .. ("---|"):rep(#ps))
 for _, pair in ipairs({ { "W6TLS", "W6" }, { "BULKTLS", "BULK" }, { "BULKTLSP", "BULKP" } }) do
   local row = { pair[1] .. " / " .. pair[2] }
   for _, p in ipairs(ps) do row[#row + 1] = ratio(median(p, pair[1]), median(p, pair[2])) end
+  print("| " .. table.concat(row, " | ") .. " |")
+end
+print("\n| CPU s per run (user + system) | " .. table.concat(ps, " | ") .. " |")
+print("|---|" .. ("---|"):rep(#ps))
+for _, w in ipairs(ws) do
+  local row = { w }
+  for _, p in ipairs(ps) do
+    local c = median(p, w, cpus)
+    row[#row + 1] = c and ("%.2f"):format(c) or "-"
+  end
   print("| " .. table.concat(row, " | ") .. " |")
 end
 EOF
