@@ -60,11 +60,18 @@ enum {
 
 enum { HS_IDLE, HS_RUNNING, HS_DONE, HS_FAILED };
 
+typedef struct sni_entry {
+  char *name;               /* lower case; "*.example.com" matches one label */
+  qn_tls_ctx *ctx;
+} sni_entry;
+
 struct qn_tls_ctx {
   SSL_CTX *ssl_ctx;
   BIO_METHOD *meth;         /* the BIO over a stream's buffers */
   unsigned char *alpn;      /* server: the protocols it accepts, wire format */
   size_t alpn_len;
+  sni_entry *sni;           /* server: the certificates chosen by SNI name */
+  size_t nsni;
   int refs;
   uint8_t server, verify, ignore_eof;
 };
@@ -427,6 +434,11 @@ void qn_tls_ctx_ref(qn_tls_ctx *c) { c->refs++; }
 
 void qn_tls_ctx_unref(qn_tls_ctx *c) {
   if (c == NULL || --c->refs > 0) return;
+  for (size_t i = 0; i < c->nsni; i++) {
+    OPENSSL_free(c->sni[i].name);
+    qn_tls_ctx_unref(c->sni[i].ctx);
+  }
+  OPENSSL_free(c->sni);
   SSL_CTX_free(c->ssl_ctx);
   BIO_meth_free(c->meth);
   OPENSSL_free(c->alpn);
@@ -434,6 +446,64 @@ void qn_tls_ctx_unref(qn_tls_ctx *c) {
 }
 
 int qn_tls_ctx_is_server(const qn_tls_ctx *c) { return c->server; }
+
+/* ---- certificates by SNI name ---- */
+
+/* Exact names first, then the longest wildcard ("*.a.example" matches
+   "b.a.example", not "a.example" nor "c.b.a.example"), as nginx's
+   server_name does; NULL when none matches. */
+static qn_tls_ctx *sni_lookup(const qn_tls_ctx *c, const char *name) {
+  qn_tls_ctx *best = NULL;
+  size_t best_len = 0;
+  const char *dot = strchr(name, '.');
+  for (size_t i = 0; i < c->nsni; i++) {
+    const char *n = c->sni[i].name;
+    if (OPENSSL_strcasecmp(n, name) == 0) return c->sni[i].ctx;
+    if (n[0] == '*' && n[1] == '.' && dot != NULL && dot != name &&
+        OPENSSL_strcasecmp(n + 1, dot) == 0 && strlen(n) > best_len) {
+      best = c->sni[i].ctx;
+      best_len = strlen(n);
+    }
+  }
+  return best;
+}
+
+/* The client's SNI name picks the certificate: the SSL moves to that
+   name's context (made from the same options, so ALPN, ciphers and
+   client-certificate checking stay as they were). No name, or one not
+   listed: the default certificate, as nginx's default server. */
+static int sni_select(SSL *ssl, int *alert, void *arg) {
+  (void)alert;
+  const qn_tls_ctx *c = arg;
+  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  qn_tls_ctx *hit = name != NULL ? sni_lookup(c, name) : NULL;
+  if (hit != NULL && SSL_set_SSL_CTX(ssl, hit->ssl_ctx) == NULL) {
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int qn_tls_ctx_add_sni(qn_tls_ctx *c, const char *name, qn_tls_ctx *for_name) {
+  if (!c->server || !for_name->server || for_name->nsni > 0 || name[0] == '\0') return UV_EINVAL;
+  for (size_t i = 0; i < c->nsni; i++)
+    if (OPENSSL_strcasecmp(c->sni[i].name, name) == 0) return UV_EEXIST;
+  sni_entry *e = OPENSSL_realloc(c->sni, (c->nsni + 1) * sizeof *e);
+  if (e == NULL) return UV_ENOMEM;
+  c->sni = e;
+  char *copy = OPENSSL_strdup(name);
+  if (copy == NULL) return UV_ENOMEM;
+  for (char *p = copy; *p; p++)
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+  e[c->nsni].name = copy;
+  e[c->nsni].ctx = for_name;
+  qn_tls_ctx_ref(for_name);
+  if (c->nsni++ == 0) {
+    SSL_CTX_set_tlsext_servername_callback(c->ssl_ctx, sni_select);
+    SSL_CTX_set_tlsext_servername_arg(c->ssl_ctx, c);
+  }
+  return 0;
+}
 
 /* ---- output ---- */
 

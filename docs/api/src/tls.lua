@@ -18,7 +18,10 @@
 -- paths or PEM text), `password`, `alpn` (a list), `ciphers`,
 -- `ciphersuites`, `min_version`/`max_version` (`"TLSv1.2"`, the default
 -- minimum, or `"TLSv1.3"`), `session` (client resumption), `context`,
--- `ignore_unexpected_eof`.
+-- `ignore_unexpected_eof`, `sni` (server: `{ [name] = { certificate =,
+-- key = [, password =] } or a server context }`, a certificate per SNI
+-- name: exact names, then `*.` wildcards of one label; others get the
+-- default certificate).
 --
 -- Guide, with the cancel-safety table: [docs/io.md](../../io.md#tls).
 -- @module tls
@@ -51,13 +54,16 @@ function quench.tls.connect(host, port, opts) end
 --
 -- @tparam ?string host as `quench.tcp.listen`
 -- @tparam integer port 0 picks a free port
--- @tparam table opts `certificate` and `key` (required), the TLS options,
--- and the options of `quench.tcp.listen`
+-- @tparam table opts `certificate` and `key` (required, the default
+-- certificate), the TLS options (`sni`: a certificate per name), and the
+-- options of `quench.tcp.listen`
 -- @treturn ?TlsServer the server, or nil
 -- @treturn ?string message (`ETLS_CONFIG: ...`, `EADDRINUSE: ...`)
 -- @treturn ?string code
--- @raise a bad option; no certificate or key; `verify = "peer"` without
--- `cafile`/`capath`; outside a runtime.
+-- @raise a bad option (`sni` on a client; an `sni` entry that is neither
+-- a table of `certificate`, `key`, `password` nor a server context); no
+-- certificate or key; `verify = "peer"` without `cafile`/`capath`;
+-- outside a runtime.
 function quench.tls.listen(host, port, opts) end
 
 --- A context: the options loaded once (certificates, CA store), to share
