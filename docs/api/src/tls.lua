@@ -48,6 +48,30 @@
 -- This is an await.
 function quench.tls.connect(host, port, opts) end
 
+--- The op of `connect` (`quench.op(quench.tls.connect, host, port,
+-- opts)`): a branch of its awaiting task when awaited or selected, so a
+-- connect and its handshake can race a deadline or a shutdown signal in
+-- one `quench.select`. Single-use, as every op. The options are checked
+-- when it is awaited (a bad one raises then, as `connect` does).
+--
+-- **Cancel safety.** As `connect`, whichever of its two waits is pending
+-- when the op is dropped: connecting, nothing is left; handshaking, the
+-- stream is closed and never returned.
+--
+-- * before it waits: nothing done
+-- * while waiting: connecting: as `quench.tcp.connect`; handshaking: the stream is
+--   closed; nothing is returned, nothing leaks
+-- * given, not resumed: the stream it returned is unreferenced: closed when
+--   garbage collected (its peer sees EOF then)
+--
+-- @tparam string host a name or address (the default `servername`)
+-- @tparam integer port the port
+-- @tparam[opt] table opts as `connect`'s
+-- @treturn Op an op whose await returns what `connect` returns
+-- @raise `bad argument #1 to 'quench.tls.connect_op' (string expected, ...)`,
+-- #2 (a port in 0..65535), #3 (a table)
+function quench.tls.connect_op(host, port, opts) end
+
 --- Listen for TLS connections. Does not wait.
 --
 -- **Cancel safety.** Never waits: not a cancellation point.
