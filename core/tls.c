@@ -125,11 +125,16 @@ static void free_spares(qn_stream *s, qn__tls *t) {
 static int obuf_chunk(qn_stream *s) {
   qn__tls *t = s->tls;
   if (t->ocap - t->olen >= OBUF_KEEP) return 0;
-  if (t->olen == 0 && t->spares != NULL) {
+  if (t->olen == 0) {       /* exactly OBUF_KEEP, so that it comes back for reuse */
+    char *p = t->spares;
+    if (p != NULL) {
+      memcpy(&t->spares, p, sizeof t->spares);
+      t->nspares--;
+    } else if ((p = qn__malloc(s->rt, OBUF_KEEP)) == NULL) {
+      return UV_ENOMEM;
+    }
     qn__free(s->rt, t->obuf);
-    t->obuf = t->spares;
-    memcpy(&t->spares, t->obuf, sizeof t->spares);
-    t->nspares--;
+    t->obuf = p;
     t->ocap = OBUF_KEEP;
     return 0;
   }
