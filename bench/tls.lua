@@ -4,10 +4,15 @@
 --   W6 and W6TLS: echo, C clients x R round trips of SIZE bytes (DESIGN §6 W6)
 --   BULK and BULKTLS: BULK_MB MiB one way over one connection, written in
 --   256 KiB writes, read with read_some(BULK_READ) (>= 16 KiB reads)
+--   BULKP and BULKTLSP: the same, the writer in another quench process (so
+--   the two ends' work runs on two cores, as a real client and server's
+--   would); timed by the reader, from accept to the end of the stream
 -- Certificates (a CA and one for localhost) are made with `openssl` in a
--- temporary directory; the client verifies as in production.
+-- temporary directory, or taken from TLS_CA, TLS_CERT and TLS_KEY (PEM
+-- files, as bench/tls.sh passes them); the client verifies as in production.
 --
---   LUA_CPATH='./build/?.so;;' lua5.4 bench/tls.lua all      (or W6 W6TLS BULK BULKTLS)
+--   LUA_CPATH='./build/?.so;;' lua5.4 bench/tls.lua all      (or W6 W6TLS BULK BULKTLS ...)
+--   bench/tls.sh runs these beside the tokio peer (bench/peers/tokio-tls)
 local quench = require "quench"
 
 local function num(name, dflt) return math.tointeger(tonumber(os.getenv(name) or "")) or dflt end
@@ -28,12 +33,14 @@ end
 
 local pki
 local function make_pki()
+  local ca, cert, key = os.getenv("TLS_CA"), os.getenv("TLS_CERT"), os.getenv("TLS_KEY")
+  if ca and cert and key then return { ca = ca, cert = cert, key = key } end
   local dir = io.popen("mktemp -d /tmp/quench-bench-tls.XXXXXX"):read("l")
   local function sh(cmd) assert(os.execute(cmd .. " >/dev/null 2>&1"), cmd) end
-  local key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+  local newkey = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
   sh(("openssl req -x509 %s -keyout %s/ca.key -out %s/ca.pem -days 1 -subj /CN=bench")
-     :format(key, dir, dir))
-  sh(("openssl req %s -keyout %s/s.key -out %s/s.csr -subj /CN=localhost"):format(key, dir, dir))
+     :format(newkey, dir, dir))
+  sh(("openssl req %s -keyout %s/s.key -out %s/s.csr -subj /CN=localhost"):format(newkey, dir, dir))
   local f = assert(io.open(dir .. "/ext", "w"))
   f:write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
   f:close()
@@ -99,10 +106,12 @@ local function w6(secure)
                 { elapsed_s = ("%.3f"):format(elapsed) })
 end
 
+local CHUNK = string.rep("0123456789abcdef", 16 * 1024)   -- 256 KiB
+
 local function bulk(secure)
   local listen, connect = transport(secure)
   local total = BULK_MB * 1024 * 1024
-  local chunk = string.rep("0123456789abcdef", 16 * 1024)   -- 256 KiB
+  local chunk = CHUNK
   local elapsed, got = quench.run(function()
     local server = listen()
     local _, port = server:getsockname()
@@ -131,18 +140,64 @@ local function bulk(secure)
                 { elapsed_s = ("%.3f"):format(elapsed), read_size = BULK_READ })
 end
 
+-- The far end of BULKP/BULKTLSP, in its own process: connect, write
+-- BULK_MB MiB, close.
+local function bulk_writer(secure, port)
+  local _, connect = transport(secure)
+  quench.run(function()
+    local c = connect(port)
+    for _ = 1, BULK_MB * 1024 * 1024 // #CHUNK do assert(c:write(CHUNK)) end
+    assert(c:shutdown())
+    repeat until not c:read_some(4096)   -- until the reader closes (no reset)
+    c:close()
+  end)
+end
+
+local function bulk_process(secure)
+  local listen = transport(secure)
+  local total = BULK_MB * 1024 * 1024
+  local lua = arg[-1] or "lua5.4"
+  local elapsed, got = quench.run(function()
+    local server = listen()
+    local _, port = server:getsockname()
+    local child = assert(io.popen(("'%s' '%s' bulk-writer %s %d"):format(
+      lua, arg[0], secure and "tls" or "tcp", port), "r"))
+    local s = assert(server:accept())
+    local t0, n = now(), 0
+    while true do
+      local data = s:read_some(BULK_READ)
+      if not data then break end
+      n = n + #data
+    end
+    local e = now() - t0
+    s:close()
+    server:close()
+    child:close()
+    return e, n
+  end)
+  return report(secure and "BULKTLSP" or "BULKP", total / elapsed / 1e6, "MB/s", got == total,
+                { elapsed_s = ("%.3f"):format(elapsed), read_size = BULK_READ })
+end
+
 local RUN = { W6 = function() return w6(false) end, W6TLS = function() return w6(true) end,
-              BULK = function() return bulk(false) end, BULKTLS = function() return bulk(true) end }
+              BULK = function() return bulk(false) end, BULKTLS = function() return bulk(true) end,
+              BULKP = function() return bulk_process(false) end,
+              BULKTLSP = function() return bulk_process(true) end }
 local which = (arg[1] or "all"):upper()
-local list = which == "ALL" and { "W6", "W6TLS", "BULK", "BULKTLS" } or { which }
 pki = make_pki()
+if which == "BULK-WRITER" then
+  bulk_writer(arg[2] == "tls", assert(math.tointeger(tonumber(arg[3])), "bulk-writer: port"))
+  os.exit(0)
+end
+local list = which == "ALL" and { "W6", "W6TLS", "BULK", "BULKTLS", "BULKP", "BULKTLSP" }
+             or { which }
 local ok = true
 for _, w in ipairs(list) do
   if not RUN[w] then
-    io.stderr:write("usage: lua5.4 bench/tls.lua all|W6|W6TLS|BULK|BULKTLS\n")
+    io.stderr:write("usage: lua5.4 bench/tls.lua all|W6|W6TLS|BULK|BULKTLS|BULKP|BULKTLSP\n")
     os.exit(2)
   end
   ok = RUN[w]() and ok
 end
-os.execute("rm -rf '" .. pki.dir .. "'")
+if pki.dir then os.execute("rm -rf '" .. pki.dir .. "'") end
 os.exit(ok and 0 or 1)

@@ -241,6 +241,7 @@ void qn__stream_on_close(uv_handle_t *h);
    more bytes in the plaintext buffer; the read limit now; stop reading;
    wake the readers the buffer satisfies. */
 int qn__stream_raw_write(qn_stream *s, const char *data, size_t len);
+int qn__stream_raw_write_owned(qn_stream *s, char *buf, size_t cap, size_t len, int *taken);
 int qn__stream_reserve(qn_stream *s, size_t want);
 size_t qn__stream_read_limit(const qn_stream *s);
 void qn__stream_stop_reading(qn_stream *s);
@@ -266,6 +267,9 @@ void qn__tls_dropped(qn_stream *s);
 int qn__tls_shutdown(qn_stream *s);
 void qn__tls_close(qn_stream *s);
 void qn__tls_free(qn_stream *s);
+/* A written output buffer (qn__stream_raw_write_owned) back from libuv:
+   kept for the next records while writes are queued, else freed. */
+void qn__tls_recycle(qn_stream *s, char *buf, size_t cap);
 
 /* SIGPIPE to SIG_IGN unless the program handles it. */
 void qn__ignore_sigpipe(void);

@@ -15,7 +15,9 @@
 **
 ** Writing. qn_stream_write tries at once (uv_try_write); what the stream
 ** does not take is copied into a write request, which libuv owns until its
-** callback whether or not anyone still cares. A writer waits (writable
+** callback whether or not anyone still cares (TLS hands its records' buffer
+** over instead, qn__stream_raw_write_owned: no copy, given back to tls.c
+** when written). A writer waits (writable
 ** future) only while more than `write_limit` bytes are queued. The first
 ** write error is sticky.
 **
@@ -78,7 +80,10 @@ typedef struct write_req {
   qn_stream *s;
   qn__list node;            /* s->wq */
   size_t len;
-  char data[];
+  char *data;               /* inl, or within own */
+  char *own;                /* a buffer handed over (qn__stream_raw_write_owned), freed here */
+  size_t own_cap;           /* its size */
+  char inl[];
 } write_req;
 
 static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b);
@@ -600,8 +605,12 @@ static void on_write(uv_write_t *req, int status) {
   write_req *w = qn__container_of(req, write_req, req);
   qn_stream *s = w->s;
   qn__list_remove(&w->node);
+  char *own = w->own;
+  size_t own_cap = w->own_cap;
   qn__free(s->rt, w);
   s->nwrites--;
+  if (own != NULL && s->tls != NULL) qn__tls_recycle(s, own, own_cap);   /* the next records' */
+  else qn__free(s->rt, own);
   if (status < 0 && status != UV_ECANCELED && s->write_err == 0) s->write_err = status;
   if (s->lingering) {
     if (s->nwrites == 0 || s->write_err != 0) close_handle(s);
@@ -616,7 +625,9 @@ static int queue_write(qn_stream *s, const char *data, size_t len) {
     size_t k = len > REQ_MAX ? REQ_MAX : len;
     write_req *w = qn__malloc(s->rt, sizeof *w + k);
     if (w == NULL) return UV_ENOMEM;
-    memcpy(w->data, data, k);
+    memcpy(w->inl, data, k);
+    w->data = w->inl;
+    w->own = NULL;
     w->s = s;
     w->len = k;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)k);
@@ -642,24 +653,67 @@ int qn_stream_write(qn_stream *s, const char *data, size_t len) {
   return qn__stream_raw_write(s, data, len);
 }
 
-int qn__stream_raw_write(qn_stream *s, const char *data, size_t len) {
+/* Write what the socket takes now, without waiting, if nothing is queued
+   before it; *done is the count written. */
+static int try_write(qn_stream *s, const char *data, size_t len, size_t *done) {
+  *done = 0;
   if (s->write_err) return s->write_err;
   if (s->io.closing) return UV_ECANCELED;
-  size_t done = 0;
-  while (s->nwrites == 0 && done < len) {     /* nothing queued: the pipe may take it now */
-    size_t k = len - done > REQ_MAX ? REQ_MAX : len - done;
-    uv_buf_t b = uv_buf_init((char *)data + done, (unsigned)k);
+  while (s->nwrites == 0 && *done < len) {    /* nothing queued: the pipe may take it now */
+    size_t k = len - *done > REQ_MAX ? REQ_MAX : len - *done;
+    uv_buf_t b = uv_buf_init((char *)data + *done, (unsigned)k);
     int r = uv_try_write(&s->h.stream, &b, 1);
     if (r == UV_EAGAIN) break;
     if (r < 0) {
       s->write_err = r;
       return r;
     }
-    done += (size_t)r;
+    *done += (size_t)r;
     if ((size_t)r < k) break;
   }
-  if (done == len) return 0;
-  int r = queue_write(s, data + done, len - done);
+  return 0;
+}
+
+int qn__stream_raw_write(qn_stream *s, const char *data, size_t len) {
+  size_t done;
+  int r = try_write(s, data, len, &done);
+  if (r != 0 || done == len) return r;
+  r = queue_write(s, data + done, len - done);
+  if (r != 0) s->write_err = r;               /* part may be gone already: the stream is broken */
+  return r;
+}
+
+/* As qn__stream_raw_write, but what the socket does not take now is queued
+   without a copy: buf (from qn__malloc) becomes the request's, freed when
+   it completes (*taken = 1; given back to a TLS stream by qn__tls_recycle).
+   Otherwise buf stays the caller's. cap is buf's size. */
+int qn__stream_raw_write_owned(qn_stream *s, char *buf, size_t cap, size_t len, int *taken) {
+  size_t done;
+  *taken = 0;
+  int r = try_write(s, buf, len, &done);
+  if (r != 0 || done == len) return r;
+  if (len - done > REQ_MAX) {                 /* not one request: copy it in parts */
+    r = queue_write(s, buf + done, len - done);
+  } else {
+    write_req *w = qn__malloc(s->rt, sizeof *w);
+    r = UV_ENOMEM;
+    if (w != NULL) {
+      w->s = s;
+      w->len = len - done;
+      w->data = buf + done;
+      w->own = buf;
+      w->own_cap = cap;
+      uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+      r = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
+      if (r != 0) {
+        qn__free(s->rt, w);
+      } else {
+        qn__list_push(&s->wq, &w->node);
+        s->nwrites++;
+        *taken = 1;
+      }
+    }
+  }
   if (r != 0) s->write_err = r;               /* part may be gone already: the stream is broken */
   return r;
 }

@@ -23,12 +23,19 @@
 **
 ** Output. Every SSL call that may produce records (handshake steps, reads:
 ** TLS 1.3 tickets and KeyUpdate answers, alerts; writes; shutdown) is
-** followed by flush(), which hands the records to qn__stream_raw_write.
-** With this BIO a write never waits, so SSL_write takes a whole chunk at
-** once and a write is encrypted entirely before the call returns.
+** followed by flush(), which writes the records: what the socket does not
+** take at once is queued in the output buffer itself (the write request
+** owns it; no copy). With this BIO a write never waits, so SSL_write takes
+** a whole chunk at once and a write is encrypted entirely before the call
+** returns. A large write is encrypted 64 KiB at a time into buffers of
+** one fixed size, which come back when written and are reused while the
+** queue is not empty (bench/tls.sh: without this, the allocator returned
+** freed buffers to the kernel and every chunk faulted in fresh pages,
+** three times the CPU time with the reader in another process).
 **
-** Memory. The state (struct qn__tls) and both buffers come from the
-** runtime's allocator; the SSL object and context from OpenSSL's. A
+** Memory. The state (struct qn__tls) and the buffers come from the
+** runtime's allocator; an idle stream keeps one output buffer (at most
+** OBUF_KEEP bytes) and the cipher buffer; the SSL object and context from OpenSSL's. A
 ** context is reference counted: each TLS stream holds one.
 */
 #include <stdio.h>
@@ -42,18 +49,29 @@
 
 enum {
   CBUF_SIZE = 64 * 1024,    /* the socket is read into this much ciphertext room */
-  OBUF_KEEP = 64 * 1024,    /* an emptied output buffer larger than this is freed */
+  SPARES_MAX = 16,          /* output buffers kept for reuse during a burst of writes */
   PLAIN_ROOM = 16 * 1024,   /* one record's plaintext: room made before each SSL_read */
-  WRITE_CHUNK = 256 * 1024  /* a write is encrypted and queued this much at a time */
+  WRITE_CHUNK = 64 * 1024,  /* a write is encrypted and queued this much at a time */
+  RECORD_MAX = 16 * 1024,   /* plaintext per record */
+  RECORD_EXTRA = 320,       /* a record's header, tag, MAC and padding, at most */
+  /* the records of one chunk: an emptied output buffer larger is freed */
+  OBUF_KEEP = WRITE_CHUNK + (WRITE_CHUNK / RECORD_MAX + 1) * RECORD_EXTRA
 };
 
 enum { HS_IDLE, HS_RUNNING, HS_DONE, HS_FAILED };
+
+typedef struct sni_entry {
+  char *name;               /* lower case; "*.example.com" matches one label */
+  qn_tls_ctx *ctx;
+} sni_entry;
 
 struct qn_tls_ctx {
   SSL_CTX *ssl_ctx;
   BIO_METHOD *meth;         /* the BIO over a stream's buffers */
   unsigned char *alpn;      /* server: the protocols it accepts, wire format */
   size_t alpn_len;
+  sni_entry *sni;           /* server: the certificates chosen by SNI name */
+  size_t nsni;
   int refs;
   uint8_t server, verify, ignore_eof;
 };
@@ -65,6 +83,9 @@ typedef struct qn__tls {
   size_t coff, clen, ccap;
   char *obuf;               /* records made, not yet written */
   size_t olen, ocap;
+  char *spares;             /* written output buffers of OBUF_KEEP bytes, linked through
+                               their first word, kept while writes are queued */
+  unsigned nspares;
   int raw_err;              /* the socket's EOF or read error, once seen */
   int err;                  /* the handshake's failure */
   uint8_t hs, oom, notify_sent;
@@ -73,21 +94,64 @@ typedef struct qn__tls {
 
 /* ---- the BIO ---- */
 
+/* Room for len more bytes of records in the output buffer. */
+static int obuf_reserve(qn_stream *s, size_t len) {
+  qn__tls *t = s->tls;
+  if (t->ocap - t->olen >= len) return 0;
+  size_t need = t->olen + len, cap = t->ocap ? 2 * t->ocap : 16 * 1024;
+  if (cap < need) cap = need;   /* a chunk's records: exactly, so OBUF_KEEP keeps it */
+  char *p = qn__realloc(s->rt, t->obuf, cap);
+  if (p == NULL) return UV_ENOMEM;
+  t->obuf = p;
+  t->ocap = cap;
+  return 0;
+}
+
+static void free_spares(qn_stream *s, qn__tls *t) {
+  while (t->spares != NULL) {
+    char *next;
+    memcpy(&next, t->spares, sizeof next);
+    qn__free(s->rt, t->spares);
+    t->spares = next;
+  }
+  t->nspares = 0;
+}
+
+/* Output room for a whole chunk's records (a write of more than one
+   record): a buffer of exactly OBUF_KEEP bytes, reused if one is spare.
+   Buffers of a fixed size, kept while writes are queued, are why a long
+   transfer does not allocate, free, and fault in fresh pages chunk after
+   chunk (the allocator trims freed memory at the heap's top). */
+static int obuf_chunk(qn_stream *s) {
+  qn__tls *t = s->tls;
+  if (t->ocap - t->olen >= OBUF_KEEP) return 0;
+  if (t->olen == 0) {       /* exactly OBUF_KEEP, so that it comes back for reuse */
+    char *p = t->spares;
+    if (p != NULL) {
+      memcpy(&t->spares, p, sizeof t->spares);
+      t->nspares--;
+    } else if ((p = qn__malloc(s->rt, OBUF_KEEP)) == NULL) {
+      return UV_ENOMEM;
+    }
+    qn__free(s->rt, t->obuf);
+    t->obuf = p;
+    t->ocap = OBUF_KEEP;
+    return 0;
+  }
+  return obuf_reserve(s, OBUF_KEEP - t->olen);
+}
+
+/* Records go to the output buffer; flush() writes them. (Writing each
+   record straight to the socket saves this copy but costs a system call
+   per 16 KiB record: no faster, measured.) */
 static int bio_write(BIO *b, const char *data, int len) {
   qn_stream *s = BIO_get_data(b);
   qn__tls *t = s->tls;
   BIO_clear_retry_flags(b);
   if (len <= 0) return 0;
-  if (t->ocap - t->olen < (size_t)len) {
-    size_t cap = t->ocap ? t->ocap : 16 * 1024;
-    while (cap - t->olen < (size_t)len) cap *= 2;
-    char *p = qn__realloc(s->rt, t->obuf, cap);
-    if (p == NULL) {
-      t->oom = 1;           /* SSL sees a failed write: SSL_ERROR_SYSCALL */
-      return -1;
-    }
-    t->obuf = p;
-    t->ocap = cap;
+  if (obuf_reserve(s, (size_t)len) != 0) {
+    t->oom = 1;             /* SSL sees a failed write: SSL_ERROR_SYSCALL */
+    return -1;
   }
   memcpy(t->obuf + t->olen, data, (size_t)len);
   t->olen += (size_t)len;
@@ -375,6 +439,11 @@ void qn_tls_ctx_ref(qn_tls_ctx *c) { c->refs++; }
 
 void qn_tls_ctx_unref(qn_tls_ctx *c) {
   if (c == NULL || --c->refs > 0) return;
+  for (size_t i = 0; i < c->nsni; i++) {
+    OPENSSL_free(c->sni[i].name);
+    qn_tls_ctx_unref(c->sni[i].ctx);
+  }
+  OPENSSL_free(c->sni);
   SSL_CTX_free(c->ssl_ctx);
   BIO_meth_free(c->meth);
   OPENSSL_free(c->alpn);
@@ -383,16 +452,78 @@ void qn_tls_ctx_unref(qn_tls_ctx *c) {
 
 int qn_tls_ctx_is_server(const qn_tls_ctx *c) { return c->server; }
 
+/* ---- certificates by SNI name ---- */
+
+/* Exact names first, then the longest wildcard ("*.a.example" matches
+   "b.a.example", not "a.example" nor "c.b.a.example"), as nginx's
+   server_name does; NULL when none matches. */
+static qn_tls_ctx *sni_lookup(const qn_tls_ctx *c, const char *name) {
+  qn_tls_ctx *best = NULL;
+  size_t best_len = 0;
+  const char *dot = strchr(name, '.');
+  for (size_t i = 0; i < c->nsni; i++) {
+    const char *n = c->sni[i].name;
+    if (OPENSSL_strcasecmp(n, name) == 0) return c->sni[i].ctx;
+    if (n[0] == '*' && n[1] == '.' && dot != NULL && dot != name &&
+        OPENSSL_strcasecmp(n + 1, dot) == 0 && strlen(n) > best_len) {
+      best = c->sni[i].ctx;
+      best_len = strlen(n);
+    }
+  }
+  return best;
+}
+
+/* The client's SNI name picks the certificate: the SSL moves to that
+   name's context (made from the same options, so ALPN, ciphers and
+   client-certificate checking stay as they were). No name, or one not
+   listed: the default certificate, as nginx's default server. */
+static int sni_select(SSL *ssl, int *alert, void *arg) {
+  (void)alert;
+  const qn_tls_ctx *c = arg;
+  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  qn_tls_ctx *hit = name != NULL ? sni_lookup(c, name) : NULL;
+  if (hit != NULL && SSL_set_SSL_CTX(ssl, hit->ssl_ctx) == NULL) {
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int qn_tls_ctx_add_sni(qn_tls_ctx *c, const char *name, qn_tls_ctx *for_name) {
+  if (!c->server || !for_name->server || for_name->nsni > 0 || name[0] == '\0') return UV_EINVAL;
+  for (size_t i = 0; i < c->nsni; i++)
+    if (OPENSSL_strcasecmp(c->sni[i].name, name) == 0) return UV_EEXIST;
+  sni_entry *e = OPENSSL_realloc(c->sni, (c->nsni + 1) * sizeof *e);
+  if (e == NULL) return UV_ENOMEM;
+  c->sni = e;
+  char *copy = OPENSSL_strdup(name);
+  if (copy == NULL) return UV_ENOMEM;
+  for (char *p = copy; *p; p++)
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+  e[c->nsni].name = copy;
+  e[c->nsni].ctx = for_name;
+  qn_tls_ctx_ref(for_name);
+  if (c->nsni++ == 0) {
+    SSL_CTX_set_tlsext_servername_callback(c->ssl_ctx, sni_select);
+    SSL_CTX_set_tlsext_servername_arg(c->ssl_ctx, c);
+  }
+  return 0;
+}
+
 /* ---- output ---- */
 
-/* Write the records made so far; the first failure is the stream's. */
+/* Write the records made so far; the first failure is the stream's. What
+   the socket does not take at once is queued in the output buffer itself,
+   which the write request then owns (no copy); the next records go to a
+   new one. */
 static int flush(qn_stream *s) {
   qn__tls *t = s->tls;
   if (t->olen == 0) return 0;
-  int r = qn__stream_raw_write(s, t->obuf, t->olen);
+  int taken;
+  int r = qn__stream_raw_write_owned(s, t->obuf, t->ocap, t->olen, &taken);
   t->olen = 0;
-  if (t->ocap > OBUF_KEEP) {                /* give back what a large write made grow */
-    qn__free(s->rt, t->obuf);
+  if (taken || t->ocap > OBUF_KEEP) {       /* given away, or grown by a large write */
+    if (!taken) qn__free(s->rt, t->obuf);
     t->obuf = NULL;
     t->ocap = 0;
   }
@@ -569,6 +700,11 @@ int qn__tls_write(qn_stream *s, const char *data, size_t len) {
   }
   do {
     size_t k = len > WRITE_CHUNK ? WRITE_CHUNK : len, w = 0;
+    /* room for the chunk's records at once: no growing copy by copy */
+    if (k > RECORD_MAX && obuf_chunk(s) != 0) {
+      s->write_err = UV_ENOMEM;
+      return UV_ENOMEM;
+    }
     ERR_clear_error();
     if (k > 0 && SSL_write_ex(t->ssl, data, k, &w) != 1) {
       int r = t->oom ? UV_ENOMEM : classify(t, 0);
@@ -616,9 +752,29 @@ void qn__tls_close(qn_stream *s) {
   if (!s->io.closing) send_close_notify(s);
 }
 
+void qn__tls_recycle(qn_stream *s, char *buf, size_t cap) {
+  qn__tls *t = s->tls;
+  if (cap == OBUF_KEEP && s->nwrites > 0 && t->nspares < SPARES_MAX) {   /* the burst goes on */
+    memcpy(buf, &t->spares, sizeof t->spares);
+    t->spares = buf;
+    t->nspares++;
+    return;
+  }
+  if (s->nwrites == 0) {    /* the queue is empty: an idle stream keeps one buffer */
+    free_spares(s, t);
+    if (t->obuf == NULL && cap <= OBUF_KEEP) {
+      t->obuf = buf;
+      t->ocap = cap;
+      return;
+    }
+  }
+  qn__free(s->rt, buf);
+}
+
 void qn__tls_free(qn_stream *s) {
   qn__tls *t = s->tls;
   s->tls = NULL;
+  free_spares(s, t);
   SSL_free(t->ssl);                         /* and its BIO */
   qn_tls_ctx_unref(t->ctx);
   qn__free(s->rt, t->cbuf);

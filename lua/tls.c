@@ -59,7 +59,7 @@ typedef struct lq_tls_server {
 static const char *const tls_keys[] = {
   "server", "verify", "servername", "cafile", "capath", "certificate", "key", "password",
   "alpn", "ciphers", "ciphersuites", "min_version", "max_version", "session", "context",
-  "ignore_unexpected_eof", NULL
+  "ignore_unexpected_eof", "sni", NULL
 };
 static const char *const tcp_keys[] = {
   "nodelay", "keepalive", "read_limit", "write_limit", NULL
@@ -159,6 +159,8 @@ static size_t opt_alpn(lua_State *L, int opts, unsigned char *b, size_t cap, con
   return n;
 }
 
+static int add_sni(lua_State *L, int idx, qn_tls_ctx *ctx, const char *fname);
+
 /* A new context from the option table at idx: pushes it (a context
    userdata) and returns 0, or pushes nil, msg, code and returns 3. */
 static int new_context(lua_State *L, int idx, int server, const char *fname) {
@@ -195,17 +197,82 @@ static int new_context(lua_State *L, int idx, int server, const char *fname) {
                fname);
   if (server && (c.certificate == NULL || c.key == NULL))
     luaL_error(L, "%s: a server needs opts.certificate and opts.key", fname);
+  int has_sni = lua_getfield(L, idx, "sni") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (has_sni && !server) luaL_error(L, "%s: opts.sni is for a server", fname);
   lq_context *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->ctx = NULL;
   luaL_setmetatable(L, LQ_CONTEXT);
   char err[300] = "";
   int r = qn_tls_ctx_new(&c, &u->ctx, err, sizeof err);
-  if (r == 0) return 0;
+  if (r == 0) return has_sni ? add_sni(L, idx, u->ctx, fname) : 0;
   if (r != QN_TLS_ECONFIG) return lq_push_fail(L, r);
   lua_pushnil(L);
   lua_pushfstring(L, "%s: %s", qn_tls_err_name(r), err);
   lua_pushstring(L, qn_tls_err_name(r));
   return 3;
+}
+
+/* opts.sni = { [name] = entry }: each entry a table of certificate, key
+   (and password), made into a context with the rest of opts (so ALPN,
+   ciphers, versions and client-certificate checking are the same for
+   every name), or a server quench.tls.context. The context being made is
+   on top; it stays there (0), or the failure is pushed above it (3). */
+static int add_sni(lua_State *L, int idx, qn_tls_ctx *ctx, const char *fname) {
+  int top = lua_gettop(L);
+  lua_getfield(L, idx, "sni");
+  if (!lua_istable(L, -1) || luaL_testudata(L, -1, LQ_CONTEXT) != NULL)
+    luaL_error(L, "%s: opts.sni must be a table of names to certificates", fname);
+  int sni = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, sni)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "%s: opts.sni: the keys must be host names", fname);
+    const char *name = lua_tostring(L, -2);
+    lq_context *given = luaL_testudata(L, -1, LQ_CONTEXT);
+    if (given != NULL) {
+      if (given->ctx == NULL || !qn_tls_ctx_is_server(given->ctx))
+        luaL_error(L, "%s: opts.sni[\"%s\"] must be a server quench.tls.context", fname, name);
+    } else if (lua_istable(L, -1)) {
+      int e = lua_gettop(L);
+      lua_newtable(L);                     /* opts, with the entry's certificate */
+      lua_pushnil(L);
+      while (lua_next(L, idx)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (strcmp(k, "sni") == 0 || strcmp(k, "context") == 0 || strcmp(k, "certificate") == 0 ||
+            strcmp(k, "key") == 0 || strcmp(k, "password") == 0) {
+          lua_pop(L, 1);
+          continue;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, e + 1);
+      }
+      lua_pushnil(L);
+      while (lua_next(L, e)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (strcmp(k, "certificate") != 0 && strcmp(k, "key") != 0 && strcmp(k, "password") != 0)
+          luaL_error(L, "%s: opts.sni[\"%s\"]: unknown option '%s' (certificate, key, password)",
+                     fname, name, k);
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, e + 1);
+      }
+      int n = new_context(L, e + 1, 1, fname);
+      if (n) return n;                     /* its failure, above the context being made */
+      given = lua_touserdata(L, -1);
+    } else {
+      luaL_error(L, "%s: opts.sni[\"%s\"] must be a table (certificate, key) or a context",
+                 fname, name);
+    }
+    int r = qn_tls_ctx_add_sni(ctx, name, given->ctx);
+    if (r == UV_EEXIST) luaL_error(L, "%s: opts.sni: \"%s\" is listed twice", fname, name);
+    if (r != 0) luaL_error(L, "%s: opts.sni[\"%s\"]: %s", fname, name,
+                           r == UV_EINVAL ? "not a usable name or context" : uv_strerror(r));
+    lua_settop(L, sni + 1);                /* the key, for lua_next */
+  }
+  lua_settop(L, top);
+  return 0;
 }
 
 /* The context for options at idx (nil: defaults): opts.context, or a new

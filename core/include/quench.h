@@ -685,6 +685,12 @@ int qn_tls_ctx_new(const qn_tls_config *c, qn_tls_ctx **out, char *err, size_t e
 void qn_tls_ctx_ref(qn_tls_ctx *ctx);
 void qn_tls_ctx_unref(qn_tls_ctx *ctx);
 int qn_tls_ctx_is_server(const qn_tls_ctx *ctx);
+/* Server: serve for_name's certificate to clients whose SNI is name
+   (exact, case-insensitive, or "*.example.com" for one label; exact names
+   win, then the longest wildcard; otherwise ctx's own certificate).
+   for_name (a server context without names of its own) is referenced.
+   0, UV_EINVAL, UV_EEXIST (name listed already) or UV_ENOMEM. */
+int qn_tls_ctx_add_sni(qn_tls_ctx *ctx, const char *name, qn_tls_ctx *for_name);
 
 /* Make a connected TCP stream a TLS one, client or server as ctx is.
    servername (client): SNI and the name verified (an IP address is

@@ -63,6 +63,7 @@ function M.make()
   ca("rogue", "quench rogue CA")
   leaf("server", "localhost", "DNS:localhost,IP:127.0.0.1", "ca", 30)
   leaf("other", "other.example", "DNS:other.example", "ca", 30)
+  leaf("wild", "*.wild.example", "DNS:*.wild.example", "ca", 30)
   leaf("expired", "localhost", "DNS:localhost,IP:127.0.0.1", "ca", -1)
   leaf("client", "quench client", "DNS:client.example", "ca", 30)
   leaf("rogue_client", "rogue client", "DNS:rogue.example", "rogue", 30)
@@ -73,7 +74,8 @@ function M.make()
   sh(("openssl pkey -in %s -aes256 -passout pass:sesame -out %s")
      :format(f("server.key"), f("server_enc.key")))
   local t = { dir = dir }
-  for _, n in ipairs({ "ca", "rogue", "server", "other", "expired", "client", "rogue_client", "self" }) do
+  for _, n in ipairs({ "ca", "rogue", "server", "other", "wild", "expired", "client",
+                       "rogue_client", "self" }) do
     t[n] = { cert = f(n .. ".pem"), key = f(n .. ".key") }
   end
   t.server_enc_key = f("server_enc.key")

@@ -18,7 +18,10 @@
 -- paths or PEM text), `password`, `alpn` (a list), `ciphers`,
 -- `ciphersuites`, `min_version`/`max_version` (`"TLSv1.2"`, the default
 -- minimum, or `"TLSv1.3"`), `session` (client resumption), `context`,
--- `ignore_unexpected_eof`.
+-- `ignore_unexpected_eof`, `sni` (server: `{ [name] = { certificate =,
+-- key = [, password =] } or a server context }`, a certificate per SNI
+-- name: exact names, then `*.` wildcards of one label; others get the
+-- default certificate).
 --
 -- Guide, with the cancel-safety table: [docs/io.md](../../io.md#tls).
 -- @module tls
@@ -45,19 +48,46 @@
 -- This is an await.
 function quench.tls.connect(host, port, opts) end
 
+--- The op of `connect` (`quench.op(quench.tls.connect, host, port,
+-- opts)`): a branch of its awaiting task when awaited or selected, so a
+-- connect and its handshake can race a deadline or a shutdown signal in
+-- one `quench.select`. Single-use, as every op. The options are checked
+-- when it is awaited (a bad one raises then, as `connect` does).
+--
+-- **Cancel safety.** As `connect`, whichever of its two waits is pending
+-- when the op is dropped: connecting, nothing is left; handshaking, the
+-- stream is closed and never returned.
+--
+-- * before it waits: nothing done
+-- * while waiting: connecting: as `quench.tcp.connect`; handshaking: the stream is
+--   closed; nothing is returned, nothing leaks
+-- * given, not resumed: the stream it returned is unreferenced: closed when
+--   garbage collected (its peer sees EOF then)
+--
+-- @tparam string host a name or address (the default `servername`)
+-- @tparam integer port the port
+-- @tparam[opt] table opts as `connect`'s
+-- @treturn Op an op whose await returns what `connect` returns
+-- @raise `bad argument #1 to 'quench.tls.connect_op' (string expected, ...)`,
+-- #2 (a port in 0..65535), #3 (a table)
+function quench.tls.connect_op(host, port, opts) end
+
 --- Listen for TLS connections. Does not wait.
 --
 -- **Cancel safety.** Never waits: not a cancellation point.
 --
 -- @tparam ?string host as `quench.tcp.listen`
 -- @tparam integer port 0 picks a free port
--- @tparam table opts `certificate` and `key` (required), the TLS options,
--- and the options of `quench.tcp.listen`
+-- @tparam table opts `certificate` and `key` (required, the default
+-- certificate), the TLS options (`sni`: a certificate per name), and the
+-- options of `quench.tcp.listen`
 -- @treturn ?TlsServer the server, or nil
 -- @treturn ?string message (`ETLS_CONFIG: ...`, `EADDRINUSE: ...`)
 -- @treturn ?string code
--- @raise a bad option; no certificate or key; `verify = "peer"` without
--- `cafile`/`capath`; outside a runtime.
+-- @raise a bad option (`sni` on a client; an `sni` entry that is neither
+-- a table of `certificate`, `key`, `password` nor a server context); no
+-- certificate or key; `verify = "peer"` without `cafile`/`capath`;
+-- outside a runtime.
 function quench.tls.listen(host, port, opts) end
 
 --- A context: the options loaded once (certificates, CA store), to share
