@@ -176,6 +176,57 @@ describe("ngx.socket.tcp", function()
                      "bad argument #2 to 'send' (bad data type function found in the array)")
   end))
 
+  it("send writes a flat array of strings and numbers as table.concat would", T(function()
+    local want = table.concat({ "$", 3, "\r\n", -42, ":", 0, ":", math.mininteger, ":", 1.5,
+                                ":", 2^63, ":", 1e300 })
+    local got = quench.channel(1)
+    local port = peer(function(c) got:send(c:read(#want)) end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.equal(#want, sock:send({ "$", 3, "\r\n", -42, ":", 0, ":", math.mininteger, ":",
+                                        1.5, ":", 2^63, ":", 1e300 }))
+    assert.are.equal(want, bounded(got.recv, got))
+    assert.are.equal("$3\r\n-42:0:-9223372036854775808:1.5:", want:sub(1, 35))
+  end))
+
+  it("receive takes lines and counts from the buffer and waits for the rest", T(function()
+    local go = quench.channel()
+    local port = peer(function(c)
+      c:write("a\r\nb\n\r\n$5\r\nhel")
+      go:recv()
+      c:write("lo\r\nlast\r")
+      go:recv()
+      c:write("\n")
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(2000)
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.equal("a", sock:receive())
+    assert.are.equal("b", sock:receive("*l"))
+    assert.are.equal("", sock:receive())
+    assert.are.equal("$5", sock:receive())
+    quench.spawn(function() quench.sleep(0.05); go:send(true) end)
+    assert.are.equal("hello", sock:receive(5.9))   -- a count is floored
+    assert.are.equal("\r\n", sock:receive("2"))
+    quench.spawn(function() quench.sleep(0.05); go:send(true) end)
+    assert.are.equal("last", sock:receive())       -- "\r" then "\n" later: one line
+    assert.has_error(function() sock:receive(-1) end, "bad argument #2 to 'receive' (bad pattern argument: -1)")
+    assert.has_error(function() sock:receive("x") end, "bad argument #2 to 'receive' (bad pattern argument: x)")
+  end))
+
+  it("install provides LuaJIT's table.new and table.clear to drivers that require them", function()
+    local new_tab = require "table.new"
+    local t = new_tab(10, 2)
+    assert.are.same({}, t)
+    t[1], t.x = 1, 2
+    local clear = require "table.clear"
+    clear(t)
+    assert.is_nil(next(t))
+    assert.has_error(function() new_tab(-1, 0) end)
+    assert.has_error(function() clear(1) end, "bad argument #1 to 'table.clear' (table expected, got number)")
+  end)
+
   it("receiveuntil reads up to a boundary, with a size, inclusive or not", T(function()
     local port = peer(function(c)
       c:write("hello, world! -agentzh\r\n--abcedhb blah\r\n--abcedhbtail\n")

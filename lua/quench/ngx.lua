@@ -60,6 +60,11 @@ local Tcp = {}
 Tcp.__index = Tcp
 Tcp.__name = "quench.ngx.tcp"
 
+-- The no-wait paths of receive and send, in C (lua/ngx.c): each does the
+-- whole call when nothing has to wait and nothing is unusual, else returns
+-- nil having done nothing, and the method goes on as below.
+local fast_receive, fast_send = C.fast(Tcp)
+
 -- Close the connection, forget it; the socket object can connect again.
 local function drop(self)
   local s = self.s
@@ -258,6 +263,8 @@ end
 
 --- send(data): the number of bytes sent, or nil, err.
 function Tcp:send(data)
+  local r = fast_send(self, data)   -- nothing to wait for: done in one C call
+  if r then return r end
   check_self(self, "send")
   local str = tostr_send(data)
   local e = enter(self, "writing")
@@ -321,6 +328,13 @@ end
 --- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
 -- "*a" (everything to EOF), or a count (a number or a numeric string).
 function Tcp:receive(pat)
+  local r = fast_receive(self, pat)   -- a line or count buffered whole: one C call
+  if r then return r end
+  if r == false then   -- a line or count, a usable idle socket: wait for the rest
+    self.busy = current()
+    if pat == nil or pat == "*l" then return receive_line(self, self.s, nil) end
+    return receive_count(self, self.s, floor(tonumber(pat)), nil)
+  end
   check_self(self, "receive")
   local n
   if pat == nil or pat == "*l" then
@@ -874,6 +888,14 @@ ngx.crc32_long = crc32
 -- install
 -------------------------------------------------------------------------------
 
+-- table.clear(t): every key of t removed, the table kept (LuaJIT's).
+function M.table_clear(t)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'table.clear' (table expected, got " .. type(t) .. ")", 2)
+  end
+  for k in next, t do t[k] = nil end
+end
+
 M.RESTY_PATH = "/usr/share/lua/5.1/nginx/?.lua;/usr/share/lua/5.1/?.lua"
 
 -- A package searcher: "resty.X" from Debian's OpenResty drivers
@@ -906,6 +928,14 @@ function M.install(opts)
   end
   _G.ngx = ngx
   if _G.unpack == nil then _G.unpack = table.unpack end
+  -- LuaJIT's table.new and table.clear, which OpenResty drivers require
+  -- under pcall (table.new presizes the request tables resty.redis builds)
+  if package.loaded["table.new"] == nil and package.preload["table.new"] == nil then
+    package.preload["table.new"] = function() return C.new_tab end
+  end
+  if package.loaded["table.clear"] == nil and package.preload["table.clear"] == nil then
+    package.preload["table.clear"] = function() return M.table_clear end
+  end
   if opts.log_level ~= nil then M.log_level = opts.log_level end
   if opts.ssl_trusted_certificate ~= nil then
     M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate
