@@ -211,8 +211,10 @@ describe("ngx.socket.tcp", function()
     assert.are.equal("\r\n", sock:receive("2"))
     quench.spawn(function() quench.sleep(0.05); go:send(true) end)
     assert.are.equal("last", sock:receive())       -- "\r" then "\n" later: one line
-    assert.has_error(function() sock:receive(-1) end, "bad argument #2 to 'receive' (bad pattern argument: -1)")
-    assert.has_error(function() sock:receive("x") end, "bad argument #2 to 'receive' (bad pattern argument: x)")
+    assert.has_error(function() sock:receive(-1) end,
+                     "bad argument #2 to 'receive' (bad pattern argument: -1)")
+    assert.has_error(function() sock:receive("x") end,
+                     "bad argument #2 to 'receive' (bad pattern argument: x)")
   end))
 
   it("install provides LuaJIT's table.new and table.clear to drivers that require them", function()

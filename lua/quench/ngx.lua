@@ -263,8 +263,8 @@ end
 
 --- send(data): the number of bytes sent, or nil, err.
 function Tcp:send(data)
-  local r = fast_send(self, data)   -- nothing to wait for: done in one C call
-  if r then return r end
+  local sent = fast_send(self, data)   -- nothing to wait for: done in one C call
+  if sent then return sent end
   check_self(self, "send")
   local str = tostr_send(data)
   local e = enter(self, "writing")
