@@ -181,6 +181,26 @@ static int l_fast_send(lua_State *L) {
   return 1;
 }
 
+/* quiet(stream): for quench.pool, whether an idle stream can be handed
+   out: open, in this runtime, nothing buffered, and no data, EOF or error
+   waiting (a read would wait). Nothing is read. nil for anything but a
+   TCP, Unix or TLS stream (the pool then asks with a select). */
+static int l_quiet(lua_State *L) {
+  lq_stream *u = lq_toudata(L, 1, &lq_tcp_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, 1, &lq_unix_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, 1, &lq_tls_stream_class, sizeof(lq_stream));
+  if (u == NULL) return 0;
+  int ok = 0;
+  if (u->s != NULL && lq_alive(L, u->serial) && !qn_stream_is_closed(u->s) &&
+      qn_stream_readable(u->s) && qn_stream_readers(u->s) == 0 && qn_stream_buffered(u->s) == 0) {
+    const char *p;
+    size_t len, used;
+    ok = qn_stream_peek(u->s, QN_STREAM_SOME, 1, &p, &len, &used) == UV_EAGAIN;
+  }
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
 /* quench._ngx.fast(Tcp): receive, send, with the module, the Tcp
    metatable and the field names as upvalues. */
 static void push_fast(lua_State *L, lua_CFunction f) {
@@ -212,6 +232,9 @@ void lq_ngx_register(lua_State *L, int mod) {
   lua_pushvalue(L, mod);
   lua_pushcclosure(L, l_fast, 1);
   lua_setfield(L, -2, "fast");
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_quiet, 1);
+  lua_setfield(L, -2, "quiet");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_setfield(L, -2, "_ngx");

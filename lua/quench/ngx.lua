@@ -73,17 +73,15 @@ local function drop(self)
   if s then pcall(s.close, s) end
 end
 
--- A socket's guard, held in a to-be-closed variable around each wait
--- (`wait` below), which sets `waiting` before the wait and clears it after.
--- A guard that finds `waiting` still set is closing over a wait that was
+-- A socket is its own guard: held in a to-be-closed variable around each
+-- wait (`wait` below), which sets `waiting` before the wait and clears it
+-- after. A __close that finds `waiting` still set is closing over a wait that was
 -- dropped (its task aborted, a select or timeout around it finished) or
 -- that raised: the request was cut short, and the connection is closed at
 -- once, before anyone can read its stale answer or the server acts on it
 -- further. Only calls that really wait pay for the guard: a read the
 -- buffer satisfies, or a write below the write limit, does not.
-local Guard = {}
-Guard.__close = function(g)
-  local sock = g.sock
+Tcp.__close = function(sock)
   if sock.waiting then drop(sock) end
 end
 
@@ -91,7 +89,7 @@ end
 -- With `fn_arg1`, `op` is a function called with (fn_arg1, fn_arg2).
 local function wait(self, seconds, op, fn_arg1, fn_arg2)
   self.waiting = true
-  local _guard <close> = self.guard
+  local _guard <close> = self
   local ok, a, b, c
   if fn_arg1 == nil then
     ok, a, b, c = timeout(seconds, op)
@@ -106,9 +104,8 @@ local function new_tcp()
   local sock = setmetatable({
     s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
-    read_timeout = DEFAULT_TIMEOUT, guard = nil, waiting = false,
+    read_timeout = DEFAULT_TIMEOUT, waiting = false,
   }, Tcp)
-  sock.guard = setmetatable({ sock = sock }, Guard)
   return sock
 end
 
@@ -158,6 +155,12 @@ local function timed_out(self, prefix)
   return nil, "timeout", got
 end
 
+-- The pool keys of host and port, made once: pool.key formats the port.
+-- Forgotten all at once past KEYS_MAX hosts (a program that connects to
+-- ever new hosts does not grow it without bound).
+local keys, nkeys, KEYS_MAX = {}, 0, 1000
+local pool_give = pool._give
+
 --- connect(host, port [, opts]) or connect("unix:/path" [, opts]).
 function Tcp:connect(host, port, opts)
   check_self(self, "connect")
@@ -183,7 +186,20 @@ function Tcp:connect(host, port, opts)
   if key ~= nil and type(key) ~= "string" then
     error("bad argument #3 to 'connect' (opts.pool must be a string)", 2)
   end
-  key = key or (path and host or pool.key(host, port))
+  if key == nil then
+    if path then
+      key = host
+    else
+      local by_port = keys[host]
+      if by_port == nil then
+        if nkeys >= KEYS_MAX then keys, nkeys = {}, 0 end
+        by_port, nkeys = {}, nkeys + 1
+        keys[host] = by_port
+      end
+      key = by_port[port]
+      if key == nil then key = pool.key(host, port); by_port[port] = key end
+    end
+  end
   self.key, self.reused = key, 0
   local s, reused, data = pool.take(key)
   if s then
@@ -331,9 +347,25 @@ function Tcp:receive(pat)
   local r = fast_receive(self, pat)   -- a line or count buffered whole: one C call
   if r then return r end
   if r == false then   -- a line or count, a usable idle socket: wait for the rest
+    local s = self.s
     self.busy = current()
-    if pat == nil or pat == "*l" then return receive_line(self, self.s, nil) end
-    return receive_count(self, self.s, floor(tonumber(pat)), nil)
+    if pat ~= nil and pat ~= "*l" then return receive_count(self, s, floor(tonumber(pat)), nil) end
+    -- receive_line, inlined: this wait is the one every request/response
+    -- protocol makes once per reply
+    local ok, line, msg
+    self.waiting = true
+    do
+      local _guard <close> = self
+      ok, line, msg = timeout(self.read_timeout, s:read_op("L"))
+      self.waiting = false
+    end
+    if not ok then return timed_out(self) end
+    self.busy = nil
+    if line == nil then return fail(self, msg or "closed", "") end
+    local n = #line
+    if byte(line, n) ~= 10 then return fail(self, "closed", line) end   -- EOF mid-line
+    if byte(line, n - 1) == 13 then return sub(line, 1, n - 2) end
+    return sub(line, 1, n - 1)
   end
   check_self(self, "receive")
   local n
@@ -539,10 +571,12 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
   end
   local key, reused, tls = self.key, self.reused, self.tls
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
-  local ok, err = pool.give(key, s, {
-    idle = idle == nil and pool.DEFAULT_IDLE or idle / 1000,
-    size = size and math.tointeger(size), reused = reused, data = tls, dubious = dubious,
-  })
+  if dubious then
+    pcall(s.close, s)
+    return nil, dubious
+  end
+  local ok, err = pool_give(key, s, idle == nil and pool.DEFAULT_IDLE or idle / 1000,
+                            size and math.tointeger(size) or pool.DEFAULT_SIZE, reused, tls)
   if ok then return 1 end
   -- OpenResty's word for every refusal but a closed connection
   return nil, err == "closed" and err or "connection in dubious state"
