@@ -114,6 +114,49 @@ describe("quench.ngx helpers", function()
     assert.are.same({ { false, "x", 2 } }, got)
     assert.has_error(function() ngx.timer.at(-1, print) end)
   end))
+
+  it("timers still pending when the run ends are called with premature = true, in order",
+     function()
+    local got = {}
+    local function cb(premature, a, b)
+      got[#got + 1] = { premature, a, b, ngx.worker.exiting() }
+      -- a timer made while exiting is refused, as OpenResty refuses it
+      if a == "first" then got[#got + 1] = { ngx.timer.at(0, cb, "late") } end
+    end
+    quench.run({ clock = "virtual" }, function()
+      assert.is_true(ngx.timer.at(1, cb, "fired", nil))
+      assert.is_true(ngx.timer.at(60, cb, "first", 1))
+      assert.is_true(ngx.timer.at(3600, cb, "second", 2))
+      quench.sleep(2)
+      assert.are.same({ { false, "fired", nil, false } }, got)
+    end)
+    assert.are.same({ { false, "fired", nil, false }, { true, "first", 1, true },
+                      { nil, "process exiting" }, { true, "second", 2, true } }, got)
+    assert.is_false(ngx.worker.exiting())
+    -- the next run starts with no pending timers, and a timer that fires
+    -- in time is not called again at exit
+    got = {}
+    quench.run({ clock = "virtual" }, function()
+      ngx.timer.at(0, cb, "now")
+      quench.sleep(0.1)
+    end)
+    assert.are.same({ { false, "now", nil, false } }, got)
+  end)
+
+  it("a premature callback that raises is logged, the others still run", function()
+    local logged, got = {}, {}
+    local sink = ngxq.log_sink
+    ngxq.log_sink = function(level, msg) logged[#logged + 1] = { level, msg } end
+    quench.run(function()
+      ngx.timer.at(10, function() error("boom") end)
+      ngx.timer.at(10, function(premature) got[#got + 1] = premature end)
+    end)
+    ngxq.log_sink = sink
+    assert.are.same({ true }, got)
+    assert.are.equal(1, #logged)
+    assert.are.equal(ngx.ERR, logged[1][1])
+    assert.truthy(logged[1][2]:find("boom", 1, true))
+  end)
 end)
 
 describe("ngx.socket.tcp", function()

@@ -784,8 +784,33 @@ end
 
 ngx.timer = {}
 
+-- The timers of this run that have not fired yet (record -> true), and
+-- whether the at-exit call that fires them prematurely is registered.
+local pending_timers, timers_hooked, exiting, timer_seq = {}, false, false, 0
+
+-- When the run ends (its main task is done), every pending timer is
+-- called with premature = true, in the order they were made, as OpenResty
+-- does when its worker exits; ngx.worker.exiting() is true meanwhile. The
+-- calls are plain calls outside any task: they cannot wait.
+local function fire_premature()
+  local list = {}
+  for rec in pairs(pending_timers) do list[#list + 1] = rec end
+  pending_timers, timers_hooked = {}, false
+  table.sort(list, function(a, b) return a.seq < b.seq end)
+  exiting = true
+  for _, rec in ipairs(list) do
+    local ok, err = pcall(rec.callback, true, table.unpack(rec.args, 1, rec.args.n))
+    if not ok then
+      ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", tostring(err))
+    end
+  end
+  exiting = false
+end
+
 --- timer.at(delay, callback, ...): a detached task that calls
--- callback(false, ...) after `delay` seconds. Returns true.
+-- callback(false, ...) after `delay` seconds, or callback(true, ...) when
+-- the run ends first. Returns true; nil, "process exiting" when called
+-- while the run is ending.
 function ngx.timer.at(delay, callback, ...)
   local d = tonumber(delay)
   if d == nil or d < 0 or d ~= d then
@@ -795,16 +820,27 @@ function ngx.timer.at(delay, callback, ...)
   if type(callback) ~= "function" then
     error("bad argument #2 to 'timer.at' (function expected, got " .. type(callback) .. ")", 2)
   end
-  local h = quench.spawn(function(...)
+  if exiting then return nil, "process exiting" end
+  if not timers_hooked then
+    quench._at_exit(fire_premature)
+    timers_hooked = true
+  end
+  timer_seq = timer_seq + 1
+  local rec = { callback = callback, args = table.pack(...), seq = timer_seq }
+  local set = pending_timers
+  set[rec] = true
+  local h = quench.spawn(function()
     if d > 0 then quench.sleep(d) end
-    callback(false, ...)
-  end, ...)
+    if set[rec] == nil then return end
+    set[rec] = nil
+    callback(false, table.unpack(rec.args, 1, rec.args.n))
+  end)
   h:detach()
   return true
 end
 
 ngx.worker = {
-  exiting = function() return false end,
+  exiting = function() return exiting end,
   id = function() return 0 end,
   count = function() return 1 end,
 }

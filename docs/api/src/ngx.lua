@@ -117,24 +117,28 @@ function ngx.utctime() end
 function ngx.log(level, ...) end
 
 --- Call `callback(false, ...)` in a new detached task after `delay` seconds.
+-- A timer still pending when the run ends (its main function returned or
+-- raised) is called as `callback(true, ...)` then, in the order the timers
+-- were made, outside any task (it cannot wait), before the tasks left are
+-- aborted; an error it raises is logged at `ngx.ERR`.
 --
--- **Cancel safety.** Never waits. A timer still pending when `quench.run`
--- returns is aborted with the other tasks (never called with
--- `premature = true`).
+-- **Cancel safety.** Never waits.
 --
 -- @tparam number delay seconds (>= 0)
 -- @tparam function callback
 -- @param ... its extra arguments
--- @treturn boolean `true`
+-- @treturn boolean|nil `true`, or `nil` while the run is ending
+-- @treturn[opt] string `"process exiting"`
 -- @raise `bad argument #1 to 'timer.at' (...)`, `bad argument #2 ...`;
 -- outside a runtime
 function ngx.timer.at(delay, callback, ...) end
 
---- Always `false`: there is no nginx worker to exit.
+--- `false`, but `true` while the pending `ngx.timer.at` callbacks are
+-- called with `premature = true` at the end of a run.
 --
 -- **Cancel safety.** Never waits.
 --
--- @treturn boolean `false`
+-- @treturn boolean
 -- @raise never
 function ngx.worker.exiting() end
 
