@@ -426,6 +426,89 @@ describe("ngx.socket.tcp", function()
     for _, c in ipairs(held) do if c then c:close() end end
   end))
 
+  describe("connect's pool_size and backlog", function()
+    -- a server accepting every connection, counting them
+    local function many()
+      local server = assert(quench.tcp.listen("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      local accepted = { n = 0 }
+      peers[#peers + 1] = quench.spawn(function()
+        local sv <close> = server
+        while true do
+          local c = sv:accept()
+          accepted.n = accepted.n + 1
+          peers[#peers + 1] = quench.spawn(function() local cc <close> = c; cc:read("a") end)
+        end
+      end)
+      return port, accepted
+    end
+    local opts = { pool = "limited", pool_size = 1, backlog = 1 }
+
+    it("queues connects beyond pool_size, up to backlog, then refuses", T(function()
+      local port, accepted = many()
+      local a = ngx.socket.tcp()
+      assert.are.equal(1, a:connect("127.0.0.1", port, opts))
+      local b = ngx.socket.tcp()
+      local bres
+      local hb = quench.spawn(function() bres = { b:connect("127.0.0.1", port, opts) } end)
+      quench.sleep(0.05)
+      assert.is_nil(bres)                                   -- b waits in the queue
+      local c = ngx.socket.tcp()
+      assert.are.same({ nil, "too many waiting connect operations" },
+                      { c:connect("127.0.0.1", port, opts) })
+      assert.are.equal(1, a:setkeepalive())                 -- a's connection goes idle...
+      bounded(hb.join, hb)
+      assert.are.same({ 1 }, bres)
+      assert.are.equal(1, b:getreusedtimes())               -- ...and b takes it
+      assert.are.equal(1, accepted.n)
+      b:close()                                             -- closed: a new one may be made
+      assert.are.equal(1, bounded(c.connect, c, "127.0.0.1", port, opts))
+      assert.are.equal(0, c:getreusedtimes())
+      c:close()
+    end))
+
+    it("a closed connection lets the first waiter dial; the wait is bounded by the connect timeout",
+       T(function()
+      local port = many()
+      local o = { pool = "limited2", pool_size = 1, backlog = 2 }
+      local a = ngx.socket.tcp()
+      assert(a:connect("127.0.0.1", port, o))
+      local b = ngx.socket.tcp()
+      b:settimeouts(100, 1000, 1000)
+      local t0 = quench.now()
+      assert.are.same({ nil, "timeout" }, { bounded(b.connect, b, "127.0.0.1", port, o) })
+      assert.is_true(quench.now() - t0 >= 0.09)
+      local c = ngx.socket.tcp()
+      local h = quench.spawn(function() return c:connect("127.0.0.1", port, o) end)
+      quench.sleep(0.05)
+      a:close()
+      assert.are.same({ true, 1 }, { bounded(h.join, h) })
+      assert.are.equal(0, c:getreusedtimes())
+      c:close()
+    end))
+
+    it("a queued connect that is dropped leaves the queue", T(function()
+      local port = many()
+      local o = { pool = "limited3", pool_size = 1, backlog = 1 }
+      local a = ngx.socket.tcp()
+      assert(a:connect("127.0.0.1", port, o))
+      local b = ngx.socket.tcp()
+      assert.is_false(quench.timeout(0.05, b.connect, b, "127.0.0.1", port, o))
+      -- its place in the backlog is free again: c queues rather than fails
+      local c = ngx.socket.tcp()
+      local h = quench.spawn(function() return c:connect("127.0.0.1", port, o) end)
+      quench.sleep(0.05)
+      assert.is_false(h:done())
+      a:close()
+      assert.are.same({ true, 1 }, { bounded(h.join, h) })
+      c:close()
+      assert.has_error(function() a:connect("127.0.0.1", port, { backlog = -1 }) end,
+        "bad argument #3 to 'connect' (opts.backlog must be an integer >= 0, got -1)")
+      assert.has_error(function() a:connect("127.0.0.1", port, { backlog = 1, pool_size = 0 }) end,
+        "bad argument #3 to 'connect' (opts.pool_size must be an integer >= 1, got 0)")
+    end))
+  end)
+
   it("ngx.socket.udp talks to a peer and times out", T(function()
     local srv <close> = assert(quench.udp.bind("127.0.0.1", 0))
     local _, port = srv:getsockname()

@@ -71,6 +71,12 @@ local function drop(self)
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
   self.waiting = false
   if s then pcall(s.close, s) end
+  local st = self.limit
+  if st then
+    self.limit = nil
+    st.inuse = st.inuse - 1
+    if st.waiting > 0 then st.notify:notify_one() end
+  end
 end
 
 -- A socket is its own guard: held in a to-be-closed variable around each
@@ -104,7 +110,7 @@ local function new_tcp()
   local sock = setmetatable({
     s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
-    read_timeout = DEFAULT_TIMEOUT, waiting = false,
+    read_timeout = DEFAULT_TIMEOUT, waiting = false, limit = nil,
   }, Tcp)
   return sock
 end
@@ -161,6 +167,108 @@ end
 local keys, nkeys, KEYS_MAX = {}, 0, 1000
 local pool_give = pool._give
 
+-- Make a new connection with the socket's connect timeout: conn, or nil, err.
+local function dial(self, host, port, path)
+  local conn, msg
+  if path then
+    local unix = quench.unix
+    if unix == nil then
+      return nil, "unix domain sockets need quench.unix, which this build lacks"
+    end
+    if unix.connect_op then
+      local ok
+      ok, conn, msg = timeout(self.connect_timeout, unix.connect_op(path))
+      if not ok then return nil, "timeout" end
+    else
+      conn, msg = unix.connect(path)   -- a Unix socket connects at once
+    end
+  else
+    local ok
+    ok, conn, msg = timeout(self.connect_timeout, tcp_connect_op(host, port, { nodelay = true }))
+    if not ok then return nil, "timeout" end
+  end
+  if not conn then return nil, errmsg(msg) end
+  return conn
+end
+
+-- Connect queueing (opts.backlog, OpenResty's semantics): per pool name,
+-- at most `size` connections exist (in use by a socket, or idle in the
+-- pool); a connect beyond that waits, FIFO, for one to be closed or kept
+-- alive, at most the connect timeout; beyond `backlog` waiting connects,
+-- it fails at once. `inuse` counts the sockets holding one of the pool's
+-- connections (or dialling one); the idle ones are pool.count(key).
+-- Per run: forgotten when the run ends.
+local limits, limits_hooked = {}, false
+
+local function forget_limits() limits, limits_hooked = {}, false end
+
+local function limit_of(key, opts)
+  local backlog, size = opts.backlog, opts.pool_size
+  if math_type(backlog) ~= "integer" then
+    local b = tonumber(backlog)
+    if b == nil or b ~= floor(b) then
+      error("bad argument #3 to 'connect' (opts.backlog must be an integer >= 0, got "
+            .. tostring(backlog) .. ")", 3)
+    end
+    backlog = floor(b)
+  end
+  if backlog < 0 then
+    error("bad argument #3 to 'connect' (opts.backlog must be an integer >= 0, got "
+          .. tostring(backlog) .. ")", 3)
+  end
+  if size == nil then
+    size = pool.DEFAULT_SIZE   -- lua_socket_pool_size's default, 30
+  else
+    local n = tonumber(size)
+    if n == nil or n < 1 or n ~= floor(n) then
+      error("bad argument #3 to 'connect' (opts.pool_size must be an integer >= 1, got "
+            .. tostring(size) .. ")", 3)
+    end
+    size = floor(n)
+  end
+  local st = limits[key]
+  if st == nil then   -- the first connect with a backlog makes the limit, as OpenResty
+    if not limits_hooked then
+      quench._at_exit(forget_limits)
+      limits_hooked = true
+    end
+    st = { size = size, backlog = backlog, inuse = 0, waiting = 0, notify = quench.notify() }
+    limits[key] = st
+  end
+  return st
+end
+
+-- One of the pool's connections is no longer held by a socket: the first
+-- waiting connect may go on.
+local function release(st)
+  st.inuse = st.inuse - 1
+  if st.waiting > 0 then st.notify:notify_one() end
+end
+
+-- The waiting count and the dialling slot, given back however the wait or
+-- the dial ends (returned, timed out, dropped).
+local Waiting = { __close = function(w) w.st.waiting = w.st.waiting - 1 end }
+local Slot = { __close = function(sl) if sl.st then release(sl.st) end end }
+
+-- Wait in the queue of st: true when a connection may be made, or an idle
+-- connection taken from the pool (stream, reused, data), or nil, err.
+local function queue(self, st, key)
+  if st.waiting >= st.backlog then return nil, "too many waiting connect operations" end
+  local deadline = quench.now() + self.connect_timeout
+  st.waiting = st.waiting + 1
+  local _w <close> = setmetatable({ st = st }, Waiting)
+  while true do
+    -- woken by a release, or every second: an idle connection that expired
+    -- in the pool frees a place without anyone releasing it
+    local until_ = math.min(deadline, quench.now() + 1)
+    quench.deadline(until_, st.notify:notified_op())
+    local s, reused, data = pool.take(key)
+    if s then return s, reused, data end
+    if st.inuse + pool.count(key) < st.size then return true end
+    if quench.now() >= deadline then return nil, "timeout" end
+  end
+end
+
 --- connect(host, port [, opts]) or connect("unix:/path" [, opts]).
 function Tcp:connect(host, port, opts)
   check_self(self, "connect")
@@ -200,32 +308,41 @@ function Tcp:connect(host, port, opts)
       if key == nil then key = pool.key(host, port); by_port[port] = key end
     end
   end
+  local st
+  if opts and opts.backlog ~= nil then st = limit_of(key, opts) end
   self.key, self.reused = key, 0
   local s, reused, data = pool.take(key)
   if s then
     self.s, self.reused, self.tls = s, reused, data
+    if st then st.inuse, self.limit = st.inuse + 1, st end
     return 1
   end
-  local conn, msg
-  if path then
-    local unix = quench.unix
-    if unix == nil then
-      return nil, "unix domain sockets need quench.unix, which this build lacks"
-    end
-    if unix.connect_op then
-      local ok
-      ok, conn, msg = timeout(self.connect_timeout, unix.connect_op(path))
-      if not ok then return nil, "timeout" end
-    else
-      conn, msg = unix.connect(path)   -- a Unix socket connects at once
-    end
-  else
-    local ok
-    ok, conn, msg = timeout(self.connect_timeout, tcp_connect_op(host, port, { nodelay = true }))
-    if not ok then return nil, "timeout" end
+  if st == nil then
+    local conn, msg = dial(self, host, port, path)
+    if not conn then return nil, msg end
+    self.s = conn
+    return 1
   end
-  if not conn then return nil, errmsg(msg) end
-  self.s = conn
+  -- the pool is full (pool_size connections, in use or idle): queue
+  if st.inuse + pool.count(key) >= st.size then
+    local conn, r2, d2 = queue(self, st, key)
+    if conn == nil then return nil, r2 end
+    if conn ~= true then   -- an idle connection came back while we waited
+      self.s, self.reused, self.tls = conn, r2, d2
+      st.inuse, self.limit = st.inuse + 1, st
+      return 1
+    end
+  end
+  -- a slot of the pool is ours from now; a failed or dropped dial gives it back
+  st.inuse = st.inuse + 1
+  local slot <close> = setmetatable({ st = st }, Slot)
+  local conn, msg = dial(self, host, port, path)
+  slot.st = nil
+  if not conn then
+    release(st)
+    return nil, msg
+  end
+  self.s, self.limit = conn, st
   return 1
 end
 
@@ -571,12 +688,20 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
   end
   local key, reused, tls = self.key, self.reused, self.tls
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  local st = self.limit
+  local ok, err
   if dubious then
     pcall(s.close, s)
-    return nil, dubious
+    ok, err = nil, dubious
+  else
+    ok, err = pool_give(key, s, idle == nil and pool.DEFAULT_IDLE or idle / 1000,
+                        size and math.tointeger(size) or pool.DEFAULT_SIZE, reused, tls)
   end
-  local ok, err = pool_give(key, s, idle == nil and pool.DEFAULT_IDLE or idle / 1000,
-                            size and math.tointeger(size) or pool.DEFAULT_SIZE, reused, tls)
+  if st then   -- idle in the pool now (counted there), or closed: a waiter may go on
+    self.limit = nil
+    st.inuse = st.inuse - 1
+    if st.waiting > 0 then st.notify:notify_one() end
+  end
   if ok then return 1 end
   -- OpenResty's word for every refusal but a closed connection
   return nil, err == "closed" and err or "connection in dubious state"
