@@ -847,12 +847,16 @@ local MAPPED = {
   socket = M, ["socket.core"] = M, ["socket.unix"] = M.unix,
 }
 local loaded = {}     -- modules loaded with socket bound to this one, by name
+-- the same for each opts.globals table (a module loaded with other globals
+-- is another module)
+local loaded_with = setmetatable({}, { __mode = "k" })
 
 -- quench.socket.require(name [, opts]): load `name` (and, through it,
 -- every "socket.*" module it requires) from its unmodified file with
 -- `require "socket"` giving quench.socket. opts.path: more places to
 -- look (a package.path template), e.g. Debian's Lua 5.1-5.3 modules;
--- opts.async: a list of other module names to load the same way.
+-- opts.async: a list of other module names to load the same way;
+-- opts.globals: names the modules' environment gives instead of _G's.
 function M.require(name, opts)
   if type(name) ~= "string" then
     error("bad argument #1 to 'quench.socket.require' (string expected, got "
@@ -863,6 +867,16 @@ function M.require(name, opts)
   if opts.path then path = path .. ";" .. opts.path end
   local own = { [name] = true }
   for _, n in ipairs(opts.async or {}) do own[n] = true end
+  local globals = opts.globals
+  if globals ~= nil and type(globals) ~= "table" then
+    error("bad argument #2 to 'quench.socket.require' (opts.globals must be a table, got "
+          .. type(globals) .. ")", 2)
+  end
+  local cache = loaded
+  if globals then
+    cache = loaded_with[globals]
+    if cache == nil then cache = {}; loaded_with[globals] = cache end
+  end
 
   local function req(n)
     if MAPPED[n] then return MAPPED[n] end
@@ -871,17 +885,22 @@ function M.require(name, opts)
       error("quench.socket.require: '" .. n .. "' (LuaSec) would block the quench runtime; "
             .. "https through quench.socket is not supported", 2)
     end
-    if loaded[n] ~= nil then return loaded[n] end
+    if cache[n] ~= nil then return cache[n] end
     if not (own[n] or n:match("^socket%.")) then return require(n) end
     local file, err = package.searchpath(n, path)
     if not file then
       error("quench.socket.require: module '" .. n .. "' not found:" .. err, 3)
     end
     local env = setmetatable({ require = req }, { __index = _G })
+    if globals then
+      for k, v in pairs(globals) do
+        if k ~= "require" then env[k] = v end
+      end
+    end
     local chunk = assert(loadfile(file, "t", env))
     local r = chunk(n, file)
     if r == nil then r = true end
-    loaded[n] = r
+    cache[n] = r
     return r
   end
   return req(name)

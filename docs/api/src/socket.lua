@@ -22,9 +22,11 @@
 -- `"redis"`
 -- @tparam[opt] table opts `path` (more `package.path` templates, e.g.
 -- `"/usr/share/lua/5.3/?.lua"` for Debian's lua-redis), `async` (a list of
--- other module names to load the same way)
+-- other module names to load the same way), `globals` (a table of names
+-- the loaded modules see instead of the real globals, e.g. a `table` with
+-- Lua 5.1's `insert` for redis-lua's `pipeline`)
 -- @return the module
--- @raise a module not found; `ssl` or `ssl.*` (LuaSec would block the
+-- @raise a module not found; `opts.globals` not a table; `ssl` or `ssl.*` (LuaSec would block the
 -- runtime); the module's own load errors
 -- @usage local http = socket.require "socket.http"
 function socket.require(name, opts) end
