@@ -22,6 +22,7 @@
 -- Embedded in quench.so (its first line makes luaopen_quench register it
 -- in package.preload, compiled on first require), and installed as a file.
 local quench = require "quench"
+local pool = require "quench.pool"
 
 local M = {
   _VERSION = "LuaSocket 3.0.0 (quench)",
@@ -194,8 +195,10 @@ local stream_methods = {}
 -- true, or nil, "timeout" | "closed" | message.
 local function fill(self, t0)
   if self.eof then return nil, self.eof end
+  self.busy = true   -- left set by a dropped wait: the connection is never pooled
   local ok, data, msg, code = bounded(wait_limit(self, t0), self.stream:read_some_op(READ_MAX))
-  if not ok then return nil, "timeout" end
+  self.busy = false
+  if not ok then self.tainted = true; return nil, "timeout" end
   if data == nil then
     self.eof = msg == nil and "closed" or lserr(msg, code)
     return nil, self.eof
@@ -275,8 +278,10 @@ function stream_methods:send(data, i, j)
   if self.closed then return nil, "closed", i - 1 end
   if i > j then return i - 1 end
   local chunk = data:sub(i, j)
+  self.busy = true
   local ok, s, msg, code = bounded(wait_limit(self, quench.now()), self.stream:write_op(chunk))
-  if not ok then return nil, "timeout", i - 1 end
+  self.busy = false
+  if not ok then self.tainted = true; return nil, "timeout", i - 1 end
   if s == nil then return nil, lserr(msg, code), i - 1 end
   self.stats.sent = self.stats.sent + #chunk
   return j
@@ -327,6 +332,43 @@ function stream_methods:close()
   return 1
 end
 
+-- setkeepalive([idle [, size]]): a quench extension (OpenResty's idiom,
+-- in seconds): the connection goes to quench.pool for the next connect to
+-- the same destination, and the object is closed. Refused (the connection
+-- is closed, nil, err) when it has unread data, reached EOF or an error,
+-- was shut down, or a call on it timed out or was dropped.
+function stream_methods:setkeepalive(idle, size)
+  if idle ~= nil and (type(idle) ~= "number" or idle < 0 or idle ~= idle) then
+    error("bad argument #1 to 'setkeepalive' (seconds >= 0 expected, got " .. tostring(idle) .. ")", 2)
+  end
+  if size ~= nil and (math.type(size) ~= "integer" or size < 1) then
+    error("bad argument #2 to 'setkeepalive' (pool size must be a positive integer, got "
+          .. tostring(size) .. ")", 2)
+  end
+  if self.closed then return nil, "closed" end
+  local dubious
+  if #self.buf > 0 then dubious = "unread data in buffer"
+  elseif self.eof or self.shut then dubious = "closed"
+  elseif self.busy or self.tainted then dubious = "connection in dubious state"
+  end
+  local stream, key = self.stream, self.pool_key
+  self.closed = true
+  if dubious or key == nil then
+    stream:close()
+    return nil, dubious or "an accepted connection is not pooled"
+  end
+  local ok, err = pool.give(key, stream, { idle = idle or pool.DEFAULT_IDLE, size = size,
+                                           reused = self.reused or 0 })
+  if ok then return 1 end
+  return nil, err
+end
+
+-- getreusedtimes(): how many times this connection came from the pool.
+function stream_methods:getreusedtimes()
+  if self.closed then return nil, "closed" end
+  return self.reused or 0
+end
+
 -- Masters ----------------------------------------------------------------
 
 local master_methods = {}
@@ -347,26 +389,38 @@ function master_methods:connect(host, port)
   if self.closed then return nil, "closed" end
   if self.server then return nil, "already bound" end
   local ok, s, msg, code
+  if type(host) ~= "string" then
+    error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
+  end
+  local key
   if self.unix then
-    if type(host) ~= "string" then
-      error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
-    end
-    s, msg, code = quench.unix.connect(host)
-    ok = true
+    key = "unix:" .. host
   else
-    if type(host) ~= "string" then
-      error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
-    end
     port = math.tointeger(tonumber(port))
     if port == nil or port < 0 or port > 65535 then
       error("bad argument #2 to 'connect' (port expected)", 2)
     end
     if host == "*" then host = "0.0.0.0" end
+    key = pool.key(host, port)
+  end
+  -- a connection kept alive with setkeepalive (here or by quench.ngx) first
+  local reused
+  s, reused = pool.take(key)
+  if s then
+    client_from(self, s, self.unix and unix_client or tcp_client)
+    self.pool_key, self.reused = key, reused
+    return 1
+  end
+  if self.unix then
+    s, msg, code = quench.unix.connect(host)
+    ok = true
+  else
     ok, s, msg, code = bounded(wait_limit(self, quench.now()),
                                quench.tcp.connect_op(host, port))
   end
   if not ok then return nil, "timeout" end
   if s == nil then return nil, lserr(msg, code) end
+  self.pool_key = key
   return client_from(self, s, self.unix and unix_client or tcp_client)
 end
 

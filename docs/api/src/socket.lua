@@ -501,6 +501,33 @@ function Socket:getstats() end
 -- @raise never
 function Socket:setstats(received, sent, age) end
 
+--- A quench extension (OpenResty's idiom): put the connection in
+-- `quench.pool` for the next `connect` to the same destination (the same
+-- host string and port, or Unix path), and close the object. Only a client
+-- made by `connect` is pooled, and only a clean one.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam[opt] number idle seconds it may stay idle (default 60; `0`: no limit)
+-- @tparam[opt] integer size idle connections kept for the destination
+-- (default 30; past it the oldest is closed)
+-- @treturn ?integer `1`
+-- @treturn ?string `"unread data in buffer"`, `"closed"` (EOF, an error or
+-- a shutdown seen), `"connection in dubious state"` (a call on it timed out
+-- or was dropped, or the peer wrote or closed while it was idle), `"an
+-- accepted connection is not pooled"`: the connection is closed instead
+-- @raise a negative `idle`, a `size` that is not a positive integer
+function Socket:setkeepalive(idle, size) end
+
+--- How many times this connection was taken from the pool (0: a new one).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn ?integer the count
+-- @treturn ?string `"closed"`
+-- @raise never
+function Socket:getreusedtimes() end
+
 --- -1: quench owns the descriptor (use `socket.select` with the objects).
 --
 -- **Cancel safety.** Never waits.
