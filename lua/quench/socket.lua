@@ -152,7 +152,15 @@ function common:setstats(received, sent, age)
 end
 
 -- quench owns the descriptor; there is none to give.
-function common.getfd() return -1 end
+-- getfd(): the descriptor of a connected client (still quench's: for
+-- getsockopt and the like, never to read, write or close), else -1.
+function common:getfd()
+  if self.closed or self.stream == nil then return -1 end
+  return quench._fileno(self.stream)
+end
+
+-- setfd: see master_methods:setfd; elsewhere it does nothing (quench will
+-- not swap a live object's descriptor).
 function common.setfd() end
 
 function common:setoption(name, value)
@@ -355,7 +363,7 @@ function stream_methods:setkeepalive(idle, size)
   self.closed = true
   if dubious or key == nil then
     stream:close()
-    return nil, dubious or "an accepted connection is not pooled"
+    return nil, dubious or "connection not pooled (accepted, or from a chosen local address)"
   end
   local ok, err = pool.give(key, stream, { idle = idle or pool.DEFAULT_IDLE, size = size,
                                            reused = self.reused or 0 })
@@ -387,7 +395,16 @@ end
 function master_methods:connect(host, port)
   in_task("connect")
   if self.closed then return nil, "closed" end
-  if self.server then return nil, "already bound" end
+  local copts
+  if self.server then
+    if self.unix then return nil, "already bound" end
+    -- bind before connect: the connection leaves from the bound address.
+    -- bind listened there (see bind); the listener goes, its address stays
+    local lhost, lport = self.server:getsockname()
+    self.server:close()
+    self.server = nil
+    copts = { local_host = lhost, local_port = lport }
+  end
   local ok, s, msg, code
   if type(host) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
@@ -403,9 +420,10 @@ function master_methods:connect(host, port)
     if host == "*" then host = "0.0.0.0" end
     key = pool.key(host, port)
   end
-  -- a connection kept alive with setkeepalive (here or by quench.ngx) first
+  -- a connection kept alive with setkeepalive (here or by quench.ngx) first,
+  -- unless it must leave from a given local address
   local reused
-  s, reused = pool.take(key)
+  if copts == nil then s, reused = pool.take(key) end
   if s then
     client_from(self, s, self.unix and unix_client or tcp_client)
     self.pool_key, self.reused = key, reused
@@ -416,11 +434,11 @@ function master_methods:connect(host, port)
     ok = true
   else
     ok, s, msg, code = bounded(wait_limit(self, quench.now()),
-                               quench.tcp.connect_op(host, port))
+                               quench.tcp.connect_op(host, port, copts))
   end
   if not ok then return nil, "timeout" end
   if s == nil then return nil, lserr(msg, code) end
-  self.pool_key = key
+  if copts == nil then self.pool_key = key end   -- one from a chosen address is not pooled
   return client_from(self, s, self.unix and unix_client or tcp_client)
 end
 
@@ -447,6 +465,28 @@ function master_methods:bind(host, port)
   end
   if srv == nil then return nil, lserr(msg, code) end
   self.server = srv
+  return 1
+end
+
+-- setfd(fd) on a master (an object with no descriptor yet): quench.adopt(fd),
+-- so the object becomes the client (a connected socket) or the server (a
+-- listening one) of that descriptor, which quench then owns.
+function master_methods:setfd(fd)
+  if math.type(fd) ~= "integer" then
+    error("bad argument #1 to 'setfd' (integer expected, got " .. type(fd) .. ")", 2)
+  end
+  if self.closed or self.server then return end
+  local obj, msg = quench.adopt(fd, { nodelay = self.opts["tcp-nodelay"] and true or nil })
+  if obj == nil then return nil, msg end
+  local unix = (getmetatable(obj).__name or ""):match("^quench%.unix") ~= nil
+  self.unix = unix or nil
+  if obj.accept then
+    self.server = obj
+    setmetatable(self, unix and unix_server or tcp_server)
+    self.pending = {}
+  else
+    client_from(self, obj, unix and unix_client or tcp_client)
+  end
   return 1
 end
 
@@ -658,8 +698,12 @@ M.unix = setmetatable({
 
 function M.connect(host, port, locaddr, locport, family)
   local c = (family == "inet6" and M.tcp6 or M.tcp)()
-  if locaddr ~= nil or locport ~= nil then
-    return nil, "binding a local address before connect is not supported by quench.socket"
+  if locaddr ~= nil or locport ~= nil then   -- leave from locaddr:locport (0: any port)
+    local ok, err = c:bind(locaddr or (family == "inet6" and "::" or "0.0.0.0"), locport or 0)
+    if not ok then
+      c:close()
+      return nil, err
+    end
   end
   local ok, err = c:connect(host, port)
   if not ok then

@@ -97,8 +97,9 @@ function socket.unix.stream() end
 --
 -- @tparam string host a name or address
 -- @tparam integer port the port
--- @tparam[opt] nil locaddr a local address: not supported (nil, msg)
--- @tparam[opt] nil locport not supported
+-- @tparam[opt] string locaddr a local address to leave from (the object
+-- binds it before connecting; `"*"`: any)
+-- @tparam[opt] integer locport the local port (default 0: any)
 -- @tparam[opt] string family `"inet"` or `"inet6"`
 -- @treturn ?Socket the client, or nil
 -- @treturn ?string `"connection refused"`, `"host not found"`, `"timeout"`...
@@ -299,6 +300,11 @@ function socket.dns.gethostname() end
 --   master
 -- * given, not resumed: the connected stream is closed; the object stays a
 --   master
+--
+-- After `bind` (TCP, not `listen`): the connection leaves from the bound
+-- address and port (the listener `bind` opened is closed first). Without
+-- one, a connection kept with `setkeepalive` to the same host and port is
+-- taken first (no wait).
 --
 -- @tparam string host the host (or path)
 -- @tparam[opt] integer port the port (TCP)
@@ -514,8 +520,9 @@ function Socket:setstats(received, sent, age) end
 -- @treturn ?integer `1`
 -- @treturn ?string `"unread data in buffer"`, `"closed"` (EOF, an error or
 -- a shutdown seen), `"connection in dubious state"` (a call on it timed out
--- or was dropped, or the peer wrote or closed while it was idle), `"an
--- accepted connection is not pooled"`: the connection is closed instead
+-- or was dropped, or the peer wrote or closed while it was idle),
+-- `"connection not pooled (accepted, or from a chosen local address)"`:
+-- the connection is closed instead
 -- @raise a negative `idle`, a `size` that is not a positive integer
 function Socket:setkeepalive(idle, size) end
 
@@ -528,20 +535,30 @@ function Socket:setkeepalive(idle, size) end
 -- @raise never
 function Socket:getreusedtimes() end
 
---- -1: quench owns the descriptor (use `socket.select` with the objects).
+--- The descriptor of a connected client (TCP or Unix), else -1 (a master,
+-- a server, a closed object). It stays quench's: use it for `getsockopt`
+-- and the like, never to read, write or close it (use `socket.select`
+-- with the objects themselves).
 --
 -- **Cancel safety.** Never waits.
 --
--- @treturn integer -1
+-- @treturn integer the descriptor, or -1
 -- @raise never
 function Socket:getfd() end
 
---- Does nothing (quench owns the descriptor).
+--- On a master (an object with no descriptor yet): adopt `fd`, a connected
+-- or listening TCP or Unix socket someone else opened (`quench.adopt`), so
+-- the object becomes its client or its server, and quench owns the
+-- descriptor. On any other object it does nothing (quench never swaps a
+-- live object's descriptor).
 --
 -- **Cancel safety.** Never waits.
 --
--- @raise never
-function Socket:setfd() end
+-- @tparam integer fd the descriptor
+-- @treturn ?integer `1` (nothing on a non-master)
+-- @treturn ?string as `quench.adopt` (`"ENOTSOCK: ..."`, ...)
+-- @raise a non-integer `fd`; as `quench.adopt` (0, 1, 2; outside a runtime)
+function Socket:setfd(fd) end
 
 --- A UDP object (`udp{unconnected}`, `udp{connected}`). It also has
 -- `settimeout`, `gettimeout`, `setoption`, `getstats` as `Socket`.
