@@ -219,6 +219,26 @@ describe("ngx.socket.tcp", function()
                      "bad argument #2 to 'send' (bad data type function found in the array)")
   end))
 
+  it("a socket in a <close> variable is closed at scope exit, and only then", T(function()
+    local got = quench.channel(1)
+    local port = peer(function(c)
+      c:write("hello\n")
+      got:send(c:read("a"))   -- EOF once the client closes
+    end)
+    local outer
+    do
+      local sock <close> = ngx.socket.tcp()
+      outer = sock
+      sock:settimeout(2000)
+      assert(sock:connect("127.0.0.1", port))
+      assert.are.equal(5, sock:send("ping\n"))
+      assert.are.equal("hello", sock:receive())   -- waited: the guard did not close it
+      assert.are.equal(5, sock:send("more\n"))
+    end
+    assert.are.equal("ping\nmore\n", bounded(got.recv, got))
+    assert.are.same({ nil, "closed" }, { outer:receive() })
+  end))
+
   it("send writes a flat array of strings and numbers as table.concat would", T(function()
     local want = table.concat({ "$", 3, "\r\n", -42, ":", 0, ":", math.mininteger, ":", 1.5,
                                 ":", 2^63, ":", 1e300 })

@@ -80,15 +80,21 @@ local function drop(self)
 end
 
 -- A socket is its own guard: held in a to-be-closed variable around each
--- wait (`wait` below), which sets `waiting` before the wait and clears it
--- after. A __close that finds `waiting` still set is closing over a wait that was
--- dropped (its task aborted, a select or timeout around it finished) or
--- that raised: the request was cut short, and the connection is closed at
--- once, before anyone can read its stale answer or the server acts on it
--- further. Only calls that really wait pay for the guard: a read the
--- buffer satisfies, or a write below the write limit, does not.
+-- wait (`wait` below), which sets `waiting` to true before the wait and to
+-- "done" after it. A __close that finds `waiting` still true is closing
+-- over a wait that was dropped (its task aborted, a select or timeout
+-- around it finished) or that raised: the request was cut short, and the
+-- connection is closed at once, before anyone can read its stale answer
+-- or the server acts on it further. Only calls that really wait pay for
+-- the guard: a read the buffer satisfies, or a write below the write
+-- limit, does not. Outside any wait (`waiting` false), __close is the
+-- user's: `local sock <close> = ngx.socket.tcp()` closes it at scope exit.
 Tcp.__close = function(sock)
-  if sock.waiting then drop(sock) end
+  if sock.waiting == "done" then
+    sock.waiting = false
+  else
+    drop(sock)
+  end
 end
 
 -- Wait for `op` at most `seconds`: true, results; or false, Timeout.
@@ -102,7 +108,7 @@ local function wait(self, seconds, op, fn_arg1, fn_arg2)
   else
     ok, a, b, c = timeout(seconds, op, fn_arg1, fn_arg2)
   end
-  self.waiting = false
+  self.waiting = "done"
   return ok, a, b, c
 end
 
@@ -474,7 +480,7 @@ function Tcp:receive(pat)
     do
       local _guard <close> = self
       ok, line, msg = timeout(self.read_timeout, s:read_op("L"))
-      self.waiting = false
+      self.waiting = "done"
     end
     if not ok then return timed_out(self) end
     self.busy = nil
