@@ -1,7 +1,9 @@
 -- GET and SET round trips per second through the unmodified resty.redis
 -- (Debian's lua-nginx-redis) on quench.ngx, one connection, one command at
 -- a time: the same loop bench/redis.sh runs under nginx + ngx_lua.
---   lua5.4 bench/redis_resty.lua PORT [N]
+--   lua5.4 bench/redis_resty.lua PORT [N [ONLY]]
+-- ONLY (SET, GET or GET+pool) runs that loop alone, printing nothing: for
+-- counting instructions with callgrind (bench/redis_ir.sh).
 -- Prints "quench GET <rps> <cpu>", "quench SET ...", and the same with a
 -- connect + set_keepalive around every command ("quench GET+pool ..."):
 -- <cpu> is this process's CPU time (user + system) per command, in µs.
@@ -11,6 +13,7 @@ local redis = require "resty.redis"
 
 local port = assert(tonumber(arg[1]), "usage: redis_resty.lua PORT [N]")
 local n = tonumber(arg[2]) or 100000
+local only = arg[3]
 
 quench.run(function()
   local red = redis:new()
@@ -18,6 +21,10 @@ quench.run(function()
   assert(red:connect("127.0.0.1", port))
   assert(red:set("bench:key", "xxx"))
   local function timed(name, fn)
+    if only then
+      if only == name then for _ = 1, n do fn() end end
+      return
+    end
     collectgarbage()
     local t0, c0 = quench.now(), os.clock()
     for _ = 1, n do fn() end

@@ -298,6 +298,12 @@ int qn_stream_is_shut(const qn_stream *s) { return s->shut; }
 int qn_stream_readable(const qn_stream *s) { return s->readable; }
 int qn_stream_writable(const qn_stream *s) { return s->writable; }
 size_t qn_stream_buffered(const qn_stream *s) { return s->len; }
+
+int qn_stream_fileno(const qn_stream *s) {
+  uv_os_fd_t fd = -1;
+  if (s->closing || uv_fileno(&s->h.handle, &fd) != 0) return -1;
+  return fd;
+}
 int qn_stream_readers(const qn_stream *s) { return s->nreaders; }
 int qn_stream_writers(const qn_stream *s) { return s->nwriters; }
 

@@ -135,7 +135,8 @@ static int try_connect(connect_future *f, const struct sockaddr *addr) {
   }
   q->rt = f->rt;
   q->f = f;
-  r = uv_tcp_connect(&q->req, &s->h.tcp, addr, on_connect);
+  r = f->opts.has_local ? uv_tcp_bind(&s->h.tcp, (const struct sockaddr *)&f->opts.local, 0) : 0;
+  if (r == 0) r = uv_tcp_connect(&q->req, &s->h.tcp, addr, on_connect);
   if (r != 0) {
     qn__free(f->rt, q);
     qn_stream_release(s);

@@ -1,9 +1,10 @@
 -- A cache in front of a slow computation, with OpenResty's resty.redis
 -- (Debian's lua-nginx-redis, unmodified) running on quench through
 -- quench.ngx: concurrent requests share pooled connections, a lookup is
--- bounded by a timeout, and a request aborted mid-command leaves nothing
--- behind for the next user. It starts its own redis-server on a free
--- loopback port and stops it at the end (docs/openresty.md).
+-- bounded by a timeout, a request aborted mid-command leaves nothing
+-- behind for the next user, and a capped pool queues its connects. It
+-- starts its own redis-server on a free loopback port and stops it at the
+-- end (docs/openresty.md).
 local quench = require "quench"
 local ngxq = require "quench.ngx"
 local ngx = ngxq.install()   -- also the global `ngx` the driver reads
@@ -121,6 +122,28 @@ local function main()
   print(("next user: %s on a connection reused %d times; jobs still queued: %d")
         :format(nxt:get("sq:12"), nxt:get_reused_times(), nxt:llen("jobs")))
   nxt:set_keepalive()
+
+  -- Connect queueing (OpenResty's pool_size and backlog): 10 concurrent
+  -- requests share at most 2 connections of the pool "capped"; the others
+  -- wait their turn (a connect past the backlog would fail at once).
+  local made, capped = 0, {}
+  for i = 1, 10 do
+    capped[i] = function()
+      local r = redis:new()
+      r:set_timeout(1000)
+      assert(r:connect("127.0.0.1", port, { pool = "capped", pool_size = 2, backlog = 10 }))
+      if r:get_reused_times() == 0 then made = made + 1 end
+      local v = r:get("sq:12")
+      quench.sleep(0.01)
+      r:set_keepalive(10000, 2)
+      return v
+    end
+  end
+  local answers = 0
+  for _, r in ipairs(quench.join_all(table.unpack(capped))) do
+    if r[1] and r[2] == "144" then answers = answers + 1 end
+  end
+  print(("capped pool: %d answers over %d connections"):format(answers, made))
 end
 
 local ok, err = pcall(quench.run, main)

@@ -88,8 +88,21 @@ static int l_listen_fds(lua_State *L) {
 /* After lq_tcp_register and lq_unix_register: quench.tcp.adopt,
    quench.unix.adopt, quench.adopt, quench.listen_fds; the module table is
    on top (mod is the module state). */
+/* quench._fileno(stream): the descriptor of a TCP or Unix stream of this
+   runtime, or -1 (closed, another runtime's, anything else). Internal:
+   LuaSocket's getfd (quench.socket). The descriptor stays quench's. */
+static int l_fileno(lua_State *L) {
+  lq_stream *u = lq_toudata(L, 1, &lq_tcp_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, 1, &lq_unix_stream_class, sizeof(lq_stream));
+  int fd = -1;
+  if (u != NULL && u->s != NULL && lq_alive(L, u->serial)) fd = qn_stream_fileno(u->s);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 void lq_adopt_register(lua_State *L, int mod) {
-  const luaL_Reg top[] = { {"adopt", l_adopt}, {"listen_fds", l_listen_fds}, {NULL, NULL} };
+  const luaL_Reg top[] = { {"adopt", l_adopt}, {"listen_fds", l_listen_fds},
+                           {"_fileno", l_fileno}, {NULL, NULL} };
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, top, 1);
   lua_getfield(L, -1, "tcp");

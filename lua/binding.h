@@ -130,6 +130,7 @@ struct lq_runtime {
   int anchor_nfree, anchor_cap, anchor_max;
   int ref_on_error;     /* opts.on_task_error, or LUA_NOREF */
   int ref_on_warning;   /* opts.on_warning, or LUA_NOREF (then stderr) */
+  int ref_at_exit;      /* quench._at_exit's functions (an array), or LUA_NOREF */
   uint64_t slow_ns;     /* opts.slow_task: warn about a poll longer than this */
   uint64_t serial;
   lq_coro *running;     /* the coroutine whose code runs now (resumed or being closed) */

@@ -2,11 +2,14 @@
    the ngx.null sentinel, which only C can make (a light userdata, NULL, as
    OpenResty's and cjson's), the digests OpenResty code calls (md5, sha1)
    from OpenSSL's libcrypto rather than hand-written ones, and the wall
-   clock with sub-second precision (ngx.now), which Lua's os.time lacks.
+   clock with sub-second precision (ngx.now), which Lua's os.time lacks;
+   and the cosocket's no-wait fast paths (receive from the buffer, send
+   below the write limit), one C call each where the Lua path made a dozen.
    Internal: the underscore keeps it out of the public API. */
+#include <string.h>
 #include <time.h>
 #include <openssl/evp.h>
-#include "binding.h"
+#include "stream.h"
 
 /* One-shot digest of the string argument; hex when asked for. */
 static int digest(lua_State *L, const EVP_MD *md, const char *fname, int hex) {
@@ -42,15 +45,196 @@ static int l_wall(lua_State *L) {
   return 1;
 }
 
+
+/* table.new(narray, nhash): LuaJIT's preallocated table, which OpenResty
+   drivers ask for with pcall(require, "table.new") and otherwise replace
+   with {} (growing it one rehash at a time). */
+static int l_new_tab(lua_State *L) {
+  lua_Integer na = luaL_checkinteger(L, 1), nh = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, na >= 0 && na <= (1 << 26), 1, "size out of range");
+  luaL_argcheck(L, nh >= 0 && nh <= (1 << 26), 2, "size out of range");
+  lua_createtable(L, (int)na, (int)nh);
+  return 1;
+}
+
+/* ---- the cosocket's fast paths ----
+   Each takes the socket table (a Tcp of quench.ngx, whose metatable is
+   upvalue 2; upvalue 1 is the module, as for every binding function, and
+   3 to 5 the names of the fields read) and does its whole job when nothing has to wait and nothing
+   is unusual; otherwise it returns nothing and changes nothing, and the
+   Lua method takes its general path (argument errors, waits, timeouts,
+   EOF, errors, the bytes receiveuntil left over, a socket left busy by a
+   dropped wait). So they add no behaviour: they only skip work. */
+
+/* The usable core stream in the socket at 1 (its field s), or NULL when
+   the general path must decide: not a Tcp, not connected, a wait left
+   behind, read-ahead pending, or the stream closed or its runtime gone. */
+static lq_stream *fast_stream(lua_State *L) {
+  if (!lua_getmetatable(L, 1)) return NULL;
+  int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+  lua_pop(L, 1);
+  if (!same) return NULL;
+  /* raw reads with the keys as upvalues: lua_getfield would intern each
+     key again and fall through to the metatable's __index for nil fields */
+  lua_pushvalue(L, lua_upvalueindex(3));
+  if (lua_rawget(L, 1) != LUA_TNIL) return NULL;
+  lua_pushvalue(L, lua_upvalueindex(4));
+  if (lua_rawget(L, 1) != LUA_TNIL) return NULL;
+  lua_pushvalue(L, lua_upvalueindex(5));
+  lua_rawget(L, 1);
+  lq_stream *u = lq_toudata(L, -1, &lq_tcp_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, -1, &lq_unix_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, -1, &lq_tls_stream_class, sizeof(lq_stream));
+  if (u == NULL || u->s == NULL || !lq_alive(L, u->serial) || qn_stream_is_closed(u->s))
+    return NULL;
+  return u;
+}
+
+/* receive(self, pattern): a line (nil or "*l", without "\r\n" or "\n") or
+   a count (a number or a numeric string, > 0) that is buffered whole; false
+   when the pattern is one of those and the socket is usable but the bytes
+   have not all arrived (the caller waits, with no more checks to make). */
+static int l_fast_receive(lua_State *L) {
+  qn_stream_mode mode;
+  size_t n = 0;
+  int t = lua_type(L, 2);
+  if (t == LUA_TNONE || t == LUA_TNIL) {
+    mode = QN_STREAM_LINE_KEEP;
+  } else if (t == LUA_TSTRING && strcmp(lua_tostring(L, 2), "*l") == 0) {
+    mode = QN_STREAM_LINE_KEEP;
+  } else {
+    int isnum;
+    lua_Number x = lua_tonumberx(L, 2, &isnum);
+    if (!isnum || !(x >= 1) || x > 1e15) return 0;   /* NaN, 0, negative, huge: Lua's path */
+    mode = QN_STREAM_EXACT;
+    n = (size_t)x;                                   /* floor, as the Lua path does */
+  }
+  lq_stream *u = fast_stream(L);
+  if (u == NULL || !qn_stream_readable(u->s) || qn_stream_readers(u->s) > 0) return 0;
+  const char *p;
+  size_t len, used;
+  int r = qn_stream_peek(u->s, mode, n, &p, &len, &used);
+  if (r == UV_EAGAIN) {                              /* not all here: a plain wait */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r != 0) return 0;
+  if (mode == QN_STREAM_EXACT) {
+    if (len != n) return 0;                          /* fewer at EOF: Lua's path says closed */
+  } else {
+    if (len == 0 || p[len - 1] != '\n') return 0;    /* the last line, cut by EOF */
+    len--;
+    if (len > 0 && p[len - 1] == '\r') len--;
+  }
+  lua_pushlstring(L, p, len);
+  qn_stream_consume(u->s, used);
+  return 1;
+}
+
+/* send(self, data): a string, or an array of strings and numbers, written
+   at once when the write queue is empty (a write then never waits).
+   Returns the number of bytes. */
+static int l_fast_send(lua_State *L) {
+  int t = lua_type(L, 2);
+  if (t != LUA_TSTRING && t != LUA_TTABLE) return 0;
+  lq_stream *u = fast_stream(L);
+  if (u == NULL || !qn_stream_writable(u->s) || qn_stream_is_shut(u->s) ||
+      qn_stream_writers(u->s) > 0 || qn_stream_write_queued(u->s) != 0)
+    return 0;
+  const char *data;
+  size_t len;
+  if (t == LUA_TSTRING) {
+    data = lua_tolstring(L, 2, &len);
+  } else {
+    /* the array's items, concatenated as table.concat would; anything but
+       strings and numbers (nested tables, booleans, holes) is Lua's */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (lua_Integer i = 1; i <= n; i++) {
+      int it = lua_rawgeti(L, 2, i);
+      if (it == LUA_TSTRING) {
+        luaL_addvalue(&b);
+      } else if (it == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        /* drivers put lengths here ("$", #arg, "\r\n"): digits by hand,
+           what Lua's own conversion (snprintf) would write, at a tenth of
+           its cost */
+        lua_Integer v = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        char digits[24];
+        int k = (int)sizeof digits;
+        lua_Unsigned m = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+        do digits[--k] = (char)('0' + m % 10); while ((m /= 10) != 0);
+        if (v < 0) digits[--k] = '-';
+        luaL_addlstring(&b, digits + k, sizeof digits - (size_t)k);
+      } else if (it == LUA_TNUMBER) {
+        luaL_addvalue(&b);                           /* a float: Lua's format */
+      } else {
+        return 0;
+      }
+    }
+    luaL_pushresult(&b);
+    data = lua_tolstring(L, -1, &len);
+  }
+  if (qn_stream_write(u->s, data, len) != 0) return 0;   /* nothing written: Lua's path */
+  lua_pushinteger(L, (lua_Integer)len);
+  return 1;
+}
+
+/* quiet(stream): for quench.pool, whether an idle stream can be handed
+   out: open, in this runtime, nothing buffered, and no data, EOF or error
+   waiting (a read would wait). Nothing is read. nil for anything but a
+   TCP, Unix or TLS stream (the pool then asks with a select). */
+static int l_quiet(lua_State *L) {
+  lq_stream *u = lq_toudata(L, 1, &lq_tcp_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, 1, &lq_unix_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, 1, &lq_tls_stream_class, sizeof(lq_stream));
+  if (u == NULL) return 0;
+  int ok = 0;
+  if (u->s != NULL && lq_alive(L, u->serial) && !qn_stream_is_closed(u->s) &&
+      qn_stream_readable(u->s) && qn_stream_readers(u->s) == 0 && qn_stream_buffered(u->s) == 0) {
+    const char *p;
+    size_t len, used;
+    ok = qn_stream_peek(u->s, QN_STREAM_SOME, 1, &p, &len, &used) == UV_EAGAIN;
+  }
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+/* quench._ngx.fast(Tcp): receive, send, with the module, the Tcp
+   metatable and the field names as upvalues. */
+static void push_fast(lua_State *L, lua_CFunction f) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushliteral(L, "busy");
+  lua_pushliteral(L, "pending");
+  lua_pushliteral(L, "s");
+  lua_pushcclosure(L, f, 5);
+}
+
+static int l_fast(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  push_fast(L, l_fast_receive);
+  push_fast(L, l_fast_send);
+  return 2;
+}
+
 /* quench._ngx = {md5, md5_bin, sha1_bin, wall, null}; the module table is
-   on top (mod, the runtime userdata, is not needed: nothing here waits). */
+   on top (mod, the module userdata, is the upvalue of `fast`, whose
+   closures find the runtime through it). */
 void lq_ngx_register(lua_State *L, int mod) {
-  (void)mod;
   static const luaL_Reg fns[] = {
     {"md5", l_md5}, {"md5_bin", l_md5_bin}, {"sha1_bin", l_sha1_bin}, {"wall", l_wall},
+    {"new_tab", l_new_tab},
     {NULL, NULL}
   };
   luaL_newlib(L, fns);
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_fast, 1);
+  lua_setfield(L, -2, "fast");
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_quiet, 1);
+  lua_setfield(L, -2, "quiet");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_setfield(L, -2, "_ngx");

@@ -173,7 +173,7 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   rt->ref_failed = luaL_ref(L, LUA_REGISTRYINDEX);
-  rt->ref_on_error = rt->ref_on_warning = LUA_NOREF;
+  rt->ref_on_error = rt->ref_on_warning = rt->ref_at_exit = LUA_NOREF;
   if (o.on_error) {
     lua_pushvalue(L, o.on_error);
     rt->ref_on_error = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -187,7 +187,28 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   return rt;
 }
 
+/* The quench._at_exit functions, in order, once the main task is done and
+   before shutdown aborts the tasks left: plain calls, outside any task (they
+   cannot wait); an error is a warning. One registered by another runs too. */
+static void run_at_exit(lua_State *L, lq_runtime *rt) {
+  if (rt->ref_at_exit == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_at_exit);
+  int t = lua_gettop(L);
+  for (lua_Integer i = 1; lua_rawgeti(L, t, i) != LUA_TNIL; i++) {
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+      lua_pushfstring(L, "quench: an at-exit function failed: %s",
+                      lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+      lq_warn(rt, lua_tostring(L, -1));
+      lua_pop(L, 2);
+    }
+  }
+  lua_settop(L, t - 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_at_exit);
+  rt->ref_at_exit = LUA_NOREF;
+}
+
 static void runtime_free(lua_State *L, lq_runtime *rt) {
+  run_at_exit(L, rt);
   qn_runtime_shutdown(rt->core);        /* aborts what is alive: cleanups run */
   lq_report_unobserved(rt);
   rt->mod->rt = NULL;
@@ -282,8 +303,24 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
+/* quench._at_exit(fn): fn() when this run ends (run_at_exit). Internal:
+   quench.ngx calls its pending timers with premature = true from there. */
+static int l_at_exit(lua_State *L) {
+  lq_runtime *rt = lq_runtime_of(L, "quench._at_exit");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (rt->ref_at_exit == LUA_NOREF) {
+    lua_newtable(L);
+    rt->ref_at_exit = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_at_exit);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
 static const luaL_Reg functions[] = {
-  {"run", l_run}, {"test", l_test}, {"current", l_current}, {NULL, NULL}
+  {"run", l_run}, {"test", l_test}, {"current", l_current}, {"_at_exit", l_at_exit},
+  {NULL, NULL}
 };
 
 /* An embedded file that starts with "-- module NAME\n" is a module of its

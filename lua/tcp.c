@@ -73,8 +73,8 @@ static int opt_bool(lua_State *L, int opts, const char *name, int dflt) {
   return v;
 }
 
-static const char *const stream_keys[] = {
-  "nodelay", "keepalive", "read_limit", "write_limit", "linger", NULL
+static const char *const connect_keys[] = {
+  "nodelay", "keepalive", "read_limit", "write_limit", "linger", "local_host", "local_port", NULL
 };
 static const char *const listen_keys[] = {
   "nodelay", "keepalive", "read_limit", "write_limit", "linger",
@@ -140,6 +140,25 @@ static qn_tcp_opts check_stream_opts(lua_State *L, int idx, const char *const *k
     o.has_linger = 1;
   }
   lua_pop(L, 1);
+  /* connect's local address: numeric (nothing is resolved), port 0: any */
+  int th = lua_getfield(L, idx, "local_host"), tp = lua_getfield(L, idx, "local_port");
+  if (th != LUA_TNIL || tp != LUA_TNIL) {
+    const char *h = th == LUA_TNIL ? "0.0.0.0" : lua_tostring(L, -2);
+    if (th != LUA_TNIL && th != LUA_TSTRING)
+      luaL_error(L, "%s: opts.local_host must be a numeric IP address string", fname);
+    lua_Integer lp = 0;
+    if (tp != LUA_TNIL) {
+      int isint;
+      lp = lua_tointegerx(L, -1, &isint);
+      if (!isint || lp < 0 || lp > 65535)
+        luaL_error(L, "%s: opts.local_port must be an integer in 0..65535", fname);
+    }
+    if (uv_ip4_addr(h, (int)lp, (struct sockaddr_in *)&o.local) != 0 &&
+        uv_ip6_addr(h, (int)lp, (struct sockaddr_in6 *)&o.local) != 0)
+      luaL_error(L, "%s: opts.local_host must be a numeric IP address, got '%s'", fname, h);
+    o.has_local = 1;
+  }
+  lua_pop(L, 2);
   return o;
 }
 
@@ -226,7 +245,7 @@ static int connect_results(lua_State *L, qn_future *f, uint64_t serial) {
    it was made, in a userdata at 2, and the port in its arg. */
 static qn_future *connect_start(lua_State *L, int op, lq_coro *c) {
   if (op == 0) {
-    qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, "quench.tcp.connect");
+    qn_tcp_opts o = check_stream_opts(L, 3, connect_keys, "quench.tcp.connect");
     return qn_tcp_connect_new(c->rt->core, lua_tostring(L, 1), (int)lua_tointeger(L, 2), &o);
   }
   lq_op *o = lua_touserdata(L, op);
@@ -251,7 +270,7 @@ static int l_connect(lua_State *L) {
   const char *fname = "quench.tcp.connect";
   lq_check_cstring(L, 1, fname, "argument #1 (host)");
   check_port(L, 2);
-  check_stream_opts(L, 3, stream_keys, fname);
+  check_stream_opts(L, 3, connect_keys, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 3);
   return lq_perform(L, c, &connect_kind, 0, fname, NULL);
@@ -260,7 +279,7 @@ static int l_connect(lua_State *L) {
 static int l_connect_op(lua_State *L) {
   lq_check_cstring(L, 1, "quench.tcp.connect_op", "argument #1 (host)");
   int port = check_port(L, 2);
-  qn_tcp_opts o = check_stream_opts(L, 3, stream_keys, "quench.tcp.connect_op");
+  qn_tcp_opts o = check_stream_opts(L, 3, connect_keys, "quench.tcp.connect_op");
   lq_op_new(L, &connect_kind, 2)->arg = (uint64_t)port;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);

@@ -198,6 +198,7 @@ local EXPECT = {
               "bounded lookup: false (timeout: deadline elapsed)",
               "aborted request: its connection is closed",
               "next user: 144 on a connection reused", "jobs still queued: 1",
+              "capped pool: 10 answers over 2 connections",
               "redis stopped; done" },
     absent = { "SKIPPED" },
   },

@@ -114,6 +114,49 @@ describe("quench.ngx helpers", function()
     assert.are.same({ { false, "x", 2 } }, got)
     assert.has_error(function() ngx.timer.at(-1, print) end)
   end))
+
+  it("timers still pending when the run ends are called with premature = true, in order",
+     function()
+    local got = {}
+    local function cb(premature, a, b)
+      got[#got + 1] = { premature, a, b, ngx.worker.exiting() }
+      -- a timer made while exiting is refused, as OpenResty refuses it
+      if a == "first" then got[#got + 1] = { ngx.timer.at(0, cb, "late") } end
+    end
+    quench.run({ clock = "virtual" }, function()
+      assert.is_true(ngx.timer.at(1, cb, "fired", nil))
+      assert.is_true(ngx.timer.at(60, cb, "first", 1))
+      assert.is_true(ngx.timer.at(3600, cb, "second", 2))
+      quench.sleep(2)
+      assert.are.same({ { false, "fired", nil, false } }, got)
+    end)
+    assert.are.same({ { false, "fired", nil, false }, { true, "first", 1, true },
+                      { nil, "process exiting" }, { true, "second", 2, true } }, got)
+    assert.is_false(ngx.worker.exiting())
+    -- the next run starts with no pending timers, and a timer that fires
+    -- in time is not called again at exit
+    got = {}
+    quench.run({ clock = "virtual" }, function()
+      ngx.timer.at(0, cb, "now")
+      quench.sleep(0.1)
+    end)
+    assert.are.same({ { false, "now", nil, false } }, got)
+  end)
+
+  it("a premature callback that raises is logged, the others still run", function()
+    local logged, got = {}, {}
+    local sink = ngxq.log_sink
+    ngxq.log_sink = function(level, msg) logged[#logged + 1] = { level, msg } end
+    quench.run(function()
+      ngx.timer.at(10, function() error("boom") end)
+      ngx.timer.at(10, function(premature) got[#got + 1] = premature end)
+    end)
+    ngxq.log_sink = sink
+    assert.are.same({ true }, got)
+    assert.are.equal(1, #logged)
+    assert.are.equal(ngx.ERR, logged[1][1])
+    assert.truthy(logged[1][2]:find("boom", 1, true))
+  end)
 end)
 
 describe("ngx.socket.tcp", function()
@@ -175,6 +218,79 @@ describe("ngx.socket.tcp", function()
     assert.has_error(function() sock:send({ print }) end,
                      "bad argument #2 to 'send' (bad data type function found in the array)")
   end))
+
+  it("a socket in a <close> variable is closed at scope exit, and only then", T(function()
+    local got = quench.channel(1)
+    local port = peer(function(c)
+      c:write("hello\n")
+      got:send(c:read("a"))   -- EOF once the client closes
+    end)
+    local outer
+    do
+      local sock <close> = ngx.socket.tcp()
+      outer = sock
+      sock:settimeout(2000)
+      assert(sock:connect("127.0.0.1", port))
+      assert.are.equal(5, sock:send("ping\n"))
+      assert.are.equal("hello", sock:receive())   -- waited: the guard did not close it
+      assert.are.equal(5, sock:send("more\n"))
+    end
+    assert.are.equal("ping\nmore\n", bounded(got.recv, got))
+    assert.are.same({ nil, "closed" }, { outer:receive() })
+  end))
+
+  it("send writes a flat array of strings and numbers as table.concat would", T(function()
+    local want = table.concat({ "$", 3, "\r\n", -42, ":", 0, ":", math.mininteger, ":", 1.5,
+                                ":", 2^63, ":", 1e300 })
+    local got = quench.channel(1)
+    local port = peer(function(c) got:send(c:read(#want)) end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.equal(#want, sock:send({ "$", 3, "\r\n", -42, ":", 0, ":", math.mininteger, ":",
+                                        1.5, ":", 2^63, ":", 1e300 }))
+    assert.are.equal(want, bounded(got.recv, got))
+    assert.are.equal("$3\r\n-42:0:-9223372036854775808:1.5:", want:sub(1, 35))
+  end))
+
+  it("receive takes lines and counts from the buffer and waits for the rest", T(function()
+    local go = quench.channel()
+    local port = peer(function(c)
+      c:write("a\r\nb\n\r\n$5\r\nhel")
+      go:recv()
+      c:write("lo\r\nlast\r")
+      go:recv()
+      c:write("\n")
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(2000)
+    assert(sock:connect("127.0.0.1", port))
+    assert.are.equal("a", sock:receive())
+    assert.are.equal("b", sock:receive("*l"))
+    assert.are.equal("", sock:receive())
+    assert.are.equal("$5", sock:receive())
+    quench.spawn(function() quench.sleep(0.05); go:send(true) end)
+    assert.are.equal("hello", sock:receive(5.9))   -- a count is floored
+    assert.are.equal("\r\n", sock:receive("2"))
+    quench.spawn(function() quench.sleep(0.05); go:send(true) end)
+    assert.are.equal("last", sock:receive())       -- "\r" then "\n" later: one line
+    assert.has_error(function() sock:receive(-1) end,
+                     "bad argument #2 to 'receive' (bad pattern argument: -1)")
+    assert.has_error(function() sock:receive("x") end,
+                     "bad argument #2 to 'receive' (bad pattern argument: x)")
+  end))
+
+  it("install provides LuaJIT's table.new and table.clear to drivers that require them", function()
+    local new_tab = require "table.new"
+    local t = new_tab(10, 2)
+    assert.are.same({}, t)
+    t[1], t.x = 1, 2
+    local clear = require "table.clear"
+    clear(t)
+    assert.is_nil(next(t))
+    assert.has_error(function() new_tab(-1, 0) end)
+    assert.has_error(function() clear(1) end, "bad argument #1 to 'table.clear' (table expected, got number)")
+  end)
 
   it("receiveuntil reads up to a boundary, with a size, inclusive or not", T(function()
     local port = peer(function(c)
@@ -329,6 +445,89 @@ describe("ngx.socket.tcp", function()
     assert.are.same({ nil, "timeout" }, { bounded(sock.connect, sock, "127.0.0.1", port) })
     for _, c in ipairs(held) do if c then c:close() end end
   end))
+
+  describe("connect's pool_size and backlog", function()
+    -- a server accepting every connection, counting them
+    local function many()
+      local server = assert(quench.tcp.listen("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      local accepted = { n = 0 }
+      peers[#peers + 1] = quench.spawn(function()
+        local sv <close> = server
+        while true do
+          local c = sv:accept()
+          accepted.n = accepted.n + 1
+          peers[#peers + 1] = quench.spawn(function() local cc <close> = c; cc:read("a") end)
+        end
+      end)
+      return port, accepted
+    end
+    local opts = { pool = "limited", pool_size = 1, backlog = 1 }
+
+    it("queues connects beyond pool_size, up to backlog, then refuses", T(function()
+      local port, accepted = many()
+      local a = ngx.socket.tcp()
+      assert.are.equal(1, a:connect("127.0.0.1", port, opts))
+      local b = ngx.socket.tcp()
+      local bres
+      local hb = quench.spawn(function() bres = { b:connect("127.0.0.1", port, opts) } end)
+      quench.sleep(0.05)
+      assert.is_nil(bres)                                   -- b waits in the queue
+      local c = ngx.socket.tcp()
+      assert.are.same({ nil, "too many waiting connect operations" },
+                      { c:connect("127.0.0.1", port, opts) })
+      assert.are.equal(1, a:setkeepalive())                 -- a's connection goes idle...
+      bounded(hb.join, hb)
+      assert.are.same({ 1 }, bres)
+      assert.are.equal(1, b:getreusedtimes())               -- ...and b takes it
+      assert.are.equal(1, accepted.n)
+      b:close()                                             -- closed: a new one may be made
+      assert.are.equal(1, bounded(c.connect, c, "127.0.0.1", port, opts))
+      assert.are.equal(0, c:getreusedtimes())
+      c:close()
+    end))
+
+    it("a closed connection lets the first waiter dial; the wait is bounded by the connect timeout",
+       T(function()
+      local port = many()
+      local o = { pool = "limited2", pool_size = 1, backlog = 2 }
+      local a = ngx.socket.tcp()
+      assert(a:connect("127.0.0.1", port, o))
+      local b = ngx.socket.tcp()
+      b:settimeouts(100, 1000, 1000)
+      local t0 = quench.now()
+      assert.are.same({ nil, "timeout" }, { bounded(b.connect, b, "127.0.0.1", port, o) })
+      assert.is_true(quench.now() - t0 >= 0.09)
+      local c = ngx.socket.tcp()
+      local h = quench.spawn(function() return c:connect("127.0.0.1", port, o) end)
+      quench.sleep(0.05)
+      a:close()
+      assert.are.same({ true, 1 }, { bounded(h.join, h) })
+      assert.are.equal(0, c:getreusedtimes())
+      c:close()
+    end))
+
+    it("a queued connect that is dropped leaves the queue", T(function()
+      local port = many()
+      local o = { pool = "limited3", pool_size = 1, backlog = 1 }
+      local a = ngx.socket.tcp()
+      assert(a:connect("127.0.0.1", port, o))
+      local b = ngx.socket.tcp()
+      assert.is_false(quench.timeout(0.05, b.connect, b, "127.0.0.1", port, o))
+      -- its place in the backlog is free again: c queues rather than fails
+      local c = ngx.socket.tcp()
+      local h = quench.spawn(function() return c:connect("127.0.0.1", port, o) end)
+      quench.sleep(0.05)
+      assert.is_false(h:done())
+      a:close()
+      assert.are.same({ true, 1 }, { bounded(h.join, h) })
+      c:close()
+      assert.has_error(function() a:connect("127.0.0.1", port, { backlog = -1 }) end,
+        "bad argument #3 to 'connect' (opts.backlog must be an integer >= 0, got -1)")
+      assert.has_error(function() a:connect("127.0.0.1", port, { backlog = 1, pool_size = 0 }) end,
+        "bad argument #3 to 'connect' (opts.pool_size must be an integer >= 1, got 0)")
+    end))
+  end)
 
   it("ngx.socket.udp talks to a peer and times out", T(function()
     local srv <close> = assert(quench.udp.bind("127.0.0.1", 0))

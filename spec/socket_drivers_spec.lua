@@ -319,6 +319,41 @@ describe("redis-lua on quench.socket", function()
     c:quit()
   end))
 
+  it("pipeline: the driver's own Lua 5.1 table.insert fails on 5.4; the globals workaround",
+     T(function()
+    local _server <close>, port = redis_server()
+    local c = redis.connect("127.0.0.1", port)
+    local ok, err = pcall(c.pipeline, c, function(p) p:set("a", "1"); p:get("a") end)
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'table_insert' %(position out of bounds%)", err)
+    -- the same call on plain Lua 5.4, no socket at all: the driver's bug
+    assert.has_error(function() table.insert({}, 2, nil) end)
+    local function insert51(t, pos, ...)
+      if select("#", ...) == 0 then t[#t + 1] = pos; return end
+      local e = #t + 1
+      if pos > e then e = pos end
+      for i = e, pos + 1, -1 do t[i] = t[i - 1] end
+      t[pos] = ...
+    end
+    local redis51 = qsocket.require("redis", { path = REDIS_PATH,
+      globals = { table = setmetatable({ insert = insert51 }, { __index = table }) } })
+    assert.are_not.equal(redis, redis51)
+    local d = redis51.connect("127.0.0.1", port)
+    local replies, n = d:pipeline(function(p)
+      p:set("a", "1"); p:get("a"); p:get("missing"); p:incr("n"); p:ping()
+    end)
+    assert.equal(5, n)
+    assert.is_true(replies[1])
+    assert.equal("1", replies[2])
+    assert.is_nil(replies[3])
+    assert.equal(1, replies[4])
+    assert.is_true(replies[5])
+    assert.has_error(function() qsocket.require("redis", { globals = 1 }) end,
+      "bad argument #2 to 'quench.socket.require' (opts.globals must be a table, got number)")
+    d:quit()
+    c:quit()
+  end))
+
   it("times out with the driver's own timeout, and with quench.timeout", T(function()
     local _server <close>, port = redis_server()
     local c = redis.connect { host = "127.0.0.1", port = port, timeout = 0.1 }

@@ -5,6 +5,7 @@
 -- (socket.http, ltn12, redis-lua): spec/socket_drivers_spec.lua.
 local quench = require "quench"
 local socket = require "quench.socket"
+local pool = require "quench.pool"
 
 local function T(fn) return quench.test(fn, { clock = "real" }) end
 
@@ -48,6 +49,57 @@ describe("quench.socket", function()
     assert.equal("rest", c:receive("*a"))          -- until closed: data, no error
     assert.same({ nil, "closed", "" }, { c:receive(1) })
     assert.equal(1, c:close())
+    srv:close()
+  end))
+
+  it("keeps connections alive through quench.pool (setkeepalive, getreusedtimes)", T(function()
+    local srv = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local accepted, echoes = 0, {}
+    local h = quench.spawn(function()
+      while true do
+        local p = srv:accept()
+        accepted = accepted + 1
+        echoes[#echoes + 1] = quench.spawn(function()   -- echoes lines while the client stays
+          for line in p:lines("L") do p:write(line) end
+          p:close()
+        end)
+      end
+    end)
+    local c = assert(socket.connect("127.0.0.1", port))
+    assert.equal(0, c:getreusedtimes())
+    c:send("a\n")
+    assert.equal("a", c:receive())
+    assert.equal(1, c:setkeepalive(10))
+    assert.same({ nil, "closed" }, { c:getreusedtimes() })
+    for k = 1, 3 do                       -- the same connection, each time
+      local d = assert(socket.connect("127.0.0.1", port))
+      assert.equal(k, d:getreusedtimes())
+      d:send("b\n")
+      assert.equal("b", d:receive())
+      assert.equal(1, d:setkeepalive())
+    end
+    assert.equal(1, accepted)
+    -- refused, and closed: unread data, a timed-out call, an accepted connection
+    local e = assert(socket.connect("127.0.0.1", port))
+    e:send("x\ny\n")
+    assert.equal("x", e:receive())
+    quench.sleep(0.05)
+    e:receive(0)
+    assert.same({ nil, "unread data in buffer" }, { e:setkeepalive() })
+    local f = assert(socket.connect("127.0.0.1", port))
+    f:settimeout(0.02)
+    assert.same({ nil, "timeout", "" }, { f:receive() })
+    assert.same({ nil, "connection in dubious state" }, { f:setkeepalive() })
+    local g = assert(socket.connect("127.0.0.1", port))
+    assert.is_false(quench.timeout(0.02, g.receive, g))   -- dropped mid-wait
+    assert.same({ nil, "connection in dubious state" }, { g:setkeepalive() })
+    assert.equal(3, accepted)             -- e took the kept one; f and g were new
+    assert.has_error(function() g:setkeepalive(-1) end,
+      "bad argument #1 to 'setkeepalive' (seconds >= 0 expected, got -1)")
+    h:abort()
+    for _, t in ipairs(echoes) do t:abort() end
+    pool.clear()
     srv:close()
   end))
 
@@ -248,7 +300,6 @@ describe("quench.socket", function()
     peer:write("x")
     quench.sleep(0.05)
     assert.is_true(c:dirty())
-    assert.equal(-1, c:getfd())
     c:close()
     peer:close()
     srv:close()
@@ -397,6 +448,52 @@ describe("quench.socket", function()
     assert.is_string(list[1].addr)
     assert.is_string(socket.dns.gethostname())
     assert.same({ nil, "host not found" }, { socket.dns.toip("no-such-host.invalid") })
+  end))
+
+  it("connects from a local address: socket.connect's locaddr, or bind then connect",
+     T(function()
+    local srv = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local c = assert(socket.connect("127.0.0.1", port, "127.0.0.2"))
+    local p = assert(srv:accept())
+    assert.equal("127.0.0.2", (p:getpeername()))
+    assert.equal("127.0.0.2", (c:getsockname()))
+    local t = socket.tcp()
+    assert.equal(1, t:bind("127.0.0.3", 0))
+    local _, lport = t:getsockname()
+    assert.equal(1, t:connect("127.0.0.1", port))
+    local p2 = assert(srv:accept())
+    assert.same({ "127.0.0.3", lport }, { p2:getpeername() })
+    -- never pooled: it left from a chosen address
+    assert.same({ nil, "connection not pooled (accepted, or from a chosen local address)" },
+                { t:setkeepalive() })
+    assert.same({ nil, "address not available" }, { socket.connect("127.0.0.1", port, "192.0.2.1") })
+    for _, o in ipairs { c, p, p2, srv } do o:close() end
+  end))
+
+  it("getfd gives a client's descriptor; setfd on a master adopts one", T(function()
+    local c, peer, srv, port = pair()
+    local fd = c:getfd()
+    assert.is_true(math.type(fd) == "integer" and fd > 2)
+    assert.equal(-1, socket.tcp():getfd())
+    c:close()
+    assert.equal(-1, c:getfd())
+    peer:close()
+    -- a descriptor quench does not own: a client of the system's own
+    -- (blocking) LuaSocket, connected to our listener, handed over
+    local ls = require("socket").connect("127.0.0.1", port)
+    local raw = math.tointeger(ls:getfd())
+    ls:setfd(-1)
+    local m = socket.tcp()
+    assert.equal(1, m:setfd(raw))
+    assert.matches("^tcp{client}", tostring(m))
+    local p2 = assert(srv:accept())
+    m:send("over the adopted descriptor\n")
+    assert.equal("over the adopted descriptor", p2:read("l"))
+    assert.equal(raw, m:getfd())
+    assert.has_error(function() socket.tcp():setfd("x") end,
+                     "bad argument #1 to 'setfd' (integer expected, got string)")
+    m:close(); p2:close(); srv:close()
   end))
 
   it("raises on misuse, naming the method and the argument", T(function()

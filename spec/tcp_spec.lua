@@ -58,6 +58,31 @@ local function expected(pos, n)                    -- n bytes from stream positi
 end
 
 describe("quench.tcp", function()
+  it("connects from a chosen local address and port (local_host, local_port)", function()
+    quench.run(function()
+      local server = assert(tcp.listen("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      local probe = assert(tcp.listen("127.0.0.4", 0))   -- a free local port, then freed
+      local _, lport = probe:getsockname()
+      probe:close()
+      local c = assert(tcp.connect("127.0.0.1", port, { local_host = "127.0.0.4", local_port = lport }))
+      local a = assert(server:accept())
+      assert.are.same({ "127.0.0.4", lport }, { a:getpeername() })
+      local op = tcp.connect_op("127.0.0.1", port, { local_host = "127.0.0.5" })
+      local c2 = assert(op:await())
+      local a2 = assert(server:accept())
+      assert.are.equal("127.0.0.5", (a2:getpeername()))
+      assert.has_error(function() tcp.connect("127.0.0.1", port, { local_host = "localhost" }) end,
+        "quench.tcp.connect: opts.local_host must be a numeric IP address, got 'localhost'")
+      assert.has_error(function() tcp.connect("127.0.0.1", port, { local_port = 70000 }) end,
+        "quench.tcp.connect: opts.local_port must be an integer in 0..65535")
+      local none, msg = tcp.connect("127.0.0.1", port, { local_host = "192.0.2.1" })
+      assert.is_nil(none)
+      assert.matches("^EADDRNOTAVAIL", msg)
+      for _, o in ipairs { c, a, c2, a2, server } do o:close() end
+    end)
+  end)
+
   for _, host in ipairs({ "127.0.0.1", "::1" }) do
     it("echoes over " .. host .. ", with the addresses of both ends", function()
       if host == "::1" and not has_ipv6 then

@@ -540,7 +540,10 @@ int qn_stream_is_closed(const qn_stream *s);
 int qn_stream_is_shut(const qn_stream *s);           /* shutdown started */
 int qn_stream_readable(const qn_stream *s);          /* 0: a pipe opened write-only */
 int qn_stream_writable(const qn_stream *s);
-size_t qn_stream_buffered(const qn_stream *s);       /* read, not yet consumed */
+size_t qn_stream_buffered(const qn_stream *s);
+/* The stream's descriptor (a socket or pipe), or -1 once closed or for a
+   handle without one. Still quench's: for getsockopt and the like. */
+int qn_stream_fileno(const qn_stream *s);       /* read, not yet consumed */
 size_t qn_stream_write_queued(const qn_stream *s);   /* queued, not yet written */
 int qn_stream_readers(const qn_stream *s);           /* read futures alive */
 int qn_stream_writers(const qn_stream *s);           /* writable futures alive */
@@ -597,6 +600,9 @@ typedef struct qn_tcp_opts {
   size_t write_limit;       /* 0: QN_STREAM_WRITE_LIMIT */
   int has_linger;           /* 1: linger_ms is the stream's linger (qn_stream_close) */
   uint64_t linger_ms;
+  int has_local;            /* 1: a connect binds to local first (LuaSocket's
+                               connect with a local address; port 0: any) */
+  struct sockaddr_storage local;
 } qn_tcp_opts;
 
 enum { QN_TCP_REUSEADDR = 1, QN_TCP_REUSEPORT = 2, QN_TCP_IPV6ONLY = 4 };

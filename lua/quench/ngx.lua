@@ -60,40 +60,55 @@ local Tcp = {}
 Tcp.__index = Tcp
 Tcp.__name = "quench.ngx.tcp"
 
+-- The no-wait paths of receive and send, in C (lua/ngx.c): each does the
+-- whole call when nothing has to wait and nothing is unusual, else returns
+-- nil having done nothing, and the method goes on as below.
+local fast_receive, fast_send = C.fast(Tcp)
+
 -- Close the connection, forget it; the socket object can connect again.
 local function drop(self)
   local s = self.s
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
   self.waiting = false
   if s then pcall(s.close, s) end
+  local st = self.limit
+  if st then
+    self.limit = nil
+    st.inuse = st.inuse - 1
+    if st.waiting > 0 then st.notify:notify_one() end
+  end
 end
 
--- A socket's guard, held in a to-be-closed variable around each wait
--- (`wait` below), which sets `waiting` before the wait and clears it after.
--- A guard that finds `waiting` still set is closing over a wait that was
--- dropped (its task aborted, a select or timeout around it finished) or
--- that raised: the request was cut short, and the connection is closed at
--- once, before anyone can read its stale answer or the server acts on it
--- further. Only calls that really wait pay for the guard: a read the
--- buffer satisfies, or a write below the write limit, does not.
-local Guard = {}
-Guard.__close = function(g)
-  local sock = g.sock
-  if sock.waiting then drop(sock) end
+-- A socket is its own guard: held in a to-be-closed variable around each
+-- wait (`wait` below), which sets `waiting` to true before the wait and to
+-- "done" after it. A __close that finds `waiting` still true is closing
+-- over a wait that was dropped (its task aborted, a select or timeout
+-- around it finished) or that raised: the request was cut short, and the
+-- connection is closed at once, before anyone can read its stale answer
+-- or the server acts on it further. Only calls that really wait pay for
+-- the guard: a read the buffer satisfies, or a write below the write
+-- limit, does not. Outside any wait (`waiting` false), __close is the
+-- user's: `local sock <close> = ngx.socket.tcp()` closes it at scope exit.
+Tcp.__close = function(sock)
+  if sock.waiting == "done" then
+    sock.waiting = false
+  else
+    drop(sock)
+  end
 end
 
 -- Wait for `op` at most `seconds`: true, results; or false, Timeout.
 -- With `fn_arg1`, `op` is a function called with (fn_arg1, fn_arg2).
 local function wait(self, seconds, op, fn_arg1, fn_arg2)
   self.waiting = true
-  local _guard <close> = self.guard
+  local _guard <close> = self
   local ok, a, b, c
   if fn_arg1 == nil then
     ok, a, b, c = timeout(seconds, op)
   else
     ok, a, b, c = timeout(seconds, op, fn_arg1, fn_arg2)
   end
-  self.waiting = false
+  self.waiting = "done"
   return ok, a, b, c
 end
 
@@ -101,9 +116,8 @@ local function new_tcp()
   local sock = setmetatable({
     s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
-    read_timeout = DEFAULT_TIMEOUT, guard = nil, waiting = false,
+    read_timeout = DEFAULT_TIMEOUT, waiting = false, limit = nil,
   }, Tcp)
-  sock.guard = setmetatable({ sock = sock }, Guard)
   return sock
 end
 
@@ -153,6 +167,114 @@ local function timed_out(self, prefix)
   return nil, "timeout", got
 end
 
+-- The pool keys of host and port, made once: pool.key formats the port.
+-- Forgotten all at once past KEYS_MAX hosts (a program that connects to
+-- ever new hosts does not grow it without bound).
+local keys, nkeys, KEYS_MAX = {}, 0, 1000
+local pool_give = pool._give
+
+-- Make a new connection with the socket's connect timeout: conn, or nil, err.
+local function dial(self, host, port, path)
+  local conn, msg
+  if path then
+    local unix = quench.unix
+    if unix == nil then
+      return nil, "unix domain sockets need quench.unix, which this build lacks"
+    end
+    if unix.connect_op then
+      local ok
+      ok, conn, msg = timeout(self.connect_timeout, unix.connect_op(path))
+      if not ok then return nil, "timeout" end
+    else
+      conn, msg = unix.connect(path)   -- a Unix socket connects at once
+    end
+  else
+    local ok
+    ok, conn, msg = timeout(self.connect_timeout, tcp_connect_op(host, port, { nodelay = true }))
+    if not ok then return nil, "timeout" end
+  end
+  if not conn then return nil, errmsg(msg) end
+  return conn
+end
+
+-- Connect queueing (opts.backlog, OpenResty's semantics): per pool name,
+-- at most `size` connections exist (in use by a socket, or idle in the
+-- pool); a connect beyond that waits, FIFO, for one to be closed or kept
+-- alive, at most the connect timeout; beyond `backlog` waiting connects,
+-- it fails at once. `inuse` counts the sockets holding one of the pool's
+-- connections (or dialling one); the idle ones are pool.count(key).
+-- Per run: forgotten when the run ends.
+local limits, limits_hooked = {}, false
+
+local function forget_limits() limits, limits_hooked = {}, false end
+
+local function limit_of(key, opts)
+  local backlog, size = opts.backlog, opts.pool_size
+  if math_type(backlog) ~= "integer" then
+    local b = tonumber(backlog)
+    if b == nil or b ~= floor(b) then
+      error("bad argument #3 to 'connect' (opts.backlog must be an integer >= 0, got "
+            .. tostring(backlog) .. ")", 3)
+    end
+    backlog = floor(b)
+  end
+  if backlog < 0 then
+    error("bad argument #3 to 'connect' (opts.backlog must be an integer >= 0, got "
+          .. tostring(backlog) .. ")", 3)
+  end
+  if size == nil then
+    size = pool.DEFAULT_SIZE   -- lua_socket_pool_size's default, 30
+  else
+    local n = tonumber(size)
+    if n == nil or n < 1 or n ~= floor(n) then
+      error("bad argument #3 to 'connect' (opts.pool_size must be an integer >= 1, got "
+            .. tostring(size) .. ")", 3)
+    end
+    size = floor(n)
+  end
+  local st = limits[key]
+  if st == nil then   -- the first connect with a backlog makes the limit, as OpenResty
+    if not limits_hooked then
+      quench._at_exit(forget_limits)
+      limits_hooked = true
+    end
+    st = { size = size, backlog = backlog, inuse = 0, waiting = 0, notify = quench.notify() }
+    limits[key] = st
+  end
+  return st
+end
+
+-- One of the pool's connections is no longer held by a socket: the first
+-- waiting connect may go on.
+local function release(st)
+  st.inuse = st.inuse - 1
+  if st.waiting > 0 then st.notify:notify_one() end
+end
+
+-- The waiting count and the dialling slot, given back however the wait or
+-- the dial ends (returned, timed out, dropped).
+local Waiting = { __close = function(w) w.st.waiting = w.st.waiting - 1 end }
+local Slot = { __close = function(sl) if sl.st then release(sl.st) end end }
+
+-- Wait in the queue of st: true when a connection may be made, or an idle
+-- connection taken from the pool (stream, reused, data), or nil, err.
+local function queue(self, st, key)
+  if st.waiting >= st.backlog then return nil, "too many waiting connect operations" end
+  local deadline = quench.now() + self.connect_timeout
+  st.waiting = st.waiting + 1
+  local _w <close> = setmetatable({ st = st }, Waiting)
+  while true do
+    -- woken by a release, or every second: an idle connection that expired
+    -- in the pool frees a place without anyone releasing it
+    local until_ = math.min(deadline, quench.now() + 1)
+    quench.deadline(until_, st.notify:notified_op())
+    local s, reused, data = pool.take(key)
+    if s then return s, reused, data end
+    if st.inuse + pool.count(key) < st.size then return true end
+    if quench.now() >= deadline then return nil, "timeout" end
+  end
+end
+
 --- connect(host, port [, opts]) or connect("unix:/path" [, opts]).
 function Tcp:connect(host, port, opts)
   check_self(self, "connect")
@@ -178,33 +300,55 @@ function Tcp:connect(host, port, opts)
   if key ~= nil and type(key) ~= "string" then
     error("bad argument #3 to 'connect' (opts.pool must be a string)", 2)
   end
-  key = key or (path and host or pool.key(host, port))
+  if key == nil then
+    if path then
+      key = host
+    else
+      local by_port = keys[host]
+      if by_port == nil then
+        if nkeys >= KEYS_MAX then keys, nkeys = {}, 0 end
+        by_port, nkeys = {}, nkeys + 1
+        keys[host] = by_port
+      end
+      key = by_port[port]
+      if key == nil then key = pool.key(host, port); by_port[port] = key end
+    end
+  end
+  local st
+  if opts and opts.backlog ~= nil then st = limit_of(key, opts) end
   self.key, self.reused = key, 0
   local s, reused, data = pool.take(key)
   if s then
     self.s, self.reused, self.tls = s, reused, data
+    if st then st.inuse, self.limit = st.inuse + 1, st end
     return 1
   end
-  local conn, msg
-  if path then
-    local unix = quench.unix
-    if unix == nil then
-      return nil, "unix domain sockets need quench.unix, which this build lacks"
-    end
-    if unix.connect_op then
-      local ok
-      ok, conn, msg = timeout(self.connect_timeout, unix.connect_op(path))
-      if not ok then return nil, "timeout" end
-    else
-      conn, msg = unix.connect(path)   -- a Unix socket connects at once
-    end
-  else
-    local ok
-    ok, conn, msg = timeout(self.connect_timeout, tcp_connect_op(host, port, { nodelay = true }))
-    if not ok then return nil, "timeout" end
+  if st == nil then
+    local conn, msg = dial(self, host, port, path)
+    if not conn then return nil, msg end
+    self.s = conn
+    return 1
   end
-  if not conn then return nil, errmsg(msg) end
-  self.s = conn
+  -- the pool is full (pool_size connections, in use or idle): queue
+  if st.inuse + pool.count(key) >= st.size then
+    local conn, r2, d2 = queue(self, st, key)
+    if conn == nil then return nil, r2 end
+    if conn ~= true then   -- an idle connection came back while we waited
+      self.s, self.reused, self.tls = conn, r2, d2
+      st.inuse, self.limit = st.inuse + 1, st
+      return 1
+    end
+  end
+  -- a slot of the pool is ours from now; a failed or dropped dial gives it back
+  st.inuse = st.inuse + 1
+  local slot <close> = setmetatable({ st = st }, Slot)
+  local conn, msg = dial(self, host, port, path)
+  slot.st = nil
+  if not conn then
+    release(st)
+    return nil, msg
+  end
+  self.s, self.limit = conn, st
   return 1
 end
 
@@ -258,6 +402,8 @@ end
 
 --- send(data): the number of bytes sent, or nil, err.
 function Tcp:send(data)
+  local sent = fast_send(self, data)   -- nothing to wait for: done in one C call
+  if sent then return sent end
   check_self(self, "send")
   local str = tostr_send(data)
   local e = enter(self, "writing")
@@ -321,6 +467,29 @@ end
 --- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
 -- "*a" (everything to EOF), or a count (a number or a numeric string).
 function Tcp:receive(pat)
+  local r = fast_receive(self, pat)   -- a line or count buffered whole: one C call
+  if r then return r end
+  if r == false then   -- a line or count, a usable idle socket: wait for the rest
+    local s = self.s
+    self.busy = current()
+    if pat ~= nil and pat ~= "*l" then return receive_count(self, s, floor(tonumber(pat)), nil) end
+    -- receive_line, inlined: this wait is the one every request/response
+    -- protocol makes once per reply
+    local ok, line, msg
+    self.waiting = true
+    do
+      local _guard <close> = self
+      ok, line, msg = timeout(self.read_timeout, s:read_op("L"))
+      self.waiting = "done"
+    end
+    if not ok then return timed_out(self) end
+    self.busy = nil
+    if line == nil then return fail(self, msg or "closed", "") end
+    local n = #line
+    if byte(line, n) ~= 10 then return fail(self, "closed", line) end   -- EOF mid-line
+    if byte(line, n - 1) == 13 then return sub(line, 1, n - 2) end
+    return sub(line, 1, n - 1)
+  end
   check_self(self, "receive")
   local n
   if pat == nil or pat == "*l" then
@@ -525,10 +694,20 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
   end
   local key, reused, tls = self.key, self.reused, self.tls
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
-  local ok, err = pool.give(key, s, {
-    idle = idle == nil and pool.DEFAULT_IDLE or idle / 1000,
-    size = size and math.tointeger(size), reused = reused, data = tls, dubious = dubious,
-  })
+  local st = self.limit
+  local ok, err
+  if dubious then
+    pcall(s.close, s)
+    ok, err = nil, dubious
+  else
+    ok, err = pool_give(key, s, idle == nil and pool.DEFAULT_IDLE or idle / 1000,
+                        size and math.tointeger(size) or pool.DEFAULT_SIZE, reused, tls)
+  end
+  if st then   -- idle in the pool now (counted there), or closed: a waiter may go on
+    self.limit = nil
+    st.inuse = st.inuse - 1
+    if st.waiting > 0 then st.notify:notify_one() end
+  end
   if ok then return 1 end
   -- OpenResty's word for every refusal but a closed connection
   return nil, err == "closed" and err or "connection in dubious state"
@@ -736,8 +915,33 @@ end
 
 ngx.timer = {}
 
+-- The timers of this run that have not fired yet (record -> true), and
+-- whether the at-exit call that fires them prematurely is registered.
+local pending_timers, timers_hooked, exiting, timer_seq = {}, false, false, 0
+
+-- When the run ends (its main task is done), every pending timer is
+-- called with premature = true, in the order they were made, as OpenResty
+-- does when its worker exits; ngx.worker.exiting() is true meanwhile. The
+-- calls are plain calls outside any task: they cannot wait.
+local function fire_premature()
+  local list = {}
+  for rec in pairs(pending_timers) do list[#list + 1] = rec end
+  pending_timers, timers_hooked = {}, false
+  table.sort(list, function(a, b) return a.seq < b.seq end)
+  exiting = true
+  for _, rec in ipairs(list) do
+    local ok, err = pcall(rec.callback, true, table.unpack(rec.args, 1, rec.args.n))
+    if not ok then
+      ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", tostring(err))
+    end
+  end
+  exiting = false
+end
+
 --- timer.at(delay, callback, ...): a detached task that calls
--- callback(false, ...) after `delay` seconds. Returns true.
+-- callback(false, ...) after `delay` seconds, or callback(true, ...) when
+-- the run ends first. Returns true; nil, "process exiting" when called
+-- while the run is ending.
 function ngx.timer.at(delay, callback, ...)
   local d = tonumber(delay)
   if d == nil or d < 0 or d ~= d then
@@ -747,16 +951,27 @@ function ngx.timer.at(delay, callback, ...)
   if type(callback) ~= "function" then
     error("bad argument #2 to 'timer.at' (function expected, got " .. type(callback) .. ")", 2)
   end
-  local h = quench.spawn(function(...)
+  if exiting then return nil, "process exiting" end
+  if not timers_hooked then
+    quench._at_exit(fire_premature)
+    timers_hooked = true
+  end
+  timer_seq = timer_seq + 1
+  local rec = { callback = callback, args = table.pack(...), seq = timer_seq }
+  local set = pending_timers
+  set[rec] = true
+  local h = quench.spawn(function()
     if d > 0 then quench.sleep(d) end
-    callback(false, ...)
-  end, ...)
+    if set[rec] == nil then return end
+    set[rec] = nil
+    callback(false, table.unpack(rec.args, 1, rec.args.n))
+  end)
   h:detach()
   return true
 end
 
 ngx.worker = {
-  exiting = function() return false end,
+  exiting = function() return exiting end,
   id = function() return 0 end,
   count = function() return 1 end,
 }
@@ -874,6 +1089,14 @@ ngx.crc32_long = crc32
 -- install
 -------------------------------------------------------------------------------
 
+-- table.clear(t): every key of t removed, the table kept (LuaJIT's).
+function M.table_clear(t)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'table.clear' (table expected, got " .. type(t) .. ")", 2)
+  end
+  for k in next, t do t[k] = nil end
+end
+
 M.RESTY_PATH = "/usr/share/lua/5.1/nginx/?.lua;/usr/share/lua/5.1/?.lua"
 
 -- A package searcher: "resty.X" from Debian's OpenResty drivers
@@ -906,6 +1129,14 @@ function M.install(opts)
   end
   _G.ngx = ngx
   if _G.unpack == nil then _G.unpack = table.unpack end
+  -- LuaJIT's table.new and table.clear, which OpenResty drivers require
+  -- under pcall (table.new presizes the request tables resty.redis builds)
+  if package.loaded["table.new"] == nil and package.preload["table.new"] == nil then
+    package.preload["table.new"] = function() return C.new_tab end
+  end
+  if package.loaded["table.clear"] == nil and package.preload["table.clear"] == nil then
+    package.preload["table.clear"] = function() return M.table_clear end
+  end
   if opts.log_level ~= nil then M.log_level = opts.log_level end
   if opts.ssl_trusted_certificate ~= nil then
     M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate

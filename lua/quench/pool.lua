@@ -41,7 +41,11 @@ end
 -- buffered, and no data, EOF or error waiting (a read would not wait).
 -- Never waits: a read that is ready wins the biased select at once, else
 -- the zero sleep does and the read is dropped (nothing read).
+local quiet = quench._ngx.quiet   -- the same answer for quench's streams, in one C call
+
 local function idle_ok(stream)
+  local q = quiet(stream)
+  if q ~= nil then return q end
   local ok, buffered = pcall(stream.buffered, stream)
   if not ok or buffered ~= 0 then return false end
   if stream.read_some_op == nil then return true end
@@ -96,6 +100,30 @@ local function sweep_all(t)
   for key, list in pairs(pools) do sweep_list(key, list, t) end
 end
 
+-- Why an idle stream cannot be pooled, or nil if it can.
+local function refusal(stream)
+  local ok, buffered = pcall(stream.buffered, stream)
+  if not ok then return "closed" end
+  if buffered ~= 0 then return "unread data in buffer" end
+  if not idle_ok(stream) then return "connection in dubious state" end
+  return nil
+end
+
+-- Keep an idle stream for key, closing the oldest past size.
+local function store(key, stream, idle, size, reused, data)
+  local t = now()
+  sweep_all(t)
+  local list = pools[key]
+  if list == nil then list = {}; pools[key] = list end
+  while #list >= size do   -- full: the oldest goes
+    close(table.remove(list, 1).stream)
+  end
+  list[#list + 1] = {
+    stream = stream, expires = idle == 0 and huge or t + idle, reused = reused, data = data,
+  }
+  return true
+end
+
 --- Take the most recently idle connection for `key`, or `nil` if there is
 -- none. Never waits. Returns `stream, reused, data`: `reused` is how many
 -- times it was taken before this one (1 the first time it comes back).
@@ -111,7 +139,8 @@ function M.take(key)
     local e = list[n]
     list[n] = nil
     if e.expires > t and idle_ok(e.stream) then
-      if n == 1 then pools[key] = nil end
+      -- an emptied list stays for the give that usually follows (a sweep
+      -- removes it if none does)
       return e.stream, e.reused + 1, e.data
     end
     close(e.stream)
@@ -131,10 +160,8 @@ function M.give(key, stream, opts)
   end
   opts = opts or {}
   if opts.dubious then close(stream); return nil, tostring(opts.dubious) end
-  local ok, buffered = pcall(stream.buffered, stream)
-  if not ok then close(stream); return nil, "closed" end
-  if buffered ~= 0 then close(stream); return nil, "unread data in buffer" end
-  if not idle_ok(stream) then close(stream); return nil, "connection in dubious state" end
+  local refused = refusal(stream)
+  if refused then close(stream); return nil, refused end
   local idle, size = opts.idle or M.DEFAULT_IDLE, opts.size or M.DEFAULT_SIZE
   if type(idle) ~= "number" or idle < 0 or idle ~= idle then
     close(stream)
@@ -148,18 +175,18 @@ function M.give(key, stream, opts)
       error("quench.pool.give: opts.size must be an integer >= 1", 2)
     end
   end
-  local t = now()
-  sweep_all(t)
-  local list = pools[key]
-  if list == nil then list = {}; pools[key] = list end
-  while #list >= size do   -- full: the oldest goes
-    close(table.remove(list, 1).stream)
+  return store(key, stream, idle, size, opts.reused or 0, opts.data)
+end
+
+-- give without the options table, its arguments checked by the caller
+-- (quench.ngx's setkeepalive): idle in seconds (0: no limit), size an
+-- integer >= 1.
+function M._give(key, stream, idle, size, reused, data)
+  if quiet(stream) ~= true then
+    local refused = refusal(stream)
+    if refused then close(stream); return nil, refused end
   end
-  list[#list + 1] = {
-    stream = stream, expires = idle == 0 and huge or t + idle,
-    reused = opts.reused or 0, data = opts.data,
-  }
-  return true
+  return store(key, stream, idle, size, reused, data)
 end
 
 --- How many idle connections `key` has (all keys when `key` is nil).

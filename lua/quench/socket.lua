@@ -22,6 +22,7 @@
 -- Embedded in quench.so (its first line makes luaopen_quench register it
 -- in package.preload, compiled on first require), and installed as a file.
 local quench = require "quench"
+local pool = require "quench.pool"
 
 local M = {
   _VERSION = "LuaSocket 3.0.0 (quench)",
@@ -151,7 +152,15 @@ function common:setstats(received, sent, age)
 end
 
 -- quench owns the descriptor; there is none to give.
-function common.getfd() return -1 end
+-- getfd(): the descriptor of a connected client (still quench's: for
+-- getsockopt and the like, never to read, write or close), else -1.
+function common:getfd()
+  if self.closed or self.stream == nil then return -1 end
+  return quench._fileno(self.stream)
+end
+
+-- setfd: see master_methods:setfd; elsewhere it does nothing (quench will
+-- not swap a live object's descriptor).
 function common.setfd() end
 
 function common:setoption(name, value)
@@ -194,8 +203,10 @@ local stream_methods = {}
 -- true, or nil, "timeout" | "closed" | message.
 local function fill(self, t0)
   if self.eof then return nil, self.eof end
+  self.busy = true   -- left set by a dropped wait: the connection is never pooled
   local ok, data, msg, code = bounded(wait_limit(self, t0), self.stream:read_some_op(READ_MAX))
-  if not ok then return nil, "timeout" end
+  self.busy = false
+  if not ok then self.tainted = true; return nil, "timeout" end
   if data == nil then
     self.eof = msg == nil and "closed" or lserr(msg, code)
     return nil, self.eof
@@ -275,8 +286,10 @@ function stream_methods:send(data, i, j)
   if self.closed then return nil, "closed", i - 1 end
   if i > j then return i - 1 end
   local chunk = data:sub(i, j)
+  self.busy = true
   local ok, s, msg, code = bounded(wait_limit(self, quench.now()), self.stream:write_op(chunk))
-  if not ok then return nil, "timeout", i - 1 end
+  self.busy = false
+  if not ok then self.tainted = true; return nil, "timeout", i - 1 end
   if s == nil then return nil, lserr(msg, code), i - 1 end
   self.stats.sent = self.stats.sent + #chunk
   return j
@@ -327,6 +340,43 @@ function stream_methods:close()
   return 1
 end
 
+-- setkeepalive([idle [, size]]): a quench extension (OpenResty's idiom,
+-- in seconds): the connection goes to quench.pool for the next connect to
+-- the same destination, and the object is closed. Refused (the connection
+-- is closed, nil, err) when it has unread data, reached EOF or an error,
+-- was shut down, or a call on it timed out or was dropped.
+function stream_methods:setkeepalive(idle, size)
+  if idle ~= nil and (type(idle) ~= "number" or idle < 0 or idle ~= idle) then
+    error("bad argument #1 to 'setkeepalive' (seconds >= 0 expected, got " .. tostring(idle) .. ")", 2)
+  end
+  if size ~= nil and (math.type(size) ~= "integer" or size < 1) then
+    error("bad argument #2 to 'setkeepalive' (pool size must be a positive integer, got "
+          .. tostring(size) .. ")", 2)
+  end
+  if self.closed then return nil, "closed" end
+  local dubious
+  if #self.buf > 0 then dubious = "unread data in buffer"
+  elseif self.eof or self.shut then dubious = "closed"
+  elseif self.busy or self.tainted then dubious = "connection in dubious state"
+  end
+  local stream, key = self.stream, self.pool_key
+  self.closed = true
+  if dubious or key == nil then
+    stream:close()
+    return nil, dubious or "connection not pooled (accepted, or from a chosen local address)"
+  end
+  local ok, err = pool.give(key, stream, { idle = idle or pool.DEFAULT_IDLE, size = size,
+                                           reused = self.reused or 0 })
+  if ok then return 1 end
+  return nil, err
+end
+
+-- getreusedtimes(): how many times this connection came from the pool.
+function stream_methods:getreusedtimes()
+  if self.closed then return nil, "closed" end
+  return self.reused or 0
+end
+
 -- Masters ----------------------------------------------------------------
 
 local master_methods = {}
@@ -345,28 +395,50 @@ end
 function master_methods:connect(host, port)
   in_task("connect")
   if self.closed then return nil, "closed" end
-  if self.server then return nil, "already bound" end
+  local copts
+  if self.server then
+    if self.unix then return nil, "already bound" end
+    -- bind before connect: the connection leaves from the bound address.
+    -- bind listened there (see bind); the listener goes, its address stays
+    local lhost, lport = self.server:getsockname()
+    self.server:close()
+    self.server = nil
+    copts = { local_host = lhost, local_port = lport }
+  end
   local ok, s, msg, code
+  if type(host) ~= "string" then
+    error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
+  end
+  local key
   if self.unix then
-    if type(host) ~= "string" then
-      error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
-    end
-    s, msg, code = quench.unix.connect(host)
-    ok = true
+    key = "unix:" .. host
   else
-    if type(host) ~= "string" then
-      error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
-    end
     port = math.tointeger(tonumber(port))
     if port == nil or port < 0 or port > 65535 then
       error("bad argument #2 to 'connect' (port expected)", 2)
     end
     if host == "*" then host = "0.0.0.0" end
+    key = pool.key(host, port)
+  end
+  -- a connection kept alive with setkeepalive (here or by quench.ngx) first,
+  -- unless it must leave from a given local address
+  local reused
+  if copts == nil then s, reused = pool.take(key) end
+  if s then
+    client_from(self, s, self.unix and unix_client or tcp_client)
+    self.pool_key, self.reused = key, reused
+    return 1
+  end
+  if self.unix then
+    s, msg, code = quench.unix.connect(host)
+    ok = true
+  else
     ok, s, msg, code = bounded(wait_limit(self, quench.now()),
-                               quench.tcp.connect_op(host, port))
+                               quench.tcp.connect_op(host, port, copts))
   end
   if not ok then return nil, "timeout" end
   if s == nil then return nil, lserr(msg, code) end
+  if copts == nil then self.pool_key = key end   -- one from a chosen address is not pooled
   return client_from(self, s, self.unix and unix_client or tcp_client)
 end
 
@@ -393,6 +465,28 @@ function master_methods:bind(host, port)
   end
   if srv == nil then return nil, lserr(msg, code) end
   self.server = srv
+  return 1
+end
+
+-- setfd(fd) on a master (an object with no descriptor yet): quench.adopt(fd),
+-- so the object becomes the client (a connected socket) or the server (a
+-- listening one) of that descriptor, which quench then owns.
+function master_methods:setfd(fd)
+  if math.type(fd) ~= "integer" then
+    error("bad argument #1 to 'setfd' (integer expected, got " .. type(fd) .. ")", 2)
+  end
+  if self.closed or self.server then return end
+  local obj, msg = quench.adopt(fd, { nodelay = self.opts["tcp-nodelay"] and true or nil })
+  if obj == nil then return nil, msg end
+  local unix = (getmetatable(obj).__name or ""):match("^quench%.unix") ~= nil
+  self.unix = unix or nil
+  if obj.accept then
+    self.server = obj
+    setmetatable(self, unix and unix_server or tcp_server)
+    self.pending = {}
+  else
+    client_from(self, obj, unix and unix_client or tcp_client)
+  end
   return 1
 end
 
@@ -604,8 +698,12 @@ M.unix = setmetatable({
 
 function M.connect(host, port, locaddr, locport, family)
   local c = (family == "inet6" and M.tcp6 or M.tcp)()
-  if locaddr ~= nil or locport ~= nil then
-    return nil, "binding a local address before connect is not supported by quench.socket"
+  if locaddr ~= nil or locport ~= nil then   -- leave from locaddr:locport (0: any port)
+    local ok, err = c:bind(locaddr or (family == "inet6" and "::" or "0.0.0.0"), locport or 0)
+    if not ok then
+      c:close()
+      return nil, err
+    end
   end
   local ok, err = c:connect(host, port)
   if not ok then
@@ -847,12 +945,16 @@ local MAPPED = {
   socket = M, ["socket.core"] = M, ["socket.unix"] = M.unix,
 }
 local loaded = {}     -- modules loaded with socket bound to this one, by name
+-- the same for each opts.globals table (a module loaded with other globals
+-- is another module)
+local loaded_with = setmetatable({}, { __mode = "k" })
 
 -- quench.socket.require(name [, opts]): load `name` (and, through it,
 -- every "socket.*" module it requires) from its unmodified file with
 -- `require "socket"` giving quench.socket. opts.path: more places to
 -- look (a package.path template), e.g. Debian's Lua 5.1-5.3 modules;
--- opts.async: a list of other module names to load the same way.
+-- opts.async: a list of other module names to load the same way;
+-- opts.globals: names the modules' environment gives instead of _G's.
 function M.require(name, opts)
   if type(name) ~= "string" then
     error("bad argument #1 to 'quench.socket.require' (string expected, got "
@@ -863,6 +965,16 @@ function M.require(name, opts)
   if opts.path then path = path .. ";" .. opts.path end
   local own = { [name] = true }
   for _, n in ipairs(opts.async or {}) do own[n] = true end
+  local globals = opts.globals
+  if globals ~= nil and type(globals) ~= "table" then
+    error("bad argument #2 to 'quench.socket.require' (opts.globals must be a table, got "
+          .. type(globals) .. ")", 2)
+  end
+  local cache = loaded
+  if globals then
+    cache = loaded_with[globals]
+    if cache == nil then cache = {}; loaded_with[globals] = cache end
+  end
 
   local function req(n)
     if MAPPED[n] then return MAPPED[n] end
@@ -871,17 +983,22 @@ function M.require(name, opts)
       error("quench.socket.require: '" .. n .. "' (LuaSec) would block the quench runtime; "
             .. "https through quench.socket is not supported", 2)
     end
-    if loaded[n] ~= nil then return loaded[n] end
+    if cache[n] ~= nil then return cache[n] end
     if not (own[n] or n:match("^socket%.")) then return require(n) end
     local file, err = package.searchpath(n, path)
     if not file then
       error("quench.socket.require: module '" .. n .. "' not found:" .. err, 3)
     end
     local env = setmetatable({ require = req }, { __index = _G })
+    if globals then
+      for k, v in pairs(globals) do
+        if k ~= "require" then env[k] = v end
+      end
+    end
     local chunk = assert(loadfile(file, "t", env))
     local r = chunk(n, file)
     if r == nil then r = true end
-    loaded[n] = r
+    cache[n] = r
     return r
   end
   return req(name)

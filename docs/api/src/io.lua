@@ -48,7 +48,8 @@ function quench.tcp.listen(host, port, opts) end
 -- @tparam string host a name or address
 -- @tparam integer port the port
 -- @tparam[opt] table opts `nodelay`, `keepalive`, `read_limit`, `write_limit`,
--- `linger` (seconds, 0..86400: see `TcpStream:linger`)
+-- `linger` (seconds, 0..86400: see `TcpStream:linger`), `local_host` (a
+-- numeric address to leave from), `local_port` (0..65535, default 0: any)
 -- @treturn ?TcpStream the connected stream, or nil
 -- @treturn ?string message (`ECONNREFUSED: ...`, `EAI_NONAME: ...`)
 -- @treturn ?string code

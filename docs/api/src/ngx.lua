@@ -117,24 +117,28 @@ function ngx.utctime() end
 function ngx.log(level, ...) end
 
 --- Call `callback(false, ...)` in a new detached task after `delay` seconds.
+-- A timer still pending when the run ends (its main function returned or
+-- raised) is called as `callback(true, ...)` then, in the order the timers
+-- were made, outside any task (it cannot wait), before the tasks left are
+-- aborted; an error it raises is logged at `ngx.ERR`.
 --
--- **Cancel safety.** Never waits. A timer still pending when `quench.run`
--- returns is aborted with the other tasks (never called with
--- `premature = true`).
+-- **Cancel safety.** Never waits.
 --
 -- @tparam number delay seconds (>= 0)
 -- @tparam function callback
 -- @param ... its extra arguments
--- @treturn boolean `true`
+-- @treturn boolean|nil `true`, or `nil` while the run is ending
+-- @treturn[opt] string `"process exiting"`
 -- @raise `bad argument #1 to 'timer.at' (...)`, `bad argument #2 ...`;
 -- outside a runtime
 function ngx.timer.at(delay, callback, ...) end
 
---- Always `false`: there is no nginx worker to exit.
+--- `false`, but `true` while the pending `ngx.timer.at` callbacks are
+-- called with `premature = true` at the end of a run.
 --
 -- **Cancel safety.** Never waits.
 --
--- @treturn boolean `false`
+-- @treturn boolean
 -- @raise never
 function ngx.worker.exiting() end
 
@@ -251,16 +255,26 @@ function ngx.crc32_long(s) end
 --
 -- * before it waits: nothing done
 -- * while waiting: the half-made connection is closed; a pooled
---   connection is taken without waiting
+--   connection is taken without waiting; a connect queued by `backlog`
+--   leaves the queue (its place goes to the next)
 -- * given, not resumed: the new connection is closed
+--
+-- With `opts.backlog`, at most `opts.pool_size` (default 30) connections
+-- of the pool exist at once (in use or idle in the pool); a connect beyond
+-- that waits in a queue of at most `backlog` connects, FIFO, until one is
+-- closed or kept alive (at most the connect timeout: `nil, "timeout"`);
+-- beyond `backlog` it fails at once: `nil, "too many waiting connect
+-- operations"`. The first connect with a backlog sets the pool's limits.
 --
 -- @tparam string host a host, or `"unix:/path"` (then no port)
 -- @tparam[opt] integer port
 -- @tparam[opt] table opts `pool` (the pool's name, default `"host:port"`),
--- `pool_size`, `backlog` (accepted, no effect)
+-- `pool_size`, `backlog` (connect queueing, above)
 -- @treturn ?integer `1`
--- @treturn ?string `"timeout"`, `"connection refused"`, ...
--- @raise a bad host, port or options; outside a task. This is an await.
+-- @treturn ?string `"timeout"`, `"connection refused"`, `"too many waiting
+-- connect operations"`, ...
+-- @raise a bad host, port or options (`opts.backlog` an integer >= 0,
+-- `opts.pool_size` >= 1); outside a task. This is an await.
 function NgxTcp:connect(host, port, opts) end
 
 --- Set the connect, send and read timeouts at once.

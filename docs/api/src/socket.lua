@@ -22,9 +22,11 @@
 -- `"redis"`
 -- @tparam[opt] table opts `path` (more `package.path` templates, e.g.
 -- `"/usr/share/lua/5.3/?.lua"` for Debian's lua-redis), `async` (a list of
--- other module names to load the same way)
+-- other module names to load the same way), `globals` (a table of names
+-- the loaded modules see instead of the real globals, e.g. a `table` with
+-- Lua 5.1's `insert` for redis-lua's `pipeline`)
 -- @return the module
--- @raise a module not found; `ssl` or `ssl.*` (LuaSec would block the
+-- @raise a module not found; `opts.globals` not a table; `ssl` or `ssl.*` (LuaSec would block the
 -- runtime); the module's own load errors
 -- @usage local http = socket.require "socket.http"
 function socket.require(name, opts) end
@@ -95,8 +97,9 @@ function socket.unix.stream() end
 --
 -- @tparam string host a name or address
 -- @tparam integer port the port
--- @tparam[opt] nil locaddr a local address: not supported (nil, msg)
--- @tparam[opt] nil locport not supported
+-- @tparam[opt] string locaddr a local address to leave from (the object
+-- binds it before connecting; `"*"`: any)
+-- @tparam[opt] integer locport the local port (default 0: any)
 -- @tparam[opt] string family `"inet"` or `"inet6"`
 -- @treturn ?Socket the client, or nil
 -- @treturn ?string `"connection refused"`, `"host not found"`, `"timeout"`...
@@ -297,6 +300,11 @@ function socket.dns.gethostname() end
 --   master
 -- * given, not resumed: the connected stream is closed; the object stays a
 --   master
+--
+-- After `bind` (TCP, not `listen`): the connection leaves from the bound
+-- address and port (the listener `bind` opened is closed first). Without
+-- one, a connection kept with `setkeepalive` to the same host and port is
+-- taken first (no wait).
 --
 -- @tparam string host the host (or path)
 -- @tparam[opt] integer port the port (TCP)
@@ -499,20 +507,58 @@ function Socket:getstats() end
 -- @raise never
 function Socket:setstats(received, sent, age) end
 
---- -1: quench owns the descriptor (use `socket.select` with the objects).
+--- A quench extension (OpenResty's idiom): put the connection in
+-- `quench.pool` for the next `connect` to the same destination (the same
+-- host string and port, or Unix path), and close the object. Only a client
+-- made by `connect` is pooled, and only a clean one.
 --
 -- **Cancel safety.** Never waits.
 --
--- @treturn integer -1
+-- @tparam[opt] number idle seconds it may stay idle (default 60; `0`: no limit)
+-- @tparam[opt] integer size idle connections kept for the destination
+-- (default 30; past it the oldest is closed)
+-- @treturn ?integer `1`
+-- @treturn ?string `"unread data in buffer"`, `"closed"` (EOF, an error or
+-- a shutdown seen), `"connection in dubious state"` (a call on it timed out
+-- or was dropped, or the peer wrote or closed while it was idle),
+-- `"connection not pooled (accepted, or from a chosen local address)"`:
+-- the connection is closed instead
+-- @raise a negative `idle`, a `size` that is not a positive integer
+function Socket:setkeepalive(idle, size) end
+
+--- How many times this connection was taken from the pool (0: a new one).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn ?integer the count
+-- @treturn ?string `"closed"`
+-- @raise never
+function Socket:getreusedtimes() end
+
+--- The descriptor of a connected client (TCP or Unix), else -1 (a master,
+-- a server, a closed object). It stays quench's: use it for `getsockopt`
+-- and the like, never to read, write or close it (use `socket.select`
+-- with the objects themselves).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn integer the descriptor, or -1
 -- @raise never
 function Socket:getfd() end
 
---- Does nothing (quench owns the descriptor).
+--- On a master (an object with no descriptor yet): adopt `fd`, a connected
+-- or listening TCP or Unix socket someone else opened (`quench.adopt`), so
+-- the object becomes its client or its server, and quench owns the
+-- descriptor. On any other object it does nothing (quench never swaps a
+-- live object's descriptor).
 --
 -- **Cancel safety.** Never waits.
 --
--- @raise never
-function Socket:setfd() end
+-- @tparam integer fd the descriptor
+-- @treturn ?integer `1` (nothing on a non-master)
+-- @treturn ?string as `quench.adopt` (`"ENOTSOCK: ..."`, ...)
+-- @raise a non-integer `fd`; as `quench.adopt` (0, 1, 2; outside a runtime)
+function Socket:setfd(fd) end
 
 --- A UDP object (`udp{unconnected}`, `udp{connected}`). It also has
 -- `settimeout`, `gettimeout`, `setoption`, `getstats` as `Socket`.
