@@ -208,8 +208,11 @@ int qn__tls_shutdown(qn_stream *s);
 void qn__tls_close(qn_stream *s);
 void qn__tls_free(qn_stream *s);
 
-/* SIGPIPE to SIG_IGN unless the program handles it. */
-void qn__ignore_sigpipe(void);
+/* SIGPIPE to SIG_IGN unless the program handles it: looked at once per
+   runtime (the first stream or server), not at every accepted stream,
+   where the two sigaction calls were a tenth of a short connection's
+   system calls. */
+void qn__ignore_sigpipe(qn_runtime *rt);
 
 /* tcp.c: a server (TCP or Unix, by type) listening on fd, which it owns
    from now on, also on failure. */
@@ -264,6 +267,7 @@ struct qn_runtime {
   qn__small_cache small;
   int small_off;        /* qn_runtime_cache_small(rt, 0) */
   struct qn__http_client *http_client;   /* http_client.c: libcurl's multi, made on demand */
+  int sigpipe_checked;  /* qn__ignore_sigpipe ran */
 };
 
 void qn__enqueue(qn_task *t);

@@ -256,7 +256,9 @@ static void close_at_shutdown(qn__closer *c) {
   close_handle(s);
 }
 
-void qn__ignore_sigpipe(void) {
+void qn__ignore_sigpipe(qn_runtime *rt) {
+  if (rt->sigpipe_checked) return;
+  rt->sigpipe_checked = 1;
   struct sigaction sa;
   if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL) return;
   sa.sa_handler = SIG_IGN;
@@ -291,7 +293,7 @@ int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_
   s->closer.close = close_at_shutdown;
   qn__closer_add(rt, &s->closer);
   s->registered = 1;
-  qn__ignore_sigpipe();
+  qn__ignore_sigpipe(rt);
   *out = s;
   return 0;
 }

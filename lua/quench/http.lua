@@ -19,9 +19,9 @@
 local quench = ...
 
 local http = quench.http
-local read_head, wait_handler = http._read_head, http._wait_handler
+local read_head, wait_handler, send_head_c = http._read_head, http._wait_handler, http._send_head
 http._head_op, http._gone_op, http._handler_op = nil, nil, nil
-http._read_head, http._wait_handler = nil, nil
+http._read_head, http._wait_handler, http._send_head = nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -471,20 +471,19 @@ local function length_field(n)
 end
 
 -- Send the head (and `first`, the first piece of body). len: the body
--- length, or false (chunked, or until close).
+-- length, or false (chunked, or until close). The bytes are assembled and
+-- written in C (_send_head): one write, no Lua string for the head.
 local function send_head(res, len, first)
   local conn, status = res._conn, res._status
   res._started = true
   local close = res._close or not conn.keep or conn.server.state ~= "serving"
-  local framing, bodyless = "", conn.is_head or status == 204 or status == 304 or status < 200
-  if status == 204 or status < 200 then
-    framing = ""
+  local framing, bodyless = -2, conn.is_head or status == 204 or status == 304 or status < 200
+  if status == 204 or status < 200 or (status == 304 and not len) then
+    framing = -2
   elseif len then
-    framing = length_field(len)
-  elseif status == 304 then
-    framing = ""
+    framing = len
   elseif conn.minor == 1 then
-    framing = "Transfer-Encoding: chunked\r\n"
+    framing = -1
     res._chunked = not bodyless
   else
     close = true                            -- HTTP/1.0: the body ends at close
@@ -494,16 +493,14 @@ local function send_head(res, len, first)
     close = true
   end
   if close then conn.keep = false end
-  local conn_field = close and "Connection: close\r\n"
-                     or (conn.minor == 0 and "Connection: keep-alive\r\n" or "")
-  local fields = res._nh > 0 and concat(res._h, "", 1, res._nh) or ""
-  if not first or first == "" or bodyless then
-    first = ""
-  elseif res._chunked then
-    first = format("%x\r\n", #first) .. first .. "\r\n"
-  end
-  return conn.stream:write(status_lines[status] .. (res._date or http_date()) .. "\r\n" ..
-                           fields .. framing .. conn_field .. "\r\n" .. first)
+  local nh = res._nh
+  local stream = conn.stream
+  local ok, msg, code = send_head_c(stream, status_lines[status], res._date,
+                                    nh > 0 and concat(res._h, "", 1, nh),
+                                    framing, close and 1 or (conn.minor == 0 and 2 or 0),
+                                    not bodyless and first, res._chunked)
+  if ok == false then return stream:write(msg) end   -- the queue is full: wait for room
+  return ok, msg, code
 end
 
 --- Write a piece of the body (the head first if it was not sent).
