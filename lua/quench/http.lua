@@ -186,7 +186,7 @@ local function body_chunk(req, max)
   while true do
     local v, msg, code = head:body_some(stream, max)
     if v == false then
-      local ok, a, b, c = timeout(conn.opts.body_timeout, head:body_op(stream, max))
+      local ok, a, b, c = timeout(conn.server.opts.body_timeout, head:body_op(stream, max))
       if not ok then
         v, msg, code = nil, "ETIMEDOUT: no request body byte within body_timeout", "ETIMEDOUT"
       else
@@ -459,17 +459,6 @@ local status_lines = setmetatable({}, { __index = function(t, status)
   return line
 end })
 
--- "Content-Length: n\r\n", kept for small n (a number to string is a
--- snprintf; most bodies of a service have a few sizes).
-local length_fields = {}
-local function length_field(n)
-  local f = length_fields[n]
-  if f then return f end
-  f = "Content-Length: " .. n .. "\r\n"
-  if n < 4096 then length_fields[n] = f end
-  return f
-end
-
 -- Send the head (and `first`, the first piece of body). len: the body
 -- length, or false (chunked, or until close). The bytes are assembled and
 -- written in C (_send_head): one write, no Lua string for the head.
@@ -573,7 +562,7 @@ function Response:started() return self._started end
 ---------------------------------------------------------------------------
 
 local function report(conn, err, req)
-  local on_error = conn.opts.on_error
+  local on_error = conn.server.opts.on_error
   if on_error then
     local ok, e = pcall(on_error, err, req)
     if ok then return end
@@ -663,7 +652,9 @@ end
 local function conn_main(server, stream)
   local _s <close> = stream
   local o = server.opts
-  local conn <close> = setmetatable({ server = server, stream = stream, opts = o, busy = false,
+  -- eight fields, the most a table of eight hash slots holds (256 bytes;
+  -- nine made it 16 slots, 512 bytes per connection, idle ones included)
+  local conn <close> = setmetatable({ server = server, stream = stream, busy = false,
                                       task = quench.current(), minor = 1, keep = true,
                                       is_head = false, continue_due = false }, Conn)
   server.conns[conn] = true
@@ -701,9 +692,11 @@ local function conn_main(server, stream)
       break
     end
     local req = setmetatable({ _head = head, _conn = conn, _res = false }, Request)
-    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _h = false, _nh = 0,
+    -- the fields every response sets, eight (eight hash slots); _h, _close
+    -- and _date are added by the handlers that use them (nil reads as false)
+    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _nh = 0,
                                _started = false, _done = false, _chunked = false,
-                               _length = false, _close = false, _date = false }, Response)
+                               _length = false }, Response)
     req._res = res
     local h <close> = spawn(run_handler, handler, req, res)
     if wait_handler(stream, h, max_head) == 2 then   -- the client went away
