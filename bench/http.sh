@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # W8: HTTP/1.1 hello world on loopback, quench.http against nginx 1.22 with
 # libnginx-mod-http-lua (`worker_processes 1; content_by_lua_block {
-# ngx.say("hello") }`: OpenResty on one core), side by side in one run:
+# ngx.say("hello") }`: OpenResty on one core, the Lua anchor) and hyper 0.14
+# on tokio's current-thread runtime (bench/peers/hyper, Debian's crates, the
+# compiled anchor), side by side in one run:
 #   1. keep-alive:  wrk -t1 -c64 -d${DURATION}s
 #   2. Connection: close (a new connection per request), the same wrk
 #   3. memory of ${IDLE_N} idle keep-alive connections (server RSS growth / N)
@@ -12,15 +14,19 @@
 #
 #   bash bench/http.sh                 # DURATION=10 IDLE_N=10000
 #   DURATION=5 IDLE_N=2000 bash bench/http.sh
+#   HYPER=0 bash bench/http.sh         # without the hyper peer (no cargo)
 #
 # Needs (Debian): wrk, nginx-core or nginx-light + libnginx-mod-http-lua,
-# python3; quench built in BUILD_DIR (default build/). Servers listen on
-# free loopback ports and are stopped by PID.
+# python3; quench built in BUILD_DIR (default build/); for hyper, cargo and
+# librust-hyper-dev + librust-tokio-dev (built offline into
+# $BUILD_DIR/bench/cargo-target, ~1 min on an idle machine). Servers listen
+# on free loopback ports and are stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 DURATION=${DURATION:-10}
 IDLE_N=${IDLE_N:-10000}
+HYPER=${HYPER:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 TMP=$(mktemp -d)
@@ -37,6 +43,24 @@ done
 LUA_MOD=/usr/lib/nginx/modules/ngx_http_lua_module.so
 NDK_MOD=/usr/lib/nginx/modules/ndk_http_module.so
 [ -f "$LUA_MOD" ] || { echo "bench/http.sh: libnginx-mod-http-lua is missing" >&2; exit 1; }
+
+if [ "$HYPER" = 1 ]; then
+  CARGO=${CARGO:-$(command -v cargo || echo "$HOME/.cargo/bin/cargo")}
+  [ -x "$CARGO" ] || { echo "bench/http.sh: cargo is missing (HYPER=0 to skip hyper)" >&2; exit 1; }
+  compgen -G "/usr/share/cargo/registry/hyper-0.14*" >/dev/null ||
+    { echo "bench/http.sh: librust-hyper-dev is missing (HYPER=0 to skip hyper)" >&2; exit 1; }
+  CARGO_HOME_DIR="$TMP/cargo-home"
+  mkdir -p "$CARGO_HOME_DIR"
+  # Debian's packaged crates replace crates.io; nothing is downloaded
+  printf '%s\n' '[source.crates-io]' 'replace-with = "debian-packages"' \
+    '[source.debian-packages]' 'directory = "/usr/share/cargo/registry"' \
+    '[net]' 'offline = true' >"$CARGO_HOME_DIR/config.toml"
+  HYPER_TARGET=${HYPER_TARGET:-$(realpath -m "$BUILD_DIR/bench/cargo-target")}
+  (cd bench/peers/hyper && CARGO_HOME="$CARGO_HOME_DIR" CARGO_TARGET_DIR="$HYPER_TARGET" \
+     "$CARGO" build --release --offline --quiet) ||
+    { echo "bench/http.sh: building bench/peers/hyper failed" >&2; exit 1; }
+  HYPER_BIN="$HYPER_TARGET/release/bench-hyper-w8"
+fi
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -124,13 +148,37 @@ n_mem=$(idle_memory "$NPID" "$NPORT")
 kill -QUIT "$NMASTER"
 wait "$NMASTER" || true
 
+# --- hyper (tokio current-thread) --------------------------------------------------
+if [ "$HYPER" = 1 ]; then
+  HPORT=$(free_port)
+  taskset -c "$SERVER_CPU" "$HYPER_BIN" "$HPORT" >"$TMP/hyper.out" 2>&1 &
+  HPID=$!
+  PIDS+=("$HPID")
+  wait_port "$HPORT"
+  read -r h_rps h_us h_err <<<"$(measure "$HPID" "http://127.0.0.1:$HPORT/")"
+  read -r hc_rps hc_us hc_err <<<"$(measure "$HPID" "http://127.0.0.1:$HPORT/" -H "Connection: close")"
+  h_mem=$(idle_memory "$HPID" "$HPORT")
+  kill -TERM "$HPID"
+  wait "$HPID" || true
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "workload=W8 case=keepalive server=quench rps=$q_rps us_per_req=$q_us $q_err"
 echo "workload=W8 case=keepalive server=nginx-lua rps=$n_rps us_per_req=$n_us $n_err"
 echo "workload=W8 case=close server=quench rps=$qc_rps us_per_req=$qc_us $qc_err"
 echo "workload=W8 case=close server=nginx-lua rps=$nc_rps us_per_req=$nc_us $nc_err"
+if [ "$HYPER" = 1 ]; then
+  echo "workload=W8 case=keepalive server=hyper rps=$h_rps us_per_req=$h_us $h_err"
+  echo "workload=W8 case=close server=hyper rps=$hc_rps us_per_req=$hc_us $hc_err"
+  echo "workload=W8 case=idle server=hyper bytes_per_conn=$h_mem"
+fi
 echo "workload=W8 case=idle server=quench bytes_per_conn=$q_mem"
 echo "workload=W8 case=idle server=nginx-lua bytes_per_conn=$n_mem"
 echo "ratios quench/nginx-lua (>1: quench better): keepalive rps $(ratio "$q_rps" "$n_rps")," \
      "keepalive cpu/req $(ratio "$n_us" "$q_us"), close rps $(ratio "$qc_rps" "$nc_rps")," \
      "close cpu/req $(ratio "$nc_us" "$qc_us"), idle memory $(ratio "$n_mem" "$q_mem")"
+if [ "$HYPER" = 1 ]; then
+  echo "ratios quench/hyper (>1: quench better): keepalive rps $(ratio "$q_rps" "$h_rps")," \
+       "keepalive cpu/req $(ratio "$h_us" "$q_us"), close rps $(ratio "$qc_rps" "$hc_rps")," \
+       "close cpu/req $(ratio "$hc_us" "$qc_us"), idle memory $(ratio "$h_mem" "$q_mem")"
+fi

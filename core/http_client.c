@@ -27,6 +27,7 @@
 ** client's shutdown cleans up every one before curl_global_cleanup; the
 ** transfer's struct stays the embedder's to free.
 */
+#include <stdio.h>
 #include <string.h>
 #include <curl/curl.h>
 #include "internal.h"
@@ -40,6 +41,7 @@ typedef struct qn__http_client {
   qn__list socks;           /* the sockets libcurl asked to watch */
   int open_handles;         /* libuv handles not closed yet (the timer, polls) */
   int closing;
+  int dead;                 /* libcurl gave up on `multi` (see client_failed) */
 } client;
 
 typedef struct sock {
@@ -116,6 +118,8 @@ static void check_done(client *c) {
   }
 }
 
+static void client_failed(client *c, CURLMcode why);
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   sock *s = (sock *)h;
   client *c = s->c;
@@ -124,15 +128,17 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   int running;
-  curl_multi_socket_action(c->multi, s->fd, flags, &running);   /* may close s */
+  CURLMcode r = curl_multi_socket_action(c->multi, s->fd, flags, &running);   /* may close s */
   check_done(c);
+  if (r != CURLM_OK) client_failed(c, r);
 }
 
 static void on_timer(uv_timer_t *h) {
   client *c = qn__container_of(h, client, timer);
   int running;
-  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  CURLMcode r = curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(c);
+  if (r != CURLM_OK) client_failed(c, r);
   /* Timers run before libuv polls for I/O: a task woken here must not
      wait for that poll (as runtime.c's on_timer). */
   uv_stop(h->loop);
@@ -264,6 +270,58 @@ static client *client_get(qn_runtime *rt) {
   qn__closer_add(rt, &c->closer);
   rt->http_client = c;
   return c;
+}
+
+/* A fresh multi handle for a client whose multi libcurl gave up on: the
+   old one is cleaned up (its pooled connections closed: their REMOVEs
+   close our polls; c->closing keeps them from calling back into it), the
+   new one gets the same callbacks. QN_ENOMEM if none can be made. */
+static int client_renew(client *c) {
+  CURLM *m = curl_multi_init();
+  if (m == NULL) return QN_ENOMEM;
+  c->closing = 1;
+  curl_multi_cleanup(c->multi);
+  while (!qn__list_empty(&c->socks))
+    close_sock(c, qn__container_of(c->socks.next, sock, node));
+  c->closing = 0;
+  uv_timer_stop(&c->timer);
+  c->multi = m;
+  c->dead = 0;
+  curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(m, CURLMOPT_SOCKETDATA, c);
+  curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer_set);
+  curl_multi_setopt(m, CURLMOPT_TIMERDATA, c);
+  return 0;
+}
+
+/* curl_multi_socket_action failed. The case that matters: our socket
+   callback could not watch a socket (out of memory) and returned -1, after
+   which libcurl marks the multi handle dead (CURLM_ABORTED_BY_CALLBACK)
+   and completes none of its transfers: nothing would wake their waiters
+   but a timeout. So end each running transfer here, with the error, its
+   connection closed as a stop closes it, and give the client a fresh
+   multi handle for the transfers to come (at the next start, if it cannot
+   be made now). */
+static void client_failed(client *c, CURLMcode why) {
+  if (c->closing) return;
+  for (qn__list *n = c->xfers.next; n != &c->xfers; n = n->next) {
+    qn_http_xfer *x = qn__container_of(n, qn_http_xfer, node);
+    if (!x->added) continue;
+    curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+    curl_multi_remove_handle(c->multi, x->easy);
+    x->added = 0;
+    if (!(x->events & QN_HTTPX_DONE)) {
+      x->result = why == CURLM_OUT_OF_MEMORY || why == CURLM_ABORTED_BY_CALLBACK
+                      ? CURLE_OUT_OF_MEMORY : CURLE_ABORTED_BY_CALLBACK;
+      snprintf(x->errbuf, sizeof x->errbuf,
+               "the runtime could not drive the transfer (%s; out of memory watching a socket?)",
+               curl_multi_strerror(why));
+      x->events |= QN_HTTPX_DONE;
+    }
+    wake(x);
+  }
+  c->dead = 1;
+  client_renew(c);              /* if it fails, qn_http_xfer_start tries again */
 }
 
 /* ---- a transfer's callbacks ---- */
@@ -409,6 +467,7 @@ void qn_http_xfer_set_high_water(qn_http_xfer *x, size_t n) {
 int qn_http_xfer_start(qn_http_xfer *x) {
   if (x->c == NULL || x->easy == NULL) return QN_ECLOSED;
   if (x->added || (x->events & QN_HTTPX_DONE)) return QN_EINVAL;
+  if (x->c->dead && client_renew(x->c) != 0) return QN_ENOMEM;
   CURLMcode r = curl_multi_add_handle(x->c->multi, x->easy);
   if (r == CURLM_OUT_OF_MEMORY) return QN_ENOMEM;
   if (r != CURLM_OK) return QN_EINVAL;

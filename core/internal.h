@@ -271,8 +271,11 @@ void qn__tls_free(qn_stream *s);
    kept for the next records while writes are queued, else freed. */
 void qn__tls_recycle(qn_stream *s, char *buf, size_t cap);
 
-/* SIGPIPE to SIG_IGN unless the program handles it. */
-void qn__ignore_sigpipe(void);
+/* SIGPIPE to SIG_IGN unless the program handles it: looked at once per
+   runtime (the first stream or server), not at every accepted stream,
+   where the two sigaction calls were a tenth of a short connection's
+   system calls. */
+void qn__ignore_sigpipe(qn_runtime *rt);
 
 /* tcp.c: a server (TCP or Unix, by type) listening on fd, which it owns
    from now on, also on failure. */
@@ -327,6 +330,7 @@ struct qn_runtime {
   qn__small_cache small;
   int small_off;        /* qn_runtime_cache_small(rt, 0) */
   struct qn__http_client *http_client;   /* http_client.c: libcurl's multi, made on demand */
+  int sigpipe_checked;  /* qn__ignore_sigpipe ran */
 };
 
 void qn__enqueue(qn_task *t);

@@ -253,7 +253,9 @@ static void close_at_shutdown(qn__closer *c) {
   close_handle(s);
 }
 
-void qn__ignore_sigpipe(void) {
+void qn__ignore_sigpipe(qn_runtime *rt) {
+  if (rt->sigpipe_checked) return;
+  rt->sigpipe_checked = 1;
   struct sigaction sa;
   if (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL) return;
   sa.sa_handler = SIG_IGN;
@@ -285,7 +287,7 @@ int qn__stream_new(qn_runtime *rt, uv_handle_type type, size_t read_limit, size_
   qn__list_init(&s->writers);
   qn__list_init(&s->wq);
   qn__io_init(&s->io, rt, close_at_shutdown, stream_free);
-  qn__ignore_sigpipe();
+  qn__ignore_sigpipe(rt);
   *out = s;
   return 0;
 }

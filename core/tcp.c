@@ -480,7 +480,7 @@ int qn__server_open(qn_runtime *rt, uv_handle_type type, int fd, int backlog,
     qn_tcp_server_release(srv);
     return r;
   }
-  qn__ignore_sigpipe();
+  qn__ignore_sigpipe(rt);
   *out = srv;
   return 0;
 }

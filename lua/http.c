@@ -21,6 +21,7 @@
 */
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include "stream.h"
 
 /* Not "quench.*": the head is the server's, never handed to a user. */
@@ -520,6 +521,141 @@ static int l_wait_handler(lua_State *L) {
   return lq_await(L, c, f, wait_handler_k, 0);
 }
 
+/* ---- the response head ---- */
+
+/* The Date field's value, made at most once a second: a per-module cache
+   (the upvalue of _send_head), not a global. */
+typedef struct lq_date {
+  time_t sec;
+  char text[40];
+  size_t len;
+} lq_date;
+
+static void date_now(lq_date *d) {
+  time_t now = time(NULL);
+  if (now == d->sec && d->len > 0) return;
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  d->len = strftime(d->text, sizeof d->text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  d->sec = now;
+}
+
+/* A growing response head: on the C stack up to its size, then in a Lua
+   buffer (a long body passed with it). */
+typedef struct head_buf {
+  char *p;
+  size_t len, cap;
+  luaL_Buffer *lb;          /* set once spilled */
+} head_buf;
+
+static void hb_add(lua_State *L, head_buf *b, const char *s, size_t n) {
+  if (b->lb == NULL && b->len + n <= b->cap) {
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return;
+  }
+  (void)L;
+  luaL_addlstring(b->lb, s, n);
+}
+
+static void hb_spill(lua_State *L, head_buf *b, luaL_Buffer *lb, size_t need) {
+  luaL_buffinitsize(L, lb, b->len + need);
+  luaL_addlstring(lb, b->p, b->len);
+  b->lb = lb;
+}
+
+static size_t fmt_uint(char *out, uint64_t v, int hex) {
+  char tmp[24];
+  size_t n = 0;
+  unsigned base = hex ? 16 : 10;
+  do {
+    tmp[n++] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v > 0);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+enum { HEAD_STACK = 16 * 1024 };
+
+/* _send_head(stream, status_line, date, fields, length, conn, first, chunked):
+   write a response head and the first piece of body with one write,
+   assembled here rather than by Lua concatenation. status_line is
+   "HTTP/1.1 200 OK\r\nDate: "; date a string or false (the server's, cached
+   per second, in the closure's upvalue 2); fields "Name: value\r\n"... or false; length >= 0 gives
+   Content-Length, -1 Transfer-Encoding: chunked, -2 neither; conn 1 adds
+   "Connection: close", 2 "Connection: keep-alive"; first (or false) is
+   sent as a chunk when chunked. Returns true; false and the whole string
+   when the stream's queue is full (the caller waits with stream:write);
+   or nil, msg, code. Never waits, so never raises Cancelled. */
+static int l_send_head(lua_State *L) {
+  qn_stream *s = check_stream(L, 1, "quench.http._send_head");
+  size_t sl_len, date_len = 0, fields_len = 0, first_len = 0;
+  const char *sl = luaL_checklstring(L, 2, &sl_len);
+  const char *date = lua_isstring(L, 3) ? lua_tolstring(L, 3, &date_len) : NULL;
+  const char *fields = lua_isstring(L, 4) ? lua_tolstring(L, 4, &fields_len) : NULL;
+  lua_Integer length = luaL_checkinteger(L, 5);
+  lua_Integer conn = luaL_checkinteger(L, 6);
+  const char *first = lua_isstring(L, 7) ? lua_tolstring(L, 7, &first_len) : NULL;
+  int chunked = lua_toboolean(L, 8);
+  if (date == NULL) {
+    lq_date *d = lua_touserdata(L, lua_upvalueindex(2));
+    date_now(d);
+    date = d->text;
+    date_len = d->len;
+  }
+  char stack[HEAD_STACK];
+  head_buf b = { stack, 0, sizeof stack, NULL };
+  luaL_Buffer lb;
+  /* everything but the body is bounded by what Lua passed plus ~100 */
+  size_t fixed = sl_len + date_len + fields_len + 128;
+  if (fixed + first_len > sizeof stack) {
+    lua_settop(L, 8);
+    hb_spill(L, &b, &lb, fixed + first_len);
+  }
+  char num[48];
+  hb_add(L, &b, sl, sl_len);
+  hb_add(L, &b, date, date_len);
+  hb_add(L, &b, "\r\n", 2);
+  if (fields) hb_add(L, &b, fields, fields_len);
+  if (length >= 0) {
+    hb_add(L, &b, "Content-Length: ", 16);
+    hb_add(L, &b, num, fmt_uint(num, (uint64_t)length, 0));
+    hb_add(L, &b, "\r\n", 2);
+  } else if (length == -1) {
+    hb_add(L, &b, "Transfer-Encoding: chunked\r\n", 28);
+  }
+  if (conn == 1) hb_add(L, &b, "Connection: close\r\n", 19);
+  else if (conn == 2) hb_add(L, &b, "Connection: keep-alive\r\n", 24);
+  hb_add(L, &b, "\r\n", 2);
+  if (first != NULL && first_len > 0) {
+    if (chunked) {
+      size_t k = fmt_uint(num, first_len, 1);
+      num[k++] = '\r';
+      num[k++] = '\n';
+      hb_add(L, &b, num, k);
+    }
+    hb_add(L, &b, first, first_len);
+    if (chunked) hb_add(L, &b, "\r\n", 2);
+  }
+  const char *data = b.p;
+  size_t len = b.len;
+  if (b.lb != NULL) {
+    luaL_pushresult(&lb);
+    data = lua_tolstring(L, -1, &len);
+  }
+  int r = qn_stream_write(s, data, len);
+  if (r == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (r != UV_EAGAIN) return lq_stream_fail(L, s, r);
+  if (b.lb == NULL) lua_pushlstring(L, data, len);
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
 /* ---- registration ---- */
 
 static const luaL_Reg head_methods[] = {
@@ -539,5 +675,10 @@ void lq_http_register(lua_State *L, int mod) {
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);
+  lua_pushvalue(L, mod);                      /* upvalue 1: the module, as every binding function */
+  lq_date *d = lua_newuserdatauv(L, sizeof *d, 0);
+  memset(d, 0, sizeof *d);
+  lua_pushcclosure(L, l_send_head, 2);
+  lua_setfield(L, -2, "_send_head");
   lua_setfield(L, -2, "http");
 }

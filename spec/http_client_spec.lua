@@ -303,6 +303,28 @@ describe("quench.http.request", function()
       stop()
     end))
 
+    it("drops a request by quench.timeout on the virtual clock, at the virtual deadline", function()
+      -- the drop is quench's (its timer, the transfer's <close>), so it
+      -- follows quench's clock: 30 virtual seconds pass at once, the
+      -- transfer is removed, and the run ends with every curl handle,
+      -- poll and timer closed (ASan and valgrind check the rest)
+      quench.test(function()
+        local srv = assert(quench.tcp.listen("127.0.0.1", 0))
+        local _, port = srv:getsockname()
+        local t0 = quench.now()
+        local ok = quench.timeout(30, http.request, ("http://127.0.0.1:%d/"):format(port))
+        assert.is_false(ok)
+        assert.equal(30, quench.now() - t0)
+        -- a select that picks another branch drops it the same way
+        local which = quench.select(function()
+          return http.request(("http://127.0.0.1:%d/"):format(port))
+        end, quench.sleep_op(2))
+        assert.equal(2, which)
+        assert.equal(32, quench.now() - t0)
+        srv:close()
+      end)
+    end)
+
     it("returns nil, msg, code for a refused connection", T(function()
       local none, msg, code = http.request(("http://127.0.0.1:%d/"):format(free_port()))
       assert.is_nil(none)

@@ -19,9 +19,9 @@
 local quench = ...
 
 local http = quench.http
-local read_head, wait_handler = http._read_head, http._wait_handler
+local read_head, wait_handler, send_head_c = http._read_head, http._wait_handler, http._send_head
 http._head_op, http._gone_op, http._handler_op = nil, nil, nil
-http._read_head, http._wait_handler = nil, nil
+http._read_head, http._wait_handler, http._send_head = nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -186,7 +186,7 @@ local function body_chunk(req, max)
   while true do
     local v, msg, code = head:body_some(stream, max)
     if v == false then
-      local ok, a, b, c = timeout(conn.opts.body_timeout, head:body_op(stream, max))
+      local ok, a, b, c = timeout(conn.server.opts.body_timeout, head:body_op(stream, max))
       if not ok then
         v, msg, code = nil, "ETIMEDOUT: no request body byte within body_timeout", "ETIMEDOUT"
       else
@@ -459,32 +459,20 @@ local status_lines = setmetatable({}, { __index = function(t, status)
   return line
 end })
 
--- "Content-Length: n\r\n", kept for small n (a number to string is a
--- snprintf; most bodies of a service have a few sizes).
-local length_fields = {}
-local function length_field(n)
-  local f = length_fields[n]
-  if f then return f end
-  f = "Content-Length: " .. n .. "\r\n"
-  if n < 4096 then length_fields[n] = f end
-  return f
-end
-
 -- Send the head (and `first`, the first piece of body). len: the body
--- length, or false (chunked, or until close).
+-- length, or false (chunked, or until close). The bytes are assembled and
+-- written in C (_send_head): one write, no Lua string for the head.
 local function send_head(res, len, first)
   local conn, status = res._conn, res._status
   res._started = true
   local close = res._close or not conn.keep or conn.server.state ~= "serving"
-  local framing, bodyless = "", conn.is_head or status == 204 or status == 304 or status < 200
-  if status == 204 or status < 200 then
-    framing = ""
+  local framing, bodyless = -2, conn.is_head or status == 204 or status == 304 or status < 200
+  if status == 204 or status < 200 or (status == 304 and not len) then
+    framing = -2
   elseif len then
-    framing = length_field(len)
-  elseif status == 304 then
-    framing = ""
+    framing = len
   elseif conn.minor == 1 then
-    framing = "Transfer-Encoding: chunked\r\n"
+    framing = -1
     res._chunked = not bodyless
   else
     close = true                            -- HTTP/1.0: the body ends at close
@@ -494,16 +482,14 @@ local function send_head(res, len, first)
     close = true
   end
   if close then conn.keep = false end
-  local conn_field = close and "Connection: close\r\n"
-                     or (conn.minor == 0 and "Connection: keep-alive\r\n" or "")
-  local fields = res._nh > 0 and concat(res._h, "", 1, res._nh) or ""
-  if not first or first == "" or bodyless then
-    first = ""
-  elseif res._chunked then
-    first = format("%x\r\n", #first) .. first .. "\r\n"
-  end
-  return conn.stream:write(status_lines[status] .. (res._date or http_date()) .. "\r\n" ..
-                           fields .. framing .. conn_field .. "\r\n" .. first)
+  local nh = res._nh
+  local stream = conn.stream
+  local ok, msg, code = send_head_c(stream, status_lines[status], res._date,
+                                    nh > 0 and concat(res._h, "", 1, nh),
+                                    framing, close and 1 or (conn.minor == 0 and 2 or 0),
+                                    not bodyless and first, res._chunked)
+  if ok == false then return stream:write(msg) end   -- the queue is full: wait for room
+  return ok, msg, code
 end
 
 --- Write a piece of the body (the head first if it was not sent).
@@ -576,7 +562,7 @@ function Response:started() return self._started end
 ---------------------------------------------------------------------------
 
 local function report(conn, err, req)
-  local on_error = conn.opts.on_error
+  local on_error = conn.server.opts.on_error
   if on_error then
     local ok, e = pcall(on_error, err, req)
     if ok then return end
@@ -666,7 +652,9 @@ end
 local function conn_main(server, stream)
   local _s <close> = stream
   local o = server.opts
-  local conn <close> = setmetatable({ server = server, stream = stream, opts = o, busy = false,
+  -- eight fields, the most a table of eight hash slots holds (256 bytes;
+  -- nine made it 16 slots, 512 bytes per connection, idle ones included)
+  local conn <close> = setmetatable({ server = server, stream = stream, busy = false,
                                       task = quench.current(), minor = 1, keep = true,
                                       is_head = false, continue_due = false }, Conn)
   server.conns[conn] = true
@@ -704,9 +692,11 @@ local function conn_main(server, stream)
       break
     end
     local req = setmetatable({ _head = head, _conn = conn, _res = false }, Request)
-    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _h = false, _nh = 0,
+    -- the fields every response sets, eight (eight hash slots); _h, _close
+    -- and _date are added by the handlers that use them (nil reads as false)
+    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _nh = 0,
                                _started = false, _done = false, _chunked = false,
-                               _length = false, _close = false, _date = false }, Response)
+                               _length = false }, Response)
     req._res = res
     local h <close> = spawn(run_handler, handler, req, res)
     if wait_handler(stream, h, max_head) == 2 then   -- the client went away
