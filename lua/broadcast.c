@@ -157,27 +157,53 @@ static int take(lua_State *L, int rx_idx) {
   return n;
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, recv_k);
-  qn_drop(lq_take_op(L));
-  return take(L, 1);
+/* recv is one lq_obj_kind (lua/binding.h) given the receiver: the direct
+   form's operand is the receiver at 1; an op keeps it in user value 1. */
+static int rx_idx(lua_State *L, int op) {
+  if (op == 0) return 1;
+  lua_getiuservalue(L, op, 1);
+  return lua_gettop(L);
 }
+
+/* take for the receiver of the wait, in place of what the op form pushed. */
+static int take_for(lua_State *L, int op) {
+  int rx = rx_idx(L, op);
+  int n = take(L, rx);
+  if (op != 0) lua_remove(L, rx);
+  return n;
+}
+
+static int recv_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  int n = take_for(L, op);
+  if (n > 0) return n;
+  if (op == 0 && ((bcast_rx *)obj)->closed)
+    return luaL_error(L, "quench.broadcast.receiver:recv: the receiver was closed");
+  return -1;
+}
+
+static qn_future *recv_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  int rx = rx_idx(L, op);
+  lua_getiuservalue(L, rx, 1);          /* its sender */
+  qn_future *f = qn_bcast_wait_new(c->rt->core, lua_touserdata(L, -1), &((bcast_rx *)obj)->next);
+  lua_settop(L, op != 0 ? rx - 1 : rx);
+  return f;
+}
+
+static int recv_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj, (void)f;
+  return take_for(L, op);
+}
+
+static const lq_obj_kind recv_kind =
+  LQ_OBJ_KIND("broadcast recv", NULL, recv_start, recv_finish, recv_now);
+LQ_OBJ_PERFORM_K(recv_k, recv_kind)
 
 static int l_recv(lua_State *L) {
   bcast_rx *rx = luaL_checkudata(L, 1, LQ_BCAST_RX);
   lq_coro *c = lq_await_ctx(L, "quench.broadcast.receiver:recv");
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  int n = take(L, 1);
-  if (n > 0) return n;
-  if (rx->closed) return luaL_error(L, "quench.broadcast.receiver:recv: the receiver was closed");
-  lua_getiuservalue(L, 1, 1);
-  qn_future *f = qn_bcast_wait_new(c->rt->core, lua_touserdata(L, -1), &rx->next);
-  lua_pop(L, 1);
-  if (f == NULL) return luaL_error(L, "quench.broadcast.receiver:recv: out of memory");
-  c->what = "broadcast recv";
-  return lq_await(L, c, f, recv_k, 0);
+  return lq_obj_perform(L, c, &recv_kind, rx, "quench.broadcast.receiver:recv", NULL, recv_k);
 }
 
 static int l_try_recv(lua_State *L) {
@@ -189,29 +215,9 @@ static int l_try_recv(lua_State *L) {
   return 2;
 }
 
-static qn_future *recv_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 1);          /* the receiver */
-  bcast_rx *rx = lua_touserdata(L, -1);
-  lua_getiuservalue(L, -1, 1);          /* its sender */
-  qn_future *f = qn_bcast_wait_new(c->rt->core, lua_touserdata(L, -1), &rx->next);
-  lua_pop(L, 2);
-  return f;
-}
-
-static int recv_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  lua_getiuservalue(L, op, 1);
-  int rx = lua_gettop(L);
-  int n = take(L, rx);
-  lua_remove(L, rx);
-  return n;
-}
-
-static const lq_op_kind recv_kind = { "broadcast recv", NULL, recv_start, recv_finish, NULL };
-
 static int l_recv_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_BCAST_RX);
-  return lq_op_for(L, &recv_kind, 1);
+  return lq_op_for(L, &recv_kind.base, 1);
 }
 
 static const luaL_Reg tx_methods[] = {

@@ -172,7 +172,9 @@ int lq_stream_fail(lua_State *L, qn_stream *s, int r) {
 }
 
 /* Push what a read returns now, consuming it: its result count, or -1 if
-   the read must wait. lines (CTX_RAISE) raises on an error. */
+   the read must wait. For lines (CTX_RAISE) an error is raised: -2, the
+   message pushed, for the caller to raise (a finish raises only once its
+   future is dropped). */
 static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
   const char *p;
   size_t len, used;
@@ -193,7 +195,8 @@ static int try_read(lua_State *L, lq_stream *u, lua_KContext ctx) {
   }
   if (ctx & CTX_RAISE) {
     lq_stream_fail(L, u->s, r);
-    return luaL_error(L, "%s: %s", u->cls->lines, lua_tostring(L, -2));
+    lua_pushfstring(L, "%s: %s", u->cls->lines, lua_tostring(L, -2));
+    return -2;
   }
   return lq_stream_fail(L, u->s, r);
 }
@@ -223,7 +226,8 @@ static void read_check(lua_State *L, void *obj, int op, lq_coro *c) {
 
 static int read_now(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)c;
-  return try_read(L, obj, read_ctx(L, op));
+  int n = try_read(L, obj, read_ctx(L, op));
+  return n == -2 ? lua_error(L) : n;
 }
 
 static qn_future *read_start(lua_State *L, void *obj, int op, lq_coro *c) {
@@ -235,6 +239,7 @@ static qn_future *read_start(lua_State *L, void *obj, int op, lq_coro *c) {
 static int read_finish(lua_State *L, void *obj, int op, qn_future *f) {
   (void)f;
   int n = try_read(L, obj, read_ctx(L, op));
+  if (n == -2) return -1;                /* raised once the future is dropped */
   return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means readable */
 }
 

@@ -60,28 +60,52 @@ static int push_closed(lua_State *L) {
   return 2;
 }
 
-static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
-  LQ_RESUMED(L, ctx, acquire_k);
-  (void)status;
-  qn_future *f = lq_take_op(L);
-  int r = qn_sema_acquire_take(f);
-  qn_drop(f);
-  if (r != QN_OK) return push_closed(L);   /* the semaphore was closed: nothing held */
-  return push_permit(L, 1, (size_t)ctx);
+/* acquire is one lq_obj_kind (lua/binding.h) given the semaphore: the
+   direct form's operands are the semaphore at 1 and the permit count at
+   2; an op keeps the semaphore in user value 1 and the count in its arg. */
+static size_t permits_of(lua_State *L, int op) {
+  if (op == 0) return (size_t)lua_tointeger(L, 2);
+  return (size_t)((lq_op *)lua_touserdata(L, op))->arg;
 }
+
+/* A permit of k on the semaphore of the wait, as its one result. */
+static int permit_for(lua_State *L, int op, size_t k) {
+  if (op == 0) return push_permit(L, 1, k);
+  lua_getiuservalue(L, op, 1);
+  push_permit(L, lua_gettop(L), k);
+  lua_remove(L, -2);
+  return 1;
+}
+
+static int acquire_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  size_t k = permits_of(L, op);
+  int r = qn_sema_try_acquire(core_of((lq_sema *)obj), k);
+  if (r == QN_OK) return permit_for(L, op, k);
+  if (r == QN_ECLOSED) return push_closed(L);
+  return -1;
+}
+
+static qn_future *acquire_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  return qn_sema_acquire_new(c->rt->core, core_of((lq_sema *)obj), permits_of(L, op));
+}
+
+static int acquire_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj;
+  if (qn_sema_acquire_take(f) != QN_OK) return push_closed(L);   /* closed: nothing held */
+  return permit_for(L, op, permits_of(L, op));
+}
+
+static const lq_obj_kind acquire_kind =
+  LQ_OBJ_KIND("acquire", NULL, acquire_start, acquire_finish, acquire_now);
+LQ_OBJ_PERFORM_K(acquire_k, acquire_kind)
 
 static int acquire(lua_State *L, size_t k, const char *fname) {
   lq_sema *s = lua_touserdata(L, 1);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  int r = qn_sema_try_acquire(core_of(s), k);
-  if (r == QN_OK) return push_permit(L, 1, k);
-  if (r == QN_ECLOSED) return push_closed(L);
-  qn_future *f = qn_sema_acquire_new(c->rt->core, core_of(s), k);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = "lock or semaphore acquire";
-  return lq_await(L, c, f, acquire_k, (lua_KContext)k);
+  lua_pushinteger(L, (lua_Integer)k);
+  return lq_obj_perform(L, c, &acquire_kind, s, fname, "lock or semaphore acquire", acquire_k);
 }
 
 static int try_acquire(lua_State *L, size_t k) {
@@ -94,27 +118,10 @@ static int try_acquire(lua_State *L, size_t k) {
   return 1;
 }
 
-static qn_future *acquire_start(lua_State *L, int op, lq_coro *c) {
-  lq_op *o = lua_touserdata(L, op);
-  lua_getiuservalue(L, op, 1);
-  qn_future *f = qn_sema_acquire_new(c->rt->core, core_of(lua_touserdata(L, -1)), (size_t)o->arg);
-  lua_pop(L, 1);
-  return f;
-}
-
-static int acquire_finish(lua_State *L, int op, qn_future *f) {
-  lq_op *o = lua_touserdata(L, op);
-  if (qn_sema_acquire_take(f) != QN_OK) return push_closed(L);
-  lua_getiuservalue(L, op, 1);
-  push_permit(L, lua_gettop(L), (size_t)o->arg);
-  lua_remove(L, -2);
-  return 1;
-}
-
-static const lq_op_kind acquire_kind = { "acquire", NULL, acquire_start, acquire_finish, NULL };
-
 static int acquire_op(lua_State *L, size_t k) {
-  lq_op_new(L, &acquire_kind, 1)->arg = k;
+  lq_op *o = lq_op_new(L, &acquire_kind.base, 1);
+  o->arg = k;
+  o->obj = lua_touserdata(L, 1);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   return 1;

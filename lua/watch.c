@@ -92,26 +92,62 @@ static int changed_results(lua_State *L, int rx_idx) {
   return rx_get(L, rx_idx);
 }
 
-static int changed_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, changed_k);
-  qn_drop(lq_take_op(L));
-  return changed_results(L, 1);
+/* changed is one lq_obj_kind (lua/binding.h) given the receiver: the
+   direct form's operand is the receiver at 1; an op keeps it in user
+   value 1. */
+static qn_watch *watch_of(lua_State *L, int rx_idx) {
+  lua_getiuservalue(L, rx_idx, 1);
+  qn_watch *w = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return w;
 }
+
+/* The receiver's stack index: 1 (direct), or pushed from the op. */
+static int rx_idx(lua_State *L, int op) {
+  if (op == 0) return 1;
+  lua_getiuservalue(L, op, 1);
+  return lua_gettop(L);
+}
+
+/* The results of the receiver at rx, in place of what the op form pushed. */
+static int changed_at(lua_State *L, int op, int rx) {
+  int n = changed_results(L, rx);
+  if (op != 0) lua_remove(L, rx);
+  return n;
+}
+
+static int changed_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  int rx = rx_idx(L, op);
+  qn_watch *w = watch_of(L, rx);
+  if (qn_watch_version(w) != ((watch_rx *)obj)->seen || qn_watch_is_closed(w))
+    return changed_at(L, op, rx);
+  if (op != 0) lua_pop(L, 1);
+  return -1;
+}
+
+static qn_future *changed_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  int rx = rx_idx(L, op);
+  qn_future *f = qn_watch_changed_new(c->rt->core, watch_of(L, rx), ((watch_rx *)obj)->seen);
+  if (op != 0) lua_pop(L, 1);
+  return f;
+}
+
+static int changed_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj, (void)f;
+  return changed_at(L, op, rx_idx(L, op));
+}
+
+static const lq_obj_kind changed_kind =
+  LQ_OBJ_KIND("watch changed", NULL, changed_start, changed_finish, changed_now);
+LQ_OBJ_PERFORM_K(changed_k, changed_kind)
 
 static int l_changed(lua_State *L) {
   watch_rx *rx = luaL_checkudata(L, 1, LQ_WATCH_RX);
   lq_coro *c = lq_await_ctx(L, "quench.watch.receiver:changed");
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  lua_getiuservalue(L, 1, 1);
-  qn_watch *w = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (qn_watch_version(w) != rx->seen || qn_watch_is_closed(w)) return changed_results(L, 1);
-  qn_future *f = qn_watch_changed_new(c->rt->core, w, rx->seen);
-  if (f == NULL) return luaL_error(L, "quench.watch.receiver:changed: out of memory");
-  c->what = "watch changed";
-  return lq_await(L, c, f, changed_k, 0);
+  return lq_obj_perform(L, c, &changed_kind, rx, "quench.watch.receiver:changed", NULL,
+                        changed_k);
 }
 
 /* rx:mark_changed(): the current value counts as unseen. */
@@ -142,29 +178,9 @@ static int l_has_changed(lua_State *L) {
   return 1;
 }
 
-static qn_future *changed_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 1);
-  watch_rx *rx = lua_touserdata(L, -1);
-  lua_getiuservalue(L, -1, 1);
-  qn_future *f = qn_watch_changed_new(c->rt->core, lua_touserdata(L, -1), rx->seen);
-  lua_pop(L, 2);
-  return f;
-}
-
-static int changed_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  lua_getiuservalue(L, op, 1);
-  int rx = lua_gettop(L);
-  int n = changed_results(L, rx);
-  lua_remove(L, rx);
-  return n;
-}
-
-static const lq_op_kind changed_kind = { "watch changed", NULL, changed_start, changed_finish, NULL };
-
 static int l_changed_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_WATCH_RX);
-  return lq_op_for(L, &changed_kind, 1);
+  return lq_op_for(L, &changed_kind.base, 1);
 }
 
 static const luaL_Reg tx_methods[] = {
