@@ -169,6 +169,16 @@ local EXPECT = {
     absent = { "results for \"R\"", "results for \"Ru\"", "results for \"Rus\"",
                "search \"Rust\" cancelled" },
   },
+  ["https_luasec.lua"] = {
+    needs = { "tcp" },
+    lines = { "got \"alpha after 0.2 s over TLSv1.3\" (status 200)",
+              "got \"beta after 0.2 s over TLSv1.3\" (status 200)",
+              "got \"gamma after 0.2 s over TLSv1.3\" (status 200)",
+              "the 5 s request within 0.1 s:\tfalse\ttimeout: deadline elapsed",
+              "a certificate for another name:\tnil\tcertificate verify failed",
+              "handshake:\tTLSv1.3\tpeer:\tlocalhost\tverified:\ttrue",
+              "status line:\tHTTP/1.1 200 OK", "done" },
+  },
   ["http_luasocket.lua"] = {
     needs = { "tcp" },
     lines = { "got \"alpha after 0.3 s\" (status 200)", "got \"beta after 0.3 s\" (status 200)",

@@ -867,9 +867,11 @@ function M.require(name, opts)
   local function req(n)
     if MAPPED[n] then return MAPPED[n] end
     if n == "ssl" or n:match("^ssl%.") then
-      -- LuaSec wraps blocking LuaSocket sockets: it would stop the runtime
-      error("quench.socket.require: '" .. n .. "' (LuaSec) would block the quench runtime; "
-            .. "https through quench.socket is not supported", 2)
+      -- LuaSec's API on quench.tls (quench.ssl); its own ssl.https, the
+      -- file, loads through here like a socket.* module
+      local ssl = require "quench.ssl"
+      if n ~= "ssl.https" then return ssl.module(n) end
+      own[n] = true
     end
     if loaded[n] ~= nil then return loaded[n] end
     if not (own[n] or n:match("^socket%.")) then return require(n) end
@@ -886,5 +888,12 @@ function M.require(name, opts)
   end
   return req(name)
 end
+
+-- For quench.ssl (LuaSec on quench.tls): the methods of a client object
+-- and the helpers they use, so an SSL object can share them.
+M._internal = {
+  common = common, stream_methods = stream_methods, lserr = lserr,
+  wait_limit = wait_limit, bounded = bounded, in_task = in_task,
+}
 
 return M

@@ -12,7 +12,8 @@
 -- @module quench.socket
 
 --- Load an unmodified LuaSocket-based module with `require "socket"` (and
--- `"socket.core"`, `"socket.unix"`) giving quench.socket; its other
+-- `"socket.core"`, `"socket.unix"`) giving quench.socket, and `"ssl"`
+-- giving `quench.ssl`; its other
 -- `"socket.*"` requires are loaded the same way, other names by the real
 -- `require`. Each module is loaded once.
 --
@@ -24,8 +25,9 @@
 -- `"/usr/share/lua/5.3/?.lua"` for Debian's lua-redis), `async` (a list of
 -- other module names to load the same way)
 -- @return the module
--- @raise a module not found; `ssl` or `ssl.*` (LuaSec would block the
--- runtime); the module's own load errors
+-- @raise a module not found; an `ssl.*` name other than `ssl`,
+-- `ssl.https`, `ssl.config` (`ssl` gives `quench.ssl`, and lua-sec's
+-- `ssl.https` loads through the loader); the module's own load errors
 -- @usage local http = socket.require "socket.http"
 function socket.require(name, opts) end
 
