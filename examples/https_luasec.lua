@@ -59,7 +59,7 @@ quench.run(function()
   local https = qsocket.require "ssl.https"   -- lua-sec's file; its require "ssl" is quench.ssl
   local ltn12 = require "ltn12"
   local ca = dir .. "/ca.pem"
-  local server <close>, port = serve("localhost")
+  local _server <close>, port = serve("localhost")
 
   -- LuaSec's generic form, verification on: verify = "peer" and our CA
   local function get(url)
@@ -82,7 +82,7 @@ quench.run(function()
   print("the 5 s request within 0.1 s:",
         quench.timeout(0.1, get, ("https://localhost:%d/5/slow"):format(port)))
 
-  local other <close>, other_port = serve("elsewhere.example")
+  local _other <close>, other_port = serve("elsewhere.example")
   print("a certificate for another name:", get(("https://localhost:%d/0/x"):format(other_port)))
 
   -- ssl.wrap, as a driver written for LuaSec does it
