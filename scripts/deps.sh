@@ -16,7 +16,7 @@ QUENCH_PACKAGES=(
   redis-tools memcached         # spec/ngx_spec.lua, examples/redis_cache.lua, bench/redis.sh
   lua-nginx-redis lua-nginx-memcached  # resty.redis, resty.memcached (pull nginx-extras: the bench's OpenResty side)
   lua-sec                     # spec/ssl_spec.lua: lua-sec's ssl.https on quench.ssl
-  lua-nginx-dns dnsmasq-base  # spec/ngx_drivers_spec.lua: resty.dns.resolver against dnsmasq
+  lua-nginx-dns dnsmasq-base lua-rex-pcre2  # spec/ngx_drivers_spec.lua: resty.dns.resolver against dnsmasq; ngx.re (PCRE2)
   lua-nginx-websocket python3-websockets  # spec/ngx_drivers_spec.lua: resty.websocket.client
   libcurl4-openssl-dev nginx  # quench.http.request (core/http_client.c); spec/http_client_spec.lua's peers
 )

@@ -169,6 +169,15 @@ local EXPECT = {
     absent = { "results for \"R\"", "results for \"Ru\"", "results for \"Rus\"",
                "search \"Rust\" cancelled" },
   },
+  ["dns_websocket.lua"] = {
+    needs = { "tcp", "process" },
+    lines = { "chat.example.test has address 127.0.0.1",
+              "_chat._tcp.example.test is at chat.example.test port ",
+              "nowhere.example.test: refused",
+              "websocket:\techo: hello\ttext\tnil",
+              "websocket:\tare you there?\tpong\tnil",
+              "a read bounded by quench.timeout:\tfalse\ttimeout: deadline elapsed", "done" },
+  },
   ["https_luasec.lua"] = {
     needs = { "tcp" },
     lines = { "got \"alpha after 0.2 s over TLSv1.3\" (status 200)",

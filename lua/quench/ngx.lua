@@ -870,9 +870,55 @@ end
 ngx.crc32_short = crc32
 ngx.crc32_long = crc32
 
+-- ngx.config: the ngx_lua whose API quench.ngx follows (0.10.23, Debian
+-- 12's), so drivers that check a version find what they need.
+ngx.config = {
+  debug = false, ngx_lua_version = 10023, nginx_version = 1022001, subsystem = "http",
+  prefix = function() return "" end, nginx_configure = function() return "" end,
+}
+
+-- ngx.re: match, find, gmatch, sub, gsub on PCRE2 (quench.ngx_re, over
+-- Debian's lua-rex-pcre2), loaded at first use.
+ngx.re = setmetatable({}, { __index = function(t, k)
+  for name, f in pairs(require "quench.ngx_re") do rawset(t, name, f) end
+  return rawget(t, k)
+end })
+
 -------------------------------------------------------------------------------
 -- install
 -------------------------------------------------------------------------------
+
+-- LuaJIT's modules that OpenResty drivers require, for a Lua without them:
+-- `bit` (LuaBitOp, quench.bit) and `ffi` (the char buffers of
+-- resty.websocket.protocol, quench.ffi), unless one is installed.
+-- A package searcher: "nginx.X" (Debian renames the drivers' own
+-- "resty.X" requires so: resty.websocket.client requires
+-- "nginx.websocket.protocol").
+local function nginx_searcher(name)
+  if not name:match("^nginx%.") then return nil end
+  local path = M.resty_path or M.RESTY_PATH
+  local file, err = package.searchpath(name, path)
+  if not file then return "\n\tno OpenResty driver in " .. path .. ": " .. tostring(err) end
+  local f, lerr = loadfile(file)
+  if not f then error("error loading module '" .. name .. "' from " .. file .. ":\n\t" .. lerr, 2) end
+  return f, file
+end
+
+local function add_nginx_searcher()
+  for _, s in ipairs(package.searchers) do
+    if s == nginx_searcher then return end
+  end
+  table.insert(package.searchers, nginx_searcher)
+end
+
+local function preload_luajit_modules()
+  for name, mod in pairs({ bit = "quench.bit", ffi = "quench.ffi" }) do
+    if package.loaded[name] == nil and package.preload[name] == nil
+       and not package.searchpath(name, package.cpath) then
+      package.preload[name] = function() return require(mod) end
+    end
+  end
+end
 
 M.RESTY_PATH = "/usr/share/lua/5.1/nginx/?.lua;/usr/share/lua/5.1/?.lua"
 
@@ -906,6 +952,7 @@ function M.install(opts)
   end
   _G.ngx = ngx
   if _G.unpack == nil then _G.unpack = table.unpack end
+  preload_luajit_modules()
   if opts.log_level ~= nil then M.log_level = opts.log_level end
   if opts.ssl_trusted_certificate ~= nil then
     M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate
@@ -917,6 +964,7 @@ function M.install(opts)
       if s == resty_searcher then present = true end
     end
     if not present then table.insert(package.searchers, resty_searcher) end
+    add_nginx_searcher()
   end
   return ngx
 end
