@@ -18,6 +18,7 @@ QUENCH_PACKAGES=(
   lua-sec                     # spec/ssl_spec.lua: lua-sec's ssl.https on quench.ssl
   lua-nginx-dns dnsmasq-base lua-rex-pcre2  # spec/ngx_drivers_spec.lua: resty.dns.resolver against dnsmasq; ngx.re (PCRE2)
   lua-nginx-websocket python3-websockets  # spec/ngx_drivers_spec.lua: resty.websocket.client
+  lua-nginx-redis-connector   # spec/ngx_drivers_spec.lua: resty.redis.connector (redis-server --sentinel)
   libcurl4-openssl-dev nginx  # quench.http.request (core/http_client.c); spec/http_client_spec.lua's peers
 )
 

@@ -1,7 +1,9 @@
 -- More of Debian's OpenResty drivers, unmodified, on quench.ngx:
 -- resty.dns.resolver (lua-nginx-dns) against dnsmasq (dnsmasq-base), and
 -- resty.websocket.client (lua-nginx-websocket) against a python3-websockets
--- server (spec/helpers/ws_echo.py); and what they need beyond a cosocket:
+-- server (spec/helpers/ws_echo.py), resty.redis.connector
+-- (lua-nginx-redis-connector) against redis-server and a redis sentinel;
+-- and what they need beyond a cosocket:
 -- `bit` (quench.bit), `ffi` char buffers (quench.ffi), ngx.re on PCRE2
 -- (quench.ngx_re, lua-rex-pcre2), ngx.config, the "nginx.*" searcher.
 -- Each server runs on a free loopback port, stopped by PID (kill on drop).
@@ -11,6 +13,7 @@ local ngxq = require "quench.ngx"
 
 local DNSMASQ = "/usr/sbin/dnsmasq"
 local PYTHON = "/usr/bin/python3"   -- Debian's, which has python3-websockets
+local REDIS = "/usr/bin/redis-server"
 
 local function T(fn) return quench.test(fn, { clock = "real" }) end
 
@@ -314,6 +317,122 @@ describe("quench.ngx for more OpenResty drivers", function()
       local ok, cerr = ws2:connect("ws://127.0.0.1:" .. port .. "/echo")
       assert.is_nil(ok)
       assert.equal("failed to connect: connection refused", cerr)
+    end))
+  end)
+
+  describe("resty.redis.connector (lua-nginx-redis-connector) against redis-server", function()
+    local rc
+    local logged = {}
+    local sink
+    setup(function()
+      rc = require "resty.redis.connector"
+      ngxq.log_level = ngxq.ngx.WARN
+      sink = ngxq.log_sink
+      ngxq.log_sink = function(level, msg) logged[#logged + 1] = { level, msg } end
+    end)
+    teardown(function()
+      ngxq.log_sink = sink
+      ngxq.log_level = ngxq.ngx.ERR
+    end)
+
+    -- a redis-server with a password, and a sentinel watching it
+    local function redis_pair()
+      local mport = free_port()
+      local master = start(REDIS, { "--port", tostring(mport), "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "no", "--requirepass", "sesame" }, mport)
+      local sport = free_port()
+      local conf = os.tmpname()
+      local f = assert(io.open(conf, "w"))
+      f:write("port ", sport, "\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 ", mport,
+              " 1\nsentinel auth-pass mymaster sesame\n")
+      f:close()
+      local sentinel = start(REDIS, { conf, "--sentinel" }, sport)
+      return mport, sport, function()
+        stop(sentinel)
+        stop(master)
+        os.remove(conf)
+      end
+    end
+
+    it("needs settimeout(table) to mean the default timeout, as OpenResty", function()
+      local sock = ngxq.ngx.socket.tcp()
+      sock:settimeout(100)
+      local n = #logged
+      sock:settimeout({})                       -- the connector's r:set_timeout(self, ...)
+      assert.equal(60, sock.read_timeout)
+      assert.equal(ngxq.ngx.WARN, logged[n + 1][1])
+      ngxq.log_level = ngxq.ngx.ERR
+      assert.error_matches(function() sock:settimeout("soon") end, "bad argument #2 to 'settimeout'")
+    end)
+
+    it("connects by host, by URL (password, db), and through a sentinel", T(function()
+      local mport, sport, stop_all = redis_pair()
+      local ok, err = pcall(function()
+        local r = assert(rc.new():connect({ url = "redis://sesame@127.0.0.1:" .. mport .. "/3" }))
+        assert.equal("OK", r:set("k", "in db 3"))
+        local r2 = assert(rc.new({ password = "sesame", db = 3 }):connect({
+          host = "127.0.0.1", port = mport }))
+        assert.equal("in db 3", r2:get("k"))
+        local bad, berr = rc.new():connect({ host = "127.0.0.1", port = mport, password = "wrong" })
+        assert.is_falsy(bad)
+        assert.matches("WRONGPASS", berr)
+        -- the sentinel names the master; a dead sentinel first is skipped
+        local c = rc.new({ master_name = "mymaster", password = "sesame", db = 3,
+          sentinels = { { host = "127.0.0.1", port = free_port() },
+                        { host = "127.0.0.1", port = sport } } })
+        local m = assert(c:connect())
+        assert.equal("in db 3", m:get("k"))
+        assert.equal(1, c:set_keepalive(m))                     -- discard, then the pool
+        local again = assert(c:connect())
+        assert.equal(1, again:get_reused_times())
+        local s = assert(rc.new():connect({ url = "sentinel://sesame@mymaster:m/3",
+          sentinels = { { host = "127.0.0.1", port = sport } } }))
+        assert.equal("in db 3", s:get("k"))
+      end)
+      stop_all()
+      assert(ok, err)
+    end))
+
+    it("reports a server that is not there, and a dead master", T(function()
+      local mport, sport, stop_all = redis_pair()
+      local ok, err = pcall(function()
+        local r, e = rc.new():connect({ host = "127.0.0.1", port = free_port() })
+        assert.is_nil(r)
+        assert.equal("connection refused", e)
+        local none, e2, previous = rc.new({ sentinels = { { host = "127.0.0.1", port = free_port() } } })
+          :connect()
+        assert.is_nil(none)
+        assert.equal("no hosts available", e2)
+        assert.same({ "connection refused" }, previous)
+        local c = rc.new({ master_name = "mymaster", password = "sesame",
+                           sentinels = { { host = "127.0.0.1", port = sport } } })
+        local m = assert(c:connect())
+        assert(m:set("x", 1))
+        assert.is_true(quench.timeout(10, function()              -- the master is killed
+          os.execute("env -u LD_PRELOAD redis-cli -p " .. mport
+                     .. " -a sesame --no-auth-warning shutdown nosave >/dev/null 2>&1")
+        end))
+        local res, gerr = m:get("x")
+        assert.is_nil(res)
+        assert.is_string(gerr)
+        local m2, e3 = c:connect()                                -- the sentinel still names it
+        assert.is_nil(m2)
+        assert.equal("connection refused", e3)
+      end)
+      stop_all()
+      assert(ok, err)
+    end))
+
+    it("lets quench.timeout cut a blocking command", T(function()
+      local mport, _, stop_all = redis_pair()
+      local ok, err = pcall(function()
+        local r = assert(rc.new({ password = "sesame" }):connect({ host = "127.0.0.1", port = mport }))
+        assert.is_false(quench.timeout(0.2, r.blpop, r, "nothing", 0))
+        local r2 = assert(rc.new({ password = "sesame" }):connect({ host = "127.0.0.1", port = mport }))
+        assert.equal("PONG", r2:ping())
+      end)
+      stop_all()
+      assert(ok, err)
     end))
   end)
 end)

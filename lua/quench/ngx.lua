@@ -210,6 +210,13 @@ end
 
 function Tcp:settimeout(ms)
   check_self(self, "settimeout")
+  if type(ms) == "table" then
+    -- OpenResty reads it with lua_tonumber: 0, the default timeout.
+    -- lua-nginx-redis-connector 0.06 passes its own object by mistake
+    -- (`r:set_timeout(self, config.read_timeout)`) and relies on that.
+    ngx.log(ngx.WARN, "settimeout: a table is not a timeout; the default is used, as OpenResty does")
+    ms = nil
+  end
   local t = check_ms("settimeout", 2, ms, true)
   t = (t == nil or t == 0) and DEFAULT_TIMEOUT or t / 1000
   self.connect_timeout, self.send_timeout, self.read_timeout = t, t, t

@@ -343,8 +343,9 @@ function NgxTcp:connect(host, port, opts) end
 --
 -- **Cancel safety.** Never waits.
 --
--- @tparam ?number ms milliseconds; `0` or `nil`: 60 s
--- @raise a negative or non-numeric value
+-- @tparam ?number ms milliseconds; `0` or `nil`: 60 s; a table: 60 s too,
+-- as OpenResty (with an `ngx.WARN` log line)
+-- @raise a negative value, or a non-numeric one other than a table
 function NgxTcp:settimeout(ms) end
 
 --- Set the connect, send and read timeouts each.
