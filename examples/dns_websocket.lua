@@ -31,10 +31,13 @@ local function free_port()
   return port
 end
 
--- start a server, wait until it accepts on port; killed when closed
+-- start a server, wait until it accepts on port; killed when closed (kill
+-- on drop). LD_PRELOAD is cleared for it: the test suite preloads the
+-- sanitizers into this script, and they are not the servers' to carry.
 local function start(file, args, port)
   local p = assert(quench.process.spawn(file, { args = args, stdout = "ignore",
-                                                stderr = "ignore", kill_on_drop = true }))
+                                                stderr = "ignore", kill_on_drop = true,
+                                                env = { LD_PRELOAD = false } }))
   for _ = 1, 200 do
     local c = quench.tcp.connect("127.0.0.1", port)
     if c then c:close(); return p end
