@@ -231,6 +231,28 @@ describe("quench.ssl (LuaSec's API) and Debian's ssl.https", function()
       assert.equal("closed", select(2, conn:receive()))
     end))
 
+    it("reads a peer gone without close_notify as LuaSec does, or as closed if told to", T(function()
+      local got = {}
+      for i, options in ipairs({ { "all" }, { "all", "ignore_unexpected_eof" } }) do
+        local port = tls_pki.free_port(quench)
+        local srv = tls_pki.spawn(quench, "openssl", {
+          "s_server", "-accept", "127.0.0.1:" .. port, "-cert", pki.server.cert,
+          "-key", pki.server.key, "-rev", "-quiet" })
+        tls_pki.wait_port(quench, port)
+        local conn = assert(ssl.wrap(connect(port), { mode = "client", verify = "peer",
+                                                      cafile = pki.ca.cert, options = options }))
+        conn:sni("localhost")
+        assert(conn:dohandshake())
+        conn:send("abc\n")
+        assert.equal("cba", conn:receive())
+        srv:kill("SIGKILL")                       -- the kernel sends FIN: no close_notify
+        srv:wait()
+        got[i] = select(2, conn:receive())
+        conn:close()
+      end
+      assert.same({ "unexpected eof while reading", "closed" }, got)
+    end))
+
     it("verifies the name given by sni, and says why in getpeerverification", T(function()
       local port, stop = https_server(pki.other, function(_, conn) reply(conn, "x") end)
       local conn = assert(ssl.wrap(connect(port), { mode = "client", cafile = pki.ca.cert,

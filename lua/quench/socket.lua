@@ -44,6 +44,8 @@ local ERRORS = {
   EHOSTUNREACH = "host is unreachable", ENOENT = "no such file or directory",
   EAI_NONAME = "host not found", EAI_AGAIN = "temporary failure in name resolution",
   EAI_FAIL = "host not found", EAI_NODATA = "host not found",
+  -- through quench.ssl: OpenSSL 3's reason, as LuaSec says it
+  ETLS_TRUNCATED = "unexpected eof while reading",
 }
 
 local function lserr(msg, code)

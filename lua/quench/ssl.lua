@@ -94,6 +94,10 @@ function M.newcontext(cfg)
     if o == "no_tlsv1_2" then min = "TLSv1.3" end
     if o == "no_tlsv1_3" then max = "TLSv1.2" end
   end
+  local ignore_eof = false
+  for _, o in ipairs(options) do
+    if o == "ignore_unexpected_eof" then ignore_eof = true end
+  end
   if min and max and min > max then return nil, "no protocol left (options exclude them all)" end
   local verify_list = list_of(cfg.verify)
   if verify_list == nil then return nil, "invalid verify option (a string or a list expected)" end
@@ -119,6 +123,7 @@ function M.newcontext(cfg)
     cafile = cfg.cafile, capath = cfg.capath, certificate = cfg.certificate, key = cfg.key,
     password = password, ciphers = cfg.ciphers, ciphersuites = cfg.ciphersuites,
     alpn = cfg.alpn, min_version = min, max_version = max,
+    ignore_unexpected_eof = ignore_eof or nil,
   }
   local verifies
   if mode == "server" then
@@ -135,7 +140,8 @@ function M.newcontext(cfg)
     opts.verify = verifies
   end
   for k, v in pairs(opts) do
-    if v ~= nil and k ~= "verify" and k ~= "server" and k ~= "alpn" and type(v) ~= "string" then
+    if v ~= nil and k ~= "verify" and k ~= "server" and k ~= "alpn" and k ~= "ignore_unexpected_eof"
+       and type(v) ~= "string" then
       return nil, fmt("invalid %s (a string expected, got %s)", k, type(v))
     end
   end
