@@ -266,3 +266,120 @@ function Ssl:settlsa() end
 -- @treturn boolean
 -- @raise never
 function Ssl:dirty() end
+
+--- A certificate (`SSL:Certificate`), LuaSec's x509 object, from
+-- `Ssl:getpeercertificate`. Read from what quench.tls gives
+-- (`TlsStream:peer_certificate`).
+-- @type SslCertificate
+
+--- The certificate in PEM.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn string the PEM text
+-- @raise never
+function SslCertificate:pem() end
+
+--- The subject name: a list of `{oid, name, value}` in the certificate's
+-- order (`{oid = "2.5.4.3", name = "commonName", value = "localhost"}`).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn table the list
+-- @raise never
+function SslCertificate:subject() end
+
+--- The issuer name, as `subject`.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn table the list
+-- @raise never
+function SslCertificate:issuer() end
+
+--- The serial number in upper-case hex.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn string the serial
+-- @raise never
+function SslCertificate:serial() end
+
+--- When it becomes valid, as LuaSec prints it (`"Dec  6 02:32:06 2026 GMT"`).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn string the time
+-- @raise never
+function SslCertificate:notbefore() end
+
+--- When it expires, as `notbefore`.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn string the time
+-- @raise never
+function SslCertificate:notafter() end
+
+--- Whether it is valid at time `t` (seconds since the epoch).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam number t the time
+-- @treturn boolean
+-- @raise `t` not a number
+function SslCertificate:validat(t) end
+
+--- The fingerprint in lower-case hex.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam[opt="sha1"] string alg `"sha1"`, `"sha256"` or `"md5"`
+-- @treturn string the hex digest
+-- @raise another algorithm
+function SslCertificate:digest(alg) end
+
+--- The extensions: the subject alternative names only, as LuaSec gives
+-- them: `{["2.5.29.17"] = {name =, dNSName = {...}, iPAddress = {...},
+-- uniformResourceIdentifier = {...}, rfc822Name = {...}}}`.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn table the extensions
+-- @raise never
+function SslCertificate:extensions() end
+
+--- Not supported.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn nil always
+-- @treturn string the reason
+-- @raise never
+function SslCertificate:pubkey() end
+
+--- Not supported.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn nil always
+-- @treturn string the reason
+-- @raise never
+function SslCertificate:getsignaturename() end
+
+--- Not supported.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn nil always
+-- @treturn string the reason
+-- @raise never
+function SslCertificate:issued() end
+
+--- Does nothing (the values are UTF-8 already).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn boolean `true`
+-- @raise never
+function SslCertificate:setencode() end
