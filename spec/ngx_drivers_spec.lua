@@ -10,6 +10,7 @@
 -- A missing package or binary fails these specs.
 local quench = require "quench"
 local ngxq = require "quench.ngx"
+local tls_pki = require "helpers.tls_pki"
 
 local DNSMASQ = "/usr/sbin/dnsmasq"
 local PYTHON = "/usr/bin/python3"   -- Debian's, which has python3-websockets
@@ -300,6 +301,32 @@ describe("quench.ngx for more OpenResty drivers", function()
       assert(ws:send_text("still there"))                    -- a timeout is not fatal
       ws:set_timeout(60000)
       assert.is_false(quench.timeout(0.2, ws.recv_frame, ws))   -- quench's bound, sooner
+    end))
+
+    it("speaks wss:// through sslhandshake, verifying the server", T(function()
+      local pki = tls_pki.make()
+      local saved = ngxq.ssl_trusted_certificate
+      ngxq.ssl_trusted_certificate = pki.ca.cert          -- lua_ssl_trusted_certificate
+      local ok, err = pcall(function()
+        local port = free_port()
+        local _good <close> = start(PYTHON, { "spec/helpers/ws_echo.py", tostring(port),
+                                              pki.server.cert, pki.server.key }, port)
+        local ws = assert(client:new({ timeout = 5000 }))
+        assert.equal(1, ws:connect("wss://localhost:" .. port .. "/echo", { ssl_verify = true }))
+        assert(ws:send_text("secret"))
+        assert.same({ "secret", "text" }, { ws:recv_frame() })
+        ws:close()
+        local other = free_port()
+        local _bad <close> = start(PYTHON, { "spec/helpers/ws_echo.py", tostring(other),
+                                             pki.other.cert, pki.other.key }, other)
+        local r, e = client:new({ timeout = 5000 }):connect("wss://localhost:" .. other .. "/echo",
+                                                             { ssl_verify = true })
+        assert.is_nil(r)
+        assert.equal("ssl handshake failed: certificate verify failed: hostname mismatch", e)
+      end)
+      ngxq.ssl_trusted_certificate = saved
+      tls_pki.remove(pki)
+      assert(ok, err)
     end))
 
     it("reports a server that goes away", T(function()
