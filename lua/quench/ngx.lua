@@ -891,13 +891,6 @@ ngx.re = setmetatable({}, { __index = function(t, k)
   return rawget(t, k)
 end })
 
--------------------------------------------------------------------------------
--- install
--------------------------------------------------------------------------------
-
--- LuaJIT's modules that OpenResty drivers require, for a Lua without them:
--- `bit` (LuaBitOp, quench.bit) and `ffi` (the char buffers of
--- resty.websocket.protocol, quench.ffi), unless one is installed.
 -- A package searcher: "nginx.X" (Debian renames the drivers' own
 -- "resty.X" requires so: resty.websocket.client requires
 -- "nginx.websocket.protocol").
@@ -918,6 +911,9 @@ local function add_nginx_searcher()
   table.insert(package.searchers, nginx_searcher)
 end
 
+-- LuaJIT's modules that OpenResty drivers require, for a Lua without them:
+-- `bit` (LuaBitOp, quench.bit) and `ffi` (the char buffers of
+-- resty.websocket.protocol, quench.ffi), unless one is installed.
 local function preload_luajit_modules()
   for name, mod in pairs({ bit = "quench.bit", ffi = "quench.ffi" }) do
     if package.loaded[name] == nil and package.preload[name] == nil
@@ -926,6 +922,11 @@ local function preload_luajit_modules()
     end
   end
 end
+
+-------------------------------------------------------------------------------
+-- install
+-------------------------------------------------------------------------------
+
 
 M.RESTY_PATH = "/usr/share/lua/5.1/nginx/?.lua;/usr/share/lua/5.1/?.lua"
 
@@ -959,7 +960,6 @@ function M.install(opts)
   end
   _G.ngx = ngx
   if _G.unpack == nil then _G.unpack = table.unpack end
-  preload_luajit_modules()
   if opts.log_level ~= nil then M.log_level = opts.log_level end
   if opts.ssl_trusted_certificate ~= nil then
     M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate
@@ -973,6 +973,7 @@ function M.install(opts)
     if not present then table.insert(package.searchers, resty_searcher) end
     add_nginx_searcher()
   end
+  preload_luajit_modules()
   return ngx
 end
 
