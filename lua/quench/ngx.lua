@@ -855,28 +855,6 @@ ngx.md5 = C.md5
 ngx.md5_bin = C.md5_bin
 ngx.sha1_bin = C.sha1_bin
 
--- CRC-32 (IEEE 802.3, zlib's), as ngx.crc32_short / crc32_long (one
--- function: they differ only in nginx's choice of loop for short input).
-local CRC = {}
-for i = 0, 255 do
-  local c = i
-  for _ = 1, 8 do
-    if c & 1 == 1 then c = 0xEDB88320 ~ (c >> 1) else c = c >> 1 end
-  end
-  CRC[i] = c
-end
-local function crc32(s)
-  if type(s) == "number" then s = tostring(s) end
-  if type(s) ~= "string" then
-    error("bad argument #1 to 'crc32' (string expected, got " .. type(s) .. ")", 2)
-  end
-  local c = 0xFFFFFFFF
-  for i = 1, #s do c = CRC[(c ~ byte(s, i)) & 255] ~ (c >> 8) end
-  return c ~ 0xFFFFFFFF
-end
-ngx.crc32_short = crc32
-ngx.crc32_long = crc32
-
 -- ngx.config: the ngx_lua whose API quench.ngx follows (0.10.23, Debian
 -- 12's), so drivers that check a version find what they need.
 ngx.config = {
@@ -922,6 +900,28 @@ local function preload_luajit_modules()
     end
   end
 end
+
+-- CRC-32 (IEEE 802.3, zlib's), as ngx.crc32_short / crc32_long (one
+-- function: they differ only in nginx's choice of loop for short input).
+local CRC = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do
+    if c & 1 == 1 then c = 0xEDB88320 ~ (c >> 1) else c = c >> 1 end
+  end
+  CRC[i] = c
+end
+local function crc32(s)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then
+    error("bad argument #1 to 'crc32' (string expected, got " .. type(s) .. ")", 2)
+  end
+  local c = 0xFFFFFFFF
+  for i = 1, #s do c = CRC[(c ~ byte(s, i)) & 255] ~ (c >> 8) end
+  return c ~ 0xFFFFFFFF
+end
+ngx.crc32_short = crc32
+ngx.crc32_long = crc32
 
 -------------------------------------------------------------------------------
 -- install
