@@ -927,7 +927,6 @@ ngx.crc32_long = crc32
 -- install
 -------------------------------------------------------------------------------
 
-
 M.RESTY_PATH = "/usr/share/lua/5.1/nginx/?.lua;/usr/share/lua/5.1/?.lua"
 
 -- A package searcher: "resty.X" from Debian's OpenResty drivers
