@@ -489,8 +489,11 @@ function methods:dirty()
   return not self.closed and self.state == "done" and self.stream:buffered() > 0
 end
 
--- quench.socket's stream methods that mean nothing on an SSL object
+-- quench.socket's stream methods that are not LuaSec's (a TLS stream
+-- never goes to quench.pool from here)
 methods.shutdown = nil
+methods.setkeepalive = nil
+methods.getreusedtimes = nil
 
 ---------------------------------------------------------------------------
 -- the module
