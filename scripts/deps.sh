@@ -15,6 +15,10 @@ QUENCH_PACKAGES=(
   lua-socket lua-redis redis-server python3   # spec/socket_*_spec.lua: LuaSocket code on quench.socket
   redis-tools memcached         # spec/ngx_spec.lua, examples/redis_cache.lua, bench/redis.sh
   lua-nginx-redis lua-nginx-memcached  # resty.redis, resty.memcached (pull nginx-extras: the bench's OpenResty side)
+  lua-sec                     # spec/ssl_spec.lua: lua-sec's ssl.https on quench.ssl
+  lua-nginx-dns dnsmasq-base lua-rex-pcre2  # spec/ngx_drivers_spec.lua: resty.dns.resolver against dnsmasq; ngx.re (PCRE2)
+  lua-nginx-websocket python3-websockets  # spec/ngx_drivers_spec.lua: resty.websocket.client
+  lua-nginx-redis-connector   # spec/ngx_drivers_spec.lua: resty.redis.connector (redis-server --sentinel)
   libcurl4-openssl-dev nginx  # quench.http.request (core/http_client.c); spec/http_client_spec.lua's peers
 )
 

@@ -86,9 +86,10 @@ describe("socket.http and ltn12 on quench.socket", function()
     assert.not_equal(http, package.loaded["socket.http"])    -- never the blocking one
   end)
 
-  it("refuses https (LuaSec would block the runtime), with an error that says so", T(function()
-    assert.error_matches(function() http.request("https://127.0.0.1:1/") end,
-                         "'ssl.https' %(LuaSec%) would block the quench runtime")
+  it("takes https:// through lua-sec's ssl.https on quench.ssl (spec/ssl_spec.lua)", T(function()
+    local port = free_port()
+    assert.same({ nil, "connection refused" }, { http.request("https://127.0.0.1:" .. port .. "/") })
+    assert.equal(require "quench.ssl", qsocket.require "ssl")
   end))
 
   it("fetches from python's http.server, by the simple and the generic form", T(function()

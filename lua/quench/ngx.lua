@@ -354,6 +354,13 @@ end
 
 function Tcp:settimeout(ms)
   check_self(self, "settimeout")
+  if type(ms) == "table" then
+    -- OpenResty reads it with lua_tonumber: 0, the default timeout.
+    -- lua-nginx-redis-connector 0.06 passes its own object by mistake
+    -- (`r:set_timeout(self, config.read_timeout)`) and relies on that.
+    ngx.log(ngx.WARN, "settimeout: a table is not a timeout; the default is used, as OpenResty does")
+    ms = nil
+  end
   local t = check_ms("settimeout", 2, ms, true)
   t = (t == nil or t == 0) and DEFAULT_TIMEOUT or t / 1000
   self.connect_timeout, self.send_timeout, self.read_timeout = t, t, t
@@ -1063,6 +1070,52 @@ ngx.md5 = C.md5
 ngx.md5_bin = C.md5_bin
 ngx.sha1_bin = C.sha1_bin
 
+-- ngx.config: the ngx_lua whose API quench.ngx follows (0.10.23, Debian
+-- 12's), so drivers that check a version find what they need.
+ngx.config = {
+  debug = false, ngx_lua_version = 10023, nginx_version = 1022001, subsystem = "http",
+  prefix = function() return "" end, nginx_configure = function() return "" end,
+}
+
+-- ngx.re: match, find, gmatch, sub, gsub on PCRE2 (quench.ngx_re, over
+-- Debian's lua-rex-pcre2), loaded at first use.
+ngx.re = setmetatable({}, { __index = function(t, k)
+  for name, f in pairs(require "quench.ngx_re") do rawset(t, name, f) end
+  return rawget(t, k)
+end })
+
+-- A package searcher: "nginx.X" (Debian renames the drivers' own
+-- "resty.X" requires so: resty.websocket.client requires
+-- "nginx.websocket.protocol").
+local function nginx_searcher(name)
+  if not name:match("^nginx%.") then return nil end
+  local path = M.resty_path or M.RESTY_PATH
+  local file, err = package.searchpath(name, path)
+  if not file then return "\n\tno OpenResty driver in " .. path .. ": " .. tostring(err) end
+  local f, lerr = loadfile(file)
+  if not f then error("error loading module '" .. name .. "' from " .. file .. ":\n\t" .. lerr, 2) end
+  return f, file
+end
+
+local function add_nginx_searcher()
+  for _, s in ipairs(package.searchers) do
+    if s == nginx_searcher then return end
+  end
+  table.insert(package.searchers, nginx_searcher)
+end
+
+-- LuaJIT's modules that OpenResty drivers require, for a Lua without them:
+-- `bit` (LuaBitOp, quench.bit) and `ffi` (the char buffers of
+-- resty.websocket.protocol, quench.ffi), unless one is installed.
+local function preload_luajit_modules()
+  for name, mod in pairs({ bit = "quench.bit", ffi = "quench.ffi" }) do
+    if package.loaded[name] == nil and package.preload[name] == nil
+       and not package.searchpath(name, package.cpath) then
+      package.preload[name] = function() return require(mod) end
+    end
+  end
+end
+
 -- CRC-32 (IEEE 802.3, zlib's), as ngx.crc32_short / crc32_long (one
 -- function: they differ only in nginx's choice of loop for short input).
 local CRC = {}
@@ -1148,7 +1201,9 @@ function M.install(opts)
       if s == resty_searcher then present = true end
     end
     if not present then table.insert(package.searchers, resty_searcher) end
+    add_nginx_searcher()
   end
+  preload_luajit_modules()
   return ngx
 end
 

@@ -45,6 +45,8 @@ local ERRORS = {
   EHOSTUNREACH = "host is unreachable", ENOENT = "no such file or directory",
   EAI_NONAME = "host not found", EAI_AGAIN = "temporary failure in name resolution",
   EAI_FAIL = "host not found", EAI_NODATA = "host not found",
+  -- through quench.ssl: OpenSSL 3's reason, as LuaSec says it
+  ETLS_TRUNCATED = "unexpected eof while reading",
 }
 
 local function lserr(msg, code)
@@ -979,9 +981,11 @@ function M.require(name, opts)
   local function req(n)
     if MAPPED[n] then return MAPPED[n] end
     if n == "ssl" or n:match("^ssl%.") then
-      -- LuaSec wraps blocking LuaSocket sockets: it would stop the runtime
-      error("quench.socket.require: '" .. n .. "' (LuaSec) would block the quench runtime; "
-            .. "https through quench.socket is not supported", 2)
+      -- LuaSec's API on quench.tls (quench.ssl); its own ssl.https, the
+      -- file, loads through here like a socket.* module
+      local ssl = require "quench.ssl"
+      if n ~= "ssl.https" then return ssl.module(n) end
+      own[n] = true
     end
     if cache[n] ~= nil then return cache[n] end
     if not (own[n] or n:match("^socket%.")) then return require(n) end
@@ -1003,5 +1007,12 @@ function M.require(name, opts)
   end
   return req(name)
 end
+
+-- For quench.ssl (LuaSec on quench.tls): the methods of a client object
+-- and the helpers they use, so an SSL object can share them.
+M._internal = {
+  common = common, stream_methods = stream_methods, lserr = lserr,
+  wait_limit = wait_limit, bounded = bounded, in_task = in_task,
+}
 
 return M

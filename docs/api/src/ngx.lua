@@ -5,7 +5,7 @@
 -- OpenResty drivers, which then run unmodified on quench tasks. Every
 -- call that waits is a quench wait: it can be aborted, raced and bounded
 -- by `quench.timeout`. What exists, what does not (request phases,
--- `ngx.shared`, `ngx.re`, FFI) and how it differs from OpenResty:
+-- `ngx.shared`, most of the FFI) and how it differs from OpenResty:
 -- [docs/openresty.md](../../openresty.md).
 -- @module ngx
 -- @field ngx.null a light userdata (NULL), OpenResty's and lua-cjson's null
@@ -16,7 +16,9 @@
 --
 -- The searcher loads `X` from `/usr/share/lua/5.1/nginx/?.lua`, then
 -- `/usr/share/lua/5.1/?.lua` (where Debian's `lua-nginx-*` packages put
--- them). Idempotent. Call it before requiring a driver: drivers read
+-- them); another finds `"nginx.X"` there (Debian's name for a driver's
+-- own modules). `require "bit"` and `require "ffi"` give `quench.bit` and
+-- `quench.ffi` unless such modules are installed. Idempotent. Call it before requiring a driver: drivers read
 -- `ngx` when they load.
 --
 -- **Cancel safety.** Never waits.
@@ -240,6 +242,80 @@ function ngx.crc32_short(s) end
 -- @raise as `crc32_short`
 function ngx.crc32_long(s) end
 
+--- The first match of a PCRE regex (`ngx.re`, on PCRE2 through Debian's
+-- lua-rex-pcre2, loaded at first use). Options: OpenResty's letters
+-- (`i`, `m`, `s`, `x`, `u`, `a` anchored, `D`; `j`, `o` change nothing:
+-- every regex is cached).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string subject the text
+-- @tparam string regex the PCRE regex
+-- @tparam[opt] string options the option letters
+-- @tparam[opt] table ctx `pos`: where to start; set after the match
+-- @tparam[opt] table res a table to fill instead of a new one
+-- @treturn ?table the captures: `[0]` the match, `[1]`..., and named
+-- ones; `false` for a capture that took no part; nil if no match
+-- @treturn ?string `"failed to compile regex ..."`
+-- @raise a bad argument or option letter; lua-rex-pcre2 missing
+function ngx.re.match(subject, regex, options, ctx, res) end
+
+--- Where the first match is, as `ngx.re.match` finds it.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string subject the text
+-- @tparam string regex the PCRE regex
+-- @tparam[opt] string options the option letters
+-- @tparam[opt] table ctx `pos`: where to start; set after the match
+-- @tparam[opt=0] integer nth which capture's place (0: the whole match)
+-- @treturn ?integer from, or nil
+-- @treturn ?integer to
+-- @treturn ?string the compile error
+-- @raise as `ngx.re.match`
+function ngx.re.find(subject, regex, options, ctx, nth) end
+
+--- An iterator over the matches (each a captures table).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string subject the text
+-- @tparam string regex the PCRE regex
+-- @tparam[opt] string options the option letters
+-- @treturn ?function the iterator, or nil
+-- @treturn ?string the compile error
+-- @raise as `ngx.re.match`
+function ngx.re.gmatch(subject, regex, options) end
+
+--- Replace the first match: by a template (`$0`, `$1`, `${name}`, `$$`)
+-- or by a function of the captures table.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string subject the text
+-- @tparam string regex the PCRE regex
+-- @tparam string|function replace the template or function
+-- @tparam[opt] string options the option letters
+-- @treturn ?string the new text, or nil
+-- @treturn ?integer the number of replacements (0 or 1)
+-- @treturn ?string the compile error
+-- @raise as `ngx.re.match`; a function returning no string
+function ngx.re.sub(subject, regex, replace, options) end
+
+--- Replace every match, as `ngx.re.sub`.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string subject the text
+-- @tparam string regex the PCRE regex
+-- @tparam string|function replace the template or function
+-- @tparam[opt] string options the option letters
+-- @treturn ?string the new text, or nil
+-- @treturn ?integer the number of replacements
+-- @treturn ?string the compile error
+-- @raise as `ngx.re.sub`
+function ngx.re.gsub(subject, regex, replace, options) end
+
 --- A TCP cosocket (`ngx.socket.tcp()`), over a quench stream.
 --
 -- Errors are OpenResty's: `nil, "timeout" | "closed" | message [, partial]`.
@@ -281,8 +357,9 @@ function NgxTcp:connect(host, port, opts) end
 --
 -- **Cancel safety.** Never waits.
 --
--- @tparam ?number ms milliseconds; `0` or `nil`: 60 s
--- @raise a negative or non-numeric value
+-- @tparam ?number ms milliseconds; `0` or `nil`: 60 s; a table: 60 s too,
+-- as OpenResty (with an `ngx.WARN` log line)
+-- @raise a negative value, or a non-numeric one other than a table
 function NgxTcp:settimeout(ms) end
 
 --- Set the connect, send and read timeouts each.

@@ -12,7 +12,8 @@
 -- @module quench.socket
 
 --- Load an unmodified LuaSocket-based module with `require "socket"` (and
--- `"socket.core"`, `"socket.unix"`) giving quench.socket; its other
+-- `"socket.core"`, `"socket.unix"`) giving quench.socket, and `"ssl"`
+-- giving `quench.ssl`; its other
 -- `"socket.*"` requires are loaded the same way, other names by the real
 -- `require`. Each module is loaded once.
 --
@@ -26,8 +27,10 @@
 -- the loaded modules see instead of the real globals, e.g. a `table` with
 -- Lua 5.1's `insert` for redis-lua's `pipeline`)
 -- @return the module
--- @raise a module not found; `opts.globals` not a table; `ssl` or `ssl.*` (LuaSec would block the
--- runtime); the module's own load errors
+-- @raise a module not found; `opts.globals` not a table; an `ssl.*` name
+-- other than `ssl`, `ssl.https`, `ssl.config` (`ssl` gives `quench.ssl`,
+-- and lua-sec's `ssl.https` loads through the loader); the module's own
+-- load errors
 -- @usage local http = socket.require "socket.http"
 function socket.require(name, opts) end
 
