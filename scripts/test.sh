@@ -137,7 +137,8 @@ if [ "${QUENCH_SKIP_VALGRIND:-}" != 1 ] && [ -f build/quench.so ] && have_specs;
     done
     # -q: only errors; --error-exitcode: any error or definite leak fails it
     WRAP=(env QUENCH_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full
-          --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+          --errors-for-leak-kinds=definite --show-leak-kinds=definite
+          --suppressions="$ROOT/scripts/valgrind.supp")
     run_busted valgrind "$LOGDIR/busted-valgrind.log" "${vspecs[@]}"
     WRAP=()
   else
