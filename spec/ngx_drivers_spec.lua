@@ -18,12 +18,7 @@ local REDIS = "/usr/bin/redis-server"
 
 local function T(fn) return quench.test(fn, { clock = "real" }) end
 
-local function free_port()
-  local s = assert(quench.tcp.listen("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local free_port = require("helpers.servers").free_port
 
 -- Start a server (kill on drop: the process is killed when the handle is
 -- closed or collected) and wait until it accepts TCP on port.

@@ -12,12 +12,7 @@ local REDIS_PATH = "/usr/share/lua/5.3/?.lua;/usr/share/lua/5.1/?.lua"
 
 local function T(fn) return quench.test(fn, { clock = "real" }) end
 
-local function free_port()
-  local s = assert(quench.tcp.listen("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local free_port = require("helpers.servers").free_port
 
 -- Wait until something accepts connections on port (at most 10 s).
 local function wait_listening(port, proc)
@@ -42,34 +37,12 @@ local function spawn(file, args)
   return p
 end
 
--- An HTTP/1.1 server on quench.tcp: handler(path, stream) answers each
--- request (the request line and headers are read first).
-local function http_server(handler)
-  local srv = assert(quench.tcp.listen("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  local scope = quench.spawn(function()
-    quench.scope(function(sc)
-      while true do
-        local c = srv:accept()
-        if not c then return end
-        sc:spawn(function()
-          local conn <close> = c
-          local line = conn:read("l")
-          if not line then return end
-          repeat local h = conn:read("l") until h == nil or h == "\r" or h == ""
-          handler(line:match("^%S+ (%S+)"), conn)
-        end)
-      end
-    end)
-  end)
-  return port, function()
-    srv:close()
-    scope:abort()
-  end
-end
+local tiny_http = require "helpers.tiny_http"
+local reply = tiny_http.reply
 
-local function reply(conn, body)
-  conn:write("HTTP/1.1 200 OK\r\nContent-Length: ", #body, "\r\nConnection: close\r\n\r\n", body)
+-- An HTTP/1.1 server on quench.tcp (helpers/tiny_http.lua). Returns port, stop.
+local function http_server(handler)
+  return tiny_http.serve(assert(quench.tcp.listen("127.0.0.1", 0)), handler)
 end
 
 describe("socket.http and ltn12 on quench.socket", function()

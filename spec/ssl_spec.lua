@@ -12,35 +12,13 @@ local HTTPS_LUA = "/usr/share/lua/5.4/ssl/https.lua"
 
 local function T(fn) return quench.test(fn, { clock = "real" }) end
 
--- An HTTPS/1.1 server on quench.tls: handler(path, stream) answers each
--- request, after its request line and headers. Returns port, stop.
-local function https_server(pki_entry, handler)
-  local srv = assert(quench.tls.listen("127.0.0.1", 0, {
-    certificate = pki_entry.cert, key = pki_entry.key }))
-  local _, port = srv:getsockname()
-  local task = quench.spawn(function()
-    quench.scope(function(sc)
-      while true do
-        local c = srv:accept()
-        if not c then return end
-        sc:spawn(function()
-          local conn <close> = c
-          local line = conn:read("l")
-          if not line then return end
-          repeat local h = conn:read("l") until h == nil or h == "\r" or h == ""
-          handler(line:match("^%S+ (%S+)"), conn)
-        end)
-      end
-    end)
-  end)
-  return port, function()
-    srv:close()
-    task:abort()
-  end
-end
+local tiny_http = require "helpers.tiny_http"
+local reply = tiny_http.reply
 
-local function reply(conn, body)
-  conn:write("HTTP/1.1 200 OK\r\nContent-Length: ", #body, "\r\nConnection: close\r\n\r\n", body)
+-- An HTTPS/1.1 server on quench.tls (helpers/tiny_http.lua). Returns port, stop.
+local function https_server(pki_entry, handler)
+  return tiny_http.serve(assert(quench.tls.listen("127.0.0.1", 0, {
+    certificate = pki_entry.cert, key = pki_entry.key })), handler)
 end
 
 describe("quench.ssl (LuaSec's API) and Debian's ssl.https", function()
