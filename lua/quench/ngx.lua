@@ -60,9 +60,10 @@ local Tcp = {}
 Tcp.__index = Tcp
 Tcp.__name = "quench.ngx.tcp"
 
--- The no-wait paths of receive and send, in C (lua/ngx.c): each does the
--- whole call when nothing has to wait and nothing is unusual, else returns
--- nil having done nothing, and the method goes on as below.
+-- The common paths of receive and send, in C (lua/ngx.c): each does the
+-- whole call when nothing is unusual (send: when nothing has to wait;
+-- receive: a line or a count, waited for if need be), else returns nothing
+-- having done nothing, and the method goes on as below.
 local fast_receive, fast_send = C.fast(Tcp)
 -- A line (n nil) or n bytes, waiting at most `seconds` with a read that
 -- carries its own deadline (lua/ngx.c): data; false at the deadline; nil,
@@ -465,28 +466,14 @@ end
 --- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
 -- "*a" (everything to EOF), or a count (a number or a numeric string).
 function Tcp:receive(pat)
-  local r = fast_receive(self, pat)   -- a line or count buffered whole: one C call
+  -- A line or a count on a usable idle socket, in one C call: buffered
+  -- whole, or waited for there (under the socket's guard, as `wait`, with
+  -- the read timeout as the read's own deadline): this is the wait every
+  -- request/response protocol makes once per reply.
+  local r, msg, partial = fast_receive(self, pat)
   if r then return r end
-  if r == false then   -- a line or count, a usable idle socket: wait for the rest
-    self.busy = current()
-    -- receive_timed, inlined: this wait is the one every request/response
-    -- protocol makes once per reply
-    local n = nil
-    if pat ~= nil and pat ~= "*l" then n = floor(tonumber(pat)) end
-    local data, msg, partial
-    self.waiting = true
-    do
-      local _guard <close> = self
-      data, msg, partial = c_receive(self.s, n, self.read_timeout)
-      self.waiting = "done"
-    end
-    if data then
-      self.busy = nil
-      return data
-    end
-    if data == false then return timed_out(self) end
-    return fail(self, msg, partial)
-  end
+  if r == false then return timed_out(self) end
+  if msg then return fail(self, msg, partial) end
   check_self(self, "receive")
   local n
   if pat == nil or pat == "*l" then
@@ -527,10 +514,10 @@ function Tcp:receive(pat)
   end
   if n == nil then return receive_timed(self, s, nil, prefix) end
   if n == "a" then
-    local ok, data, msg = timed_read(self, s, "a")
+    local ok, data, err = timed_read(self, s, "a")
     if not ok then return timed_out(self, prefix) end
     self.busy = nil
-    if data == nil then return fail(self, msg, prefix or "") end
+    if data == nil then return fail(self, err, prefix or "") end
     if prefix then data = prefix .. data end
     return data
   end
