@@ -578,8 +578,8 @@ static int read_poll(qn_future *f, qn_waker *wk) {
   return QN_PENDING;
 }
 
-static void read_drop(qn_future *f) {
-  read_future *r = (read_future *)f;
+/* What dropping a read undoes, but its memory and its reference. */
+static void read_forget(read_future *r) {
   qn_stream *s = r->s;
   qn__wait_unlink(&r->w);
   if (s->tls) qn__tls_dropped(s);             /* mid-handshake: the stream closes */
@@ -587,24 +587,89 @@ static void read_drop(qn_future *f) {
     s->need = 0;
     if (s->len >= read_limit(s)) stop_reading(s);
   }
+}
+
+static void read_drop(qn_future *f) {
+  read_future *r = (read_future *)f;
+  qn_stream *s = r->s;
+  read_forget(r);
   qn__small_free(s->rt, r, sizeof *r);
   unref(s);
 }
 
 static const qn_future_vt read_vt = { read_poll, read_drop };
 
-qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n) {
-  read_future *r = qn__small_alloc(s->rt, sizeof *r);   /* one per read: reused */
-  if (r == NULL) return NULL;
+static void read_init(read_future *r, const qn_future_vt *vt, qn_stream *s, qn_stream_mode mode,
+                      size_t n) {
   memset(r, 0, sizeof *r);
-  r->base.vt = &read_vt;
+  r->base.vt = vt;
   r->s = s;
   r->mode = mode;
   r->n = n;
   qn__wait_init(&r->w);
   qn__io_ref(&s->io);
   s->nreaders++;
+}
+
+qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n) {
+  read_future *r = qn__small_alloc(s->rt, sizeof *r);   /* one per read: reused */
+  if (r == NULL) return NULL;
+  read_init(r, &read_vt, s, mode, n);
   return &r->base;
+}
+
+/* A read with its own deadline: the read future and a timer entry of the
+   runtime's timer room in one block, so a read bounded in time needs no
+   select, no sleep future and no second waker (the entry and the read
+   share the waiting task's). The bytes win a tie: a read whose bytes are
+   there when it is polled is ready as a read, whatever the clock says. */
+typedef struct deadline_read {
+  read_future r;
+  qn__timer timer;
+  uint8_t failed;           /* the entry could not be armed (out of memory) */
+} deadline_read;
+
+static int deadline_poll(qn_future *f, qn_waker *wk) {
+  deadline_read *d = (deadline_read *)f;
+  if (read_poll(f, wk) == QN_READY) return QN_READY;
+  qn_runtime *rt = d->r.s->rt;
+  if (!d->timer.fired && d->timer.index == QN__TIMER_IDLE && d->timer.deadline != QN_NEVER) {
+    if (qn_now(rt) >= d->timer.deadline) d->timer.fired = 1;
+    else if (qn__timer_start(rt, &d->timer) != QN_OK) d->timer.fired = d->failed = 1;
+  }
+  if (d->timer.fired) {
+    qn__wait_unlink(&d->r.w);
+    return QN_READY;
+  }
+  d->timer.waker = wk;
+  return QN_PENDING;
+}
+
+static void deadline_drop(qn_future *f) {
+  deadline_read *d = (deadline_read *)f;
+  qn_stream *s = d->r.s;
+  qn__timer_stop(s->rt, &d->timer);
+  read_forget(&d->r);
+  qn__small_free(s->rt, d, sizeof *d);
+  unref(s);
+}
+
+static const qn_future_vt deadline_vt = { deadline_poll, deadline_drop };
+
+qn_future *qn_stream_read_deadline_new(qn_stream *s, qn_stream_mode mode, size_t n,
+                                       uint64_t deadline) {
+  deadline_read *d = qn__small_alloc(s->rt, sizeof *d);
+  if (d == NULL) return NULL;
+  read_init(&d->r, &deadline_vt, s, mode, n);
+  qn__timer_init(&d->timer, deadline);
+  d->failed = 0;
+  return &d->r.base;
+}
+
+int qn_stream_read_expired(const qn_future *f) {
+  const deadline_read *d = (const deadline_read *)f;
+  if (d->failed) return QN_ENOMEM;
+  return d->timer.fired;
 }
 
 /* ---- writing ---- */

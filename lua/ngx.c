@@ -60,7 +60,8 @@ static int l_new_tab(lua_State *L) {
 /* ---- the cosocket's fast paths ----
    Each takes the socket table (a Tcp of quench.ngx, whose metatable is
    upvalue 2; upvalue 1 is the module, as for every binding function, and
-   3 to 5 the names of the fields read) and does its whole job when nothing has to wait and nothing
+   3 to 7 the names of the fields used: busy, pending, s, waiting,
+   read_timeout) and does its whole job when nothing has to wait and nothing
    is unusual; otherwise it returns nothing and changes nothing, and the
    Lua method takes its general path (argument errors, waits, timeouts,
    EOF, errors, the bytes receiveuntil left over, a socket left busy by a
@@ -90,10 +91,14 @@ static lq_stream *fast_stream(lua_State *L) {
   return u;
 }
 
+static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n);
+
 /* receive(self, pattern): a line (nil or "*l", without "\r\n" or "\n") or
-   a count (a number or a numeric string, > 0) that is buffered whole; false
-   when the pattern is one of those and the socket is usable but the bytes
-   have not all arrived (the caller waits, with no more checks to make). */
+   a count (a number or a numeric string, > 0) that is buffered whole. When
+   the pattern is one of those and the socket is usable but the bytes have
+   not all arrived, it waits for them here (fast_wait, below): the bytes;
+   false at the read timeout (the caller makes it OpenResty's timeout);
+   nil, msg, partial on EOF or an error (the caller closes the socket). */
 static int l_fast_receive(lua_State *L) {
   qn_stream_mode mode;
   size_t n = 0;
@@ -114,10 +119,7 @@ static int l_fast_receive(lua_State *L) {
   const char *p;
   size_t len, used;
   int r = qn_stream_peek(u->s, mode, n, &p, &len, &used);
-  if (r == UV_EAGAIN) {                              /* not all here: a plain wait */
-    lua_pushboolean(L, 0);
-    return 1;
-  }
+  if (r == UV_EAGAIN) return fast_wait(L, u, mode, n);   /* not all here: a plain wait */
   if (r != 0) return 0;
   if (mode == QN_STREAM_EXACT) {
     if (len != n) return 0;                          /* fewer at EOF: Lua's path says closed */
@@ -201,6 +203,179 @@ static int l_quiet(lua_State *L) {
   return 1;
 }
 
+/* ---- the cosocket's wait for a line or a count ----
+   receive(stream, n, seconds): a line (n nil; without "\r\n" or "\n") or
+   n bytes from a TCP, Unix or TLS stream, waiting at most `seconds` with
+   one read future that carries its own deadline (core/stream.c's
+   qn_stream_read_deadline_new): no select, no sleep future and no op
+   userdata per wait, which quench.timeout over a read op built (3,000
+   instructions a reply, docs/performance.md). Returns the bytes; false at
+   the deadline (nothing consumed: the caller takes what arrived as the
+   partial result); nil, "closed", partial at EOF (what came before it,
+   consumed); nil, "ENAME: message", "" on an I/O error. A dropped wait
+   consumes nothing (the caller's guard closes the socket). */
+
+/* The stream at 1: a usable TCP, Unix or TLS stream with no reader. */
+static lq_stream *receive_stream(lua_State *L) {
+  lq_stream *u = lq_toudata(L, 1, &lq_tcp_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, 1, &lq_unix_stream_class, sizeof(lq_stream));
+  if (u == NULL) u = lq_toudata(L, 1, &lq_tls_stream_class, sizeof(lq_stream));
+  if (u == NULL) luaL_typeerror(L, 1, "quench.tcp.stream");
+  if (u->s == NULL || qn_stream_is_closed(u->s))
+    luaL_error(L, "receive: attempt to use a closed stream");
+  lq_check_alive(L, u->serial, "receive", "stream");
+  if (!qn_stream_readable(u->s) || qn_stream_readers(u->s) > 0)
+    luaL_error(L, "receive: another read is waiting on this stream (one reader at a time)");
+  return u;
+}
+
+/* Push the results of the read if it need not wait (and consume what they
+   hold); -1 if it must wait, having changed nothing. */
+static int receive_now(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) {
+  const char *p;
+  size_t len, used;
+  int r = qn_stream_peek(u->s, mode, n, &p, &len, &used);
+  if (r == UV_EAGAIN) return -1;
+  if (r == 0) {
+    int whole = mode == QN_STREAM_EXACT ? len == n : len > 0 && p[len - 1] == '\n';
+    if (whole) {
+      if (mode != QN_STREAM_EXACT) {
+        len--;
+        if (len > 0 && p[len - 1] == '\r') len--;
+      }
+      lua_pushlstring(L, p, len);
+      qn_stream_consume(u->s, used);
+      return 1;
+    }
+    lua_pushnil(L);                              /* cut by EOF: what came, as partial */
+    lua_pushliteral(L, "closed");
+    lua_pushlstring(L, p, len);
+    qn_stream_consume(u->s, used);
+    return 3;
+  }
+  if (r == UV_EOF) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    lua_pushliteral(L, "");
+    return 3;
+  }
+  lq_stream_fail(L, u->s, r);                    /* nil, msg, code: the code becomes "" */
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
+  return 3;
+}
+
+static qn_stream_mode receive_mode(lua_State *L, size_t *n) {
+  if (lua_isnil(L, 2)) {
+    *n = 0;
+    return QN_STREAM_LINE_KEEP;
+  }
+  *n = (size_t)lua_tointeger(L, 2);
+  return QN_STREAM_EXACT;
+}
+
+static int receive_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lq_coro *c = (lq_coro *)ctx;
+  LQ_RESUMED_OF(L, c, ctx, receive_k);
+  qn_future *f = lq_take_op_of(L, c);
+  lq_stream *u = lua_touserdata(L, 1);
+  size_t n;
+  qn_stream_mode mode = receive_mode(L, &n);
+  int k = receive_now(L, u, mode, n);
+  int expired = k < 0 ? qn_stream_read_expired(f) : 0;
+  qn_drop(f);
+  if (k >= 0) return k;
+  if (expired == QN_ENOMEM) return luaL_error(L, "receive: out of memory (arming the timer)");
+  lua_pushboolean(L, 0);                         /* the deadline came first */
+  return 1;
+}
+
+static int l_receive(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "receive");      /* first: it may start the call over */
+  lq_stream *u = receive_stream(L);
+  if (!lua_isnil(L, 2)) {
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "count must not be negative");
+  }
+  uint64_t ns = lq_check_seconds(L, 3);
+  lua_settop(L, 2);
+  size_t n;
+  qn_stream_mode mode = receive_mode(L, &n);
+  lq_check_cancel(L, c);
+  int k = receive_now(L, u, mode, n);
+  if (k >= 0) return k;
+  lq_runtime *rt = lq_module_of(L)->rt;
+  qn_future *f = qn_stream_read_deadline_new(u->s, mode, n, lq_deadline_after(rt, ns));
+  if (f == NULL) return luaL_error(L, "receive: out of memory");
+  c->what = "receive";
+  return lq_await(L, c, f, receive_k, (lua_KContext)c);
+}
+
+/* The wait of fast_receive, with what Tcp:receive's Lua wait did around
+   it: `busy` set to the waiting task during the wait and cleared after a
+   read, and the socket as its own guard (a to-be-closed value with
+   `waiting` true during the wait, "done" after it: Tcp.__close then closes
+   the connection of a wait that was dropped or raised). The stack while
+   waiting: self, pattern, the stream userdata (kept alive), the mode and
+   count, self (to be closed). */
+enum { FW_STREAM = 3, FW_MODE = 4, FW_GUARD = 5 };
+
+static void set_field(lua_State *L, int up, int idx) {   /* self[upvalue up] = top; pops */
+  lua_pushvalue(L, lua_upvalueindex(up));
+  lua_insert(L, -2);
+  lua_rawset(L, idx);
+}
+
+static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lq_coro *c = (lq_coro *)ctx;
+  LQ_RESUMED_OF(L, c, ctx, fast_wait_k);
+  qn_future *f = lq_take_op_of(L, c);
+  lq_stream *u = lua_touserdata(L, FW_STREAM);
+  lua_Integer m = lua_tointeger(L, FW_MODE);
+  qn_stream_mode mode = m < 0 ? QN_STREAM_LINE_KEEP : QN_STREAM_EXACT;
+  int k = receive_now(L, u, mode, m < 0 ? 0 : (size_t)m);
+  int expired = k < 0 ? qn_stream_read_expired(f) : 0;
+  qn_drop(f);
+  if (expired == QN_ENOMEM) return luaL_error(L, "receive: out of memory (arming the timer)");
+  if (k < 0) {
+    lua_pushboolean(L, 0);                       /* the deadline came first */
+    k = 1;
+  } else if (k == 1) {
+    lua_pushnil(L);
+    set_field(L, 3, 1);                          /* busy = nil: the read is over */
+  }
+  lua_pushliteral(L, "done");
+  set_field(L, 6, 1);                            /* waiting = "done": the guard lets go */
+  return k;
+}
+
+static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) {
+  /* first, on the call's own arguments: it may start this call over later */
+  lua_settop(L, 2);
+  lq_coro *c = lq_await_ctx(L, "receive");
+  lq_check_cancel(L, c);
+  lq_runtime *rt = lq_module_of(L)->rt;
+  lua_pushvalue(L, lua_upvalueindex(7));
+  lua_rawget(L, 1);                              /* self.read_timeout, in seconds */
+  uint64_t ns = lq_check_seconds(L, -1);
+  lua_pop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(5));
+  lua_rawget(L, 1);                              /* FW_STREAM: self.s */
+  lua_pushinteger(L, mode == QN_STREAM_EXACT ? (lua_Integer)n : -1);   /* FW_MODE */
+  lq_push_handle(L, rt, lq_coro_task(c));
+  set_field(L, 3, 1);                            /* busy = the waiting task */
+  lua_pushboolean(L, 1);
+  set_field(L, 6, 1);                            /* waiting = true */
+  lua_pushvalue(L, 1);
+  lua_toclose(L, FW_GUARD);
+  qn_future *f = qn_stream_read_deadline_new(u->s, mode, n, lq_deadline_after(rt, ns));
+  if (f == NULL) return luaL_error(L, "receive: out of memory");
+  c->what = "receive";
+  return lq_await(L, c, f, fast_wait_k, (lua_KContext)c);
+}
+
 /* quench._ngx.fast(Tcp): receive, send, with the module, the Tcp
    metatable and the field names as upvalues. */
 static void push_fast(lua_State *L, lua_CFunction f) {
@@ -209,7 +384,9 @@ static void push_fast(lua_State *L, lua_CFunction f) {
   lua_pushliteral(L, "busy");
   lua_pushliteral(L, "pending");
   lua_pushliteral(L, "s");
-  lua_pushcclosure(L, f, 5);
+  lua_pushliteral(L, "waiting");
+  lua_pushliteral(L, "read_timeout");
+  lua_pushcclosure(L, f, 7);
 }
 
 static int l_fast(lua_State *L) {
@@ -219,7 +396,7 @@ static int l_fast(lua_State *L) {
   return 2;
 }
 
-/* quench._ngx = {md5, md5_bin, sha1_bin, wall, null}; the module table is
+/* quench._ngx = {md5, md5_bin, sha1_bin, wall, new_tab, fast, quiet, receive, null}; the module table is
    on top (mod, the module userdata, is the upvalue of `fast`, whose
    closures find the runtime through it). */
 void lq_ngx_register(lua_State *L, int mod) {
@@ -235,6 +412,9 @@ void lq_ngx_register(lua_State *L, int mod) {
   lua_pushvalue(L, mod);
   lua_pushcclosure(L, l_quiet, 1);
   lua_setfield(L, -2, "quiet");
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_receive, 1);
+  lua_setfield(L, -2, "receive");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_setfield(L, -2, "_ngx");

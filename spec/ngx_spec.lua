@@ -208,6 +208,78 @@ describe("ngx.socket.tcp", function()
     assert.are.same({ nil, "closed" }, { sock:receive() })
   end))
 
+  -- The read timeout is the read's own deadline (lua/ngx.c): under the
+  -- virtual clock it fires at exactly the timeout, in no real time. Pending
+  -- I/O does not hold that clock back, so the bytes a step needs are made
+  -- to arrive first by yielding (a runnable task stops the clock) until the
+  -- socket's stream has buffered them.
+  local function arrived(sock, n)
+    for _ = 1, 100000 do
+      if sock.s:buffered() >= n then return end
+      quench.yield()
+    end
+    error("the peer's bytes never arrived")
+  end
+
+  it("a read timeout fires at the deadline under the virtual clock and leaves the socket "
+     .. "as OpenResty does", quench.test(function()
+    local go = quench.channel()
+    local server = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local h = quench.spawn(function()
+      local c <close> = server:accept()
+      server:close()
+      c:write("first\npar")
+      go:recv()
+      c:write("tial\n12345")
+      go:recv()
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(1000, 1000, 7000)
+    assert(sock:connect("127.0.0.1", port))
+    arrived(sock, 9)
+    assert.are.equal("first", sock:receive())
+    local t0 = quench.now()
+    assert.are.same({ nil, "timeout", "par" }, { sock:receive() })   -- a line, cut by the deadline
+    assert.are.equal(7, quench.now() - t0)
+    go:send(true)
+    arrived(sock, 10)
+    assert.are.equal("tial", sock:receive())   -- still open: what came next is read
+    t0 = quench.now()
+    assert.are.same({ nil, "timeout", "12345" }, { sock:receive(8) })   -- a count, likewise
+    assert.are.equal(7, quench.now() - t0)
+    -- nothing arrived at all: the deadline still ends the wait, partial ""
+    sock:settimeout(2500)
+    t0 = quench.now()
+    assert.are.same({ nil, "timeout", "" }, { sock:receive() })
+    assert.are.equal(2.5, quench.now() - t0)
+    -- but a connection that timed out never goes back to the pool
+    assert.are.same({ nil, "connection in dubious state" }, { sock:setkeepalive() })
+    assert.are.same({ nil, "closed" }, { sock:receive() })
+    go:send(true)
+    h:join()
+  end, { clock = "virtual" }))
+
+  it("a receive dropped by an outer timeout under the virtual clock closes the socket at once",
+     quench.test(function()
+    local server = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local h = quench.spawn(function()
+      local c <close> = server:accept()
+      server:close()
+      c:read("a")   -- EOF once the client's socket is closed
+      return true
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(60000)
+    assert(sock:connect("127.0.0.1", port))
+    assert.is_false((quench.timeout(1, sock.receive, sock, 4)))   -- dropped, not timed out
+    assert.is_nil(sock.s)                      -- closed by the dropped wait's guard
+    assert.is_true(h:join())                   -- the peer saw the connection end
+    assert.are.same({ nil, "closed" }, { sock:receive() })
+  end, { clock = "virtual" }))
+
   it("send takes strings, numbers and nested arrays, and returns the byte count", T(function()
     local got = quench.channel(1)
     local port = peer(function(c) got:send(c:read(12)) end)

@@ -560,6 +560,15 @@ void qn_stream_consume(qn_stream *s, size_t used);
 void qn_stream_shrink(qn_stream *s);
 /* Ready when qn_stream_peek would not say UV_EAGAIN; consumes nothing. */
 qn_future *qn_stream_read_new(qn_stream *s, qn_stream_mode mode, size_t n);
+/* The same read, ready also at `deadline` (qn_now's clock; QN_NEVER: no
+   deadline) if it has not been satisfied by then: one future, no select.
+   When it is ready, qn_stream_peek says which came first (the bytes win a
+   tie): UV_EAGAIN means the deadline. */
+qn_future *qn_stream_read_deadline_new(qn_stream *s, qn_stream_mode mode, size_t n,
+                                       uint64_t deadline);
+/* For a ready qn_stream_read_deadline_new future: 1 if its deadline came,
+   QN_ENOMEM if its timer could not be armed (it was ready at once), else 0. */
+int qn_stream_read_expired(const qn_future *f);
 
 /* Write all of data or nothing: 0 (written, or the rest queued), UV_EAGAIN
    (more than write_limit is queued: wait with a writable future), or an

@@ -60,10 +60,15 @@ local Tcp = {}
 Tcp.__index = Tcp
 Tcp.__name = "quench.ngx.tcp"
 
--- The no-wait paths of receive and send, in C (lua/ngx.c): each does the
--- whole call when nothing has to wait and nothing is unusual, else returns
--- nil having done nothing, and the method goes on as below.
+-- The common paths of receive and send, in C (lua/ngx.c): each does the
+-- whole call when nothing is unusual (send: when nothing has to wait;
+-- receive: a line or a count, waited for if need be), else returns nothing
+-- having done nothing, and the method goes on as below.
 local fast_receive, fast_send = C.fast(Tcp)
+-- A line (n nil) or n bytes, waiting at most `seconds` with a read that
+-- carries its own deadline (lua/ngx.c): data; false at the deadline; nil,
+-- msg, partial on EOF or an error.
+local c_receive = C.receive
 
 -- Close the connection, forget it; the socket object can connect again.
 local function drop(self)
@@ -437,66 +442,38 @@ local function timed_read(self, s, fmt_or_n)
   return wait(self, self.read_timeout, s:read_op(fmt_or_n))
 end
 
-local function receive_line(self, s, prefix)
-  local ok, line, msg = timed_read(self, s, "L")
-  if not ok then return timed_out(self, prefix) end
-  self.busy = nil
-  if line == nil then
-    if msg ~= nil then return fail(self, msg, prefix or "") end
-    return fail(self, "closed", prefix or "")
+-- A line (n nil) or n bytes, within the read timeout, under the socket's
+-- guard (as `wait`), after `prefix` (bytes receiveuntil left over, or nil):
+-- receive's results.
+local function receive_timed(self, s, n, prefix)
+  local data, msg, partial
+  self.waiting = true
+  do
+    local _guard <close> = self
+    data, msg, partial = c_receive(s, n, self.read_timeout)
+    self.waiting = "done"
   end
-  if prefix then line = prefix .. line end
-  local n = #line
-  if byte(line, n) ~= 10 then return fail(self, "closed", line) end   -- EOF mid-line
-  if byte(line, n - 1) == 13 then return sub(line, 1, n - 2) end
-  return sub(line, 1, n - 1)
-end
-
-local function receive_count(self, s, n, prefix)
-  local ok, data, msg
-  if s:buffered() >= n then   -- all there: no wait, no timer
-    data = s:read(n)
-    ok = true
-  else
-    ok, data, msg = timed_read(self, s, n)
+  if data then
+    self.busy = nil
+    if prefix then return prefix .. data end
+    return data
   end
-  if not ok then return timed_out(self, prefix) end
-  self.busy = nil
-  if data == nil then
-    if msg ~= nil then return fail(self, msg, prefix or "") end
-    return fail(self, "closed", prefix or "")
-  end
-  if prefix then data = prefix .. data end
-  if #data < (prefix and #prefix + n or n) then return fail(self, "closed", data) end   -- EOF
-  return data
+  if data == false then return timed_out(self, prefix) end
+  if prefix then partial = prefix .. partial end
+  return fail(self, msg, partial)
 end
 
 --- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
 -- "*a" (everything to EOF), or a count (a number or a numeric string).
 function Tcp:receive(pat)
-  local r = fast_receive(self, pat)   -- a line or count buffered whole: one C call
+  -- A line or a count on a usable idle socket, in one C call: buffered
+  -- whole, or waited for there (under the socket's guard, as `wait`, with
+  -- the read timeout as the read's own deadline): this is the wait every
+  -- request/response protocol makes once per reply.
+  local r, msg, partial = fast_receive(self, pat)
   if r then return r end
-  if r == false then   -- a line or count, a usable idle socket: wait for the rest
-    local s = self.s
-    self.busy = current()
-    if pat ~= nil and pat ~= "*l" then return receive_count(self, s, floor(tonumber(pat)), nil) end
-    -- receive_line, inlined: this wait is the one every request/response
-    -- protocol makes once per reply
-    local ok, line, msg
-    self.waiting = true
-    do
-      local _guard <close> = self
-      ok, line, msg = timeout(self.read_timeout, s:read_op("L"))
-      self.waiting = "done"
-    end
-    if not ok then return timed_out(self) end
-    self.busy = nil
-    if line == nil then return fail(self, msg or "closed", "") end
-    local n = #line
-    if byte(line, n) ~= 10 then return fail(self, "closed", line) end   -- EOF mid-line
-    if byte(line, n - 1) == 13 then return sub(line, 1, n - 2) end
-    return sub(line, 1, n - 1)
-  end
+  if r == false then return timed_out(self) end
+  if msg then return fail(self, msg, partial) end
   check_self(self, "receive")
   local n
   if pat == nil or pat == "*l" then
@@ -535,12 +512,12 @@ function Tcp:receive(pat)
     self.pending = nil
     if n ~= nil and n ~= "a" then n = n - #prefix end
   end
-  if n == nil then return receive_line(self, s, prefix) end
+  if n == nil then return receive_timed(self, s, nil, prefix) end
   if n == "a" then
-    local ok, data, msg = timed_read(self, s, "a")
+    local ok, data, err = timed_read(self, s, "a")
     if not ok then return timed_out(self, prefix) end
     self.busy = nil
-    if data == nil then return fail(self, msg, prefix or "") end
+    if data == nil then return fail(self, err, prefix or "") end
     if prefix then data = prefix .. data end
     return data
   end
@@ -548,7 +525,7 @@ function Tcp:receive(pat)
     self.busy = nil
     return prefix or ""
   end
-  return receive_count(self, s, n, prefix)
+  return receive_timed(self, s, n, prefix)
 end
 
 --- receiveany(max): whatever has arrived, at least one byte, at most max.
