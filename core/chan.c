@@ -43,12 +43,13 @@ struct qn_chan {
   uint64_t *buf;          /* ring buffer of slots, after its block's header; its size
                              cap_buf is 0 or a power of 2 (indexes wrap with a mask) */
   qn__list receivers, senders;
-  uint32_t cap_buf, head;
+  uint32_t cap_buf;
+  uint32_t head : 31;     /* < cap_buf <= RING_MAX = 2^31 */
+  uint32_t closed : 1;    /* a bit beside head: the channel is 64 bytes, not 72 */
   uint32_t handed;        /* slots at the ring's front claimed by ready receive futures */
   uint32_t len;           /* slots queued after them, claimed by nobody */
   uint32_t capacity;      /* admission limit: len + reserved < capacity */
   uint32_t reserved;      /* permits given and not yet committed */
-  int closed;
 };
 
 /* The ring's block starts with the runtime whose allocator holds it (NULL:

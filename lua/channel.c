@@ -2,7 +2,7 @@
 ** Channels ("quench.channel") and oneshots. The core channel carries
 ** integer slots; the values they stand for live in the channel's user
 ** value 1, a table made with the first value sent (an idle channel has
-** none), whose free slots are reused through a C free list.
+** none), whose free slots are reused through a free list kept in the table.
 **
 ** Cancel safety:
 ** - recv: a value is taken from the channel only when recv returns it; a
@@ -21,29 +21,27 @@
 #define LQ_ONESHOT_TX "quench.oneshot.sender"
 #define LQ_ONESHOT_RX "quench.oneshot.receiver"
 
-/* Free slots of a channel, made with the first slot given back. */
-typedef struct slot_list {
-  int n, cap;
-  int v[];
-} slot_list;
-
 /* The channel userdata: its slot allocator and oneshot flags, then the core
    channel. The channel has one user value. Until a second value is stored
    at once it holds slot 0's value itself: a channel holding one value at a
    time (the common case: a reply, a ping-pong, a hand-off) never touches a
-   table. From then on it is the values table, slot s at index s + 1 (slot
-   0 too); the other slots are small integers reused through a free list,
-   so the table stays an array. */
+   table. From then on it is the values table, slot s at index s + 2 (slot
+   0 too); the other slots are small integers reused through a free list
+   threaded through the table, so the table stays an array: index 1 holds
+   the first free slot (0: none), and a free slot's index the next one.
+   (The list lives there, not in a block of its own, so that the channel
+   is 16 + 64 bytes: W7 makes one per idle task.) */
 typedef struct lq_chan {
   const void *tag;      /* &chan_tag */
-  slot_list *free;      /* NULL until a slot other than 0 is given back */
   int max_slot;
   unsigned oneshot : 1, sent : 1, rx_closed : 1, collected : 1;
   unsigned inline_used : 1;   /* slot 0 holds a value */
   unsigned has_table : 1;     /* the user value is the values table */
-} lq_chan;                    /* 24 bytes: the core channel follows at once */
+} lq_chan;                    /* 16 bytes: the core channel follows at once */
 
-enum { INLINE_SLOT = 0, UV_VALUES = 1 };
+enum { INLINE_SLOT = 0, UV_VALUES = 1, T_FREE = 1 };
+/* The values table's index of slot s. */
+static lua_Integer tindex(uint64_t slot) { return (lua_Integer)slot + 2; }
 
 static const char chan_tag = 0;
 
@@ -53,7 +51,6 @@ static qn_chan *core_of(lq_chan *c) { return (qn_chan *)((char *)c + chan_offset
 static lq_chan *new_chan(lua_State *L, size_t capacity) {
   lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 1);
   c->tag = &chan_tag;
-  c->free = NULL;
   c->max_slot = 0;
   c->oneshot = c->sent = c->rx_closed = c->collected = c->inline_used = c->has_table = 0;
   qn_chan_init(core_of(c), capacity);   /* the values table comes with the first value */
@@ -78,38 +75,42 @@ static uint64_t store(lua_State *L, lq_chan *c, int ch_idx, int v_idx) {
       lua_setiuservalue(L, ch_idx, UV_VALUES);
       return INLINE_SLOT;
     }
-    lua_createtable(L, 2, 0);           /* a second value: slot 0's moves into a table */
+    lua_createtable(L, 3, 0);           /* a second value: slot 0's moves into a table */
+    lua_pushinteger(L, 0);              /* no free slot yet */
+    lua_rawseti(L, -2, T_FREE);
     lua_getiuservalue(L, ch_idx, UV_VALUES);
-    lua_rawseti(L, -2, INLINE_SLOT + 1);
+    lua_rawseti(L, -2, tindex(INLINE_SLOT));
     lua_setiuservalue(L, ch_idx, UV_VALUES);
     c->has_table = 1;
   }
-  int slot;
+  lua_getiuservalue(L, ch_idx, UV_VALUES);
+  lua_Integer slot;
   if (!c->inline_used) {
     c->inline_used = 1;
     slot = INLINE_SLOT;
   } else {
-    slot = c->free != NULL && c->free->n > 0 ? c->free->v[--c->free->n] : ++c->max_slot;
+    lua_rawgeti(L, -1, T_FREE);
+    slot = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (slot != 0) {                    /* unlink the first free slot */
+      lua_rawgeti(L, -1, tindex((uint64_t)slot));
+      lua_rawseti(L, -2, T_FREE);
+    } else {
+      slot = ++c->max_slot;
+    }
   }
-  lua_getiuservalue(L, ch_idx, UV_VALUES);
   lua_pushvalue(L, v_idx);
-  lua_rawseti(L, -2, slot + 1);
+  lua_rawseti(L, -2, tindex((uint64_t)slot));
   lua_pop(L, 1);
   return (uint64_t)slot;
 }
 
-/* Give slot v back; if the list cannot grow, the slot is just not reused. */
-static void free_slot(lq_chan *c, int v) {
-  slot_list *f = c->free;
-  if (f == NULL || f->n == f->cap) {
-    int ncap = f ? f->cap * 2 : 16;
-    slot_list *nf = realloc(f, sizeof *nf + (size_t)ncap * sizeof nf->v[0]);
-    if (nf == NULL) return;
-    if (f == NULL) nf->n = 0;
-    nf->cap = ncap;
-    c->free = f = nf;
-  }
-  f->v[f->n++] = v;
+/* Give slot s back: the values table t is on top. */
+static void free_slot(lua_State *L, lua_Integer s) {
+  lua_rawgeti(L, -1, T_FREE);
+  lua_rawseti(L, -2, tindex((uint64_t)s));
+  lua_pushinteger(L, s);
+  lua_rawseti(L, -2, T_FREE);
 }
 
 /* Push the value of `slot` and free the slot. */
@@ -122,16 +123,17 @@ static void load(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
     return;
   }
   lua_getiuservalue(L, ch_idx, UV_VALUES);
-  lua_rawgeti(L, -1, (lua_Integer)slot + 1);
+  lua_rawgeti(L, -1, tindex(slot));
   lua_pushnil(L);
-  lua_rawseti(L, -3, (lua_Integer)slot + 1);
-  lua_remove(L, -2);
+  lua_rawseti(L, -3, tindex(slot));
   if (slot == INLINE_SLOT) {
     c->inline_used = 0;
-    return;
+  } else if (!c->collected) {           /* once its __gc ran (called by hand): no reuse */
+    lua_insert(L, -2);                  /* the table on top */
+    free_slot(L, (lua_Integer)slot);
+    lua_insert(L, -2);                  /* the value on top */
   }
-  if (c->collected) return;             /* its __gc ran (called by hand): keep nothing */
-  free_slot(c, (int)slot);
+  lua_remove(L, -2);
 }
 
 static void unstore(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
@@ -370,8 +372,6 @@ static int l_gc(lua_State *L) {
   c->collected = 1;                     /* a finalizer may bring it back: it stays closed */
   qn_chan_close(core_of(c));
   qn_chan_fini(core_of(c));
-  free(c->free);
-  c->free = NULL;
   return 0;
 }
 
