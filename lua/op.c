@@ -125,30 +125,6 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- sleep_op ---- */
-
-static qn_future *sleep_start(lua_State *L, int idx, lq_coro *c) {
-  lq_op *op = lua_touserdata(L, idx);
-  return qn_sleep_after_new(c->rt->core, op->arg);
-}
-
-/* A sleep that could not arm its timer is ready at once: say so, rather
-   than win a select early. */
-static int sleep_finish(lua_State *L, int idx, qn_future *f) {
-  (void)idx;
-  if (!qn_sleep_failed(f)) return 0;
-  lua_pushliteral(L, "quench.sleep_op: out of memory (cannot arm a timer)");
-  return -1;
-}
-
-static const lq_op_kind sleep_kind = { "sleep", NULL, sleep_start, sleep_finish, NULL };
-
-static int l_sleep_op(lua_State *L) {
-  uint64_t ns = lq_check_seconds(L, 1);
-  lq_op_new(L, &sleep_kind, 0)->arg = ns;
-  return 1;
-}
-
 /* ---- join_op ---- */
 
 static lq_task *join_target(lua_State *L, int idx) {
@@ -235,7 +211,7 @@ static int l_op(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {
-  {"sleep_op", l_sleep_op}, {"op", l_op}, {NULL, NULL}
+  {"op", l_op}, {NULL, NULL}
 };
 
 void lq_op_register(lua_State *L, int mod) {
