@@ -547,28 +547,38 @@ static int handshake_results(lua_State *L, qn_stream *s, qn_future *f) {
   return 1;
 }
 
-static int handshake_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  lq_stream *u = lua_touserdata(L, 1);
-  int n = handshake_results(L, u->s, f);
-  qn_drop(f);
-  return n;
+/* stream:handshake() is one lq_obj_kind (lua/binding.h) given the
+   stream: the direct form's operand is the stream at 1, an op's its user
+   value 1. A handshake already done is ready at once. */
+static void handshake_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = obj;
+  /* the direct form checked before it asked for its task (tls_live) */
+  if (op != 0 && (u->s == NULL || !lq_alive(L, u->serial) || qn_stream_is_closed(u->s)))
+    luaL_error(L, "quench.tls.stream:handshake_op: attempt to use a closed stream");
 }
 
-/* Await the handshake of the stream at 1; k's results are the call's. */
-static int await_handshake(lua_State *L, lq_coro *c, lua_KFunction k, const char *fname) {
-  lq_stream *u = lua_touserdata(L, 1);
-  int st = qn_tls_handshake_state(u->s);
-  if (st == 1) {
-    lua_pushboolean(L, 1);
-    return k == handshake_k ? 1 : k(L, LUA_OK, 1);
-  }
-  qn_future *f = qn_tls_handshake_new(u->s);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = "tls handshake";
-  return lq_await(L, c, f, k, 0);
+static int handshake_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  if (qn_tls_handshake_state(((lq_stream *)obj)->s) != 1) return -1;
+  lua_pushboolean(L, 1);
+  return 1;
 }
+
+static qn_future *handshake_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_tls_handshake_new(((lq_stream *)obj)->s);
+}
+
+static int handshake_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)op;
+  return handshake_results(L, ((lq_stream *)obj)->s, f);
+}
+
+static const lq_obj_kind handshake_kind = LQ_OBJ_KIND("tls handshake", handshake_check,
+                                                      handshake_start, handshake_finish,
+                                                      handshake_now);
+LQ_OBJ_PERFORM_K(handshake_k, handshake_kind)
 
 /* stream:handshake(): true once done, or nil, msg, code (then the stream
    cannot be used; a dropped handshake closes it). */
@@ -577,40 +587,12 @@ static int l_handshake(lua_State *L) {
   tls_live(L, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  return await_handshake(L, c, handshake_k, fname);
+  return lq_obj_perform(L, c, &handshake_kind, lua_touserdata(L, 1), fname, NULL, handshake_k);
 }
-
-static lq_stream *op_stream(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_stream *u = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return u;
-}
-
-static void handshake_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_stream *u = op_stream(L, op);
-  if (u->s == NULL || !lq_alive(L, u->serial) || qn_stream_is_closed(u->s))
-    luaL_error(L, "quench.tls.stream:handshake_op: attempt to use a closed stream");
-}
-
-static qn_future *handshake_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_tls_handshake_new(op_stream(L, op)->s);
-}
-
-static int handshake_finish(lua_State *L, int op, qn_future *f) {
-  return handshake_results(L, op_stream(L, op)->s, f);
-}
-
-static const lq_op_kind handshake_kind = {
-  "tls handshake", handshake_check, handshake_start, handshake_finish, NULL
-};
 
 static int l_handshake_op(lua_State *L) {
   tls_live(L, "quench.tls.stream:handshake_op");
-  return lq_op_for(L, &handshake_kind, 1);
+  return lq_op_for(L, &handshake_kind.base, 1);
 }
 
 /* ---- starting TLS on a stream ---- */
@@ -637,6 +619,21 @@ static int started_k(lua_State *L, int status, lua_KContext ctx) {
   return n;
 }
 
+/* Await the handshake of the stream at 1 for starttls and connect, whose
+   continuation started_k returns the stream (ctx 1: done already, true on
+   top), or closes it and returns the failure. */
+static int await_handshake(lua_State *L, lq_coro *c, const char *fname) {
+  lq_stream *u = lua_touserdata(L, 1);
+  if (qn_tls_handshake_state(u->s) == 1) {
+    lua_pushboolean(L, 1);
+    return started_k(L, LUA_OK, 1);
+  }
+  qn_future *f = qn_tls_handshake_new(u->s);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = "tls handshake";
+  return lq_await(L, c, f, started_k, 0);
+}
+
 /* Make the TCP stream userdata at 1 a TLS one over context ctx (checked),
    then await the handshake. */
 static int start_tls(lua_State *L, lq_coro *c, qn_tls_ctx *ctx, const char *servername,
@@ -651,7 +648,7 @@ static int start_tls(lua_State *L, lq_coro *c, qn_tls_ctx *ctx, const char *serv
   lua_pushvalue(L, 1);
   luaL_setmetatable(L, "quench.tls.stream");
   lua_pop(L, 1);
-  return await_handshake(L, c, started_k, fname);
+  return await_handshake(L, c, fname);
 }
 
 /* tcp_stream:starttls(opts): the same stream, now TLS (its handshake
