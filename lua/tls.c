@@ -802,24 +802,40 @@ static int try_accept(lua_State *L, lq_tls_server *sv) {
   return lq_push_fail(L, r);
 }
 
-static int accept_k(lua_State *L, int status, lua_KContext ctx);
+/* accept is one lq_obj_kind (lua/binding.h) given the server, as
+   lua/tcp.c's: the direct form's operand is the server at 1; an op keeps
+   it in user value 1. */
+static void accept_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  const char *fname = "quench.tls.server:accept_op";
+  lq_tls_server *u = obj;
+  if (op == 0) return;                      /* the direct form checked (live_server) */
+  if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
+  if (u->serial != c->rt->serial) lq_check_alive(L, u->serial, fname, "server");
+  if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
+}
 
-static int accept_step(lua_State *L, lq_coro *c) {
-  lq_tls_server *u = lua_touserdata(L, 1);
-  int n = try_accept(L, u);
+static int accept_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  return try_accept(L, obj);
+}
+
+static qn_future *accept_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_tcp_accept_new(((lq_tls_server *)obj)->srv);
+}
+
+/* Woken, but another task may have taken the connection first: the
+   direct form waits again, an op fails with EAGAIN. */
+static int accept_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)f;
+  int n = try_accept(L, obj);
   if (n >= 0) return n;
-  qn_future *f = qn_tcp_accept_new(u->srv);
-  if (f == NULL) return luaL_error(L, "quench.tls.server:accept: out of memory");
-  c->what = "tls accept";
-  return lq_await(L, c, f, accept_k, 0);
+  return op == 0 ? LQ_AGAIN : lq_push_fail(L, UV_EAGAIN);
 }
 
-static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  return accept_step(L, lq_module_of(L)->rt->running);
-}
+static const lq_obj_kind accept_kind =
+  LQ_OBJ_KIND("tls accept", accept_check, accept_start, accept_finish, accept_now);
+LQ_OBJ_PERFORM_K(accept_k, accept_kind)
 
 /* server:accept(): the next connection as a TLS stream (handshake not
    run yet), or nil, msg, code. */
@@ -828,41 +844,12 @@ static int l_accept(lua_State *L) {
   live_server(L, 1, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  return accept_step(L, c);
+  return lq_obj_perform(L, c, &accept_kind, lua_touserdata(L, 1), fname, NULL, accept_k);
 }
-
-static lq_tls_server *op_server(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_tls_server *u = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return u;
-}
-
-static void accept_check(lua_State *L, int op, lq_coro *c) {
-  const char *fname = "quench.tls.server:accept_op";
-  lq_tls_server *u = op_server(L, op);
-  if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
-  if (u->serial != c->rt->serial) lq_check_alive(L, u->serial, fname, "server");
-  if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
-}
-
-static qn_future *accept_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_tcp_accept_new(op_server(L, op)->srv);
-}
-
-static int accept_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  int n = try_accept(L, op_server(L, op));
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means queued */
-}
-
-static const lq_op_kind accept_kind = { "tls accept", accept_check, accept_start, accept_finish, NULL };
 
 static int l_accept_op(lua_State *L) {
   live_server(L, 1, "quench.tls.server:accept_op");
-  return lq_op_for(L, &accept_kind, 1);
+  return lq_op_for(L, &accept_kind.base, 1);
 }
 
 static int l_server_getsockname(lua_State *L) {
