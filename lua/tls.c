@@ -37,7 +37,6 @@
 #include "stream.h"
 
 #define LQ_CONTEXT "quench.tls.context"
-#define LQ_SERVER "quench.tls.server"
 #define LQ_SESSION "quench.tls.session"
 
 typedef struct lq_context {
@@ -47,12 +46,6 @@ typedef struct lq_context {
 typedef struct lq_session {
   SSL_SESSION *sess;
 } lq_session;
-
-typedef struct lq_tls_server {
-  qn_tcp_server *srv;
-  qn_tls_ctx *ctx;
-  uint64_t serial;
-} lq_tls_server;
 
 /* ---- options ---- */
 
@@ -737,17 +730,18 @@ static int l_connect(lua_State *L) {
 
 /* ---- servers ---- */
 
-static lq_tls_server *to_server(lua_State *L, int idx) {
-  return (lq_tls_server *)luaL_checkudata(L, idx, LQ_SERVER);
+/* A TLS server is a TCP server (lua/tcp.c) whose class attaches its
+   context to each accepted stream. */
+static int attach_accepted(qn_stream *s, void *ctx) {
+  return qn_tls_attach(s, ctx, NULL, NULL);
 }
 
-static lq_tls_server *live_server(lua_State *L, int idx, const char *fname) {
-  lq_tls_server *u = to_server(L, idx);
-  if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
-  lq_check_alive(L, u->serial, fname, "server");
-  if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
-  return u;
+static void release_ctx(void *ctx) {
+  qn_tls_ctx_unref(ctx);
 }
+
+static const lq_server_class tls_server_class =
+  LQ_SERVER_CLASS("quench.tls.server", "tls", &lq_tls_stream_class, attach_accepted, release_ctx);
 
 /* quench.tls.listen(host, port, opts): a server whose accept returns TLS
    streams at once (the handshake runs when the stream is first used), or
@@ -774,128 +768,13 @@ static int l_listen(lua_State *L) {
   int n = context_for(L, 3, 1, fname);      /* at 4 */
   if (n) return n;
   lq_context *cu = lua_touserdata(L, 4);
-  lq_tls_server *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->srv = NULL;
-  u->ctx = cu->ctx;
-  qn_tls_ctx_ref(u->ctx);
-  u->serial = rt->serial;
-  luaL_setmetatable(L, LQ_SERVER);
-  int r = qn_tcp_listen(rt->core, host, port, (int)backlog, flags, &o, &u->srv);
+  qn_tcp_server **srv = lq_server_new(L, &tls_server_class, rt->serial, cu->ctx);
+  qn_tls_ctx_ref(cu->ctx);              /* the server's, released by release_ctx */
+  int r = qn_tcp_listen(rt->core, host, port, (int)backlog, flags, &o, srv);
   if (r != 0) return lq_push_fail(L, r);
   return 1;
 }
 
-/* Push an accepted TLS stream, or nil, msg, code; -1 (nothing pushed) if
-   none is queued. */
-static int try_accept(lua_State *L, lq_tls_server *sv) {
-  lq_stream *u = lq_stream_new(L, &lq_tls_stream_class, "");
-  qn_stream *s;
-  int r = qn_tcp_try_accept(sv->srv, &s);
-  if (r == 0) {
-    u->s = s;
-    u->serial = sv->serial;
-    r = qn_tls_attach(s, sv->ctx, NULL, NULL);
-    if (r == 0) return 1;
-  }
-  lua_pop(L, 1);                            /* its __gc releases an accepted stream */
-  if (r == UV_EAGAIN) return -1;
-  return lq_push_fail(L, r);
-}
-
-/* accept is one lq_obj_kind (lua/binding.h) given the server, as
-   lua/tcp.c's: the direct form's operand is the server at 1; an op keeps
-   it in user value 1. */
-static void accept_check(lua_State *L, void *obj, int op, lq_coro *c) {
-  const char *fname = "quench.tls.server:accept_op";
-  lq_tls_server *u = obj;
-  if (op == 0) return;                      /* the direct form checked (live_server) */
-  if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
-  if (u->serial != c->rt->serial) lq_check_alive(L, u->serial, fname, "server");
-  if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
-}
-
-static int accept_now(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op, (void)c;
-  return try_accept(L, obj);
-}
-
-static qn_future *accept_start(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)L, (void)op, (void)c;
-  return qn_tcp_accept_new(((lq_tls_server *)obj)->srv);
-}
-
-/* Woken, but another task may have taken the connection first: the
-   direct form waits again, an op fails with EAGAIN. */
-static int accept_finish(lua_State *L, void *obj, int op, qn_future *f) {
-  (void)f;
-  int n = try_accept(L, obj);
-  if (n >= 0) return n;
-  return op == 0 ? LQ_AGAIN : lq_push_fail(L, UV_EAGAIN);
-}
-
-static const lq_obj_kind accept_kind =
-  LQ_OBJ_KIND("tls accept", accept_check, accept_start, accept_finish, accept_now);
-LQ_OBJ_PERFORM_K(accept_k, accept_kind)
-
-/* server:accept(): the next connection as a TLS stream (handshake not
-   run yet), or nil, msg, code. */
-static int l_accept(lua_State *L) {
-  const char *fname = "quench.tls.server:accept";
-  live_server(L, 1, fname);
-  lq_coro *c = lq_await_ctx(L, fname);
-  lua_settop(L, 1);
-  return lq_obj_perform(L, c, &accept_kind, lua_touserdata(L, 1), fname, NULL, accept_k);
-}
-
-static int l_accept_op(lua_State *L) {
-  live_server(L, 1, "quench.tls.server:accept_op");
-  return lq_op_for(L, &accept_kind.base, 1);
-}
-
-static int l_server_getsockname(lua_State *L) {
-  struct sockaddr_storage ss;
-  lq_tls_server *u = live_server(L, 1, "quench.tls.server:getsockname");
-  int r = qn_tcp_server_sockname(u->srv, &ss);
-  if (r != 0) return lq_push_fail(L, r);
-  char host[INET6_ADDRSTRLEN + 1] = "";
-  int port;
-  if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(a, host, sizeof host);
-    port = ntohs(a->sin6_port);
-  } else {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(a, host, sizeof host);
-    port = ntohs(a->sin_port);
-  }
-  lua_pushstring(L, host);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
-static int l_server_close(lua_State *L) {
-  lq_tls_server *u = to_server(L, 1);
-  if (u->srv != NULL && lq_alive(L, u->serial)) qn_tcp_server_close(u->srv);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int l_server_gc(lua_State *L) {
-  lq_tls_server *u = luaL_testudata(L, 1, LQ_SERVER);
-  if (u == NULL) return 0;
-  if (u->srv != NULL) qn_tcp_server_release(u->srv);
-  u->srv = NULL;
-  if (u->ctx != NULL) qn_tls_ctx_unref(u->ctx);
-  u->ctx = NULL;
-  return 0;
-}
-
-static int l_server_tostring(lua_State *L) {
-  lq_tls_server *u = to_server(L, 1);
-  int open = u->srv != NULL && lq_alive(L, u->serial) && !qn_tcp_server_is_closed(u->srv);
-  lua_pushfstring(L, "quench.tls.server (%s)", open ? "listening" : "closed");
-  return 1;
-}
 
 /* ---- registration ---- */
 
@@ -904,16 +783,6 @@ static const luaL_Reg stream_methods[] = {
   {"tls_version", l_tls_version}, {"cipher", l_cipher},
   {"peer_certificate", l_peer_certificate}, {"session", l_session},
   {"session_reused", l_session_reused}, {"servername", l_servername}, {NULL, NULL}
-};
-
-static const luaL_Reg server_methods[] = {
-  {"accept", l_accept}, {"accept_op", l_accept_op}, {"getsockname", l_server_getsockname},
-  {"close", l_server_close}, {NULL, NULL}
-};
-
-static const luaL_Reg server_metamethods[] = {
-  {"__close", l_server_close}, {"__gc", l_server_gc}, {"__tostring", l_server_tostring},
-  {NULL, NULL}
 };
 
 static const luaL_Reg context_metamethods[] = {
@@ -945,7 +814,7 @@ void lq_tls_register(lua_State *L, int mod) {
   lua_pushcclosure(L, l_starttls, 2);
   lua_setfield(L, -2, "starttls");
   lua_pop(L, 2);
-  lq_class(L, mod, LQ_SERVER, server_methods, server_metamethods);
+  lq_server_register(L, mod, &tls_server_class, lq_tcp_server_methods);
   lq_class(L, mod, LQ_CONTEXT, no_methods, context_metamethods);
   lq_class(L, mod, LQ_SESSION, no_methods, session_metamethods);
   lua_newtable(L);
