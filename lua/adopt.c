@@ -23,8 +23,8 @@ static int adopt(lua_State *L, int want, const char *fname) {
   /* both userdata first (closed), so no error can leak a core object */
   lq_stream *u = lq_stream_new(L, &lq_tcp_stream_class, "");
   int su = lua_gettop(L);
-  qn_tcp_server **tsrv = lq_server_new(L, &lq_tcp_server_class, rt->serial);
-  qn_tcp_server **usrv = lq_server_new(L, &lq_unix_server_class, rt->serial);
+  qn_tcp_server **tsrv = lq_server_new(L, &lq_tcp_server_class, rt->serial, NULL);
+  qn_tcp_server **usrv = lq_server_new(L, &lq_unix_server_class, rt->serial, NULL);
   lq_stream_new(L, &lq_unix_stream_class, "");
   lq_stream *uu = lua_touserdata(L, -1);
   int kind;

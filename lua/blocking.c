@@ -432,31 +432,13 @@ static int results(lua_State *L, qn_future *f) {
 
 /* ---- Lua API ---- */
 
-static int blocking_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, blocking_k);
-  qn_future *f = lq_take_op(L);
-  int top = lua_gettop(L);
-  int n = results(L, f);
-  qn_drop(f);
-  if (!lua_toboolean(L, top + 1)) return lua_error(L);
-  return n - 1;
-}
-
-/* quench.blocking(fn, ...): fn(...)'s results, copied back; its error raised. */
-static int l_blocking(lua_State *L) {
-  lq_coro *c = lq_await_ctx(L, "quench.blocking");
-  check_function(L, 1, "quench.blocking");
-  lq_check_cancel(L, c);
-  job_box *box = job_new(L, 1, lua_gettop(L) - 1, "quench.blocking");
-  qn_future *f = qn_work_new(c->rt->core, job_run, job_release, box->j);
-  if (f == NULL) return luaL_error(L, "quench.blocking: out of memory");
-  box->j = NULL;
-  return lq_await(L, c, f, blocking_k, 0);
-}
-
+/* blocking is one lq_op_kind (lua/binding.h) for both forms; its operand
+   is the job, built (and its arguments copied) before the wait: the
+   direct form's at stack index 1, an op's user value 1. The op completes
+   with true, results... or false, message (an op's completion never
+   raises); the direct form returns the results or raises the message. */
 static qn_future *blocking_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 1);
+  lq_op_arg(L, op, 1);
   job_box *box = lua_touserdata(L, -1);
   lua_pop(L, 1);
   qn_future *f = qn_work_new(c->rt->core, job_run, job_release, box->j);
@@ -465,11 +447,26 @@ static qn_future *blocking_start(lua_State *L, int op, lq_coro *c) {
 }
 
 static int blocking_finish(lua_State *L, int op, qn_future *f) {
-  (void)op;
-  return results(L, f);
+  if (op != 0) return results(L, f);
+  int top = lua_gettop(L);
+  int n = results(L, f);
+  if (!lua_toboolean(L, top + 1)) return -1;   /* the message on top is raised */
+  lua_remove(L, top + 1);
+  return n - 1;
 }
 
 static const lq_op_kind blocking_kind = { "blocking", NULL, blocking_start, blocking_finish, NULL };
+
+/* quench.blocking(fn, ...): fn(...)'s results, copied back; its error raised. */
+static int l_blocking(lua_State *L) {
+  lq_coro *c = lq_await_ctx(L, "quench.blocking");
+  check_function(L, 1, "quench.blocking");
+  lq_check_cancel(L, c);                /* before the copy, which may raise */
+  job_new(L, 1, lua_gettop(L) - 1, "quench.blocking");
+  lua_replace(L, 1);                    /* the job, blocking_start's operand */
+  lua_settop(L, 1);
+  return lq_perform(L, c, &blocking_kind, 0, "quench.blocking", NULL);
+}
 
 /* quench.blocking_op(fn, ...): the job is built (and its arguments copied)
    now; it runs when the op is awaited or selected, and completes with

@@ -67,15 +67,19 @@ static void push_service(lua_State *L, int idx, const char *fname) {
   lua_remove(L, -2);
 }
 
+/* getaddrinfo is one lq_op_kind (lua/binding.h) for both forms. Its
+   operands: the host (1), the service (2: a string or nil) and, for the
+   direct form, the packed hints at stack index 3 (an op keeps them in its
+   arg). */
 static qn_future *gai_start(lua_State *L, int op, lq_coro *c) {
-  uint64_t packed = lq_test_op(L, op)->arg;
+  uint64_t packed = op != 0 ? lq_test_op(L, op)->arg : (uint64_t)lua_tointeger(L, 3);
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = (int)(packed & 0xff);
   hints.ai_socktype = (int)((packed >> 8) & 0xff);
   hints.ai_flags = (int)(packed >> 16);
-  lua_getiuservalue(L, op, 1);
-  lua_getiuservalue(L, op, 2);
+  lq_op_arg(L, op, 1);
+  lq_op_arg(L, op, 2);
   qn_future *f = qn_getaddrinfo_new(c->rt->core, lua_tostring(L, -2), lua_tostring(L, -1), &hints);
   lua_pop(L, 2);
   return f;
@@ -134,29 +138,33 @@ static int gai_finish(lua_State *L, int op, qn_future *f) {
 
 static const lq_op_kind gai_kind = { "getaddrinfo", NULL, gai_start, gai_finish, NULL };
 
-static int make_gai(lua_State *L, const char *fname) {
+/* Check the arguments and leave the operands: the host at 1, the
+   service at 2; returns the packed hints. */
+static uint64_t gai_operands(lua_State *L, const char *fname) {
   lq_check_cstring(L, 1, fname, "argument #1 (host)");
   lua_settop(L, 2);
   uint64_t hints = check_opts(L, 2, fname);
   push_service(L, 2, fname);
-  lq_op *op = lq_op_new(L, &gai_kind, 2);
-  op->arg = hints;
+  lua_replace(L, 2);
+  lua_settop(L, 2);
+  return hints;
+}
+
+static int l_getaddrinfo_op(lua_State *L) {
+  uint64_t hints = gai_operands(L, "quench.dns.getaddrinfo_op");
+  lq_op_new(L, &gai_kind, 2)->arg = hints;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
-  lua_insert(L, -2);                    /* the service */
+  lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, 2);
   return 1;
 }
 
-static int l_getaddrinfo_op(lua_State *L) { return make_gai(L, "quench.dns.getaddrinfo_op"); }
-
 static int l_getaddrinfo(lua_State *L) {
   const char *fname = "quench.dns.getaddrinfo";
   lq_coro *c = lq_await_ctx(L, fname);
-  make_gai(L, fname);
-  lua_insert(L, 1);                     /* the op, where lq_perform wants it */
-  lua_settop(L, 1);
-  return lq_perform(L, c, &gai_kind, 1, fname, NULL);
+  lua_pushinteger(L, (lua_Integer)gai_operands(L, fname));   /* 3: the hints */
+  return lq_perform(L, c, &gai_kind, 0, fname, NULL);
 }
 
 static const luaL_Reg functions[] = {

@@ -1,13 +1,14 @@
 /*
 ** Files: quench.fs.* and the file object ("quench.file") over core/fs.c.
-** Every waiting function is an op kind (quench.op): the direct form builds
-** the op and waits on it at once, the `_op` form returns it. I/O failures
-** return nil, "ENAME: message", "ENAME" (libuv's names, as luv); misuse
-** raises.
+** Every waiting function is one op kind (lua/binding.h): the direct form
+** performs it on its operands, building no op; the `_op` form returns an
+** op (quench.op). I/O failures return nil, "ENAME: message", "ENAME"
+** (libuv's names, as luv); misuse raises.
 **
-** Op parameters live in the op's user values (1: path or file userdata,
-** 2: second path, data or byte count, 3: offset) and its `ns` field
-** (open: flags | mode << 32; mkdir: mode).
+** The operands (1: path or file userdata, 2: second path, data or byte
+** count, 3: offset) are an op's user values or the direct form's stack
+** slots 1-3; the parameter (open: flags | mode << 32; mkdir: mode) is the
+** op's `arg` or the direct form's slot 4.
 **
 ** Cancel safety (a drop is a select loser, a timeout or an abort):
 ** - open: safe. A dropped open that succeeds anyway has its fd closed.
@@ -72,21 +73,21 @@ static int64_t opt_offset(lua_State *L, int idx) {
 }
 
 static const char *uv_string(lua_State *L, int op, int n) {
-  lua_getiuservalue(L, op, n);
+  lq_op_arg(L, op, n);
   const char *s = lua_tostring(L, -1);   /* a string: the op keeps it alive */
   lua_pop(L, 1);
   return s;
 }
 
 static lua_Integer uv_integer(lua_State *L, int op, int n) {
-  lua_getiuservalue(L, op, n);
+  lq_op_arg(L, op, n);
   lua_Integer v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
   lua_pop(L, 1);
   return v;
 }
 
 static lq_file *file_of(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
+  lq_op_arg(L, op, 1);
   lq_file *u = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return u;
@@ -94,28 +95,45 @@ static lq_file *file_of(lua_State *L, int op) {
 
 static qn_file *uv_file_of(lua_State *L, int op) { return file_of(L, op)->f; }
 
-/* A new op of `kind` with user values taken from the stack (0 = nil). */
-static lq_op *new_op(lua_State *L, const lq_op_kind *kind, int uv1, int uv2, int uv3) {
-  int idx[3] = { uv1, uv2, uv3 };
-  lq_op *op = lq_op_new(L, kind, 3);
-  for (int i = 0; i < 3; i++) {
-    if (idx[i] == 0) continue;
-    lua_pushvalue(L, idx[i]);
-    lua_setiuservalue(L, -2, i + 1);
-  }
-  return op;
+/* Every function here is one lq_op_kind (lua/binding.h) for both forms:
+   an op keeps its operands in user values 1-3 and its parameter (open
+   flags and mode, a mkdir mode) in arg; the direct form leaves them at
+   stack indexes 1-3 and the parameter at 4, and builds no op. */
+static uint64_t op_param(lua_State *L, int op) {
+  if (op != 0) return lq_test_op(L, op)->arg;
+  return (uint64_t)lua_tointeger(L, 4);
 }
 
-/* Wait for the op just pushed: the direct form of every function here
-   (the op goes to index 1, where lq_perform wants it). */
-static int await_top(lua_State *L, lq_coro *c, const char *fname) {
-  lua_insert(L, 1);
-  lua_settop(L, 1);
-  return lq_perform(L, c, lq_test_op(L, 1)->kind, 1, fname, NULL);
+/* Lay out the operands taken from the stack (0 = nil) and the parameter:
+   as a new op of `kind` (pushed; returns 1), or, for the direct form, at
+   1-4 (returns 0). */
+static int operands(lua_State *L, int direct, const lq_op_kind *kind, int uv1, int uv2, int uv3,
+                    uint64_t arg) {
+  int idx[3] = { uv1, uv2, uv3 };
+  if (!direct) {
+    lq_op *op = lq_op_new(L, kind, 3);
+    op->arg = arg;
+    for (int i = 0; i < 3; i++) {
+      if (idx[i] == 0) continue;
+      lua_pushvalue(L, idx[i]);
+      lua_setiuservalue(L, -2, i + 1);
+    }
+    return 1;
+  }
+  luaL_checkstack(L, 4, NULL);
+  for (int i = 0; i < 3; i++) {
+    if (idx[i] == 0) lua_pushnil(L);
+    else lua_pushvalue(L, idx[i]);
+  }
+  lua_pushinteger(L, (lua_Integer)arg);
+  lua_rotate(L, 1, 4);
+  lua_settop(L, 4);
+  return 0;
 }
 
 static void file_check(lua_State *L, int op, lq_coro *c) {
   (void)c;
+  if (op == 0) return;                  /* the direct form checked its file (open_file) */
   char fname[40];
   snprintf(fname, sizeof fname, "quench.file:%s", lq_test_op(L, op)->kind->name);
   check_open(L, file_of(L, op), fname);
@@ -224,7 +242,7 @@ bad:
 }
 
 static qn_future *open_start(lua_State *L, int op, lq_coro *c) {
-  uint64_t a = lq_test_op(L, op)->arg;
+  uint64_t a = op_param(L, op);
   return qn_fs_open_new(c->rt->core, uv_string(L, op, 1), (int)(uint32_t)a, (int)(a >> 32));
 }
 
@@ -246,14 +264,14 @@ static int open_finish(lua_State *L, int op, qn_future *f) {
 
 static const lq_op_kind open_kind = { "open", NULL, open_start, open_finish, NULL };
 
-static int make_open(lua_State *L, const char *fname) {
+static int make_open(lua_State *L, const char *fname, int direct) {
   check_path(L, 1, fname);
   int flags = check_flags(L, 2, fname);
   lua_Integer mode = luaL_optinteger(L, 3, 0666);
   luaL_argcheck(L, mode >= 0 && mode <= 07777, 3,
                 "mode must be an integer in 0..4095 (e.g. 420 = 0644)");
-  new_op(L, &open_kind, 1, 0, 0)->arg = (uint64_t)(uint32_t)flags | ((uint64_t)mode << 32);
-  return 1;
+  return operands(L, direct, &open_kind, 1, 0, 0,
+                  (uint64_t)(uint32_t)flags | ((uint64_t)mode << 32));
 }
 
 /* ---- read and write ---- */
@@ -277,19 +295,18 @@ static int read_finish(lua_State *L, int op, qn_future *f) {
 
 static const lq_op_kind read_kind = { "read", file_check, read_start, read_finish, NULL };
 
-static int make_read(lua_State *L, const char *fname) {
+static int make_read(lua_State *L, const char *fname, int direct) {
   lua_settop(L, 3);
   open_file(L, 1, fname);
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 0, 2, "byte count must be >= 0");
   opt_offset(L, 3);
   lua_pushinteger(L, n > READ_MAX ? READ_MAX : n);
-  new_op(L, &read_kind, 1, lua_gettop(L), lua_isnoneornil(L, 3) ? 0 : 3);
-  return 1;
+  return operands(L, direct, &read_kind, 1, lua_gettop(L), lua_isnoneornil(L, 3) ? 0 : 3, 0);
 }
 
 static qn_future *write_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 2);
+  lq_op_arg(L, op, 2);
   size_t n;
   const char *data = lua_tolstring(L, -1, &n);
   qn_future *f = qn_fs_write_new(c->rt->core, uv_file_of(L, op), data, n, uv_integer(L, op, 3));
@@ -301,19 +318,18 @@ static qn_future *write_start(lua_State *L, int op, lq_coro *c) {
 static int write_finish(lua_State *L, int op, qn_future *f) {
   ssize_t r = qn_fs_result(f);
   if (r < 0) return lq_push_fail(L, (int)r);
-  lua_getiuservalue(L, op, 1);
+  lq_op_arg(L, op, 1);
   return 1;
 }
 
 static const lq_op_kind write_kind = { "write", file_check, write_start, write_finish, NULL };
 
-static int make_write(lua_State *L, const char *fname) {
+static int make_write(lua_State *L, const char *fname, int direct) {
   lua_settop(L, 3);
   open_file(L, 1, fname);
   luaL_checkstring(L, 2);
   opt_offset(L, 3);
-  new_op(L, &write_kind, 1, 2, lua_isnoneornil(L, 3) ? 0 : 3);
-  return 1;
+  return operands(L, direct, &write_kind, 1, 2, lua_isnoneornil(L, 3) ? 0 : 3, 0);
 }
 
 static qn_future *sync_start(lua_State *L, int op, lq_coro *c) {
@@ -326,43 +342,43 @@ static const lq_op_kind sync_kind = { "sync", file_check, sync_start, true_finis
 
 static int l_read(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.file:read");
-  make_read(L, "quench.file:read");
-  return await_top(L, c, "quench.file:read");
+  make_read(L, "quench.file:read", 1);
+  return lq_perform(L, c, &read_kind, 0, "quench.file:read", NULL);
 }
 
-static int l_read_op(lua_State *L) { return make_read(L, "quench.file:read_op"); }
+static int l_read_op(lua_State *L) { return make_read(L, "quench.file:read_op", 0); }
 
 static int l_write(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.file:write");
-  make_write(L, "quench.file:write");
-  return await_top(L, c, "quench.file:write");
+  make_write(L, "quench.file:write", 1);
+  return lq_perform(L, c, &write_kind, 0, "quench.file:write", NULL);
 }
 
-static int l_write_op(lua_State *L) { return make_write(L, "quench.file:write_op"); }
+static int l_write_op(lua_State *L) { return make_write(L, "quench.file:write_op", 0); }
 
 static int l_fstat(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.file:stat");
   open_file(L, 1, "quench.file:stat");
-  new_op(L, &fstat_kind, 1, 0, 0);
-  return await_top(L, c, "quench.file:stat");
+  operands(L, 1, &fstat_kind, 1, 0, 0, 0);
+  return lq_perform(L, c, &fstat_kind, 0, "quench.file:stat", NULL);
 }
 
 static int l_fstat_op(lua_State *L) {
   open_file(L, 1, "quench.file:stat_op");
-  new_op(L, &fstat_kind, 1, 0, 0);
+  operands(L, 0, &fstat_kind, 1, 0, 0, 0);
   return 1;
 }
 
 static int l_sync(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.file:sync");
   open_file(L, 1, "quench.file:sync");
-  new_op(L, &sync_kind, 1, 0, 0);
-  return await_top(L, c, "quench.file:sync");
+  operands(L, 1, &sync_kind, 1, 0, 0, 0);
+  return lq_perform(L, c, &sync_kind, 0, "quench.file:sync", NULL);
 }
 
 static int l_sync_op(lua_State *L) {
   open_file(L, 1, "quench.file:sync_op");
-  new_op(L, &sync_kind, 1, 0, 0);
+  operands(L, 0, &sync_kind, 1, 0, 0, 0);
   return 1;
 }
 
@@ -446,7 +462,7 @@ static qn_future *rmdir_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_rmdir_new(c->rt->core, uv_string(L, op, 1));
 }
 static qn_future *mkdir_start(lua_State *L, int op, lq_coro *c) {
-  return qn_fs_mkdir_new(c->rt->core, uv_string(L, op, 1), (int)lq_test_op(L, op)->arg);
+  return qn_fs_mkdir_new(c->rt->core, uv_string(L, op, 1), (int)op_param(L, op));
 }
 static qn_future *rename_start(lua_State *L, int op, lq_coro *c) {
   return qn_fs_rename_new(c->rt->core, uv_string(L, op, 1), uv_string(L, op, 2));
@@ -472,7 +488,7 @@ static int read_file_finish(lua_State *L, int op, qn_future *f) {
 }
 
 static qn_future *write_file_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 2);
+  lq_op_arg(L, op, 2);
   size_t n;
   const char *data = lua_tolstring(L, -1, &n);
   qn_future *f = qn_fs_write_file_new(c->rt->core, uv_string(L, op, 1), data, n);
@@ -493,8 +509,9 @@ static const lq_op_kind write_file_kind = {
   "write_file", NULL, write_file_start, write_file_finish, NULL
 };
 
-/* Build the op of a path function from its arguments; returns 1 (the op). */
-static int make_path_op(lua_State *L, const lq_op_kind *kind, const char *fname) {
+/* Lay out the operands of a path function from its arguments (direct), or
+   build its op; returns 1 (the op) or 0. */
+static int make_path_op(lua_State *L, const lq_op_kind *kind, const char *fname, int direct) {
   lua_settop(L, 2);
   check_path(L, 1, fname);
   if (kind == &rename_kind) check_path(L, 2, fname);
@@ -506,8 +523,7 @@ static int make_path_op(lua_State *L, const lq_op_kind *kind, const char *fname)
                   "mode must be an integer in 0..4095 (e.g. 493 = 0755)");
   }
   int two = kind == &rename_kind || kind == &write_file_kind;
-  new_op(L, kind, 1, two ? 2 : 0, 0)->arg = (uint64_t)mode;
-  return 1;
+  return operands(L, direct, kind, 1, two ? 2 : 0, 0, (uint64_t)mode);
 }
 
 /* The direct form of a path function: upvalue 2 is its kind, 3 its name. */
@@ -515,22 +531,22 @@ static int l_path_call(lua_State *L) {
   const lq_op_kind *kind = lua_touserdata(L, lua_upvalueindex(2));
   const char *fname = lua_tostring(L, lua_upvalueindex(3));
   lq_coro *c = lq_await_ctx(L, fname);
-  make_path_op(L, kind, fname);
-  return await_top(L, c, fname);
+  make_path_op(L, kind, fname, 1);
+  return lq_perform(L, c, kind, 0, fname, NULL);
 }
 
 static int l_path_op(lua_State *L) {
   return make_path_op(L, lua_touserdata(L, lua_upvalueindex(2)),
-                      lua_tostring(L, lua_upvalueindex(3)));
+                      lua_tostring(L, lua_upvalueindex(3)), 0);
 }
 
 static int l_open(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.fs.open");
-  make_open(L, "quench.fs.open");
-  return await_top(L, c, "quench.fs.open");
+  make_open(L, "quench.fs.open", 1);
+  return lq_perform(L, c, &open_kind, 0, "quench.fs.open", NULL);
 }
 
-static int l_open_op(lua_State *L) { return make_open(L, "quench.fs.open_op"); }
+static int l_open_op(lua_State *L) { return make_open(L, "quench.fs.open_op", 0); }
 
 static const luaL_Reg file_methods[] = {
   {"read", l_read}, {"read_op", l_read_op}, {"write", l_write}, {"write_op", l_write_op},

@@ -12,7 +12,7 @@
 **
 ** The waits: `_read_head(stream, limits..., seconds, max_body)` and
 ** `_wait_handler(stream, task, cap)` await directly (no op object: they
-** are the per-request path); `head:body_op(stream, max)` is an op, for
+** are the per-request path), each an lq_obj_kind with a direct form only; `head:body_op(stream, max)` is an op, for
 ** quench.timeout, and `head:body_some` its no-wait fast path.
 **
 ** Cancel safety: nothing is consumed until a wait's results are made (in
@@ -163,40 +163,57 @@ static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) 
    head, waiting at most `seconds`; false, status, msg; or nil, msg, code
    (ETIMEDOUT, EOF...). An await without an op or a select: the deadline is
    the head future's own timer, made only if it has to wait. */
-static int read_head_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  int r = qn_http_head_result(f);
-  qn_drop(f);
-  if (qn_http_is_error(r)) return push_bad(L, r);
-  if (r != 0) return lq_push_fail(L, r);
-  qn_stream *s = ((lq_stream *)lua_touserdata(L, 1))->s;
+/* The head wait is one lq_obj_kind (lua/binding.h) given the stream, with
+   a direct form only. Its operands: the stream at 1, the limits at 2-4,
+   max_body at 5 and the wait in ns at 6. */
+static int head_take(lua_State *L, lq_stream *u) {
   uint64_t ns = pack_limits((size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
                             (size_t)lua_tointeger(L, 4));
-  int n = take_head(L, s, ns, (int64_t)lua_tointeger(L, 5));
+  return take_head(L, u->s, ns, (int64_t)lua_tointeger(L, 5));
+}
+
+static int head_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  return head_take(L, obj);
+}
+
+static qn_future *head_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op;
+  qn_stream *s = ((lq_stream *)obj)->s;
+  qn_stream_shrink(s);                        /* idle: hold no read buffer meanwhile */
+  return qn_http_head_new(s, (size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
+                          lq_deadline_after(c->rt, (uint64_t)lua_tointeger(L, 6)));
+}
+
+static int head_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)op;
+  int r = qn_http_head_result(f);
+  if (qn_http_is_error(r)) return push_bad(L, r);
+  if (r != 0) return lq_push_fail(L, r);
+  int n = head_take(L, obj);
   return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
 }
 
+static const lq_obj_kind head_kind = LQ_OBJ_KIND("http head", NULL, head_start, head_finish,
+                                                 head_now);
+LQ_OBJ_PERFORM_K(read_head_k, head_kind)
+
 static int l_read_head(lua_State *L) {
-  qn_stream *s = check_stream(L, 1, "quench.http._read_head");
-  size_t line = check_size(L, 2, 16, 0xfffff);
-  size_t head = check_size(L, 3, 16, 0xffffffff);
-  size_t fields = check_size(L, 4, 1, QN_HTTP_FIELDS_MAX);
+  check_stream(L, 1, "quench.http._read_head");
+  check_size(L, 2, 16, 0xfffff);
+  check_size(L, 3, 16, 0xffffffff);
+  check_size(L, 4, 1, QN_HTTP_FIELDS_MAX);
   uint64_t wait = lq_check_seconds(L, 5);
   lua_Integer max_body = luaL_checkinteger(L, 6);
   luaL_argcheck(L, max_body >= 0, 6, "must not be negative");
   lq_coro *c = lq_await_ctx(L, "quench.http._read_head");
   lua_pushinteger(L, max_body);
   lua_replace(L, 5);
-  lua_settop(L, 5);
-  lq_check_cancel(L, c);
-  int n = take_head(L, s, pack_limits(line, head, fields), max_body);
-  if (n >= 0) return n;
-  qn_stream_shrink(s);                        /* idle: hold no read buffer meanwhile */
-  qn_future *f = qn_http_head_new(s, line, head, lq_deadline_after(c->rt, wait));
-  if (f == NULL) return luaL_error(L, "quench.http._read_head: out of memory");
-  c->what = "http head";
-  return lq_await(L, c, f, read_head_k, 0);
+  lua_pushinteger(L, (lua_Integer)wait);
+  lua_replace(L, 6);
+  lua_settop(L, 6);
+  return lq_obj_perform(L, c, &head_kind, lua_touserdata(L, 1), "quench.http._read_head", NULL,
+                        read_head_k);
 }
 
 /* ---- the head's fields ---- */
@@ -486,39 +503,52 @@ static int l_body_some(lua_State *L) {
 
 /* ---- a request's handler and its client ---- */
 
-/* _wait_handler(stream, task, cap): the same wait, awaited directly: 1
-   (the handler ended) or 2 (the client went away). */
-static int wait_handler_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  long w = qn_select_winner(f);
-  qn_drop(f);
-  lua_pushinteger(L, w + 1);
-  return 1;
-}
-
-static int l_wait_handler(lua_State *L) {
-  qn_stream *s = check_stream(L, 1, "quench.http._wait_handler");
-  lq_task *h = lq_check_task(L, 2);
-  lua_Integer cap = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
-  lq_coro *c = lq_await_ctx(L, "quench.http._wait_handler");
+/* _wait_handler(stream, task, cap): 1 (the handler ended) or 2 (the
+   client went away): one lq_obj_kind given the stream, with a direct form
+   only; its operands are the stream at 1, the handler's task at 2 and the
+   cap at 3. The wait is a select of the task's join and the stream's
+   going away. */
+static void handler_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)obj, (void)op;
+  lq_task *h = lua_touserdata(L, 2);
   if (!lq_task_in(h, c->rt)) luaL_error(L, "quench.http: the task belongs to another runtime");
   if (h == lq_coro_task(c)) luaL_error(L, "quench.http: a task cannot wait for itself");
-  lua_settop(L, 2);
-  lq_check_cancel(L, c);
+}
+
+static qn_future *handler_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op;
   qn_future *kids[2];
-  kids[0] = qn_join_new(lq_core_task(h));
-  kids[1] = qn_http_gone_new(s, (size_t)cap);
+  kids[0] = qn_join_new(lq_core_task((lq_task *)lua_touserdata(L, 2)));
+  kids[1] = qn_http_gone_new(((lq_stream *)obj)->s, (size_t)lua_tointeger(L, 3));
   if (kids[0] == NULL || kids[1] == NULL) {
     if (kids[0]) qn_drop(kids[0]);
     if (kids[1]) qn_drop(kids[1]);
-    return luaL_error(L, "quench.http._wait_handler: out of memory");
+    return NULL;
   }
-  qn_future *f = qn_select_new(c->rt->core, 2, kids, 1);
-  if (f == NULL) return luaL_error(L, "quench.http._wait_handler: out of memory");
-  c->what = "http handler";
-  return lq_await(L, c, f, wait_handler_k, 0);
+  return qn_select_new(c->rt->core, 2, kids, 1);
+}
+
+static int handler_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj, (void)op;
+  lua_pushinteger(L, qn_select_winner(f) + 1);
+  return 1;
+}
+
+static const lq_obj_kind handler_kind = LQ_OBJ_KIND("http handler", handler_check, handler_start,
+                                                    handler_finish, NULL);
+LQ_OBJ_PERFORM_K(wait_handler_k, handler_kind)
+
+static int l_wait_handler(lua_State *L) {
+  check_stream(L, 1, "quench.http._wait_handler");
+  lq_check_task(L, 2);
+  lua_Integer cap = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
+  lq_coro *c = lq_await_ctx(L, "quench.http._wait_handler");
+  lua_settop(L, 3);
+  lua_pushinteger(L, cap);
+  lua_replace(L, 3);                    /* an integer, whatever the argument's type */
+  return lq_obj_perform(L, c, &handler_kind, lua_touserdata(L, 1), "quench.http._wait_handler",
+                        NULL, wait_handler_k);
 }
 
 /* ---- the response head ---- */

@@ -171,34 +171,53 @@ static int l_start(lua_State *L) {
   return 1;
 }
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  lq_xfer *u = lua_touserdata(L, 1);
+/* x:wait is one lq_obj_kind (lua/binding.h) given the transfer: its
+   operands are the transfer at 1 and the mask at 2. It has a direct form
+   only (the response reader in lua/quench/http_client.lua). */
+static unsigned wait_mask(lua_State *L, int op) {
+  lq_op_arg(L, op, 2);
+  unsigned mask = (unsigned)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return mask;
+}
+
+static int wait_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  unsigned mask = wait_mask(L, op);
+  unsigned ev = qn_http_xfer_events(((lq_xfer *)obj)->x);
+  if (!(ev & (mask | QN_HTTPX_DONE))) return -1;
+  lua_pushinteger(L, (lua_Integer)ev);
+  return 1;
+}
+
+static qn_future *wait_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  return qn_http_xfer_wait_new(((lq_xfer *)obj)->x, wait_mask(L, op));
+}
+
+/* the events, or DONE if the transfer was released meanwhile */
+static int wait_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)op, (void)f;
+  lq_xfer *u = obj;
   lua_pushinteger(L, u->x ? (lua_Integer)qn_http_xfer_events(u->x) : QN_HTTPX_DONE);
   return 1;
 }
+
+static const lq_obj_kind wait_kind = LQ_OBJ_KIND("http request", NULL, wait_start, wait_finish,
+                                                 wait_now);
+LQ_OBJ_PERFORM_K(wait_k, wait_kind)
 
 /* x:wait(mask): the events, once one of mask (or DONE) holds. */
 static int l_wait(lua_State *L) {
   lq_xfer *u = check_xfer(L, 1);
   qn_http_xfer *x = live(L, u);
-  unsigned mask = (unsigned)luaL_checkinteger(L, 2);
+  lua_Integer mask = luaL_checkinteger(L, 2);
   lq_coro *c = lq_await_ctx(L, "quench.http.request");
   if (qn_http_xfer_waited(x))
     return luaL_error(L, "quench.http: the response is being read by another task");
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  unsigned ev = qn_http_xfer_events(x);
-  if (ev & (mask | QN_HTTPX_DONE)) {
-    lua_pushinteger(L, (lua_Integer)ev);
-    return 1;
-  }
-  qn_future *f = qn_http_xfer_wait_new(x, mask);
-  if (f == NULL) return luaL_error(L, "quench.http.request: out of memory");
-  c->what = "http request";
-  return lq_await(L, c, f, wait_k, 0);
+  lua_pushinteger(L, mask);             /* 2: a number, whatever the argument's type */
+  return lq_obj_perform(L, c, &wait_kind, u, "quench.http.request", NULL, wait_k);
 }
 
 static int l_events(lua_State *L) {

@@ -125,67 +125,6 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-/* ---- sleep_op ---- */
-
-static qn_future *sleep_start(lua_State *L, int idx, lq_coro *c) {
-  lq_op *op = lua_touserdata(L, idx);
-  return qn_sleep_after_new(c->rt->core, op->arg);
-}
-
-/* A sleep that could not arm its timer is ready at once: say so, rather
-   than win a select early. */
-static int sleep_finish(lua_State *L, int idx, qn_future *f) {
-  (void)idx;
-  if (!qn_sleep_failed(f)) return 0;
-  lua_pushliteral(L, "quench.sleep_op: out of memory (cannot arm a timer)");
-  return -1;
-}
-
-static const lq_op_kind sleep_kind = { "sleep", NULL, sleep_start, sleep_finish, NULL };
-
-static int l_sleep_op(lua_State *L) {
-  uint64_t ns = lq_check_seconds(L, 1);
-  lq_op_new(L, &sleep_kind, 0)->arg = ns;
-  return 1;
-}
-
-/* ---- join_op ---- */
-
-static lq_task *join_target(lua_State *L, int idx) {
-  lua_getiuservalue(L, idx, 1);
-  lq_task *h = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return h;
-}
-
-static void join_check(lua_State *L, int idx, lq_coro *c) {
-  lq_task *h = join_target(L, idx);
-  if (!lq_task_in(h, c->rt))
-    luaL_error(L, "quench.task:join_op: the task belongs to another runtime");
-  if (h == lq_coro_task(c)) luaL_error(L, "quench.task:join_op: a task cannot join itself");
-}
-
-static qn_future *join_start(lua_State *L, int idx, lq_coro *c) {
-  (void)c;
-  return qn_join_new(lq_core_task(join_target(L, idx)));
-}
-
-static int join_finish(lua_State *L, int idx, qn_future *f) {
-  (void)f;
-  lua_getiuservalue(L, idx, 1);
-  int h = lua_gettop(L);
-  int n = lq_push_result(L, lua_touserdata(L, h), h);
-  lua_remove(L, h);
-  return n;
-}
-
-static const lq_op_kind join_kind = { "join", join_check, join_start, join_finish, NULL };
-
-static int l_join_op(lua_State *L) {
-  lq_check_task(L, 1);
-  return lq_op_for(L, &join_kind, 1);
-}
-
 /* quench.op(fn, ...): an op that runs fn(...) as a select branch of the
    task that awaits it (op:await, quench.select, quench.timeout): how a wait
    written in Lua (an interval's tick, a rate limiter's acquire) becomes an
@@ -235,7 +174,7 @@ static int l_op(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {
-  {"sleep_op", l_sleep_op}, {"op", l_op}, {NULL, NULL}
+  {"op", l_op}, {NULL, NULL}
 };
 
 void lq_op_register(lua_State *L, int mod) {
@@ -250,12 +189,6 @@ void lq_op_register(lua_State *L, int mod) {
   lua_setfield(L, -2, "await");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  luaL_getmetatable(L, LQ_TASK);         /* h:join_op() */
-  lua_getfield(L, -1, "__index");
-  lua_pushvalue(L, mod);
-  lua_pushcclosure(L, l_join_op, 1);
-  lua_setfield(L, -2, "join_op");
-  lua_pop(L, 2);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);
 }

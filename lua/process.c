@@ -294,60 +294,56 @@ static int push_status(lua_State *L, qn_process *p) {
   return 2;
 }
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, wait_k);
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  return push_status(L, (qn_process *)lua_touserdata(L, 2));
-}
-
-/* p:wait(): exit_status, term_signal (0 when none) once the child exited. */
-static int l_wait(lua_State *L) {
-  const char *fname = "quench.process:wait";
-  qn_process *p = live_process(L, 1, fname);
-  lq_coro *c = lq_await_ctx(L, fname);
-  lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  if (qn_process_exited(p, NULL, NULL)) return push_status(L, p);
-  qn_future *f = qn_process_wait_new(p);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  lua_pushlightuserdata(L, p);          /* 2: the core process, which the future keeps */
-  c->what = "process wait";
-  return lq_await(L, c, f, wait_k, 0);
-}
-
-/* wait_op: user value 1 is the process; the light userdata in ns-free uv 2. */
-static void wait_check(lua_State *L, int op, lq_coro *c) {
+/* wait is one lq_obj_kind (lua/binding.h) given the lq_process. The core
+   process the future keeps is kept beside it for finish (a close while
+   waiting clears u->p): at stack index 2 for the direct form, in user
+   value 2 for an op (h:wait_op(), whose user value 1 is the process). */
+static void wait_check(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)c;
-  lua_getiuservalue(L, op, 1);
-  check_usable(L, lua_touserdata(L, -1), "quench.process:wait_op");
-  lua_pop(L, 1);
+  /* the direct form checked before it asked for its task, as it always did */
+  if (op != 0) check_usable(L, obj, "quench.process:wait_op");
 }
 
-static qn_future *wait_start(lua_State *L, int op, lq_coro *c) {
+static int wait_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  qn_process *p = ((lq_process *)obj)->p;
+  if (!qn_process_exited(p, NULL, NULL)) return -1;
+  return push_status(L, p);
+}
+
+static qn_future *wait_start(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)c;
-  lua_getiuservalue(L, op, 1);
-  lq_process *u = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  lua_pushlightuserdata(L, u->p);
-  lua_setiuservalue(L, op, 2);
-  return qn_process_wait_new(u->p);
+  qn_process *p = ((lq_process *)obj)->p;
+  lua_pushlightuserdata(L, p);
+  if (op != 0) lua_setiuservalue(L, op, 2);
+  return qn_process_wait_new(p);
 }
 
-static int wait_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
+static int wait_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj, (void)f;
+  if (op == 0) return push_status(L, (qn_process *)lua_touserdata(L, 2));
   lua_getiuservalue(L, op, 2);
   qn_process *p = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return push_status(L, p);
 }
 
-static const lq_op_kind wait_kind = { "process wait", wait_check, wait_start, wait_finish, NULL };
+static const lq_obj_kind wait_kind =
+  LQ_OBJ_KIND("process wait", wait_check, wait_start, wait_finish, wait_now);
+LQ_OBJ_PERFORM_K(wait_k, wait_kind)
+
+/* p:wait(): exit_status, term_signal (0 when none) once the child exited. */
+static int l_wait(lua_State *L) {
+  const char *fname = "quench.process:wait";
+  live_process(L, 1, fname);
+  lq_coro *c = lq_await_ctx(L, fname);
+  lua_settop(L, 1);
+  return lq_obj_perform(L, c, &wait_kind, lua_touserdata(L, 1), fname, NULL, wait_k);
+}
 
 static int l_wait_op(lua_State *L) {
   live_process(L, 1, "quench.process:wait_op");
-  lq_op_new(L, &wait_kind, 2);
+  lq_op_new(L, &wait_kind.base, 2)->obj = lua_touserdata(L, 1);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   return 1;

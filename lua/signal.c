@@ -50,39 +50,30 @@ static int finish(lua_State *L, int name_idx, qn_future *f) {
   return 1;
 }
 
-static int signal_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, signal_k);
-  qn_future *f = lq_take_op(L);
-  int n = finish(L, 1, f);
-  qn_drop(f);
-  return n;
-}
-
-static int l_signal(lua_State *L) {
-  int signum = check_signal(L, 1, "quench.signal");
-  lq_coro *c = lq_await_ctx(L, "quench.signal");
-  lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  qn_future *f = qn_signal_new(c->rt->core, signum);
-  if (f == NULL) return luaL_error(L, "quench.signal: out of memory");
-  c->what = "signal";
-  return lq_await(L, c, f, signal_k, 0);
-}
-
+/* signal is one lq_op_kind (lua/binding.h) for both forms; its operand
+   is the signal's name (the direct call's argument 1, an op's user value
+   1), which a received signal returns. The number was checked from it. */
 static qn_future *signal_start(lua_State *L, int op, lq_coro *c) {
-  lq_op *o = lua_touserdata(L, op);
-  return qn_signal_new(c->rt->core, (int)o->arg);
+  int signum = op != 0 ? (int)((lq_op *)lua_touserdata(L, op))->arg
+                       : lq_signal_number(lua_tostring(L, 1), 1);
+  return qn_signal_new(c->rt->core, signum);
 }
 
 static int signal_finish(lua_State *L, int op, qn_future *f) {
-  lua_getiuservalue(L, op, 1);
+  lq_op_arg(L, op, 1);
   int n = finish(L, lua_gettop(L), f);
   lua_remove(L, -1 - n);
   return n;
 }
 
 static const lq_op_kind signal_kind = { "signal", NULL, signal_start, signal_finish, NULL };
+
+static int l_signal(lua_State *L) {
+  check_signal(L, 1, "quench.signal");
+  lq_coro *c = lq_await_ctx(L, "quench.signal");
+  lua_settop(L, 1);
+  return lq_perform(L, c, &signal_kind, 0, "quench.signal", NULL);
+}
 
 static int l_signal_op(lua_State *L) {
   int signum = check_signal(L, 1, "quench.signal_op");

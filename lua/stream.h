@@ -38,15 +38,43 @@ extern const luaL_Reg lq_tcp_stream_methods[];
 /* The metatable of cls: the shared methods, and `extra` (may be NULL). */
 void lq_stream_register(lua_State *L, int mod, const lq_stream_class *cls, const luaL_Reg *extra);
 
-/* tcp.c: servers, TCP ("quench.tcp.server") and Unix ("quench.unix.server");
-   methods accept, accept_op, close, and `extra`. */
+/* tcp.c: servers, TCP ("quench.tcp.server"), Unix ("quench.unix.server")
+   and TLS ("quench.tls.server", tls.c); methods accept, accept_op, close,
+   and `extra`. A server's class is its tag. What differs for TLS is in
+   two hooks: `attach` (optional) is given each accepted stream and the
+   server's context (lq_server_new's ctx) and returns 0 or a libuv error
+   (the stream is then released and the accept returns the error);
+   `release` (optional) frees the context when the server is collected. */
+struct lq_server_class {
+  const char *tname, *accept, *accept_op, *getsockname;
+  const lq_stream_class *stream;        /* of the streams it accepts */
+  int (*attach)(qn_stream *s, void *ctx);
+  void (*release)(void *ctx);
+  lq_obj_kind accept_kind;
+};
 typedef struct lq_server_class lq_server_class;
 extern const lq_server_class lq_tcp_server_class;
 extern const lq_server_class lq_unix_server_class;
-/* Push a closed server of cls; fill *result with the core server. */
-qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial);
+/* The accept wait every class shares (an lq_obj_kind given the server). */
+void lq_server_accept_check(lua_State *L, void *obj, int op, lq_coro *c);
+qn_future *lq_server_accept_start(lua_State *L, void *obj, int op, lq_coro *c);
+int lq_server_accept_finish(lua_State *L, void *obj, int op, qn_future *f);
+int lq_server_accept_now(lua_State *L, void *obj, int op, lq_coro *c);
+/* A class T ("quench.tcp.server") whose accept wait is named S " accept". */
+#define LQ_SERVER_CLASS(T, S, STREAM, ATTACH, RELEASE) {                        \
+  T, T ":accept", T ":accept_op", T ":getsockname", STREAM, ATTACH, RELEASE,    \
+  LQ_OBJ_KIND(S " accept", lq_server_accept_check, lq_server_accept_start,      \
+              lq_server_accept_finish, lq_server_accept_now) }
+/* Push a closed server of cls with context ctx (NULL: none), which
+   cls->release drops when the server is collected: the caller takes that
+   reference for it right after (nothing between can raise); fill *result
+   with the core server. */
+qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial,
+                              void *ctx);
 /* The core server of a usable server of this function's class at idx. */
 qn_tcp_server *lq_server_live(lua_State *L, int idx, const char *fname);
+/* What only a TCP server has (getsockname), which a TLS server has too. */
+extern const luaL_Reg lq_tcp_server_methods[];
 void lq_server_register(lua_State *L, int mod, const lq_server_class *cls, const luaL_Reg *extra);
 /* tcp.c: options of streams and servers, shared with unix.c and adopt.c. */
 qn_tcp_opts lq_tcp_check_opts(lua_State *L, int idx, const char *const *keys, const char *fname);

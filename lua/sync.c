@@ -375,44 +375,33 @@ static int l_notify_all(lua_State *L) {
   return 0;
 }
 
-static int notified_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, notified_k);
-  qn_future *f = lq_take_op(L);
+/* notified is one lq_obj_kind (lua/binding.h) given the notify: the
+   direct form's operand is the notify at 1, an op's its user value 1. */
+static qn_future *notified_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op;
+  return qn_notify_notified_new(c->rt->core, obj);
+}
+
+static int notified_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)L, (void)obj, (void)op;
   qn_notify_notified_take(f);
-  qn_drop(f);
   return 0;
 }
+
+static const lq_obj_kind notified_kind =
+  LQ_OBJ_KIND("notified", NULL, notified_start, notified_finish, NULL);
+LQ_OBJ_PERFORM_K(notified_k, notified_kind)
 
 static int l_notified(lua_State *L) {
   qn_notify *n = check_notify(L);
   lq_coro *c = lq_await_ctx(L, "quench.notify:notified");
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  qn_future *f = qn_notify_notified_new(c->rt->core, n);
-  if (f == NULL) return luaL_error(L, "quench.notify:notified: out of memory");
-  c->what = "notified";
-  return lq_await(L, c, f, notified_k, 0);
+  return lq_obj_perform(L, c, &notified_kind, n, "quench.notify:notified", NULL, notified_k);
 }
-
-static qn_future *notified_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 1);
-  qn_future *f = qn_notify_notified_new(c->rt->core, lua_touserdata(L, -1));
-  lua_pop(L, 1);
-  return f;
-}
-
-static int notified_finish(lua_State *L, int op, qn_future *f) {
-  (void)L; (void)op;
-  qn_notify_notified_take(f);
-  return 0;
-}
-
-static const lq_op_kind notified_kind = { "notified", NULL, notified_start, notified_finish, NULL };
 
 static int l_notified_op(lua_State *L) {
   check_notify(L);
-  return lq_op_for(L, &notified_kind, 1);
+  return lq_op_for(L, &notified_kind.base, 1);
 }
 
 /* ---- barrier ---- */
@@ -425,45 +414,33 @@ static int l_barrier(lua_State *L) {
   return 1;
 }
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, wait_k);
-  qn_future *f = lq_take_op(L);
+/* A barrier's wait is one lq_obj_kind given the barrier, as notified. */
+static qn_future *wait_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op;
+  return qn_barrier_wait_new(c->rt->core, obj);
+}
+
+/* true for the task whose arrival released the others */
+static int wait_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)obj, (void)op;
   lua_pushboolean(L, qn_barrier_is_leader(f));
-  qn_drop(f);
   return 1;
 }
+
+static const lq_obj_kind wait_kind = LQ_OBJ_KIND("barrier wait", NULL, wait_start, wait_finish, NULL);
+LQ_OBJ_PERFORM_K(wait_k, wait_kind)
 
 /* b:wait(): true for the task whose arrival released the others. */
 static int l_wait(lua_State *L) {
   qn_barrier *b = luaL_checkudata(L, 1, LQ_BARRIER);
   lq_coro *c = lq_await_ctx(L, "quench.barrier:wait");
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  qn_future *f = qn_barrier_wait_new(c->rt->core, b);
-  if (f == NULL) return luaL_error(L, "quench.barrier:wait: out of memory");
-  c->what = "barrier wait";
-  return lq_await(L, c, f, wait_k, 0);
+  return lq_obj_perform(L, c, &wait_kind, b, "quench.barrier:wait", NULL, wait_k);
 }
-
-static qn_future *wait_start(lua_State *L, int op, lq_coro *c) {
-  lua_getiuservalue(L, op, 1);
-  qn_future *f = qn_barrier_wait_new(c->rt->core, lua_touserdata(L, -1));
-  lua_pop(L, 1);
-  return f;
-}
-
-static int wait_finish(lua_State *L, int op, qn_future *f) {
-  (void)op;
-  lua_pushboolean(L, qn_barrier_is_leader(f));
-  return 1;
-}
-
-static const lq_op_kind wait_kind = { "barrier wait", NULL, wait_start, wait_finish, NULL };
 
 static int l_wait_op(lua_State *L) {
   luaL_checkudata(L, 1, LQ_BARRIER);
-  return lq_op_for(L, &wait_kind, 1);
+  return lq_op_for(L, &wait_kind.base, 1);
 }
 
 /* ---- registration ---- */

@@ -90,27 +90,54 @@ static int l_spawn(lua_State *L) {
 
 /* ---- handle methods ---- */
 
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  LQ_RESUMED(L, ctx, join_k);
-  qn_drop(lq_take_op(L));
-  return lq_push_result(L, lua_touserdata(L, 1), 1);
+/* join is one lq_obj_kind (lua/binding.h) given the joined task: the
+   direct form's operand is its handle at 1; an op (h:join_op()) keeps the
+   handle in user value 1. A task already done is joined at once. */
+static void join_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  lq_task *h = obj;
+  if (!lq_task_in(h, c->rt)) {
+    if (op == 0) luaL_argerror(L, 1, "the task belongs to another runtime");
+    luaL_error(L, "quench.task:join_op: the task belongs to another runtime");
+  }
+  if (h == lq_coro_task(c))
+    luaL_error(L, op == 0 ? "quench.task:join: a task cannot join itself"
+                          : "quench.task:join_op: a task cannot join itself");
 }
+
+static int join_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)f;
+  if (op == 0) return lq_push_result(L, obj, 1);
+  lua_getiuservalue(L, op, 1);
+  int h = lua_gettop(L);
+  int n = lq_push_result(L, obj, h);
+  lua_remove(L, h);
+  return n;
+}
+
+static int join_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  if (qn_task_get_state(lq_core_task((lq_task *)obj)) != QN_TASK_DONE) return -1;
+  return join_finish(L, obj, op, NULL);
+}
+
+static qn_future *join_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_join_new(lq_core_task((lq_task *)obj));
+}
+
+static const lq_obj_kind join_kind = LQ_OBJ_KIND("join", join_check, join_start, join_finish, join_now);
+LQ_OBJ_PERFORM_K(join_k, join_kind)
 
 static int l_join(lua_State *L) {
   lq_task *h = lq_check_task(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.task:join");
-  if (!lq_task_in(h, c->rt))
-    return luaL_argerror(L, 1, "the task belongs to another runtime");
-  if (h == lq_coro_task(c)) return luaL_error(L, "quench.task:join: a task cannot join itself");
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  qn_task *t = lq_core_task(h);
-  if (qn_task_get_state(t) == QN_TASK_DONE) return lq_push_result(L, h, 1);
-  qn_future *op = qn_join_new(t);
-  if (op == NULL) return luaL_error(L, "quench.task:join: out of memory");
-  c->what = "join";
-  return lq_await(L, c, op, join_k, 0);
+  return lq_obj_perform(L, c, &join_kind, h, "quench.task:join", NULL, join_k);
+}
+
+static int l_join_op(lua_State *L) {
+  lq_check_task(L, 1);
+  return lq_op_for(L, &join_kind.base, 1);
 }
 
 static int l_abort(lua_State *L) {
@@ -481,7 +508,7 @@ void lq_task_internals(lua_State *L, int mod) {
 }
 
 static const luaL_Reg methods[] = {
-  {"join", l_join}, {"abort", l_abort}, {"cancel", l_cancel}, {"done", l_done},
+  {"join", l_join}, {"join_op", l_join_op}, {"abort", l_abort}, {"cancel", l_cancel}, {"done", l_done},
   {"detach", l_detach}, {"id", l_id}, {"state", l_state}, {"stop", l_stop},
   {"name", l_name}, {"traceback", l_traceback}, {"defer", l_task_defer}, {NULL, NULL}
 };

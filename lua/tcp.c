@@ -291,19 +291,14 @@ static int l_connect_op(lua_State *L) {
 
 /* ---- servers ----
 
-   TCP and Unix servers ("quench.tcp.server", "quench.unix.server") share
-   these methods; a method's upvalues are the module and its class, as a
-   stream's; a server's class is its tag. */
-
-struct lq_server_class {
-  const char *tname, *accept, *accept_op, *getsockname;
-  const lq_stream_class *stream;        /* of the streams it accepts */
-  lq_obj_kind accept_kind;
-};
+   TCP, Unix and TLS servers ("quench.tcp.server", "quench.unix.server",
+   "quench.tls.server") share these methods; a method's upvalues are the
+   module and its class, as a stream's; a server's class is its tag. */
 
 typedef struct lq_server {
   const lq_server_class *cls;   /* first: the tag lq_toudata checks */
   qn_tcp_server *srv;
+  void *ctx;                    /* the class's (a TLS server's context), or NULL */
   uint64_t serial;
 } lq_server;
 
@@ -333,12 +328,15 @@ qn_tcp_server *lq_server_live(lua_State *L, int idx, const char *fname) {
   return live_server(L, idx, fname);
 }
 
-qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial) {
+qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial,
+                              void *ctx) {
   lq_server *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->cls = cls;
   u->srv = NULL;
+  u->ctx = NULL;
   u->serial = serial;
   luaL_setmetatable(L, cls->tname);
+  u->ctx = ctx;                         /* owned from here: its __gc releases it */
   return &u->srv;
 }
 
@@ -361,14 +359,14 @@ static int l_listen(lua_State *L) {
     if (opt_bool(L, 3, "reuseport", 0)) flags |= QN_TCP_REUSEPORT;
     if (opt_bool(L, 3, "ipv6only", 0)) flags |= QN_TCP_IPV6ONLY;
   }
-  qn_tcp_server **srv = lq_server_new(L, &lq_tcp_server_class, rt->serial);
+  qn_tcp_server **srv = lq_server_new(L, &lq_tcp_server_class, rt->serial, NULL);
   int r = qn_tcp_listen(rt->core, host, port, backlog, flags, &o, srv);
   if (r != 0) return lq_push_fail(L, r);
   return 1;
 }
 
-/* Push an accepted stream, or nil, msg, code; -1 (nothing pushed) if none
-   is queued. */
+/* Push an accepted stream (attached by the class's hook), or nil, msg,
+   code; -1 (nothing pushed) if none is queued. */
 static int try_accept(lua_State *L, lq_server *srv) {
   lq_stream *u = lq_stream_new(L, srv->cls->stream, "");
   qn_stream *s;
@@ -376,42 +374,48 @@ static int try_accept(lua_State *L, lq_server *srv) {
   if (r == 0) {
     u->s = s;
     u->serial = srv->serial;
-    return 1;
+    if (srv->cls->attach == NULL) return 1;
+    r = srv->cls->attach(s, srv->ctx);
+    if (r == 0) return 1;
   }
-  lua_pop(L, 1);
+  lua_pop(L, 1);                        /* its __gc releases an accepted stream */
   if (r == UV_EAGAIN) return -1;
   return lq_push_fail(L, r);
 }
 
 /* accept is one lq_obj_kind given the server: the direct form's operand
    is the server at 1; an op keeps it in user value 1. */
-static void accept_check(lua_State *L, void *obj, int op, lq_coro *c) {
+void lq_server_accept_check(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)c;
   lq_server *u = obj;
   if (op != 0) check_server(L, u, u->cls->accept_op);
 }
 
-static int accept_now(lua_State *L, void *obj, int op, lq_coro *c) {
+int lq_server_accept_now(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)op, (void)c;
   return try_accept(L, obj);
 }
 
-static qn_future *accept_start(lua_State *L, void *obj, int op, lq_coro *c) {
+qn_future *lq_server_accept_start(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)L, (void)op, (void)c;
   return qn_tcp_accept_new(((lq_server *)obj)->srv);
 }
 
 /* Woken, but another task may have taken the connection first: the
    direct form waits again, an op fails with EAGAIN. */
-static int accept_finish(lua_State *L, void *obj, int op, qn_future *f) {
+int lq_server_accept_finish(lua_State *L, void *obj, int op, qn_future *f) {
   (void)f;
   int n = try_accept(L, obj);
   if (n >= 0) return n;
   return op == 0 ? LQ_AGAIN : lq_push_fail(L, UV_EAGAIN);
 }
 
-static const lq_obj_kind accept_wait =
-  LQ_OBJ_KIND("accept", accept_check, accept_start, accept_finish, accept_now);
+/* One continuation for every class: the kind's functions are the same,
+   only its name differs. */
+static const lq_obj_kind accept_wait = LQ_OBJ_KIND("accept", lq_server_accept_check,
+                                                   lq_server_accept_start,
+                                                   lq_server_accept_finish,
+                                                   lq_server_accept_now);
 LQ_OBJ_PERFORM_K(accept_k, accept_wait)
 
 /* server:accept(): the next connection (a stream), or nil, msg, code. */
@@ -432,7 +436,7 @@ static int l_accept_op(lua_State *L) {
 
 static int l_server_getsockname(lua_State *L) {
   struct sockaddr_storage ss;
-  int r = qn_tcp_server_sockname(live_server(L, 1, "quench.tcp.server:getsockname"), &ss);
+  int r = qn_tcp_server_sockname(live_server(L, 1, server_class_of(L)->getsockname), &ss);
   return push_addr(L, r, &ss);
 }
 
@@ -448,6 +452,8 @@ static int l_server_gc(lua_State *L) {
   if (u == NULL) return 0;
   if (u->srv != NULL) qn_tcp_server_release(u->srv);
   u->srv = NULL;
+  if (u->ctx != NULL && u->cls->release != NULL) u->cls->release(u->ctx);
+  u->ctx = NULL;
   return 0;
 }
 
@@ -458,14 +464,10 @@ static int l_server_tostring(lua_State *L) {
   return 1;
 }
 
-#define SERVER_CLASS(T, S, STREAM) {                                           \
-  T, T ":accept", T ":accept_op", T ":getsockname", STREAM,                    \
-  LQ_OBJ_KIND(S " accept", accept_check, accept_start, accept_finish, accept_now) }
-
 const lq_server_class lq_tcp_server_class =
-  SERVER_CLASS("quench.tcp.server", "tcp", &lq_tcp_stream_class);
+  LQ_SERVER_CLASS("quench.tcp.server", "tcp", &lq_tcp_stream_class, NULL, NULL);
 const lq_server_class lq_unix_server_class =
-  SERVER_CLASS("quench.unix.server", "unix", &lq_unix_stream_class);
+  LQ_SERVER_CLASS("quench.unix.server", "unix", &lq_unix_stream_class, NULL, NULL);
 
 static const luaL_Reg server_methods[] = {
   {"accept", l_accept}, {"accept_op", l_accept_op}, {"close", l_server_close}, {NULL, NULL}
@@ -499,7 +501,7 @@ const luaL_Reg lq_tcp_stream_methods[] = {
   {"nodelay", l_nodelay}, {"keepalive", l_keepalive}, {"linger", l_linger}, {NULL, NULL}
 };
 
-static const luaL_Reg tcp_server_methods[] = {
+const luaL_Reg lq_tcp_server_methods[] = {
   {"getsockname", l_server_getsockname}, {NULL, NULL}
 };
 
@@ -510,7 +512,7 @@ static const luaL_Reg functions[] = {
 /* quench.tcp = {listen, connect, connect_op}; the module table is on top. */
 void lq_tcp_register(lua_State *L, int mod) {
   lq_stream_register(L, mod, &lq_tcp_stream_class, lq_tcp_stream_methods);
-  lq_server_register(L, mod, &lq_tcp_server_class, tcp_server_methods);
+  lq_server_register(L, mod, &lq_tcp_server_class, lq_tcp_server_methods);
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);

@@ -37,7 +37,6 @@
 #include "stream.h"
 
 #define LQ_CONTEXT "quench.tls.context"
-#define LQ_SERVER "quench.tls.server"
 #define LQ_SESSION "quench.tls.session"
 
 typedef struct lq_context {
@@ -47,12 +46,6 @@ typedef struct lq_context {
 typedef struct lq_session {
   SSL_SESSION *sess;
 } lq_session;
-
-typedef struct lq_tls_server {
-  qn_tcp_server *srv;
-  qn_tls_ctx *ctx;
-  uint64_t serial;
-} lq_tls_server;
 
 /* ---- options ---- */
 
@@ -547,28 +540,38 @@ static int handshake_results(lua_State *L, qn_stream *s, qn_future *f) {
   return 1;
 }
 
-static int handshake_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  lq_stream *u = lua_touserdata(L, 1);
-  int n = handshake_results(L, u->s, f);
-  qn_drop(f);
-  return n;
+/* stream:handshake() is one lq_obj_kind (lua/binding.h) given the
+   stream: the direct form's operand is the stream at 1, an op's its user
+   value 1. A handshake already done is ready at once. */
+static void handshake_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = obj;
+  /* the direct form checked before it asked for its task (tls_live) */
+  if (op != 0 && (u->s == NULL || !lq_alive(L, u->serial) || qn_stream_is_closed(u->s)))
+    luaL_error(L, "quench.tls.stream:handshake_op: attempt to use a closed stream");
 }
 
-/* Await the handshake of the stream at 1; k's results are the call's. */
-static int await_handshake(lua_State *L, lq_coro *c, lua_KFunction k, const char *fname) {
-  lq_stream *u = lua_touserdata(L, 1);
-  int st = qn_tls_handshake_state(u->s);
-  if (st == 1) {
-    lua_pushboolean(L, 1);
-    return k == handshake_k ? 1 : k(L, LUA_OK, 1);
-  }
-  qn_future *f = qn_tls_handshake_new(u->s);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = "tls handshake";
-  return lq_await(L, c, f, k, 0);
+static int handshake_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  if (qn_tls_handshake_state(((lq_stream *)obj)->s) != 1) return -1;
+  lua_pushboolean(L, 1);
+  return 1;
 }
+
+static qn_future *handshake_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  return qn_tls_handshake_new(((lq_stream *)obj)->s);
+}
+
+static int handshake_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)op;
+  return handshake_results(L, ((lq_stream *)obj)->s, f);
+}
+
+static const lq_obj_kind handshake_kind = LQ_OBJ_KIND("tls handshake", handshake_check,
+                                                      handshake_start, handshake_finish,
+                                                      handshake_now);
+LQ_OBJ_PERFORM_K(handshake_k, handshake_kind)
 
 /* stream:handshake(): true once done, or nil, msg, code (then the stream
    cannot be used; a dropped handshake closes it). */
@@ -577,40 +580,12 @@ static int l_handshake(lua_State *L) {
   tls_live(L, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  return await_handshake(L, c, handshake_k, fname);
+  return lq_obj_perform(L, c, &handshake_kind, lua_touserdata(L, 1), fname, NULL, handshake_k);
 }
-
-static lq_stream *op_stream(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_stream *u = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return u;
-}
-
-static void handshake_check(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  lq_stream *u = op_stream(L, op);
-  if (u->s == NULL || !lq_alive(L, u->serial) || qn_stream_is_closed(u->s))
-    luaL_error(L, "quench.tls.stream:handshake_op: attempt to use a closed stream");
-}
-
-static qn_future *handshake_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_tls_handshake_new(op_stream(L, op)->s);
-}
-
-static int handshake_finish(lua_State *L, int op, qn_future *f) {
-  return handshake_results(L, op_stream(L, op)->s, f);
-}
-
-static const lq_op_kind handshake_kind = {
-  "tls handshake", handshake_check, handshake_start, handshake_finish, NULL
-};
 
 static int l_handshake_op(lua_State *L) {
   tls_live(L, "quench.tls.stream:handshake_op");
-  return lq_op_for(L, &handshake_kind, 1);
+  return lq_op_for(L, &handshake_kind.base, 1);
 }
 
 /* ---- starting TLS on a stream ---- */
@@ -637,6 +612,21 @@ static int started_k(lua_State *L, int status, lua_KContext ctx) {
   return n;
 }
 
+/* Await the handshake of the stream at 1 for starttls and connect, whose
+   continuation started_k returns the stream (ctx 1: done already, true on
+   top), or closes it and returns the failure. */
+static int await_handshake(lua_State *L, lq_coro *c, const char *fname) {
+  lq_stream *u = lua_touserdata(L, 1);
+  if (qn_tls_handshake_state(u->s) == 1) {
+    lua_pushboolean(L, 1);
+    return started_k(L, LUA_OK, 1);
+  }
+  qn_future *f = qn_tls_handshake_new(u->s);
+  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
+  c->what = "tls handshake";
+  return lq_await(L, c, f, started_k, 0);
+}
+
 /* Make the TCP stream userdata at 1 a TLS one over context ctx (checked),
    then await the handshake. */
 static int start_tls(lua_State *L, lq_coro *c, qn_tls_ctx *ctx, const char *servername,
@@ -651,7 +641,7 @@ static int start_tls(lua_State *L, lq_coro *c, qn_tls_ctx *ctx, const char *serv
   lua_pushvalue(L, 1);
   luaL_setmetatable(L, "quench.tls.stream");
   lua_pop(L, 1);
-  return await_handshake(L, c, started_k, fname);
+  return await_handshake(L, c, fname);
 }
 
 /* tcp_stream:starttls(opts): the same stream, now TLS (its handshake
@@ -740,17 +730,18 @@ static int l_connect(lua_State *L) {
 
 /* ---- servers ---- */
 
-static lq_tls_server *to_server(lua_State *L, int idx) {
-  return (lq_tls_server *)luaL_checkudata(L, idx, LQ_SERVER);
+/* A TLS server is a TCP server (lua/tcp.c) whose class attaches its
+   context to each accepted stream. */
+static int attach_accepted(qn_stream *s, void *ctx) {
+  return qn_tls_attach(s, ctx, NULL, NULL);
 }
 
-static lq_tls_server *live_server(lua_State *L, int idx, const char *fname) {
-  lq_tls_server *u = to_server(L, idx);
-  if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
-  lq_check_alive(L, u->serial, fname, "server");
-  if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
-  return u;
+static void release_ctx(void *ctx) {
+  qn_tls_ctx_unref(ctx);
 }
+
+static const lq_server_class tls_server_class =
+  LQ_SERVER_CLASS("quench.tls.server", "tls", &lq_tls_stream_class, attach_accepted, release_ctx);
 
 /* quench.tls.listen(host, port, opts): a server whose accept returns TLS
    streams at once (the handshake runs when the stream is first used), or
@@ -777,141 +768,13 @@ static int l_listen(lua_State *L) {
   int n = context_for(L, 3, 1, fname);      /* at 4 */
   if (n) return n;
   lq_context *cu = lua_touserdata(L, 4);
-  lq_tls_server *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->srv = NULL;
-  u->ctx = cu->ctx;
-  qn_tls_ctx_ref(u->ctx);
-  u->serial = rt->serial;
-  luaL_setmetatable(L, LQ_SERVER);
-  int r = qn_tcp_listen(rt->core, host, port, (int)backlog, flags, &o, &u->srv);
+  qn_tcp_server **srv = lq_server_new(L, &tls_server_class, rt->serial, cu->ctx);
+  qn_tls_ctx_ref(cu->ctx);              /* the server's, released by release_ctx */
+  int r = qn_tcp_listen(rt->core, host, port, (int)backlog, flags, &o, srv);
   if (r != 0) return lq_push_fail(L, r);
   return 1;
 }
 
-/* Push an accepted TLS stream, or nil, msg, code; -1 (nothing pushed) if
-   none is queued. */
-static int try_accept(lua_State *L, lq_tls_server *sv) {
-  lq_stream *u = lq_stream_new(L, &lq_tls_stream_class, "");
-  qn_stream *s;
-  int r = qn_tcp_try_accept(sv->srv, &s);
-  if (r == 0) {
-    u->s = s;
-    u->serial = sv->serial;
-    r = qn_tls_attach(s, sv->ctx, NULL, NULL);
-    if (r == 0) return 1;
-  }
-  lua_pop(L, 1);                            /* its __gc releases an accepted stream */
-  if (r == UV_EAGAIN) return -1;
-  return lq_push_fail(L, r);
-}
-
-static int accept_k(lua_State *L, int status, lua_KContext ctx);
-
-static int accept_step(lua_State *L, lq_coro *c) {
-  lq_tls_server *u = lua_touserdata(L, 1);
-  int n = try_accept(L, u);
-  if (n >= 0) return n;
-  qn_future *f = qn_tcp_accept_new(u->srv);
-  if (f == NULL) return luaL_error(L, "quench.tls.server:accept: out of memory");
-  c->what = "tls accept";
-  return lq_await(L, c, f, accept_k, 0);
-}
-
-static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  qn_future *f = lq_take_op(L);
-  qn_drop(f);
-  return accept_step(L, lq_module_of(L)->rt->running);
-}
-
-/* server:accept(): the next connection as a TLS stream (handshake not
-   run yet), or nil, msg, code. */
-static int l_accept(lua_State *L) {
-  const char *fname = "quench.tls.server:accept";
-  live_server(L, 1, fname);
-  lq_coro *c = lq_await_ctx(L, fname);
-  lua_settop(L, 1);
-  lq_check_cancel(L, c);
-  return accept_step(L, c);
-}
-
-static lq_tls_server *op_server(lua_State *L, int op) {
-  lua_getiuservalue(L, op, 1);
-  lq_tls_server *u = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return u;
-}
-
-static void accept_check(lua_State *L, int op, lq_coro *c) {
-  const char *fname = "quench.tls.server:accept_op";
-  lq_tls_server *u = op_server(L, op);
-  if (u->srv == NULL) luaL_error(L, "%s: attempt to use a closed server", fname);
-  if (u->serial != c->rt->serial) lq_check_alive(L, u->serial, fname, "server");
-  if (qn_tcp_server_is_closed(u->srv)) luaL_error(L, "%s: attempt to use a closed server", fname);
-}
-
-static qn_future *accept_start(lua_State *L, int op, lq_coro *c) {
-  (void)c;
-  return qn_tcp_accept_new(op_server(L, op)->srv);
-}
-
-static int accept_finish(lua_State *L, int op, qn_future *f) {
-  (void)f;
-  int n = try_accept(L, op_server(L, op));
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);   /* unreachable: ready means queued */
-}
-
-static const lq_op_kind accept_kind = { "tls accept", accept_check, accept_start, accept_finish, NULL };
-
-static int l_accept_op(lua_State *L) {
-  live_server(L, 1, "quench.tls.server:accept_op");
-  return lq_op_for(L, &accept_kind, 1);
-}
-
-static int l_server_getsockname(lua_State *L) {
-  struct sockaddr_storage ss;
-  lq_tls_server *u = live_server(L, 1, "quench.tls.server:getsockname");
-  int r = qn_tcp_server_sockname(u->srv, &ss);
-  if (r != 0) return lq_push_fail(L, r);
-  char host[INET6_ADDRSTRLEN + 1] = "";
-  int port;
-  if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(a, host, sizeof host);
-    port = ntohs(a->sin6_port);
-  } else {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(a, host, sizeof host);
-    port = ntohs(a->sin_port);
-  }
-  lua_pushstring(L, host);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
-static int l_server_close(lua_State *L) {
-  lq_tls_server *u = to_server(L, 1);
-  if (u->srv != NULL && lq_alive(L, u->serial)) qn_tcp_server_close(u->srv);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int l_server_gc(lua_State *L) {
-  lq_tls_server *u = luaL_testudata(L, 1, LQ_SERVER);
-  if (u == NULL) return 0;
-  if (u->srv != NULL) qn_tcp_server_release(u->srv);
-  u->srv = NULL;
-  if (u->ctx != NULL) qn_tls_ctx_unref(u->ctx);
-  u->ctx = NULL;
-  return 0;
-}
-
-static int l_server_tostring(lua_State *L) {
-  lq_tls_server *u = to_server(L, 1);
-  int open = u->srv != NULL && lq_alive(L, u->serial) && !qn_tcp_server_is_closed(u->srv);
-  lua_pushfstring(L, "quench.tls.server (%s)", open ? "listening" : "closed");
-  return 1;
-}
 
 /* ---- registration ---- */
 
@@ -920,16 +783,6 @@ static const luaL_Reg stream_methods[] = {
   {"tls_version", l_tls_version}, {"cipher", l_cipher},
   {"peer_certificate", l_peer_certificate}, {"session", l_session},
   {"session_reused", l_session_reused}, {"servername", l_servername}, {NULL, NULL}
-};
-
-static const luaL_Reg server_methods[] = {
-  {"accept", l_accept}, {"accept_op", l_accept_op}, {"getsockname", l_server_getsockname},
-  {"close", l_server_close}, {NULL, NULL}
-};
-
-static const luaL_Reg server_metamethods[] = {
-  {"__close", l_server_close}, {"__gc", l_server_gc}, {"__tostring", l_server_tostring},
-  {NULL, NULL}
 };
 
 static const luaL_Reg context_metamethods[] = {
@@ -961,7 +814,7 @@ void lq_tls_register(lua_State *L, int mod) {
   lua_pushcclosure(L, l_starttls, 2);
   lua_setfield(L, -2, "starttls");
   lua_pop(L, 2);
-  lq_class(L, mod, LQ_SERVER, server_methods, server_metamethods);
+  lq_server_register(L, mod, &tls_server_class, lq_tcp_server_methods);
   lq_class(L, mod, LQ_CONTEXT, no_methods, context_metamethods);
   lq_class(L, mod, LQ_SESSION, no_methods, session_metamethods);
   lua_newtable(L);

@@ -55,7 +55,7 @@ static int l_listen(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  qn_tcp_server **srv = lq_server_new(L, &lq_unix_server_class, rt->serial);
+  qn_tcp_server **srv = lq_server_new(L, &lq_unix_server_class, rt->serial, NULL);
   int r = qn_unix_listen(rt->core, path, backlog, mode, &o, srv);
   if (r != 0) return lq_push_fail(L, r);
   return 1;
