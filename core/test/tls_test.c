@@ -17,33 +17,42 @@ static int failures;
 #define CHECK(cond) \
   do { if (!(cond)) { fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
 
-static char dir[] = "/tmp/quench-tls-test.XXXXXX";
-static char ca[128], cert[128], key[128];
+/* The test's certificates, in a directory of its own made by mkdtemp. */
+#define PKI_DIR_PREFIX "/tmp/quench-tls-test."
+enum { MKDTEMP_SUFFIX = 6 };   /* mkdtemp fills in this many trailing 'X's */
 
-static int sh(const char *cmd) {
+typedef struct pki {
+  char dir[sizeof PKI_DIR_PREFIX + MKDTEMP_SUFFIX];
+  char ca[128], cert[128], key[128];
+} pki;
+
+static int sh(const pki *p, const char *cmd) {
   char full[1024];
-  snprintf(full, sizeof full, "cd %s && %s >/dev/null 2>&1", dir, cmd);
+  snprintf(full, sizeof full, "cd %s && %s >/dev/null 2>&1", p->dir, cmd);
   return system(full) == 0;
 }
 
-static int make_pki(void) {
-  if (mkdtemp(dir) == NULL) return 0;
-  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-  snprintf(cert, sizeof cert, "%s/s.pem", dir);
-  snprintf(key, sizeof key, "%s/s.key", dir);
-  return sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-            "-keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca") &&
-         sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-            "-keyout s.key -out s.csr -subj /CN=localhost") &&
-         sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && "
-            "openssl x509 -req -in s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-            "-extfile ext -out s.pem");
+static int make_pki(pki *p) {
+  memcpy(p->dir, PKI_DIR_PREFIX, sizeof PKI_DIR_PREFIX - 1);
+  memset(p->dir + sizeof PKI_DIR_PREFIX - 1, 'X', MKDTEMP_SUFFIX);
+  p->dir[sizeof p->dir - 1] = '\0';
+  if (mkdtemp(p->dir) == NULL) return 0;
+  snprintf(p->ca, sizeof p->ca, "%s/ca.pem", p->dir);
+  snprintf(p->cert, sizeof p->cert, "%s/s.pem", p->dir);
+  snprintf(p->key, sizeof p->key, "%s/s.key", p->dir);
+  return sh(p, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+               "-keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca") &&
+         sh(p, "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+               "-keyout s.key -out s.csr -subj /CN=localhost") &&
+         sh(p, "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && "
+               "openssl x509 -req -in s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+               "-extfile ext -out s.pem");
 }
 
-static void remove_pki(void) {
+static void remove_pki(const pki *p) {
   char cmd[256];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", p->dir);
 }
 
 static qn_tls_ctx *ctx_or_fail(const qn_tls_config *c) {
@@ -220,12 +229,12 @@ static void test_config_errors(void) {
   CHECK(qn_tls_err_name(UV_EOF) == NULL);
 }
 
-static void test_sni_registration(qn_tls_ctx *server, qn_tls_ctx *client) {
+static void test_sni_registration(const pki *p, qn_tls_ctx *server, qn_tls_ctx *client) {
   qn_tls_config c;
   memset(&c, 0, sizeof c);
   c.server = 1;
-  c.certificate = cert;
-  c.key = key;
+  c.certificate = p->cert;
+  c.key = p->key;
   qn_tls_ctx *other = ctx_or_fail(&c);
   CHECK(qn_tls_ctx_add_sni(server, "Other.Example", other) == 0);
   CHECK(qn_tls_ctx_add_sni(server, "other.example", other) == UV_EEXIST);   /* any case */
@@ -236,7 +245,8 @@ static void test_sni_registration(qn_tls_ctx *server, qn_tls_ctx *client) {
 }
 
 int main(void) {
-  if (!make_pki()) {
+  pki p;
+  if (!make_pki(&p)) {
     fprintf(stderr, "tls_test: cannot make certificates with the openssl command\n");
     return 1;
   }
@@ -245,12 +255,12 @@ int main(void) {
   qn_tls_config c;
   memset(&c, 0, sizeof c);
   c.server = 1;
-  c.certificate = cert;
-  c.key = key;
+  c.certificate = p.cert;
+  c.key = p.key;
   qn_tls_ctx *sctx = ctx_or_fail(&c);
   memset(&c, 0, sizeof c);
   c.verify = 1;
-  c.cafile = ca;
+  c.cafile = p.ca;
   qn_tls_ctx *cctx = ctx_or_fail(&c);
   CHECK(qn_tls_ctx_is_server(sctx) && !qn_tls_ctx_is_server(cctx));
 
@@ -270,10 +280,10 @@ int main(void) {
   run_script(&dropped);
   CHECK(dropped.closed_on_drop);
 
-  test_sni_registration(sctx, cctx);
+  test_sni_registration(&p, sctx, cctx);
   qn_tls_ctx_unref(sctx);
   qn_tls_ctx_unref(cctx);
-  remove_pki();
+  remove_pki(&p);
   printf("tls_test: %s\n", failures ? "FAILED" : "ok");
   return failures != 0;
 }
