@@ -43,6 +43,39 @@ local function peer(script)
   return port
 end
 
+-- ntasks tasks each connect, set and keep alive, over and over, through a
+-- driver (resty.redis or resty.memcached) against a server of our own; the
+-- server is killed once they run. Each task must stop after its third
+-- error, not hang. Returns the tasks' {oks, errors}.
+local function kill_server_mid_way(own, driver, ntasks)
+  local running = quench.channel()
+  local tasks = {}
+  for t = 1, ntasks do
+    tasks[t] = quench.spawn(function()
+      local errors, oks = 0, 0
+      for i = 1, 2000 do
+        local c = driver:new()
+        c:set_timeout(1000)
+        local ok = c:connect("127.0.0.1", own.port)
+        if ok then ok = c:set("k" .. t, i) end
+        if ok then oks = oks + 1; c:set_keepalive() else errors = errors + 1 end
+        if i == 5 and t == 1 then running:send(true) end
+        if errors >= 3 then break end
+      end
+      return oks, errors
+    end)
+  end
+  bounded(running.recv, running)
+  own:kill()
+  local results = {}
+  for t = 1, #tasks do
+    local ok, oks, errors = bounded(tasks[t].join, tasks[t])
+    assert.is_true(ok)
+    results[t] = { oks = oks, errors = errors }
+  end
+  return results
+end
+
 describe("quench.ngx helpers", function()
   it("ngx.null is a light userdata sentinel, unpack and ngx are globals after install", function()
     assert.are.equal("userdata", type(ngx.null))
@@ -737,31 +770,9 @@ describe("resty.redis (lua-nginx-redis, unmodified) on quench.ngx", function()
   end))
 
   it("the server killed mid-way: errors, not hangs", T(function()
-    local own = servers.redis()
-    local running = quench.channel()
-    local tasks = {}
-    for t = 1, 10 do
-      tasks[t] = quench.spawn(function()
-        local errors, oks = 0, 0
-        for i = 1, 2000 do
-          local r = redis:new()
-          r:set_timeout(1000)
-          local ok = r:connect("127.0.0.1", own.port)
-          if ok then ok = r:set("k" .. t, i) end
-          if ok then oks = oks + 1; r:set_keepalive() else errors = errors + 1 end
-          if i == 5 and t == 1 then running:send(true) end
-          if errors >= 3 then break end
-        end
-        return oks, errors
-      end)
-    end
-    bounded(running.recv, running)
-    own:kill()
-    for t = 1, #tasks do
-      local ok, oks, errors = bounded(tasks[t].join, tasks[t])
-      assert.is_true(ok)
-      assert.is_true(oks >= 1 or t ~= 1)
-      assert.are.equal(3, errors)
+    for t, r in ipairs(kill_server_mid_way(servers.redis(), redis, 10)) do
+      assert.is_true(r.oks >= 1 or t ~= 1)
+      assert.are.equal(3, r.errors)
     end
   end))
 end)
@@ -828,30 +839,8 @@ describe("resty.memcached (lua-nginx-memcached, unmodified) on quench.ngx", func
   end))
 
   it("the server killed mid-way: errors, not hangs", T(function()
-    local own = servers.memcached()
-    local running = quench.channel()
-    local tasks = {}
-    for t = 1, 5 do
-      tasks[t] = quench.spawn(function()
-        local errors, oks = 0, 0
-        for i = 1, 2000 do
-          local m = memcached:new()
-          m:set_timeout(1000)
-          local ok = m:connect("127.0.0.1", own.port)
-          if ok then ok = m:set("k" .. t, i) end
-          if ok then oks = oks + 1; m:set_keepalive() else errors = errors + 1 end
-          if i == 5 and t == 1 then running:send(true) end
-          if errors >= 3 then break end
-        end
-        return oks, errors
-      end)
-    end
-    bounded(running.recv, running)
-    own:kill()
-    for t = 1, #tasks do
-      local ok, _, errors = bounded(tasks[t].join, tasks[t])
-      assert.is_true(ok)
-      assert.are.equal(3, errors)
+    for _, r in ipairs(kill_server_mid_way(servers.memcached(), memcached, 5)) do
+      assert.are.equal(3, r.errors)
     end
   end))
 
