@@ -56,9 +56,9 @@ describe("quench.http.request", function()
       local body = ("0123456789abcdef"):rep(8192)                   -- 128 KiB
       write(dir .. "/data.txt", body)
       local port = free_port()
-      local _server <close> = spawn("python3", { "-m", "http.server", tostring(port),
+      local server <close> = spawn("python3", { "-m", "http.server", tostring(port),
                                                 "--bind", "127.0.0.1", "--directory", dir })
-      pki_helper.wait_port(quench, port)
+      pki_helper.wait_port(quench, port, 10, server)
       local url = ("http://127.0.0.1:%d/data.txt"):format(port)
       local res = assert(http.request(url))
       assert.equal(200, res.status)
@@ -371,13 +371,19 @@ describe("quench.http.request", function()
       assert(os.execute("command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx"),
              "nginx is needed by this spec (Debian: nginx; scripts/deps.sh)")
       local bin = os.execute("test -x /usr/sbin/nginx") and "/usr/sbin/nginx" or "nginx"
-      local plain, tls, mtls = free_port(), free_port(), free_port()
       os.execute("mkdir -p '" .. dir .. "/www' '" .. dir .. "/logs'")
       write(dir .. "/www/index.html", "hello from nginx\n")
       write(dir .. "/www/big.bin", ("n"):rep(300000))
       -- run as root, nginx's workers are `nobody`: they must read www/
       os.execute("chmod 755 '" .. dir .. "' '" .. dir .. "/www' && chmod 644 '" .. dir .. "/www/'*")
-      write(dir .. "/nginx.conf", ([[
+      -- A port picked free can be taken before nginx binds it (another
+      -- program on the machine): nginx then exits, and it is started again
+      -- on fresh ports. Its error log says why when every try failed.
+      local why
+      for _ = 1, 3 do
+        local plain, tls, mtls = pki_helper.free_ports(quench, 3)
+        os.remove(dir .. "/logs/error.log")
+        write(dir .. "/nginx.conf", ([[
 pid %s/nginx.pid;
 error_log %s/logs/error.log;
 master_process off; worker_processes 1;
@@ -404,12 +410,20 @@ http {
   }
 }
 ]]):format(dir, dir, dir, dir, dir, dir, dir, plain, tls, cert.cert, cert.key, dir,
-           mtls, cert.cert, cert.key, pki.ca.cert))
-      local p = spawn(bin, { "-p", dir, "-c", dir .. "/nginx.conf", "-g", "daemon off;" })
-      pki_helper.wait_port(quench, plain)
-      pki_helper.wait_port(quench, tls)
-      pki_helper.wait_port(quench, mtls)
-      return p, plain, tls, mtls
+             mtls, cert.cert, cert.key, pki.ca.cert))
+        local p = spawn(bin, { "-p", dir, "-c", dir .. "/nginx.conf", "-g", "daemon off;" })
+        local ok, err = pcall(function()
+          for _, port in ipairs({ plain, tls, mtls }) do
+            pki_helper.wait_port(quench, port, 10, p)
+          end
+        end)
+        if ok then return p, plain, tls, mtls end
+        p:close()
+        local log = io.open(dir .. "/logs/error.log")
+        why = tostring(err) .. (log and ("; nginx's error log: " .. log:read("a")) or "")
+        if log then log:close() end
+      end
+      error(why)
     end
 
     it("GETs plain and over TLS (verified against the test CA), with redirects", T(function()

@@ -52,10 +52,10 @@ describe("quench.ssl (LuaSec's API) and Debian's ssl.https", function()
 
   it("fetches from openssl s_server -www, verifying against the test CA", T(function()
     local port = tls_pki.free_port(quench)
-    local _ <close> = tls_pki.spawn(quench, "openssl", {
+    local server <close> = tls_pki.spawn(quench, "openssl", {
       "s_server", "-accept", "127.0.0.1:" .. port, "-cert", pki.server.cert,
       "-key", pki.server.key, "-www", "-quiet" })
-    tls_pki.wait_port(quench, port)
+    tls_pki.wait_port(quench, port, 10, server)
     local body, code = get("https://localhost:" .. port .. "/")
     assert.equal(200, code)
     assert.matches("s_server", body)
@@ -151,10 +151,10 @@ describe("quench.ssl (LuaSec's API) and Debian's ssl.https", function()
 
     it("speaks to s_server: sni, dohandshake, receive, send, certificate, info", T(function()
       local port = tls_pki.free_port(quench)
-      local _ <close> = tls_pki.spawn(quench, "openssl", {
+      local server <close> = tls_pki.spawn(quench, "openssl", {
         "s_server", "-accept", "127.0.0.1:" .. port, "-cert", pki.server.cert,
         "-key", pki.server.key, "-rev", "-quiet" })
-      tls_pki.wait_port(quench, port)
+      tls_pki.wait_port(quench, port, 10, server)
       local sock = connect(port)
       local params = { mode = "client", protocol = "any", verify = "peer", cafile = pki.ca.cert,
                        options = { "all", "no_sslv2", "no_sslv3", "no_tlsv1" } }

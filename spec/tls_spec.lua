@@ -455,11 +455,11 @@ describe("quench.tls", function()
   describe("against openssl s_server (quench as client)", function()
     it("handshakes, echoes, picks ALPN, sends SNI, and ends with close_notify", T(function()
       local port = tls_pki.free_port(quench)
-      local _ <close> = tls_pki.spawn(quench, "openssl", {
+      local server <close> = tls_pki.spawn(quench, "openssl", {
         "s_server", "-accept", "127.0.0.1:" .. port, "-cert", pki.server.cert, "-key",
         pki.server.key, "-servername", "other.example", "-cert2", pki.other.cert, "-key2",
         pki.other.key, "-alpn", "h2,http/1.1", "-rev", "-quiet" })
-      tls_pki.wait_port(quench, port)
+      tls_pki.wait_port(quench, port, 10, server)
       local c = assert(tls.connect("localhost", port, { cafile = pki.ca.cert, alpn = { "http/1.1" } }))
       assert.are.equal("http/1.1", c:alpn())
       assert.are.equal("CN=localhost", c:peer_certificate().subject)
@@ -480,11 +480,11 @@ describe("quench.tls", function()
 
     it("presents a client certificate s_server asks for", T(function()
       local port = tls_pki.free_port(quench)
-      local _ <close> = tls_pki.spawn(quench, "openssl", {
+      local server <close> = tls_pki.spawn(quench, "openssl", {
         "s_server", "-accept", "127.0.0.1:" .. port, "-cert", pki.server.cert, "-key",
         pki.server.key, "-Verify", "1", "-CAfile", pki.ca.cert, "-verify_return_error",
         "-rev", "-quiet" })
-      tls_pki.wait_port(quench, port)
+      tls_pki.wait_port(quench, port, 10, server)
       local c <close> = assert(tls.connect("localhost", port, {
         cafile = pki.ca.cert, certificate = pki.client.cert, key = pki.client.key }))
       assert(c:write("pqr\n"))

@@ -98,8 +98,22 @@ function M.free_port(quench)
   return port
 end
 
+-- `n` distinct free loopback ports: all are bound at once before any is
+-- let go, so two calls in a row cannot hand out the same port.
+function M.free_ports(quench, n)
+  local held, ports = {}, {}
+  for i = 1, n do
+    held[i] = assert(quench.tcp.listen("127.0.0.1", 0))
+    ports[i] = select(2, held[i]:getsockname())
+  end
+  for _, s in ipairs(held) do s:close() end
+  return table.unpack(ports, 1, n)
+end
+
 -- Wait (polling, real clock) until something accepts on 127.0.0.1:port.
-function M.wait_port(quench, port, seconds)
+-- With `proc` (the server's quench process), a server that exits first
+-- ends the wait at once with its exit status instead of after `seconds`.
+function M.wait_port(quench, port, seconds, proc)
   local deadline = quench.now() + (seconds or 10)
   while quench.now() < deadline do
     local c = quench.tcp.connect("127.0.0.1", port)
@@ -107,7 +121,15 @@ function M.wait_port(quench, port, seconds)
       c:close()
       return true
     end
-    quench.sleep(0.02)
+    if proc then
+      local exited, status, signal = quench.timeout(0.02, proc.wait, proc)
+      if exited then
+        error(("the server for 127.0.0.1:%d exited (status %d, signal %d) before it listened")
+              :format(port, status, signal))
+      end
+    else
+      quench.sleep(0.02)
+    end
   end
   error("nothing listens on 127.0.0.1:" .. port)
 end
