@@ -1,45 +1,42 @@
 /*
 ** What the binding's files share.
 **
-** Ownership of Lua values (the core never holds one):
-** - A task's Lua data hangs off its handle userdata ("quench.task"):
-**   user value 1 is its body (the function, or a table {fn, args...},
-**   while pending, its thread while it runs, then its result: nothing, one
-**   value, a table of values, or the error value); user values 2.. hold up
-**   to LQ_INLINE_ARGS arguments until it starts. Its "extras" table, made
-**   on demand (defers, cancel reason, traceback, name, a bound token and
-**   its watch), is the value of the handle in a weak-keyed table of the
-**   registry (few tasks have one: a user value in every handle cost more).
-** - While a task is not done its handle is anchored in the runtime's `alive`
-**   table (slot), so garbage collection never cancels it (S4). The binding
-**   unanchors it as the very last step of its future's drop.
-** - The runtime keeps two private threads, never resumed. A, the anchor
-**   thread, holds the alive table (index 1), the Cancelled metatable
-**   (index 2) and then the pooled threads: it runs no code, so its indices
-**   never move. S is scratch space: callbacks from the core (poll, drop),
-**   which have no lua_State of their own, work on S. The weak set of failed
-**   handles not yet observed is in the registry (ref_failed).
-**
-** Every home a Lua value has, and who may leave one there:
-** 1. registry refs: the runtime's threads (ref_S, ref_A), ref_failed, the
-**    on_error/on_warning callbacks, the module's mt_task/mt_op/ref_guard;
-**    made at quench.run or luaopen, released at the end of quench.run.
-** 2. named metatables (LQ_* names) in the registry, for ever.
-** 3. the anchor thread A: the alive table, the Cancelled metatable, the
-**    pooled threads (coro.c). Never anything else.
-** 4. the scratch thread S: only within one callback. A callback leaves S's
-**    top as it found it; nothing is kept there from one call to the next
-**    (a cleanup error handed up between branch drops waits in the task's
-**    extras: coro.c, keep_inherited).
-** 5. user values: a task's (above); a branch's 1 (its function or pack,
-**    then its thread); an op's 1.. (what it works on: a channel, a task, a
-**    path...); a token's (parent, reason); a stream's, socket's, process's
-**    (their own files).
-** 6. a task's extras table (above), in a weak-keyed table of the registry.
-** 7. a channel's inline slot: one user value holding the single waiting
-**    value, then a table once two wait (channel.c).
-** 8. a coroutine's own thread: a finished branch's outcome under the trap,
+** Ownership of Lua values (the core never holds one). A Lua value the
+** binding holds lives in one of these homes, and nowhere else:
+** 1. The keep (lua/keep.h), one per runtime: every value the runtime
+**    holds for itself beyond one call, under an integer handle
+**    (lq_keep / lq_push_kept / lq_release): the scratch thread S, the tasks
+**    and branches in use (their slot: so garbage collection never cancels
+**    them, S4; the drop releases it as its very last step), the Cancelled
+**    metatable, the weak set of failed handles not yet observed, the
+**    on_task_error and on_warning callbacks, the quench._at_exit list; and,
+**    on the keep thread's stack above the keep table, the idle threads of
+**    the thread pool (coro.c). Made at quench.run, all gone when it ends.
+** 2. An object's own user values, its storage for as long as it lives: a
+**    task handle's ("quench.task": 1 is its body, the function or a table
+**    {fn, args...} while pending, its thread while it runs, then its
+**    result: nothing, one value, a table of values, or the error value; 2..
+**    hold up to LQ_INLINE_ARGS arguments until it starts); a branch's 1
+**    (its function or pack, then its thread); an op's 1.. (its operands:
+**    a channel, a task, a path...); a token's (parent, reason); a
+**    channel's waiting values (its inline slot holds the single waiting
+**    value, then a table once two wait: channel.c); a stream's, socket's,
+**    process's (their own files).
+** 3. A coroutine's own thread: a finished branch's outcome under the trap,
 **    a dropped branch's cleanup error (coro.c, the state machine).
+** 4. The module's, for the life of the Lua state (not a runtime's: task
+**    handles and other objects outlive quench.run and still reach them):
+**    the named metatables (LQ_* names) and the refs made at luaopen
+**    (mt_task, mt_op, ref_guard) in the registry; the registry tables
+**    keyed by a static address or name: a task's extras (a weak-keyed
+**    table handle -> extras, made on demand: defers, cancel reason,
+**    traceback, name, a bound token and its watch, a cleanup error handed
+**    up between branch drops; few tasks have one, and a user value in
+**    every handle cost more), refused resumes (coro.c), context frames
+**    (context.c), the token map (token.c), the stdio streams (pipe.c).
+** The scratch thread S is no home: callbacks from the core (poll, drop),
+** which have no lua_State of their own, work on S, and leave its top as
+** they found it; nothing is kept there from one call to the next.
 */
 #ifndef QUENCH_BINDING_H
 #define QUENCH_BINDING_H
@@ -48,6 +45,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include "quench.h"
+#include "keep.h"
 
 #if LUA_VERSION_NUM != 504
 #error "quench needs Lua 5.4"
@@ -118,25 +116,18 @@ struct lq_runtime {
   qn_runtime *core;
   lq_module *mod;
   lua_State *L;         /* the thread that called quench.run */
-  lua_State *S;         /* private scratch thread (see above) */
-  int ref_S;
-  int ref_failed;       /* the weak set of failed handles, in the registry */
-  int *anchor_free;     /* free slots of the alive table (luaL_ref costs more) */
-  lua_State *A;         /* the anchor thread: the alive table at its index 1 (LQ_A_ALIVE),
-                           the Cancelled metatable at 2 (LQ_A_CANCELLED),
-                           then the pooled threads; it never runs code, so its
-                           indices never move */
-  int ref_A;
-  int anchor_nfree, anchor_cap, anchor_max;
-  int ref_on_error;     /* opts.on_task_error, or LUA_NOREF */
-  int ref_on_warning;   /* opts.on_warning, or LUA_NOREF (then stderr) */
-  int ref_at_exit;      /* quench._at_exit's functions (an array), or LUA_NOREF */
+  lua_State *S;         /* scratch thread (kept), for the core's callbacks */
+  lq_keeper keep;       /* the runtime's one home of Lua values (keep.h) */
+  int keep_cancelled;   /* kept: the Cancelled metatable (every abort makes one) */
+  int keep_failed;      /* kept: the weak set of failed handles */
+  int keep_on_error;    /* kept: opts.on_task_error, or LQ_NOKEEP */
+  int keep_on_warning;  /* kept: opts.on_warning, or LQ_NOKEEP (then stderr) */
+  int keep_at_exit;     /* kept: quench._at_exit's functions (an array), or LQ_NOKEEP */
   uint64_t slow_ns;     /* opts.slow_task: warn about a poll longer than this */
   uint64_t serial;
   lq_coro *running;     /* the coroutine whose code runs now (resumed or being closed) */
   int coop;             /* awaits the task being polled may still make before one
                            must suspend: LQ_COOP_BUDGET at each poll (coro.c) */
-  int npool;
   int depth;            /* lua_resume calls of ours in progress (nested: a select's
                            first poll runs its branches in place) */
   int ctx_used;         /* quench.context.with was called in this run (context.c) */
@@ -165,7 +156,7 @@ struct lq_coro {
                            refused resume leaves, lq_refuse_resume);
                            a finished branch's results, left on its thread;
                            a task's number of results once done (ok outcome) */
-  int slot;             /* its userdata in the alive table while in use */
+  int slot;             /* its userdata's handle in the keep while in use */
   unsigned kind : 1;    /* CORO_TASK or CORO_BRANCH */
   unsigned suspend : 2; /* LQ_SUSPEND_*: why it is suspended, if not on op */
   unsigned resume_error : 1;  /* resumed with an error to raise at the await */
@@ -174,7 +165,7 @@ struct lq_coro {
   unsigned failed : 1;  /* a branch that raised: its error is on its thread */
   unsigned cleanup_failed : 1;  /* a branch whose drop-time cleanup raised */
   unsigned dropping : 1;  /* a branch being dropped */
-  unsigned inherited : 1; /* ...that holds (on top of S) the cleanup error of a branch below */
+  unsigned inherited : 1; /* ...that holds (in its task's extras) the cleanup error of a branch below */
   /* a task's (here, where they cost no byte): */
   unsigned detached : 1, observed : 1, reported : 1;
   unsigned reason : 2;  /* REASON_*: where the first cancel/abort came from */
@@ -248,32 +239,13 @@ static inline qn_waker *lq_coro_waker(lq_coro *c) {
                               : ((lq_branch *)c)->waker;
 }
 
-/* Give slot v back to a free list of slots (*a, *n used, *cap allocated);
-   if the list cannot grow, the slot is just not reused. */
-static inline void lq_slot_free(int **a, int *n, int *cap, int v) {
-  if (*n == *cap) {
-    int ncap = *cap ? *cap * 2 : 16;
-    int *na = realloc(*a, (size_t)ncap * sizeof *na);
-    if (na == NULL) return;
-    *a = na;
-    *cap = ncap;
-  }
-  (*a)[(*n)++] = v;
-}
-
 /* The scratch thread, with room for a callback's work: callbacks nest
    (a cleanup aborts a task whose cleanup aborts another...), and each
    level pushes a few values. (S runs callbacks, so its absolute indices
-   move: the alive table lives at index 1 of another thread, A, and the
-   Cancelled metatable at its index 2.) */
-enum { LQ_A_ALIVE = 1, LQ_A_CANCELLED = 2 };
+   move: what the runtime keeps is on another thread, the keep's.) */
 static inline lua_State *lq_scratch(lq_runtime *rt) {
   luaL_checkstack(rt->S, 24, "quench: too many nested cleanups");
   return rt->S;
-}
-
-static inline void lq_push_ref(lua_State *L, int ref) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 }
 
 /* task_state.c (floor): a task's handle data, for the driver and the
@@ -306,6 +278,8 @@ void lq_task_register(lua_State *L, int mod_idx);
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c);
 void lq_context_inherit(lua_State *L, lq_runtime *rt, int ud);
 void lq_context_internals(lua_State *L, int mod);
+/* Keep the coroutine userdata on top of L (popped) in the keep: its slot;
+   and release it (the drop's last step). */
 int lq_anchor(lua_State *L, lq_runtime *rt);
 void lq_unanchor(lq_runtime *rt, int slot);
 lq_coro *lq_branch_new(lua_State *L, lq_coro *parent, int fn, int nargs);
@@ -350,7 +324,7 @@ qn_future *lq_take_op(lua_State *L);
 qn_future *lq_take_op_of(lua_State *L, lq_coro *c);
 int lq_shielded(const lq_coro *c);
 void lq_pool_release(lq_runtime *rt, lua_State *co);
-/* Push the handle of a task that is not done (anchored in alive). */
+/* Push the handle of a task that is not done (kept in its slot). */
 static inline int lq_push_handle(lua_State *L, lq_runtime *rt, lq_task *h) {
   return lq_push_coro(L, rt, &h->coro);
 }

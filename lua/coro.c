@@ -90,7 +90,8 @@
 ** Fields: co is valid from the first poll (see FINISHED for after); what
 ** names the wait while suspended on an op (quench.tasks()); nres is
 ** described where it is declared; slot is valid from the anchor (spawn,
-** lq_branch_new) to the drop's lq_unanchor, LUA_NOREF after.
+** lq_branch_new: its handle in the keep) to the drop's lq_unanchor,
+** LUA_NOREF after.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +100,8 @@
 
 /* ---- thread pool ---- */
 
-/* Pooled threads sit on the anchor thread's stack, above the alive table:
-   taking one is a move from A's top, giving one back a move onto it. */
+/* Pooled threads are the keep's idle threads (keep.h): taking one is a
+   move from the keep thread's top, giving one back a move onto it. */
 static int is_guard(lq_runtime *rt, lua_State *co, int idx) {
   return lua_touserdata(co, idx) == rt->mod->guard;
 }
@@ -132,10 +133,8 @@ static int pooled_ready(lq_runtime *rt, lua_State *co) {
 
 static lua_State *pool_take(lq_runtime *rt) {
   lua_State *S = lq_scratch(rt);
-  while (rt->npool > 0) {
-    rt->npool--;
-    lua_xmove(rt->A, S, 1);
-    lua_State *co = lua_tothread(S, -1);
+  while (rt->keep.nthreads > 0) {
+    lua_State *co = lq_take_thread(&rt->keep, S);
     if (pooled_ready(rt, co)) return co;   /* left on S: the caller anchors it */
     lua_pop(S, 1);
   }
@@ -146,18 +145,13 @@ static lua_State *pool_take(lq_runtime *rt) {
 
 /* Move the thread on top of S into the pool. */
 static void pool_push(lq_runtime *rt) {
-  if (!lua_checkstack(rt->A, 1)) {      /* no room: the thread is just not kept */
-    lua_pop(rt->S, 1);
-    return;
-  }
-  lua_xmove(rt->S, rt->A, 1);
-  rt->npool++;
+  if (!lq_keep_thread(&rt->keep, rt->S)) lua_pop(rt->S, 1);   /* no room: not kept */
 }
 
 /* `co` is dead-or-finished with status OK. Keep it for a later task unless
    the pool is full; a recycled thread carries no hook and no stack values. */
 void lq_pool_release(lq_runtime *rt, lua_State *co) {
-  if (rt->npool >= POOL_MAX || lua_status(co) != LUA_OK || !lua_checkstack(rt->A, 1)) return;
+  if (rt->keep.nthreads >= POOL_MAX || lua_status(co) != LUA_OK) return;
   int top = lua_gettop(co);
   if (top >= 1 && is_guard(rt, co, 1)) {   /* the guard stays (see pooled_ready) */
     if (top > 1) lua_settop(co, 1);
@@ -166,8 +160,7 @@ void lq_pool_release(lq_runtime *rt, lua_State *co) {
   }
   lua_sethook(co, NULL, 0, 0);
   lua_pushthread(co);
-  lua_xmove(co, rt->A, 1);
-  rt->npool++;
+  if (!lq_keep_thread(&rt->keep, co)) lua_pop(co, 1);
 }
 
 /* Whether a thread suspended in a wait may go to the pool once closed. In
@@ -180,7 +173,7 @@ void lq_pool_release(lq_runtime *rt, lua_State *co) {
    makes us keep out of the pool, as does a deep stack. */
 enum { POOL_MAX_LEVELS = 16 };
 static int poolable_suspended(lq_runtime *rt, lua_State *co) {
-  if (rt->npool >= POOL_MAX || !lua_checkstack(co, 1)) return 0;
+  if (rt->keep.nthreads >= POOL_MAX || !lua_checkstack(co, 1)) return 0;
   lua_Debug ar;
   for (int level = 1; lua_getstack(co, level, &ar); level++) {
     if (level > POOL_MAX_LEVELS) return 0;
@@ -202,25 +195,17 @@ void lq_coro_init(lq_coro *c, lq_runtime *rt, int kind) {
 
 /* Push the userdata of a coroutine in use (a task's handle, a branch). */
 int lq_push_coro(lua_State *L, lq_runtime *rt, lq_coro *c) {
-  int t = lua_rawgeti(rt->A, LQ_A_ALIVE, c->slot);
-  lua_xmove(rt->A, L, 1);
-  return t;
+  return lq_push_kept(L, &rt->keep, c->slot);
 }
 
-/* Anchor the value on top of L (popped) in the alive table: its slot.
-   Slots are reused through a C free list, so the table stays an array. */
+/* A coroutine in use is kept (keep.h), so garbage collection never
+   cancels it (S4); its slot names it in the keep. */
 int lq_anchor(lua_State *L, lq_runtime *rt) {
-  int slot = rt->anchor_nfree > 0 ? rt->anchor_free[--rt->anchor_nfree] : ++rt->anchor_max;
-  lua_xmove(L, rt->A, 1);
-  lua_rawseti(rt->A, LQ_A_ALIVE, slot);
-  return slot;
+  return lq_keep(L, &rt->keep);
 }
 
 void lq_unanchor(lq_runtime *rt, int slot) {
-  if (slot <= 0) return;                /* LUA_NOREF: not anchored */
-  lua_pushnil(rt->A);
-  lua_rawseti(rt->A, LQ_A_ALIVE, slot);
-  lq_slot_free(&rt->anchor_free, &rt->anchor_nfree, &rt->anchor_cap, slot);
+  lq_release(&rt->keep, slot);          /* LUA_NOREF: not kept, nothing to do */
 }
 
 static lua_State *running_thread(lq_runtime *rt) {
@@ -357,14 +342,13 @@ int lq_suspend(lua_State *L, lq_coro *c, lua_KContext ctx, lua_KFunction k) {
 /* ---- the threads are quench's: resumes and closes from Lua ---- */
 
 /* The coroutine (task or branch in use) whose thread is co, or NULL. Only
-   asked when Lua code touched a thread of ours: a walk of the alive table. */
+   asked when Lua code touched a thread of ours: a walk of the keep. */
 static lq_coro *owner_of(lq_runtime *rt, lua_State *co) {
-  lua_State *A = rt->A;
-  if (!lua_checkstack(A, 1)) return NULL;
-  for (int i = 1; i <= rt->anchor_max; i++) {
-    lua_rawgeti(A, LQ_A_ALIVE, i);
-    lq_coro *c = lq_toudata(A, -1, &lq_coro_vt, sizeof(lq_coro));
-    lua_pop(A, 1);
+  lua_State *S = lq_scratch(rt);
+  for (int i = 1; i <= rt->keep.max; i++) {
+    lq_push_kept(S, &rt->keep, i);
+    lq_coro *c = lq_toudata(S, -1, &lq_coro_vt, sizeof(lq_coro));
+    lua_pop(S, 1);
     if (c != NULL && c->co == co) return c;
   }
   return NULL;

@@ -31,7 +31,7 @@ void lq_push_cancelled(lua_State *L, int reason) {
   }
 }
 
-/* For the anchor thread of a new runtime. */
+/* For the keep of a new runtime (quench.run keeps it). */
 void lq_push_cancelled_mt(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &cancelled_mt);
 }

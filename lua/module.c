@@ -62,8 +62,8 @@ void lq_check_alive(lua_State *L, uint64_t serial, const char *fname, const char
    or stderr. */
 void lq_warn(lq_runtime *rt, const char *msg) {
   lua_State *S = lq_scratch(rt);
-  if (rt->ref_on_warning != LUA_NOREF) {
-    lua_rawgeti(S, LUA_REGISTRYINDEX, rt->ref_on_warning);
+  if (rt->keep_on_warning != LQ_NOKEEP) {
+    lq_push_kept(S, &rt->keep, rt->keep_on_warning);
     lua_pushstring(S, msg);
     if (lua_pcall(S, 1, 0, 0) == LUA_OK) return;
     lua_pop(S, 1);

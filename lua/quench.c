@@ -159,28 +159,25 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   }
   rt->mod = m;
   rt->L = L;
+  lq_keep_init(L, &rt->keep);           /* the runtime's one home of Lua values */
   rt->S = lua_newthread(L);
-  rt->ref_S = luaL_ref(L, LUA_REGISTRYINDEX);
-  rt->A = lua_newthread(L);
-  rt->ref_A = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  lua_xmove(L, rt->A, 1);               /* at A's index 1, for ever (LQ_A_ALIVE) */
+  lq_keep(L, &rt->keep);
   lq_push_cancelled_mt(L);
-  lua_xmove(L, rt->A, 1);               /* LQ_A_CANCELLED */
+  rt->keep_cancelled = lq_keep(L, &rt->keep);
   lua_newtable(L);                      /* failed handles, weak keys */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
-  rt->ref_failed = luaL_ref(L, LUA_REGISTRYINDEX);
-  rt->ref_on_error = rt->ref_on_warning = rt->ref_at_exit = LUA_NOREF;
+  rt->keep_failed = lq_keep(L, &rt->keep);
+  rt->keep_on_error = rt->keep_on_warning = rt->keep_at_exit = LQ_NOKEEP;
   if (o.on_error) {
     lua_pushvalue(L, o.on_error);
-    rt->ref_on_error = luaL_ref(L, LUA_REGISTRYINDEX);
+    rt->keep_on_error = lq_keep(L, &rt->keep);
   }
   if (o.on_warning) {
     lua_pushvalue(L, o.on_warning);
-    rt->ref_on_warning = luaL_ref(L, LUA_REGISTRYINDEX);
+    rt->keep_on_warning = lq_keep(L, &rt->keep);
   }
   rt->slow_ns = (uint64_t)(o.slow_task * 1e9);
   rt->serial = ++m->serial;
@@ -191,8 +188,8 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
    before shutdown aborts the tasks left: plain calls, outside any task (they
    cannot wait); an error is a warning. One registered by another runs too. */
 static void run_at_exit(lua_State *L, lq_runtime *rt) {
-  if (rt->ref_at_exit == LUA_NOREF) return;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_at_exit);
+  if (rt->keep_at_exit == LQ_NOKEEP) return;
+  lq_push_kept(L, &rt->keep, rt->keep_at_exit);
   int t = lua_gettop(L);
   for (lua_Integer i = 1; lua_rawgeti(L, t, i) != LUA_TNIL; i++) {
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
@@ -203,8 +200,8 @@ static void run_at_exit(lua_State *L, lq_runtime *rt) {
     }
   }
   lua_settop(L, t - 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_at_exit);
-  rt->ref_at_exit = LUA_NOREF;
+  lq_release(&rt->keep, rt->keep_at_exit);
+  rt->keep_at_exit = LQ_NOKEEP;
 }
 
 static void runtime_free(lua_State *L, lq_runtime *rt) {
@@ -214,12 +211,7 @@ static void runtime_free(lua_State *L, lq_runtime *rt) {
   rt->mod->rt = NULL;
   qn_runtime_free(rt->core);            /* its memory may stay for what is not collected */
   rt->mod->heap.fail_at = 0;
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_S);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_A);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_failed);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_error);
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->ref_on_warning);
-  free(rt->anchor_free);
+  lq_keep_free(L, &rt->keep);           /* everything the run kept, S included */
   free(rt);
 }
 
@@ -308,11 +300,11 @@ static int l_current(lua_State *L) {
 static int l_at_exit(lua_State *L) {
   lq_runtime *rt = lq_runtime_of(L, "quench._at_exit");
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (rt->ref_at_exit == LUA_NOREF) {
+  if (rt->keep_at_exit == LQ_NOKEEP) {
     lua_newtable(L);
-    rt->ref_at_exit = luaL_ref(L, LUA_REGISTRYINDEX);
+    rt->keep_at_exit = lq_keep(L, &rt->keep);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_at_exit);
+  lq_push_kept(L, &rt->keep, rt->keep_at_exit);
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   return 0;

@@ -98,8 +98,8 @@ void lq_push_token_reason(lua_State *L, int idx) {
 
 /* The Cancelled of a task's drop or cancellation point, with the task's
    reason if it has one (h's handle at ud). Every abort makes one, so the
-   metatable comes off rt's anchor thread (LQ_A_CANCELLED): a copy and a
-   move instead of a registry look-up. */
+   metatable comes out of rt's keep: an array look-up on the keep thread
+   instead of a registry look-up by address. */
 void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud) {
   int has_reason = 0;
   if (h->coro.reason != REASON_NONE && h->coro.has_extras) {   /* else: no reason was given */
@@ -108,8 +108,7 @@ void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud) {
     if (!has_reason) lua_pop(L, 1);
   }
   lua_createtable(L, 0, has_reason);
-  lua_pushvalue(rt->A, LQ_A_CANCELLED);
-  lua_xmove(rt->A, L, 1);
+  lq_push_kept(L, &rt->keep, rt->keep_cancelled);
   lua_setmetatable(L, -2);
   if (has_reason) {
     lua_insert(L, -2);
@@ -123,7 +122,7 @@ void lq_push_task_cancelled(lq_runtime *rt, lua_State *L, lq_task *h, int ud) {
 static void make_cancelled(lua_State *L, lq_task *h, int ud) {
   lq_runtime *rt = lq_module_of(L)->rt;   /* callers are the module's functions */
   if (rt != NULL) {
-    lq_push_task_cancelled(rt, L, h, ud);   /* the metatable off the anchor thread */
+    lq_push_task_cancelled(rt, L, h, ud);   /* the metatable out of the keep */
   } else {                                  /* quench.run's main task, after the run */
     lq_push_reason(L, h, ud);
     lq_push_cancelled(L, -1);
@@ -179,8 +178,8 @@ void lq_report(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
   if (h->coro.observed || h->coro.reported) return;
   h->coro.reported = 1;
   int top = lua_gettop(L);
-  if (rt != NULL && rt->ref_on_error != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->ref_on_error);
+  if (rt != NULL && rt->keep_on_error != LQ_NOKEEP) {
+    lq_push_kept(L, &rt->keep, rt->keep_on_error);
     lua_getiuservalue(L, ud, 1);
     lq_get_extras(L, ud);
     if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
@@ -202,7 +201,7 @@ void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
     lq_report(L, rt, h, ud);
     return;
   }
-  lq_push_ref(L, rt->ref_failed);       /* remembered (weakly) until the run ends */
+  lq_push_kept(L, &rt->keep, rt->keep_failed);       /* remembered (weakly) until the run ends */
   lua_pushvalue(L, ud);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
@@ -212,7 +211,7 @@ void lq_report_failure(lua_State *L, lq_runtime *rt, lq_task *h, int ud) {
 /* At the end of a run: every failed, unobserved task whose handle lives on. */
 void lq_report_unobserved(lq_runtime *rt) {
   lua_State *S = lq_scratch(rt);
-  lq_push_ref(S, rt->ref_failed);
+  lq_push_kept(S, &rt->keep, rt->keep_failed);
   int t = lua_gettop(S);
   lua_pushnil(S);
   while (lua_next(S, t)) {

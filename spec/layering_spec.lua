@@ -5,7 +5,7 @@
 
 local FLOOR = {
   ["module.c"] = true, ["args.c"] = true, ["duration.c"] = true,
-  ["error.c"] = true, ["task_state.c"] = true,
+  ["error.c"] = true, ["task_state.c"] = true, ["keep.c"] = true,
 }
 
 local function slurp(path)
