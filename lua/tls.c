@@ -16,8 +16,10 @@
 ** made with it does; a session userdata owns its SSL_SESSION.
 **
 ** Cancel safety (docs/io.md has the table):
-** - connect: dropped while connecting, nothing is left; dropped during the
-**   handshake, the stream is closed (it was never returned).
+** - connect (and connect_op: one op, over core/tls_start.c's future):
+**   dropped while connecting, nothing is left; dropped during the
+**   handshake or once ready but not resumed, the stream is closed (it was
+**   never returned).
 ** - handshake (and starttls, and the first read or write of an accepted
 **   stream, which run it): dropped before it completes, the stream is
 **   closed; a handshake is never resumed.
@@ -590,66 +592,61 @@ static int l_handshake_op(lua_State *L) {
 
 /* ---- starting TLS on a stream ---- */
 
-/* After the handshake of starttls and connect: the stream (at 1), or the
-   failure (the stream is closed). */
-static int started_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  lq_stream *u = lua_touserdata(L, 1);
-  int n;
-  if (ctx == 1) {                           /* done already: true is on top */
-    n = 1;
-    lua_pop(L, 1);
-  } else {
-    qn_future *f = lq_take_op(L);
-    n = handshake_results(L, u->s, f);
-    qn_drop(f);
-  }
-  if (n == 1) {
-    lua_settop(L, 1);
-    return 1;
-  }
-  qn_stream_close(u->s);
-  return n;
+/* stream:starttls is one lq_obj_kind given the TCP stream, over the core's
+   TLS start future (core/tls_start.c): the operands are the stream (1),
+   the options (2), the context (3) and the name to verify (4, nil for a
+   server), all checked and made by the direct form before it performs.
+   start attaches TLS at once: the same userdata becomes a TLS stream
+   (new class and metatable); a failure closes the stream. */
+static void starttls_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  const char *fname = "quench.tcp.stream:starttls";
+  qn_stream *s = ((lq_stream *)obj)->s;
+  if (qn_stream_readers(s) > 0 || qn_stream_writers(s) > 0)
+    luaL_error(L, "%s: a read or write is waiting on this stream", fname);
+  if (qn_stream_is_shut(s)) luaL_error(L, "%s: the stream's write side was shut down", fname);
 }
 
-/* Await the handshake of the stream at 1 for starttls and connect, whose
-   continuation started_k returns the stream (ctx 1: done already, true on
-   top), or closes it and returns the failure. */
-static int await_handshake(lua_State *L, lq_coro *c, const char *fname) {
-  lq_stream *u = lua_touserdata(L, 1);
-  if (qn_tls_handshake_state(u->s) == 1) {
-    lua_pushboolean(L, 1);
-    return started_k(L, LUA_OK, 1);
+static qn_future *starttls_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)c;
+  lq_stream *u = obj;
+  int top = lua_gettop(L);
+  lq_op_arg(L, op, 2);
+  lq_op_arg(L, op, 3);
+  lq_op_arg(L, op, 4);
+  lua_getfield(L, top + 1, "session");           /* checked: nil or a session */
+  lq_session *su = lua_touserdata(L, -1);
+  lq_context *cu = lua_touserdata(L, top + 2);
+  qn_future *f = qn_tls_start_new(u->s, cu->ctx, lua_tostring(L, top + 3),
+                                  su != NULL ? su->sess : NULL);
+  if (f != NULL && qn_stream_is_tls(u->s) && u->cls != &lq_tls_stream_class) {
+    u->cls = &lq_tls_stream_class;              /* the same userdata, now a TLS stream */
+    lq_op_arg(L, op, 1);
+    luaL_setmetatable(L, "quench.tls.stream");
   }
-  qn_future *f = qn_tls_handshake_new(u->s);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = "tls handshake";
-  return lq_await(L, c, f, started_k, 0);
+  lua_settop(L, top);
+  return f;
 }
 
-/* Make the TCP stream userdata at 1 a TLS one over context ctx (checked),
-   then await the handshake. */
-static int start_tls(lua_State *L, lq_coro *c, qn_tls_ctx *ctx, const char *servername,
-                     SSL_SESSION *sess, const char *fname) {
-  lq_stream *u = lua_touserdata(L, 1);
-  int r = qn_tls_attach(u->s, ctx, qn_tls_ctx_is_server(ctx) ? NULL : servername, sess);
-  if (r != 0) {
-    qn_stream_close(u->s);
-    return lq_push_fail(L, r);
-  }
-  u->cls = &lq_tls_stream_class;              /* the same userdata, now a TLS stream */
-  lua_pushvalue(L, 1);
-  luaL_setmetatable(L, "quench.tls.stream");
-  lua_pop(L, 1);
-  return await_handshake(L, c, fname);
+/* The stream, its handshake done, or nil, msg, code (the stream is closed). */
+static int starttls_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  lq_stream *u = obj;
+  int r = qn_tls_start_status(f);
+  if (r != 0) return lq_stream_fail(L, u->s, r);
+  lq_op_arg(L, op, 1);
+  return 1;
 }
+
+static const lq_obj_kind starttls_kind = LQ_OBJ_KIND("tls handshake", starttls_check,
+                                                     starttls_start, starttls_finish, NULL);
+LQ_OBJ_PERFORM_K(starttls_k, starttls_kind)
 
 /* tcp_stream:starttls(opts): the same stream, now TLS (its handshake
    done; opts.server = true for the server side), or nil, msg, code (the
    stream is then closed). */
 static int l_starttls(lua_State *L) {
   const char *fname = "quench.tcp.stream:starttls";
-  qn_stream *s = lq_stream_live(L, 1, fname);
+  lq_stream_live(L, 1, fname);
   lq_coro *c = lq_await_ctx(L, fname);
   lua_settop(L, 2);
   if (lua_isnil(L, 2)) {
@@ -658,12 +655,9 @@ static int l_starttls(lua_State *L) {
   }
   luaL_checktype(L, 2, LUA_TTABLE);
   check_keys(L, 2, 0, 0, fname);
-  if (qn_stream_readers(s) > 0 || qn_stream_writers(s) > 0)
-    luaL_error(L, "%s: a read or write is waiting on this stream", fname);
-  if (qn_stream_is_shut(s)) luaL_error(L, "%s: the stream's write side was shut down", fname);
   int server = opt_bool(L, 2, "server", 0, fname);
   const char *servername = opt_string(L, 2, "servername", fname);
-  SSL_SESSION *sess = opt_session(L, 2, fname);
+  opt_session(L, 2, fname);
   if (!server && servername == NULL) {
     lua_getfield(L, 2, "verify");
     int verify = lua_isnil(L, -1) || (lua_toboolean(L, -1) && !(lua_type(L, -1) == LUA_TSTRING &&
@@ -672,60 +666,157 @@ static int l_starttls(lua_State *L) {
     if (verify) luaL_error(L, "%s: opts.servername is needed to verify the peer "
                            "(or verify = false)", fname);
   }
-  int n = context_for(L, 2, server, fname);
+  starttls_check(L, lua_touserdata(L, 1), 0, c);   /* before a context is made */
+  int n = context_for(L, 2, server, fname);   /* at 3 */
   if (n) return n;
-  lq_context *cu = lua_touserdata(L, -1);    /* at 3: kept alive while waiting */
-  lq_check_cancel(L, c);
-  return start_tls(L, c, cu->ctx, servername, sess, fname);
+  if (server || servername == NULL) lua_pushnil(L);
+  else lua_pushstring(L, servername);         /* at 4 */
+  return lq_obj_perform(L, c, &starttls_kind, lua_touserdata(L, 1), fname, NULL, starttls_k);
 }
 
 /* ---- connecting ---- */
 
-static int connect_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  lq_runtime *rt = lq_module_of(L)->rt;
-  luaL_checkstack(L, 6, NULL);
-  qn_future *f = lq_take_op(L);
-  qn_stream *s;
-  int r = qn_tcp_connect_take(f, &s);
-  qn_drop(f);
-  if (r != 0) return lq_push_fail(L, r);
-  /* stack: host, port, opts, context, servername: the stream goes to 1 */
-  lq_stream *u = lq_stream_new(L, &lq_tcp_stream_class, "");
-  u->s = s;
-  u->serial = rt->serial;
-  lua_replace(L, 1);
-  lq_context *cu = lua_touserdata(L, 4);
-  SSL_SESSION *sess = opt_session(L, 3, "quench.tls.connect");
-  return start_tls(L, rt->running, cu->ctx, lua_tostring(L, 5), sess, "quench.tls.connect");
+/* quench.tls.connect is one lq_op_kind over the core's TLS connect future
+   (core/tls_start.c): a TCP connect, then the handshake. Its operands are
+   the host (1), the port (2), the options (3), the context (4) and the
+   name to verify (5). The direct form checks its options and makes 4 and
+   5 before it performs; tls.connect_op checks its arguments when made and
+   its options when awaited (a bad option raises then, naming
+   quench.tls.connect), keeping 4 and 5 in its user values, or a context
+   that could not be made as a failure: user value 4 false, 5 the message,
+   6 the code, which the op returns at once. */
+
+/* Check the options at idx (a table) for a connect to host; push the
+   context and the name to verify (0), or nil, msg, code (3: the context
+   could not be made). */
+static int connect_prepare(lua_State *L, int idx, const char *host, const char *fname) {
+  check_keys(L, idx, 1, 0, fname);
+  if (opt_bool(L, idx, "server", 0, fname)) luaL_error(L, "%s: opts.server: connect is a client", fname);
+  tcp_opts(L, idx, fname);
+  opt_session(L, idx, fname);
+  int n = context_for(L, idx, 0, fname);
+  if (n) return n;
+  const char *servername = opt_string(L, idx, "servername", fname);
+  lua_pushstring(L, servername ? servername : host);
+  return 0;
 }
 
+static void connect_check(lua_State *L, int op, lq_coro *c) {
+  (void)c;
+  if (op == 0) return;                        /* the direct form prepared its operands */
+  int top = lua_gettop(L);
+  lua_getiuservalue(L, op, 3);
+  lua_getiuservalue(L, op, 1);
+  if (connect_prepare(L, top + 1, lua_tostring(L, top + 2), "quench.tls.connect") == 0) {
+    lua_setiuservalue(L, op, 5);
+    lua_setiuservalue(L, op, 4);
+  } else {
+    lua_setiuservalue(L, op, 6);
+    lua_setiuservalue(L, op, 5);
+    lua_pushboolean(L, 0);
+    lua_setiuservalue(L, op, 4);
+    lua_pop(L, 1);                            /* the failure's nil */
+  }
+  lua_settop(L, top);
+}
+
+/* An op whose context could not be made fails at once. */
+static int connect_now(lua_State *L, int op) {
+  if (op == 0) return -1;
+  if (lua_getiuservalue(L, op, 4) != LUA_TBOOLEAN) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_getiuservalue(L, op, 5);
+  lua_getiuservalue(L, op, 6);
+  return 3;
+}
+
+static qn_future *connect_start(lua_State *L, int op, lq_coro *c) {
+  const char *fname = "quench.tls.connect";
+  int top = lua_gettop(L);
+  for (int i = 1; i <= 5; i++) lq_op_arg(L, op, i);
+  qn_tcp_opts o = tcp_opts(L, top + 3, fname);   /* checked: no raise */
+  SSL_SESSION *sess = opt_session(L, top + 3, fname);
+  lq_context *cu = lua_touserdata(L, top + 4);
+  qn_future *f = qn_tls_connect_new(c->rt->core, lua_tostring(L, top + 1),
+                                    (int)lua_tointeger(L, top + 2), &o, cu->ctx,
+                                    lua_tostring(L, top + 5), sess);
+  lua_settop(L, top);
+  return f;
+}
+
+/* A TLS stream, its handshake done, or nil, msg, code. */
+static int connect_finish(lua_State *L, int op, qn_future *f) {
+  (void)op;
+  luaL_checkstack(L, 4, NULL);
+  int r = qn_tls_start_status(f);
+  if (r != 0) {
+    qn_stream *s = qn_tls_start_stream(f);
+    return s != NULL ? lq_stream_fail(L, s, r) : lq_push_fail(L, r);
+  }
+  lq_stream *u = lq_stream_new(L, &lq_tls_stream_class, "");   /* first: it may raise */
+  u->s = qn_tls_connect_take(f);
+  u->serial = lq_module_of(L)->rt->serial;
+  return 1;
+}
+
+static const lq_op_kind connect_kind = { "tls connect", connect_check, connect_start,
+                                         connect_finish, connect_now };
+
+/* Make opts (3) a table (nil: an empty one), or raise as check does. */
+static void connect_opts(lua_State *L, void (*bad)(lua_State *, int, const char *)) {
+  lua_settop(L, 3);
+  if (lua_isnil(L, 3)) {
+    lua_newtable(L);
+    lua_replace(L, 3);
+  }
+  if (!lua_istable(L, 3)) bad(L, 3, "table");
+}
+
+static void bad_connect_arg(lua_State *L, int i, const char *expected) {
+  luaL_checktype(L, i, expected[0] == 't' ? LUA_TTABLE : LUA_TSTRING);
+}
+
+/* connect_op's messages: the ones its first (Lua) version gave. */
+static void bad_connect_op_arg(lua_State *L, int i, const char *expected) {
+  const char *got = lua_type(L, i) == LUA_TNUMBER ? lua_tostring(L, i) : luaL_typename(L, i);
+  luaL_error(L, "bad argument #%d to 'quench.tls.connect_op' (%s expected, got %s)", i,
+             expected, got);
+}
 /* quench.tls.connect(host, port [, opts]): a TLS stream, its handshake
    done, or nil, msg, code. */
 static int l_connect(lua_State *L) {
   const char *fname = "quench.tls.connect";
-  const char *host = luaL_checkstring(L, 1);
-  int port = check_port(L, 2);
+  lq_check_cstring(L, 1, fname, "argument #1 (host)");
+  check_port(L, 2);
+  connect_opts(L, bad_connect_arg);
   lq_coro *c = lq_await_ctx(L, fname);
-  lua_settop(L, 3);
-  if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  else {
-    lua_newtable(L);
-    lua_replace(L, 3);
-  }
-  check_keys(L, 3, 1, 0, fname);
-  if (opt_bool(L, 3, "server", 0, fname)) luaL_error(L, "%s: opts.server: connect is a client", fname);
-  qn_tcp_opts o = tcp_opts(L, 3, fname);
-  opt_session(L, 3, fname);
-  int n = context_for(L, 3, 0, fname);      /* at 4 */
+  int n = connect_prepare(L, 3, lua_tostring(L, 1), fname);   /* at 4, 5 */
   if (n) return n;
-  const char *servername = opt_string(L, 3, "servername", fname);
-  lua_pushstring(L, servername ? servername : host);   /* at 5 */
-  lq_check_cancel(L, c);
-  qn_future *f = qn_tcp_connect_new(c->rt->core, host, port, &o);
-  if (f == NULL) return luaL_error(L, "%s: out of memory", fname);
-  c->what = "tls connect";
-  return lq_await(L, c, f, connect_k, 0);
+  return lq_perform(L, c, &connect_kind, 0, fname, NULL);
+}
+
+/* quench.tls.connect_op(host, port [, opts]): the op of quench.tls.connect;
+   it connects when awaited or selected. */
+static int l_connect_op(lua_State *L) {
+  const char *fname = "quench.tls.connect_op";
+  if (lua_type(L, 1) != LUA_TSTRING) bad_connect_op_arg(L, 1, "string");
+  lq_check_cstring(L, 1, fname, "argument #1 (host)");
+  if (!lua_isinteger(L, 2) || lua_tointeger(L, 2) < 0 || lua_tointeger(L, 2) > 65535) {
+    const char *got = lua_type(L, 2) == LUA_TNUMBER ? lua_tostring(L, 2) : luaL_typename(L, 2);
+    luaL_error(L, "bad argument #2 to '%s' (port must be an integer in 0..65535, got %s)",
+               fname, got);
+  }
+  connect_opts(L, bad_connect_op_arg);
+  lq_op_new(L, &connect_kind, 6);
+  for (int i = 1; i <= 3; i++) {
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i);
+  }
+  return 1;
 }
 
 /* ---- servers ---- */
@@ -794,10 +885,11 @@ static const luaL_Reg session_metamethods[] = { {"__gc", l_session_gc}, {NULL, N
 static const luaL_Reg no_methods[] = { {NULL, NULL} };
 
 static const luaL_Reg functions[] = {
-  {"connect", l_connect}, {"listen", l_listen}, {"context", l_context}, {NULL, NULL}
+  {"connect", l_connect}, {"connect_op", l_connect_op}, {"listen", l_listen},
+  {"context", l_context}, {NULL, NULL}
 };
 
-/* quench.tls = {connect, listen, context}; tcp streams gain starttls. The
+/* quench.tls = {connect, connect_op, listen, context}; tcp streams gain starttls. The
    module table is on top; lq_tcp_register has run. */
 void lq_tls_register(lua_State *L, int mod) {
   lq_stream_register(L, mod, &lq_tls_stream_class, lq_tcp_stream_methods);

@@ -2,7 +2,9 @@
 -- the real clock over loopback with certificates made at test time. It
 -- connects and verifies when awaited; dropped during its handshake (a lost
 -- select, an expired timeout) the half-made TLS connection is closed: the
--- silent plain-TCP server sees the ClientHello and then EOF.
+-- silent plain-TCP server sees the ClientHello and then EOF. The same for
+-- tcp_stream:starttls, the other TLS start (one future each:
+-- core/tls_start.c): dropped mid-handshake or failed, the stream is closed.
 local quench = require "quench"
 local tls_pki = require "helpers.tls_pki"
 local tls, tcp = quench.tls, quench.tcp
@@ -92,6 +94,14 @@ describe("quench.tls.connect_op", function()
     assert.are.equal("\22\3", got:sub(1, 2))
   end))
 
+  it("returns a context that cannot be made as values when awaited", T(function()
+    local op = tls.connect_op("localhost", 1, { cafile = "/nonexistent/ca.pem" })
+    local c, err, code = op:await()
+    assert.is_nil(c)
+    assert.are.equal("ETLS_CONFIG", code)
+    assert.matches("/nonexistent/ca.pem", err, 1, true)
+  end))
+
   it("raises on bad arguments, naming the function", T(function()
     assert.has_error(function() tls.connect_op(nil, 443) end,
       "bad argument #1 to 'quench.tls.connect_op' (string expected, got nil)")
@@ -102,5 +112,53 @@ describe("quench.tls.connect_op", function()
     -- a bad option raises when awaited, as connect's would
     assert.has_error(function() tls.connect_op("localhost", 443, { bogus = 1 }):await() end,
       "quench.tls.connect: unknown option 'bogus'")
+  end))
+end)
+
+describe("tcp_stream:starttls", function()
+  it("closes the stream when dropped mid-handshake", T(function()
+    local port, server = silent_server()
+    local c = assert(tcp.connect("127.0.0.1", port))
+    local done = quench.timeout(0.05, function()
+      return c:starttls({ verify = false })
+    end)
+    assert.is_false(done)
+    assert.are.equal("quench.tls.stream", getmetatable(c).__name)   -- attached, then closed
+    assert.has_error(function() c:write("x") end,
+      "quench.tls.stream:write: attempt to use a closed stream")
+    local ok, got = server:join()
+    assert.is_true(ok)
+    assert.are.equal("\22\3", got:sub(1, 2))
+  end))
+
+  it("returns a failed handshake as values and closes the stream", T(function()
+    local srv = assert(tls.listen("127.0.0.1", 0, { certificate = pki.self.cert,
+                                                    key = pki.self.key }))
+    local _, port = srv:getsockname()
+    local server = quench.spawn(function()
+      local s = assert(srv:accept())
+      s:read("a")
+      s:close()
+    end)
+    local c = assert(tcp.connect("127.0.0.1", port))
+    local r, err, code = c:starttls({ servername = "localhost", cafile = pki.ca.cert })
+    assert.is_nil(r)
+    assert.are.equal("ETLS_SELF_SIGNED", code)
+    assert.matches("certificate verify failed", err)
+    assert.has_error(function() c:read(1) end, "quench.tls.stream:read: attempt to use a closed stream")
+    server:join()
+    srv:close()
+  end))
+
+  it("raises when a read is waiting on the stream", T(function()
+    local port, server = silent_server()
+    local c = assert(tcp.connect("127.0.0.1", port))
+    local reader = quench.spawn(function() return c:read(1) end)
+    quench.yield()
+    assert.has_error(function() c:starttls({ verify = false }) end,
+      "quench.tcp.stream:starttls: a read or write is waiting on this stream")
+    reader:abort()
+    c:close()
+    server:join()
   end))
 end)

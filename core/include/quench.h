@@ -719,6 +719,28 @@ int qn_tls_handshake_state(const qn_stream *s);
 /* Ready when the handshake is done or failed (or the stream closed). */
 qn_future *qn_tls_handshake_new(qn_stream *s);
 int qn_tls_handshake_status(const qn_future *hs);     /* 0 or an error code */
+
+/* Starting TLS as one future (tls_start.c; its top says what a drop at each
+   point leaves). qn_tls_connect_new: connect to host and port as
+   qn_tcp_connect_new does, then attach a client over ctx (servername and
+   session as qn_tls_attach's) and complete the handshake.
+   qn_tls_start_new: attach to the connected TCP stream s (the caller's)
+   at once, then complete the handshake; qn_stream_is_tls(s) says at once
+   whether the attach was made. A failure at any step closes the stream.
+   Both take their own references to ctx and session. */
+qn_future *qn_tls_connect_new(qn_runtime *rt, const char *host, int port,
+                              const qn_tcp_opts *opts, qn_tls_ctx *ctx,
+                              const char *servername, void *session);
+qn_future *qn_tls_start_new(qn_stream *s, qn_tls_ctx *ctx, const char *servername,
+                            void *session);
+/* Once ready: 0 or an error code (a TLS failure's message:
+   qn_tls_error_message of the stream). */
+int qn_tls_start_status(const qn_future *start);
+/* The stream (NULL before a connect connected, and once taken); the
+   future's until taken (a connect's) or the caller's (starttls). */
+qn_stream *qn_tls_start_stream(const qn_future *start);
+/* A connect ready with 0: its stream, now the caller's; else NULL. */
+qn_stream *qn_tls_connect_take(qn_future *start);
 /* The text of the stream's last TLS failure ("" if none). */
 const char *qn_tls_error_message(const qn_stream *s);
 /* "ETLS_UNKNOWN_CA", ..., or NULL for a code that is not a TLS one. */

@@ -4,7 +4,10 @@
    Covers: context configuration failures, the handshake both ways with
    the client verifying chain and name, a line each way, a host name
    mismatch refused with ETLS_HOSTNAME on the client, a handshake future
-   dropped mid-handshake closing its stream, and SNI registration. */
+   dropped mid-handshake closing its stream, SNI registration, and the
+   client's side as one TLS start future (core/tls_start.c): connect and
+   handshake, or the handshake of a connected stream, a failure closing
+   the stream. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,11 +69,14 @@ static qn_tls_ctx *ctx_or_fail(const qn_tls_config *c) {
 
 /* ---- the script: connect, accept, attach TLS, handshake, one line each way ---- */
 
+enum { CLIENT_ATTACH, CLIENT_START, CLIENT_CONNECT };
+
 typedef struct script {
   qn_future base;
   qn_runtime *rt;
   int state, port;
   int drop_mid_handshake;   /* drop the client's handshake future after its first poll */
+  int client;               /* how the client starts TLS: CLIENT_* */
   const char *servername;
   qn_tls_ctx *cctx, *sctx;
   qn_future *a, *b;         /* client side, server side */
@@ -107,11 +113,42 @@ static int script_poll(qn_future *f, qn_waker *w) {
       struct sockaddr_storage ss;
       CHECK(qn_tcp_server_sockname(sc->srv, &ss) == 0);
       sc->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-      sc->a = qn_tcp_connect_new(sc->rt, "127.0.0.1", sc->port, &o);
       sc->b = qn_tcp_accept_new(sc->srv);
+      if (sc->client == CLIENT_CONNECT) {
+        sc->a = qn_tls_connect_new(sc->rt, "127.0.0.1", sc->port, &o, sc->cctx, sc->servername,
+                                   NULL);
+        sc->state = 5;
+        break;
+      }
+      sc->a = qn_tcp_connect_new(sc->rt, "127.0.0.1", sc->port, &o);
       sc->state = 1;
       break;
     }
+    case 5:                 /* the client's one future; the server accepts and attaches */
+      if (sc->srv_s == NULL && ready(&sc->b, w)) {
+        qn_drop(sc->b);
+        sc->b = NULL;
+        CHECK(qn_tcp_try_accept(sc->srv, &sc->srv_s) == 0);
+        CHECK(qn_tls_attach(sc->srv_s, sc->sctx, NULL, NULL) == 0);
+        sc->b = qn_tls_handshake_new(sc->srv_s);
+      }
+      if (sc->srv_s != NULL && sc->b && ready(&sc->b, w)) {
+        sc->srv_hs = qn_tls_handshake_status(sc->b);
+        qn_drop(sc->b);
+        sc->b = NULL;
+      }
+      if (sc->a && ready(&sc->a, w)) {
+        sc->cli_hs = qn_tls_start_status(sc->a);
+        if (sc->cli_hs == 0) sc->cli = qn_tls_connect_take(sc->a);
+        else sc->closed_on_drop = qn_stream_is_closed(qn_tls_start_stream(sc->a));
+        CHECK((sc->cli != NULL) == (sc->cli_hs == 0));
+        CHECK(qn_tls_connect_take(sc->a) == NULL);           /* taken once */
+        qn_drop(sc->a);
+        sc->a = NULL;
+      }
+      if (sc->a || sc->b) return QN_PENDING;
+      sc->state = 2;
+      break;
     case 1:
       if (sc->a && ready(&sc->a, w)) {
         CHECK(qn_tcp_connect_take(sc->a, &sc->cli) == 0);
@@ -124,12 +161,18 @@ static int script_poll(qn_future *f, qn_waker *w) {
         CHECK(qn_tcp_try_accept(sc->srv, &sc->srv_s) == 0);
       }
       if (sc->a || sc->b) return QN_PENDING;
-      CHECK(qn_tls_attach(sc->cli, sc->cctx, sc->servername, NULL) == 0);
       CHECK(qn_tls_attach(sc->srv_s, sc->sctx, NULL, NULL) == 0);
+      sc->b = qn_tls_handshake_new(sc->srv_s);
+      if (sc->client == CLIENT_START) {
+        sc->a = qn_tls_start_new(sc->cli, sc->cctx, sc->servername, NULL);
+        CHECK(sc->a != NULL && qn_stream_is_tls(sc->cli));   /* attached at once */
+        sc->state = 2;
+        break;
+      }
+      CHECK(qn_tls_attach(sc->cli, sc->cctx, sc->servername, NULL) == 0);
       CHECK(qn_tls_attach(sc->cli, sc->cctx, sc->servername, NULL) == UV_EINVAL);  /* once */
       CHECK(qn_stream_is_tls(sc->cli) && qn_tls_handshake_state(sc->cli) == 0);
       sc->a = qn_tls_handshake_new(sc->cli);
-      sc->b = qn_tls_handshake_new(sc->srv_s);
       if (sc->drop_mid_handshake) {
         CHECK(qn_poll(sc->a, w) == QN_PENDING);     /* the ClientHello is sent */
         qn_drop(sc->a);                              /* a handshake is one op */
@@ -142,7 +185,12 @@ static int script_poll(qn_future *f, qn_waker *w) {
       break;
     case 2:
       if (sc->a && ready(&sc->a, w)) {
-        sc->cli_hs = qn_tls_handshake_status(sc->a);
+        if (sc->client == CLIENT_START) {
+          sc->cli_hs = qn_tls_start_status(sc->a);
+          sc->closed_on_drop = qn_stream_is_closed(sc->cli);   /* a failure closes it */
+        } else {
+          sc->cli_hs = qn_tls_handshake_status(sc->a);
+        }
         qn_drop(sc->a);
         sc->a = NULL;
       }
@@ -279,6 +327,18 @@ int main(void) {
                      .drop_mid_handshake = 1 };
   run_script(&dropped);
   CHECK(dropped.closed_on_drop);
+
+  for (int client = CLIENT_START; client <= CLIENT_CONNECT; client++) {
+    script one = { .servername = "localhost", .cctx = cctx, .sctx = sctx, .client = client };
+    run_script(&one);
+    CHECK(one.cli_hs == 0 && one.srv_hs == 0);
+    CHECK(strcmp(one.got_srv, "hello") == 0);
+    CHECK(strcmp(one.got_cli, "world") == 0);
+    script bad = { .servername = "other.example", .cctx = cctx, .sctx = sctx, .client = client };
+    run_script(&bad);
+    CHECK(bad.cli_hs == QN_TLS_EHOSTNAME);
+    CHECK(bad.closed_on_drop);                      /* the failure closed the stream */
+  }
 
   test_sni_registration(&p, sctx, cctx);
   qn_tls_ctx_unref(sctx);

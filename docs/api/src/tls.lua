@@ -48,21 +48,20 @@
 -- This is an await.
 function quench.tls.connect(host, port, opts) end
 
---- The op of `connect` (`quench.op(quench.tls.connect, host, port,
--- opts)`): a branch of its awaiting task when awaited or selected, so a
+--- The op of `connect`: the same wait (the TCP connect, then the
+-- handshake, as one future), started when awaited or selected, so a
 -- connect and its handshake can race a deadline or a shutdown signal in
--- one `quench.select`. Single-use, as every op. The options are checked
--- when it is awaited (a bad one raises then, as `connect` does).
+-- one `quench.select`. Single-use, as every op. The arguments are checked
+-- when it is made, the options when it is awaited (a bad one raises then,
+-- as `connect` does).
 --
--- **Cancel safety.** As `connect`, whichever of its two waits is pending
--- when the op is dropped: connecting, nothing is left; handshaking, the
--- stream is closed and never returned.
+-- **Cancel safety.** As `connect`: dropped while connecting, nothing is
+-- left; handshaking, the stream is closed and never returned.
 --
 -- * before it waits: nothing done
 -- * while waiting: connecting: as `quench.tcp.connect`; handshaking: the stream is
 --   closed; nothing is returned, nothing leaks
--- * given, not resumed: the stream it returned is unreferenced: closed when
---   garbage collected (its peer sees EOF then)
+-- * given, not resumed: the stream is closed; the peer sees EOF
 --
 -- @tparam string host a name or address (the default `servername`)
 -- @tparam integer port the port
