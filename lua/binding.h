@@ -32,8 +32,10 @@
 **    table handle -> extras, made on demand: defers, cancel reason,
 **    traceback, name, a bound token and its watch, a cleanup error handed
 **    up between branch drops; few tasks have one, and a user value in
-**    every handle cost more), refused resumes (coro.c), context frames
-**    (context.c), the token map (token.c), the stdio streams (pipe.c).
+**    every handle cost more), refused resumes by thread (coro.c, weak),
+**    quench.context frames by coroutine (context.c), on_cancel
+**    registrations by address (token.c, weak), the stdio streams (pipe.c);
+**    and the error metatables, keyed by static addresses (error.c).
 ** The scratch thread S is no home: callbacks from the core (poll, drop),
 ** which have no lua_State of their own, work on S, and leave its top as
 ** they found it; nothing is kept there from one call to the next.
