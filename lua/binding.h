@@ -82,6 +82,7 @@ typedef struct lq_heap {
   uint64_t fail_at;     /* the one to refuse (opts.fail_alloc); 0: none */
   uint64_t refused;     /* allocations refused so far, injected or not */
   uint64_t live;        /* blocks of every runtime of the module not freed yet */
+  struct lq_arena *arena;   /* the state's small-block allocator (arena.c), or NULL */
 } lq_heap;
 
 /* Module state: the first upvalue of every function of the module. */
