@@ -25,13 +25,26 @@
 #include <string.h>
 #include "internal.h"
 
-/* In a future: 32 bytes, so that a channel future is 56 (one per task
-   waiting on a channel). */
+/* In a future: 24 bytes, so that a channel future is 48 (one per task
+   waiting on a channel: docs/performance.md, W7). Linked is the node not
+   pointing at itself (qn__list_remove leaves it so); the three flags sit in
+   the low bits of the waker's address, which is pointer-aligned. */
+enum { W_HAS = 1, W_GRANTED = 2, W_COMMITTED = 4, W_FLAGS = 7 };   /* has: a claim on a handed slot */
+_Static_assert(_Alignof(qn_waker) > W_FLAGS, "a waker's address has 3 free low bits");
 typedef struct waiter {
-  qn__list node;
-  qn_waker *waker;
-  uint8_t linked, has, granted, committed;   /* has: a claim on a handed slot */
+  qn__list node;        /* self-linked while in no list */
+  uintptr_t bits;       /* the waker | W_* */
 } waiter;
+
+static inline int linked(const waiter *w) { return !qn__list_empty(&w->node); }
+static inline int flag(const waiter *w, unsigned f) { return (w->bits & f) != 0; }
+static inline void set_flag(waiter *w, unsigned f) { w->bits |= f; }
+static inline qn_waker *waker_of(const waiter *w) {
+  return (qn_waker *)(w->bits & ~(uintptr_t)W_FLAGS);
+}
+static inline void set_waker(waiter *w, qn_waker *wk) {
+  w->bits = (uintptr_t)wk | (w->bits & W_FLAGS);
+}
 
 /* Counts are 32-bit (a channel is one per idle task in many programs:
    its bytes count): the ring stops growing at RING_MAX slots (16 GB), a
@@ -146,9 +159,7 @@ static waiter *first(qn__list *l) {
 }
 
 static void unlink_waiter(waiter *w) {
-  if (!w->linked) return;
-  qn__list_remove(&w->node);
-  w->linked = 0;
+  qn__list_remove(&w->node);           /* a no-op on a node in no list */
 }
 
 /* The channel has just ended: every waiting receiver sees "closed". */
@@ -157,7 +168,7 @@ static void wake_if_ended(qn_chan *ch) {
   waiter *w;
   while ((w = first(&ch->receivers))) {
     unlink_waiter(w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
 }
 
@@ -168,9 +179,9 @@ static void grant_senders(qn_chan *ch) {
   while ((w = first(&ch->senders)) && !ch->closed &&
          (uint64_t)ch->len + ch->reserved < ch->capacity) {
     unlink_waiter(w);
-    w->granted = 1;
+    set_flag(w, W_GRANTED);
     ch->reserved++;
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
 }
 
@@ -178,7 +189,7 @@ static void grant_senders(qn_chan *ch) {
 static void hand(qn_chan *ch, waiter *w) {
   ch->len--;
   ch->handed++;
-  w->has = 1;
+  set_flag(w, W_HAS);
 }
 
 /* Give claims on queued slots to waiting receivers, in FIFO order. */
@@ -187,7 +198,7 @@ static void dispatch(qn_chan *ch) {
   while (ch->len > 0 && (w = first(&ch->receivers))) {
     unlink_waiter(w);
     hand(ch, w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
   grant_senders(ch);
 }
@@ -216,7 +227,7 @@ int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot) {
   if (w != NULL) {        /* receivers wait only while nothing is queued: w gets this slot */
     unlink_waiter(w);
     hand(ch, w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
   grant_senders(ch);      /* the permit spent here frees room */
   return QN_OK;
@@ -239,7 +250,7 @@ void qn_chan_close(qn_chan *ch) {
   waiter *w;
   while ((w = first(&ch->senders))) {   /* no permit will come: their sends fail */
     unlink_waiter(w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
   wake_if_ended(ch);
 }
@@ -255,31 +266,30 @@ typedef struct chan_future {
 
 static int reserve_poll(qn_future *f, qn_waker *wk) {
   chan_future *c = (chan_future *)f;
-  if (c->w.granted) return QN_READY;
+  if (flag(&c->w, W_GRANTED)) return QN_READY;
   if (c->ch->closed) return QN_READY;
-  if (!c->w.linked) {
+  if (!linked(&c->w)) {
     if (qn_chan_reserve(c->ch) == QN_OK) {
-      c->w.granted = 1;
+      set_flag(&c->w, W_GRANTED);
       return QN_READY;
     }
     qn__list_push(&c->ch->senders, &c->w.node);
-    c->w.linked = 1;
   }
-  c->w.waker = wk;
+  set_waker(&c->w, wk);
   return QN_PENDING;
 }
 
 static void reserve_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
-  if (c->w.granted && !c->w.committed) qn_chan_unreserve(c->ch);   /* the permit goes on */
+  if (flag(&c->w, W_GRANTED) && !flag(&c->w, W_COMMITTED)) qn_chan_unreserve(c->ch);   /* the permit goes on */
   qn__small_free(c->rt, c, sizeof *c);
 }
 
 static int recv_poll(qn_future *f, qn_waker *wk) {
   chan_future *c = (chan_future *)f;
-  if (c->w.has) return QN_READY;
-  if (!c->w.linked) {
+  if (flag(&c->w, W_HAS)) return QN_READY;
+  if (!linked(&c->w)) {
     if (c->ch->len > 0 && qn__list_empty(&c->ch->receivers)) {
       hand(c->ch, &c->w);
       grant_senders(c->ch);
@@ -287,16 +297,15 @@ static int recv_poll(qn_future *f, qn_waker *wk) {
     }
     if (ended(c->ch)) return QN_READY;
     qn__list_push(&c->ch->receivers, &c->w.node);
-    c->w.linked = 1;
   }
-  c->w.waker = wk;
+  set_waker(&c->w, wk);
   return QN_PENDING;
 }
 
 static void recv_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
-  if (c->w.has && !c->w.committed) {   /* a claim never used: the newest handed slot is queued again */
+  if (flag(&c->w, W_HAS) && !flag(&c->w, W_COMMITTED)) {   /* a claim never used: the newest handed slot is queued again */
     c->ch->handed--;
     c->ch->len++;
     dispatch(c->ch);
@@ -327,16 +336,16 @@ qn_future *qn_chan_recv_new(qn_runtime *rt, qn_chan *ch) {
 
 int qn_chan_reserve_commit(qn_future *f, uint64_t slot) {
   chan_future *c = (chan_future *)f;
-  if (!c->w.granted || c->w.committed) return QN_ECLOSED;
+  if (!flag(&c->w, W_GRANTED) || flag(&c->w, W_COMMITTED)) return QN_ECLOSED;
   int r = qn_chan_commit(c->rt, c->ch, slot);
-  if (r == QN_OK) c->w.committed = 1;   /* else the permit is still the future's */
+  if (r == QN_OK) set_flag(&c->w, W_COMMITTED);   /* else the permit is still the future's */
   return r;
 }
 
 int qn_chan_recv_take(qn_future *f, uint64_t *slot) {
   chan_future *c = (chan_future *)f;
-  if (!c->w.has || c->w.committed) return QN_ECLOSED;
-  c->w.committed = 1;
+  if (!flag(&c->w, W_HAS) || flag(&c->w, W_COMMITTED)) return QN_ECLOSED;
+  set_flag(&c->w, W_COMMITTED);
   *slot = take_front(c->ch);   /* the oldest, whichever claim this future holds */
   c->ch->handed--;
   wake_if_ended(c->ch);
