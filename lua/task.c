@@ -47,8 +47,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
   lq_task *h = lua_newuserdatauv(L, lq_task_offset() + qn_task_size(), 1 + inline_args);
   h->coro.base.vt = NULL;               /* no task for __gc until lq_coro_init (which zeroes the rest) */
-  h->serial = (uint32_t)rt->serial;
-  h->spawned_at = qn_now(rt->core);
+  h->spawned_at = (uint32_t)(qn_now(rt->core) >> LQ_SPAWN_TIME_SHIFT);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
   lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
@@ -67,6 +66,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   }
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, CORO_TASK);
+  h->coro.serial = (uint32_t)rt->serial;
   h->coro.nres = n;                     /* until it starts */
   lq_context_inherit(L, rt, ud);        /* these may raise: before the core knows the task */
   if (rt->spawn_sites) note_site(L, ud);
@@ -360,6 +360,14 @@ typedef struct list_ctx {
   int list, n;
 } list_ctx;
 
+
+/* ns since a spawn time kept as 32 bits of 2^LQ_SPAWN_TIME_SHIFT ns
+   (lq_task): exact up to that unit, for ages under 2^32 units. */
+static uint64_t spawn_age(uint64_t now, uint32_t spawned_at) {
+  uint64_t units = now >> LQ_SPAWN_TIME_SHIFT;
+  uint64_t spawned = units - (uint32_t)((uint32_t)units - spawned_at);
+  return now - (spawned << LQ_SPAWN_TIME_SHIFT);
+}
 static void list_one(qn_task *t, void *arg) {
   list_ctx *x = arg;
   lua_State *L = x->L;
@@ -386,7 +394,7 @@ static void list_one(qn_task *t, void *arg) {
   lua_settop(L, entry);
   push_waiting(L, h);
   lua_setfield(L, entry, "waiting");
-  lua_pushnumber(L, (lua_Number)(qn_now(x->rt->core) - h->spawned_at) / 1e9);
+  lua_pushnumber(L, (lua_Number)spawn_age(qn_now(x->rt->core), h->spawned_at) / 1e9);
   lua_setfield(L, entry, "age");
   if (h->parent_gap != 0) {
     lua_pushinteger(L, (lua_Integer)(qn_task_id(t) - h->parent_gap));

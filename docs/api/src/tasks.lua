@@ -137,7 +137,8 @@ function quench.guard(fn) end
 -- @tparam function fn the code to shield
 -- @param ... its arguments
 -- @return what `fn` returns
--- @raise what `fn` raises; outside a task, a clear error.
+-- @raise what `fn` raises; outside a task, a clear error; shields nested
+-- more than 4095 deep, `quench.shield: nested more than 4095 deep`.
 function quench.shield(fn, ...) end
 
 --- Every live task of the running runtime.
