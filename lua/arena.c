@@ -25,8 +25,9 @@
 **
 ** When: installed by luaopen_quench (lq_arena_install) for the whole
 ** state, not just quench's objects; not under AddressSanitizer or valgrind
-** (they must see each block on its own), nor when the environment has
-** QUENCH_ARENA=0. It lives until lua_close frees the state's main block,
+** (they must see each block on its own; QUENCH_ARENA=1 keeps it on under
+** valgrind, for callgrind's instruction counts), nor when the environment
+** has QUENCH_ARENA=0. It lives until lua_close frees the state's main block,
 ** the very last call lua_close makes to the allocator: then the whole
 ** reservation, the allocator's own state included, is unmapped. lua_close
 ** unloads C modules (dlclose) before it frees the objects, so installing
@@ -83,6 +84,7 @@ enum {
 
 struct lq_arena {
   char *base;                   /* the reservation, ARENA_CHUNK-aligned */
+  uintptr_t first;              /* the first chunk (after this struct and the table) */
   uintptr_t next;               /* the first chunk not handed out yet */
   uintptr_t committed;          /* the end of what is readable and writable */
   uintptr_t limit;              /* the end of the reservation */
@@ -208,7 +210,7 @@ void lq_arena_core_free(lq_arena *a, void *p) {
 }
 
 size_t lq_arena_bytes(const lq_arena *a) {
-  return a == NULL ? 0 : (size_t)(a->next - (uintptr_t)a->base);
+  return a == NULL ? 0 : (size_t)(a->next - a->first);
 }
 
 /* Keep quench.so loaded until the process ends: lua_close would dlclose
@@ -223,9 +225,12 @@ lq_arena *lq_arena_install(lua_State *L) {
   void *ud;
   lua_Alloc prev = lua_getallocf(L, &ud);
   if (prev == arena_alloc) return ud;             /* loaded again in this state */
-  if (ARENA_SANITIZED || ARENA_UNDER_VALGRIND()) return NULL;
+  /* QUENCH_ARENA=0: off; =1: on under valgrind too (callgrind's counts of
+     the build as it runs, docs/performance.md); unset: on but under
+     memcheck & co. Never under AddressSanitizer. */
   const char *env = getenv("QUENCH_ARENA");
-  if (env != NULL && strcmp(env, "0") == 0) return NULL;
+  if (ARENA_SANITIZED || (env != NULL && strcmp(env, "0") == 0)) return NULL;
+  if (ARENA_UNDER_VALGRIND() && (env == NULL || strcmp(env, "1") != 0)) return NULL;
   /* The chunk table and this struct take the reservation's first chunks. */
   size_t head = sizeof(lq_arena) + ARENA_NCHUNKS;
   head = (head + ARENA_CHUNK - 1) & ~(ARENA_CHUNK - 1);
@@ -244,7 +249,7 @@ lq_arena *lq_arena_install(lua_State *L) {
   memset(a, 0, sizeof *a);
   a->base = base;
   a->class_of = (uint8_t *)(a + 1);
-  a->next = (uintptr_t)base + head;
+  a->first = a->next = (uintptr_t)base + head;
   a->committed = (uintptr_t)base + commit;
   a->limit = (uintptr_t)base + ARENA_RESERVE;
   a->prev = prev;

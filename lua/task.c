@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "binding.h"
+#include "arena.h"
 
 
 /* The first reason wins, whether it came with cancel, abort or a token. */
@@ -432,15 +433,19 @@ static int l_stats(lua_State *L) {
   lq_module *m = lq_module_of(L);
   lq_runtime *rt = m->rt;
   if (rt == NULL) {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)m->heap.allocs);
     lua_setfield(L, -2, "allocs");
     lua_pushinteger(L, (lua_Integer)m->heap.live);
     lua_setfield(L, -2, "live_blocks");
+    lua_pushinteger(L, (lua_Integer)lq_arena_bytes(m->heap.arena));
+    lua_setfield(L, -2, "arena_bytes");
     return 1;
   }
   const qn_stats *st = qn_runtime_stats(rt->core);
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
+  lua_pushinteger(L, (lua_Integer)lq_arena_bytes(m->heap.arena));
+  lua_setfield(L, -2, "arena_bytes");
   lua_pushinteger(L, (lua_Integer)st->allocs);
   lua_setfield(L, -2, "allocs");
   lua_pushinteger(L, (lua_Integer)st->live_blocks);

@@ -74,13 +74,12 @@ describe("graceful cancel (S5)", function()
   end))
 
   it("shields nest 4095 deep; one more raises a clear error, and the depth unwinds", T(function()
-    local depth, err = 0, nil
+    local depth = 0
     local function nest()
       depth = depth + 1
       if depth <= 4096 then return quench.shield(nest) end
     end
-    local ok
-    ok, err = pcall(nest)
+    local ok, err = pcall(nest)
     assert.is_false(ok)
     assert.are.equal(4096, depth)
     assert.matches("quench.shield: nested more than 4095 deep", err, 1, true)

@@ -211,16 +211,21 @@ function quench.dump_on_signal(name, opts) end
 -- libuv's): the allocations it asked for since the runtime was made (the
 -- runtime's own first; the number `quench.run`'s `fail_alloc` refers to),
 -- and its blocks not freed yet. Outside `quench.run`, the table has only
--- these two: `allocs` of the last runtime, from its creation to its end,
+-- these two and `arena_bytes`: `allocs` of the last runtime, from its creation to its end,
 -- and `live_blocks` still held by ended runtimes' objects not yet collected
 -- (channel buffers, I/O objects); 0 after a full garbage collection unless
--- something leaks.
+-- something leaks. `arena_bytes` (in both) is the memory the small-block
+-- allocator quench installs in the Lua state has taken from the system so
+-- far (it keeps it until the state closes; 0 when it is off: under
+-- AddressSanitizer or valgrind, or with `QUENCH_ARENA=0` in the
+-- environment; docs/performance.md).
 --
 -- **Cancel safety.** Not an await.
 --
 -- @treturn table `spawned`, `finished`, `cancelled`, `failed`, `polls`,
--- `alive` (spawned minus finished), `allocs` and `live_blocks`, all
--- integers; outside a runtime `allocs` and `live_blocks` only
+-- `alive` (spawned minus finished), `allocs`, `live_blocks` and
+-- `arena_bytes`, all integers; outside a runtime `allocs`, `live_blocks`
+-- and `arena_bytes` only
 -- @raise never
 function quench.stats() end
 
