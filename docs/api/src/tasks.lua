@@ -146,7 +146,9 @@ function quench.shield(fn, ...) end
 -- One table per task: `id`, `name` (or nil), `state` (`"pending"`,
 -- `"suspended"`, `"running"`), `waiting` (what a suspended task waits for,
 -- in words: `"sleep until 5.0"`, `"join"`, `"channel recv"`, `"yield"`,
--- ...; nil otherwise), `age` (seconds since spawn), `handle`, `parent` (the
+-- ...; nil otherwise), `age` (seconds since spawn, to within 16.8 ms: the
+-- spawn time is kept as 32 bits of that unit, so an age wraps after 2.3
+-- years), `handle`, `parent` (the
 -- id of the task that spawned it, which may have ended; nil for the main
 -- task), `site` (`"file:line"` of the spawn, when
 -- `quench.record_spawn_sites(true)` was on; nil otherwise) and `defined`
@@ -342,7 +344,9 @@ function Task:defer(fn) end
 -- @raise `bad argument #1 to 'detach' (quench.task expected, ...)`
 function Task:detach() end
 
---- The task's id, a number unique within its runtime.
+--- The task's id, a number unique within its runtime (ids are 48 bits:
+-- they would repeat after 2^48 spawns in one run, years of spawning at
+-- millions a second).
 --
 -- **Cancel safety.** Not an await.
 --
