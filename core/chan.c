@@ -54,10 +54,11 @@ enum { RING_MAX = 1u << 31 };
 
 struct qn_chan {
   uint64_t *buf;          /* ring buffer of slots, after its block's header; its size
-                             cap_buf is 0 or a power of 2 (indexes wrap with a mask) */
+                             (cap_of) is 0 or a power of 2 (indexes wrap with a mask) */
   qn__list receivers, senders;
-  uint32_t cap_buf;
-  uint32_t head : 31;     /* < cap_buf <= RING_MAX = 2^31 */
+  uint8_t ring_log2;      /* the ring's size is 2^ring_log2; 0: no ring yet */
+  uint8_t user;           /* the embedder's (qn_chan_user): the core never touches it */
+  uint32_t head : 31;     /* < ring size <= RING_MAX = 2^31 */
   uint32_t closed : 1;    /* a bit beside head: the channel is 64 bytes, not 72 */
   uint32_t handed;        /* slots at the ring's front claimed by ready receive futures */
   uint32_t len;           /* slots queued after them, claimed by nobody */
@@ -80,10 +81,21 @@ static void free_buf(uint64_t *buf) {
 }
 
 size_t qn_chan_size(void) { return sizeof(qn_chan); }
+unsigned char *qn_chan_user(qn_chan *ch) { return &ch->user; }
+
+/* The ring's size (0: none), and the mask that wraps an index into it. */
+static inline uint64_t cap_of(const qn_chan *ch) {
+  return ch->ring_log2 ? (uint64_t)1 << ch->ring_log2 : 0;
+}
+static inline uint32_t mask_of(const qn_chan *ch) {
+  return (uint32_t)(((uint64_t)1 << ch->ring_log2) - 1);
+}
 
 void qn_chan_init(qn_chan *ch, size_t capacity) {
   ch->buf = NULL;
-  ch->cap_buf = ch->head = ch->len = ch->handed = 0;
+  ch->ring_log2 = 0;
+  ch->user = 0;
+  ch->head = ch->len = ch->handed = 0;
   ch->capacity = capacity >= UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
   ch->reserved = 0;
   qn__list_init(&ch->receivers);
@@ -94,7 +106,7 @@ void qn_chan_init(qn_chan *ch, size_t capacity) {
 void qn_chan_fini(qn_chan *ch) {
   free_buf(ch->buf);
   ch->buf = NULL;
-  ch->len = ch->handed = ch->cap_buf = 0;
+  ch->len = ch->handed = ch->ring_log2 = 0;
 }
 
 size_t qn_chan_len(const qn_chan *ch) { return ch->len; }
@@ -122,35 +134,36 @@ int qn_chan_ended(const qn_chan *ch) { return ended(ch); }
 
 /* The new buffer comes from rt; the old one goes back where it came from. */
 static int grow(qn_chan *ch, qn_runtime *rt) {
-  size_t cap = ch->cap_buf ? (size_t)ch->cap_buf * 2 : 8;
+  unsigned log2 = ch->ring_log2 ? ch->ring_log2 + 1u : 3u;   /* 8 slots, then doubling */
+  size_t cap = (size_t)1 << log2;
   buf_block *b = cap <= RING_MAX && cap < SIZE_MAX / sizeof b->slots[0]
                  ? qn__malloc(rt, sizeof *b + cap * sizeof b->slots[0]) : NULL;
   if (b == NULL) return QN_ENOMEM;
   b->rt = rt;
   uint64_t *buf = b->slots;
   size_t n = (size_t)ch->handed + ch->len;
-  for (size_t i = 0; i < n; i++) buf[i] = ch->buf[(ch->head + i) & (ch->cap_buf - 1)];
+  for (size_t i = 0; i < n; i++) buf[i] = ch->buf[(ch->head + i) & mask_of(ch)];
   free_buf(ch->buf);
   ch->buf = buf;
-  ch->cap_buf = (uint32_t)cap;
+  ch->ring_log2 = (uint8_t)log2;
   ch->head = 0;
   return QN_OK;
 }
 
 static int make_room(qn_chan *ch, qn_runtime *rt) {
-  return (uint64_t)ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch, rt);
+  return (uint64_t)ch->len + ch->handed < cap_of(ch) ? QN_OK : grow(ch, rt);
 }
 
 /* The caller made room. */
 static void push_back(qn_chan *ch, uint64_t slot) {
-  ch->buf[(ch->head + ch->handed + ch->len++) & (ch->cap_buf - 1)] = slot;
+  ch->buf[(ch->head + ch->handed + ch->len++) & mask_of(ch)] = slot;
 }
 
 /* The oldest slot of the ring, handed or queued; the caller gives up the
    claim or the queued place it counted on. */
 static uint64_t take_front(qn_chan *ch) {
   uint64_t slot = ch->buf[ch->head];
-  ch->head = (ch->head + 1) & (ch->cap_buf - 1);
+  ch->head = (ch->head + 1) & mask_of(ch);
   return slot;
 }
 

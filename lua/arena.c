@@ -81,6 +81,7 @@ enum {
    previous allocator. */
 #define ARENA_RESERVE ((size_t)16 << 30)
 #define ARENA_NCHUNKS (ARENA_RESERVE >> ARENA_CHUNK_SHIFT)
+_Static_assert(_Alignof(lq_maxalign) <= ARENA_GRAIN, "blocks 8 bytes apart keep Lua's alignment");
 
 struct lq_arena {
   char *base;                   /* the reservation, ARENA_CHUNK-aligned */
@@ -228,6 +229,7 @@ lq_arena *lq_arena_install(lua_State *L) {
   /* QUENCH_ARENA=0: off; =1: on under valgrind too (callgrind's counts of
      the build as it runs, docs/performance.md); unset: on but under
      memcheck & co. Never under AddressSanitizer. */
+  if (sizeof(void *) < 8) return NULL;           /* the reservation needs 64-bit addresses */
   const char *env = getenv("QUENCH_ARENA");
   if (ARENA_SANITIZED || (env != NULL && strcmp(env, "0") == 0)) return NULL;
   if (ARENA_UNDER_VALGRIND() && (env == NULL || strcmp(env, "1") != 0)) return NULL;
