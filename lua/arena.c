@@ -149,8 +149,9 @@ static void destroy(lq_arena *a) {
   munmap(a->map, a->mapped);
 }
 
-/* Move an owned block p to a block of nsize bytes (nsize > 0, another
-   class); malloc-like `other` serves it when the arena cannot. */
+/* Move an owned block p into q, a block of nsize bytes (nsize > 0, of
+   another class or from another allocator); q NULL: none could be had,
+   and p stays as it was. */
 static void *move_block(lq_arena *a, void *p, size_t nsize, void *q) {
   if (q == NULL) return NULL;
   size_t osize = (class_at(a, p) + 1) * ARENA_GRAIN;
