@@ -25,13 +25,26 @@
 #include <string.h>
 #include "internal.h"
 
-/* In a future: 32 bytes, so that a channel future is 56 (one per task
-   waiting on a channel). */
+/* In a future: 24 bytes, so that a channel future is 48 (one per task
+   waiting on a channel: docs/performance.md, W7). Linked is the node not
+   pointing at itself (qn__list_remove leaves it so); the three flags sit in
+   the low bits of the waker's address, which is pointer-aligned. */
+enum { W_HAS = 1, W_GRANTED = 2, W_COMMITTED = 4, W_FLAGS = 7 };   /* has: a claim on a handed slot */
+_Static_assert(_Alignof(qn_waker) > W_FLAGS, "a waker's address has 3 free low bits");
 typedef struct waiter {
-  qn__list node;
-  qn_waker *waker;
-  uint8_t linked, has, granted, committed;   /* has: a claim on a handed slot */
+  qn__list node;        /* self-linked while in no list */
+  uintptr_t bits;       /* the waker | W_* */
 } waiter;
+
+static inline int linked(const waiter *w) { return !qn__list_empty(&w->node); }
+static inline int flag(const waiter *w, unsigned f) { return (w->bits & f) != 0; }
+static inline void set_flag(waiter *w, unsigned f) { w->bits |= f; }
+static inline qn_waker *waker_of(const waiter *w) {
+  return (qn_waker *)(w->bits & ~(uintptr_t)W_FLAGS);
+}
+static inline void set_waker(waiter *w, qn_waker *wk) {
+  w->bits = (uintptr_t)wk | (w->bits & W_FLAGS);
+}
 
 /* Counts are 32-bit (a channel is one per idle task in many programs:
    its bytes count): the ring stops growing at RING_MAX slots (16 GB), a
@@ -41,10 +54,11 @@ enum { RING_MAX = 1u << 31 };
 
 struct qn_chan {
   uint64_t *buf;          /* ring buffer of slots, after its block's header; its size
-                             cap_buf is 0 or a power of 2 (indexes wrap with a mask) */
+                             (cap_of) is 0 or a power of 2 (indexes wrap with a mask) */
   qn__list receivers, senders;
-  uint32_t cap_buf;
-  uint32_t head : 31;     /* < cap_buf <= RING_MAX = 2^31 */
+  uint8_t ring_log2;      /* the ring's size is 2^ring_log2; 0: no ring yet */
+  uint8_t user;           /* the embedder's (qn_chan_user): the core never touches it */
+  uint32_t head : 31;     /* < ring size <= RING_MAX = 2^31 */
   uint32_t closed : 1;    /* a bit beside head: the channel is 64 bytes, not 72 */
   uint32_t handed;        /* slots at the ring's front claimed by ready receive futures */
   uint32_t len;           /* slots queued after them, claimed by nobody */
@@ -67,10 +81,21 @@ static void free_buf(uint64_t *buf) {
 }
 
 size_t qn_chan_size(void) { return sizeof(qn_chan); }
+unsigned char *qn_chan_user(qn_chan *ch) { return &ch->user; }
+
+/* The ring's size (0: none), and the mask that wraps an index into it. */
+static inline uint64_t cap_of(const qn_chan *ch) {
+  return ch->ring_log2 ? (uint64_t)1 << ch->ring_log2 : 0;
+}
+static inline uint32_t mask_of(const qn_chan *ch) {
+  return (uint32_t)(((uint64_t)1 << ch->ring_log2) - 1);
+}
 
 void qn_chan_init(qn_chan *ch, size_t capacity) {
   ch->buf = NULL;
-  ch->cap_buf = ch->head = ch->len = ch->handed = 0;
+  ch->ring_log2 = 0;
+  ch->user = 0;
+  ch->head = ch->len = ch->handed = 0;
   ch->capacity = capacity >= UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
   ch->reserved = 0;
   qn__list_init(&ch->receivers);
@@ -81,7 +106,7 @@ void qn_chan_init(qn_chan *ch, size_t capacity) {
 void qn_chan_fini(qn_chan *ch) {
   free_buf(ch->buf);
   ch->buf = NULL;
-  ch->len = ch->handed = ch->cap_buf = 0;
+  ch->len = ch->handed = ch->ring_log2 = 0;
 }
 
 size_t qn_chan_len(const qn_chan *ch) { return ch->len; }
@@ -109,35 +134,36 @@ int qn_chan_ended(const qn_chan *ch) { return ended(ch); }
 
 /* The new buffer comes from rt; the old one goes back where it came from. */
 static int grow(qn_chan *ch, qn_runtime *rt) {
-  size_t cap = ch->cap_buf ? (size_t)ch->cap_buf * 2 : 8;
+  unsigned log2 = ch->ring_log2 ? ch->ring_log2 + 1u : 3u;   /* 8 slots, then doubling */
+  size_t cap = (size_t)1 << log2;
   buf_block *b = cap <= RING_MAX && cap < SIZE_MAX / sizeof b->slots[0]
                  ? qn__malloc(rt, sizeof *b + cap * sizeof b->slots[0]) : NULL;
   if (b == NULL) return QN_ENOMEM;
   b->rt = rt;
   uint64_t *buf = b->slots;
   size_t n = (size_t)ch->handed + ch->len;
-  for (size_t i = 0; i < n; i++) buf[i] = ch->buf[(ch->head + i) & (ch->cap_buf - 1)];
+  for (size_t i = 0; i < n; i++) buf[i] = ch->buf[(ch->head + i) & mask_of(ch)];
   free_buf(ch->buf);
   ch->buf = buf;
-  ch->cap_buf = (uint32_t)cap;
+  ch->ring_log2 = (uint8_t)log2;
   ch->head = 0;
   return QN_OK;
 }
 
 static int make_room(qn_chan *ch, qn_runtime *rt) {
-  return (uint64_t)ch->len + ch->handed < ch->cap_buf ? QN_OK : grow(ch, rt);
+  return (uint64_t)ch->len + ch->handed < cap_of(ch) ? QN_OK : grow(ch, rt);
 }
 
 /* The caller made room. */
 static void push_back(qn_chan *ch, uint64_t slot) {
-  ch->buf[(ch->head + ch->handed + ch->len++) & (ch->cap_buf - 1)] = slot;
+  ch->buf[(ch->head + ch->handed + ch->len++) & mask_of(ch)] = slot;
 }
 
 /* The oldest slot of the ring, handed or queued; the caller gives up the
    claim or the queued place it counted on. */
 static uint64_t take_front(qn_chan *ch) {
   uint64_t slot = ch->buf[ch->head];
-  ch->head = (ch->head + 1) & (ch->cap_buf - 1);
+  ch->head = (ch->head + 1) & mask_of(ch);
   return slot;
 }
 
@@ -146,9 +172,7 @@ static waiter *first(qn__list *l) {
 }
 
 static void unlink_waiter(waiter *w) {
-  if (!w->linked) return;
-  qn__list_remove(&w->node);
-  w->linked = 0;
+  qn__list_remove(&w->node);           /* a no-op on a node in no list */
 }
 
 /* The channel has just ended: every waiting receiver sees "closed". */
@@ -157,7 +181,7 @@ static void wake_if_ended(qn_chan *ch) {
   waiter *w;
   while ((w = first(&ch->receivers))) {
     unlink_waiter(w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
 }
 
@@ -168,9 +192,9 @@ static void grant_senders(qn_chan *ch) {
   while ((w = first(&ch->senders)) && !ch->closed &&
          (uint64_t)ch->len + ch->reserved < ch->capacity) {
     unlink_waiter(w);
-    w->granted = 1;
+    set_flag(w, W_GRANTED);
     ch->reserved++;
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
 }
 
@@ -178,7 +202,7 @@ static void grant_senders(qn_chan *ch) {
 static void hand(qn_chan *ch, waiter *w) {
   ch->len--;
   ch->handed++;
-  w->has = 1;
+  set_flag(w, W_HAS);
 }
 
 /* Give claims on queued slots to waiting receivers, in FIFO order. */
@@ -187,7 +211,7 @@ static void dispatch(qn_chan *ch) {
   while (ch->len > 0 && (w = first(&ch->receivers))) {
     unlink_waiter(w);
     hand(ch, w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
   grant_senders(ch);
 }
@@ -216,7 +240,7 @@ int qn_chan_commit(qn_runtime *rt, qn_chan *ch, uint64_t slot) {
   if (w != NULL) {        /* receivers wait only while nothing is queued: w gets this slot */
     unlink_waiter(w);
     hand(ch, w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
   grant_senders(ch);      /* the permit spent here frees room */
   return QN_OK;
@@ -239,7 +263,7 @@ void qn_chan_close(qn_chan *ch) {
   waiter *w;
   while ((w = first(&ch->senders))) {   /* no permit will come: their sends fail */
     unlink_waiter(w);
-    qn_wake(w->waker);
+    qn_wake(waker_of(w));
   }
   wake_if_ended(ch);
 }
@@ -255,31 +279,30 @@ typedef struct chan_future {
 
 static int reserve_poll(qn_future *f, qn_waker *wk) {
   chan_future *c = (chan_future *)f;
-  if (c->w.granted) return QN_READY;
+  if (flag(&c->w, W_GRANTED)) return QN_READY;
   if (c->ch->closed) return QN_READY;
-  if (!c->w.linked) {
+  if (!linked(&c->w)) {
     if (qn_chan_reserve(c->ch) == QN_OK) {
-      c->w.granted = 1;
+      set_flag(&c->w, W_GRANTED);
       return QN_READY;
     }
     qn__list_push(&c->ch->senders, &c->w.node);
-    c->w.linked = 1;
   }
-  c->w.waker = wk;
+  set_waker(&c->w, wk);
   return QN_PENDING;
 }
 
 static void reserve_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
-  if (c->w.granted && !c->w.committed) qn_chan_unreserve(c->ch);   /* the permit goes on */
+  if (flag(&c->w, W_GRANTED) && !flag(&c->w, W_COMMITTED)) qn_chan_unreserve(c->ch);   /* the permit goes on */
   qn__small_free(c->rt, c, sizeof *c);
 }
 
 static int recv_poll(qn_future *f, qn_waker *wk) {
   chan_future *c = (chan_future *)f;
-  if (c->w.has) return QN_READY;
-  if (!c->w.linked) {
+  if (flag(&c->w, W_HAS)) return QN_READY;
+  if (!linked(&c->w)) {
     if (c->ch->len > 0 && qn__list_empty(&c->ch->receivers)) {
       hand(c->ch, &c->w);
       grant_senders(c->ch);
@@ -287,16 +310,15 @@ static int recv_poll(qn_future *f, qn_waker *wk) {
     }
     if (ended(c->ch)) return QN_READY;
     qn__list_push(&c->ch->receivers, &c->w.node);
-    c->w.linked = 1;
   }
-  c->w.waker = wk;
+  set_waker(&c->w, wk);
   return QN_PENDING;
 }
 
 static void recv_drop(qn_future *f) {
   chan_future *c = (chan_future *)f;
   unlink_waiter(&c->w);
-  if (c->w.has && !c->w.committed) {   /* a claim never used: the newest handed slot is queued again */
+  if (flag(&c->w, W_HAS) && !flag(&c->w, W_COMMITTED)) {   /* a claim never used: the newest handed slot is queued again */
     c->ch->handed--;
     c->ch->len++;
     dispatch(c->ch);
@@ -327,16 +349,16 @@ qn_future *qn_chan_recv_new(qn_runtime *rt, qn_chan *ch) {
 
 int qn_chan_reserve_commit(qn_future *f, uint64_t slot) {
   chan_future *c = (chan_future *)f;
-  if (!c->w.granted || c->w.committed) return QN_ECLOSED;
+  if (!flag(&c->w, W_GRANTED) || flag(&c->w, W_COMMITTED)) return QN_ECLOSED;
   int r = qn_chan_commit(c->rt, c->ch, slot);
-  if (r == QN_OK) c->w.committed = 1;   /* else the permit is still the future's */
+  if (r == QN_OK) set_flag(&c->w, W_COMMITTED);   /* else the permit is still the future's */
   return r;
 }
 
 int qn_chan_recv_take(qn_future *f, uint64_t *slot) {
   chan_future *c = (chan_future *)f;
-  if (!c->w.has || c->w.committed) return QN_ECLOSED;
-  c->w.committed = 1;
+  if (!flag(&c->w, W_HAS) || flag(&c->w, W_COMMITTED)) return QN_ECLOSED;
+  set_flag(&c->w, W_COMMITTED);
   *slot = take_front(c->ch);   /* the oldest, whichever claim this future holds */
   c->ch->handed--;
   wake_if_ended(c->ch);

@@ -293,17 +293,23 @@ void qn__unix_unlink_if_same(const char *path, uint64_t dev, uint64_t ino);
 void qn__addr_query(int port, int socktype, int flags, char service[16],
                     struct addrinfo *hints);
 
+struct qn__join_future;
+
+/* An embedder holds one of these per task (a Lua task handle holds it), so
+   its bytes count (docs/performance.md, W7): 80 bytes, the id and the flags
+   in one word, the joiners behind one pointer. */
 struct qn_task {
   qn_future *fut;
   qn_runtime *rt;
   qn_waker waker;
   qn__list node;        /* rt->tasks while not done, then rt->done until finalised */
   qn__list runq;        /* rt->runq while queued */
-  qn__list joiners;     /* join futures waiting for the end */
-  uint64_t id;
-  uint8_t state;        /* qn_task_state */
-  uint8_t outcome;      /* qn_task_outcome, meaningful when done */
-  uint8_t queued, cancel, abort, dropping;
+  struct qn__join_future *joiners;   /* join futures waiting for the end (join.c) */
+  /* 2^48 ids a runtime: years of spawning at millions a second */
+  uint64_t id : 48;
+  uint64_t state : 2;   /* qn_task_state */
+  uint64_t outcome : 2; /* qn_task_outcome, meaningful when done */
+  uint64_t queued : 1, cancel : 1, abort : 1, dropping : 1;
 };
 
 struct qn_runtime {

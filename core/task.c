@@ -26,8 +26,8 @@ void qn_task_init(qn_task *t, qn_runtime *rt, qn_future *fut) {
   t->rt = rt;
   t->waker.wake = task_wake;
   qn__list_init(&t->runq);
-  qn__list_init(&t->joiners);
-  t->id = ++rt->next_id;
+  t->joiners = NULL;
+  t->id = ++rt->next_id & ((UINT64_C(1) << 48) - 1);
   t->state = QN_TASK_PENDING;
   t->outcome = QN_TASK_OK;
   t->queued = t->cancel = t->abort = t->dropping = 0;
@@ -61,7 +61,7 @@ void qn_task_set_outcome(qn_task *t, qn_task_outcome o) {
     if (o == QN_TASK_FAILED) s->failed++;
     if (o == QN_TASK_CANCELLED) s->cancelled++;
   }
-  t->outcome = (uint8_t)o;
+  t->outcome = o;
 }
 
 /* Mark done and wake joiners; the caller then drops the future. */
@@ -71,7 +71,7 @@ static qn_future *settle(qn_task *t, qn_task_outcome o) {
   t->state = QN_TASK_DONE;
   qn__list_remove(&t->node);
   qn__list_push(&t->rt->done, &t->node);
-  t->outcome = (uint8_t)o;
+  t->outcome = o;
   if (t->queued) {
     t->queued = 0;
     qn__list_remove(&t->runq);

@@ -82,6 +82,7 @@ typedef struct lq_heap {
   uint64_t fail_at;     /* the one to refuse (opts.fail_alloc); 0: none */
   uint64_t refused;     /* allocations refused so far, injected or not */
   uint64_t live;        /* blocks of every runtime of the module not freed yet */
+  struct lq_arena *arena;   /* the state's small-block allocator (arena.c), or NULL */
 } lq_heap;
 
 /* Module state: the first upvalue of every function of the module. */
@@ -137,6 +138,8 @@ struct lq_runtime {
 };
 
 enum { CORO_TASK, CORO_BRANCH };
+/* quench.shield nests at most 2^LQ_SHIELD_BITS - 1 deep (the flags' word). */
+enum { LQ_SHIELD_BITS = 12, LQ_SHIELD_MAX = (1 << LQ_SHIELD_BITS) - 1 };
 /* Why a coroutine is suspended, when it waits on no op: the exclusive
    states of the machine at the top of coro.c. */
 enum { LQ_SUSPEND_NONE, LQ_SUSPEND_YIELD, LQ_SUSPEND_PARKED };
@@ -152,7 +155,6 @@ struct lq_coro {
   lua_State *co;        /* NULL until first polled */
   qn_future *op;        /* the op it awaits (owned), or NULL */
   const char *what;     /* what the pending op is, for quench.tasks() */
-  int shield;           /* depth of quench.shield calls */
   int nres;             /* until it starts: the function and its arguments;
                            while it waits: its stack height at the yield (what a
                            refused resume leaves, lq_refuse_resume);
@@ -179,6 +181,10 @@ struct lq_coro {
                                   user value 1 is nil */
   unsigned foreign_closed : 1;  /* its thread was closed by coroutine.close while it
                                    waited: it ends (fails) at its next poll */
+  unsigned shield : LQ_SHIELD_BITS;  /* depth of quench.shield calls (cleanup.c bounds it) */
+  /* a task's, here where it costs no byte: the low 32 bits of its
+     runtime's serial (compare with lq_task_in) */
+  uint32_t serial;
 };
 
 /* A select branch ("quench.branch"). */
@@ -206,20 +212,22 @@ enum { REASON_NONE, REASON_OWN, REASON_TOKEN };
 /* A task's flags are in its coro (detached, observed, reported, reason,
    bound, has_extras, cancel_unmade). */
 struct lq_task {
-  lq_coro coro;
-  uint32_t serial;      /* of its runtime: the low 32 bits of rt->serial (compare
-                           with lq_task_in) */
+  lq_coro coro;         /* its serial: the runtime's (lq_task_in) */
   uint32_t parent_gap;  /* its id minus the id of the task that spawned it, for
                            quench.tasks(); 0: none, or more than 2^32 spawns back.
                            A gap, not an id, so a handle costs no extra word */
-  uint64_t spawned_at;  /* qn_now at spawn, for quench.tasks() */
+  uint32_t spawned_at;  /* qn_now at spawn >> LQ_SPAWN_TIME_SHIFT, for quench.tasks():
+                           32 bits, not 64, make a handle 8 bytes smaller (W7) */
   /* the qn_task follows, at offset lq_task_offset() */
 };
+/* A spawn time's unit: 2^24 ns (16.8 ms); 32 bits of it tell ages apart
+   up to 2.3 years (task.c, quench.tasks()). */
+enum { LQ_SPAWN_TIME_SHIFT = 24 };
 
 static inline size_t lq_task_offset(void) { return lq_align(sizeof(lq_task)); }
 /* Whether the task belongs to the runtime rt. */
 static inline int lq_task_in(const lq_task *h, const lq_runtime *rt) {
-  return h->serial == (uint32_t)rt->serial;
+  return h->coro.serial == (uint32_t)rt->serial;
 }
 static inline qn_task *lq_core_task(lq_task *h) {
   return (qn_task *)((char *)h + lq_task_offset());

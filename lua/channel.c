@@ -21,39 +21,43 @@
 #define LQ_ONESHOT_TX "quench.oneshot.sender"
 #define LQ_ONESHOT_RX "quench.oneshot.receiver"
 
-/* The channel userdata: its slot allocator and oneshot flags, then the core
-   channel. The channel has one user value. Until a second value is stored
-   at once it holds slot 0's value itself: a channel holding one value at a
-   time (the common case: a reply, a ping-pong, a hand-off) never touches a
-   table. From then on it is the values table, slot s at index s + 2 (slot
-   0 too); the other slots are small integers reused through a free list
-   threaded through the table, so the table stays an array: index 1 holds
-   the first free slot (0: none), and a free slot's index the next one.
-   (The list lives there, not in a block of its own, so that the channel
-   is 16 + 64 bytes: W7 makes one per idle task.) */
+/* The channel userdata: its tag, then the core channel, whose embedder's
+   byte (qn_chan_user) holds the flags below. The channel has one user
+   value. Until a second value is stored at once it holds slot 0's value
+   itself: a channel holding one value at a time (the common case: a
+   reply, a ping-pong, a hand-off) never touches a table. From then on it
+   is the values table, slot s at index s + 3 (slot 0 too); the other slots
+   are small integers reused through a free list threaded through the
+   table, so the table stays an array: index 1 holds the first free slot
+   (0: none), a free slot's index the next one, and index 2 the highest
+   slot made so far. (The list and the count live there, not in the
+   userdata, so that the channel is 8 + 64 bytes: W7 makes one per idle
+   task.) */
 typedef struct lq_chan {
   const void *tag;      /* &chan_tag */
-  int max_slot;
-  unsigned oneshot : 1, sent : 1, rx_closed : 1, collected : 1;
-  unsigned inline_used : 1;   /* slot 0 holds a value */
-  unsigned has_table : 1;     /* the user value is the values table */
-} lq_chan;                    /* 16 bytes: the core channel follows at once */
+} lq_chan;              /* 8 bytes: the core channel follows at once */
 
-enum { INLINE_SLOT = 0, UV_VALUES = 1, T_FREE = 1 };
+enum {
+  F_ONESHOT = 1, F_SENT = 2, F_RX_CLOSED = 4, F_COLLECTED = 8,
+  F_INLINE_USED = 16,   /* slot 0 holds a value */
+  F_HAS_TABLE = 32      /* the user value is the values table */
+};
+enum { INLINE_SLOT = 0, UV_VALUES = 1, T_FREE = 1, T_MAX = 2 };
 /* The values table's index of slot s. */
-static lua_Integer tindex(uint64_t slot) { return (lua_Integer)slot + 2; }
+static lua_Integer tindex(uint64_t slot) { return (lua_Integer)slot + 3; }
 
 static const char chan_tag = 0;
 
 static size_t chan_offset(void) { return lq_align(sizeof(lq_chan)); }
 static qn_chan *core_of(lq_chan *c) { return (qn_chan *)((char *)c + chan_offset()); }
+static int has(lq_chan *c, unsigned f) { return (*qn_chan_user(core_of(c)) & f) != 0; }
+static void set(lq_chan *c, unsigned f) { *qn_chan_user(core_of(c)) |= (unsigned char)f; }
+static void clear(lq_chan *c, unsigned f) { *qn_chan_user(core_of(c)) &= (unsigned char)~f; }
 
 static lq_chan *new_chan(lua_State *L, size_t capacity) {
   lq_chan *c = lua_newuserdatauv(L, chan_offset() + qn_chan_size(), 1);
   c->tag = &chan_tag;
-  c->max_slot = 0;
-  c->oneshot = c->sent = c->rx_closed = c->collected = c->inline_used = c->has_table = 0;
-  qn_chan_init(core_of(c), capacity);   /* the values table comes with the first value */
+  qn_chan_init(core_of(c), capacity);   /* flags 0; the values table comes with the first value */
   luaL_setmetatable(L, LQ_CHANNEL);
   return c;
 }
@@ -61,32 +65,34 @@ static lq_chan *new_chan(lua_State *L, size_t capacity) {
 static lq_chan *check_chan(lua_State *L, int idx) {
   lq_chan *c = lq_toudata(L, idx, &chan_tag, sizeof(lq_chan));
   if (c == NULL) luaL_typeerror(L, idx, LQ_CHANNEL);
-  if (c->collected) luaL_argerror(L, idx, "channel used after it was collected");
+  if (has(c, F_COLLECTED)) luaL_argerror(L, idx, "channel used after it was collected");
   return c;
 }
 
 /* Keep the value at v_idx in the channel c at ch_idx: its slot number. */
 static uint64_t store(lua_State *L, lq_chan *c, int ch_idx, int v_idx) {
   v_idx = lua_absindex(L, v_idx);
-  if (!c->has_table) {
-    if (!c->inline_used) {
-      c->inline_used = 1;
+  if (!has(c, F_HAS_TABLE)) {
+    if (!has(c, F_INLINE_USED)) {
+      set(c, F_INLINE_USED);
       lua_pushvalue(L, v_idx);
       lua_setiuservalue(L, ch_idx, UV_VALUES);
       return INLINE_SLOT;
     }
-    lua_createtable(L, 3, 0);           /* a second value: slot 0's moves into a table */
+    lua_createtable(L, 4, 0);           /* a second value: slot 0's moves into a table */
     lua_pushinteger(L, 0);              /* no free slot yet */
     lua_rawseti(L, -2, T_FREE);
+    lua_pushinteger(L, 0);              /* no slot made beyond 0 */
+    lua_rawseti(L, -2, T_MAX);
     lua_getiuservalue(L, ch_idx, UV_VALUES);
     lua_rawseti(L, -2, tindex(INLINE_SLOT));
     lua_setiuservalue(L, ch_idx, UV_VALUES);
-    c->has_table = 1;
+    set(c, F_HAS_TABLE);
   }
   lua_getiuservalue(L, ch_idx, UV_VALUES);
   lua_Integer slot;
-  if (!c->inline_used) {
-    c->inline_used = 1;
+  if (!has(c, F_INLINE_USED)) {
+    set(c, F_INLINE_USED);
     slot = INLINE_SLOT;
   } else {
     lua_rawgeti(L, -1, T_FREE);
@@ -96,7 +102,11 @@ static uint64_t store(lua_State *L, lq_chan *c, int ch_idx, int v_idx) {
       lua_rawgeti(L, -1, tindex((uint64_t)slot));
       lua_rawseti(L, -2, T_FREE);
     } else {
-      slot = ++c->max_slot;
+      lua_rawgeti(L, -1, T_MAX);
+      slot = lua_tointeger(L, -1) + 1;
+      lua_pop(L, 1);
+      lua_pushinteger(L, slot);
+      lua_rawseti(L, -2, T_MAX);
     }
   }
   lua_pushvalue(L, v_idx);
@@ -115,11 +125,11 @@ static void free_slot(lua_State *L, lua_Integer s) {
 
 /* Push the value of `slot` and free the slot. */
 static void load(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
-  if (!c->has_table) {                  /* slot 0, the user value itself */
+  if (!has(c, F_HAS_TABLE)) {           /* slot 0, the user value itself */
     lua_getiuservalue(L, ch_idx, UV_VALUES);
     lua_pushnil(L);
     lua_setiuservalue(L, ch_idx, UV_VALUES);
-    c->inline_used = 0;
+    clear(c, F_INLINE_USED);
     return;
   }
   lua_getiuservalue(L, ch_idx, UV_VALUES);
@@ -127,8 +137,8 @@ static void load(lua_State *L, lq_chan *c, int ch_idx, uint64_t slot) {
   lua_pushnil(L);
   lua_rawseti(L, -3, tindex(slot));
   if (slot == INLINE_SLOT) {
-    c->inline_used = 0;
-  } else if (!c->collected) {           /* once its __gc ran (called by hand): no reuse */
+    clear(c, F_INLINE_USED);
+  } else if (!has(c, F_COLLECTED)) {           /* once its __gc ran (called by hand): no reuse */
     lua_insert(L, -2);                  /* the table on top */
     free_slot(L, (lua_Integer)slot);
     lua_insert(L, -2);                  /* the value on top */
@@ -368,8 +378,8 @@ static int l_is_closed(lua_State *L) {
 /* Nothing can wait on a collected channel: every waiter anchors it. */
 static int l_gc(lua_State *L) {
   lq_chan *c = lq_toudata(L, 1, &chan_tag, sizeof(lq_chan));   /* __gc may be called by hand */
-  if (c == NULL || c->collected) return 0;
-  c->collected = 1;                     /* a finalizer may bring it back: it stays closed */
+  if (c == NULL || has(c, F_COLLECTED)) return 0;
+  set(c, F_COLLECTED);                     /* a finalizer may bring it back: it stays closed */
   qn_chan_close(core_of(c));
   qn_chan_fini(core_of(c));
   return 0;
@@ -406,7 +416,7 @@ static lq_chan *oneshot_chan(lua_State *L, int idx, const char *tname) {
 
 static int l_oneshot(lua_State *L) {
   lq_chan *c = new_chan(L, 1);
-  c->oneshot = 1;
+  set(c, F_ONESHOT);
   int ch = lua_gettop(L);
   lua_newuserdatauv(L, 0, 1);
   lua_pushvalue(L, ch);
@@ -423,9 +433,9 @@ static int l_oneshot(lua_State *L) {
 static int l_tx_send(lua_State *L) {
   lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_TX);
   check_value(L, 2);
-  if (c->sent) return luaL_error(L, "quench.oneshot: a value was already sent");
+  if (has(c, F_SENT)) return luaL_error(L, "quench.oneshot: a value was already sent");
   if (qn_chan_reserve(core_of(c)) != QN_OK) return closed(L);
-  c->sent = 1;
+  set(c, F_SENT);
   commit(L, lq_module_of(L)->rt, c, 1, 2);
   qn_chan_close(core_of(c));            /* the receiver gets the value, then "closed" */
   return 1;
@@ -439,7 +449,7 @@ static int l_tx_close(lua_State *L) {
 
 static int l_tx_is_closed(lua_State *L) {
   lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_TX);
-  lua_pushboolean(L, c->rx_closed);
+  lua_pushboolean(L, has(c, F_RX_CLOSED));
   return 1;
 }
 
@@ -461,7 +471,7 @@ static int l_rx_recv_op(lua_State *L) {
 
 static int l_rx_close(lua_State *L) {
   lq_chan *c = oneshot_chan(L, 1, LQ_ONESHOT_RX);
-  c->rx_closed = 1;
+  set(c, F_RX_CLOSED);
   qn_chan_close(core_of(c));
   return 0;
 }

@@ -69,6 +69,8 @@ static int shield_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_shield(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "quench.shield");
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (c->shield == LQ_SHIELD_MAX)   /* Lua's C-call limit (200) comes first */
+    return luaL_error(L, "quench.shield: nested more than %d deep", LQ_SHIELD_MAX);
   c->shield++;
   int status = lua_pcallk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, 0, shield_k);
   return shield_k(L, status, 0);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "binding.h"
+#include "arena.h"
 #include "quench_embedded.h"
 
 void lq_task_register(lua_State *L, int mod);
@@ -54,7 +55,8 @@ static void *core_alloc(void *ud, void *p, size_t n) {
   if (n == 0) {
     if (p != NULL) {
       h->live--;
-      free(p);
+      if (h->arena != NULL) lq_arena_core_free(h->arena, p);
+      else free(p);
     }
     return NULL;
   }
@@ -62,7 +64,7 @@ static void *core_alloc(void *ud, void *p, size_t n) {
     h->refused++;
     return NULL;
   }
-  void *q = realloc(p, n);
+  void *q = h->arena != NULL ? lq_arena_core_realloc(h->arena, p, n) : realloc(p, n);
   if (q == NULL) h->refused++;
   else if (p == NULL) h->live++;
   return q;
@@ -378,8 +380,10 @@ static void name_tables(lua_State *L, int mod) {
 }
 
 int luaopen_quench(lua_State *L) {
+  lq_arena *arena = lq_arena_install(L);     /* first: every block after it is served */
   lq_module *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
+  m->heap.arena = arena;
   int mod = lua_gettop(L);
   lua_newtable(L);
   lua_pushvalue(L, mod);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "binding.h"
+#include "arena.h"
 
 
 /* The first reason wins, whether it came with cancel, abort or a token. */
@@ -47,8 +48,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   int inline_args = lq_task_args_inline(n) ? n - 1 : 0;
   lq_task *h = lua_newuserdatauv(L, lq_task_offset() + qn_task_size(), 1 + inline_args);
   h->coro.base.vt = NULL;               /* no task for __gc until lq_coro_init (which zeroes the rest) */
-  h->serial = (uint32_t)rt->serial;
-  h->spawned_at = qn_now(rt->core);
+  h->spawned_at = (uint32_t)(qn_now(rt->core) >> LQ_SPAWN_TIME_SHIFT);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mod->mt_task);
   lua_setmetatable(L, -2);
   int ud = lua_gettop(L);
@@ -67,6 +67,7 @@ int lq_spawn_at(lua_State *L, lq_runtime *rt, int fn) {
   }
   lua_setiuservalue(L, ud, 1);
   lq_coro_init(&h->coro, rt, CORO_TASK);
+  h->coro.serial = (uint32_t)rt->serial;
   h->coro.nres = n;                     /* until it starts */
   lq_context_inherit(L, rt, ud);        /* these may raise: before the core knows the task */
   if (rt->spawn_sites) note_site(L, ud);
@@ -360,6 +361,14 @@ typedef struct list_ctx {
   int list, n;
 } list_ctx;
 
+
+/* ns since a spawn time kept as 32 bits of 2^LQ_SPAWN_TIME_SHIFT ns
+   (lq_task): exact up to that unit, for ages under 2^32 units. */
+static uint64_t spawn_age(uint64_t now, uint32_t spawned_at) {
+  uint64_t units = now >> LQ_SPAWN_TIME_SHIFT;
+  uint64_t spawned = units - (uint32_t)((uint32_t)units - spawned_at);
+  return now - (spawned << LQ_SPAWN_TIME_SHIFT);
+}
 static void list_one(qn_task *t, void *arg) {
   list_ctx *x = arg;
   lua_State *L = x->L;
@@ -386,7 +395,7 @@ static void list_one(qn_task *t, void *arg) {
   lua_settop(L, entry);
   push_waiting(L, h);
   lua_setfield(L, entry, "waiting");
-  lua_pushnumber(L, (lua_Number)(qn_now(x->rt->core) - h->spawned_at) / 1e9);
+  lua_pushnumber(L, (lua_Number)spawn_age(qn_now(x->rt->core), h->spawned_at) / 1e9);
   lua_setfield(L, entry, "age");
   if (h->parent_gap != 0) {
     lua_pushinteger(L, (lua_Integer)(qn_task_id(t) - h->parent_gap));
@@ -424,15 +433,19 @@ static int l_stats(lua_State *L) {
   lq_module *m = lq_module_of(L);
   lq_runtime *rt = m->rt;
   if (rt == NULL) {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)m->heap.allocs);
     lua_setfield(L, -2, "allocs");
     lua_pushinteger(L, (lua_Integer)m->heap.live);
     lua_setfield(L, -2, "live_blocks");
+    lua_pushinteger(L, (lua_Integer)lq_arena_bytes(m->heap.arena));
+    lua_setfield(L, -2, "arena_bytes");
     return 1;
   }
   const qn_stats *st = qn_runtime_stats(rt->core);
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
+  lua_pushinteger(L, (lua_Integer)lq_arena_bytes(m->heap.arena));
+  lua_setfield(L, -2, "arena_bytes");
   lua_pushinteger(L, (lua_Integer)st->allocs);
   lua_setfield(L, -2, "allocs");
   lua_pushinteger(L, (lua_Integer)st->live_blocks);

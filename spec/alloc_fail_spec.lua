@@ -443,7 +443,7 @@ describe("allocation failures of the core", function()
       for i = 1, 10 do hs[i]:join() end
     end)
     local after = quench.stats()          -- outside a run: the last runtime's
-    assert.are.same({ "allocs", "live_blocks" }, (function()
+    assert.are.same({ "allocs", "arena_bytes", "live_blocks" }, (function()
       local keys = {}
       for k in pairs(after) do keys[#keys + 1] = k end
       table.sort(keys)

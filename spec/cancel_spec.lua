@@ -73,6 +73,21 @@ describe("graceful cancel (S5)", function()
     assert.has_error(function() quench.shield(error, "inner", 0) end, "inner")
   end))
 
+  it("shields nest 4095 deep; one more raises a clear error, and the depth unwinds", T(function()
+    local depth = 0
+    local function nest()
+      depth = depth + 1
+      if depth <= 4096 then return quench.shield(nest) end
+    end
+    local ok, err = pcall(nest)
+    assert.is_false(ok)
+    assert.are.equal(4096, depth)
+    assert.matches("quench.shield: nested more than 4095 deep", err, 1, true)
+    -- every level left: a cancel is seen again at the next await
+    quench.current():cancel()
+    assert.has_error(function() quench.sleep(0) end)
+  end))
+
   it("shield does not protect against abort", T(function()
     local cleaned = false
     local h = quench.spawn(function()

@@ -243,6 +243,10 @@ typedef struct qn_chan qn_chan;
 
 size_t qn_chan_size(void);
 void qn_chan_init(qn_chan *ch, size_t capacity);
+/* One byte of the channel that belongs to its embedder (its own flags,
+   kept here so that its object needs no word of its own): qn_chan_init
+   zeroes it, nothing else in the core reads or writes it. */
+unsigned char *qn_chan_user(qn_chan *ch);
 void qn_chan_fini(qn_chan *ch);     /* no future on it may remain; frees the buffer */
 size_t qn_chan_len(const qn_chan *ch);    /* queued slots no receive future claims */
 int qn_chan_is_closed(const qn_chan *ch);

@@ -137,7 +137,8 @@ function quench.guard(fn) end
 -- @tparam function fn the code to shield
 -- @param ... its arguments
 -- @return what `fn` returns
--- @raise what `fn` raises; outside a task, a clear error.
+-- @raise what `fn` raises; outside a task, a clear error; shields nested
+-- more than 4095 deep, `quench.shield: nested more than 4095 deep`.
 function quench.shield(fn, ...) end
 
 --- Every live task of the running runtime.
@@ -145,7 +146,9 @@ function quench.shield(fn, ...) end
 -- One table per task: `id`, `name` (or nil), `state` (`"pending"`,
 -- `"suspended"`, `"running"`), `waiting` (what a suspended task waits for,
 -- in words: `"sleep until 5.0"`, `"join"`, `"channel recv"`, `"yield"`,
--- ...; nil otherwise), `age` (seconds since spawn), `handle`, `parent` (the
+-- ...; nil otherwise), `age` (seconds since spawn, to within 16.8 ms: the
+-- spawn time is kept as 32 bits of that unit, so an age wraps after 2.3
+-- years), `handle`, `parent` (the
 -- id of the task that spawned it, which may have ended; nil for the main
 -- task), `site` (`"file:line"` of the spawn, when
 -- `quench.record_spawn_sites(true)` was on; nil otherwise) and `defined`
@@ -210,16 +213,21 @@ function quench.dump_on_signal(name, opts) end
 -- libuv's): the allocations it asked for since the runtime was made (the
 -- runtime's own first; the number `quench.run`'s `fail_alloc` refers to),
 -- and its blocks not freed yet. Outside `quench.run`, the table has only
--- these two: `allocs` of the last runtime, from its creation to its end,
+-- these two and `arena_bytes`: `allocs` of the last runtime, from its creation to its end,
 -- and `live_blocks` still held by ended runtimes' objects not yet collected
 -- (channel buffers, I/O objects); 0 after a full garbage collection unless
--- something leaks.
+-- something leaks. `arena_bytes` (in both) is the memory the small-block
+-- allocator quench installs in the Lua state has taken from the system so
+-- far (it keeps it until the state closes; 0 when it is off: under
+-- AddressSanitizer or valgrind, or with `QUENCH_ARENA=0` in the
+-- environment; docs/performance.md).
 --
 -- **Cancel safety.** Not an await.
 --
 -- @treturn table `spawned`, `finished`, `cancelled`, `failed`, `polls`,
--- `alive` (spawned minus finished), `allocs` and `live_blocks`, all
--- integers; outside a runtime `allocs` and `live_blocks` only
+-- `alive` (spawned minus finished), `allocs`, `live_blocks` and
+-- `arena_bytes`, all integers; outside a runtime `allocs`, `live_blocks`
+-- and `arena_bytes` only
 -- @raise never
 function quench.stats() end
 
@@ -336,7 +344,9 @@ function Task:defer(fn) end
 -- @raise `bad argument #1 to 'detach' (quench.task expected, ...)`
 function Task:detach() end
 
---- The task's id, a number unique within its runtime.
+--- The task's id, a number unique within its runtime (ids are 48 bits:
+-- they would repeat after 2^48 spawns in one run, years of spawning at
+-- millions a second).
 --
 -- **Cancel safety.** Not an await.
 --
