@@ -294,6 +294,47 @@ describe("ngx.socket.tcp", function()
     h:join()
   end, { clock = "virtual" }))
 
+  it("receive('*a'), receiveany and a receiveuntil reader time out at the deadline under the "
+     .. "virtual clock", quench.test(function()
+    local go = quench.channel()
+    local server = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local h = quench.spawn(function()
+      local c <close> = server:accept()
+      server:close()
+      c:write("abc")
+      go:recv()
+      c:write("--x")
+      go:recv()
+      c:write("rest")
+      c:shutdown()
+      go:recv()
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(1000, 1000, 3000)
+    assert(sock:connect("127.0.0.1", port))
+    arrived(sock, 3)
+    local t0 = quench.now()
+    assert.are.same({ nil, "timeout", "abc" }, { sock:receive("*a") })   -- what came, consumed
+    assert.are.equal(3, quench.now() - t0)
+    t0 = quench.now()
+    assert.are.same({ nil, "timeout", "" }, { sock:receiveany(10) })
+    assert.are.equal(3, quench.now() - t0)
+    local reader = sock:receiveuntil("--")
+    t0 = quench.now()
+    assert.are.same({ nil, "timeout", "" }, { reader() })
+    assert.are.equal(3, quench.now() - t0)
+    go:send(true)
+    arrived(sock, 3)
+    assert.are.equal("", reader())        -- the boundary came at once: still usable
+    assert.are.equal("x", sock:receiveany(10))
+    go:send(true)
+    assert.are.equal("rest", sock:receive("*a"))   -- to EOF: waited for, then the whole rest
+    assert.are.same({ nil, "closed" }, { sock:receiveany(1) })
+    go:send(true)
+    h:join()
+  end, { clock = "virtual" }))
+
   it("a receive dropped by an outer timeout under the virtual clock closes the socket at once",
      quench.test(function()
     local server = assert(quench.tcp.listen("127.0.0.1", 0))
@@ -355,6 +396,27 @@ describe("ngx.socket.tcp", function()
                                         1.5, ":", 2^63, ":", 1e300 }))
     assert.are.equal(want, bounded(got.recv, got))
     assert.are.equal("$3\r\n-42:0:-9223372036854775808:1.5:", want:sub(1, 35))
+  end))
+
+  it("send builds a long array across its small-request buffer intact", T(function()
+    -- the fast path builds a request of up to 512 bytes on the C stack and
+    -- switches to a Lua buffer on the item that does not fit: that item an
+    -- integer, a string or a float, at and around the boundary
+    local cases = {}
+    for _, pad in ipairs({ 508, 509, 510, 511, 512 }) do
+      cases[#cases + 1] = { ("x"):rep(pad), 12345, "\r\n", ("y"):rep(700), 2.5, "end" }
+      cases[#cases + 1] = { ("x"):rep(pad), "abcdef", -7, 0.25, ("z"):rep(3000), 42 }
+      cases[#cases + 1] = { ("x"):rep(pad), 1.5, math.mininteger, "" }
+    end
+    local want = {}
+    for i, t in ipairs(cases) do want[i] = table.concat(t) end
+    local all = table.concat(want)
+    local got = quench.channel(1)
+    local port = peer(function(c) got:send(c:read(#all)) end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    for i, t in ipairs(cases) do assert.are.equal(#want[i], sock:send(t)) end
+    assert.are.equal(all, bounded(got.recv, got))
   end))
 
   it("receive takes lines and counts from the buffer and waits for the rest", T(function()

@@ -74,6 +74,7 @@ local c_receive = C.receive
 local function drop(self)
   local s = self.s
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self[1] = false
   self.waiting = false
   if s then pcall(s.close, s) end
   local st = self.limit
@@ -119,6 +120,7 @@ end
 
 local function new_tcp()
   local sock = setmetatable({
+    false,   -- [1]: the fast paths' stream (see `idle`)
     s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
     read_timeout = DEFAULT_TIMEOUT, waiting = false, limit = nil,
@@ -149,7 +151,19 @@ local function enter(self, what)
     return "socket busy " .. what
   end
   self.busy = current()
+  self[1] = false
   return nil
+end
+
+-- The end of a wait or of a call that set `busy`: the socket is idle
+-- again. self[1] is the one field the C fast paths read: the stream while
+-- the socket is connected, not in a wait and has no read-ahead (`pending`),
+-- false otherwise; it is cleared wherever one of those starts (`enter`,
+-- `drop`, setkeepalive, the C wait) and set again here, after `pending`
+-- has its new value.
+local function idle(self)
+  self.busy = nil
+  self[1] = self.pending == nil and self.s or false
 end
 
 -- An I/O error: OpenResty closes the socket on any error but a timeout.
@@ -163,7 +177,7 @@ end
 -- What had arrived is returned as the partial result and consumed, as
 -- OpenResty does.
 local function timed_out(self, prefix)
-  self.busy = nil
+  idle(self)
   self.dirty = true
   local s = self.s
   local n = s:buffered()
@@ -324,14 +338,14 @@ function Tcp:connect(host, port, opts)
   self.key, self.reused = key, 0
   local s, reused, data = pool.take(key)
   if s then
-    self.s, self.reused, self.tls = s, reused, data
+    self.s, self.reused, self.tls, self[1] = s, reused, data, s
     if st then st.inuse, self.limit = st.inuse + 1, st end
     return 1
   end
   if st == nil then
     local conn, msg = dial(self, host, port, path)
     if not conn then return nil, msg end
-    self.s = conn
+    self.s, self[1] = conn, conn
     return 1
   end
   -- the pool is full (pool_size connections, in use or idle): queue
@@ -339,7 +353,7 @@ function Tcp:connect(host, port, opts)
     local conn, r2, d2 = queue(self, st, key)
     if conn == nil then return nil, r2 end
     if conn ~= true then   -- an idle connection came back while we waited
-      self.s, self.reused, self.tls = conn, r2, d2
+      self.s, self.reused, self.tls, self[1] = conn, r2, d2, conn
       st.inuse, self.limit = st.inuse + 1, st
       return 1
     end
@@ -353,7 +367,7 @@ function Tcp:connect(host, port, opts)
     release(st)
     return nil, msg
   end
-  self.s, self.limit = conn, st
+  self.s, self.limit, self[1] = conn, st, conn
   return 1
 end
 
@@ -429,32 +443,32 @@ function Tcp:send(data)
     ok, r, msg = wait(self, self.send_timeout, s:write_op(str))
   end
   if not ok then
-    self.busy, self.dirty = nil, true
+    idle(self)
+    self.dirty = true
     return nil, "timeout"
   end
-  self.busy = nil
+  idle(self)
   if not r then return fail(self, msg) end
   return #str
 end
 
--- Read with the socket's read timeout. Returns ok, results of the read.
-local function timed_read(self, s, fmt_or_n)
-  return wait(self, self.read_timeout, s:read_op(fmt_or_n))
+-- c_receive (a line: n nil; everything to EOF: n "a"; n bytes; with
+-- `some`, at least one and at most n) within the read timeout, under the
+-- socket's guard (as `wait`): its results.
+local function guarded_read(self, s, n, some)
+  self.waiting = true
+  local _guard <close> = self
+  local data, msg, partial = c_receive(s, n, self.read_timeout, some)
+  self.waiting = "done"
+  return data, msg, partial
 end
 
--- A line (n nil) or n bytes, within the read timeout, under the socket's
--- guard (as `wait`), after `prefix` (bytes receiveuntil left over, or nil):
--- receive's results.
+-- A line (n nil), everything (n "a") or n bytes, after `prefix` (bytes
+-- receiveuntil left over, or nil): receive's results.
 local function receive_timed(self, s, n, prefix)
-  local data, msg, partial
-  self.waiting = true
-  do
-    local _guard <close> = self
-    data, msg, partial = c_receive(s, n, self.read_timeout)
-    self.waiting = "done"
-  end
+  local data, msg, partial = guarded_read(self, s, n)
   if data then
-    self.busy = nil
+    idle(self)
     if prefix then return prefix .. data end
     return data
   end
@@ -499,30 +513,21 @@ function Tcp:receive(pat)
     if n == nil then
       local i = find(prefix, "\n", 1, true)
       if i then
-        self.busy = nil
         self.pending = i < #prefix and sub(prefix, i + 1) or nil
+        idle(self)
         local j = (i > 1 and byte(prefix, i - 1) == 13) and i - 2 or i - 1
         return sub(prefix, 1, j)
       end
     elseif n ~= "a" and #prefix >= n then
-      self.busy = nil
       self.pending = n < #prefix and sub(prefix, n + 1) or nil
+      idle(self)
       return sub(prefix, 1, n)
     end
     self.pending = nil
     if n ~= nil and n ~= "a" then n = n - #prefix end
   end
-  if n == nil then return receive_timed(self, s, nil, prefix) end
-  if n == "a" then
-    local ok, data, err = timed_read(self, s, "a")
-    if not ok then return timed_out(self, prefix) end
-    self.busy = nil
-    if data == nil then return fail(self, err, prefix or "") end
-    if prefix then data = prefix .. data end
-    return data
-  end
   if n == 0 then
-    self.busy = nil
+    idle(self)
     return prefix or ""
   end
   return receive_timed(self, s, n, prefix)
@@ -540,22 +545,25 @@ function Tcp:receiveany(max)
   if e then return nil, e end
   local p = self.pending
   if p then
-    self.busy = nil
-    if #p > m then self.pending = sub(p, m + 1); return sub(p, 1, m) end
+    if #p > m then
+      self.pending = sub(p, m + 1)
+      idle(self)
+      return sub(p, 1, m)
+    end
     self.pending = nil
+    idle(self)
     return p
   end
   local s = self.s
-  local ok, data, msg
+  local data, msg
   if s:buffered() > 0 then
     data = s:read_some(m)
-    ok = true
   else
-    ok, data, msg = wait(self, self.read_timeout, s:read_some_op(m))
+    data, msg = guarded_read(self, s, m, true)
+    if data == false then return timed_out(self) end
   end
-  if not ok then return timed_out(self) end
-  self.busy = nil
   if data == nil then return fail(self, msg or "closed") end
+  idle(self)
   return data
 end
 
@@ -578,14 +586,13 @@ function Tcp:receiveuntil(pattern, opts)
   -- More bytes into self.pending; false, results on failure.
   local function fill(sock)
     local s = sock.s
-    local ok, data, msg
+    local data, msg
     if s:buffered() > 0 then
       data = s:read_some(65536)
-      ok = true
     else
-      ok, data, msg = wait(sock, sock.read_timeout, s:read_some_op(65536))
+      data, msg = guarded_read(sock, s, 65536, true)
     end
-    if not ok then
+    if data == false then
       local p = sock.pending
       sock.pending = nil
       return false, timed_out(sock, p)
@@ -593,7 +600,6 @@ function Tcp:receiveuntil(pattern, opts)
     if data == nil then
       local p = sock.pending
       sock.pending = nil
-      sock.busy = nil
       return false, fail(sock, msg or "closed", p or "")
     end
     sock.pending = sock.pending and sock.pending .. data or data
@@ -619,21 +625,21 @@ function Tcp:receiveuntil(pattern, opts)
         local i = find(buf, pattern, from, true)
         if i then
           if size and i - 1 > size then
-            sock.busy = nil
             sock.pending = sub(buf, size + 1)
+            idle(sock)
             return sub(buf, 1, size)
           end
           local stop = i + plen - 1
           sock.pending = stop < #buf and sub(buf, stop + 1) or nil
-          sock.busy = nil
+          idle(sock)
           if size then finished = true end
           return sub(buf, 1, inclusive and stop or i - 1)
         end
         -- the bytes that cannot begin the pattern are safe to hand out
         local safe = #buf - plen + 1
         if size and safe >= size then
-          sock.busy = nil
           sock.pending = sub(buf, size + 1)
+          idle(sock)
           return sub(buf, 1, size)
         end
         from = safe > 1 and safe or 1
@@ -655,7 +661,7 @@ end
 -- pool; the socket object is then closed (it can connect again).
 function Tcp:setkeepalive(max_idle_ms, pool_size)
   check_self(self, "setkeepalive")
-  local idle = check_ms("setkeepalive", 2, max_idle_ms, true)
+  local idle_ms = check_ms("setkeepalive", 2, max_idle_ms, true)
   local size
   if pool_size ~= nil then
     size = tonumber(pool_size)
@@ -678,13 +684,14 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
   end
   local key, reused, tls = self.key, self.reused, self.tls
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self[1] = false
   local st = self.limit
   local ok, err
   if dubious then
     pcall(s.close, s)
     ok, err = nil, dubious
   else
-    ok, err = pool_give(key, s, idle == nil and pool.DEFAULT_IDLE or idle / 1000,
+    ok, err = pool_give(key, s, idle_ms == nil and pool.DEFAULT_IDLE or idle_ms / 1000,
                         size and math.tointeger(size) or pool.DEFAULT_SIZE, reused, tls)
   end
   if st then   -- idle in the pool now (counted there), or closed: a waiter may go on
@@ -751,7 +758,7 @@ function Tcp:sslhandshake(reused_session, server_name, verify)
   if e then return nil, e end
   local ok, r, msg = wait(self, self.connect_timeout, s.starttls, s, opts)
   if not ok then return fail(self, "timeout") end
-  self.busy = nil
+  idle(self)
   if not r then return fail(self, msg) end
   self.tls = want
   if reused_session == false then return true end
