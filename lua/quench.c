@@ -30,6 +30,7 @@ void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
 void lq_unix_register(lua_State *L, int mod);
+void lq_unix_dgram_register(lua_State *L, int mod);
 void lq_adopt_register(lua_State *L, int mod);
 void lq_tls_register(lua_State *L, int mod);
 void lq_http_register(lua_State *L, int mod);
@@ -413,6 +414,7 @@ int luaopen_quench(lua_State *L) {
   lq_process_register(L, mod);
   lq_tcp_register(L, mod);
   lq_unix_register(L, mod);
+  lq_unix_dgram_register(L, mod);       /* after unix: it adds quench.unix.dgram */
   lq_adopt_register(L, mod);
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);
