@@ -534,6 +534,57 @@ describe("quench.socket", function()
     m:close(); p2:close(); srv:close()
   end))
 
+  it("getfd on every object kind: a server's listening socket, a UDP socket's; dirty on each",
+     T(function()
+    local function is_fd(fd)
+      if math.type(fd) ~= "integer" or fd < 3 then return false end
+      local f = io.open("/proc/self/fdinfo/" .. fd)
+      if f then f:close() end
+      return f ~= nil
+    end
+    local srv = socket.tcp()
+    assert.equal(-1, srv:getfd())                          -- a master has no socket yet
+    assert.equal(1, srv:bind("127.0.0.1", 0))
+    assert.equal(1, srv:listen())
+    assert.matches("^tcp{server}", tostring(srv))
+    local sfd = srv:getfd()
+    assert.is_true(is_fd(sfd))
+    assert.is_false(srv:dirty())
+    local _, port = srv:getsockname()
+    local c = assert(socket.connect("127.0.0.1", port))
+    assert.is_true(is_fd(c:getfd()))
+    assert.are_not.equal(sfd, c:getfd())
+    local a = assert(srv:accept())
+    assert.is_true(is_fd(a:getfd()))
+    assert.is_false(a:dirty())
+    c:send("x\n")
+    a:settimeout(1)
+    assert.equal("x", a:receive())
+    -- a server made by socket.bind, and a Unix one
+    local srv2 = assert(socket.bind("127.0.0.1", 0))
+    assert.is_true(is_fd(srv2:getfd()))
+    local path = os.tmpname()
+    os.remove(path)
+    local us = socket.unix()
+    assert.equal(1, us:bind(path))
+    assert.equal(1, us:listen())
+    assert.is_true(is_fd(us:getfd()))
+    -- UDP: -1 until its socket exists, then its descriptor
+    local u = socket.udp()
+    assert.equal(-1, u:getfd())
+    assert.is_false(u:dirty())
+    assert.equal(1, u:setsockname("127.0.0.1", 0))
+    assert.is_true(is_fd(u:getfd()))
+    -- setfd elsewhere than on a master does nothing, as documented
+    assert.is_nil(u:setfd(0))
+    assert.is_true(is_fd(u:getfd()))
+    for _, o in ipairs { srv, c, a, srv2, us, u } do
+      o:close()
+      assert.equal(-1, o:getfd())
+    end
+    os.remove(path)
+  end))
+
   it("raises on misuse, naming the method and the argument", T(function()
     local c, peer, srv = pair()
     assert.error_matches(function() c:receive({}) end, "bad argument #1 to 'receive'")

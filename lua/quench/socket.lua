@@ -155,12 +155,16 @@ function common:setstats(received, sent, age)
   return 1
 end
 
--- quench owns the descriptor; there is none to give.
--- getfd(): the descriptor of a connected client (still quench's: for
--- getsockopt and the like, never to read, write or close), else -1.
+-- getfd(): the descriptor of a connected client, a server (the listening
+-- socket) or a UDP socket (still quench's: for getsockopt and the like,
+-- never to read, write or close), else -1: a master (quench makes the
+-- socket at connect or bind), a UDP object before its first use, a closed
+-- object.
 function common:getfd()
-  if self.closed or self.stream == nil then return -1 end
-  return quench._fileno(self.stream)
+  if self.closed then return -1 end
+  local h = self.stream or self.server or self.udp
+  if h == nil then return -1 end
+  return quench._fileno(h)
 end
 
 -- setfd: see master_methods:setfd; elsewhere it does nothing (quench will

@@ -548,10 +548,11 @@ function Socket:setkeepalive(idle, size) end
 -- @raise never
 function Socket:getreusedtimes() end
 
---- The descriptor of a connected client (TCP or Unix), else -1 (a master,
--- a server, a closed object). It stays quench's: use it for `getsockopt`
--- and the like, never to read, write or close it (use `socket.select`
--- with the objects themselves).
+--- The descriptor of a connected client (TCP or Unix) or of a server (its
+-- listening socket), else -1 (a master, which has no socket until
+-- `connect` or `bind`; a closed object). It stays quench's: use it for
+-- `getsockopt` and the like, never to read, write or close it (use
+-- `socket.select` with the objects themselves).
 --
 -- **Cancel safety.** Never waits.
 --
@@ -574,7 +575,8 @@ function Socket:getfd() end
 function Socket:setfd(fd) end
 
 --- A UDP object (`udp{unconnected}`, `udp{connected}`). It also has
--- `settimeout`, `gettimeout`, `setoption`, `getstats` as `Socket`.
+-- `settimeout`, `gettimeout`, `setoption`, `getstats`, `setfd` (does
+-- nothing) as `Socket`.
 -- @type Udp
 
 --- Bind to host:port. `1`, or nil, err.
@@ -677,6 +679,23 @@ function Udp:getpeername() end
 -- @treturn integer 1
 -- @raise never
 function Udp:close() end
+
+--- The socket's descriptor (still quench's), or -1 before its first use
+-- (`setsockname`, `setpeername`, a send or receive) and once closed.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn integer the descriptor, or -1
+-- @raise never
+function Udp:getfd() end
+
+--- Always false: a datagram object buffers nothing of its own.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn boolean false
+-- @raise never
+function Udp:dirty() end
 
 --- A Unix datagram object (`unixdgram{unconnected}`,
 -- `unixdgram{connected}`), unnamed until `bind`. It also has `settimeout`,
