@@ -192,6 +192,63 @@ describe("quench.ngx helpers", function()
   end)
 end)
 
+describe("ngx.timer.at at exit", function()
+  it("a premature callback may wait: ngx.sleep and cosocket I/O while the run ends", function()
+    local got = {}
+    quench.run(function()
+      local server = assert(quench.tcp.listen("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      quench.spawn(function()   -- the peer: still running when main is done
+        local c <close> = server:accept()
+        c:write("echo ", c:read("l"), "\n")
+      end)
+      assert.is_true(ngx.timer.at(3600, function(premature, greeting)
+        ngx.sleep(0.01)
+        local sock = ngx.socket.tcp()
+        sock:settimeout(2000)
+        assert(sock:connect("127.0.0.1", port))
+        assert(sock:send(greeting .. "\n"))
+        got[#got + 1] = { premature, sock:receive(), ngx.worker.exiting() }
+        sock:close()
+      end, "bye"))
+    end)
+    assert.are.same({ { true, "echo bye", true } }, got)
+    assert.is_false(ngx.worker.exiting())
+  end)
+
+  it("callbacks still running after the grace are aborted and logged; the grace is set by "
+     .. "install", function()
+    local logged, events = {}, {}
+    local sink = ngxq.log_sink
+    ngxq.log_sink = function(level, msg) logged[#logged + 1] = { level, msg } end
+    ngxq.install({ timer_grace = 5 })
+    local ok, err = pcall(quench.run, { clock = "virtual" }, function()
+      ngx.timer.at(100, function()
+        local t0 = quench.now()
+        ngx.sleep(2)
+        events[#events + 1] = { "short", quench.now() - t0 }
+      end)
+      ngx.timer.at(100, function()
+        local t0 = quench.now()
+        local _ <close> = setmetatable({}, { __close = function()
+          events[#events + 1] = { "long dropped", quench.now() - t0 }
+        end })
+        ngx.sleep(1e6)
+        events[#events + 1] = { "long finished" }
+      end)
+    end)
+    ngxq.log_sink = sink
+    ngxq.install({ timer_grace = 3 })   -- the default again
+    assert(ok, err)
+    assert.are.same({ { "short", 2 }, { "long dropped", 5 } }, events)
+    assert.are.equal(1, #logged)
+    assert.are.equal(ngx.ERR, logged[1][1])
+    assert.truthy(logged[1][2]:find("1 premature timer(s) still running after 5 s", 1, true))
+    assert.has_error(function() ngxq.install({ timer_grace = -1 }) end)
+    assert.has_error(function() ngxq.install({ timer_grace = "x" }) end)
+  end)
+end)
+
 describe("ngx.socket.tcp", function()
   it("receives lines, counts (numbers or numeric strings), everything, and any", T(function()
     local port = peer(function(c)

@@ -910,23 +910,55 @@ ngx.timer = {}
 -- whether the at-exit call that fires them prematurely is registered.
 local pending_timers, timers_hooked, exiting, timer_seq = {}, false, false, 0
 
+-- How long premature callbacks may go on at the end of a run (seconds):
+-- OpenResty lets them do cosocket I/O while the worker exits, bounded by
+-- nginx's worker_shutdown_timeout; here by this grace, so that the end of
+-- a run cannot hang on a callback that never returns. install{timer_grace}.
+M.timer_grace = 3
+
 -- When the run ends (its main task is done), every pending timer is
--- called with premature = true, in the order they were made, as OpenResty
--- does when its worker exits; ngx.worker.exiting() is true meanwhile. The
--- calls are plain calls outside any task: they cannot wait.
+-- called with premature = true, each in a task of its own, started in the
+-- order the timers were made, as OpenResty does when its worker exits;
+-- ngx.worker.exiting() is true meanwhile. The callbacks may wait (a
+-- cosocket, ngx.sleep): the run goes on until they are all done, at most
+-- M.timer_grace seconds (on the run's clock); those still running then are
+-- aborted, with a warning. The task returned is the one quench.run drives
+-- to its end (quench._at_exit).
 local function fire_premature()
   local list = {}
   for rec in pairs(pending_timers) do list[#list + 1] = rec end
   pending_timers, timers_hooked = {}, false
+  if #list == 0 then return nil end
   table.sort(list, function(a, b) return a.seq < b.seq end)
   exiting = true
-  for _, rec in ipairs(list) do
-    local ok, err = pcall(rec.callback, true, table.unpack(rec.args, 1, rec.args.n))
-    if not ok then
-      ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", tostring(err))
+  local grace = M.timer_grace
+  return quench.spawn(function()
+    local tasks = {}
+    for i, rec in ipairs(list) do
+      tasks[i] = quench.spawn(rec.callback, true, table.unpack(rec.args, 1, rec.args.n))
     end
-  end
-  exiting = false
+    local function join_all()
+      for _, h in ipairs(tasks) do
+        local ok, err = h:join()
+        if not ok then
+          ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", tostring(err))
+        end
+      end
+    end
+    if not quench.timeout(grace, join_all) then
+      local n = 0
+      for _, h in ipairs(tasks) do
+        if not h:done() then
+          n = n + 1
+          h:abort("premature timer past the exit grace")
+          h:join()   -- observed: its failure is this warning, not a report
+        end
+      end
+      ngx.log(ngx.ERR, n, " premature timer(s) still running after ", grace,
+              " s at exit: aborted")
+    end
+    exiting = false
+  end)
 end
 
 --- timer.at(delay, callback, ...): a detached task that calls
@@ -1160,7 +1192,8 @@ function M.install(opts)
   end
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "resty_path" and k ~= "log_level" and k ~= "ssl_trusted_certificate" then
+    if k ~= "resty_path" and k ~= "log_level" and k ~= "ssl_trusted_certificate"
+       and k ~= "timer_grace" then
       error("bad argument #1 to 'quench.ngx.install' (unknown option '" .. tostring(k) .. "')", 2)
     end
   end
@@ -1175,6 +1208,14 @@ function M.install(opts)
     package.preload["table.clear"] = function() return M.table_clear end
   end
   if opts.log_level ~= nil then M.log_level = opts.log_level end
+  if opts.timer_grace ~= nil then
+    local g = opts.timer_grace
+    if type(g) ~= "number" or g < 0 or g ~= g then
+      error("bad argument #1 to 'quench.ngx.install' (opts.timer_grace must be seconds >= 0, got "
+            .. tostring(g) .. ")", 2)
+    end
+    M.timer_grace = g
+  end
   if opts.ssl_trusted_certificate ~= nil then
     M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate
   end
