@@ -19,16 +19,16 @@ local dir
 setup(function()
   dir = os.tmpname()
   os.remove(dir)
-  assert(os.execute("mkdir -m 700 " .. dir))
+  assert(os.execute("env -u LD_PRELOAD mkdir -m 700 " .. dir))
 end)
-teardown(function() os.execute("rm -rf " .. dir) end)
+teardown(function() os.execute("env -u LD_PRELOAD rm -rf " .. dir) end)
 
 local function path(name) return dir .. "/" .. name end
 
 local function exists(p)
   local f = io.open(p, "r")
   if f then f:close() return true end
-  return os.execute("test -S " .. p) == true
+  return os.execute("env -u LD_PRELOAD test -S " .. p) == true
 end
 
 describe("quench.unix.dgram", function()
@@ -92,8 +92,8 @@ describe("quench.unix.dgram", function()
     assert.is_false(exists(p))                          -- close removed its own file
     -- a stale file: a socket bound there by a process that died (here:
     -- bound by a Python helper that exits without removing it)
-    assert(os.execute(("python3 -c \"import socket; s=socket.socket(socket.AF_UNIX, "
-      .. "socket.SOCK_DGRAM); s.bind('%s')\""):format(p)))
+    assert(os.execute(("env -u LD_PRELOAD python3 -c \"import socket; s=socket.socket("
+      .. "socket.AF_UNIX, socket.SOCK_DGRAM); s.bind('%s')\""):format(p)))
     assert.is_true(exists(p))
     local s <close> = assert(quench.unix.dgram(p))
     local c <close> = assert(quench.unix.dgram())
