@@ -753,6 +753,23 @@ describe("ngx.socket.tcp", function()
     end))
   end)
 
+  it("ngx.socket.udp sends to a Unix datagram socket (setpeername 'unix:/path')", T(function()
+    local path = os.tmpname()
+    os.remove(path)
+    local srv <close> = assert(quench.unix.dgram(path))
+    local u = ngx.socket.udp()
+    u:settimeout(2000)
+    assert.are.equal(1, u:setpeername("unix:" .. path))
+    assert.are.equal(1, u:send({ "log ", "line" }))
+    assert.are.same({ "log line", "" }, { bounded(srv.recv, srv) })   -- from an unnamed socket
+    u:settimeout(30)
+    assert.are.same({ nil, "timeout" }, { bounded(u.receive, u) })   -- nobody can answer it
+    assert.are.equal(1, u:close())
+    assert.are.same({ nil, "closed" }, { u:send("x") })
+    assert.are.same({ nil, "no such file or directory" },
+                    { ngx.socket.udp():setpeername("unix:" .. path .. ".missing") })
+  end))
+
   it("ngx.socket.udp talks to a peer and times out", T(function()
     local srv <close> = assert(quench.udp.bind("127.0.0.1", 0))
     local _, port = srv:getsockname()

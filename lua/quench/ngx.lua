@@ -796,12 +796,27 @@ function Udp:setpeername(host, port)
   if type(host) ~= "string" then
     error("bad argument #1 to 'setpeername' (host string expected, got " .. type(host) .. ")", 2)
   end
-  if host:match("^unix:") then return nil, "unix datagram sockets are not supported" end
+  local path = host:match("^unix:(.+)$")
+  if path then
+    -- a Unix datagram socket (quench.unix.dgram), unnamed and connected to
+    -- the path: what lua-resty-logger-socket's unix "udp" sink asks for
+    if self.u then self.u:close(); self.u = nil end
+    local u, m = quench.unix.dgram()
+    if not u then return nil, errmsg(m) end
+    local ok, cm = u:connect(path)
+    if not ok then
+      u:close()
+      return nil, errmsg(cm)
+    end
+    self.u, self.host, self.port, self.unix = u, nil, nil, true
+    return 1
+  end
   local p = tonumber(port)
   if p == nil or p < 0 or p > 65535 or p ~= floor(p) then
     error("bad argument #2 to 'setpeername' (port number expected, got " .. tostring(port) .. ")", 2)
   end
   if self.u then self.u:close(); self.u = nil end
+  self.unix = nil
   local ok, list, msg = timeout(self.timeout, quench.dns.getaddrinfo_op(host, { socktype = "dgram" }))
   if not ok then return nil, "timeout" end
   if not list or not list[1] then return nil, errmsg(msg or "no address") end
@@ -816,7 +831,9 @@ function Udp:send(data)
   check_udp(self, "send")
   local str = tostr_send(data)
   if not self.u then return nil, "closed" end
-  local ok, r, msg = timeout(self.timeout, self.u:send_op(str, self.host, self.port))
+  local op
+  if self.unix then op = self.u:send_op(str) else op = self.u:send_op(str, self.host, self.port) end
+  local ok, r, msg = timeout(self.timeout, op)
   if not ok then return nil, "timeout" end
   if not r then return nil, errmsg(msg) end
   return 1
@@ -841,7 +858,8 @@ function Udp:receive(size)
     local ok, data, host, port = quench.deadline(deadline, u:recv_op(n))
     if not ok then return nil, "timeout" end
     if data == nil then return nil, errmsg(host) end
-    if host == self.host and port == self.port then return data end
+    -- a connected Unix socket hears its peer only (the kernel filters)
+    if self.unix or (host == self.host and port == self.port) then return data end
   end
 end
 

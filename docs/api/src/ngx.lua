@@ -498,7 +498,9 @@ function NgxTcp:setoption() end
 --- A UDP cosocket (`ngx.socket.udp()`).
 -- @type NgxUdp
 
---- Set the peer (a name is resolved once) and bind a local socket.
+--- Set the peer (a name is resolved once) and bind a local socket; or,
+-- for `"unix:/path"`, connect an unnamed Unix datagram socket to the path
+-- (`quench.unix.dgram`; `port` is not given).
 --
 -- **Cancel safety.** Dropped while resolving: nothing is bound.
 --
@@ -506,8 +508,8 @@ function NgxTcp:setoption() end
 -- * while waiting: nothing is bound (the lookup is cancelled or freed)
 -- * given, not resumed: nothing is bound
 --
--- @tparam string host
--- @tparam integer port
+-- @tparam string host an address, a name, or `"unix:/path"`
+-- @tparam[opt] integer port the port (not for a Unix path)
 -- @treturn ?integer `1`
 -- @treturn ?string the error
 -- @raise a bad host or port; outside a task. This is an await.
