@@ -216,6 +216,16 @@ describe("ngx.timer.at at exit", function()
     assert.is_false(ngx.worker.exiting())
   end)
 
+  it("a timer whose delay ends while the premature callbacks run is called once, prematurely",
+     function()
+    local calls = {}
+    quench.run({ clock = "virtual" }, function()
+      ngx.timer.at(0.5, function(premature) calls[#calls + 1] = premature end)
+      ngx.timer.at(60, function() ngx.sleep(1) end)   -- keeps the run going past 0.5 s
+    end)
+    assert.are.same({ true }, calls)
+  end)
+
   it("callbacks still running after the grace are aborted and logged; the grace is set by "
      .. "install", function()
     local logged, events = {}, {}

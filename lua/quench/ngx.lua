@@ -943,8 +943,11 @@ M.timer_grace = 3
 -- aborted, with a warning. The task returned is the one quench.run drives
 -- to its end (quench._at_exit).
 local function fire_premature()
-  local list = {}
-  for rec in pairs(pending_timers) do list[#list + 1] = rec end
+  local list, set = {}, pending_timers
+  for rec in pairs(set) do list[#list + 1] = rec end
+  -- out of the set its sleeping task checks: a timer whose delay ends
+  -- while the premature callbacks run is not called a second time
+  for _, rec in ipairs(list) do set[rec] = nil end
   pending_timers, timers_hooked = {}, false
   if #list == 0 then return nil end
   table.sort(list, function(a, b) return a.seq < b.seq end)
