@@ -216,6 +216,16 @@ describe("ngx.timer.at at exit", function()
     assert.is_false(ngx.worker.exiting())
   end)
 
+  it("a run on a manual clock that stalls in a premature callback leaves no 'exiting' behind",
+     function()
+    local ok = pcall(quench.run, { clock = "manual" }, function()
+      ngx.timer.at(60, function() ngx.sleep(1) end)   -- nobody advances the clock
+    end)
+    assert.is_true(ok)
+    assert.is_false(ngx.worker.exiting())
+    quench.run(function() assert.is_true(ngx.timer.at(0, function() end)) end)
+  end)
+
   it("a timer whose delay ends while the premature callbacks run is called once, prematurely",
      function()
     local calls = {}

@@ -954,6 +954,9 @@ local function fire_premature()
   exiting = true
   local grace = M.timer_grace
   return quench.spawn(function()
+    -- however this task ends (done, or aborted by the run's shutdown when a
+    -- manual clock stalls), the next run does not start "exiting"
+    local _exiting <close> = setmetatable({}, { __close = function() exiting = false end })
     local tasks = {}
     for i, rec in ipairs(list) do
       tasks[i] = quench.spawn(rec.callback, true, table.unpack(rec.args, 1, rec.args.n))
@@ -978,7 +981,6 @@ local function fire_premature()
       ngx.log(ngx.ERR, n, " premature timer(s) still running after ", grace,
               " s at exit: aborted")
     end
-    exiting = false
   end)
 end
 
