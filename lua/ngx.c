@@ -3,8 +3,9 @@
    OpenResty's and cjson's), the digests OpenResty code calls (md5, sha1)
    from OpenSSL's libcrypto rather than hand-written ones, and the wall
    clock with sub-second precision (ngx.now), which Lua's os.time lacks;
-   and the cosocket's no-wait fast paths (receive from the buffer, send
-   below the write limit), one C call each where the Lua path made a dozen.
+   and the cosocket's methods receive and send, whose fast paths (receive
+   from the buffer or one wait with its own deadline, send below the write
+   limit) are one C call where the Lua path made a dozen.
    Internal: the underscore keeps it out of the public API. */
 #include <string.h>
 #include <time.h>
@@ -59,8 +60,9 @@ static int l_new_tab(lua_State *L) {
 
 /* ---- the cosocket's fast paths ----
    Each takes the socket table (a Tcp of quench.ngx, whose metatable is
-   upvalue 2; upvalue 1 is the module, as for every binding function, and
-   3 to 6 the names of the fields used: busy, s, waiting, read_timeout)
+   upvalue 2; upvalue 1 is the module, as for every binding function, 3 to
+   6 the names of the fields used: busy, s, waiting, read_timeout, and 7, 8
+   the Lua general path and receive's result maker: see l_fast)
    and does its whole job when nothing has to wait and nothing is unusual;
    otherwise it returns nothing and changes nothing, and the Lua method
    takes its general path (argument errors, waits, timeouts, EOF, errors,
@@ -70,7 +72,7 @@ static int l_new_tab(lua_State *L) {
    while the socket is connected, not in a wait and without read-ahead,
    false otherwise (ngx.lua keeps it so: `idle`, `enter`, `drop`). Three
    hashed reads (busy, pending, s) on every call cost four times as much. */
-enum { UP_BUSY = 3, UP_S, UP_WAITING, UP_READ_TIMEOUT };
+enum { UP_BUSY = 3, UP_S, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER };
 
 /* The usable core stream in the socket at 1 (its slot 1), or NULL when
    the general path must decide: not a Tcp, not idle and connected, or the
@@ -79,7 +81,7 @@ static lq_stream *fast_stream(lua_State *L) {
   if (!lua_getmetatable(L, 1)) return NULL;
   /* the same table: compared by address (lua_rawequal costs twice this) */
   int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
-  lua_settop(L, 2);
+  lua_pop(L, 1);
   if (!same) return NULL;
   lua_rawgeti(L, 1, 1);
   lq_stream *u = lq_toudata(L, -1, &lq_tcp_stream_class, sizeof(lq_stream));
@@ -95,9 +97,10 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n);
 /* receive(self, pattern): a line (nil or "*l", without "\r\n" or "\n") or
    a count (a number or a numeric string, > 0) that is buffered whole. When
    the pattern is one of those and the socket is usable but the bytes have
-   not all arrived, it waits for them here (fast_wait, below): the bytes;
-   false at the read timeout (the caller makes it OpenResty's timeout);
-   nil, msg, partial on EOF or an error (the caller closes the socket). */
+   not all arrived, it waits for them here (fast_wait, below): the bytes,
+   or at the read timeout, on EOF or an error, the results ngx.lua's
+   after_receive makes (OpenResty's: nil, "timeout", partial with the
+   socket left open; nil, msg, partial with it closed). */
 static int l_fast_receive(lua_State *L) {
   qn_stream_mode mode;
   size_t n = 0;
@@ -362,6 +365,11 @@ static void set_field(lua_State *L, int up, int idx) {   /* self[upvalue up] = t
   lua_rawset(L, idx);
 }
 
+static int after_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return lua_gettop(L) - FW_GUARD;               /* the results of UP_AFTER */
+}
+
 static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lq_coro *c = (lq_coro *)ctx;
@@ -374,10 +382,11 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
   int expired = k < 0 ? qn_stream_read_expired(f) : 0;
   qn_drop(f);
   if (expired == QN_ENOMEM) return luaL_error(L, "receive: out of memory (arming the timer)");
+  int got = k == 1;                              /* the bytes asked for */
   if (k < 0) {
     lua_pushboolean(L, 0);                       /* the deadline came first */
     k = 1;
-  } else if (k == 1) {
+  } else if (got) {
     lua_pushnil(L);
     set_field(L, UP_BUSY, 1);                    /* busy = nil: the read is over */
     lua_pushvalue(L, lua_upvalueindex(UP_S));
@@ -389,7 +398,17 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
   }
   lua_pushliteral(L, "done");
   set_field(L, UP_WAITING, 1);                   /* waiting = "done": the guard lets go */
-  return k;
+  if (got) return 1;
+  /* false (the read timeout) or nil, msg, partial: OpenResty's results
+     are ngx.lua's to make (upvalue UP_AFTER: timed_out or fail), once the
+     guard has let go */
+  lua_closeslot(L, FW_GUARD);
+  lua_pushvalue(L, lua_upvalueindex(UP_AFTER));
+  lua_insert(L, -(k + 1));
+  lua_pushvalue(L, 1);
+  lua_insert(L, -(k + 1));
+  lua_callk(L, k + 1, LUA_MULTRET, 0, after_k);  /* it may call stream methods that check */
+  return after_k(L, LUA_OK, 0);                  /* they may wait: so a yieldable call */
 }
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) {
@@ -418,22 +437,60 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   return lq_await(L, c, f, fast_wait_k, (lua_KContext)c);
 }
 
-/* quench._ngx.fast(Tcp): receive, send, with the module, the Tcp
-   metatable and the field names as upvalues. */
-static void push_fast(lua_State *L, lua_CFunction f) {
+/* ---- the methods themselves ----
+   Tcp.receive and Tcp.send are these C functions: the fast path, and
+   when it declines, the Lua method's general path (upvalue UP_SLOW) called
+   from here with the same two arguments. A Lua method calling the fast
+   path cost a Lua call frame more on every call (about 150 instructions,
+   four times a GET). The general path raises at its caller's caller (the
+   user's code: this function is between them). */
+static int slow_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return lua_gettop(L);
+}
+
+static int call_slow(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
+  lua_insert(L, 1);
+  lua_callk(L, 2, LUA_MULTRET, 0, slow_k);       /* it may wait */
+  return lua_gettop(L);
+}
+
+static int l_receive_method(lua_State *L) {
+  lua_settop(L, 2);                              /* self, pattern: the fast path's frame */
+  int n = l_fast_receive(L);                     /* a wait's results are final */
+  return n > 0 ? n : call_slow(L);
+}
+
+static int l_send_method(lua_State *L) {
+  lua_settop(L, 2);
+  int n = l_fast_send(L);
+  return n > 0 ? n : call_slow(L);
+}
+
+/* quench._ngx.fast(Tcp, slow_receive, slow_send, after_receive): the
+   methods receive and send, with the module, the Tcp metatable, the field
+   names, the general path and receive's result maker as upvalues. */
+static void push_method(lua_State *L, lua_CFunction f, int slow) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
   lua_pushliteral(L, "busy");                    /* UP_BUSY... */
   lua_pushliteral(L, "s");
   lua_pushliteral(L, "waiting");
   lua_pushliteral(L, "read_timeout");
-  lua_pushcclosure(L, f, 6);
+  lua_pushvalue(L, slow);                        /* UP_SLOW */
+  lua_pushvalue(L, 4);                           /* UP_AFTER */
+  lua_pushcclosure(L, f, 8);
 }
 
 static int l_fast(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  push_fast(L, l_fast_receive);
-  push_fast(L, l_fast_send);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  push_method(L, l_receive_method, 2);
+  push_method(L, l_send_method, 3);
   return 2;
 }
 

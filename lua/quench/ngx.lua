@@ -60,11 +60,6 @@ local Tcp = {}
 Tcp.__index = Tcp
 Tcp.__name = "quench.ngx.tcp"
 
--- The common paths of receive and send, in C (lua/ngx.c): each does the
--- whole call when nothing is unusual (send: when nothing has to wait;
--- receive: a line or a count, waited for if need be), else returns nothing
--- having done nothing, and the method goes on as below.
-local fast_receive, fast_send = C.fast(Tcp)
 -- A line (n nil) or n bytes, waiting at most `seconds` with a read that
 -- carries its own deadline (lua/ngx.c): data; false at the deadline; nil,
 -- msg, partial on EOF or an error.
@@ -128,10 +123,13 @@ local function new_tcp()
   return sock
 end
 
-local function check_self(self, fname)
+-- `level`: where the error is reported, counted from here (default 3: the
+-- caller of a Lua method; 4 for receive's and send's general paths, which
+-- their C methods call).
+local function check_self(self, fname, level)
   if getmetatable(self) ~= Tcp then
     error(fmt("bad argument #1 to '%s' (a socket from ngx.socket.tcp() expected, got %s)",
-              fname, type(self)), 3)
+              fname, type(self)), level or 3)
   end
 end
 
@@ -395,43 +393,49 @@ function Tcp:settimeouts(connect_ms, send_ms, read_ms)
   self.read_timeout = (r == nil or r == 0) and DEFAULT_TIMEOUT or r / 1000
 end
 
--- Flatten a (possibly nested) array of strings, numbers and booleans.
-local function flatten(t, out, depth)
-  if depth > 100 then error("bad argument #2 to 'send' (table nested too deep)", 4) end
+-- Flatten a (possibly nested) array of strings, numbers and booleans;
+-- errors at `level` (as tostr_send's) plus one per table of depth.
+local function flatten(t, out, depth, level)
+  if depth > 100 then
+    error("bad argument #2 to 'send' (table nested too deep)", level + 1 + depth)
+  end
   for i = 1, #t do
     local v = t[i]
     local tv = type(v)
     if tv == "string" or tv == "number" then out[#out + 1] = v
     elseif tv == "boolean" then out[#out + 1] = v and "true" or "false"
-    elseif tv == "table" then flatten(v, out, depth + 1)
+    elseif tv == "table" then flatten(v, out, depth + 1, level)
     else
-      error("bad argument #2 to 'send' (bad data type " .. tv .. " found in the array)", 4)
+      error("bad argument #2 to 'send' (bad data type " .. tv .. " found in the array)",
+            level + 1 + depth)
     end
   end
   return out
 end
 
-local function tostr_send(data)
+-- `level`: as check_self's (default 3).
+local function tostr_send(data, level)
   local td = type(data)
   if td == "string" then return data end
+  level = level or 3
   if td == "table" then
     local ok, s = pcall(concat, data)
     if ok then return s end
-    return concat(flatten(data, {}, 0))
+    return concat(flatten(data, {}, 0, level))
   end
   if td == "number" then return tostring(data) end
   if td == "boolean" then return data and "true" or "false" end
   if data == ngx.null then return "null" end
   error("bad argument #2 to 'send' (string, number, boolean, nil, ngx.null or array "
-        .. "table expected, got " .. td .. ")", 3)
+        .. "table expected, got " .. td .. ")", level)
 end
 
---- send(data): the number of bytes sent, or nil, err.
-function Tcp:send(data)
-  local sent = fast_send(self, data)   -- nothing to wait for: done in one C call
-  if sent then return sent end
-  check_self(self, "send")
-  local str = tostr_send(data)
+-- send(data): the number of bytes sent, or nil, err. Its general path:
+-- Tcp.send (below, lua/ngx.c) calls this when its C fast path (a string
+-- or a flat array written at once, nothing to wait for) declines.
+local function slow_send(self, data)
+  check_self(self, "send", 4)
+  local str = tostr_send(data, 4)
   local e = enter(self, "writing")
   if e then return nil, e end
   local s = self.s
@@ -477,18 +481,15 @@ local function receive_timed(self, s, n, prefix)
   return fail(self, msg, partial)
 end
 
---- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
+-- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
 -- "*a" (everything to EOF), or a count (a number or a numeric string).
-function Tcp:receive(pat)
-  -- A line or a count on a usable idle socket, in one C call: buffered
-  -- whole, or waited for there (under the socket's guard, as `wait`, with
-  -- the read timeout as the read's own deadline): this is the wait every
-  -- request/response protocol makes once per reply.
-  local r, msg, partial = fast_receive(self, pat)
-  if r then return r end
-  if r == false then return timed_out(self) end
-  if msg then return fail(self, msg, partial) end
-  check_self(self, "receive")
+-- Its general path: Tcp.receive (below, lua/ngx.c) does a line or a count
+-- on a usable idle socket in one C call, buffered whole or waited for
+-- there (under the socket's guard, as `wait`, with the read timeout as
+-- the read's own deadline: the wait every request/response protocol makes
+-- once per reply), and calls this otherwise.
+local function slow_receive(self, pat)
+  check_self(self, "receive", 4)
   local n
   if pat == nil or pat == "*l" then
     n = nil
@@ -497,10 +498,10 @@ function Tcp:receive(pat)
   else
     n = tonumber(pat)
     if n == nil then
-      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 2)
+      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 3)
     end
     if n < 0 or n ~= n then
-      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 2)
+      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 3)
     end
     n = floor(n)
   end
@@ -532,6 +533,19 @@ function Tcp:receive(pat)
   end
   return receive_timed(self, s, n, prefix)
 end
+
+-- receive's results after its C wait that did not get the bytes: false
+-- (the read timeout) or nil, msg, partial (EOF, an error).
+local function after_receive(self, r, msg, partial)
+  if r == false then return timed_out(self) end
+  return fail(self, msg, partial)
+end
+
+--- receive(pattern?) and send(data): C methods (lua/ngx.c) that do the
+-- common calls at once (send: nothing has to wait; receive: a line or a
+-- count, waited for if need be) and call slow_receive / slow_send for the
+-- rest.
+Tcp.receive, Tcp.send = C.fast(Tcp, slow_receive, slow_send, after_receive)
 
 --- receiveany(max): whatever has arrived, at least one byte, at most max.
 function Tcp:receiveany(max)
