@@ -287,6 +287,12 @@ int qn__server_fd(const qn_tcp_server *srv, int *fd);
 int qn__server_remove_at_close(qn_tcp_server *srv, const char *path, uint64_t dev, uint64_t ino);
 /* unix.c: remove path if it is still the socket file (dev, ino). */
 void qn__unix_unlink_if_same(const char *path, uint64_t dev, uint64_t ino);
+/* unix.c, for unix_dgram.c too: the address of a name (a path, or "@name":
+   abstract) and its length (0, UV_EINVAL, UV_ENAMETOOLONG); whether a
+   socket file at a path is stale (a connection of `type` is refused). */
+struct sockaddr_un;
+int qn__unix_addr(const char *name, struct sockaddr_un *a, socklen_t *len);
+int qn__unix_is_stale(const struct sockaddr_un *a, socklen_t len, int type);
 
 /* dns.c: the service string and hints of a getaddrinfo for host:port
    (any family), shared by binding (synchronous) and connect (async). */

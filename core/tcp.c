@@ -324,6 +324,11 @@ int qn__server_fd(const qn_tcp_server *srv, int *fd) {
 
 int qn_tcp_server_is_unix(const qn_tcp_server *srv) { return srv->h.handle.type != UV_TCP; }
 
+int qn_tcp_server_fileno(const qn_tcp_server *srv) {
+  int fd;
+  return qn__server_fd(srv, &fd) == 0 ? fd : -1;
+}
+
 /* Take the connection libuv holds into the queue. */
 static void accept_one(qn_tcp_server *srv) {
   srv->pending = 0;

@@ -244,6 +244,12 @@ int qn_udp_getsockname(const qn_udp *u, struct sockaddr_storage *ss) {
 
 int qn_udp_is_closed(const qn_udp *u) { return u->io.closing; }
 
+int qn_udp_fileno(const qn_udp *u) {
+  uv_os_fd_t fd;
+  if (qn_udp_is_closed(u) || uv_fileno((const uv_handle_t *)&u->handle, &fd) != 0) return -1;
+  return fd;
+}
+
 size_t qn_udp_queued(const qn_udp *u) { return u->qlen; }
 
 void qn_udp_close(qn_udp *u) {

@@ -36,7 +36,7 @@
 
 /* The address of name in *a; its length in *len. 0, UV_EINVAL (empty) or
    UV_ENAMETOOLONG. */
-static int make_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
+int qn__unix_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
   size_t n = strlen(name);
   if (n == 0 || (name[0] == '@' && n == 1)) return UV_EINVAL;
   if (n > QN_UNIX_PATH_MAX) return UV_ENAMETOOLONG;
@@ -48,11 +48,13 @@ static int make_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
   return 0;
 }
 
-/* A non-blocking, close-on-exec stream socket, or -errno. */
-static int new_socket(void) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+/* A non-blocking, close-on-exec socket of type (SOCK_STREAM, SOCK_DGRAM),
+   or -errno. */
+static int new_socket_of(int type) {
+  int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   return fd < 0 ? -errno : fd;
 }
+static int new_socket(void) { return new_socket_of(SOCK_STREAM); }
 
 static int connect_fd(int fd, const struct sockaddr_un *a, socklen_t len) {
   int r;
@@ -61,11 +63,12 @@ static int connect_fd(int fd, const struct sockaddr_un *a, socklen_t len) {
   return r == 0 ? 0 : -errno;
 }
 
-/* Whether a socket file at a (a path) has nobody listening on it. */
-static int is_stale(const struct sockaddr_un *a, socklen_t len) {
+/* Whether a socket file at a (a path) has nobody listening on it (or, for
+   SOCK_DGRAM, bound to it): a connection to it is refused. */
+int qn__unix_is_stale(const struct sockaddr_un *a, socklen_t len, int type) {
   struct stat st;
   if (lstat(a->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
-  int fd = new_socket();
+  int fd = new_socket_of(type);
   if (fd < 0) return 0;
   int r = connect_fd(fd, a, len);
   close(fd);
@@ -85,13 +88,13 @@ int qn_unix_listen(qn_runtime *rt, const char *path, int backlog, int mode,
   if (rt->closed) return UV_ECANCELED;
   struct sockaddr_un a;
   socklen_t len;
-  int r = make_addr(path, &a, &len);
+  int r = qn__unix_addr(path, &a, &len);
   if (r != 0) return r;
   int fd = new_socket();
   if (fd < 0) return fd;
   int abstract = path[0] == '@';
   r = bind(fd, (const struct sockaddr *)&a, len) == 0 ? 0 : -errno;
-  if (r == UV_EADDRINUSE && !abstract && is_stale(&a, len) && unlink(path) == 0)
+  if (r == UV_EADDRINUSE && !abstract && qn__unix_is_stale(&a, len, SOCK_STREAM) && unlink(path) == 0)
     r = bind(fd, (const struct sockaddr *)&a, len) == 0 ? 0 : -errno;
   int bound = r == 0 && !abstract;          /* the file is ours: remove it on failure */
   struct stat st = {0};
@@ -120,7 +123,7 @@ int qn_unix_connect(qn_runtime *rt, const char *path, const qn_tcp_opts *opts, q
   if (rt->closed) return UV_ECANCELED;
   struct sockaddr_un a;
   socklen_t len;
-  int r = make_addr(path, &a, &len);
+  int r = qn__unix_addr(path, &a, &len);
   if (r != 0) return r;
   int fd = new_socket();
   if (fd < 0) return fd;

@@ -88,14 +88,21 @@ static int l_listen_fds(lua_State *L) {
 /* After lq_tcp_register and lq_unix_register: quench.tcp.adopt,
    quench.unix.adopt, quench.adopt, quench.listen_fds; the module table is
    on top (mod is the module state). */
-/* quench._fileno(stream): the descriptor of a TCP or Unix stream of this
-   runtime, or -1 (closed, another runtime's, anything else). Internal:
-   LuaSocket's getfd (quench.socket). The descriptor stays quench's. */
+/* quench._fileno(obj): the descriptor of a TCP or Unix stream, a TCP or
+   Unix server, a UDP or a Unix datagram socket of this runtime, or -1
+   (closed, another runtime's, anything else). Internal: LuaSocket's getfd
+   (quench.socket). The descriptor stays quench's. */
 static int l_fileno(lua_State *L) {
   lq_stream *u = lq_toudata(L, 1, &lq_tcp_stream_class, sizeof(lq_stream));
   if (u == NULL) u = lq_toudata(L, 1, &lq_unix_stream_class, sizeof(lq_stream));
   int fd = -1;
-  if (u != NULL && u->s != NULL && lq_alive(L, u->serial)) fd = qn_stream_fileno(u->s);
+  if (u != NULL) {
+    if (u->s != NULL && lq_alive(L, u->serial)) fd = qn_stream_fileno(u->s);
+  } else if (lua_type(L, 1) == LUA_TUSERDATA) {
+    fd = lq_server_fileno(L, 1);
+    if (fd < 0) fd = lq_udp_fileno(L, 1);
+    if (fd < 0) fd = lq_udgram_fileno(L, 1);
+  }
   lua_pushinteger(L, fd);
   return 1;
 }

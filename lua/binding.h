@@ -546,6 +546,10 @@ void lq_task_bind(lua_State *L, lq_task *h, int ud, int token_idx);
 void lq_class(lua_State *L, int mod, const char *name, const luaL_Reg *methods,
               const luaL_Reg *metamethods);
 void lq_warn(lq_runtime *rt, const char *msg);
+/* The descriptor of a UDP (udp.c) or Unix datagram socket (unix_dgram.c)
+   at idx, or -1 (closed, another runtime's, another type): quench._fileno. */
+int lq_udp_fileno(lua_State *L, int idx);
+int lq_udgram_fileno(lua_State *L, int idx);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 

@@ -3,8 +3,9 @@
    OpenResty's and cjson's), the digests OpenResty code calls (md5, sha1)
    from OpenSSL's libcrypto rather than hand-written ones, and the wall
    clock with sub-second precision (ngx.now), which Lua's os.time lacks;
-   and the cosocket's no-wait fast paths (receive from the buffer, send
-   below the write limit), one C call each where the Lua path made a dozen.
+   and the cosocket's methods receive and send, whose fast paths (receive
+   from the buffer or one wait with its own deadline, send below the write
+   limit) are one C call where the Lua path made a dozen.
    Internal: the underscore keeps it out of the public API. */
 #include <string.h>
 #include <time.h>
@@ -59,30 +60,30 @@ static int l_new_tab(lua_State *L) {
 
 /* ---- the cosocket's fast paths ----
    Each takes the socket table (a Tcp of quench.ngx, whose metatable is
-   upvalue 2; upvalue 1 is the module, as for every binding function, and
-   3 to 7 the names of the fields used: busy, pending, s, waiting,
-   read_timeout) and does its whole job when nothing has to wait and nothing
-   is unusual; otherwise it returns nothing and changes nothing, and the
-   Lua method takes its general path (argument errors, waits, timeouts,
-   EOF, errors, the bytes receiveuntil left over, a socket left busy by a
-   dropped wait). So they add no behaviour: they only skip work. */
+   upvalue 2; upvalue 1 is the module, as for every binding function, 3 to
+   6 the names of the fields used: busy, s, waiting, read_timeout, and 7, 8
+   the Lua general path and receive's result maker: see l_fast)
+   and does its whole job when nothing has to wait and nothing is unusual;
+   otherwise it returns nothing and changes nothing, and the Lua method
+   takes its general path (argument errors, waits, timeouts, EOF, errors,
+   the bytes receiveuntil left over, a socket left busy by a dropped wait).
+   So they add no behaviour: they only skip work.
+   What they read of the socket is one array slot, self[1]: the stream
+   while the socket is connected, not in a wait and without read-ahead,
+   false otherwise (ngx.lua keeps it so: `idle`, `enter`, `drop`). Three
+   hashed reads (busy, pending, s) on every call cost four times as much. */
+enum { UP_BUSY = 3, UP_S, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER };
 
-/* The usable core stream in the socket at 1 (its field s), or NULL when
-   the general path must decide: not a Tcp, not connected, a wait left
-   behind, read-ahead pending, or the stream closed or its runtime gone. */
+/* The usable core stream in the socket at 1 (its slot 1), or NULL when
+   the general path must decide: not a Tcp, not idle and connected, or the
+   stream closed or its runtime gone. */
 static lq_stream *fast_stream(lua_State *L) {
   if (!lua_getmetatable(L, 1)) return NULL;
-  int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+  /* the same table: compared by address (lua_rawequal costs twice this) */
+  int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
   lua_pop(L, 1);
   if (!same) return NULL;
-  /* raw reads with the keys as upvalues: lua_getfield would intern each
-     key again and fall through to the metatable's __index for nil fields */
-  lua_pushvalue(L, lua_upvalueindex(3));
-  if (lua_rawget(L, 1) != LUA_TNIL) return NULL;
-  lua_pushvalue(L, lua_upvalueindex(4));
-  if (lua_rawget(L, 1) != LUA_TNIL) return NULL;
-  lua_pushvalue(L, lua_upvalueindex(5));
-  lua_rawget(L, 1);
+  lua_rawgeti(L, 1, 1);
   lq_stream *u = lq_toudata(L, -1, &lq_tcp_stream_class, sizeof(lq_stream));
   if (u == NULL) u = lq_toudata(L, -1, &lq_unix_stream_class, sizeof(lq_stream));
   if (u == NULL) u = lq_toudata(L, -1, &lq_tls_stream_class, sizeof(lq_stream));
@@ -96,9 +97,10 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n);
 /* receive(self, pattern): a line (nil or "*l", without "\r\n" or "\n") or
    a count (a number or a numeric string, > 0) that is buffered whole. When
    the pattern is one of those and the socket is usable but the bytes have
-   not all arrived, it waits for them here (fast_wait, below): the bytes;
-   false at the read timeout (the caller makes it OpenResty's timeout);
-   nil, msg, partial on EOF or an error (the caller closes the socket). */
+   not all arrived, it waits for them here (fast_wait, below): the bytes,
+   or at the read timeout, on EOF or an error, the results ngx.lua's
+   after_receive makes (OpenResty's: nil, "timeout", partial with the
+   socket left open; nil, msg, partial with it closed). */
 static int l_fast_receive(lua_State *L) {
   qn_stream_mode mode;
   size_t n = 0;
@@ -136,6 +138,8 @@ static int l_fast_receive(lua_State *L) {
 /* send(self, data): a string, or an array of strings and numbers, written
    at once when the write queue is empty (a write then never waits).
    Returns the number of bytes. */
+enum { SEND_SMALL = 512 };   /* bytes of a request built on the C stack */
+
 static int l_fast_send(lua_State *L) {
   int t = lua_type(L, 2);
   if (t != LUA_TSTRING && t != LUA_TTABLE) return 0;
@@ -145,38 +149,66 @@ static int l_fast_send(lua_State *L) {
     return 0;
   const char *data;
   size_t len;
+  char small[SEND_SMALL];
   if (t == LUA_TSTRING) {
     data = lua_tolstring(L, 2, &len);
   } else {
     /* the array's items, concatenated as table.concat would; anything but
-       strings and numbers (nested tables, booleans, holes) is Lua's */
+       strings and numbers (nested tables, booleans, holes) is Lua's. Into
+       a buffer on the C stack while they fit (a request of a few dozen
+       bytes: no Lua string is made, hashed and collected for it; the
+       stream copies what it cannot write at once), else a luaL_Buffer. */
     lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
     luaL_Buffer b;
-    luaL_buffinit(L, &b);
+    int boxed = 0;
+    len = 0;
     for (lua_Integer i = 1; i <= n; i++) {
       int it = lua_rawgeti(L, 2, i);
-      if (it == LUA_TSTRING) {
-        luaL_addvalue(&b);
-      } else if (it == LUA_TNUMBER && lua_isinteger(L, -1)) {
+      const char *p;
+      size_t k;
+      char digits[24];
+      if (it == LUA_TSTRING || (it == LUA_TNUMBER && !lua_isinteger(L, -1))) {
+        p = lua_tolstring(L, -1, &k);                /* a float: Lua's format */
+      } else if (it == LUA_TNUMBER) {
         /* drivers put lengths here ("$", #arg, "\r\n"): digits by hand,
            what Lua's own conversion (snprintf) would write, at a tenth of
            its cost */
         lua_Integer v = lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        char digits[24];
-        int k = (int)sizeof digits;
+        int d = (int)sizeof digits;
         lua_Unsigned m = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
-        do digits[--k] = (char)('0' + m % 10); while ((m /= 10) != 0);
-        if (v < 0) digits[--k] = '-';
-        luaL_addlstring(&b, digits + k, sizeof digits - (size_t)k);
-      } else if (it == LUA_TNUMBER) {
-        luaL_addvalue(&b);                           /* a float: Lua's format */
+        do digits[--d] = (char)('0' + m % 10); while ((m /= 10) != 0);
+        if (v < 0) digits[--d] = '-';
+        p = digits + d;
+        k = sizeof digits - (size_t)d;
       } else {
         return 0;
       }
+      if (!boxed && len + k <= sizeof small) {
+        memcpy(small + len, p, k);
+        len += k;
+        lua_pop(L, 1);
+        continue;
+      }
+      if (!boxed) {               /* too long for `small`: a luaL_Buffer from here on */
+        lua_pop(L, 1);            /* (its slot goes below the item) */
+        luaL_buffinit(L, &b);
+        luaL_addlstring(&b, small, len);
+        boxed = 1;
+        lua_rawgeti(L, 2, i);
+      }
+      if (it == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        lua_pop(L, 1);
+        luaL_addlstring(&b, p, k);
+      } else {
+        luaL_addvalue(&b);                           /* the item on top */
+      }
     }
-    luaL_pushresult(&b);
-    data = lua_tolstring(L, -1, &len);
+    if (boxed) {
+      luaL_pushresult(&b);
+      data = lua_tolstring(L, -1, &len);
+    } else {
+      data = small;
+    }
   }
   if (qn_stream_write(u->s, data, len) != 0) return 0;   /* nothing written: Lua's path */
   lua_pushinteger(L, (lua_Integer)len);
@@ -204,8 +236,10 @@ static int l_quiet(lua_State *L) {
 }
 
 /* ---- the cosocket's wait for a line or a count ----
-   receive(stream, n, seconds): a line (n nil; without "\r\n" or "\n") or
-   n bytes from a TCP, Unix or TLS stream, waiting at most `seconds` with
+   receive(stream, n, seconds [, some]): a line (n nil; without "\r\n" or
+   "\n"), everything until EOF (n "a"), n bytes, or with `some` what has
+   arrived, at least one byte and at most n, from a TCP, Unix or TLS
+   stream, waiting at most `seconds` with
    one read future that carries its own deadline (core/stream.c's
    qn_stream_read_deadline_new): no select, no sleep future and no op
    userdata per wait, which quench.timeout over a read op built (3,000
@@ -237,9 +271,10 @@ static int receive_now(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n
   int r = qn_stream_peek(u->s, mode, n, &p, &len, &used);
   if (r == UV_EAGAIN) return -1;
   if (r == 0) {
-    int whole = mode == QN_STREAM_EXACT ? len == n : len > 0 && p[len - 1] == '\n';
+    int line = mode == QN_STREAM_LINE_KEEP;
+    int whole = mode == QN_STREAM_EXACT ? len == n : !line || (len > 0 && p[len - 1] == '\n');
     if (whole) {
-      if (mode != QN_STREAM_EXACT) {
+      if (line) {
         len--;
         if (len > 0 && p[len - 1] == '\r') len--;
       }
@@ -265,13 +300,13 @@ static int receive_now(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n
   return 3;
 }
 
+/* The read asked for by the arguments 2 (what) and 4 (some), checked. */
 static qn_stream_mode receive_mode(lua_State *L, size_t *n) {
-  if (lua_isnil(L, 2)) {
-    *n = 0;
-    return QN_STREAM_LINE_KEEP;
-  }
+  *n = 0;
+  if (lua_isnil(L, 2)) return QN_STREAM_LINE_KEEP;
+  if (lua_type(L, 2) == LUA_TSTRING) return QN_STREAM_ALL;
   *n = (size_t)lua_tointeger(L, 2);
-  return QN_STREAM_EXACT;
+  return lua_toboolean(L, 4) ? QN_STREAM_SOME : QN_STREAM_EXACT;
 }
 
 static int receive_k(lua_State *L, int status, lua_KContext ctx) {
@@ -294,12 +329,15 @@ static int receive_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_receive(lua_State *L) {
   lq_coro *c = lq_await_ctx(L, "receive");      /* first: it may start the call over */
   lq_stream *u = receive_stream(L);
-  if (!lua_isnil(L, 2)) {
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    luaL_argcheck(L, strcmp(lua_tostring(L, 2), "a") == 0, 2, "\"a\", a count or nil expected");
+  } else if (!lua_isnil(L, 2)) {
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n >= 0, 2, "count must not be negative");
+    luaL_argcheck(L, n > 0 || !lua_toboolean(L, 4), 2, "a maximum must be positive");
   }
   uint64_t ns = lq_check_seconds(L, 3);
-  lua_settop(L, 2);
+  lua_settop(L, 4);
   size_t n;
   qn_stream_mode mode = receive_mode(L, &n);
   lq_check_cancel(L, c);
@@ -327,6 +365,11 @@ static void set_field(lua_State *L, int up, int idx) {   /* self[upvalue up] = t
   lua_rawset(L, idx);
 }
 
+static int after_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return lua_gettop(L) - FW_GUARD;               /* the results of UP_AFTER */
+}
+
 static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lq_coro *c = (lq_coro *)ctx;
@@ -339,16 +382,33 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
   int expired = k < 0 ? qn_stream_read_expired(f) : 0;
   qn_drop(f);
   if (expired == QN_ENOMEM) return luaL_error(L, "receive: out of memory (arming the timer)");
+  int got = k == 1;                              /* the bytes asked for */
   if (k < 0) {
     lua_pushboolean(L, 0);                       /* the deadline came first */
     k = 1;
-  } else if (k == 1) {
+  } else if (got) {
     lua_pushnil(L);
-    set_field(L, 3, 1);                          /* busy = nil: the read is over */
+    set_field(L, UP_BUSY, 1);                    /* busy = nil: the read is over */
+    lua_pushvalue(L, lua_upvalueindex(UP_S));
+    if (lua_rawget(L, 1) == LUA_TUSERDATA && lua_touserdata(L, -1) == (void *)u) {
+      lua_rawseti(L, 1, 1);                      /* self[1] = s: idle again */
+    } else {
+      lua_pop(L, 1);                             /* reconnected meanwhile: ngx.lua's */
+    }
   }
   lua_pushliteral(L, "done");
-  set_field(L, 6, 1);                            /* waiting = "done": the guard lets go */
-  return k;
+  set_field(L, UP_WAITING, 1);                   /* waiting = "done": the guard lets go */
+  if (got) return 1;
+  /* false (the read timeout) or nil, msg, partial: OpenResty's results
+     are ngx.lua's to make (upvalue UP_AFTER: timed_out or fail), once the
+     guard has let go */
+  lua_closeslot(L, FW_GUARD);
+  lua_pushvalue(L, lua_upvalueindex(UP_AFTER));
+  lua_insert(L, -(k + 1));
+  lua_pushvalue(L, 1);
+  lua_insert(L, -(k + 1));
+  lua_callk(L, k + 1, LUA_MULTRET, 0, after_k);  /* it may call stream methods that check */
+  return after_k(L, LUA_OK, 0);                  /* they may wait: so a yieldable call */
 }
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) {
@@ -357,17 +417,18 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   lq_coro *c = lq_await_ctx(L, "receive");
   lq_check_cancel(L, c);
   lq_runtime *rt = lq_module_of(L)->rt;
-  lua_pushvalue(L, lua_upvalueindex(7));
+  lua_pushvalue(L, lua_upvalueindex(UP_READ_TIMEOUT));
   lua_rawget(L, 1);                              /* self.read_timeout, in seconds */
   uint64_t ns = lq_check_seconds(L, -1);
   lua_pop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(5));
-  lua_rawget(L, 1);                              /* FW_STREAM: self.s */
+  lua_rawgeti(L, 1, 1);                          /* FW_STREAM: self[1], that is self.s */
   lua_pushinteger(L, mode == QN_STREAM_EXACT ? (lua_Integer)n : -1);   /* FW_MODE */
   lq_push_handle(L, rt, lq_coro_task(c));
-  set_field(L, 3, 1);                            /* busy = the waiting task */
+  set_field(L, UP_BUSY, 1);                      /* busy = the waiting task */
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, 1, 1);                          /* self[1] = false: not idle */
   lua_pushboolean(L, 1);
-  set_field(L, 6, 1);                            /* waiting = true */
+  set_field(L, UP_WAITING, 1);                   /* waiting = true */
   lua_pushvalue(L, 1);
   lua_toclose(L, FW_GUARD);
   qn_future *f = qn_stream_read_deadline_new(u->s, mode, n, lq_deadline_after(rt, ns));
@@ -376,23 +437,60 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   return lq_await(L, c, f, fast_wait_k, (lua_KContext)c);
 }
 
-/* quench._ngx.fast(Tcp): receive, send, with the module, the Tcp
-   metatable and the field names as upvalues. */
-static void push_fast(lua_State *L, lua_CFunction f) {
+/* ---- the methods themselves ----
+   Tcp.receive and Tcp.send are these C functions: the fast path, and
+   when it declines, the Lua method's general path (upvalue UP_SLOW) called
+   from here with the same two arguments. A Lua method calling the fast
+   path cost a Lua call frame more on every call (about 150 instructions,
+   four times a GET). The general path raises at its caller's caller (the
+   user's code: this function is between them). */
+static int slow_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return lua_gettop(L);
+}
+
+static int call_slow(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
+  lua_insert(L, 1);
+  lua_callk(L, 2, LUA_MULTRET, 0, slow_k);       /* it may wait */
+  return lua_gettop(L);
+}
+
+static int l_receive_method(lua_State *L) {
+  lua_settop(L, 2);                              /* self, pattern: the fast path's frame */
+  int n = l_fast_receive(L);                     /* a wait's results are final */
+  return n > 0 ? n : call_slow(L);
+}
+
+static int l_send_method(lua_State *L) {
+  lua_settop(L, 2);
+  int n = l_fast_send(L);
+  return n > 0 ? n : call_slow(L);
+}
+
+/* quench._ngx.fast(Tcp, slow_receive, slow_send, after_receive): the
+   methods receive and send, with the module, the Tcp metatable, the field
+   names, the general path and receive's result maker as upvalues. */
+static void push_method(lua_State *L, lua_CFunction f, int slow) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
-  lua_pushliteral(L, "busy");
-  lua_pushliteral(L, "pending");
+  lua_pushliteral(L, "busy");                    /* UP_BUSY... */
   lua_pushliteral(L, "s");
   lua_pushliteral(L, "waiting");
   lua_pushliteral(L, "read_timeout");
-  lua_pushcclosure(L, f, 7);
+  lua_pushvalue(L, slow);                        /* UP_SLOW */
+  lua_pushvalue(L, 4);                           /* UP_AFTER */
+  lua_pushcclosure(L, f, 8);
 }
 
 static int l_fast(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  push_fast(L, l_fast_receive);
-  push_fast(L, l_fast_send);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  push_method(L, l_receive_method, 2);
+  push_method(L, l_send_method, 3);
   return 2;
 }
 

@@ -31,6 +31,7 @@ void lq_pipe_register(lua_State *L, int mod);
 void lq_process_register(lua_State *L, int mod);
 void lq_tcp_register(lua_State *L, int mod);
 void lq_unix_register(lua_State *L, int mod);
+void lq_unix_dgram_register(lua_State *L, int mod);
 void lq_adopt_register(lua_State *L, int mod);
 void lq_tls_register(lua_State *L, int mod);
 void lq_http_register(lua_State *L, int mod);
@@ -186,20 +187,46 @@ static lq_runtime *runtime_new(lua_State *L, lq_module *m, run_opts o) {
   return rt;
 }
 
+/* Drive the runtime until the task at 2 is done: an at-exit function's
+   task. Under lua_pcall, as drive is. */
+static int drain(lua_State *L) {
+  lq_runtime *rt = lua_touserdata(L, 1);
+  lq_task *h = lua_touserdata(L, 2);
+  qn_run(rt->core, lq_core_task(h));    /* a deadlock just ends it: shutdown aborts */
+  return 0;
+}
+
 /* The quench._at_exit functions, in order, once the main task is done and
    before shutdown aborts the tasks left: plain calls, outside any task (they
-   cannot wait); an error is a warning. One registered by another runs too. */
+   cannot wait); an error is a warning. One registered by another runs too.
+   A function may return a task it spawned: the runtime is then driven until
+   that task is done, so what it does may wait (quench.ngx's premature
+   timers; the task bounds itself: nothing here times it out). */
 static void run_at_exit(lua_State *L, lq_runtime *rt) {
   if (rt->keep_at_exit == LQ_NOKEEP) return;
   lq_push_kept(L, &rt->keep, rt->keep_at_exit);
   int t = lua_gettop(L);
   for (lua_Integer i = 1; lua_rawgeti(L, t, i) != LUA_TNIL; i++) {
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
       lua_pushfstring(L, "quench: an at-exit function failed: %s",
                       lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
       lq_warn(rt, lua_tostring(L, -1));
       lua_pop(L, 2);
+      continue;
     }
+    lq_task *h = lq_toudata(L, -1, &lq_coro_vt, sizeof(lq_task));
+    if (h != NULL && h->coro.kind == CORO_TASK) {
+      lua_pushcfunction(L, drain);
+      lua_pushlightuserdata(L, rt);
+      lua_pushvalue(L, -3);             /* the handle stays on the stack meanwhile */
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        lua_pushfstring(L, "quench: an at-exit task failed: %s",
+                        lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        lq_warn(rt, lua_tostring(L, -1));
+        lua_pop(L, 2);
+      }
+    }
+    lua_pop(L, 1);
   }
   lua_settop(L, t - 1);
   lq_release(&rt->keep, rt->keep_at_exit);
@@ -297,8 +324,9 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-/* quench._at_exit(fn): fn() when this run ends (run_at_exit). Internal:
-   quench.ngx calls its pending timers with premature = true from there. */
+/* quench._at_exit(fn): fn() when this run ends (run_at_exit); fn may return
+   a task to be driven to its end. Internal: quench.ngx calls its pending
+   timers with premature = true from there. */
 static int l_at_exit(lua_State *L) {
   lq_runtime *rt = lq_runtime_of(L, "quench._at_exit");
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -409,6 +437,7 @@ int luaopen_quench(lua_State *L) {
   lq_process_register(L, mod);
   lq_tcp_register(L, mod);
   lq_unix_register(L, mod);
+  lq_unix_dgram_register(L, mod);       /* after unix: it adds quench.unix.dgram */
   lq_adopt_register(L, mod);
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);

@@ -69,6 +69,9 @@ int lq_server_accept_now(lua_State *L, void *obj, int op, lq_coro *c);
    cls->release drops when the server is collected: the caller takes that
    reference for it right after (nothing between can raise); fill *result
    with the core server. */
+/* The descriptor of a TCP or Unix server of this runtime at idx, or -1
+   (closed, another runtime's, not a server): quench._fileno. */
+int lq_server_fileno(lua_State *L, int idx);
 qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial,
                               void *ctx);
 /* The core server of a usable server of this function's class at idx. */

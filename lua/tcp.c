@@ -328,6 +328,13 @@ qn_tcp_server *lq_server_live(lua_State *L, int idx, const char *fname) {
   return live_server(L, idx, fname);
 }
 
+int lq_server_fileno(lua_State *L, int idx) {
+  lq_server *u = lq_toudata(L, idx, &lq_tcp_server_class, sizeof(lq_server));
+  if (u == NULL) u = lq_toudata(L, idx, &lq_unix_server_class, sizeof(lq_server));
+  if (u == NULL || u->srv == NULL || !lq_alive(L, u->serial)) return -1;
+  return qn_tcp_server_fileno(u->srv);
+}
+
 qn_tcp_server **lq_server_new(lua_State *L, const lq_server_class *cls, uint64_t serial,
                               void *ctx) {
   lq_server *u = lua_newuserdatauv(L, sizeof *u, 0);

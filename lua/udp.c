@@ -340,6 +340,11 @@ static int l_is_closed(lua_State *L) {
   return 1;
 }
 
+int lq_udp_fileno(lua_State *L, int idx) {
+  lq_udp *s = luaL_testudata(L, idx, LQ_UDP);
+  return s == NULL || is_closed(L, s) ? -1 : qn_udp_fileno(s->u);
+}
+
 static int l_tostring(lua_State *L) {
   lq_udp *s = luaL_checkudata(L, 1, LQ_UDP);
   if (is_closed(L, s)) {

@@ -128,7 +128,7 @@ fi
 # does not silently blow this stage's budget (~4 minutes at most; about 50 s
 # on a 2-core machine in 2025). Definite leaks and memory errors fail it.
 VALGRIND_SPECS=(tasks cancel cancel_safety cleanup select token channel sync structured run
-                random_cancel api_fuzz limits http http_client pool ngx tls_cancel)
+                random_cancel api_fuzz limits http http_client pool ngx tls_cancel unix_dgram)
 if [ "${QUENCH_SKIP_VALGRIND:-}" != 1 ] && [ -f build/quench.so ] && have_specs; then
   if command -v valgrind >/dev/null; then
     vspecs=()

@@ -30,6 +30,7 @@ local CLASSES = {
   ["quench.tls.context"] = "TlsContext", ["quench.tls.session"] = "TlsSession",
   ["quench.http.server"] = "HttpServer",
   ["quench.unix.server"] = "UnixServer", ["quench.unix.stream"] = "UnixStream",
+  ["quench.unix.dgram"] = "UnixDgram",
 }
 
 local function list_stubs()

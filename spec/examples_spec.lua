@@ -23,6 +23,10 @@ local EXPECT = {
               "[ 4.60 s] closing: 2 change(s) applied", "[ 4.60 s] done after 6 calls" },
     absent = { "scheduled at 3.00" },
   },
+  ["unix_datagrams.lua"] = {
+    lines = { 'collector: "boot finished" from an unnamed socket',
+              'collector: "user 42 logged in" from /', "app: ok 2", "collector saw\t2\tlines" },
+  },
   ["demo.lua"] = {
     lines = { "fast: sleeping 0.05 s", "slow: sleeping 3600 s", "fast: woke up",
               "joined:\ttrue\tfast finished", "slow: <close> ran", "slow: defer ran",

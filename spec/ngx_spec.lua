@@ -192,6 +192,83 @@ describe("quench.ngx helpers", function()
   end)
 end)
 
+describe("ngx.timer.at at exit", function()
+  it("a premature callback may wait: ngx.sleep and cosocket I/O while the run ends", function()
+    local got = {}
+    quench.run(function()
+      local server = assert(quench.tcp.listen("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      quench.spawn(function()   -- the peer: still running when main is done
+        local c <close> = server:accept()
+        c:write("echo ", c:read("l"), "\n")
+      end)
+      assert.is_true(ngx.timer.at(3600, function(premature, greeting)
+        ngx.sleep(0.01)
+        local sock = ngx.socket.tcp()
+        sock:settimeout(2000)
+        assert(sock:connect("127.0.0.1", port))
+        assert(sock:send(greeting .. "\n"))
+        got[#got + 1] = { premature, sock:receive(), ngx.worker.exiting() }
+        sock:close()
+      end, "bye"))
+    end)
+    assert.are.same({ { true, "echo bye", true } }, got)
+    assert.is_false(ngx.worker.exiting())
+  end)
+
+  it("a run on a manual clock that stalls in a premature callback leaves no 'exiting' behind",
+     function()
+    local ok = pcall(quench.run, { clock = "manual" }, function()
+      ngx.timer.at(60, function() ngx.sleep(1) end)   -- nobody advances the clock
+    end)
+    assert.is_true(ok)
+    assert.is_false(ngx.worker.exiting())
+    quench.run(function() assert.is_true(ngx.timer.at(0, function() end)) end)
+  end)
+
+  it("a timer whose delay ends while the premature callbacks run is called once, prematurely",
+     function()
+    local calls = {}
+    quench.run({ clock = "virtual" }, function()
+      ngx.timer.at(0.5, function(premature) calls[#calls + 1] = premature end)
+      ngx.timer.at(60, function() ngx.sleep(1) end)   -- keeps the run going past 0.5 s
+    end)
+    assert.are.same({ true }, calls)
+  end)
+
+  it("callbacks still running after the grace are aborted and logged; the grace is set by "
+     .. "install", function()
+    local logged, events = {}, {}
+    local sink = ngxq.log_sink
+    ngxq.log_sink = function(level, msg) logged[#logged + 1] = { level, msg } end
+    ngxq.install({ timer_grace = 5 })
+    local ok, err = pcall(quench.run, { clock = "virtual" }, function()
+      ngx.timer.at(100, function()
+        local t0 = quench.now()
+        ngx.sleep(2)
+        events[#events + 1] = { "short", quench.now() - t0 }
+      end)
+      ngx.timer.at(100, function()
+        local t0 = quench.now()
+        local _ <close> = setmetatable({}, { __close = function()
+          events[#events + 1] = { "long dropped", quench.now() - t0 }
+        end })
+        ngx.sleep(1e6)
+        events[#events + 1] = { "long finished" }
+      end)
+    end)
+    ngxq.log_sink = sink
+    ngxq.install({ timer_grace = 3 })   -- the default again
+    assert(ok, err)
+    assert.are.same({ { "short", 2 }, { "long dropped", 5 } }, events)
+    assert.are.equal(1, #logged)
+    assert.are.equal(ngx.ERR, logged[1][1])
+    assert.truthy(logged[1][2]:find("1 premature timer(s) still running after 5 s", 1, true))
+    assert.has_error(function() ngxq.install({ timer_grace = -1 }) end)
+    assert.has_error(function() ngxq.install({ timer_grace = "x" }) end)
+  end)
+end)
+
 describe("ngx.socket.tcp", function()
   it("receives lines, counts (numbers or numeric strings), everything, and any", T(function()
     local port = peer(function(c)
@@ -294,6 +371,47 @@ describe("ngx.socket.tcp", function()
     h:join()
   end, { clock = "virtual" }))
 
+  it("receive('*a'), receiveany and a receiveuntil reader time out at the deadline under the "
+     .. "virtual clock", quench.test(function()
+    local go = quench.channel()
+    local server = assert(quench.tcp.listen("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local h = quench.spawn(function()
+      local c <close> = server:accept()
+      server:close()
+      c:write("abc")
+      go:recv()
+      c:write("--x")
+      go:recv()
+      c:write("rest")
+      c:shutdown()
+      go:recv()
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(1000, 1000, 3000)
+    assert(sock:connect("127.0.0.1", port))
+    arrived(sock, 3)
+    local t0 = quench.now()
+    assert.are.same({ nil, "timeout", "abc" }, { sock:receive("*a") })   -- what came, consumed
+    assert.are.equal(3, quench.now() - t0)
+    t0 = quench.now()
+    assert.are.same({ nil, "timeout", "" }, { sock:receiveany(10) })
+    assert.are.equal(3, quench.now() - t0)
+    local reader = sock:receiveuntil("--")
+    t0 = quench.now()
+    assert.are.same({ nil, "timeout", "" }, { reader() })
+    assert.are.equal(3, quench.now() - t0)
+    go:send(true)
+    arrived(sock, 3)
+    assert.are.equal("", reader())        -- the boundary came at once: still usable
+    assert.are.equal("x", sock:receiveany(10))
+    go:send(true)
+    assert.are.equal("rest", sock:receive("*a"))   -- to EOF: waited for, then the whole rest
+    assert.are.same({ nil, "closed" }, { sock:receiveany(1) })
+    go:send(true)
+    h:join()
+  end, { clock = "virtual" }))
+
   it("a receive dropped by an outer timeout under the virtual clock closes the socket at once",
      quench.test(function()
     local server = assert(quench.tcp.listen("127.0.0.1", 0))
@@ -355,6 +473,27 @@ describe("ngx.socket.tcp", function()
                                         1.5, ":", 2^63, ":", 1e300 }))
     assert.are.equal(want, bounded(got.recv, got))
     assert.are.equal("$3\r\n-42:0:-9223372036854775808:1.5:", want:sub(1, 35))
+  end))
+
+  it("send builds a long array across its small-request buffer intact", T(function()
+    -- the fast path builds a request of up to 512 bytes on the C stack and
+    -- switches to a Lua buffer on the item that does not fit: that item an
+    -- integer, a string or a float, at and around the boundary
+    local cases = {}
+    for _, pad in ipairs({ 508, 509, 510, 511, 512 }) do
+      cases[#cases + 1] = { ("x"):rep(pad), 12345, "\r\n", ("y"):rep(700), 2.5, "end" }
+      cases[#cases + 1] = { ("x"):rep(pad), "abcdef", -7, 0.25, ("z"):rep(3000), 42 }
+      cases[#cases + 1] = { ("x"):rep(pad), 1.5, math.mininteger, "" }
+    end
+    local want = {}
+    for i, t in ipairs(cases) do want[i] = table.concat(t) end
+    local all = table.concat(want)
+    local got = quench.channel(1)
+    local port = peer(function(c) got:send(c:read(#all)) end)
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", port))
+    for i, t in ipairs(cases) do assert.are.equal(#want[i], sock:send(t)) end
+    assert.are.equal(all, bounded(got.recv, got))
   end))
 
   it("receive takes lines and counts from the buffer and waits for the rest", T(function()
@@ -517,6 +656,20 @@ describe("ngx.socket.tcp", function()
     assert.are.same({ nil, "closed" }, { sock:setkeepalive() })
   end))
 
+  it("receive and send (C methods) blame the caller's line for misuse", T(function()
+    local sock = ngx.socket.tcp()
+    local function where(fn)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      return tostring(err):match("^(spec/ngx_spec%.lua:%d+): ")
+    end
+    assert.is_truthy(where(function() return sock:receive({}) end))
+    assert.is_truthy(where(function() return sock.receive({}) end))
+    assert.is_truthy(where(function() return sock:send(print) end))
+    assert.is_truthy(where(function() return sock:send({ { { print } } }) end))
+    assert.is_truthy(where(function() return sock.send(42, "x") end))
+  end))
+
   it("reports a closed port, and misuse raises naming the function", T(function()
     local port = servers.free_port()
     local sock = ngx.socket.tcp()
@@ -633,6 +786,23 @@ describe("ngx.socket.tcp", function()
         "bad argument #3 to 'connect' (opts.pool_size must be an integer >= 1, got 0)")
     end))
   end)
+
+  it("ngx.socket.udp sends to a Unix datagram socket (setpeername 'unix:/path')", T(function()
+    local path = os.tmpname()
+    os.remove(path)
+    local srv <close> = assert(quench.unix.dgram(path))
+    local u = ngx.socket.udp()
+    u:settimeout(2000)
+    assert.are.equal(1, u:setpeername("unix:" .. path))
+    assert.are.equal(1, u:send({ "log ", "line" }))
+    assert.are.same({ "log line", "" }, { bounded(srv.recv, srv) })   -- from an unnamed socket
+    u:settimeout(30)
+    assert.are.same({ nil, "timeout" }, { bounded(u.receive, u) })   -- nobody can answer it
+    assert.are.equal(1, u:close())
+    assert.are.same({ nil, "closed" }, { u:send("x") })
+    assert.are.same({ nil, "no such file or directory" },
+                    { ngx.socket.udp():setpeername("unix:" .. path .. ".missing") })
+  end))
 
   it("ngx.socket.udp talks to a peer and times out", T(function()
     local srv <close> = assert(quench.udp.bind("127.0.0.1", 0))

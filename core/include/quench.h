@@ -380,6 +380,7 @@ int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, siz
                 qn_udp **out);
 int qn_udp_getsockname(const qn_udp *u, struct sockaddr_storage *ss);
 int qn_udp_is_closed(const qn_udp *u);
+int qn_udp_fileno(const qn_udp *u);   /* still the socket's; -1 once closed */
 size_t qn_udp_queued(const qn_udp *u);
 /* Close (idempotent): waiting receives become ready with nothing. */
 void qn_udp_close(qn_udp *u);
@@ -776,6 +777,8 @@ int qn_unix_connect(qn_runtime *rt, const char *path, const qn_tcp_opts *opts, q
 /* Whether a stream or server is a Unix socket's. */
 int qn_unix_is_unix(const qn_stream *s);
 int qn_tcp_server_is_unix(const qn_tcp_server *srv);
+/* The listening descriptor (still the server's), or -1 once closed. */
+int qn_tcp_server_fileno(const qn_tcp_server *srv);
 /* A Unix socket's name: name[0..*len) is its path, "@..." for an abstract
    name, empty for an unnamed socket (a connecting client's). name has
    QN_UNIX_PATH_MAX + 2 bytes. UV_EINVAL on another stream, UV_EBADF closed. */
@@ -785,6 +788,44 @@ int qn_unix_server_sockname(const qn_tcp_server *srv, char *name, size_t *len);
 /* The peer's credentials at connect time (Linux SO_PEERCRED); UV_ENOTSUP
    where the system has none. */
 int qn_unix_peercred(const qn_stream *s, int64_t *pid, int64_t *uid, int64_t *gid);
+
+/* ---- Unix datagram sockets (unix_dgram.c) ----
+   AF_UNIX SOCK_DGRAM over a uv_poll: the UDP socket's queue and its
+   receive and send futures, with names (a path, "@name", or "" for an
+   unnamed sender) for addresses. */
+typedef struct qn_udgram qn_udgram;
+typedef struct qn_udgram_msg {
+  char *data;             /* the taker frees it: qn_udgram_msg_free */
+  qn_runtime *rt;
+  size_t len;
+  int err;                /* a receive error (data NULL) */
+  int truncated;          /* longer than 64 KiB: the rest was lost */
+  char from[QN_UNIX_PATH_MAX + 2];
+  size_t fromlen;
+} qn_udgram_msg;
+/* A socket, bound to name when not NULL (a stale socket file there is
+   replaced; the file is removed at close if still ours). */
+int qn_udgram_open(qn_runtime *rt, const char *name, size_t queue_max, qn_udgram **out);
+int qn_udgram_bind(qn_udgram *u, const char *name);
+int qn_udgram_connect(qn_udgram *u, const char *name);   /* NULL: dissolve */
+/* The socket's (peer 0) or its peer's name into name (QN_UNIX_PATH_MAX + 2). */
+int qn_udgram_name(const qn_udgram *u, int peer, char *name, size_t *len);
+int qn_udgram_fileno(const qn_udgram *u);
+int qn_udgram_is_closed(const qn_udgram *u);
+size_t qn_udgram_queued(const qn_udgram *u);
+void qn_udgram_close(qn_udgram *u);
+void qn_udgram_release(qn_udgram *u);
+int qn_udgram_try_recv(qn_udgram *u, qn_udgram_msg *d);    /* 0 or UV_EAGAIN, UV_EBADF */
+qn_future *qn_udgram_recv_new(qn_udgram *u);
+int qn_udgram_recv_take(qn_future *recv, qn_udgram_msg *d); /* 0, or UV_EBADF: closed */
+void qn_udgram_msg_free(qn_udgram_msg *d);
+/* to: a name, or NULL for the connected peer. 0, UV_EAGAIN (the receiver
+   is full: wait with a send future), or an error. */
+int qn_udgram_try_send(qn_udgram *u, const char *data, size_t len, const char *to);
+/* Ready once sent (the data copied; tried again every 1 to 50 ms while the
+   receiver is full) or failed; dropped while pending, it has sent nothing. */
+qn_future *qn_udgram_send_new(qn_udgram *u, const char *data, size_t len, const char *to);
+int qn_udgram_send_status(const qn_future *send);
 
 /* ---- adopting a descriptor (adopt.c) ----
 

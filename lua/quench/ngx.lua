@@ -60,11 +60,6 @@ local Tcp = {}
 Tcp.__index = Tcp
 Tcp.__name = "quench.ngx.tcp"
 
--- The common paths of receive and send, in C (lua/ngx.c): each does the
--- whole call when nothing is unusual (send: when nothing has to wait;
--- receive: a line or a count, waited for if need be), else returns nothing
--- having done nothing, and the method goes on as below.
-local fast_receive, fast_send = C.fast(Tcp)
 -- A line (n nil) or n bytes, waiting at most `seconds` with a read that
 -- carries its own deadline (lua/ngx.c): data; false at the deadline; nil,
 -- msg, partial on EOF or an error.
@@ -74,6 +69,7 @@ local c_receive = C.receive
 local function drop(self)
   local s = self.s
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self[1] = false
   self.waiting = false
   if s then pcall(s.close, s) end
   local st = self.limit
@@ -119,6 +115,7 @@ end
 
 local function new_tcp()
   local sock = setmetatable({
+    false,   -- [1]: the fast paths' stream (see `idle`)
     s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
     read_timeout = DEFAULT_TIMEOUT, waiting = false, limit = nil,
@@ -126,10 +123,13 @@ local function new_tcp()
   return sock
 end
 
-local function check_self(self, fname)
+-- `level`: where the error is reported, counted from here (default 3: the
+-- caller of a Lua method; 4 for receive's and send's general paths, which
+-- their C methods call).
+local function check_self(self, fname, level)
   if getmetatable(self) ~= Tcp then
     error(fmt("bad argument #1 to '%s' (a socket from ngx.socket.tcp() expected, got %s)",
-              fname, type(self)), 3)
+              fname, type(self)), level or 3)
   end
 end
 
@@ -149,7 +149,19 @@ local function enter(self, what)
     return "socket busy " .. what
   end
   self.busy = current()
+  self[1] = false
   return nil
+end
+
+-- The end of a wait or of a call that set `busy`: the socket is idle
+-- again. self[1] is the one field the C fast paths read: the stream while
+-- the socket is connected, not in a wait and has no read-ahead (`pending`),
+-- false otherwise; it is cleared wherever one of those starts (`enter`,
+-- `drop`, setkeepalive, the C wait) and set again here, after `pending`
+-- has its new value.
+local function idle(self)
+  self.busy = nil
+  self[1] = self.pending == nil and self.s or false
 end
 
 -- An I/O error: OpenResty closes the socket on any error but a timeout.
@@ -163,7 +175,7 @@ end
 -- What had arrived is returned as the partial result and consumed, as
 -- OpenResty does.
 local function timed_out(self, prefix)
-  self.busy = nil
+  idle(self)
   self.dirty = true
   local s = self.s
   local n = s:buffered()
@@ -324,14 +336,14 @@ function Tcp:connect(host, port, opts)
   self.key, self.reused = key, 0
   local s, reused, data = pool.take(key)
   if s then
-    self.s, self.reused, self.tls = s, reused, data
+    self.s, self.reused, self.tls, self[1] = s, reused, data, s
     if st then st.inuse, self.limit = st.inuse + 1, st end
     return 1
   end
   if st == nil then
     local conn, msg = dial(self, host, port, path)
     if not conn then return nil, msg end
-    self.s = conn
+    self.s, self[1] = conn, conn
     return 1
   end
   -- the pool is full (pool_size connections, in use or idle): queue
@@ -339,7 +351,7 @@ function Tcp:connect(host, port, opts)
     local conn, r2, d2 = queue(self, st, key)
     if conn == nil then return nil, r2 end
     if conn ~= true then   -- an idle connection came back while we waited
-      self.s, self.reused, self.tls = conn, r2, d2
+      self.s, self.reused, self.tls, self[1] = conn, r2, d2, conn
       st.inuse, self.limit = st.inuse + 1, st
       return 1
     end
@@ -353,7 +365,7 @@ function Tcp:connect(host, port, opts)
     release(st)
     return nil, msg
   end
-  self.s, self.limit = conn, st
+  self.s, self.limit, self[1] = conn, st, conn
   return 1
 end
 
@@ -381,43 +393,49 @@ function Tcp:settimeouts(connect_ms, send_ms, read_ms)
   self.read_timeout = (r == nil or r == 0) and DEFAULT_TIMEOUT or r / 1000
 end
 
--- Flatten a (possibly nested) array of strings, numbers and booleans.
-local function flatten(t, out, depth)
-  if depth > 100 then error("bad argument #2 to 'send' (table nested too deep)", 4) end
+-- Flatten a (possibly nested) array of strings, numbers and booleans;
+-- errors at `level` (as tostr_send's) plus one per table of depth.
+local function flatten(t, out, depth, level)
+  if depth > 100 then
+    error("bad argument #2 to 'send' (table nested too deep)", level + 1 + depth)
+  end
   for i = 1, #t do
     local v = t[i]
     local tv = type(v)
     if tv == "string" or tv == "number" then out[#out + 1] = v
     elseif tv == "boolean" then out[#out + 1] = v and "true" or "false"
-    elseif tv == "table" then flatten(v, out, depth + 1)
+    elseif tv == "table" then flatten(v, out, depth + 1, level)
     else
-      error("bad argument #2 to 'send' (bad data type " .. tv .. " found in the array)", 4)
+      error("bad argument #2 to 'send' (bad data type " .. tv .. " found in the array)",
+            level + 1 + depth)
     end
   end
   return out
 end
 
-local function tostr_send(data)
+-- `level`: as check_self's (default 3).
+local function tostr_send(data, level)
   local td = type(data)
   if td == "string" then return data end
+  level = level or 3
   if td == "table" then
     local ok, s = pcall(concat, data)
     if ok then return s end
-    return concat(flatten(data, {}, 0))
+    return concat(flatten(data, {}, 0, level))
   end
   if td == "number" then return tostring(data) end
   if td == "boolean" then return data and "true" or "false" end
   if data == ngx.null then return "null" end
   error("bad argument #2 to 'send' (string, number, boolean, nil, ngx.null or array "
-        .. "table expected, got " .. td .. ")", 3)
+        .. "table expected, got " .. td .. ")", level)
 end
 
---- send(data): the number of bytes sent, or nil, err.
-function Tcp:send(data)
-  local sent = fast_send(self, data)   -- nothing to wait for: done in one C call
-  if sent then return sent end
-  check_self(self, "send")
-  local str = tostr_send(data)
+-- send(data): the number of bytes sent, or nil, err. Its general path:
+-- Tcp.send (below, lua/ngx.c) calls this when its C fast path (a string
+-- or a flat array written at once, nothing to wait for) declines.
+local function slow_send(self, data)
+  check_self(self, "send", 4)
+  local str = tostr_send(data, 4)
   local e = enter(self, "writing")
   if e then return nil, e end
   local s = self.s
@@ -429,32 +447,32 @@ function Tcp:send(data)
     ok, r, msg = wait(self, self.send_timeout, s:write_op(str))
   end
   if not ok then
-    self.busy, self.dirty = nil, true
+    idle(self)
+    self.dirty = true
     return nil, "timeout"
   end
-  self.busy = nil
+  idle(self)
   if not r then return fail(self, msg) end
   return #str
 end
 
--- Read with the socket's read timeout. Returns ok, results of the read.
-local function timed_read(self, s, fmt_or_n)
-  return wait(self, self.read_timeout, s:read_op(fmt_or_n))
+-- c_receive (a line: n nil; everything to EOF: n "a"; n bytes; with
+-- `some`, at least one and at most n) within the read timeout, under the
+-- socket's guard (as `wait`): its results.
+local function guarded_read(self, s, n, some)
+  self.waiting = true
+  local _guard <close> = self
+  local data, msg, partial = c_receive(s, n, self.read_timeout, some)
+  self.waiting = "done"
+  return data, msg, partial
 end
 
--- A line (n nil) or n bytes, within the read timeout, under the socket's
--- guard (as `wait`), after `prefix` (bytes receiveuntil left over, or nil):
--- receive's results.
+-- A line (n nil), everything (n "a") or n bytes, after `prefix` (bytes
+-- receiveuntil left over, or nil): receive's results.
 local function receive_timed(self, s, n, prefix)
-  local data, msg, partial
-  self.waiting = true
-  do
-    local _guard <close> = self
-    data, msg, partial = c_receive(s, n, self.read_timeout)
-    self.waiting = "done"
-  end
+  local data, msg, partial = guarded_read(self, s, n)
   if data then
-    self.busy = nil
+    idle(self)
     if prefix then return prefix .. data end
     return data
   end
@@ -463,18 +481,15 @@ local function receive_timed(self, s, n, prefix)
   return fail(self, msg, partial)
 end
 
---- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
+-- receive(pattern?): "*l" (default; the line without "\r\n" or "\n"),
 -- "*a" (everything to EOF), or a count (a number or a numeric string).
-function Tcp:receive(pat)
-  -- A line or a count on a usable idle socket, in one C call: buffered
-  -- whole, or waited for there (under the socket's guard, as `wait`, with
-  -- the read timeout as the read's own deadline): this is the wait every
-  -- request/response protocol makes once per reply.
-  local r, msg, partial = fast_receive(self, pat)
-  if r then return r end
-  if r == false then return timed_out(self) end
-  if msg then return fail(self, msg, partial) end
-  check_self(self, "receive")
+-- Its general path: Tcp.receive (below, lua/ngx.c) does a line or a count
+-- on a usable idle socket in one C call, buffered whole or waited for
+-- there (under the socket's guard, as `wait`, with the read timeout as
+-- the read's own deadline: the wait every request/response protocol makes
+-- once per reply), and calls this otherwise.
+local function slow_receive(self, pat)
+  check_self(self, "receive", 4)
   local n
   if pat == nil or pat == "*l" then
     n = nil
@@ -483,10 +498,10 @@ function Tcp:receive(pat)
   else
     n = tonumber(pat)
     if n == nil then
-      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 2)
+      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 3)
     end
     if n < 0 or n ~= n then
-      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 2)
+      error("bad argument #2 to 'receive' (bad pattern argument: " .. tostring(pat) .. ")", 3)
     end
     n = floor(n)
   end
@@ -499,34 +514,38 @@ function Tcp:receive(pat)
     if n == nil then
       local i = find(prefix, "\n", 1, true)
       if i then
-        self.busy = nil
         self.pending = i < #prefix and sub(prefix, i + 1) or nil
+        idle(self)
         local j = (i > 1 and byte(prefix, i - 1) == 13) and i - 2 or i - 1
         return sub(prefix, 1, j)
       end
     elseif n ~= "a" and #prefix >= n then
-      self.busy = nil
       self.pending = n < #prefix and sub(prefix, n + 1) or nil
+      idle(self)
       return sub(prefix, 1, n)
     end
     self.pending = nil
     if n ~= nil and n ~= "a" then n = n - #prefix end
   end
-  if n == nil then return receive_timed(self, s, nil, prefix) end
-  if n == "a" then
-    local ok, data, err = timed_read(self, s, "a")
-    if not ok then return timed_out(self, prefix) end
-    self.busy = nil
-    if data == nil then return fail(self, err, prefix or "") end
-    if prefix then data = prefix .. data end
-    return data
-  end
   if n == 0 then
-    self.busy = nil
+    idle(self)
     return prefix or ""
   end
   return receive_timed(self, s, n, prefix)
 end
+
+-- receive's results after its C wait that did not get the bytes: false
+-- (the read timeout) or nil, msg, partial (EOF, an error).
+local function after_receive(self, r, msg, partial)
+  if r == false then return timed_out(self) end
+  return fail(self, msg, partial)
+end
+
+--- receive(pattern?) and send(data): C methods (lua/ngx.c) that do the
+-- common calls at once (send: nothing has to wait; receive: a line or a
+-- count, waited for if need be) and call slow_receive / slow_send for the
+-- rest.
+Tcp.receive, Tcp.send = C.fast(Tcp, slow_receive, slow_send, after_receive)
 
 --- receiveany(max): whatever has arrived, at least one byte, at most max.
 function Tcp:receiveany(max)
@@ -540,22 +559,25 @@ function Tcp:receiveany(max)
   if e then return nil, e end
   local p = self.pending
   if p then
-    self.busy = nil
-    if #p > m then self.pending = sub(p, m + 1); return sub(p, 1, m) end
+    if #p > m then
+      self.pending = sub(p, m + 1)
+      idle(self)
+      return sub(p, 1, m)
+    end
     self.pending = nil
+    idle(self)
     return p
   end
   local s = self.s
-  local ok, data, msg
+  local data, msg
   if s:buffered() > 0 then
     data = s:read_some(m)
-    ok = true
   else
-    ok, data, msg = wait(self, self.read_timeout, s:read_some_op(m))
+    data, msg = guarded_read(self, s, m, true)
+    if data == false then return timed_out(self) end
   end
-  if not ok then return timed_out(self) end
-  self.busy = nil
   if data == nil then return fail(self, msg or "closed") end
+  idle(self)
   return data
 end
 
@@ -578,14 +600,13 @@ function Tcp:receiveuntil(pattern, opts)
   -- More bytes into self.pending; false, results on failure.
   local function fill(sock)
     local s = sock.s
-    local ok, data, msg
+    local data, msg
     if s:buffered() > 0 then
       data = s:read_some(65536)
-      ok = true
     else
-      ok, data, msg = wait(sock, sock.read_timeout, s:read_some_op(65536))
+      data, msg = guarded_read(sock, s, 65536, true)
     end
-    if not ok then
+    if data == false then
       local p = sock.pending
       sock.pending = nil
       return false, timed_out(sock, p)
@@ -593,7 +614,6 @@ function Tcp:receiveuntil(pattern, opts)
     if data == nil then
       local p = sock.pending
       sock.pending = nil
-      sock.busy = nil
       return false, fail(sock, msg or "closed", p or "")
     end
     sock.pending = sock.pending and sock.pending .. data or data
@@ -619,21 +639,21 @@ function Tcp:receiveuntil(pattern, opts)
         local i = find(buf, pattern, from, true)
         if i then
           if size and i - 1 > size then
-            sock.busy = nil
             sock.pending = sub(buf, size + 1)
+            idle(sock)
             return sub(buf, 1, size)
           end
           local stop = i + plen - 1
           sock.pending = stop < #buf and sub(buf, stop + 1) or nil
-          sock.busy = nil
+          idle(sock)
           if size then finished = true end
           return sub(buf, 1, inclusive and stop or i - 1)
         end
         -- the bytes that cannot begin the pattern are safe to hand out
         local safe = #buf - plen + 1
         if size and safe >= size then
-          sock.busy = nil
           sock.pending = sub(buf, size + 1)
+          idle(sock)
           return sub(buf, 1, size)
         end
         from = safe > 1 and safe or 1
@@ -655,7 +675,7 @@ end
 -- pool; the socket object is then closed (it can connect again).
 function Tcp:setkeepalive(max_idle_ms, pool_size)
   check_self(self, "setkeepalive")
-  local idle = check_ms("setkeepalive", 2, max_idle_ms, true)
+  local idle_ms = check_ms("setkeepalive", 2, max_idle_ms, true)
   local size
   if pool_size ~= nil then
     size = tonumber(pool_size)
@@ -678,13 +698,14 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
   end
   local key, reused, tls = self.key, self.reused, self.tls
   self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self[1] = false
   local st = self.limit
   local ok, err
   if dubious then
     pcall(s.close, s)
     ok, err = nil, dubious
   else
-    ok, err = pool_give(key, s, idle == nil and pool.DEFAULT_IDLE or idle / 1000,
+    ok, err = pool_give(key, s, idle_ms == nil and pool.DEFAULT_IDLE or idle_ms / 1000,
                         size and math.tointeger(size) or pool.DEFAULT_SIZE, reused, tls)
   end
   if st then   -- idle in the pool now (counted there), or closed: a waiter may go on
@@ -751,7 +772,7 @@ function Tcp:sslhandshake(reused_session, server_name, verify)
   if e then return nil, e end
   local ok, r, msg = wait(self, self.connect_timeout, s.starttls, s, opts)
   if not ok then return fail(self, "timeout") end
-  self.busy = nil
+  idle(self)
   if not r then return fail(self, msg) end
   self.tls = want
   if reused_session == false then return true end
@@ -789,12 +810,27 @@ function Udp:setpeername(host, port)
   if type(host) ~= "string" then
     error("bad argument #1 to 'setpeername' (host string expected, got " .. type(host) .. ")", 2)
   end
-  if host:match("^unix:") then return nil, "unix datagram sockets are not supported" end
+  local path = host:match("^unix:(.+)$")
+  if path then
+    -- a Unix datagram socket (quench.unix.dgram), unnamed and connected to
+    -- the path: what lua-resty-logger-socket's unix "udp" sink asks for
+    if self.u then self.u:close(); self.u = nil end
+    local u, m = quench.unix.dgram()
+    if not u then return nil, errmsg(m) end
+    local ok, cm = u:connect(path)
+    if not ok then
+      u:close()
+      return nil, errmsg(cm)
+    end
+    self.u, self.host, self.port, self.unix = u, nil, nil, true
+    return 1
+  end
   local p = tonumber(port)
   if p == nil or p < 0 or p > 65535 or p ~= floor(p) then
     error("bad argument #2 to 'setpeername' (port number expected, got " .. tostring(port) .. ")", 2)
   end
   if self.u then self.u:close(); self.u = nil end
+  self.unix = nil
   local ok, list, msg = timeout(self.timeout, quench.dns.getaddrinfo_op(host, { socktype = "dgram" }))
   if not ok then return nil, "timeout" end
   if not list or not list[1] then return nil, errmsg(msg or "no address") end
@@ -809,7 +845,9 @@ function Udp:send(data)
   check_udp(self, "send")
   local str = tostr_send(data)
   if not self.u then return nil, "closed" end
-  local ok, r, msg = timeout(self.timeout, self.u:send_op(str, self.host, self.port))
+  local op
+  if self.unix then op = self.u:send_op(str) else op = self.u:send_op(str, self.host, self.port) end
+  local ok, r, msg = timeout(self.timeout, op)
   if not ok then return nil, "timeout" end
   if not r then return nil, errmsg(msg) end
   return 1
@@ -834,7 +872,8 @@ function Udp:receive(size)
     local ok, data, host, port = quench.deadline(deadline, u:recv_op(n))
     if not ok then return nil, "timeout" end
     if data == nil then return nil, errmsg(host) end
-    if host == self.host and port == self.port then return data end
+    -- a connected Unix socket hears its peer only (the kernel filters)
+    if self.unix or (host == self.host and port == self.port) then return data end
   end
 end
 
@@ -903,23 +942,60 @@ ngx.timer = {}
 -- whether the at-exit call that fires them prematurely is registered.
 local pending_timers, timers_hooked, exiting, timer_seq = {}, false, false, 0
 
+-- How long premature callbacks may go on at the end of a run (seconds):
+-- OpenResty lets them do cosocket I/O while the worker exits, bounded by
+-- nginx's worker_shutdown_timeout; here by this grace, so that the end of
+-- a run cannot hang on a callback that never returns. install{timer_grace}.
+M.timer_grace = 3
+
 -- When the run ends (its main task is done), every pending timer is
--- called with premature = true, in the order they were made, as OpenResty
--- does when its worker exits; ngx.worker.exiting() is true meanwhile. The
--- calls are plain calls outside any task: they cannot wait.
+-- called with premature = true, each in a task of its own, started in the
+-- order the timers were made, as OpenResty does when its worker exits;
+-- ngx.worker.exiting() is true meanwhile. The callbacks may wait (a
+-- cosocket, ngx.sleep): the run goes on until they are all done, at most
+-- M.timer_grace seconds (on the run's clock); those still running then are
+-- aborted, with a warning. The task returned is the one quench.run drives
+-- to its end (quench._at_exit).
 local function fire_premature()
-  local list = {}
-  for rec in pairs(pending_timers) do list[#list + 1] = rec end
+  local list, set = {}, pending_timers
+  for rec in pairs(set) do list[#list + 1] = rec end
+  -- out of the set its sleeping task checks: a timer whose delay ends
+  -- while the premature callbacks run is not called a second time
+  for _, rec in ipairs(list) do set[rec] = nil end
   pending_timers, timers_hooked = {}, false
+  if #list == 0 then return nil end
   table.sort(list, function(a, b) return a.seq < b.seq end)
   exiting = true
-  for _, rec in ipairs(list) do
-    local ok, err = pcall(rec.callback, true, table.unpack(rec.args, 1, rec.args.n))
-    if not ok then
-      ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", tostring(err))
+  local grace = M.timer_grace
+  return quench.spawn(function()
+    -- however this task ends (done, or aborted by the run's shutdown when a
+    -- manual clock stalls), the next run does not start "exiting"
+    local _exiting <close> = setmetatable({}, { __close = function() exiting = false end })
+    local tasks = {}
+    for i, rec in ipairs(list) do
+      tasks[i] = quench.spawn(rec.callback, true, table.unpack(rec.args, 1, rec.args.n))
     end
-  end
-  exiting = false
+    local function join_all()
+      for _, h in ipairs(tasks) do
+        local ok, err = h:join()
+        if not ok then
+          ngx.log(ngx.ERR, "lua entry thread aborted: runtime error: ", tostring(err))
+        end
+      end
+    end
+    if not quench.timeout(grace, join_all) then
+      local n = 0
+      for _, h in ipairs(tasks) do
+        if not h:done() then
+          n = n + 1
+          h:abort("premature timer past the exit grace")
+          h:join()   -- observed: its failure is this warning, not a report
+        end
+      end
+      ngx.log(ngx.ERR, n, " premature timer(s) still running after ", grace,
+              " s at exit: aborted")
+    end
+  end)
 end
 
 --- timer.at(delay, callback, ...): a detached task that calls
@@ -1153,7 +1229,8 @@ function M.install(opts)
   end
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "resty_path" and k ~= "log_level" and k ~= "ssl_trusted_certificate" then
+    if k ~= "resty_path" and k ~= "log_level" and k ~= "ssl_trusted_certificate"
+       and k ~= "timer_grace" then
       error("bad argument #1 to 'quench.ngx.install' (unknown option '" .. tostring(k) .. "')", 2)
     end
   end
@@ -1168,6 +1245,14 @@ function M.install(opts)
     package.preload["table.clear"] = function() return M.table_clear end
   end
   if opts.log_level ~= nil then M.log_level = opts.log_level end
+  if opts.timer_grace ~= nil then
+    local g = opts.timer_grace
+    if type(g) ~= "number" or g < 0 or g ~= g then
+      error("bad argument #1 to 'quench.ngx.install' (opts.timer_grace must be seconds >= 0, got "
+            .. tostring(g) .. ")", 2)
+    end
+    M.timer_grace = g
+  end
   if opts.ssl_trusted_certificate ~= nil then
     M.ssl_trusted_certificate = opts.ssl_trusted_certificate   -- lua_ssl_trusted_certificate
   end

@@ -97,6 +97,8 @@ local unix_master = { __name = "unix{master}" }
 local unix_client = { __name = "unix{client}" }
 local unix_server = { __name = "unix{server}" }
 local udp_unconnected = { __name = "udp{unconnected}" }
+local unixdgram_unconnected = { __name = "unixdgram{unconnected}" }
+local unixdgram_connected = { __name = "unixdgram{connected}" }
 local udp_connected = { __name = "udp{connected}" }
 
 -- quench.now(), or 0 outside a runtime (objects can be made there).
@@ -153,12 +155,16 @@ function common:setstats(received, sent, age)
   return 1
 end
 
--- quench owns the descriptor; there is none to give.
--- getfd(): the descriptor of a connected client (still quench's: for
--- getsockopt and the like, never to read, write or close), else -1.
+-- getfd(): the descriptor of a connected client, a server (the listening
+-- socket) or a UDP socket (still quench's: for getsockopt and the like,
+-- never to read, write or close), else -1: a master (quench makes the
+-- socket at connect or bind), a UDP object before its first use, a closed
+-- object.
 function common:getfd()
-  if self.closed or self.stream == nil then return -1 end
-  return quench._fileno(self.stream)
+  if self.closed then return -1 end
+  local h = self.stream or self.server or self.udp
+  if h == nil then return -1 end
+  return quench._fileno(h)
 end
 
 -- setfd: see master_methods:setfd; elsewhere it does nothing (quench will
@@ -662,6 +668,135 @@ function udp_methods:close()
 end
 
 ---------------------------------------------------------------------------
+-- Unix datagrams (LuaSocket 3's socket.unix.dgram, alias udp), on
+-- quench.unix.dgram. Names: a path, or "@name" (Linux's abstract names).
+
+local unixdgram_methods = {}
+
+local UNIXDGRAM_SIZE = 8192   -- LuaSocket's UNIXDGRAM_DATAGRAMSIZE
+
+local function check_path(fname, path)
+  if type(path) ~= "string" then
+    error("bad argument #1 to '" .. fname .. "' (string expected, got " .. type(path) .. ")", 3)
+  end
+end
+
+local function ud_ensure(self)
+  if self.ud then return self.ud end
+  local u, msg, code = quench.unix.dgram()
+  if u == nil then return nil, lserr(msg, code) end
+  self.ud = u
+  return u
+end
+
+function unixdgram_methods:bind(path)
+  check_path("bind", path)
+  if self.closed then return nil, "closed" end
+  local ok, msg, code
+  if self.ud then
+    ok, msg, code = self.ud:bind(path)
+  else
+    ok, msg, code = quench.unix.dgram(path)
+    if ok then self.ud = ok end
+  end
+  if not ok then return nil, lserr(msg, code) end
+  return 1
+end
+unixdgram_methods.setsockname = unixdgram_methods.bind
+
+function unixdgram_methods:connect(path)
+  check_path("connect", path)
+  if self.closed then return nil, "closed" end
+  local u, err = ud_ensure(self)
+  if not u then return nil, err end
+  local ok, msg, code = u:connect(path)
+  if not ok then return nil, lserr(msg, code) end
+  self.peer = path
+  setmetatable(self, unixdgram_connected)
+  return 1
+end
+unixdgram_methods.setpeername = unixdgram_methods.connect
+
+local function ud_send(self, fname, data, path)
+  if type(data) ~= "string" then
+    error("bad argument #1 to '" .. fname .. "' (string expected, got " .. type(data) .. ")", 3)
+  end
+  in_task(fname)
+  if self.closed then return nil, "closed" end
+  local u, err = ud_ensure(self)
+  if not u then return nil, err end
+  local ok, r, msg, code = bounded(wait_limit(self, quench.now()), u:send_op(data, path))
+  if not ok then return nil, "timeout" end
+  if r == nil then return nil, lserr(msg, code) end
+  self.stats.sent = self.stats.sent + #data
+  return #data
+end
+
+function unixdgram_methods:send(data)
+  if not self.peer then error("'send' needs a connected unix dgram object (connect)", 2) end
+  return ud_send(self, "send", data, nil)
+end
+
+function unixdgram_methods:sendto(data, path)
+  check_path("sendto", path)
+  return ud_send(self, "sendto", data, path)
+end
+
+local function ud_recv(self, fname, size)
+  if size ~= nil and (math.tointeger(size) == nil or size < 1) then
+    error("bad argument #1 to '" .. fname .. "' (positive integer expected)", 3)
+  end
+  in_task(fname)
+  if self.closed then return nil, "closed" end
+  local u, err = ud_ensure(self)
+  if not u then return nil, err end
+  local ok, data, from, code = bounded(wait_limit(self, quench.now()),
+                                       u:recv_op(size or UNIXDGRAM_SIZE))
+  if not ok then return nil, "timeout" end
+  if data == nil then return nil, lserr(from, code) end
+  self.stats.recv = self.stats.recv + #data
+  return data, from
+end
+
+function unixdgram_methods:receive(size)
+  local data, err = ud_recv(self, "receive", size)
+  if data == nil then return nil, err end
+  return data
+end
+
+function unixdgram_methods:receivefrom(size)
+  return ud_recv(self, "receivefrom", size)
+end
+
+function unixdgram_methods:getsockname()
+  if self.closed then return nil, "closed" end
+  if not self.ud then return "" end
+  local name, msg, code = self.ud:getsockname()
+  if name == nil then return nil, lserr(msg, code) end
+  return name
+end
+
+function unixdgram_methods:getpeername()
+  if not self.peer then return nil, "not connected" end
+  return self.peer
+end
+
+function unixdgram_methods:getfd()
+  if self.closed or self.ud == nil then return -1 end
+  return quench._fileno(self.ud)
+end
+
+function unixdgram_methods.dirty() return false end
+
+function unixdgram_methods:close()
+  if not self.closed then
+    self.closed = true
+    if self.ud then self.ud:close() end
+  end
+  return 1
+end
+
+---------------------------------------------------------------------------
 -- metatables
 
 local function class(mt, ...)
@@ -682,6 +817,8 @@ class(unix_client, stream_methods)
 class(unix_server, server_methods)
 class(udp_unconnected, udp_methods)
 class(udp_connected, udp_methods)
+class(unixdgram_unconnected, unixdgram_methods)
+class(unixdgram_connected, unixdgram_methods)
 
 ---------------------------------------------------------------------------
 -- the module
@@ -696,7 +833,10 @@ function M.udp6() return object(udp_unconnected, { family = "inet6" }) end
 -- socket.unix: a table (stream, the default when called) as LuaSocket's.
 M.unix = setmetatable({
   stream = function() return object(unix_master, { unix = true }) end,
+  dgram = function() return object(unixdgram_unconnected, {}) end,
 }, { __call = function(t) return t.stream() end })
+-- LuaSocket 3's backwards-compatible names: unix.tcp is stream, unix.udp dgram
+M.unix.tcp, M.unix.udp = M.unix.stream, M.unix.dgram
 
 function M.connect(host, port, locaddr, locport, family)
   local c = (family == "inet6" and M.tcp6 or M.tcp)()

@@ -25,7 +25,9 @@
 --
 -- @tparam[opt] table opts `resty_path` (a `;`-separated template list,
 -- or `false` for no searcher), `log_level` (the most verbose level
--- `ngx.log` writes, default `ngx.ERR`)
+-- `ngx.log` writes, default `ngx.ERR`), `ssl_trusted_certificate`,
+-- `timer_grace` (seconds premature timers may go on at the end of a run,
+-- default 3)
 -- @treturn table the `ngx` table
 -- @raise `bad argument #1 to 'quench.ngx.install' (unknown option ...)`
 -- @usage require("quench.ngx").install(); local redis = require "resty.redis"
@@ -120,9 +122,12 @@ function ngx.log(level, ...) end
 
 --- Call `callback(false, ...)` in a new detached task after `delay` seconds.
 -- A timer still pending when the run ends (its main function returned or
--- raised) is called as `callback(true, ...)` then, in the order the timers
--- were made, outside any task (it cannot wait), before the tasks left are
--- aborted; an error it raises is logged at `ngx.ERR`.
+-- raised) is called as `callback(true, ...)` then, in a task of its own
+-- (started in the order the timers were made), before the tasks left are
+-- aborted. It may wait (cosocket I/O, `ngx.sleep`): the run goes on until
+-- the premature callbacks are done, at most `timer_grace` seconds
+-- (`install`, default 3); those still running then are aborted and logged
+-- at `ngx.ERR`. An error a callback raises is logged at `ngx.ERR`.
 --
 -- **Cancel safety.** Never waits.
 --
@@ -493,7 +498,9 @@ function NgxTcp:setoption() end
 --- A UDP cosocket (`ngx.socket.udp()`).
 -- @type NgxUdp
 
---- Set the peer (a name is resolved once) and bind a local socket.
+--- Set the peer (a name is resolved once) and bind a local socket; or,
+-- for `"unix:/path"`, connect an unnamed Unix datagram socket to the path
+-- (`quench.unix.dgram`; `port` is not given).
 --
 -- **Cancel safety.** Dropped while resolving: nothing is bound.
 --
@@ -501,8 +508,8 @@ function NgxTcp:setoption() end
 -- * while waiting: nothing is bound (the lookup is cancelled or freed)
 -- * given, not resumed: nothing is bound
 --
--- @tparam string host
--- @tparam integer port
+-- @tparam string host an address, a name, or `"unix:/path"`
+-- @tparam[opt] integer port the port (not for a Unix path)
 -- @treturn ?integer `1`
 -- @treturn ?string the error
 -- @raise a bad host or port; outside a task. This is an await.

@@ -94,6 +94,16 @@ function socket.udp6() end
 -- @raise never
 function socket.unix.stream() end
 
+--- A Unix datagram object (`unixdgram{unconnected}`), LuaSocket 3's
+-- `socket.unix.dgram`; `socket.unix.udp` is the same (as `unix.tcp` is
+-- `unix.stream`). Over `quench.unix.dgram`: names are paths or `"@name"`.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn UnixDgramSocket the object
+-- @raise never
+function socket.unix.dgram() end
+
 --- Connect to host:port: a client, or nil, err.
 --
 -- **Cancel safety.** As `Socket:connect`.
@@ -538,10 +548,11 @@ function Socket:setkeepalive(idle, size) end
 -- @raise never
 function Socket:getreusedtimes() end
 
---- The descriptor of a connected client (TCP or Unix), else -1 (a master,
--- a server, a closed object). It stays quench's: use it for `getsockopt`
--- and the like, never to read, write or close it (use `socket.select`
--- with the objects themselves).
+--- The descriptor of a connected client (TCP or Unix) or of a server (its
+-- listening socket), else -1 (a master, which has no socket until
+-- `connect` or `bind`; a closed object). It stays quench's: use it for
+-- `getsockopt` and the like, never to read, write or close it (use
+-- `socket.select` with the objects themselves).
 --
 -- **Cancel safety.** Never waits.
 --
@@ -564,7 +575,8 @@ function Socket:getfd() end
 function Socket:setfd(fd) end
 
 --- A UDP object (`udp{unconnected}`, `udp{connected}`). It also has
--- `settimeout`, `gettimeout`, `setoption`, `getstats` as `Socket`.
+-- `settimeout`, `gettimeout`, `setoption`, `getstats`, `setfd` (does
+-- nothing) as `Socket`.
 -- @type Udp
 
 --- Bind to host:port. `1`, or nil, err.
@@ -667,3 +679,141 @@ function Udp:getpeername() end
 -- @treturn integer 1
 -- @raise never
 function Udp:close() end
+
+--- The socket's descriptor (still quench's), or -1 before its first use
+-- (`setsockname`, `setpeername`, a send or receive) and once closed.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn integer the descriptor, or -1
+-- @raise never
+function Udp:getfd() end
+
+--- Always false: a datagram object buffers nothing of its own.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn boolean false
+-- @raise never
+function Udp:dirty() end
+
+--- A Unix datagram object (`unixdgram{unconnected}`,
+-- `unixdgram{connected}`), unnamed until `bind`. It also has `settimeout`,
+-- `gettimeout`, `setoption`, `getstats`, `setfd` as `Socket`.
+-- @type UnixDgramSocket
+
+--- Bind to a path or `"@name"` (`setsockname` is the same): a stale socket
+-- file there is replaced. `1`, or nil, err.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string path the name
+-- @treturn ?integer 1, or nil
+-- @treturn ?string the error (`"address already in use"`, ...)
+-- @raise a bad name; outside a runtime
+function UnixDgramSocket:bind(path) end
+
+--- Connect to a path (`setpeername` is the same): `send` goes there, and
+-- `receive` hears only it. `1`, or nil, err.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string path the peer's name
+-- @treturn ?integer 1, or nil
+-- @treturn ?string the error (`"no such file or directory"`, ...)
+-- @raise a bad name; outside a runtime
+function UnixDgramSocket:connect(path) end
+
+--- Send a datagram to the peer: its size, or nil, err.
+--
+-- **Cancel safety.** Once or never: dropped while it waits, nothing was sent.
+--
+-- * before it waits: nothing sent
+-- * while waiting: nothing sent (the receiver was full; it is tried again
+--   inside the wait)
+-- * given, not resumed: sent, once
+--
+-- @tparam string data the datagram
+-- @treturn ?integer bytes, or nil
+-- @treturn ?string the error
+-- @raise unconnected; outside a task. This is an await.
+function UnixDgramSocket:send(data) end
+
+--- Send a datagram to a path.
+--
+-- **Cancel safety.** As `UnixDgramSocket:send`.
+--
+-- @tparam string data the datagram
+-- @tparam string path the receiver's name
+-- @treturn ?integer bytes, or nil
+-- @treturn ?string the error
+-- @raise bad arguments; outside a task. This is an await.
+function UnixDgramSocket:sendto(data, path) end
+
+--- Receive a datagram.
+--
+-- **Cancel safety.** Nothing lost: a datagram is taken only when returned.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken
+-- * given, not resumed: nothing taken: a datagram is taken only when
+--   returned
+--
+-- @tparam[opt=8192] integer size the most bytes (the rest is dropped)
+-- @treturn ?string the datagram, or nil
+-- @treturn ?string `"timeout"`, `"closed"`
+-- @raise outside a task. This is an await.
+function UnixDgramSocket:receive(size) end
+
+--- Receive a datagram and its sender's name (`""`: unnamed).
+--
+-- **Cancel safety.** As `receive`.
+--
+-- @tparam[opt=8192] integer size the most bytes
+-- @treturn ?string the datagram, or nil
+-- @treturn string the sender's name, or the error
+-- @raise outside a task. This is an await.
+function UnixDgramSocket:receivefrom(size) end
+
+--- The bound name (`""` when unnamed).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn ?string the name, or nil
+-- @treturn ?string the error
+-- @raise never
+function UnixDgramSocket:getsockname() end
+
+--- The peer set by `connect`.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn ?string the name, or nil
+-- @treturn ?string `"not connected"`
+-- @raise never
+function UnixDgramSocket:getpeername() end
+
+--- The descriptor (still quench's), or -1 before first use and once
+-- closed.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn integer the descriptor, or -1
+-- @raise never
+function UnixDgramSocket:getfd() end
+
+--- Always false: a datagram socket buffers nothing of its own.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn boolean false
+-- @raise never
+function UnixDgramSocket:dirty() end
+
+--- Close (idempotent; removes the socket's file).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn integer 1
+-- @raise never
+function UnixDgramSocket:close() end

@@ -113,6 +113,29 @@ function quench.adopt(fd, opts) end
 -- @raise on a malformed `LISTEN_PID` or `LISTEN_FDS`
 function quench.listen_fds(keep_env) end
 
+--- Open a Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`), bound to
+-- `name` when given. Does not wait.
+--
+-- A socket file at `name` that nobody is bound to (a stale file) is
+-- replaced, as `quench.unix.listen` does; a live one gives `EADDRINUSE`,
+-- and so does any other file, which is never removed. The socket removes
+-- its file when it closes (also at the end of `quench.run`), if the file
+-- is still its own. Without a name the socket is unnamed: its datagrams
+-- reach their receivers from `""`, which cannot answer.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam[opt] string name a path, or `"@name"` (abstract); at most 107 bytes
+-- @tparam[opt] table opts `recv_queue` (datagrams kept before reading
+-- pauses, default 64)
+-- @treturn ?UnixDgram the socket, or nil
+-- @treturn ?string message (`EADDRINUSE: ...`, `EACCES: ...`, `ENOENT: ...`)
+-- @treturn ?string code
+-- @raise a bad name (empty, with `"\0"`, too long); an unknown option;
+-- outside a runtime
+-- @usage local s = assert(quench.unix.dgram("/run/app/log.sock"))
+function quench.unix.dgram(name, opts) end
+
 --- A Unix socket server (`quench.unix.server`). `<close>` closes it (and
 -- removes its socket file).
 -- @type UnixServer
@@ -415,3 +438,130 @@ function UnixStream:try_read(max) end
 -- @treturn ?string code
 -- @raise as `TcpStream:try_write`
 function UnixStream:try_write(...) end
+
+--- A Unix datagram socket (`quench.unix.dgram`). `<close>` closes it (and
+-- removes its socket file).
+-- @type UnixDgram
+
+--- Send one datagram to `name`, or to the connected peer.
+--
+-- Tried at once; when the receiver's queue is full the send waits, trying
+-- again every 1 ms, doubling to every 50 ms (a Unix receiver that is full
+-- makes the sender wait: nothing is dropped).
+--
+-- **Cancel safety.** A datagram goes out once or never: a send dropped
+-- while it waits has sent nothing (the wait ends the moment it is sent).
+--
+-- * before it waits: nothing sent
+-- * while waiting: nothing sent: the datagram is tried only inside the wait
+--   and the send returns as soon as it went out
+-- * given, not resumed: sent, once
+--
+-- @tparam string data the datagram
+-- @tparam[opt] string name a path or `"@name"`; nil: the connected peer
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string message (`ENOENT: ...`, `ECONNREFUSED: ...` for a stale
+-- file, `ENOTCONN: ...`, `EMSGSIZE: ...`)
+-- @treturn ?string code
+-- @raise on a closed socket; a bad name; outside a task; `Cancelled` in a
+-- cancelled task. This is an await.
+function UnixDgram:send(data, name) end
+
+--- The op of `send`.
+--
+-- **Cancel safety.** As `send`.
+--
+-- @tparam string data the datagram
+-- @tparam[opt] string name as `send`
+-- @treturn Op an op returning what `send` returns
+-- @raise on a closed socket; a bad name
+function UnixDgram:send_op(data, name) end
+
+--- Receive one datagram.
+--
+-- **Cancel safety.** Cancel-safe, as `UdpSocket:recv`.
+--
+-- * before it waits: nothing taken
+-- * while waiting: nothing taken: datagrams that arrive stay queued, in
+--   order
+-- * given, not resumed: **nothing lost**: a datagram already handed to the
+--   dropped `recv` goes back to the front of the queue, for the next `recv`
+--   (`spec/unix_dgram_spec.lua` drops one in a select and in an aborted task)
+--
+-- @tparam[opt] integer max the most bytes to return (the rest of the
+-- datagram is dropped)
+-- @treturn ?string the data, or nil
+-- @treturn string the sender's name (`""`: unnamed), or an error message
+-- @treturn ?string nil, or an error code
+-- @raise on a closed socket; outside a task; `Cancelled` in a cancelled
+-- task. This is an await.
+function UnixDgram:recv(max) end
+
+--- The op of `recv`.
+--
+-- **Cancel safety.** As `recv`.
+--
+-- @tparam[opt] integer max as `recv`
+-- @treturn Op an op returning what `recv` returns
+-- @raise on a closed socket
+function UnixDgram:recv_op(max) end
+
+--- Bind an unnamed socket to a name (a stale file there is replaced, as
+-- `quench.unix.dgram` does).
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam string name a path or `"@name"`
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string message (`EADDRINUSE: ...`, `EINVAL: ...` when already bound)
+-- @treturn ?string code
+-- @raise on a closed socket; a bad name
+function UnixDgram:bind(name) end
+
+--- Connect: `send` without a name goes to `name`, and `recv` hears only
+-- it. Without a name, the association is dissolved.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @tparam[opt] string name a path or `"@name"`
+-- @treturn ?boolean `true`, or nil
+-- @treturn ?string message (`ENOENT: ...`, `ECONNREFUSED: ...`)
+-- @treturn ?string code
+-- @raise on a closed socket; a bad name
+function UnixDgram:connect(name) end
+
+--- The socket's name: a path, `"@name"`, or `""` when unnamed.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn ?string the name, or nil
+-- @treturn ?string message
+-- @treturn ?string code
+-- @raise on a closed socket
+function UnixDgram:getsockname() end
+
+--- The connected peer's name.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn ?string the name, or nil
+-- @treturn ?string message (`ENOTCONN: ...`)
+-- @treturn ?string code
+-- @raise on a closed socket
+function UnixDgram:getpeername() end
+
+--- Close (and remove the socket's file if it is still its own); receives
+-- waiting get `nil, "ECANCELED: ..."`. Idempotent.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @raise never
+function UnixDgram:close() end
+
+--- Whether the socket was closed.
+--
+-- **Cancel safety.** Never waits.
+--
+-- @treturn boolean closed or not
+-- @raise never
+function UnixDgram:is_closed() end
