@@ -551,6 +551,271 @@ static int l_wait_handler(lua_State *L) {
                         NULL, wait_handler_k);
 }
 
+/* ---- idle keep-alive connections, parked without a task ---- */
+
+/* A keep-alive connection idle for `idle_park` seconds gives up its task
+   (its coroutine, its stack, its connection table: ~1.3 KB, most of an
+   idle connection) and is parked in the server's lot: what is left is the
+   stream, a head future watching it (the same "a whole head, a limit, the
+   end or the deadline" as _read_head's) and an entry here. The lot's one
+   waiter (a task of the server, lot:next) is woken only when an entry's
+   head future is ready, and hands the stream back to Lua, which spawns a
+   connection task for it (or closes it: EOF, an error, keepalive_timeout
+   with nothing sent). nginx parks a connection the same way between
+   requests.
+
+   The lot's user value 1 is a table entry (light userdata) -> stream
+   userdata: it keeps each parked stream alive and gives it back. */
+#define LQ_LOT "quench_internal.http_lot"
+
+enum { AT_PARKED, AT_WOKEN, AT_READY };
+
+typedef struct lot_entry {
+  qn_waker waker;           /* first: what the head future wakes */
+  struct lot_entry *prev, *next;
+  struct lq_lot *lot;
+  qn_future *head;          /* NULL once ready */
+  qn_stream *s;
+  lua_Integer served;       /* requests the connection served (max_requests) */
+  int result;               /* the head future's result, once ready */
+  uint8_t at, rewoken;
+} lot_entry;
+
+typedef struct lq_lot {
+  qn_future wait;           /* what lot:next awaits: the lot's own, dropping it drops nothing */
+  qn_waker *waiter;         /* lot:next's task while it waits */
+  lot_entry lists[3];       /* sentinels of the parked, woken and ready lists */
+  size_t n;
+  int closed, waiting;
+  lq_runtime *rt;           /* the runtime of its entries' futures */
+  lua_Alloc alloc;
+  void *alloc_ud;
+} lq_lot;
+
+static void le_unlink(lot_entry *e) {
+  e->prev->next = e->next;
+  e->next->prev = e->prev;
+}
+
+static void le_push(lq_lot *lot, lot_entry *e, int at) {
+  lot_entry *h = &lot->lists[at];
+  e->prev = h->prev;
+  e->next = h;
+  h->prev->next = e;
+  h->prev = e;
+  e->at = (uint8_t)at;
+}
+
+static int le_empty(const lq_lot *lot, int at) { return lot->lists[at].next == &lot->lists[at]; }
+
+static void entry_wake(qn_waker *w) {
+  lot_entry *e = (lot_entry *)w;
+  lq_lot *lot = e->lot;
+  if (e->at != AT_PARKED) {                   /* being polled: poll it again after */
+    if (e->at == AT_WOKEN) e->rewoken = 1;
+    return;
+  }
+  le_unlink(e);
+  le_push(lot, e, AT_WOKEN);
+  if (lot->waiter) qn_wake(lot->waiter);
+}
+
+/* Poll the woken entries' head futures: the ready ones move to the ready
+   list, the others back to the parked one. */
+static void lot_sweep(lq_lot *lot) {
+  while (!le_empty(lot, AT_WOKEN)) {
+    lot_entry *e = lot->lists[AT_WOKEN].next;
+    e->rewoken = 0;
+    if (qn_poll(e->head, &e->waker) == QN_READY) {
+      e->result = qn_http_head_result(e->head);
+      qn_drop(e->head);
+      e->head = NULL;
+      le_unlink(e);
+      le_push(lot, e, AT_READY);
+    } else if (!e->rewoken) {
+      le_unlink(e);
+      le_push(lot, e, AT_PARKED);
+    }                                         /* rewoken: stays in the woken list */
+  }
+}
+
+static int lot_poll(qn_future *f, qn_waker *wk) {
+  lq_lot *lot = (lq_lot *)f;
+  lot->waiter = wk;
+  lot_sweep(lot);
+  return lot->closed || !le_empty(lot, AT_READY) ? QN_READY : QN_PENDING;
+}
+
+static void lot_wait_drop(qn_future *f) {
+  lq_lot *lot = (lq_lot *)f;
+  lot->waiter = NULL;
+  lot->waiting = 0;
+}
+
+static const qn_future_vt lot_vt = { lot_poll, lot_wait_drop };
+
+static lq_lot *check_lot(lua_State *L, int idx) { return luaL_checkudata(L, idx, LQ_LOT); }
+
+static void entry_free(lq_lot *lot, lot_entry *e) {
+  if (e->head) qn_drop(e->head);
+  le_unlink(e);
+  lot->n--;
+  lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
+}
+
+/* _lot() -> a lot */
+static int l_lot(lua_State *L) {
+  lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 1);
+  memset(lot, 0, sizeof *lot);
+  lot->wait.vt = &lot_vt;
+  for (int i = 0; i < 3; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
+  lot->alloc = lua_getallocf(L, &lot->alloc_ud);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, LQ_LOT);
+  return 1;
+}
+
+/* lot:park(stream, seconds, served, max_line, max_head) -> true, or nil,
+   msg, code (out of memory; the stream is still the caller's) */
+static int l_park(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  qn_stream *s = check_stream(L, 2, "quench.http._lot:park");
+  uint64_t ns = lq_check_seconds(L, 3);
+  lua_Integer served = luaL_checkinteger(L, 4);
+  size_t max_line = check_size(L, 5, 16, 0xfffff);
+  size_t max_head = check_size(L, 6, 16, 0xffffffff);
+  lq_runtime *rt = lq_module_of(L)->rt;
+  if (rt == NULL) return luaL_error(L, "quench.http._lot:park: outside quench.run");
+  if (lot->closed) return luaL_error(L, "quench.http._lot:park: the lot is closed");
+  if (lot->rt != NULL && lot->rt != rt)
+    return luaL_error(L, "quench.http._lot:park: the lot belongs to another runtime");
+  lot->rt = rt;
+  lot_entry *e = lot->alloc(lot->alloc_ud, NULL, 0, sizeof *e);
+  if (e == NULL) return lq_push_fail(L, UV_ENOMEM);
+  memset(e, 0, sizeof *e);
+  e->waker.wake = entry_wake;
+  e->lot = lot;
+  e->s = s;
+  e->served = served;
+  qn_stream_shrink(s);                        /* idle: no read buffer meanwhile */
+  e->head = qn_http_head_new(s, max_line, max_head, lq_deadline_after(rt, ns));
+  if (e->head == NULL) {
+    lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
+    return lq_push_fail(L, UV_ENOMEM);
+  }
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawsetp(L, -2, e);
+  lot->n++;
+  le_push(lot, e, AT_WOKEN);                  /* its first poll registers its waker */
+  if (lot->waiter) qn_wake(lot->waiter);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Push the first ready entry's stream, what to do with it (1: a head or a
+   bad one to answer, 2: keepalive_timeout inside a head: 408, 0: close)
+   and its served count; free the entry. */
+static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
+  if (le_empty(lot, AT_READY)) {              /* closed */
+    lua_pushnil(L);
+    return 1;
+  }
+  lot_entry *e = lot->lists[AT_READY].next;
+  int r = e->result, kind = 0;
+  if (r == 0 || qn_http_is_error(r)) kind = 1;
+  else if (r == UV_ETIMEDOUT && qn_stream_buffered(e->s) > 0) kind = 2;
+  lua_Integer served = e->served;
+  lua_getiuservalue(L, lot_idx, 1);
+  lua_rawgetp(L, -1, e);                      /* the stream */
+  lua_pushnil(L);
+  lua_rawsetp(L, -3, e);
+  lua_remove(L, -2);
+  entry_free(lot, e);
+  lua_pushinteger(L, kind);
+  lua_pushinteger(L, served);
+  return 3;
+}
+
+static void lot_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  if (((lq_lot *)obj)->waiting) luaL_error(L, "quench.http._lot:next: another task waits on it");
+}
+
+static int lot_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  lq_lot *lot = obj;
+  if (lot->closed || !le_empty(lot, AT_READY)) return take_ready(L, lot, 1);
+  return -1;
+}
+
+static qn_future *lot_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  lq_lot *lot = obj;
+  lot->waiting = 1;
+  return &lot->wait;
+}
+
+static int lot_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)op, (void)f;
+  return take_ready(L, obj, 1);
+}
+
+static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http idle connections", lot_check, lot_start,
+                                                lot_finish, lot_now);
+LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
+
+/* lot:next() -> stream, kind, served: the next parked connection whose
+   head arrived (or that ended); nil once the lot is closed. */
+static int l_lot_next(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lq_coro *c = lq_await_ctx(L, "quench.http._lot:next");
+  lua_settop(L, 1);
+  return lq_obj_perform(L, c, &lot_kind, lot, "quench.http._lot:next", NULL, lot_next_k);
+}
+
+/* Drop every entry; push nothing. */
+static void lot_clear(lq_lot *lot) {
+  for (int i = 0; i < 3; i++)
+    while (!le_empty(lot, i)) entry_free(lot, lot->lists[i].next);
+}
+
+/* lot:close() -> the list of the streams it held (the caller closes them);
+   a waiting lot:next returns nil. */
+static int l_lot_close(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lua_createtable(L, (int)lot->n, 0);
+  int k = 0;
+  lua_getiuservalue(L, 1, 1);
+  for (int i = 0; i < 3; i++)
+    for (lot_entry *e = lot->lists[i].next; e != &lot->lists[i]; e = e->next) {
+      lua_rawgetp(L, -1, e);
+      lua_rawseti(L, -3, ++k);
+    }
+  lua_pop(L, 1);
+  lot_clear(lot);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, 1);
+  lot->closed = 1;
+  if (lot->waiter) qn_wake(lot->waiter);
+  return 1;
+}
+
+/* lot:count() -> connections parked (ready ones not taken included) */
+static int l_lot_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_lot(L, 1)->n);
+  return 1;
+}
+
+/* The server closes its lot before quench.run returns (serve's guard);
+   this is for a lot dropped without it, which then holds no entry. */
+static int l_lot_gc(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  if (lot->n > 0 && lq_module_of(L)->rt == lot->rt) lot_clear(lot);
+  return 0;
+}
+
 /* ---- the response head ---- */
 
 /* The Date field's value, made at most once a second: a per-module cache
@@ -696,12 +961,21 @@ static const luaL_Reg head_methods[] = {
   {"body_some", l_body_some}, {NULL, NULL}
 };
 
+static const luaL_Reg lot_methods[] = {
+  {"park", l_park}, {"next", l_lot_next}, {"close", l_lot_close}, {"count", l_lot_count},
+  {NULL, NULL}
+};
+
+static const luaL_Reg lot_meta[] = { {"__gc", l_lot_gc}, {NULL, NULL} };
+
 static const luaL_Reg functions[] = {
-  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {NULL, NULL}
+  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {"_lot", l_lot},
+  {NULL, NULL}
 };
 
 void lq_http_register(lua_State *L, int mod) {
   lq_class(L, mod, LQ_HEAD, head_methods, NULL);
+  lq_class(L, mod, LQ_LOT, lot_methods, lot_meta);
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);
