@@ -747,6 +747,16 @@ end
 
 local Server = {}
 Server.__index = Server
+
+-- Close a server's parked (idle) connections.
+local function close_parked(server)
+  local streams = server.lot:close()
+  for i = 1, #streams do streams[i]:close() end
+  if #streams > 0 then
+    server.nconns = server.nconns - #streams
+    server.changed:notify_all()
+  end
+end
 Server.__name = "quench.http.server"
 
 --- Listen on host and port (or a Unix socket, host "unix:/path"): a
@@ -835,7 +845,7 @@ function Server:stop(grace)
   if self.state == "stopped" then return true end
   self.state = "stopping"
   self.listener:close()
-  self:_close_parked()
+  close_parked(self)
   for conn in pairs(self.conns) do
     if not conn.busy then conn.task:abort(http.SERVER_STOPPING) end
   end
@@ -846,21 +856,11 @@ function Server:stop(grace)
   return true
 end
 
--- Close the parked (idle) connections.
-function Server:_close_parked()
-  local streams = self.lot:close()
-  for i = 1, #streams do streams[i]:close() end
-  if #streams > 0 then
-    self.nconns = self.nconns - #streams
-    self.changed:notify_all()
-  end
-end
-
 --- Close at once: the listener and every connection (handlers aborted).
 function Server:close()
   self.state = "stopped"
   self.listener:close()
-  self:_close_parked()
+  close_parked(self)
   local me = quench.current()
   for conn in pairs(self.conns) do
     if conn.task ~= me then conn.task:abort(http.SERVER_STOPPING) end
