@@ -29,7 +29,13 @@
 
 enum { PHASE_BODY, PHASE_TRAILERS, PHASE_DONE };
 
+/* The head's tag (its first word, for lq_toudata) and, as a light
+   userdata, the registry key of its metatable: no look-up by name on the
+   per-request path. */
+static const char head_tag = 0;
+
 typedef struct lq_head {
+  const void *tag;          /* &head_tag */
   qn_http_head h;
   int64_t left;             /* Content-Length body: bytes still to read */
   int64_t taken;            /* body bytes returned so far */
@@ -43,7 +49,9 @@ typedef struct lq_head {
 } lq_head;
 
 static lq_head *check_head(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, LQ_HEAD);
+  lq_head *u = lq_toudata(L, idx, &head_tag, sizeof(lq_head));
+  if (u == NULL) luaL_typeerror(L, idx, LQ_HEAD);
+  return u;
 }
 
 /* The core stream of a TCP, TLS, Unix or pipe stream at idx, open, or raise. */
@@ -106,7 +114,9 @@ static size_t lim_head(uint64_t ns) { return (size_t)(ns & 0xffffffffu); }
 static size_t lim_line(uint64_t ns) { return (size_t)((ns >> 32) & 0xfffffu); }
 static size_t lim_fields(uint64_t ns) { return (size_t)(ns >> 52); }
 
-/* Parse what the stream holds: push a head (consuming its bytes),
+static int push_framing(lua_State *L, const lq_head *u);
+
+/* Parse what the stream holds: push a head and its framing (consuming its bytes),
    false, status, msg, or nil, msg, code; -1 if it must wait. */
 static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) {
   const char *d;
@@ -131,8 +141,11 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) 
   if (r == QN_HTTP_E_PARTIAL) r = QN_HTTP_E_BAD;       /* the scan found its end */
   if (r != 0) return push_bad(L, r);
   size_t fbytes = h.nfields * sizeof(qn_http_field);
-  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + fbytes + h.len, 1);
+  /* a user value (its trailers) only for a chunked body, the one kind with trailers */
+  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + fbytes + h.len,
+                                 (h.flags & QN_HTTP_CHUNKED) ? 1 : 0);
   memset(u, 0, sizeof *u);
+  u->tag = &head_tag;
   u->h = h;
   u->fields = (qn_http_field *)((char *)u + lq_align(sizeof *u));
   u->bytes = (char *)u->fields + fbytes;
@@ -148,9 +161,10 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) 
     if (u->left == 0) u->phase = PHASE_DONE;
   }
   u->continue_due = (h.flags & QN_HTTP_EXPECT_CONTINUE) && h.minor == 1 && u->phase != PHASE_DONE;
-  luaL_setmetatable(L, LQ_HEAD);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &head_tag);
+  lua_setmetatable(L, -2);
   qn_stream_consume(s, h.len);
-  return 1;
+  return 1 + push_framing(L, u);
 }
 
 static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) {
@@ -160,7 +174,9 @@ static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) 
 }
 
 /* _read_head(stream, max_line, max_head, max_fields, seconds, max_body): the next
-   head, waiting at most `seconds`; false, status, msg; or nil, msg, code
+   head and its framing (push_framing: six values, so the per-request path
+   makes no second call for them), waiting at most `seconds`; false,
+   status, msg; or nil, msg, code
    (ETIMEDOUT, EOF...). An await without an op or a select: the deadline is
    the head future's own timer, made only if it has to wait. */
 /* The head wait is one lq_obj_kind (lua/binding.h) given the stream, with
@@ -244,10 +260,9 @@ static int l_raw_target(lua_State *L) {
   return 1;
 }
 
-/* framing() -> minor, keep_alive, content_length (-1: none), chunked,
-   expect_continue, is_head */
-static int l_framing(lua_State *L) {
-  lq_head *u = check_head(L, 1);
+/* Push minor, keep_alive, content_length (-1: none), chunked,
+   expect_continue, is_head: what _read_head returns after the head. */
+static int push_framing(lua_State *L, const lq_head *u) {
   unsigned f = u->h.flags;
   int keep = u->h.minor == 1 ? !(f & QN_HTTP_CLOSE) : ((f & QN_HTTP_KEEP_ALIVE) && !(f & QN_HTTP_CLOSE));
   lua_pushinteger(L, u->h.minor);
@@ -506,8 +521,8 @@ static int l_body_some(lua_State *L) {
 /* _wait_handler(stream, task, cap): 1 (the handler ended) or 2 (the
    client went away): one lq_obj_kind given the stream, with a direct form
    only; its operands are the stream at 1, the handler's task at 2 and the
-   cap at 3. The wait is a select of the task's join and the stream's
-   going away. */
+   cap at 3. The wait is one core future (qn_http_handler_new): the task's
+   join and the stream's going away. */
 static void handler_check(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)obj, (void)op;
   lq_task *h = lua_touserdata(L, 2);
@@ -516,21 +531,14 @@ static void handler_check(lua_State *L, void *obj, int op, lq_coro *c) {
 }
 
 static qn_future *handler_start(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op;
-  qn_future *kids[2];
-  kids[0] = qn_join_new(lq_core_task((lq_task *)lua_touserdata(L, 2)));
-  kids[1] = qn_http_gone_new(((lq_stream *)obj)->s, (size_t)lua_tointeger(L, 3));
-  if (kids[0] == NULL || kids[1] == NULL) {
-    if (kids[0]) qn_drop(kids[0]);
-    if (kids[1]) qn_drop(kids[1]);
-    return NULL;
-  }
-  return qn_select_new(c->rt->core, 2, kids, 1);
+  (void)op, (void)c;
+  return qn_http_handler_new(lq_core_task((lq_task *)lua_touserdata(L, 2)), ((lq_stream *)obj)->s,
+                             (size_t)lua_tointeger(L, 3));
 }
 
 static int handler_finish(lua_State *L, void *obj, int op, qn_future *f) {
   (void)obj, (void)op;
-  lua_pushinteger(L, qn_select_winner(f) + 1);
+  lua_pushinteger(L, qn_http_handler_winner(f));
   return 1;
 }
 
@@ -955,7 +963,7 @@ static int l_send_head(lua_State *L) {
 
 static const luaL_Reg head_methods[] = {
   {"method", l_method}, {"target", l_target}, {"raw_target", l_raw_target},
-  {"framing", l_framing}, {"header", l_header}, {"field", l_field}, {"nfields", l_nfields},
+  {"header", l_header}, {"field", l_field}, {"nfields", l_nfields},
 
   {"body_done", l_body_done}, {"trailers", l_trailers}, {"body_op", l_body_op},
   {"body_some", l_body_some}, {NULL, NULL}
@@ -975,6 +983,8 @@ static const luaL_Reg functions[] = {
 
 void lq_http_register(lua_State *L, int mod) {
   lq_class(L, mod, LQ_HEAD, head_methods, NULL);
+  luaL_getmetatable(L, LQ_HEAD);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &head_tag);
   lq_class(L, mod, LQ_LOT, lot_methods, lot_meta);
   lua_newtable(L);
   lua_pushvalue(L, mod);

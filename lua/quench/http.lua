@@ -368,9 +368,7 @@ function getters.query(req)
 end
 function getters.target(req) return req._head:raw_target() end
 function getters.args(req) return http.parse_query(req.query) end
-function getters.version(req)
-  return req._head:framing() == 1 and "1.1" or "1.0"
-end
+function getters.version(req) return req._conn.minor == 1 and "1.1" or "1.0" end
 function getters.headers(req) return setmetatable({ _head = req._head }, Headers) end
 function getters.peer(req)
   if req._conn.server.unix then return { path = req._conn.server.unix } end
@@ -695,13 +693,15 @@ local function conn_main(server, stream, served, late)
       t = keepalive
       if idle_park < keepalive then t, park = idle_park, true end
     end
-    local head, status, msg = read_head(stream, max_line, max_head, max_headers, t, max_body)
-    if not head and park and msg == "ETIMEDOUT" and server.state == "serving"
+    local head, minor, keep, clen, chunked, expect, is_head =
+      read_head(stream, max_line, max_head, max_headers, t, max_body)
+    if not head and park and keep == "ETIMEDOUT" and server.state == "serving"
        and server.lot:park(stream, keepalive - idle_park, served, max_line, max_head) then
       conn.stream = false                         -- the lot has it now
       return
     end
     if not head then
+      local status, msg = minor, keep
       if head == false then                       -- malformed or too large
         if msg ~= "the connection ended inside a request head" then
           simple_response(stream, status, msg .. "\n", true)
@@ -715,7 +715,6 @@ local function conn_main(server, stream, served, late)
     end
     conn.busy = true
     served = served + 1
-    local minor, keep, clen, chunked, expect, is_head = head:framing()
     conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
     if max_requests > 0 and served >= max_requests then conn.keep = false end
     if clen > max_body then
