@@ -409,6 +409,22 @@ print("|".join(out))
       stop()
     end))
 
+    it("counts out a parked connection whose client leaves (max_connections frees up)", T(function()
+      local _, port, stop = start(hello, { keepalive_timeout = 30, idle_park = 0.05, max_connections = 1 })
+      local c = assert(quench.tcp.connect("127.0.0.1", port))
+      c:write("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.equal(200, status_of(read_hello(c)))
+      quench.sleep(0.2)                               -- parked
+      c:close()                                       -- gone while parked
+      local d <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      d:write("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+      local ok, head, body = quench.timeout(3, read_hello, d)
+      assert.truthy(ok)                               -- served: the slot was given back
+      assert.equal(200, status_of(head))
+      assert.equal("hello GET /2\n", body)
+      stop()
+    end))
+
     it("stop() closes parked connections at once", T(function()
       local srv, port = start(hello, { keepalive_timeout = 30, idle_park = 0.05 })
       local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
