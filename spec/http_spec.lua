@@ -721,6 +721,25 @@ print("|".join(out))
     end)
     teardown(function() require("helpers.tls_pki").remove(pki) end)
 
+    it("parks an idle TLS connection and serves its next request", T(function()
+      local _, port, stop = start(function(req, res) res:finish("secret " .. req.path .. "\n") end,
+        { tls = { certificate = pki.server.cert, key = pki.server.key }, idle_park = 0.05 })
+      local c <close> = assert(quench.tls.connect("127.0.0.1", port, { cafile = pki.ca.cert }))
+      local function get(path)
+        c:write("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+        local lines = {}
+        repeat lines[#lines + 1] = c:read("l") until lines[#lines] == "\r" or lines[#lines] == nil
+        local len = tonumber(table.concat(lines, "\n"):match("Content%-Length: (%d+)"))
+        return len and c:read(len)
+      end
+      assert.equal("secret /a\n", get("/a"))
+      local before = #quench.tasks()
+      quench.sleep(0.3)
+      assert.equal(before - 1, #quench.tasks())       -- parked
+      assert.equal("secret /b\n", get("/b"))
+      stop()
+    end))
+
     it("serves curl over HTTPS, keep-alive, and survives a client that does not speak TLS", T(function()
       local seen = {}
       local _, port, stop = start(function(req, res)
