@@ -218,6 +218,7 @@ typedef struct fetch {
   int needs;                /* QN_HTTPX_NEED seen */
   int follow;               /* follow redirects */
   int stop_after_head;
+  int got_head;             /* QN_HTTPX_HEAD seen (and the head copied) */
   int started;
   int errors;               /* failures reported: NULL, QN_ENOMEM */
   int stopped;
@@ -261,7 +262,10 @@ static int fetch_poll(qn_future *f, qn_waker *wk) {
   }
   for (;;) {
     if (F->wait == NULL) {
-      unsigned want = QN_HTTPX_HEAD | QN_HTTPX_DATA | QN_HTTPX_DONE;
+      /* HEAD stays set once the head is in: waiting for it again would be
+         ready at once, and the loop would spin without letting the body
+         (or the end) in */
+      unsigned want = (F->got_head ? 0 : QN_HTTPX_HEAD) | QN_HTTPX_DATA | QN_HTTPX_DONE;
       if (F->pieces) want |= QN_HTTPX_NEED;
       F->wait = qn_http_xfer_wait_new(F->x, want);
       if (F->wait == NULL) {
@@ -288,7 +292,8 @@ static int fetch_poll(qn_future *f, qn_waker *wk) {
       if (!ended) F->npieces_fed++;
       CHECK(!(qn_http_xfer_events(F->x) & QN_HTTPX_NEED), "QN_HTTPX_NEED still set after a feed");
     }
-    if ((ev & QN_HTTPX_HEAD) && F->head_len == 0) {
+    if ((ev & QN_HTTPX_HEAD) && !F->got_head) {
+      F->got_head = 1;
       size_t n;
       const char *h = qn_http_xfer_head(F->x, &n);
       if (n > sizeof F->head - 1) n = sizeof F->head - 1;
