@@ -380,3 +380,55 @@ qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head, uint
 int qn_http_head_result(const qn_future *f) { return ((const more_future *)f)->result; }
 
 qn_future *qn_http_gone_new(qn_stream *s, size_t cap) { return more_new(s, 1, 0, cap); }
+
+/* "The handler's task ended, or its client went away": a join and the
+   gone watch above in one future, polled with the waiting task's own
+   waker (no select and its branch wakers: re-polling both is cheaper than
+   telling which woke). The join wins a tie. One of these per request. */
+typedef struct handler_future {
+  more_future gone;         /* first, embedded (not allocated apart) */
+  qn_future *join;
+  int winner;               /* 1: the task ended, 2: the client went away */
+} handler_future;
+
+static int handler_poll(qn_future *f, qn_waker *wk) {
+  handler_future *h = (handler_future *)f;
+  if (qn_poll(h->join, wk) == QN_READY) {
+    h->winner = 1;
+    return QN_READY;
+  }
+  if (more_poll(&h->gone.base, wk) == QN_READY) {
+    h->winner = 2;
+    return QN_READY;
+  }
+  return QN_PENDING;
+}
+
+static void handler_drop(qn_future *f) {
+  handler_future *h = (handler_future *)f;
+  qn_drop(h->join);
+  if (h->gone.read) qn_drop(h->gone.read);
+  qn_stream *s = h->gone.s;
+  qn__free(s->rt, h);
+  qn__stream_unref(s);
+}
+
+static const qn_future_vt handler_vt = { handler_poll, handler_drop };
+
+qn_future *qn_http_handler_new(qn_task *t, qn_stream *s, size_t cap) {
+  handler_future *h = qn__calloc(s->rt, 1, sizeof *h);
+  if (h == NULL) return NULL;
+  h->join = qn_join_new(t);
+  if (h->join == NULL) {
+    qn__free(s->rt, h);
+    return NULL;
+  }
+  h->gone.base.vt = &handler_vt;
+  h->gone.s = s;
+  h->gone.gone = 1;
+  h->gone.max_head = cap;
+  qn__stream_ref(s);
+  return &h->gone.base;
+}
+
+int qn_http_handler_winner(const qn_future *f) { return ((const handler_future *)f)->winner; }

@@ -19,6 +19,12 @@ static inline void qn__list_remove(qn__list *n) {
   n->prev->next = n->next; n->next->prev = n->prev;
   n->next = n->prev = n;
 }
+/* tcp.c, stream.c: the largest first write of an accepted stream sent
+   before its deferred TCP_NODELAY is set: one segment on any path (536,
+   the smallest MSS IPv4 allows), which Nagle never holds; longer ones set
+   it first. */
+#define QN__NODELAY_FIRST 536
+
 #define qn__container_of(ptr, type, field) \
   ((type *)((char *)(ptr) - offsetof(type, field)))
 
@@ -213,6 +219,9 @@ struct qn_stream {
   uint8_t flush_at_end;     /* pipe.c: a standard stream, written out at the runtime's end */
   uint8_t started;          /* reading may run (connected; or a pipe's first read) */
   uint8_t reading, lingering, shut;
+  uint8_t nodelay_due;      /* tcp.c: an accepted stream's TCP_NODELAY, set at its second
+                               write (or a first one past QN__NODELAY_FIRST) */
+  uint8_t wrote;            /* a write was made */
   uint8_t closing;          /* marked closed: no new operation; the handle may
                                still linger to send what is queued */
 };

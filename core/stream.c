@@ -732,6 +732,13 @@ static int try_write(qn_stream *s, const char *data, size_t len, size_t *done) {
   *done = 0;
   if (s->write_err) return s->write_err;
   if (s->io.closing) return UV_ECANCELED;
+  if (s->nodelay_due && (s->wrote || len > QN__NODELAY_FIRST)) {
+    /* a second write could be held behind the first one's ACK (or a long
+       first one's tail behind its own segments): no delay from now on */
+    uv_tcp_nodelay(&s->h.tcp, 1);
+    s->nodelay_due = 0;
+  }
+  s->wrote = 1;
   while (s->nwrites == 0 && *done < len) {    /* nothing queued: the pipe may take it now */
     size_t k = len - *done > REQ_MAX ? REQ_MAX : len - *done;
     uv_buf_t b = uv_buf_init((char *)data + *done, (unsigned)k);

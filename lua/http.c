@@ -29,7 +29,13 @@
 
 enum { PHASE_BODY, PHASE_TRAILERS, PHASE_DONE };
 
+/* The head's tag (its first word, for lq_toudata) and, as a light
+   userdata, the registry key of its metatable: no look-up by name on the
+   per-request path. */
+static const char head_tag = 0;
+
 typedef struct lq_head {
+  const void *tag;          /* &head_tag */
   qn_http_head h;
   int64_t left;             /* Content-Length body: bytes still to read */
   int64_t taken;            /* body bytes returned so far */
@@ -43,7 +49,9 @@ typedef struct lq_head {
 } lq_head;
 
 static lq_head *check_head(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, LQ_HEAD);
+  lq_head *u = lq_toudata(L, idx, &head_tag, sizeof(lq_head));
+  if (u == NULL) luaL_typeerror(L, idx, LQ_HEAD);
+  return u;
 }
 
 /* The core stream of a TCP, TLS, Unix or pipe stream at idx, open, or raise. */
@@ -106,7 +114,9 @@ static size_t lim_head(uint64_t ns) { return (size_t)(ns & 0xffffffffu); }
 static size_t lim_line(uint64_t ns) { return (size_t)((ns >> 32) & 0xfffffu); }
 static size_t lim_fields(uint64_t ns) { return (size_t)(ns >> 52); }
 
-/* Parse what the stream holds: push a head (consuming its bytes),
+static int push_framing(lua_State *L, const lq_head *u);
+
+/* Parse what the stream holds: push a head and its framing (consuming its bytes),
    false, status, msg, or nil, msg, code; -1 if it must wait. */
 static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) {
   const char *d;
@@ -131,8 +141,11 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) 
   if (r == QN_HTTP_E_PARTIAL) r = QN_HTTP_E_BAD;       /* the scan found its end */
   if (r != 0) return push_bad(L, r);
   size_t fbytes = h.nfields * sizeof(qn_http_field);
-  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + fbytes + h.len, 1);
+  /* a user value (its trailers) only for a chunked body, the one kind with trailers */
+  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + fbytes + h.len,
+                                 (h.flags & QN_HTTP_CHUNKED) ? 1 : 0);
   memset(u, 0, sizeof *u);
+  u->tag = &head_tag;
   u->h = h;
   u->fields = (qn_http_field *)((char *)u + lq_align(sizeof *u));
   u->bytes = (char *)u->fields + fbytes;
@@ -148,9 +161,10 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) 
     if (u->left == 0) u->phase = PHASE_DONE;
   }
   u->continue_due = (h.flags & QN_HTTP_EXPECT_CONTINUE) && h.minor == 1 && u->phase != PHASE_DONE;
-  luaL_setmetatable(L, LQ_HEAD);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &head_tag);
+  lua_setmetatable(L, -2);
   qn_stream_consume(s, h.len);
-  return 1;
+  return 1 + push_framing(L, u);
 }
 
 static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) {
@@ -160,7 +174,9 @@ static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) 
 }
 
 /* _read_head(stream, max_line, max_head, max_fields, seconds, max_body): the next
-   head, waiting at most `seconds`; false, status, msg; or nil, msg, code
+   head and its framing (push_framing: six values, so the per-request path
+   makes no second call for them), waiting at most `seconds`; false,
+   status, msg; or nil, msg, code
    (ETIMEDOUT, EOF...). An await without an op or a select: the deadline is
    the head future's own timer, made only if it has to wait. */
 /* The head wait is one lq_obj_kind (lua/binding.h) given the stream, with
@@ -244,10 +260,9 @@ static int l_raw_target(lua_State *L) {
   return 1;
 }
 
-/* framing() -> minor, keep_alive, content_length (-1: none), chunked,
-   expect_continue, is_head */
-static int l_framing(lua_State *L) {
-  lq_head *u = check_head(L, 1);
+/* Push minor, keep_alive, content_length (-1: none), chunked,
+   expect_continue, is_head: what _read_head returns after the head. */
+static int push_framing(lua_State *L, const lq_head *u) {
   unsigned f = u->h.flags;
   int keep = u->h.minor == 1 ? !(f & QN_HTTP_CLOSE) : ((f & QN_HTTP_KEEP_ALIVE) && !(f & QN_HTTP_CLOSE));
   lua_pushinteger(L, u->h.minor);
@@ -506,8 +521,8 @@ static int l_body_some(lua_State *L) {
 /* _wait_handler(stream, task, cap): 1 (the handler ended) or 2 (the
    client went away): one lq_obj_kind given the stream, with a direct form
    only; its operands are the stream at 1, the handler's task at 2 and the
-   cap at 3. The wait is a select of the task's join and the stream's
-   going away. */
+   cap at 3. The wait is one core future (qn_http_handler_new): the task's
+   join and the stream's going away. */
 static void handler_check(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)obj, (void)op;
   lq_task *h = lua_touserdata(L, 2);
@@ -516,21 +531,14 @@ static void handler_check(lua_State *L, void *obj, int op, lq_coro *c) {
 }
 
 static qn_future *handler_start(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op;
-  qn_future *kids[2];
-  kids[0] = qn_join_new(lq_core_task((lq_task *)lua_touserdata(L, 2)));
-  kids[1] = qn_http_gone_new(((lq_stream *)obj)->s, (size_t)lua_tointeger(L, 3));
-  if (kids[0] == NULL || kids[1] == NULL) {
-    if (kids[0]) qn_drop(kids[0]);
-    if (kids[1]) qn_drop(kids[1]);
-    return NULL;
-  }
-  return qn_select_new(c->rt->core, 2, kids, 1);
+  (void)op, (void)c;
+  return qn_http_handler_new(lq_core_task((lq_task *)lua_touserdata(L, 2)), ((lq_stream *)obj)->s,
+                             (size_t)lua_tointeger(L, 3));
 }
 
 static int handler_finish(lua_State *L, void *obj, int op, qn_future *f) {
   (void)obj, (void)op;
-  lua_pushinteger(L, qn_select_winner(f) + 1);
+  lua_pushinteger(L, qn_http_handler_winner(f));
   return 1;
 }
 
@@ -549,6 +557,271 @@ static int l_wait_handler(lua_State *L) {
   lua_replace(L, 3);                    /* an integer, whatever the argument's type */
   return lq_obj_perform(L, c, &handler_kind, lua_touserdata(L, 1), "quench.http._wait_handler",
                         NULL, wait_handler_k);
+}
+
+/* ---- idle keep-alive connections, parked without a task ---- */
+
+/* A keep-alive connection idle for `idle_park` seconds gives up its task
+   (its coroutine, its stack, its connection table: ~1.3 KB, most of an
+   idle connection) and is parked in the server's lot: what is left is the
+   stream, a head future watching it (the same "a whole head, a limit, the
+   end or the deadline" as _read_head's) and an entry here. The lot's one
+   waiter (a task of the server, lot:next) is woken only when an entry's
+   head future is ready, and hands the stream back to Lua, which spawns a
+   connection task for it (or closes it: EOF, an error, keepalive_timeout
+   with nothing sent). nginx parks a connection the same way between
+   requests.
+
+   The lot's user value 1 is a table entry (light userdata) -> stream
+   userdata: it keeps each parked stream alive and gives it back. */
+#define LQ_LOT "quench_internal.http_lot"
+
+enum { AT_PARKED, AT_WOKEN, AT_READY };
+
+typedef struct lot_entry {
+  qn_waker waker;           /* first: what the head future wakes */
+  struct lot_entry *prev, *next;
+  struct lq_lot *lot;
+  qn_future *head;          /* NULL once ready */
+  qn_stream *s;
+  lua_Integer served;       /* requests the connection served (max_requests) */
+  int result;               /* the head future's result, once ready */
+  uint8_t at, rewoken;
+} lot_entry;
+
+typedef struct lq_lot {
+  qn_future wait;           /* what lot:next awaits: the lot's own, dropping it drops nothing */
+  qn_waker *waiter;         /* lot:next's task while it waits */
+  lot_entry lists[3];       /* sentinels of the parked, woken and ready lists */
+  size_t n;
+  int closed, waiting;
+  lq_runtime *rt;           /* the runtime of its entries' futures */
+  lua_Alloc alloc;
+  void *alloc_ud;
+} lq_lot;
+
+static void le_unlink(lot_entry *e) {
+  e->prev->next = e->next;
+  e->next->prev = e->prev;
+}
+
+static void le_push(lq_lot *lot, lot_entry *e, int at) {
+  lot_entry *h = &lot->lists[at];
+  e->prev = h->prev;
+  e->next = h;
+  h->prev->next = e;
+  h->prev = e;
+  e->at = (uint8_t)at;
+}
+
+static int le_empty(const lq_lot *lot, int at) { return lot->lists[at].next == &lot->lists[at]; }
+
+static void entry_wake(qn_waker *w) {
+  lot_entry *e = (lot_entry *)w;
+  lq_lot *lot = e->lot;
+  if (e->at != AT_PARKED) {                   /* being polled: poll it again after */
+    if (e->at == AT_WOKEN) e->rewoken = 1;
+    return;
+  }
+  le_unlink(e);
+  le_push(lot, e, AT_WOKEN);
+  if (lot->waiter) qn_wake(lot->waiter);
+}
+
+/* Poll the woken entries' head futures: the ready ones move to the ready
+   list, the others back to the parked one. */
+static void lot_sweep(lq_lot *lot) {
+  while (!le_empty(lot, AT_WOKEN)) {
+    lot_entry *e = lot->lists[AT_WOKEN].next;
+    e->rewoken = 0;
+    if (qn_poll(e->head, &e->waker) == QN_READY) {
+      e->result = qn_http_head_result(e->head);
+      qn_drop(e->head);
+      e->head = NULL;
+      le_unlink(e);
+      le_push(lot, e, AT_READY);
+    } else if (!e->rewoken) {
+      le_unlink(e);
+      le_push(lot, e, AT_PARKED);
+    }                                         /* rewoken: stays in the woken list */
+  }
+}
+
+static int lot_poll(qn_future *f, qn_waker *wk) {
+  lq_lot *lot = (lq_lot *)f;
+  lot->waiter = wk;
+  lot_sweep(lot);
+  return lot->closed || !le_empty(lot, AT_READY) ? QN_READY : QN_PENDING;
+}
+
+static void lot_wait_drop(qn_future *f) {
+  lq_lot *lot = (lq_lot *)f;
+  lot->waiter = NULL;
+  lot->waiting = 0;
+}
+
+static const qn_future_vt lot_vt = { lot_poll, lot_wait_drop };
+
+static lq_lot *check_lot(lua_State *L, int idx) { return luaL_checkudata(L, idx, LQ_LOT); }
+
+static void entry_free(lq_lot *lot, lot_entry *e) {
+  if (e->head) qn_drop(e->head);
+  le_unlink(e);
+  lot->n--;
+  lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
+}
+
+/* _lot() -> a lot */
+static int l_lot(lua_State *L) {
+  lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 1);
+  memset(lot, 0, sizeof *lot);
+  lot->wait.vt = &lot_vt;
+  for (int i = 0; i < 3; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
+  lot->alloc = lua_getallocf(L, &lot->alloc_ud);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, LQ_LOT);
+  return 1;
+}
+
+/* lot:park(stream, seconds, served, max_line, max_head) -> true, or nil,
+   msg, code (out of memory; the stream is still the caller's) */
+static int l_park(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  qn_stream *s = check_stream(L, 2, "quench.http._lot:park");
+  uint64_t ns = lq_check_seconds(L, 3);
+  lua_Integer served = luaL_checkinteger(L, 4);
+  size_t max_line = check_size(L, 5, 16, 0xfffff);
+  size_t max_head = check_size(L, 6, 16, 0xffffffff);
+  lq_runtime *rt = lq_module_of(L)->rt;
+  if (rt == NULL) return luaL_error(L, "quench.http._lot:park: outside quench.run");
+  if (lot->closed) return luaL_error(L, "quench.http._lot:park: the lot is closed");
+  if (lot->rt != NULL && lot->rt != rt)
+    return luaL_error(L, "quench.http._lot:park: the lot belongs to another runtime");
+  lot->rt = rt;
+  lot_entry *e = lot->alloc(lot->alloc_ud, NULL, 0, sizeof *e);
+  if (e == NULL) return lq_push_fail(L, UV_ENOMEM);
+  memset(e, 0, sizeof *e);
+  e->waker.wake = entry_wake;
+  e->lot = lot;
+  e->s = s;
+  e->served = served;
+  qn_stream_shrink(s);                        /* idle: no read buffer meanwhile */
+  e->head = qn_http_head_new(s, max_line, max_head, lq_deadline_after(rt, ns));
+  if (e->head == NULL) {
+    lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
+    return lq_push_fail(L, UV_ENOMEM);
+  }
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawsetp(L, -2, e);
+  lot->n++;
+  le_push(lot, e, AT_WOKEN);                  /* its first poll registers its waker */
+  if (lot->waiter) qn_wake(lot->waiter);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Push the first ready entry's stream, what to do with it (1: a head or a
+   bad one to answer, 2: keepalive_timeout inside a head: 408, 0: close)
+   and its served count; free the entry. */
+static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
+  if (le_empty(lot, AT_READY)) {              /* closed */
+    lua_pushnil(L);
+    return 1;
+  }
+  lot_entry *e = lot->lists[AT_READY].next;
+  int r = e->result, kind = 0;
+  if (r == 0 || qn_http_is_error(r)) kind = 1;
+  else if (r == UV_ETIMEDOUT && qn_stream_buffered(e->s) > 0) kind = 2;
+  lua_Integer served = e->served;
+  lua_getiuservalue(L, lot_idx, 1);
+  lua_rawgetp(L, -1, e);                      /* the stream */
+  lua_pushnil(L);
+  lua_rawsetp(L, -3, e);
+  lua_remove(L, -2);
+  entry_free(lot, e);
+  lua_pushinteger(L, kind);
+  lua_pushinteger(L, served);
+  return 3;
+}
+
+static void lot_check(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  if (((lq_lot *)obj)->waiting) luaL_error(L, "quench.http._lot:next: another task waits on it");
+}
+
+static int lot_now(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)op, (void)c;
+  lq_lot *lot = obj;
+  if (lot->closed || !le_empty(lot, AT_READY)) return take_ready(L, lot, 1);
+  return -1;
+}
+
+static qn_future *lot_start(lua_State *L, void *obj, int op, lq_coro *c) {
+  (void)L, (void)op, (void)c;
+  lq_lot *lot = obj;
+  lot->waiting = 1;
+  return &lot->wait;
+}
+
+static int lot_finish(lua_State *L, void *obj, int op, qn_future *f) {
+  (void)op, (void)f;
+  return take_ready(L, obj, 1);
+}
+
+static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http idle connections", lot_check, lot_start,
+                                                lot_finish, lot_now);
+LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
+
+/* lot:next() -> stream, kind, served: the next parked connection whose
+   head arrived (or that ended); nil once the lot is closed. */
+static int l_lot_next(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lq_coro *c = lq_await_ctx(L, "quench.http._lot:next");
+  lua_settop(L, 1);
+  return lq_obj_perform(L, c, &lot_kind, lot, "quench.http._lot:next", NULL, lot_next_k);
+}
+
+/* Drop every entry; push nothing. */
+static void lot_clear(lq_lot *lot) {
+  for (int i = 0; i < 3; i++)
+    while (!le_empty(lot, i)) entry_free(lot, lot->lists[i].next);
+}
+
+/* lot:close() -> the list of the streams it held (the caller closes them);
+   a waiting lot:next returns nil. */
+static int l_lot_close(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lua_createtable(L, (int)lot->n, 0);
+  int k = 0;
+  lua_getiuservalue(L, 1, 1);
+  for (int i = 0; i < 3; i++)
+    for (lot_entry *e = lot->lists[i].next; e != &lot->lists[i]; e = e->next) {
+      lua_rawgetp(L, -1, e);
+      lua_rawseti(L, -3, ++k);
+    }
+  lua_pop(L, 1);
+  lot_clear(lot);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, 1);
+  lot->closed = 1;
+  if (lot->waiter) qn_wake(lot->waiter);
+  return 1;
+}
+
+/* lot:count() -> connections parked (ready ones not taken included) */
+static int l_lot_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_lot(L, 1)->n);
+  return 1;
+}
+
+/* The server closes its lot before quench.run returns (serve's guard);
+   this is for a lot dropped without it, which then holds no entry. */
+static int l_lot_gc(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  if (lot->n > 0 && lq_module_of(L)->rt == lot->rt) lot_clear(lot);
+  return 0;
 }
 
 /* ---- the response head ---- */
@@ -690,18 +963,29 @@ static int l_send_head(lua_State *L) {
 
 static const luaL_Reg head_methods[] = {
   {"method", l_method}, {"target", l_target}, {"raw_target", l_raw_target},
-  {"framing", l_framing}, {"header", l_header}, {"field", l_field}, {"nfields", l_nfields},
+  {"header", l_header}, {"field", l_field}, {"nfields", l_nfields},
 
   {"body_done", l_body_done}, {"trailers", l_trailers}, {"body_op", l_body_op},
   {"body_some", l_body_some}, {NULL, NULL}
 };
 
+static const luaL_Reg lot_methods[] = {
+  {"park", l_park}, {"next", l_lot_next}, {"close", l_lot_close}, {"count", l_lot_count},
+  {NULL, NULL}
+};
+
+static const luaL_Reg lot_meta[] = { {"__gc", l_lot_gc}, {NULL, NULL} };
+
 static const luaL_Reg functions[] = {
-  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {NULL, NULL}
+  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {"_lot", l_lot},
+  {NULL, NULL}
 };
 
 void lq_http_register(lua_State *L, int mod) {
   lq_class(L, mod, LQ_HEAD, head_methods, NULL);
+  luaL_getmetatable(L, LQ_HEAD);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &head_tag);
+  lq_class(L, mod, LQ_LOT, lot_methods, lot_meta);
   lua_newtable(L);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);

@@ -354,6 +354,89 @@ print("|".join(out))
       assert.equal(200, status_of(rest))
     end))
 
+    -- Read one response to a keep-alive request for "/" from hello.
+    local function read_hello(c)
+      local lines = {}
+      repeat lines[#lines + 1] = c:read("l") until lines[#lines] == "\r" or lines[#lines] == nil
+      local head = table.concat(lines, "\n")
+      local len = tonumber(head:match("Content%-Length: (%d+)"))
+      return head, len and c:read(len)
+    end
+
+    it("parks an idle keep-alive connection without a task after idle_park, and serves it again",
+       T(function()
+      local _, port, stop = start(hello, { keepalive_timeout = 10, idle_park = 0.05, max_requests = 3 })
+      local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      c:write("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+      local head, body = read_hello(c)
+      assert.equal(200, status_of(head))
+      assert.equal("hello GET /a\n", body)
+      local before = #quench.tasks()                  -- its task waits for the next head
+      quench.sleep(0.3)
+      assert.equal(before - 1, #quench.tasks())       -- parked: no task of its own
+      c:write("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+      head, body = read_hello(c)
+      assert.equal("hello GET /b\n", body)
+      assert.falsy(head:find("Connection: close", 1, true))
+      quench.sleep(0.3)                               -- parked again
+      -- max_requests counts the requests served before parking: this is the third
+      c:write("GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+      head, body = read_hello(c)
+      assert.equal("hello GET /c\n", body)
+      assert.truthy(head:find("Connection: close", 1, true))
+      assert.equal("", c:read("a"))
+      stop()
+    end))
+
+    it("closes a parked connection at keepalive_timeout, or answers 408 to a head cut short", T(function()
+      local _, port, stop = start(hello, { keepalive_timeout = 0.4, idle_park = 0.05 })
+      local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      local d <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      c:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      d:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.equal(200, status_of(read_hello(c)))
+      assert.equal(200, status_of(read_hello(d)))
+      local t0 = quench.now()
+      quench.sleep(0.2)
+      d:write("GET / HTTP/1.1\r\nHo")                -- parked by now: the lot watches it
+      local ok, rest = quench.timeout(3, c.read, c, "a")
+      assert.truthy(ok)
+      assert.equal("", rest)                          -- closed, nothing sent
+      assert.truthy(quench.now() - t0 >= 0.3)
+      local ok2, out = quench.timeout(3, d.read, d, "a")
+      assert.truthy(ok2)
+      assert.equal(408, status_of(out))
+      stop()
+    end))
+
+    it("counts out a parked connection whose client leaves (max_connections frees up)", T(function()
+      local _, port, stop = start(hello, { keepalive_timeout = 30, idle_park = 0.05, max_connections = 1 })
+      local c = assert(quench.tcp.connect("127.0.0.1", port))
+      c:write("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.equal(200, status_of(read_hello(c)))
+      quench.sleep(0.2)                               -- parked
+      c:close()                                       -- gone while parked
+      local d <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      d:write("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+      local ok, head, body = quench.timeout(3, read_hello, d)
+      assert.truthy(ok)                               -- served: the slot was given back
+      assert.equal(200, status_of(head))
+      assert.equal("hello GET /2\n", body)
+      stop()
+    end))
+
+    it("stop() closes parked connections at once", T(function()
+      local srv, port = start(hello, { keepalive_timeout = 30, idle_park = 0.05 })
+      local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      c:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.equal(200, status_of(read_hello(c)))
+      quench.sleep(0.2)
+      local t0 = quench.now()
+      assert.truthy(srv:stop(10))
+      assert.truthy(quench.now() - t0 < 2)
+      assert.equal("", c:read("a"))
+    end))
+
     it("reads a 100-continue body only after sending 100 Continue", T(function()
       local _, port, stop = start(function(req, res) res:finish("got " .. assert(req:body())) end)
       local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
@@ -637,6 +720,25 @@ print("|".join(out))
       pki = tls_pki.make()
     end)
     teardown(function() require("helpers.tls_pki").remove(pki) end)
+
+    it("parks an idle TLS connection and serves its next request", T(function()
+      local _, port, stop = start(function(req, res) res:finish("secret " .. req.path .. "\n") end,
+        { tls = { certificate = pki.server.cert, key = pki.server.key }, idle_park = 0.05 })
+      local c <close> = assert(quench.tls.connect("127.0.0.1", port, { cafile = pki.ca.cert }))
+      local function get(path)
+        c:write("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+        local lines = {}
+        repeat lines[#lines + 1] = c:read("l") until lines[#lines] == "\r" or lines[#lines] == nil
+        local len = tonumber(table.concat(lines, "\n"):match("Content%-Length: (%d+)"))
+        return len and c:read(len)
+      end
+      assert.equal("secret /a\n", get("/a"))
+      local before = #quench.tasks()
+      quench.sleep(0.3)
+      assert.equal(before - 1, #quench.tasks())       -- parked
+      assert.equal("secret /b\n", get("/b"))
+      stop()
+    end))
 
     it("serves curl over HTTPS, keep-alive, and survives a client that does not speak TLS", T(function()
       local seen = {}

@@ -947,6 +947,11 @@ int qn_http_head_result(const qn_future *head);
    buffered; consumes nothing. Past `cap` buffered bytes it stops watching
    (stays pending) rather than buffer a flood. */
 qn_future *qn_http_gone_new(qn_stream *s, size_t cap);
+/* Ready when task t is done (winner 1) or the peer of s has gone, as
+   qn_http_gone_new (winner 2); t wins a tie. One future: a server's wait
+   for "the handler ended or its client left", made once per request. */
+qn_future *qn_http_handler_new(qn_task *t, qn_stream *s, size_t cap);
+int qn_http_handler_winner(const qn_future *f);
 
 /* ---- HTTP client transfers (http_client.c): libcurl on the runtime's loop ----
    One libcurl multi handle per runtime, made at the first transfer and

@@ -11,6 +11,12 @@
 ** - a transfer stopped after its head while the server holds the rest: it
 **   ends at once with -1, nothing is delivered afterwards, and the server
 **   sees its connection closed (not kept for reuse);
+** - an upload whose body the client feeds piece by piece (the transfer
+**   asks with QN_HTTPX_NEED, the embedder answers with qn_http_xfer_feed,
+**   length 0 ending it): sent chunked, the server echoes every byte back;
+** - redirects: a 302 to another path, followed (the head and body seen
+**   are the final ones, the 302's never delivered) or not (the 302 is the
+**   answer);
 ** - allocation failure: the good case is run once to count the core's
 **   allocations, then once for every k with the k-th failing. Each run
 **   must not crash, must report the failure (a NULL transfer or future,
@@ -40,7 +46,7 @@ static int failures;
 /* ---- the server thread ---- */
 
 enum { MODE_GOOD, MODE_NOT_HTTP, MODE_BAD_STATUS, MODE_SHORT_BODY, MODE_BAD_CHUNK, MODE_HOLD,
-       MODE_QUIT };
+       MODE_ECHO, MODE_REDIRECT, MODE_QUIT };
 
 static const char *const replies[] = {
   [MODE_GOOD] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Case: good\r\n\r\nhello",
@@ -49,16 +55,61 @@ static const char *const replies[] = {
   [MODE_SHORT_BODY] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
   [MODE_BAD_CHUNK] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
   [MODE_HOLD] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc",
+  [MODE_REDIRECT] = "HTTP/1.1 302 Found\r\nLocation: /final\r\nX-Case: redirect\r\n"
+                    "Content-Length: 8\r\nConnection: close\r\n\r\nredirect",
 };
+static const char final_reply[] =
+  "HTTP/1.1 200 OK\r\nX-Case: final\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal";
 
 typedef struct server {
   int fd, port;
   atomic_int mode;
   atomic_int held_eof;      /* MODE_HOLD: the client closed its connection */
+  atomic_int chunked;       /* MODE_ECHO: the last upload came chunked */
+  atomic_int requests;      /* requests read since the case began */
   pthread_t thread;
 } server;
 
 static server S;
+
+/* MODE_ECHO: read a chunked body after the head in buf[0..got) (more from
+   c as needed) and answer with the decoded bytes as a Content-Length body.
+   A malformed body gets a 400. */
+static void echo_chunked(int c, char *buf, size_t got, size_t cap) {
+  char *p = strstr(buf, "\r\n\r\n") + 4;
+  size_t at = (size_t)(p - buf);
+  char body[8192];
+  size_t blen = 0;
+  for (;;) {
+    char *nl;
+    while ((nl = memchr(buf + at, '\n', got - at)) == NULL) {   /* a chunk-size line */
+      ssize_t k = got < cap - 1 ? read(c, buf + got, cap - 1 - got) : -1;
+      if (k <= 0) goto bad;
+      got += (size_t)k;
+    }
+    size_t size = strtoul(buf + at, NULL, 16);
+    at = (size_t)(nl - buf) + 1;
+    while (got - at < size + 2) {                              /* the data and its CRLF */
+      ssize_t k = got < cap - 1 ? read(c, buf + got, cap - 1 - got) : -1;
+      if (k <= 0) goto bad;
+      got += (size_t)k;
+    }
+    if (size == 0) break;
+    if (blen + size > sizeof body) goto bad;
+    memcpy(body + blen, buf + at, size);
+    blen += size;
+    at += size + 2;
+  }
+  char head[128];
+  int n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\n\r\n", blen);
+  if (write(c, head, (size_t)n) != n || write(c, body, blen) != (ssize_t)blen) return;
+  return;
+bad:;
+  static const char r400[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+  ssize_t w = write(c, r400, sizeof r400 - 1);
+  (void)w;
+}
 
 static void *serve(void *arg) {
   (void)arg;
@@ -70,7 +121,7 @@ static void *serve(void *arg) {
       close(c);
       return NULL;
     }
-    char buf[4096];
+    char buf[16384];
     size_t got = 0;
     while (got < sizeof buf - 1) {         /* the request head */
       ssize_t k = read(c, buf + got, sizeof buf - 1 - got);
@@ -79,7 +130,25 @@ static void *serve(void *arg) {
       buf[got] = 0;
       if (strstr(buf, "\r\n\r\n")) break;
     }
+    atomic_fetch_add(&S.requests, 1);
+    if (mode == MODE_ECHO) {
+      if (strstr(buf, "\r\n\r\n") == NULL) {
+        close(c);
+        continue;
+      }
+      /* libcurl asks before an upload of unknown size: let it go on */
+      if (strstr(buf, "Expect: 100-continue")) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ssize_t w = write(c, cont, sizeof cont - 1);
+        (void)w;
+      }
+      atomic_store(&S.chunked, strstr(buf, "Transfer-Encoding: chunked\r\n") != NULL);
+      echo_chunked(c, buf, got, sizeof buf);
+      close(c);
+      continue;
+    }
     const char *r = replies[mode];
+    if (mode == MODE_REDIRECT && strncmp(buf, "GET /final ", 11) == 0) r = final_reply;
     ssize_t w = write(c, r, strlen(r));
     (void)w;
     if (mode == MODE_HOLD) {               /* hold the rest until the client leaves */
@@ -144,7 +213,12 @@ typedef struct fetch {
   qn_runtime *rt;
   qn_http_xfer *x;
   qn_future *wait;
+  const char *const *pieces;  /* an upload fed piece by piece, NULL-terminated; or NULL */
+  int npieces_fed;          /* pieces fed so far (and the end, once fed, counts one more) */
+  int needs;                /* QN_HTTPX_NEED seen */
+  int follow;               /* follow redirects */
   int stop_after_head;
+  int got_head;             /* QN_HTTPX_HEAD seen (and the head copied) */
   int started;
   int errors;               /* failures reported: NULL, QN_ENOMEM */
   int stopped;
@@ -168,7 +242,17 @@ static int fetch_poll(qn_future *f, qn_waker *wk) {
     }
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", S.port);
-    curl_easy_setopt((CURL *)qn_http_xfer_easy(F->x), CURLOPT_URL, url);
+    CURL *e = qn_http_xfer_easy(F->x);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (F->pieces) {                       /* as lua/http_client.c sets a reader body */
+      qn_http_xfer_use_feed(F->x);
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+    }
+    if (F->follow) {
+      curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+      curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+      qn_http_xfer_set_follow(F->x, 1);
+    }
     int r = qn_http_xfer_start(F->x);
     if (r != 0) {
       CHECK(r == QN_ENOMEM, "start: %d", r);
@@ -178,7 +262,12 @@ static int fetch_poll(qn_future *f, qn_waker *wk) {
   }
   for (;;) {
     if (F->wait == NULL) {
-      F->wait = qn_http_xfer_wait_new(F->x, QN_HTTPX_HEAD | QN_HTTPX_DATA | QN_HTTPX_DONE);
+      /* HEAD stays set once the head is in: waiting for it again would be
+         ready at once, and the loop would spin without letting the body
+         (or the end) in */
+      unsigned want = (F->got_head ? 0 : QN_HTTPX_HEAD) | QN_HTTPX_DATA | QN_HTTPX_DONE;
+      if (F->pieces) want |= QN_HTTPX_NEED;
+      F->wait = qn_http_xfer_wait_new(F->x, want);
       if (F->wait == NULL) {
         F->errors++;
         return QN_READY;
@@ -188,7 +277,23 @@ static int fetch_poll(qn_future *f, qn_waker *wk) {
     qn_drop(F->wait);
     F->wait = NULL;
     unsigned ev = qn_http_xfer_events(F->x);
-    if ((ev & QN_HTTPX_HEAD) && F->head_len == 0) {
+    if (ev & QN_HTTPX_NEED) {              /* the upload wants bytes: the next piece, or the end */
+      CHECK(F->pieces != NULL, "QN_HTTPX_NEED without an upload");
+      F->needs++;
+      /* never asked again once the end (length 0) was fed */
+      int ended = F->pieces == NULL || (F->npieces_fed > 0 && F->pieces[F->npieces_fed - 1] == NULL);
+      CHECK(!ended, "QN_HTTPX_NEED after the upload's end");
+      const char *p = ended ? NULL : F->pieces[F->npieces_fed];
+      int r = qn_http_xfer_feed(F->x, p, p ? strlen(p) : 0);
+      if (r != 0) {
+        CHECK(r == QN_ENOMEM, "feed: %d", r);
+        F->errors++;
+      }
+      if (!ended) F->npieces_fed++;
+      CHECK(!(qn_http_xfer_events(F->x) & QN_HTTPX_NEED), "QN_HTTPX_NEED still set after a feed");
+    }
+    if ((ev & QN_HTTPX_HEAD) && !F->got_head) {
+      F->got_head = 1;
       size_t n;
       const char *h = qn_http_xfer_head(F->x, &n);
       if (n > sizeof F->head - 1) n = sizeof F->head - 1;
@@ -256,14 +361,22 @@ static void seq_drop(qn_future *f) {
 static const qn_future_vt seq_vt = { seq_poll, seq_drop };
 
 /* Run n fetches in a fresh runtime: 0 or the k-th allocation failing. */
+static void run_prepared(fetch *F, int n, int mode, long fail_at);
+
 static void run_fetches(fetch *F, int n, int mode, long fail_at, int stop_after_head) {
   for (int i = 0; i < n; i++) {
     memset(&F[i], 0, sizeof F[i]);
     F[i].base.vt = &fetch_vt;
     F[i].stop_after_head = stop_after_head;
   }
+  run_prepared(F, n, mode, fail_at);
+}
+
+/* Run n fetches already set up (base.vt and the case's fields). */
+static void run_prepared(fetch *F, int n, int mode, long fail_at) {
   seq q = { { &seq_vt }, F, n, 0 };
   atomic_store(&S.mode, mode);
+  atomic_store(&S.requests, 0);
   H.n_allocs = 0;
   H.fail_at = fail_at;
   H.injected = 0;
@@ -342,6 +455,62 @@ static void test_stop(void) {
   CHECK(atomic_load(&S.held_eof), "the server's connection was not closed within 5 s");
 }
 
+/* An upload fed in pieces from the embedder's side: each asked for with
+   QN_HTTPX_NEED, sent chunked (the size is not known up front), every
+   byte in order at the server (which echoes them), the end fed as length 0. */
+static void test_upload_fed(void) {
+  static const char *const pieces[] = { "first piece, ", "second piece, ", "and the last", NULL };
+  fetch F;
+  memset(&F, 0, sizeof F);
+  F.base.vt = &fetch_vt;
+  F.pieces = pieces;
+  atomic_store(&S.chunked, 0);
+  run_prepared(&F, 1, MODE_ECHO, 0);
+  static const char want[] = "first piece, second piece, and the last";
+  CHECK(F.done && F.errors == 0, "done %d errors %d", F.done, F.errors);
+  CHECK(F.result == 0, "result %d", F.result);
+  CHECK(strncmp(F.head, "HTTP/1.1 200 OK\r\n", 17) == 0, "head: %s", F.head);
+  CHECK(F.body_len == sizeof want - 1 && memcmp(F.body, want, sizeof want - 1) == 0,
+        "echoed body: %.*s", (int)F.body_len, F.body);
+  CHECK(atomic_load(&S.chunked), "the upload was not sent chunked");
+  /* asked once for each piece and once more for the end (length 0) */
+  CHECK(F.npieces_fed == 4, "%d feeds (3 pieces and the end expected)", F.npieces_fed);
+  CHECK(F.needs == 4, "%d QN_HTTPX_NEED events (4 expected)", F.needs);
+}
+
+/* A 302 to /final: followed, the transfer reports only the final head and
+   body (two requests reached the server); not followed, the 302 is the
+   answer, with its own body (one request). */
+static void test_redirect(void) {
+  fetch F;
+  memset(&F, 0, sizeof F);
+  F.base.vt = &fetch_vt;
+  F.follow = 1;
+  run_prepared(&F, 1, MODE_REDIRECT, 0);
+  CHECK(F.done && F.errors == 0 && F.result == 0, "followed: done %d errors %d result %d",
+        F.done, F.errors, F.result);
+  CHECK(strncmp(F.head, "HTTP/1.1 200 OK\r\n", 17) == 0, "followed: head: %s", F.head);
+  CHECK(strstr(F.head, "X-Case: final\r\n") != NULL, "followed: head: %s", F.head);
+  CHECK(strstr(F.head, "302") == NULL && strstr(F.head, "Location") == NULL,
+        "followed: the redirect's head was delivered: %s", F.head);
+  CHECK(F.body_len == 5 && memcmp(F.body, "final", 5) == 0, "followed: body: %.*s",
+        (int)F.body_len, F.body);
+  CHECK(atomic_load(&S.requests) == 2, "followed: %d requests (2 expected)",
+        atomic_load(&S.requests));
+
+  memset(&F, 0, sizeof F);
+  F.base.vt = &fetch_vt;
+  run_prepared(&F, 1, MODE_REDIRECT, 0);
+  CHECK(F.done && F.errors == 0 && F.result == 0, "not followed: done %d errors %d result %d",
+        F.done, F.errors, F.result);
+  CHECK(strncmp(F.head, "HTTP/1.1 302 Found\r\n", 20) == 0, "not followed: head: %s", F.head);
+  CHECK(strstr(F.head, "Location: /final\r\n") != NULL, "not followed: head: %s", F.head);
+  CHECK(F.body_len == 8 && memcmp(F.body, "redirect", 8) == 0, "not followed: body: %.*s",
+        (int)F.body_len, F.body);
+  CHECK(atomic_load(&S.requests) == 1, "not followed: %d requests (1 expected)",
+        atomic_load(&S.requests));
+}
+
 static int whole(const fetch *F) {
   return F->done && F->result == 0 && F->body_len == 5 && memcmp(F->body, "hello", 5) == 0;
 }
@@ -382,6 +551,8 @@ int main(void) {
   test_good();
   test_malformed();
   test_stop();
+  test_upload_fed();
+  test_redirect();
   test_alloc_failure();
   server_stop();
   if (failures) {

@@ -5,7 +5,11 @@
 -- handler in a task of its own and waits for it or for the client to go
 -- away, whichever comes first. Requests on a connection are handled one
 -- after the other, so pipelined requests are answered in order; their bytes
--- wait in the stream's buffer meanwhile.
+-- wait in the stream's buffer meanwhile. A keep-alive connection idle for
+-- `idle_park` seconds ends its task and is parked in the server's lot
+-- (lua/http.c): C watches its socket, and one task of the server, woken
+-- only when a parked connection's whole head has arrived (or it ended or
+-- timed out), spawns a connection task for it again.
 --
 -- Cancellation: a client that goes away (EOF or an error on its socket)
 -- while its handler runs gets the handler cancelled (h:cancel with
@@ -20,8 +24,9 @@ local quench = ...
 
 local http = quench.http
 local read_head, wait_handler, send_head_c = http._read_head, http._wait_handler, http._send_head
+local new_lot = http._lot
 http._head_op, http._gone_op, http._handler_op = nil, nil, nil
-http._read_head, http._wait_handler, http._send_head = nil, nil, nil
+http._read_head, http._wait_handler, http._send_head, http._lot = nil, nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -42,6 +47,7 @@ local DEFAULTS = {
   header_timeout = 10,          -- seconds to receive a whole head (from the first byte)
   body_timeout = 30,            -- seconds without a body byte while reading a body
   keepalive_timeout = 5,        -- seconds an idle keep-alive connection is kept
+  idle_park = 1,                -- seconds an idle keep-alive connection keeps its task
   cancel_grace = 5,             -- seconds a cancelled handler gets before it is aborted
   linger_timeout = 2,           -- seconds an error answer's connection drains the client
   grace = 10,                   -- server:stop's default grace
@@ -362,9 +368,7 @@ function getters.query(req)
 end
 function getters.target(req) return req._head:raw_target() end
 function getters.args(req) return http.parse_query(req.query) end
-function getters.version(req)
-  return req._head:framing() == 1 and "1.1" or "1.0"
-end
+function getters.version(req) return req._conn.minor == 1 and "1.1" or "1.0" end
 function getters.headers(req) return setmetatable({ _head = req._head }, Headers) end
 function getters.peer(req)
   if req._conn.server.unix then return { path = req._conn.server.unix } end
@@ -617,13 +621,18 @@ local function drain(req)
 end
 
 -- A connection leaves its server's set when its task ends, however it ends
--- (the conn table is its own <close> value: no defer, no closure).
+-- (the conn table is its own <close> value: no defer, no closure), and its
+-- stream is closed, unless it was parked (conn.stream = false): then the
+-- server's lot holds it and it still counts as open.
 local Conn = {
   __close = function(conn)
-    local server = conn.server
+    local server, stream = conn.server, conn.stream
     server.conns[conn] = nil
-    server.nconns = server.nconns - 1
-    server.changed:notify_all()
+    if stream then
+      stream:close()
+      server.nconns = server.nconns - 1
+      server.changed:notify_all()
+    end
   end,
 }
 
@@ -649,27 +658,50 @@ local function lingering_close(stream, seconds)
   end)
 end
 
-local function conn_main(server, stream)
-  local _s <close> = stream
+-- A connection's task: a new one (served nil), or one taken back from the
+-- server's lot with `served` requests behind it (late: its keep-alive time
+-- ran out inside a head).
+local function conn_main(server, stream, served, late)
   local o = server.opts
   -- eight fields, the most a table of eight hash slots holds (256 bytes;
-  -- nine made it 16 slots, 512 bytes per connection, idle ones included)
+  -- nine made it 16 slots, 512 bytes per connection)
   local conn <close> = setmetatable({ server = server, stream = stream, busy = false,
                                       task = quench.current(), minor = 1, keep = true,
                                       is_head = false, continue_due = false }, Conn)
   server.conns[conn] = true
-  server.nconns = server.nconns + 1
-  local handler, served = server.handler, 0
+  if not served then
+    served = 0
+    server.nconns = server.nconns + 1
+  end
+  if late then
+    simple_response(stream, 408, "request timeout\n", true)
+    lingering_close(stream, o.linger_timeout)
+    return
+  end
+  local handler = server.handler
   local max_line, max_head, max_headers, max_body = o.max_line, o.max_head, o.max_headers, o.max_body
-  local max_requests = o.max_requests
+  local max_requests, idle_park, keepalive = o.max_requests, o.idle_park, o.keepalive_timeout
   while server.state == "serving" do
     conn.busy = false
     -- the next head: within header_timeout of the connection's start, or
     -- of the first byte of a pipelined one; an idle keep-alive connection
-    -- waits keepalive_timeout for its whole next head (one timer, not two)
-    local t = (served > 0 and stream:buffered() == 0) and o.keepalive_timeout or o.header_timeout
-    local head, status, msg = read_head(stream, max_line, max_head, max_headers, t, max_body)
+    -- waits keepalive_timeout for its whole next head (one timer, not two),
+    -- the first idle_park seconds of it in this task, the rest parked in
+    -- the server's lot without one
+    local t, park = o.header_timeout, false
+    if served > 0 and stream:buffered() == 0 then
+      t = keepalive
+      if idle_park < keepalive then t, park = idle_park, true end
+    end
+    local head, minor, keep, clen, chunked, expect, is_head =
+      read_head(stream, max_line, max_head, max_headers, t, max_body)
+    if not head and park and keep == "ETIMEDOUT" and server.state == "serving"
+       and server.lot:park(stream, keepalive - idle_park, served, max_line, max_head) then
+      conn.stream = false                         -- the lot has it now
+      return
+    end
     if not head then
+      local status, msg = minor, keep
       if head == false then                       -- malformed or too large
         if msg ~= "the connection ended inside a request head" then
           simple_response(stream, status, msg .. "\n", true)
@@ -683,7 +715,6 @@ local function conn_main(server, stream)
     end
     conn.busy = true
     served = served + 1
-    local minor, keep, clen, chunked, expect, is_head = head:framing()
     conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
     if max_requests > 0 and served >= max_requests then conn.keep = false end
     if clen > max_body then
@@ -715,6 +746,16 @@ end
 
 local Server = {}
 Server.__index = Server
+
+-- Close a server's parked (idle) connections.
+local function close_parked(server)
+  local streams = server.lot:close()
+  for i = 1, #streams do streams[i]:close() end
+  if #streams > 0 then
+    server.nconns = server.nconns - #streams
+    server.changed:notify_all()
+  end
+end
 Server.__name = "quench.http.server"
 
 --- Listen on host and port (or a Unix socket, host "unix:/path"): a
@@ -736,7 +777,7 @@ function http.listen(host, port, opts)
   end
   if not l then return nil, msg, code end
   return setmetatable({ listener = l, opts = o, conns = {}, nconns = 0, state = "ready",
-                        changed = quench.notify(), unix = path or nil }, Server)
+                        changed = quench.notify(), unix = path or nil, lot = new_lot() }, Server)
 end
 
 --- The address the server listens on: host, port.
@@ -760,6 +801,21 @@ function Server:serve(handler)
     end)
   end
   local _sig <close> = sig
+  -- the parked connections' one waiter: a task for each that wakes
+  local lot = self.lot
+  local _parker <close> = spawn(function()
+    while true do
+      local s, kind, served = lot:next()
+      if not s then return end
+      if kind == 0 then                       -- EOF, an error, keepalive_timeout: close
+        s:close()
+        self.nconns = self.nconns - 1
+        self.changed:notify_all()
+      else
+        spawn(conn_main, self, s, served, kind == 2)
+      end
+    end
+  end)
   local listener, max_conns = self.listener, self.opts.max_connections
   while self.state == "serving" do
     while max_conns > 0 and self.nconns >= max_conns and self.state == "serving" do
@@ -788,6 +844,7 @@ function Server:stop(grace)
   if self.state == "stopped" then return true end
   self.state = "stopping"
   self.listener:close()
+  close_parked(self)
   for conn in pairs(self.conns) do
     if not conn.busy then conn.task:abort(http.SERVER_STOPPING) end
   end
@@ -802,6 +859,7 @@ end
 function Server:close()
   self.state = "stopped"
   self.listener:close()
+  close_parked(self)
   local me = quench.current()
   for conn in pairs(self.conns) do
     if conn.task ~= me then conn.task:abort(http.SERVER_STOPPING) end
