@@ -61,8 +61,9 @@ static int l_new_tab(lua_State *L) {
 /* ---- the cosocket's fast paths ----
    Each takes the socket table (a Tcp of quench.ngx, whose metatable is
    upvalue 2; upvalue 1 is the module, as for every binding function, 3 to
-   6 the names of the fields used: busy, s, waiting, read_timeout, and 7, 8
-   the Lua general path and receive's result maker, 9 the string "done": see l_fast)
+   6 the names of the fields used: busy, s, waiting, read_timeout, 7, 8
+   the Lua general path and receive's result maker, and 9, 10 the strings
+   "done" and "\r\n": see l_fast)
    and does its whole job when nothing has to wait and nothing is unusual;
    otherwise it returns nothing and changes nothing, and the Lua method
    takes its general path (argument errors, waits, timeouts, EOF, errors,
@@ -72,7 +73,7 @@ static int l_new_tab(lua_State *L) {
    while the socket is connected, not in a wait and without read-ahead,
    false otherwise (ngx.lua keeps it so: `idle`, `enter`, `drop`). Three
    hashed reads (busy, pending, s) on every call cost four times as much. */
-enum { UP_BUSY = 3, UP_S, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE };
+enum { UP_BUSY = 3, UP_S, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_CRLF };
 
 /* The usable core stream in the socket at 1 (its slot 1), or NULL when
    the general path must decide: not a Tcp, not idle and connected, or the
@@ -109,6 +110,11 @@ static int l_fast_receive(lua_State *L) {
     mode = QN_STREAM_LINE_KEEP;
   } else if (t == LUA_TSTRING && strcmp(lua_tostring(L, 2), "*l") == 0) {
     mode = QN_STREAM_LINE_KEEP;
+  } else if (t == LUA_TNUMBER && lua_isinteger(L, 2)) {
+    lua_Integer i = lua_tointeger(L, 2);             /* a count as drivers compute it: no float */
+    if (i < 1 || i > (lua_Integer)1e15) return 0;
+    mode = QN_STREAM_EXACT;
+    n = (size_t)i;
   } else {
     int isnum;
     lua_Number x = lua_tonumberx(L, 2, &isnum);
@@ -130,7 +136,11 @@ static int l_fast_receive(lua_State *L) {
     len--;
     if (len > 0 && p[len - 1] == '\r') len--;
   }
-  lua_pushlstring(L, p, len);
+  if (len == 2 && p[0] == '\r' && p[1] == '\n')
+    lua_pushvalue(L, lua_upvalueindex(UP_CRLF));     /* the CRLF after a bulk value (redis,
+                                                        memcached): kept, not hashed and looked up */
+  else
+    lua_pushlstring(L, p, len);
   qn_stream_consume(u->s, used);
   return 1;
 }
@@ -490,7 +500,8 @@ static void push_method(lua_State *L, lua_CFunction f, int slow) {
   lua_pushvalue(L, slow);                        /* UP_SLOW */
   lua_pushvalue(L, 4);                           /* UP_AFTER */
   lua_pushliteral(L, "done");                    /* UP_DONE */
-  lua_pushcclosure(L, f, 9);
+  lua_pushliteral(L, "\r\n");                    /* UP_CRLF */
+  lua_pushcclosure(L, f, 10);
 }
 
 static int l_fast(lua_State *L) {
