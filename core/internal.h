@@ -330,6 +330,7 @@ struct qn_task {
 struct qn_runtime {
   uv_loop_t loop;
   uv_timer_t timer;     /* the one libuv timer: armed for the earliest deadline */
+  uint64_t wake_at;     /* when (qn_now) it is armed to go off, while active */
   qn__timer_heap timers;
   qn__list tasks;       /* tasks not done, in spawn order */
   qn__list done;        /* done tasks whose memory is still held */
