@@ -550,6 +550,8 @@ void lq_warn(lq_runtime *rt, const char *msg);
    at idx, or -1 (closed, another runtime's, another type): quench._fileno. */
 int lq_udp_fileno(lua_State *L, int idx);
 int lq_udgram_fileno(lua_State *L, int idx);
+/* A Unix socket name at idx, checked (lua/unix.c); raises naming idx. */
+const char *lq_check_unix_name(lua_State *L, int idx);
 lq_module *lq_module_of(lua_State *L);
 lq_runtime *lq_runtime_of(lua_State *L, const char *fname);
 

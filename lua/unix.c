@@ -16,8 +16,9 @@
 static const char *const stream_keys[] = { "read_limit", "write_limit", NULL };
 static const char *const listen_keys[] = { "read_limit", "write_limit", "backlog", "mode", NULL };
 
-/* A socket name at idx: no NUL inside, at most QN_UNIX_PATH_MAX bytes. */
-static const char *check_name(lua_State *L, int idx) {
+/* A socket name at idx: no NUL inside, at most QN_UNIX_PATH_MAX bytes
+   (quench.unix.listen/connect and the datagram sockets of unix_dgram.c). */
+const char *lq_check_unix_name(lua_State *L, int idx) {
   size_t len;
   const char *p = luaL_checklstring(L, idx, &len);
   luaL_argcheck(L, len > 0 && strlen(p) == len, idx,
@@ -38,7 +39,7 @@ static int push_name(lua_State *L, int r, const char *name, size_t len) {
 static int l_listen(lua_State *L) {
   const char *fname = "quench.unix.listen";
   lq_runtime *rt = lq_runtime_of(L, fname);
-  const char *path = check_name(L, 1);
+  const char *path = lq_check_unix_name(L, 1);
   qn_tcp_opts o = lq_tcp_check_opts(L, 2, listen_keys, fname);
   int backlog = 0, mode = 0;
   if (lua_istable(L, 2)) {
@@ -65,7 +66,7 @@ static int l_listen(lua_State *L) {
 static int l_connect(lua_State *L) {
   const char *fname = "quench.unix.connect";
   lq_runtime *rt = lq_runtime_of(L, fname);
-  const char *path = check_name(L, 1);
+  const char *path = lq_check_unix_name(L, 1);
   qn_tcp_opts o = lq_tcp_check_opts(L, 2, stream_keys, fname);
   lq_stream *u = lq_stream_new(L, &lq_unix_stream_class, "");
   qn_stream *s;

@@ -43,14 +43,7 @@ static qn_udgram *check_open(lua_State *L, int idx, const char *fname) {
 /* A socket name at idx (as quench.unix.listen's); nil when optional. */
 static const char *check_name(lua_State *L, int idx, int optional) {
   if (optional && lua_isnoneornil(L, idx)) return NULL;
-  size_t len;
-  const char *p = luaL_checklstring(L, idx, &len);
-  luaL_argcheck(L, len > 0 && strlen(p) == len, idx,
-                "a path without \"\\0\" (an abstract name is \"@name\")");
-  luaL_argcheck(L, !(len == 1 && p[0] == '@'), idx, "an abstract name needs a name after \"@\"");
-  if (len > QN_UNIX_PATH_MAX)
-    luaL_argerror(L, idx, lua_pushfstring(L, "name too long (%d bytes at most)", QN_UNIX_PATH_MAX));
-  return p;
+  return lq_check_unix_name(L, idx);
 }
 
 /* quench.unix.dgram([name [, opts]]): opts.recv_queue (datagrams kept
