@@ -36,6 +36,21 @@ local function silent_server()
   return port, t
 end
 
+-- A TLS server with a self-signed certificate (one the test CA does not
+-- vouch for) that accepts one connection and reads it to the end.
+local function self_signed_server()
+  local srv = assert(tls.listen("127.0.0.1", 0, { certificate = pki.self.cert,
+                                                  key = pki.self.key }))
+  local _, port = srv:getsockname()
+  local t = quench.spawn(function()
+    local s = assert(srv:accept())
+    s:read("a")
+    s:close()
+    srv:close()
+  end)
+  return port, t
+end
+
 describe("quench.tls.connect_op", function()
   it("connects and verifies when awaited", T(function()
     local srv = assert(tls.listen("127.0.0.1", 0, { certificate = pki.server.cert,
@@ -58,20 +73,12 @@ describe("quench.tls.connect_op", function()
   end))
 
   it("returns a verification failure as values", T(function()
-    local srv = assert(tls.listen("127.0.0.1", 0, { certificate = pki.self.cert,
-                                                    key = pki.self.key }))
-    local _, port = srv:getsockname()
-    local server = quench.spawn(function()
-      local s = assert(srv:accept())
-      s:read("a")
-      s:close()
-    end)
+    local port, server = self_signed_server()
     local c, err, code = tls.connect_op("localhost", port, { cafile = pki.ca.cert }):await()
     assert.is_nil(c)
     assert.are.equal("ETLS_SELF_SIGNED", code)
     assert.matches("certificate verify failed", err)
     server:join()
-    srv:close()
   end))
 
   it("closes the half-made connection when it loses a select", T(function()
@@ -132,14 +139,7 @@ describe("tcp_stream:starttls", function()
   end))
 
   it("returns a failed handshake as values and closes the stream", T(function()
-    local srv = assert(tls.listen("127.0.0.1", 0, { certificate = pki.self.cert,
-                                                    key = pki.self.key }))
-    local _, port = srv:getsockname()
-    local server = quench.spawn(function()
-      local s = assert(srv:accept())
-      s:read("a")
-      s:close()
-    end)
+    local port, server = self_signed_server()
     local c = assert(tcp.connect("127.0.0.1", port))
     local r, err, code = c:starttls({ servername = "localhost", cafile = pki.ca.cert })
     assert.is_nil(r)
@@ -147,7 +147,6 @@ describe("tcp_stream:starttls", function()
     assert.matches("certificate verify failed", err)
     assert.has_error(function() c:read(1) end, "quench.tls.stream:read: attempt to use a closed stream")
     server:join()
-    srv:close()
   end))
 
   it("raises when a read is waiting on the stream", T(function()
