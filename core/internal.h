@@ -184,6 +184,30 @@ int qn__io_release(qn__io *io);
 /* The runtime's shutdown took it off the closers (call from at_shutdown). */
 static inline void qn__io_unlinked(qn__io *io) { io->registered = 0; }
 
+/* The receive side of a datagram socket (dgram_queue.c): received
+   datagrams (the owner's structs, `size` bytes each) in a ring, and the
+   receive futures waiting, FIFO. The owner reads while len < max and
+   start_reading says so; closing is io->closing. */
+typedef struct qn__dgq {
+  qn_runtime *rt;
+  qn__io *io;             /* the owner's: each receive future holds a ref */
+  char *ring;
+  size_t size, cap, head, len, max;
+  qn__list receivers;
+  void (*start_reading)(struct qn__dgq *q);   /* resume reading if paused */
+  void (*msg_free)(void *msg);
+} qn__dgq;
+
+void qn__dgq_init(qn__dgq *q, qn_runtime *rt, qn__io *io, size_t size, size_t max,
+                  void (*start_reading)(qn__dgq *q), void (*msg_free)(void *msg));
+void qn__dgq_free(qn__dgq *q);              /* the queued datagrams and the ring */
+/* To the first waiting receive, else queued: 0, or UV_ENOMEM (msg is
+   still the caller's). */
+int qn__dgq_deliver(qn__dgq *q, const void *msg);
+int qn__dgq_try_recv(qn__dgq *q, void *out);         /* 0, UV_EAGAIN, UV_EBADF */
+qn_future *qn__dgq_recv_new(qn__dgq *q);
+int qn__dgq_recv_take(qn_future *recv, void *out);   /* 0, or UV_EBADF: closed */
+
 /* A stream (stream.c): the handle is one of the union's, made by tcp.c
    or pipe.c. The fields are stream.c's but for the few that the file
    which made the stream sets (marked). */

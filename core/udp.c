@@ -6,7 +6,7 @@
 ** and drops what does not fit there (that is UDP). A datagram is handed
 ** straight to the first waiting receive future, else queued; one handed to
 ** a future that is dropped before it was taken goes back to the front, so
-** a dropped receive loses nothing.
+** a dropped receive loses nothing (the queue: core/dgram_queue.c).
 **
 ** Sending tries at once (uv_udp_try_send); when the socket cannot take the
 ** datagram now, a send request carries a copy of it, and the request owns
@@ -24,26 +24,14 @@
 
 enum { SCRATCH = 65536 };
 
-typedef struct recv_future recv_future;
-
 struct qn_udp {
   uv_udp_t handle;
   qn_runtime *rt;
   qn__io io;              /* refs: the embedder, and each future */
   char *scratch;          /* libuv reads here; SCRATCH bytes */
-  qn_udp_dgram *q;        /* ring of received datagrams */
-  size_t qcap, qhead, qlen;
-  size_t queue_max;       /* reading pauses at this many */
-  qn__list receivers;     /* recv futures waiting, FIFO */
+  qn__dgq queue;          /* received datagrams, receive futures (reading
+                             pauses at queue.max) */
   uint8_t reading;
-};
-
-struct recv_future {
-  qn_future base;
-  qn_udp *u;
-  qn__wait w;
-  qn_udp_dgram d;
-  uint8_t has, taken;
 };
 
 typedef struct send_future send_future;
@@ -75,8 +63,7 @@ void qn_udp_dgram_free(qn_udp_dgram *d) {
 
 static void udp_free(qn__io *io) {
   qn_udp *u = qn__container_of(io, qn_udp, io);
-  for (size_t i = 0; i < u->qlen; i++) qn_udp_dgram_free(&u->q[(u->qhead + i) % u->qcap]);
-  qn__free(u->rt, u->q);
+  qn__dgq_free(&u->queue);
   qn__free(u->rt, u->scratch);
   qn__free(u->rt, u);
 }
@@ -86,41 +73,6 @@ static void unref(qn_udp *u) { qn__io_unref(&u->io); }
 static void on_close(uv_handle_t *h) {
   qn_udp *u = h->data;
   qn__io_closed(&u->io);
-}
-
-/* ---- the queue ---- */
-
-static int grow(qn_udp *u) {
-  size_t cap = u->qcap ? u->qcap * 2 : 8;
-  qn_udp_dgram *q = qn__malloc(u->rt, cap * sizeof *q);
-  if (q == NULL) return UV_ENOMEM;
-  for (size_t i = 0; i < u->qlen; i++) q[i] = u->q[(u->qhead + i) % u->qcap];
-  qn__free(u->rt, u->q);
-  u->q = q;
-  u->qcap = cap;
-  u->qhead = 0;
-  return 0;
-}
-
-static int push_back(qn_udp *u, const qn_udp_dgram *d) {
-  if (u->qlen == u->qcap && grow(u) != 0) return UV_ENOMEM;
-  u->q[(u->qhead + u->qlen++) % u->qcap] = *d;
-  return 0;
-}
-
-static int push_front(qn_udp *u, const qn_udp_dgram *d) {
-  if (u->qlen == u->qcap && grow(u) != 0) return UV_ENOMEM;
-  u->qhead = (u->qhead + u->qcap - 1) % u->qcap;
-  u->q[u->qhead] = *d;
-  u->qlen++;
-  return 0;
-}
-
-static qn_udp_dgram pop_front(qn_udp *u) {
-  qn_udp_dgram d = u->q[u->qhead];
-  u->qhead = (u->qhead + 1) % u->qcap;
-  u->qlen--;
-  return d;
 }
 
 /* ---- reading ---- */
@@ -161,39 +113,20 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
       memcpy(&d.from, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                          : sizeof(struct sockaddr_in));
   }
-  qn__wait *w = qn__wait_first(&u->receivers);
-  if (w != NULL) {                          /* hand it to the first waiter */
-    recv_future *r = qn__container_of(w, recv_future, w);
-    qn__wait_unlink(w);
-    r->d = d;
-    r->has = 1;
-    qn_wake(w->waker);
-    return;
-  }
-  if (push_back(u, &d) != 0) {
+  if (qn__dgq_deliver(&u->queue, &d) != 0) {
     qn_udp_dgram_free(&d);                  /* out of memory: as if the kernel dropped it */
     return;
   }
-  if (u->qlen >= u->queue_max) pause_reading(u);
+  if (u->queue.len >= u->queue.max) pause_reading(u);
 }
 
-static void start_reading(qn_udp *u) {
-  if (u->reading || u->io.closing || u->qlen >= u->queue_max) return;
+static void start_reading(qn__dgq *q) {
+  qn_udp *u = qn__container_of(q, qn_udp, queue);
+  if (u->reading || u->io.closing || q->len >= q->max) return;
   if (uv_udp_recv_start(&u->handle, on_alloc, on_recv) == 0) u->reading = 1;
 }
 
-/* Hand queued datagrams to waiting futures, in FIFO order. */
-static void dispatch(qn_udp *u) {
-  qn__wait *w;
-  while (u->qlen > 0 && (w = qn__wait_first(&u->receivers)) != NULL) {
-    recv_future *r = qn__container_of(w, recv_future, w);
-    qn__wait_unlink(w);
-    r->d = pop_front(u);
-    r->has = 1;
-    qn_wake(w->waker);
-  }
-  start_reading(u);
-}
+static void dgram_free(void *d) { qn_udp_dgram_free(d); }
 
 /* ---- the socket ---- */
 
@@ -222,8 +155,8 @@ int qn_udp_bind(qn_runtime *rt, const struct sockaddr *addr, unsigned flags, siz
     return r;
   }
   u->handle.data = u;
-  u->queue_max = queue_max ? queue_max : QN_UDP_QUEUE_DEFAULT;
-  qn__list_init(&u->receivers);
+  qn__dgq_init(&u->queue, rt, &u->io, sizeof(qn_udp_dgram),
+               queue_max ? queue_max : QN_UDP_QUEUE_DEFAULT, start_reading, dgram_free);
   qn__io_init(&u->io, rt, close_at_shutdown, udp_free);
   r = uv_udp_bind(&u->handle, addr, flags);
   if (r != 0) {
@@ -250,13 +183,13 @@ int qn_udp_fileno(const qn_udp *u) {
   return fd;
 }
 
-size_t qn_udp_queued(const qn_udp *u) { return u->qlen; }
+size_t qn_udp_queued(const qn_udp *u) { return u->queue.len; }
 
 void qn_udp_close(qn_udp *u) {
   if (!qn__io_close(&u->io)) return;
   u->reading = 0;
   uv_close((uv_handle_t *)&u->handle, on_close);
-  qn__wait_wake_all(&u->receivers);
+  qn__wait_wake_all(&u->queue.receivers);
 }
 
 void qn_udp_release(qn_udp *u) {
@@ -267,66 +200,11 @@ void qn_udp_release(qn_udp *u) {
 
 /* ---- receiving ---- */
 
-int qn_udp_try_recv(qn_udp *u, qn_udp_dgram *d) {
-  if (qn_udp_is_closed(u)) return UV_EBADF;
-  if (u->qlen > 0 && qn__list_empty(&u->receivers)) {
-    *d = pop_front(u);
-    start_reading(u);
-    return 0;
-  }
-  start_reading(u);
-  return UV_EAGAIN;
-}
+int qn_udp_try_recv(qn_udp *u, qn_udp_dgram *d) { return qn__dgq_try_recv(&u->queue, d); }
 
-static int recv_poll(qn_future *f, qn_waker *wk) {
-  recv_future *r = (recv_future *)f;
-  qn_udp *u = r->u;
-  if (r->has) return QN_READY;
-  if (!r->w.linked) {
-    if (qn_udp_is_closed(u)) return QN_READY;
-    if (u->qlen > 0 && qn__list_empty(&u->receivers)) {
-      r->d = pop_front(u);
-      r->has = 1;
-      start_reading(u);
-      return QN_READY;
-    }
-    start_reading(u);
-  }
-  qn__wait_link(&u->receivers, &r->w, wk);
-  return QN_PENDING;
-}
+qn_future *qn_udp_recv_new(qn_udp *u) { return qn__dgq_recv_new(&u->queue); }
 
-static void recv_drop(qn_future *f) {
-  recv_future *r = (recv_future *)f;
-  qn_udp *u = r->u;
-  qn__wait_unlink(&r->w);
-  if (r->has && !r->taken) {                /* handed but never taken: back to the front */
-    if (u->io.closing || push_front(u, &r->d) != 0) qn_udp_dgram_free(&r->d);
-    else dispatch(u);
-  }
-  qn__free(u->rt, r);
-  unref(u);
-}
-
-static const qn_future_vt recv_vt = { recv_poll, recv_drop };
-
-qn_future *qn_udp_recv_new(qn_udp *u) {
-  recv_future *r = qn__calloc(u->rt, 1, sizeof *r);
-  if (r == NULL) return NULL;
-  r->base.vt = &recv_vt;
-  r->u = u;
-  qn__wait_init(&r->w);
-  qn__io_ref(&u->io);
-  return &r->base;
-}
-
-int qn_udp_recv_take(qn_future *f, qn_udp_dgram *d) {
-  recv_future *r = (recv_future *)f;
-  if (!r->has || r->taken) return UV_EBADF;
-  r->taken = 1;
-  *d = r->d;
-  return 0;
-}
+int qn_udp_recv_take(qn_future *f, qn_udp_dgram *d) { return qn__dgq_recv_take(f, d); }
 
 /* ---- sending ---- */
 

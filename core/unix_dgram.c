@@ -1,7 +1,8 @@
 /*
 ** Unix datagram sockets (AF_UNIX, SOCK_DGRAM). libuv has no handle for
 ** them (uv_udp_t is IP only, uv_pipe_t a stream), so the socket is ours
-** and a uv_poll_t watches it; the rest is core/udp.c's design:
+** and a uv_poll_t watches it; the rest is core/udp.c's design (the
+** receive queue is the same code, core/dgram_queue.c):
 **
 ** Receiving. Reading starts with the first receive and pauses while the
 ** queue holds `queue_max` datagrams (the kernel's socket buffer holds what
@@ -48,22 +49,12 @@ struct qn_udgram {
   qn_runtime *rt;
   qn__io io;
   char *scratch;
-  qn_udgram_msg *q;       /* ring of received datagrams */
-  size_t qcap, qhead, qlen;
-  size_t queue_max;
-  qn__list receivers;     /* recv futures waiting, FIFO */
+  qn__dgq queue;          /* received datagrams, receive futures (reading
+                             pauses at queue.max) */
   uint8_t reading;
   char *path;             /* the file bind made, removed at close if still ours */
   uint64_t dev, ino;
 };
-
-typedef struct recv_future {
-  qn_future base;
-  qn_udgram *u;
-  qn__wait w;
-  qn_udgram_msg d;
-  uint8_t has, taken;
-} recv_future;
 
 typedef struct send_future {
   qn_future base;
@@ -85,8 +76,7 @@ void qn_udgram_msg_free(qn_udgram_msg *d) {
 
 static void udgram_free(qn__io *io) {
   qn_udgram *u = qn__container_of(io, qn_udgram, io);
-  for (size_t i = 0; i < u->qlen; i++) qn_udgram_msg_free(&u->q[(u->qhead + i) % u->qcap]);
-  qn__free(u->rt, u->q);
+  qn__dgq_free(&u->queue);
   qn__free(u->rt, u->scratch);
   qn__free(u->rt, u->path);
   qn__free(u->rt, u);
@@ -117,61 +107,12 @@ static size_t name_text(const struct sockaddr_un *a, socklen_t len, char *name) 
   return m;
 }
 
-/* ---- the queue (core/udp.c's) ---- */
-
-static int grow(qn_udgram *u) {
-  size_t cap = u->qcap ? u->qcap * 2 : 8;
-  qn_udgram_msg *q = qn__malloc(u->rt, cap * sizeof *q);
-  if (q == NULL) return UV_ENOMEM;
-  for (size_t i = 0; i < u->qlen; i++) q[i] = u->q[(u->qhead + i) % u->qcap];
-  qn__free(u->rt, u->q);
-  u->q = q;
-  u->qcap = cap;
-  u->qhead = 0;
-  return 0;
-}
-
-static int push_back(qn_udgram *u, const qn_udgram_msg *d) {
-  if (u->qlen == u->qcap && grow(u) != 0) return UV_ENOMEM;
-  u->q[(u->qhead + u->qlen++) % u->qcap] = *d;
-  return 0;
-}
-
-static int push_front(qn_udgram *u, const qn_udgram_msg *d) {
-  if (u->qlen == u->qcap && grow(u) != 0) return UV_ENOMEM;
-  u->qhead = (u->qhead + u->qcap - 1) % u->qcap;
-  u->q[u->qhead] = *d;
-  u->qlen++;
-  return 0;
-}
-
-static qn_udgram_msg pop_front(qn_udgram *u) {
-  qn_udgram_msg d = u->q[u->qhead];
-  u->qhead = (u->qhead + 1) % u->qcap;
-  u->qlen--;
-  return d;
-}
-
 /* ---- reading ---- */
 
 static void pause_reading(qn_udgram *u) {
   if (!u->reading) return;
   uv_poll_stop(&u->poll);
   u->reading = 0;
-}
-
-/* Hand d to the first waiting receive, else queue it: 0, or UV_ENOMEM. */
-static int deliver(qn_udgram *u, qn_udgram_msg *d) {
-  qn__wait *w = qn__wait_first(&u->receivers);
-  if (w != NULL) {
-    recv_future *r = qn__container_of(w, recv_future, w);
-    qn__wait_unlink(w);
-    r->d = *d;
-    r->has = 1;
-    qn_wake(w->waker);
-    return 0;
-  }
-  return push_back(u, d);
 }
 
 /* Read one datagram: 1 (delivered or dropped for want of memory), 0 (none
@@ -203,7 +144,7 @@ static int read_one(qn_udgram *u) {
     memcpy(d.data, u->scratch, d.len);
     d.fromlen = name_text(&from, m.msg_namelen, d.from);
   }
-  if (deliver(u, &d) != 0) qn_udgram_msg_free(&d);
+  if (qn__dgq_deliver(&u->queue, &d) != 0) qn_udgram_msg_free(&d);
   return 1;
 }
 
@@ -216,30 +157,21 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     d.rt = u->rt;
     d.err = status;
     pause_reading(u);
-    deliver(u, &d);
+    qn__dgq_deliver(&u->queue, &d);         /* no data: nothing to free if it fails */
     return;
   }
-  while (u->reading && u->qlen < u->queue_max && read_one(u)) {
+  while (u->reading && u->queue.len < u->queue.max && read_one(u)) {
   }
-  if (u->qlen >= u->queue_max) pause_reading(u);
+  if (u->queue.len >= u->queue.max) pause_reading(u);
 }
 
-static void start_reading(qn_udgram *u) {
-  if (u->reading || u->io.closing || u->qlen >= u->queue_max) return;
+static void start_reading(qn__dgq *q) {
+  qn_udgram *u = qn__container_of(q, qn_udgram, queue);
+  if (u->reading || u->io.closing || q->len >= q->max) return;
   if (uv_poll_start(&u->poll, UV_READABLE, on_poll) == 0) u->reading = 1;
 }
 
-static void dispatch(qn_udgram *u) {
-  qn__wait *w;
-  while (u->qlen > 0 && (w = qn__wait_first(&u->receivers)) != NULL) {
-    recv_future *r = qn__container_of(w, recv_future, w);
-    qn__wait_unlink(w);
-    r->d = pop_front(u);
-    r->has = 1;
-    qn_wake(w->waker);
-  }
-  start_reading(u);
-}
+static void msg_free(void *d) { qn_udgram_msg_free(d); }
 
 /* ---- the socket ---- */
 
@@ -306,8 +238,8 @@ int qn_udgram_open(qn_runtime *rt, const char *name, size_t queue_max, qn_udgram
   }
   u->fd = fd;
   u->poll.data = u;
-  u->queue_max = queue_max ? queue_max : QN_UDP_QUEUE_DEFAULT;
-  qn__list_init(&u->receivers);
+  qn__dgq_init(&u->queue, rt, &u->io, sizeof(qn_udgram_msg),
+               queue_max ? queue_max : QN_UDP_QUEUE_DEFAULT, start_reading, msg_free);
   qn__io_init(&u->io, rt, close_at_shutdown, udgram_free);
   if (name != NULL && (r = bind_name(u, name)) != 0) {
     qn_udgram_release(u);
@@ -356,7 +288,7 @@ int qn_udgram_fileno(const qn_udgram *u) { return qn_udgram_is_closed(u) ? -1 : 
 
 int qn_udgram_is_closed(const qn_udgram *u) { return u->io.closing; }
 
-size_t qn_udgram_queued(const qn_udgram *u) { return u->qlen; }
+size_t qn_udgram_queued(const qn_udgram *u) { return u->queue.len; }
 
 void qn_udgram_close(qn_udgram *u) {
   if (!qn__io_close(&u->io)) return;
@@ -369,7 +301,7 @@ void qn_udgram_close(qn_udgram *u) {
   close(u->fd);
   u->fd = -1;
   if (u->path) qn__unix_unlink_if_same(u->path, u->dev, u->ino);
-  qn__wait_wake_all(&u->receivers);
+  qn__wait_wake_all(&u->queue.receivers);
 }
 
 void qn_udgram_release(qn_udgram *u) {
@@ -380,66 +312,11 @@ void qn_udgram_release(qn_udgram *u) {
 
 /* ---- receiving ---- */
 
-int qn_udgram_try_recv(qn_udgram *u, qn_udgram_msg *d) {
-  if (qn_udgram_is_closed(u)) return UV_EBADF;
-  if (u->qlen > 0 && qn__list_empty(&u->receivers)) {
-    *d = pop_front(u);
-    start_reading(u);
-    return 0;
-  }
-  start_reading(u);
-  return UV_EAGAIN;
-}
+int qn_udgram_try_recv(qn_udgram *u, qn_udgram_msg *d) { return qn__dgq_try_recv(&u->queue, d); }
 
-static int recv_poll(qn_future *f, qn_waker *wk) {
-  recv_future *r = (recv_future *)f;
-  qn_udgram *u = r->u;
-  if (r->has) return QN_READY;
-  if (!r->w.linked) {
-    if (qn_udgram_is_closed(u)) return QN_READY;
-    if (u->qlen > 0 && qn__list_empty(&u->receivers)) {
-      r->d = pop_front(u);
-      r->has = 1;
-      start_reading(u);
-      return QN_READY;
-    }
-    start_reading(u);
-  }
-  qn__wait_link(&u->receivers, &r->w, wk);
-  return QN_PENDING;
-}
+qn_future *qn_udgram_recv_new(qn_udgram *u) { return qn__dgq_recv_new(&u->queue); }
 
-static void recv_drop(qn_future *f) {
-  recv_future *r = (recv_future *)f;
-  qn_udgram *u = r->u;
-  qn__wait_unlink(&r->w);
-  if (r->has && !r->taken) {                /* handed but never taken: back to the front */
-    if (u->io.closing || push_front(u, &r->d) != 0) qn_udgram_msg_free(&r->d);
-    else dispatch(u);
-  }
-  qn__free(u->rt, r);
-  unref(u);
-}
-
-static const qn_future_vt recv_vt = { recv_poll, recv_drop };
-
-qn_future *qn_udgram_recv_new(qn_udgram *u) {
-  recv_future *r = qn__calloc(u->rt, 1, sizeof *r);
-  if (r == NULL) return NULL;
-  r->base.vt = &recv_vt;
-  r->u = u;
-  qn__wait_init(&r->w);
-  qn__io_ref(&u->io);
-  return &r->base;
-}
-
-int qn_udgram_recv_take(qn_future *f, qn_udgram_msg *d) {
-  recv_future *r = (recv_future *)f;
-  if (!r->has || r->taken) return UV_EBADF;
-  r->taken = 1;
-  *d = r->d;
-  return 0;
-}
+int qn_udgram_recv_take(qn_future *f, qn_udgram_msg *d) { return qn__dgq_recv_take(f, d); }
 
 /* ---- sending ---- */
 
