@@ -173,65 +173,6 @@ static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) 
   return (size_t)v;
 }
 
-/* _read_head(stream, max_line, max_head, max_fields, seconds, max_body): the next
-   head and its framing (push_framing: six values, so the per-request path
-   makes no second call for them), waiting at most `seconds`; false,
-   status, msg; or nil, msg, code
-   (ETIMEDOUT, EOF...). An await without an op or a select: the deadline is
-   the head future's own timer, made only if it has to wait. */
-/* The head wait is one lq_obj_kind (lua/binding.h) given the stream, with
-   a direct form only. Its operands: the stream at 1, the limits at 2-4,
-   max_body at 5 and the wait in ns at 6. */
-static int head_take(lua_State *L, lq_stream *u) {
-  uint64_t ns = pack_limits((size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
-                            (size_t)lua_tointeger(L, 4));
-  return take_head(L, u->s, ns, (int64_t)lua_tointeger(L, 5));
-}
-
-static int head_now(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op, (void)c;
-  return head_take(L, obj);
-}
-
-static qn_future *head_start(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op;
-  qn_stream *s = ((lq_stream *)obj)->s;
-  qn_stream_shrink(s);                        /* idle: hold no read buffer meanwhile */
-  return qn_http_head_new(s, (size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
-                          lq_deadline_after(c->rt, (uint64_t)lua_tointeger(L, 6)));
-}
-
-static int head_finish(lua_State *L, void *obj, int op, qn_future *f) {
-  (void)op;
-  int r = qn_http_head_result(f);
-  if (qn_http_is_error(r)) return push_bad(L, r);
-  if (r != 0) return lq_push_fail(L, r);
-  int n = head_take(L, obj);
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
-}
-
-static const lq_obj_kind head_kind = LQ_OBJ_KIND("http head", NULL, head_start, head_finish,
-                                                 head_now);
-LQ_OBJ_PERFORM_K(read_head_k, head_kind)
-
-static int l_read_head(lua_State *L) {
-  check_stream(L, 1, "quench.http._read_head");
-  check_size(L, 2, 16, 0xfffff);
-  check_size(L, 3, 16, 0xffffffff);
-  check_size(L, 4, 1, QN_HTTP_FIELDS_MAX);
-  uint64_t wait = lq_check_seconds(L, 5);
-  lua_Integer max_body = luaL_checkinteger(L, 6);
-  luaL_argcheck(L, max_body >= 0, 6, "must not be negative");
-  lq_coro *c = lq_await_ctx(L, "quench.http._read_head");
-  lua_pushinteger(L, max_body);
-  lua_replace(L, 5);
-  lua_pushinteger(L, (lua_Integer)wait);
-  lua_replace(L, 6);
-  lua_settop(L, 6);
-  return lq_obj_perform(L, c, &head_kind, lua_touserdata(L, 1), "quench.http._read_head", NULL,
-                        read_head_k);
-}
-
 /* ---- the head's fields ---- */
 
 static int l_method(lua_State *L) {
@@ -516,88 +457,56 @@ static int l_body_some(lua_State *L) {
   return 1;
 }
 
-/* ---- a request's handler and its client ---- */
+/* ---- connections between requests, watched from C ---- */
 
-/* _wait_handler(stream, task, cap): 1 (the handler ended) or 2 (the
-   client went away): one lq_obj_kind given the stream, with a direct form
-   only; its operands are the stream at 1, the handler's task at 2 and the
-   cap at 3. The wait is one core future (qn_http_handler_new): the task's
-   join and the stream's going away. */
-static void handler_check(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)obj, (void)op;
-  lq_task *h = lua_touserdata(L, 2);
-  if (!lq_task_in(h, c->rt)) luaL_error(L, "quench.http: the task belongs to another runtime");
-  if (h == lq_coro_task(c)) luaL_error(L, "quench.http: a task cannot wait for itself");
-}
+/* Every connection of a server has an entry in the server's lot for its
+   whole life, and no task of its own: between requests the entry's watch
+   (a core head future, lua/http.c's one per connection) waits for a whole
+   head, a limit, the end or the deadline (header_timeout for a new
+   connection or a pipelined head, keepalive_timeout for an idle one);
+   while a request is handled the same watch, switched in place, waits for
+   the client to go away. The lot's one waiter, a task of the server
+   (lot:next), is woken only when an entry's watch is ready, and is handed
+   the connection with what happened: a head (taken here, with its framing,
+   so the waiter spawns the handler's task at once), a bad head, a head cut
+   short by the deadline, the end, or the client gone while its request is
+   handled. So a request costs its handler's task and nothing more, and an
+   idle connection costs the stream, its watch and this entry, as nginx
+   parks one.
 
-static qn_future *handler_start(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op, (void)c;
-  return qn_http_handler_new(lq_core_task((lq_task *)lua_touserdata(L, 2)), ((lq_stream *)obj)->s,
-                             (size_t)lua_tointeger(L, 3));
-}
-
-static int handler_finish(lua_State *L, void *obj, int op, qn_future *f) {
-  (void)obj, (void)op;
-  lua_pushinteger(L, qn_http_handler_winner(f));
-  return 1;
-}
-
-static const lq_obj_kind handler_kind = LQ_OBJ_KIND("http handler", handler_check, handler_start,
-                                                    handler_finish, NULL);
-LQ_OBJ_PERFORM_K(wait_handler_k, handler_kind)
-
-static int l_wait_handler(lua_State *L) {
-  check_stream(L, 1, "quench.http._wait_handler");
-  lq_check_task(L, 2);
-  lua_Integer cap = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
-  lq_coro *c = lq_await_ctx(L, "quench.http._wait_handler");
-  lua_settop(L, 3);
-  lua_pushinteger(L, cap);
-  lua_replace(L, 3);                    /* an integer, whatever the argument's type */
-  return lq_obj_perform(L, c, &handler_kind, lua_touserdata(L, 1), "quench.http._wait_handler",
-                        NULL, wait_handler_k);
-}
-
-/* ---- idle keep-alive connections, parked without a task ---- */
-
-/* A keep-alive connection idle for `idle_park` seconds gives up its task
-   (its coroutine, its stack, its connection table: ~1.3 KB, most of an
-   idle connection) and is parked in the server's lot: what is left is the
-   stream, a head future watching it (the same "a whole head, a limit, the
-   end or the deadline" as _read_head's) and an entry here. The lot's one
-   waiter (a task of the server, lot:next) is woken only when an entry's
-   head future is ready, and hands the stream back to Lua, which spawns a
-   connection task for it (or closes it: EOF, an error, keepalive_timeout
-   with nothing sent). nginx parks a connection the same way between
-   requests.
-
-   The lot's user value 1 is a table entry (light userdata) -> stream
-   userdata: it keeps each parked stream alive and gives it back. */
+   The lot's user value 1 is a table entry (light userdata) -> the
+   connection's table, which holds its stream: the entry's key in Lua,
+   and what keeps the stream alive. A method given an entry checks it maps
+   to the connection given with it, so a stale entry is never used. */
 #define LQ_LOT "quench_internal.http_lot"
 
-enum { AT_PARKED, AT_WOKEN, AT_READY };
+enum { AT_PARKED, AT_WOKEN, AT_READY, AT_HELD, AT_LISTS };
+
+/* What lot:next hands back, with the connection. */
+enum { NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE };
 
 typedef struct lot_entry {
-  qn_waker waker;           /* first: what the head future wakes */
+  qn_waker waker;           /* first: what the watch wakes */
   struct lot_entry *prev, *next;
   struct lq_lot *lot;
-  qn_future *head;          /* NULL once ready */
+  qn_future *watch;         /* the head or gone watch; NULL once not needed */
   qn_stream *s;
-  lua_Integer served;       /* requests the connection served (max_requests) */
-  int result;               /* the head future's result, once ready */
-  uint8_t at, rewoken;
+  int result;               /* the watch's result, once ready */
+  uint8_t at, rewoken, busy;  /* busy: a request is being handled (a gone watch) */
 } lot_entry;
 
 typedef struct lq_lot {
   qn_future wait;           /* what lot:next awaits: the lot's own, dropping it drops nothing */
   qn_waker *waiter;         /* lot:next's task while it waits */
-  lot_entry lists[3];       /* sentinels of the parked, woken and ready lists */
+  lot_entry lists[AT_LISTS];  /* sentinels: watching, woken, ready, held (no watch) */
   size_t n;
   int closed, waiting;
   lq_runtime *rt;           /* the runtime of its entries' futures */
   lua_Alloc alloc;
   void *alloc_ud;
+  uint64_t limits;          /* pack_limits of the server's max_line, max_head, max_headers */
+  int64_t max_body;
+  uint64_t header_ns, keepalive_ns;
 } lq_lot;
 
 static void le_unlink(lot_entry *e) {
@@ -614,6 +523,19 @@ static void le_push(lq_lot *lot, lot_entry *e, int at) {
   e->at = (uint8_t)at;
 }
 
+static void le_move(lq_lot *lot, lot_entry *e, int at) {
+  le_unlink(e);
+  le_push(lot, e, at);
+}
+
+/* An entry whose connection a task answers and closes: no watch (its
+   inner read would stand in the way of the task's reads). */
+static void entry_hold(lq_lot *lot, lot_entry *e) {
+  qn_drop(e->watch);
+  e->watch = NULL;
+  le_move(lot, e, AT_HELD);
+}
+
 static int le_empty(const lq_lot *lot, int at) { return lot->lists[at].next == &lot->lists[at]; }
 
 static void entry_wake(qn_waker *w) {
@@ -623,28 +545,40 @@ static void entry_wake(qn_waker *w) {
     if (e->at == AT_WOKEN) e->rewoken = 1;
     return;
   }
-  le_unlink(e);
-  le_push(lot, e, AT_WOKEN);
+  le_move(lot, e, AT_WOKEN);
   if (lot->waiter) qn_wake(lot->waiter);
 }
 
-/* Poll the woken entries' head futures: the ready ones move to the ready
-   list, the others back to the parked one. */
+/* Poll the woken entries' watches: the ready ones move to the ready list,
+   the others back to the watching one. */
 static void lot_sweep(lq_lot *lot) {
   while (!le_empty(lot, AT_WOKEN)) {
     lot_entry *e = lot->lists[AT_WOKEN].next;
     e->rewoken = 0;
-    if (qn_poll(e->head, &e->waker) == QN_READY) {
-      e->result = qn_http_head_result(e->head);
-      qn_drop(e->head);
-      e->head = NULL;
-      le_unlink(e);
-      le_push(lot, e, AT_READY);
+    if (qn_poll(e->watch, &e->waker) == QN_READY) {
+      e->result = qn_http_head_result(e->watch);
+      le_move(lot, e, AT_READY);
     } else if (!e->rewoken) {
-      le_unlink(e);
-      le_push(lot, e, AT_PARKED);
+      le_move(lot, e, AT_PARKED);
     }                                         /* rewoken: stays in the woken list */
   }
+}
+
+/* Poll one entry's watch now (a watch just set up or switched): ready, it
+   goes to the ready list and the lot's waiter is woken (unless `quiet`:
+   the waiter is the caller); else it waits in the watching list. No
+   resume of the waiter just to register a watch. */
+static void entry_poll(lq_lot *lot, lot_entry *e, int quiet) {
+  le_move(lot, e, AT_WOKEN);
+  e->rewoken = 0;
+  if (qn_poll(e->watch, &e->waker) == QN_READY) {
+    e->result = qn_http_head_result(e->watch);
+    le_move(lot, e, AT_READY);
+  } else if (!e->rewoken) {
+    le_move(lot, e, AT_PARKED);
+    return;
+  }
+  if (!quiet && lot->waiter) qn_wake(lot->waiter);
 }
 
 static int lot_poll(qn_future *f, qn_waker *wk) {
@@ -665,39 +599,67 @@ static const qn_future_vt lot_vt = { lot_poll, lot_wait_drop };
 static lq_lot *check_lot(lua_State *L, int idx) { return luaL_checkudata(L, idx, LQ_LOT); }
 
 static void entry_free(lq_lot *lot, lot_entry *e) {
-  if (e->head) qn_drop(e->head);
+  if (e->watch) qn_drop(e->watch);
   le_unlink(e);
   lot->n--;
   lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
 }
 
-/* _lot() -> a lot */
+/* Forget entry e (its key in the table at t, the lot's user value). */
+static void entry_forget(lua_State *L, lq_lot *lot, int t, lot_entry *e) {
+  lua_pushnil(L);
+  lua_rawsetp(L, t, e);
+  entry_free(lot, e);
+}
+
+/* Watch for the next head: header_timeout if bytes of it are buffered
+   already (a new connection's first bytes come with its accept rarely, a
+   pipelined head often), else keepalive_timeout (idle) or header_timeout
+   (new). */
+static void entry_watch_head(lq_lot *lot, lot_entry *e, uint64_t ns) {
+  qn_stream_shrink(e->s);                     /* idle: hold no read buffer meanwhile */
+  qn_http_watch_head(e->watch, lim_line(lot->limits), lim_head(lot->limits),
+                     lq_deadline_after(lot->rt, ns));
+  e->busy = 0;
+  entry_poll(lot, e, 0);
+}
+
+/* _lot(max_line, max_head, max_headers, max_body, header_timeout,
+   keepalive_timeout) -> a lot with the server's limits */
 static int l_lot(lua_State *L) {
+  size_t max_line = check_size(L, 1, 16, 0xfffff);
+  size_t max_head = check_size(L, 2, 16, 0xffffffff);
+  size_t max_fields = check_size(L, 3, 1, QN_HTTP_FIELDS_MAX);
+  lua_Integer max_body = luaL_checkinteger(L, 4);
+  luaL_argcheck(L, max_body >= 0, 4, "must not be negative");
+  uint64_t header_ns = lq_check_seconds(L, 5), keepalive_ns = lq_check_seconds(L, 6);
   lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 1);
   memset(lot, 0, sizeof *lot);
   lot->wait.vt = &lot_vt;
-  for (int i = 0; i < 3; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
+  for (int i = 0; i < AT_LISTS; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
   lot->alloc = lua_getallocf(L, &lot->alloc_ud);
+  lot->limits = pack_limits(max_line, max_head, max_fields);
+  lot->max_body = max_body;
+  lot->header_ns = header_ns;
+  lot->keepalive_ns = keepalive_ns;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   luaL_setmetatable(L, LQ_LOT);
   return 1;
 }
 
-/* lot:park(stream, seconds, served, max_line, max_head) -> true, or nil,
-   msg, code (out of memory; the stream is still the caller's) */
-static int l_park(lua_State *L) {
+/* lot:add(conn, stream) -> entry (a light userdata), or nil, msg, code
+   (out of memory; the stream is still the caller's). The connection's
+   first head is watched for, within header_timeout. */
+static int l_add(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
-  qn_stream *s = check_stream(L, 2, "quench.http._lot:park");
-  uint64_t ns = lq_check_seconds(L, 3);
-  lua_Integer served = luaL_checkinteger(L, 4);
-  size_t max_line = check_size(L, 5, 16, 0xfffff);
-  size_t max_head = check_size(L, 6, 16, 0xffffffff);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  qn_stream *s = check_stream(L, 3, "quench.http._lot:add");
   lq_runtime *rt = lq_module_of(L)->rt;
-  if (rt == NULL) return luaL_error(L, "quench.http._lot:park: outside quench.run");
-  if (lot->closed) return luaL_error(L, "quench.http._lot:park: the lot is closed");
+  if (rt == NULL) return luaL_error(L, "quench.http._lot:add: outside quench.run");
+  if (lot->closed) return luaL_error(L, "quench.http._lot:add: the lot is closed");
   if (lot->rt != NULL && lot->rt != rt)
-    return luaL_error(L, "quench.http._lot:park: the lot belongs to another runtime");
+    return luaL_error(L, "quench.http._lot:add: the lot belongs to another runtime");
   lot->rt = rt;
   lot_entry *e = lot->alloc(lot->alloc_ud, NULL, 0, sizeof *e);
   if (e == NULL) return lq_push_fail(L, UV_ENOMEM);
@@ -705,10 +667,9 @@ static int l_park(lua_State *L) {
   e->waker.wake = entry_wake;
   e->lot = lot;
   e->s = s;
-  e->served = served;
-  qn_stream_shrink(s);                        /* idle: no read buffer meanwhile */
-  e->head = qn_http_head_new(s, max_line, max_head, lq_deadline_after(rt, ns));
-  if (e->head == NULL) {
+  e->watch = qn_http_head_new(s, lim_line(lot->limits), lim_head(lot->limits),
+                              lq_deadline_after(rt, lot->header_ns));
+  if (e->watch == NULL) {
     lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
     return lq_push_fail(L, UV_ENOMEM);
   }
@@ -716,34 +677,106 @@ static int l_park(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_rawsetp(L, -2, e);
   lot->n++;
-  le_push(lot, e, AT_WOKEN);                  /* its first poll registers its waker */
-  if (lot->waiter) qn_wake(lot->waiter);
+  le_push(lot, e, AT_PARKED);
+  entry_poll(lot, e, 0);
+  lua_pushlightuserdata(L, e);
+  return 1;
+}
+
+/* The entry at idx, or NULL for false (a connection the lot gave back).
+   An entry lives until lot:remove, lot:close_idle or lot:close frees it,
+   and the Lua side (lua/quench/http.lua, the lot's one user) sets a
+   connection's entry to false as those return, so an entry it passes is
+   alive: no look-up to check it on the per-request path. */
+static lot_entry *check_entry(lua_State *L, int idx) {
+  lot_entry *e = lua_touserdata(L, idx);
+  if (e == NULL && lua_toboolean(L, idx)) luaL_typeerror(L, idx, "a connection's entry or false");
+  return e;
+}
+
+/* lot:park(entry) -> true: the connection's request is done and it stays
+   open: watch for its next head. false if the lot is closed or the entry
+   false (the caller closes the connection). */
+static int l_park(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lot_entry *e = check_entry(L, 2);
+  if (e == NULL || lot->closed || e->watch == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  entry_watch_head(lot, e, qn_stream_buffered(e->s) > 0 ? lot->header_ns : lot->keepalive_ns);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Push the first ready entry's stream, what to do with it (1: a head or a
-   bad one to answer, 2: keepalive_timeout inside a head: 408, 0: close)
-   and its served count; free the entry. */
+/* lot:remove(entry): forget a connection being closed (its stream is the
+   caller's to close); nothing for false. */
+static int l_remove(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lot_entry *e = check_entry(L, 2);
+  if (e != NULL) {
+    lua_getiuservalue(L, 1, 1);
+    entry_forget(L, lot, lua_gettop(L), e);
+  }
+  return 0;
+}
+
+/* Push what the first ready entry says, the connection first (see
+   lot:next); nil once the lot is closed. */
 static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
   if (le_empty(lot, AT_READY)) {              /* closed */
     lua_pushnil(L);
     return 1;
   }
   lot_entry *e = lot->lists[AT_READY].next;
-  int r = e->result, kind = 0;
-  if (r == 0 || qn_http_is_error(r)) kind = 1;
-  else if (r == UV_ETIMEDOUT && qn_stream_buffered(e->s) > 0) kind = 2;
-  lua_Integer served = e->served;
   lua_getiuservalue(L, lot_idx, 1);
-  lua_rawgetp(L, -1, e);                      /* the stream */
-  lua_pushnil(L);
-  lua_rawsetp(L, -3, e);
-  lua_remove(L, -2);
-  entry_free(lot, e);
-  lua_pushinteger(L, kind);
-  lua_pushinteger(L, served);
-  return 3;
+  int t = lua_gettop(L);
+  lua_rawgetp(L, t, e);                       /* the connection */
+  int r = e->result;
+  if (e->busy) {                              /* its client left while its request is handled */
+    le_move(lot, e, AT_HELD);
+    lua_pushinteger(L, NEXT_GONE);
+    lua_remove(L, t);
+    return 2;
+  }
+  if (r == 0 || qn_http_is_error(r)) {
+    lua_pushinteger(L, NEXT_HEAD);
+    int n = take_head(L, e->s, lot->limits, lot->max_body);
+    if (n == 7 && ((lq_head *)lua_touserdata(L, -7))->h.content_length > lot->max_body) {
+      lua_settop(L, t + 1);                   /* a body over max_body: 413 */
+      lua_pushinteger(L, NEXT_BAD);
+      lua_pushinteger(L, 413);
+      lua_pushliteral(L, "request body over the limit");
+      entry_hold(lot, e);
+      lua_remove(L, t);
+      return 4;
+    }
+    if (n == 7) {                             /* a head: watch for the client leaving meanwhile */
+      qn_http_watch_gone(e->watch, lim_head(lot->limits));
+      e->busy = 1;
+      entry_poll(lot, e, 1);
+      lua_remove(L, t);
+      return 9;
+    }
+    if (n == 3 && lua_type(L, -3) == LUA_TBOOLEAN) {   /* false, status, msg */
+      lua_pushinteger(L, NEXT_BAD);
+      lua_replace(L, -5);
+      lua_remove(L, -3);                      /* conn, 3, status, msg */
+      entry_hold(lot, e);
+      lua_remove(L, t);
+      return 4;
+    }
+    lua_pop(L, n < 0 ? 1 : n + 1);            /* a failure, or no head after all: close */
+  } else if (r == UV_ETIMEDOUT && qn_stream_buffered(e->s) > 0) {
+    entry_hold(lot, e);                       /* keepalive_timeout inside a head: 408 */
+    lua_pushinteger(L, NEXT_LATE);
+    lua_remove(L, t);
+    return 2;
+  }
+  entry_hold(lot, e);                         /* EOF, an error, idle too long: the caller closes */
+  lua_pushinteger(L, NEXT_CLOSE);
+  lua_remove(L, t);
+  return 2;
 }
 
 static void lot_check(lua_State *L, void *obj, int op, lq_coro *c) {
@@ -754,6 +787,7 @@ static void lot_check(lua_State *L, void *obj, int op, lq_coro *c) {
 static int lot_now(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)op, (void)c;
   lq_lot *lot = obj;
+  lot_sweep(lot);
   if (lot->closed || !le_empty(lot, AT_READY)) return take_ready(L, lot, 1);
   return -1;
 }
@@ -770,12 +804,17 @@ static int lot_finish(lua_State *L, void *obj, int op, qn_future *f) {
   return take_ready(L, obj, 1);
 }
 
-static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http idle connections", lot_check, lot_start,
+static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http connections", lot_check, lot_start,
                                                 lot_finish, lot_now);
 LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
 
-/* lot:next() -> stream, kind, served: the next parked connection whose
-   head arrived (or that ended); nil once the lot is closed. */
+/* lot:next() -> conn, what: the next connection whose watch is ready.
+   what: 1 (a head: then the head and its framing, as push_framing: minor,
+   keep, content_length, chunked, expect_continue, is_head), 2
+   (keepalive_timeout inside a head: answer 408), 3 (a bad head: then
+   status, message), 4 (the client left while its request is handled), 0
+   (EOF, an error, idle past keepalive_timeout: close it).
+   nil once the lot is closed. */
 static int l_lot_next(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.http._lot:next");
@@ -783,20 +822,41 @@ static int l_lot_next(lua_State *L) {
   return lq_obj_perform(L, c, &lot_kind, lot, "quench.http._lot:next", NULL, lot_next_k);
 }
 
+/* lot:close_idle() -> the connections with no request being handled (the
+   caller sets their entries to false and closes them); the lot frees their
+   entries. */
+static int l_close_idle(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lua_settop(L, 1);
+  lua_newtable(L);
+  lua_getiuservalue(L, 1, 1);
+  int k = 0;
+  for (int i = 0; i < AT_LISTS; i++)
+    for (lot_entry *e = lot->lists[i].next, *nx; e != &lot->lists[i]; e = nx) {
+      nx = e->next;
+      if (e->busy || i == AT_HELD) continue;
+      lua_rawgetp(L, 3, e);
+      lua_rawseti(L, 2, ++k);
+      entry_forget(L, lot, 3, e);
+    }
+  lua_pop(L, 1);
+  return 1;
+}
+
 /* Drop every entry; push nothing. */
 static void lot_clear(lq_lot *lot) {
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < AT_LISTS; i++)
     while (!le_empty(lot, i)) entry_free(lot, lot->lists[i].next);
 }
 
-/* lot:close() -> the list of the streams it held (the caller closes them);
-   a waiting lot:next returns nil. */
+/* lot:close() -> the connections it held (the caller sets their entries
+   to false and closes them); a waiting lot:next returns nil. */
 static int l_lot_close(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
   lua_createtable(L, (int)lot->n, 0);
   int k = 0;
   lua_getiuservalue(L, 1, 1);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < AT_LISTS; i++)
     for (lot_entry *e = lot->lists[i].next; e != &lot->lists[i]; e = e->next) {
       lua_rawgetp(L, -1, e);
       lua_rawseti(L, -3, ++k);
@@ -810,7 +870,7 @@ static int l_lot_close(lua_State *L) {
   return 1;
 }
 
-/* lot:count() -> connections parked (ready ones not taken included) */
+/* lot:count() -> connections it holds */
 static int l_lot_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_lot(L, 1)->n);
   return 1;
@@ -970,14 +1030,14 @@ static const luaL_Reg head_methods[] = {
 };
 
 static const luaL_Reg lot_methods[] = {
-  {"park", l_park}, {"next", l_lot_next}, {"close", l_lot_close}, {"count", l_lot_count},
-  {NULL, NULL}
+  {"add", l_add}, {"park", l_park}, {"remove", l_remove}, {"next", l_lot_next},
+  {"close_idle", l_close_idle}, {"close", l_lot_close}, {"count", l_lot_count}, {NULL, NULL}
 };
 
 static const luaL_Reg lot_meta[] = { {"__gc", l_lot_gc}, {NULL, NULL} };
 
 static const luaL_Reg functions[] = {
-  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {"_lot", l_lot},
+  {"_lot", l_lot},
   {NULL, NULL}
 };
 
