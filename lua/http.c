@@ -596,7 +596,13 @@ static void lot_wait_drop(qn_future *f) {
 
 static const qn_future_vt lot_vt = { lot_poll, lot_wait_drop };
 
-static lq_lot *check_lot(lua_State *L, int idx) { return luaL_checkudata(L, idx, LQ_LOT); }
+/* A lot's first word is its wait's vtable: its tag (no look-up by name
+   on the per-request path). */
+static lq_lot *check_lot(lua_State *L, int idx) {
+  lq_lot *lot = lq_toudata(L, idx, &lot_vt, sizeof(lq_lot));
+  if (lot == NULL) luaL_typeerror(L, idx, LQ_LOT);
+  return lot;
+}
 
 static void entry_free(lq_lot *lot, lot_entry *e) {
   if (e->watch) qn_drop(e->watch);
