@@ -139,9 +139,12 @@ void qn__small_flush(qn_runtime *rt);
 /* Streams' read buffers of the first size (stream.c) that streams gave
    back (closed, or idle and shrunk), kept for the next stream that reads:
    a server's connection takes one per request it reads, and a 64 KiB
-   block costs the allocator far more than a small one. Not live while
-   kept; emptied by qn_runtime_free. */
-enum { QN__RBUF_KEEP = 8 };
+   block costs the allocator far more than a small one (about 900
+   instructions a request for a keep-alive HTTP connection). At most 64
+   (4 MiB, what 64 connections reading at once held; a block freed to the
+   allocator would mostly stay in the process too). Not live while kept;
+   emptied by qn_runtime_free. */
+enum { QN__RBUF_KEEP = 64 };
 void qn__stream_bufs_flush(qn_runtime *rt);
 
 /* An object of a core module that owns libuv handles and must close them
