@@ -353,15 +353,16 @@ static void more_drop(qn_future *f) {
   if (m->read) qn_drop(m->read);
   if (m->sleep) qn_drop(m->sleep);
   qn_stream *s = m->s;
-  qn__free(s->rt, m);
+  qn__small_free(s->rt, m, sizeof *m);
   qn__stream_unref(s);
 }
 
 static const qn_future_vt more_vt = { more_poll, more_drop };
 
 static qn_future *more_new(qn_stream *s, int gone, size_t max_line, size_t max_head) {
-  more_future *m = qn__calloc(s->rt, 1, sizeof *m);
+  more_future *m = qn__small_alloc(s->rt, sizeof *m);   /* one per connection: reused */
   if (m == NULL) return NULL;
+  memset(m, 0, sizeof *m);
   m->base.vt = &more_vt;
   m->s = s;
   m->gone = gone;

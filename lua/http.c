@@ -474,9 +474,10 @@ static int l_body_some(lua_State *L) {
    idle connection costs the stream, its watch and this entry, as nginx
    parks one.
 
-   The lot's user value 1 is a table entry (light userdata) -> the
-   connection's table, which holds its stream: the entry's key in Lua,
-   and what keeps the stream alive. A method given an entry checks it maps
+   The lot's user value 1 is a table of references (luaL_ref: integer keys
+   reused, no rehash as connections come and go) to the connections'
+   tables, each of which holds its stream: what keeps the stream alive.
+   Lua knows an entry as a light userdata. A method given an entry checks it maps
    to the connection given with it, so a stale entry is never used. */
 #define LQ_LOT "quench_internal.http_lot"
 
@@ -492,6 +493,7 @@ typedef struct lot_entry {
   qn_future *watch;         /* the head or gone watch; NULL once not needed */
   qn_stream *s;
   int result;               /* the watch's result, once ready */
+  int ref;                  /* the connection's reference in the lot's user value */
   uint8_t at, rewoken, busy;  /* busy: a request is being handled (a gone watch) */
 } lot_entry;
 
@@ -611,10 +613,9 @@ static void entry_free(lq_lot *lot, lot_entry *e) {
   lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
 }
 
-/* Forget entry e (its key in the table at t, the lot's user value). */
+/* Forget entry e (its reference in the table at t, the lot's user value). */
 static void entry_forget(lua_State *L, lq_lot *lot, int t, lot_entry *e) {
-  lua_pushnil(L);
-  lua_rawsetp(L, t, e);
+  luaL_unref(L, t, e->ref);
   entry_free(lot, e);
 }
 
@@ -681,7 +682,7 @@ static int l_add(lua_State *L) {
   }
   lua_getiuservalue(L, 1, 1);
   lua_pushvalue(L, 2);
-  lua_rawsetp(L, -2, e);
+  e->ref = luaL_ref(L, -2);
   lot->n++;
   le_push(lot, e, AT_PARKED);
   entry_poll(lot, e, 0);
@@ -737,7 +738,7 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
   lot_entry *e = lot->lists[AT_READY].next;
   lua_getiuservalue(L, lot_idx, 1);
   int t = lua_gettop(L);
-  lua_rawgetp(L, t, e);                       /* the connection */
+  lua_rawgeti(L, t, e->ref);                  /* the connection */
   int r = e->result;
   if (e->busy) {                              /* its client left while its request is handled */
     le_move(lot, e, AT_HELD);
@@ -841,7 +842,7 @@ static int l_close_idle(lua_State *L) {
     for (lot_entry *e = lot->lists[i].next, *nx; e != &lot->lists[i]; e = nx) {
       nx = e->next;
       if (e->busy || i == AT_HELD) continue;
-      lua_rawgetp(L, 3, e);
+      lua_rawgeti(L, 3, e->ref);
       lua_rawseti(L, 2, ++k);
       entry_forget(L, lot, 3, e);
     }
@@ -864,7 +865,7 @@ static int l_lot_close(lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   for (int i = 0; i < AT_LISTS; i++)
     for (lot_entry *e = lot->lists[i].next; e != &lot->lists[i]; e = e->next) {
-      lua_rawgetp(L, -1, e);
+      lua_rawgeti(L, -1, e->ref);
       lua_rawseti(L, -3, ++k);
     }
   lua_pop(L, 1);

@@ -628,7 +628,7 @@ local function close_conn(conn)
     conn.e = false
     stream:close()
     server.nconns = server.nconns - 1
-    server.changed:notify_all()
+    if server.watched then server.changed:notify_all() end
   end
 end
 
@@ -762,7 +762,16 @@ function http.listen(host, port, opts)
   local lot = new_lot(o.max_line, o.max_head, o.max_headers, o.max_body, o.header_timeout,
                       o.keepalive_timeout)
   return setmetatable({ listener = l, opts = o, nconns = 0, state = "ready",
-                        changed = quench.notify(), unix = path or nil, lot = lot }, Server)
+                        changed = quench.notify(), watched = false, unix = path or nil,
+                        lot = lot }, Server)
+end
+
+-- Wait until a connection closes. Closing notifies only once something
+-- has waited (serve at max_connections, or at its end; stop): not on every
+-- `Connection: close` request.
+function Server:_changed()
+  self.watched = true
+  self.changed:notified()
 end
 
 --- The address the server listens on: host, port.
@@ -790,7 +799,7 @@ function Server:serve(handler)
   local listener, lot, max_conns = self.listener, self.lot, self.opts.max_connections
   while self.state == "serving" do
     while max_conns > 0 and self.nconns >= max_conns and self.state == "serving" do
-      self.changed:notified()                 -- at the limit: accept again when one ends
+      self:_changed()                         -- at the limit: accept again when one ends
     end
     if self.state ~= "serving" then break end
     local s, _, code = listener:accept()
@@ -812,7 +821,7 @@ function Server:serve(handler)
       quench.sleep(0.1)                       -- EMFILE and the like: let descriptors free up
     end
   end
-  while self.nconns > 0 do self.changed:notified() end
+  while self.nconns > 0 do self:_changed() end
   return true
 end
 
@@ -830,7 +839,7 @@ function Server:stop(grace)
   for i = 1, #idle do idle[i].e = false end
   for i = 1, #idle do close_conn(idle[i]) end
   timeout(grace, function()
-    while self.nconns > 0 do self.changed:notified() end
+    while self.nconns > 0 do self:_changed() end
   end)
   self:close()
   return true
