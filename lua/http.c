@@ -494,6 +494,7 @@ typedef struct lot_entry {
   qn_stream *s;
   int result;               /* the watch's result, once ready */
   int ref;                  /* the connection's reference in the lot's user value */
+  lua_Integer served;       /* requests whose head was taken (max_requests) */
   uint8_t at, rewoken, busy;  /* busy: a request is being handled (a gone watch) */
 } lot_entry;
 
@@ -509,6 +510,7 @@ typedef struct lq_lot {
   uint64_t limits;          /* pack_limits of the server's max_line, max_head, max_headers */
   int64_t max_body;
   uint64_t header_ns, keepalive_ns;
+  lua_Integer max_requests; /* per connection, 0: no limit */
 } lq_lot;
 
 static void le_unlink(lot_entry *e) {
@@ -632,7 +634,7 @@ static void entry_watch_head(lq_lot *lot, lot_entry *e, uint64_t ns) {
 }
 
 /* _lot(max_line, max_head, max_headers, max_body, header_timeout,
-   keepalive_timeout) -> a lot with the server's limits */
+   keepalive_timeout, max_requests) -> a lot with the server's limits */
 static int l_lot(lua_State *L) {
   size_t max_line = check_size(L, 1, 16, 0xfffff);
   size_t max_head = check_size(L, 2, 16, 0xffffffff);
@@ -640,6 +642,8 @@ static int l_lot(lua_State *L) {
   lua_Integer max_body = luaL_checkinteger(L, 4);
   luaL_argcheck(L, max_body >= 0, 4, "must not be negative");
   uint64_t header_ns = lq_check_seconds(L, 5), keepalive_ns = lq_check_seconds(L, 6);
+  lua_Integer max_requests = luaL_checkinteger(L, 7);
+  luaL_argcheck(L, max_requests >= 0, 7, "must not be negative");
   lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 1);
   memset(lot, 0, sizeof *lot);
   lot->wait.vt = &lot_vt;
@@ -649,6 +653,7 @@ static int l_lot(lua_State *L) {
   lot->max_body = max_body;
   lot->header_ns = header_ns;
   lot->keepalive_ns = keepalive_ns;
+  lot->max_requests = max_requests;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   luaL_setmetatable(L, LQ_LOT);
@@ -759,6 +764,10 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
       return 4;
     }
     if (n == 7) {                             /* a head: watch for the client leaving meanwhile */
+      if (lot->max_requests > 0 && ++e->served >= lot->max_requests) {
+        lua_pushboolean(L, 0);                /* the last one: keep is false */
+        lua_replace(L, -6);
+      }
       qn_http_watch_gone(e->watch, lim_head(lot->limits));
       e->busy = 1;
       entry_poll(lot, e, 1);
@@ -817,7 +826,8 @@ LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
 
 /* lot:next() -> conn, what: the next connection whose watch is ready.
    what: 1 (a head: then the head and its framing, as push_framing: minor,
-   keep, content_length, chunked, expect_continue, is_head), 2
+   keep (false for the connection's max_requests-th), content_length,
+   chunked, expect_continue, is_head), 2
    (keepalive_timeout inside a head: answer 408), 3 (a bad head: then
    status, message), 4 (the client left while its request is handled), 0
    (EOF, an error, idle past keepalive_timeout: close it).

@@ -678,7 +678,7 @@ local function run_request(req, res)
   local server = conn.server
   run_handler(server.handler, req, res)
   if res._done and conn.keep and server.state == "serving"
-     and (not conn.body or req._head:body_done() or drain(req)) then
+     and (not req._drain or req._head:body_done() or drain(req)) then
     conn.task = false
     if not server.lot:park(conn.e) then close_conn(conn) end
   end
@@ -699,18 +699,15 @@ local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
 -- connection's head has arrived (it spawns the handler's task), when a
 -- head is bad or late (a task answers it), when a client leaves.
 local function dispatch(server)
-  local lot, o = server.lot, server.opts
-  local max_requests = o.max_requests
+  local lot = server.lot
   while true do
     local conn, what, head, minor, keep, clen, chunked, expect, is_head = lot:next()
     if not conn then return end
     if what == NEXT_HEAD then
-      local served = conn.served + 1
-      conn.served = served
-      if max_requests > 0 and served >= max_requests then keep = false end
       conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
-      conn.body = clen > 0 or chunked
-      local req = setmetatable({ _head = head, _conn = conn, _res = false }, Request)
+      -- four fields, four hash slots; _drain: a body the handler may leave unread
+      local req = setmetatable({ _head = head, _conn = conn, _res = false,
+                                 _drain = clen > 0 or chunked }, Request)
       -- the fields every response sets, eight (eight hash slots); _h, _close
       -- and _date are added by the handlers that use them (nil reads as false)
       local res = setmetatable({ _conn = conn, _req = req, _status = 200, _nh = 0,
@@ -760,7 +757,7 @@ function http.listen(host, port, opts)
   end
   if not l then return nil, msg, code end
   local lot = new_lot(o.max_line, o.max_head, o.max_headers, o.max_body, o.header_timeout,
-                      o.keepalive_timeout)
+                      o.keepalive_timeout, o.max_requests)
   return setmetatable({ listener = l, opts = o, nconns = 0, state = "ready",
                         changed = quench.notify(), watched = false, unix = path or nil,
                         lot = lot }, Server)
@@ -804,10 +801,10 @@ function Server:serve(handler)
     if self.state ~= "serving" then break end
     local s, _, code = listener:accept()
     if s then
-      -- every field a connection gets, made here: none added later (a rehash)
-      local conn = setmetatable({ server = self, stream = s, e = false, task = false, served = 0,
-                                  minor = 1, keep = true, is_head = false, continue_due = false,
-                                  body = false }, Conn)
+      -- its eight fields (eight hash slots), made here: none added later (a rehash)
+      local conn = setmetatable({ server = self, stream = s, e = false, task = false,
+                                  minor = 1, keep = true, is_head = false, continue_due = false },
+                                Conn)
       local e = lot:add(conn, s)
       if e then
         conn.e = e
