@@ -41,7 +41,7 @@ typedef struct lq_head {
   int64_t taken;            /* body bytes returned so far */
   int64_t max_body;         /* over this: EMSGSIZE */
   size_t max_fields;
-  qn_http_chunked dec;
+  qn_http_chunked *dec;     /* a chunked body's decoder, after the struct; NULL otherwise */
   int phase;
   uint8_t continue_due;     /* Expect: 100-continue on a request with a body */
   qn_http_field *fields;    /* h.nfields of them, after the struct */
@@ -141,20 +141,24 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) 
   if (r == QN_HTTP_E_PARTIAL) r = QN_HTTP_E_BAD;       /* the scan found its end */
   if (r != 0) return push_bad(L, r);
   size_t fbytes = h.nfields * sizeof(qn_http_field);
-  /* a user value (its trailers) only for a chunked body, the one kind with trailers */
-  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + fbytes + h.len,
-                                 (h.flags & QN_HTTP_CHUNKED) ? 1 : 0);
+  int chunked = (h.flags & QN_HTTP_CHUNKED) != 0;
+  /* the decoder (64 bytes) and a user value (its trailers) only for a
+     chunked body: a head is allocated per request, and the collector's
+     work grows with the bytes allocated */
+  size_t dbytes = chunked ? sizeof(qn_http_chunked) : 0;
+  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + dbytes + fbytes + h.len, chunked);
   memset(u, 0, sizeof *u);
   u->tag = &head_tag;
   u->h = h;
-  u->fields = (qn_http_field *)((char *)u + lq_align(sizeof *u));
+  if (chunked) u->dec = (qn_http_chunked *)((char *)u + lq_align(sizeof *u));
+  u->fields = (qn_http_field *)((char *)u + lq_align(sizeof *u) + dbytes);
   u->bytes = (char *)u->fields + fbytes;
   memcpy(u->fields, fields, fbytes);
   memcpy(u->bytes, d, h.len);
   u->max_fields = maxf;
   u->max_body = max_body;
   if (h.flags & QN_HTTP_CHUNKED) {
-    qn_http_chunked_init(&u->dec);
+    qn_http_chunked_init(u->dec);
     u->left = -1;
   } else {
     u->left = h.content_length > 0 ? h.content_length : 0;
@@ -367,7 +371,7 @@ static int body_step(lua_State *L, int head_idx, qn_stream *s, size_t max) {
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, in);
   memcpy(p, d, in);
-  r = qn_http_chunked_decode(&u->dec, p, &out, &left);
+  r = qn_http_chunked_decode(u->dec, p, &out, &left);
   if (r == QN_HTTP_E_BAD) {
     luaL_pushresultsize(&b, 0);
     lua_pop(L, 1);
