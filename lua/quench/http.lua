@@ -579,33 +579,6 @@ local function traceback(e)
   return e
 end
 
--- The handler, then whatever it left undone.
-local function run_handler(handler, req, res)
-  local ok, err = xpcall(handler, traceback, req, res)
-  if not ok then
-    if is_cancelled(err) then error(err, 0) end
-    report(req._conn, err, req)
-    if not res._started then
-      res._nh, res._length, res._status = 0, false, 500
-      res._conn.keep = false
-      res:finish("internal server error\n")
-    else
-      res._conn.keep = false              -- a response cut short: only closing says so
-      res._done = true
-    end
-    return
-  end
-  if not res._done then
-    if not res._started and req._status_hint then
-      res._nh, res._length, res._status = 0, false, req._status_hint
-      res._conn.keep = false
-      res:finish(STATUS[req._status_hint] .. "\n")
-    else
-      res:finish()
-    end
-  end
-end
-
 -- Read and drop what the handler left of the body, up to a bound; false
 -- if the connection cannot be reused.
 local function drain(req)
@@ -669,14 +642,34 @@ local function answer_close(conn, status, msg)
   lingering_close(conn.stream, conn.server.opts.linger_timeout)
 end
 
--- A request's task: its handler, then the connection is given back to the
--- lot for its next head (the next pipelined one may be buffered already),
--- or closed.
+-- A request's task: its handler, then whatever the handler left undone,
+-- then the connection is given back to the lot for its next head (the
+-- next pipelined one may be buffered already), or closed.
 local function run_request(req, res)
   local conn = req._conn
   local _conn <close> = conn
   local server = conn.server
-  run_handler(server.handler, req, res)
+  local ok, err = xpcall(server.handler, traceback, req, res)
+  if not ok then
+    if is_cancelled(err) then error(err, 0) end
+    report(conn, err, req)
+    if not res._started then
+      res._nh, res._length, res._status = 0, false, 500
+      conn.keep = false
+      res:finish("internal server error\n")
+    else
+      conn.keep = false                   -- a response cut short: only closing says so
+      res._done = true
+    end
+  elseif not res._done then
+    if not res._started and req._status_hint then
+      res._nh, res._length, res._status = 0, false, req._status_hint
+      conn.keep = false
+      res:finish(STATUS[req._status_hint] .. "\n")
+    else
+      res:finish()
+    end
+  end
   if res._done and conn.keep and server.state == "serving"
      and (not req._drain or req._head:body_done() or drain(req)) then
     conn.task = false
