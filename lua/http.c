@@ -1,8 +1,9 @@
 /*
 ** HTTP/1.x parsing for quench.http (lua/quench/http.lua), over core/http.c:
-** the request head ("quench.http.head"), the ops that wait for a head, for
-** body bytes and for the peer going away, all reading a TCP stream or a
-** pipe without taking it from its owner.
+** the request head ("quench.http.head"), the body reads, the server's lot
+** of connections (each watched from C between requests and while one is
+** handled), and the response head's writer, all on a TCP, TLS, Unix
+** stream or a pipe.
 **
 ** A head userdata holds a copy of the head's bytes and the offsets of its
 ** fields; a Lua string is made only for what is asked for (method, target,
@@ -10,14 +11,13 @@
 ** decoder) lives in the head too, and its trailers, once read, in its user
 ** value 1.
 **
-** The waits: `_read_head(stream, limits..., seconds, max_body)` and
-** `_wait_handler(stream, task, cap)` await directly (no op object: they
-** are the per-request path), each an lq_obj_kind with a direct form only; `head:body_op(stream, max)` is an op, for
-** quench.timeout, and `head:body_some` its no-wait fast path.
+** The waits: `lot:next()` awaits directly (an lq_obj_kind with a direct
+** form only: the server's per-request path); `head:body_op(stream, max)`
+** is an op, for quench.timeout, and `head:body_some` its no-wait fast path.
 **
 ** Cancel safety: nothing is consumed until a wait's results are made (in
-** the step its task resumes in), so a dropped head or body read loses no
-** byte; the handler wait consumes nothing at all.
+** the step its task resumes in), so a dropped body read loses no byte; a
+** dropped lot:next loses no connection (they stay ready in the lot).
 */
 #include <stdint.h>
 #include <string.h>
@@ -206,7 +206,7 @@ static int l_raw_target(lua_State *L) {
 }
 
 /* Push minor, keep_alive, content_length (-1: none), chunked,
-   expect_continue, is_head: what _read_head returns after the head. */
+   expect_continue, is_head: what lot:next returns after the head. */
 static int push_framing(lua_State *L, const lq_head *u) {
   unsigned f = u->h.flags;
   int keep = u->h.minor == 1 ? !(f & QN_HTTP_CLOSE) : ((f & QN_HTTP_KEEP_ALIVE) && !(f & QN_HTTP_CLOSE));

@@ -1,23 +1,23 @@
 -- quench.http: an HTTP/1.x server. Loaded by luaopen_quench with the module.
 --
--- One task accepts; one task per connection reads request heads (parsed in
--- C by lua/http.c over picohttpparser) and, for each request, spawns the
--- handler in a task of its own and waits for it or for the client to go
--- away, whichever comes first. Requests on a connection are handled one
--- after the other, so pipelined requests are answered in order; their bytes
--- wait in the stream's buffer meanwhile. A keep-alive connection idle for
--- `idle_park` seconds ends its task and is parked in the server's lot
--- (lua/http.c): C watches its socket, and one task of the server, woken
--- only when a parked connection's whole head has arrived (or it ended or
--- timed out), spawns a connection task for it again.
+-- One task accepts; no connection has a task of its own. Every connection
+-- has an entry in the server's lot (lua/http.c) for its whole life: C
+-- watches its socket for the next whole head (parsed there, over
+-- picohttpparser) and, while a request is handled, for the client going
+-- away. One task of the server (dispatch) is woken only when a watch is
+-- ready: for a head it spawns the handler in a task of its own, which
+-- writes the response and hands the connection back to the lot for its
+-- next head (pipelined requests are answered in order: their bytes wait
+-- in the stream's buffer meanwhile) or closes it; a bad or late head gets
+-- a task that answers it and closes.
 --
 -- Cancellation: a client that goes away (EOF or an error on its socket)
 -- while its handler runs gets the handler cancelled (h:cancel with
 -- CLIENT_GONE; after `cancel_grace` seconds it is aborted); server:stop()
--- closes the listener, aborts idle connections at once, lets requests in
+-- closes the listener and idle connections at once, lets requests in
 -- flight finish for `grace` seconds, then aborts what is left. A handler's
--- task is held in a <close> variable of its connection's task, so no
--- handler outlives its connection.
+-- task holds its connection as a <close> value and server:close() closes
+-- every connection, so no handler outlives its connection.
 --
 -- docs/http.md is the guide; spec/http_spec.lua tests every line of it.
 local quench = ...
@@ -45,7 +45,7 @@ local DEFAULTS = {
   header_timeout = 10,          -- seconds to receive a whole head (from the first byte)
   body_timeout = 30,            -- seconds without a body byte while reading a body
   keepalive_timeout = 5,        -- seconds an idle keep-alive connection is kept
-  idle_park = 1,                -- seconds an idle keep-alive connection keeps its task
+  idle_park = 1,                -- accepted, no effect: every idle connection is parked at once
   cancel_grace = 5,             -- seconds a cancelled handler gets before it is aborted
   linger_timeout = 2,           -- seconds an error answer's connection drains the client
   grace = 10,                   -- server:stop's default grace
