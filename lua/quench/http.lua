@@ -645,8 +645,8 @@ end
 -- A request's task: its handler, then whatever the handler left undone,
 -- then the connection is given back to the lot for its next head (the
 -- next pipelined one may be buffered already), or closed.
-local function run_request(req, res)
-  local conn = req._conn
+local function run_request(res)
+  local req, conn = res._req, res._conn
   local _conn <close> = conn
   local server = conn.server
   local ok, err = xpcall(server.handler, traceback, req, res)
@@ -707,7 +707,7 @@ local function dispatch(server)
                                  _started = false, _done = false, _chunked = false,
                                  _length = false }, Response)
       req._res = res
-      conn.task = spawn(run_request, req, res)
+      conn.task = spawn(run_request, res)       -- one argument: one user value fewer
     elseif what == NEXT_GONE then
       local h = conn.task
       if h then spawn(client_gone, conn, h) end
@@ -726,6 +726,14 @@ end
 ---------------------------------------------------------------------------
 -- Servers
 ---------------------------------------------------------------------------
+
+-- Wait until a connection closes. Closing notifies only once something
+-- has waited (serve at max_connections, or at its end; stop): not on every
+-- `Connection: close` request.
+local function changed(server)
+  server.watched = true
+  server.changed:notified()
+end
 
 local Server = {}
 Server.__index = Server
@@ -756,14 +764,6 @@ function http.listen(host, port, opts)
                         lot = lot }, Server)
 end
 
--- Wait until a connection closes. Closing notifies only once something
--- has waited (serve at max_connections, or at its end; stop): not on every
--- `Connection: close` request.
-function Server:_changed()
-  self.watched = true
-  self.changed:notified()
-end
-
 --- The address the server listens on: host, port.
 function Server:getsockname() return self.listener:getsockname() end
 
@@ -789,7 +789,7 @@ function Server:serve(handler)
   local listener, lot, max_conns = self.listener, self.lot, self.opts.max_connections
   while self.state == "serving" do
     while max_conns > 0 and self.nconns >= max_conns and self.state == "serving" do
-      self:_changed()                         -- at the limit: accept again when one ends
+      changed(self)                         -- at the limit: accept again when one ends
     end
     if self.state ~= "serving" then break end
     local s, _, code = listener:accept()
@@ -811,7 +811,7 @@ function Server:serve(handler)
       quench.sleep(0.1)                       -- EMFILE and the like: let descriptors free up
     end
   end
-  while self.nconns > 0 do self:_changed() end
+  while self.nconns > 0 do changed(self) end
   return true
 end
 
@@ -829,7 +829,7 @@ function Server:stop(grace)
   for i = 1, #idle do idle[i].e = false end
   for i = 1, #idle do close_conn(idle[i]) end
   timeout(grace, function()
-    while self.nconns > 0 do self:_changed() end
+    while self.nconns > 0 do changed(self) end
   end)
   self:close()
   return true
