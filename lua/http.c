@@ -499,6 +499,8 @@ typedef struct lot_entry {
   int result;               /* the watch's result, once ready */
   int ref;                  /* the connection's reference in the lot's user value */
   lua_Integer served;       /* requests whose head was taken (max_requests) */
+  uint64_t deadline;        /* while in a deadline queue: when its head is late */
+  struct lot_entry *dprev, *dnext;  /* its deadline queue's links, or NULL */
   uint8_t at, rewoken, busy;  /* busy: a request is being handled (a gone watch) */
 } lot_entry;
 
@@ -515,6 +517,14 @@ typedef struct lq_lot {
   int64_t max_body;
   uint64_t header_ns, keepalive_ns;
   lua_Integer max_requests; /* per connection, 0: no limit */
+  /* The heads' deadlines: two queues, header_timeout's and
+     keepalive_timeout's, each in deadline order by construction (an entry
+     joins at the tail with now + the queue's constant), and one timer for
+     the earliest, armed only while lot:next waits: no timer per waiting
+     head, and nothing to do per request but link and unlink. */
+  lot_entry dq[2];          /* sentinels */
+  qn_future *timer;         /* a sleep until timer_at, polled with the waiter's waker */
+  uint64_t timer_at;
 } lq_lot;
 
 static void le_unlink(lot_entry *e) {
@@ -536,11 +546,60 @@ static void le_move(lq_lot *lot, lot_entry *e, int at) {
   le_push(lot, e, at);
 }
 
+/* Leave the deadline queue (if in one). */
+static void dq_unlink(lot_entry *e) {
+  if (e->dnext == NULL) return;
+  e->dprev->dnext = e->dnext;
+  e->dnext->dprev = e->dprev;
+  e->dprev = e->dnext = NULL;
+}
+
+static int dq_empty(const lq_lot *lot, int q) { return lot->dq[q].dnext == &lot->dq[q]; }
+
+static void timer_drop(lq_lot *lot) {
+  if (lot->timer == NULL) return;
+  qn_drop(lot->timer);
+  lot->timer = NULL;
+}
+
+/* Whether the earliest deadline is armed: a timer at it, polled with the
+   waiter's waker (while lot:next waits); 1 if it has passed already. */
+static int timer_arm(lq_lot *lot) {
+  uint64_t at = QN_NEVER;
+  for (int q = 0; q < 2; q++)
+    if (!dq_empty(lot, q) && lot->dq[q].dnext->deadline < at) at = lot->dq[q].dnext->deadline;
+  if (at == QN_NEVER || lot->waiter == NULL) {
+    timer_drop(lot);
+    return 0;
+  }
+  if (lot->timer != NULL && lot->timer_at == at) return 0;   /* polled when armed */
+  timer_drop(lot);
+  lot->timer = qn_sleep_new(lot->rt->core, at);
+  if (lot->timer == NULL) return 1;           /* out of memory: look again at once */
+  lot->timer_at = at;
+  return qn_poll(lot->timer, lot->waiter) == QN_READY;
+}
+
+/* Join queue q (0: header_timeout, 1: keepalive_timeout) with deadline
+   now + ns; a new earliest deadline re-arms the timer of a waiting lot. */
+static void dq_push(lq_lot *lot, lot_entry *e, int q, uint64_t ns) {
+  dq_unlink(e);
+  e->deadline = lq_deadline_after(lot->rt, ns);
+  lot_entry *h = &lot->dq[q];
+  e->dprev = h->dprev;
+  e->dnext = h;
+  h->dprev->dnext = e;
+  h->dprev = e;
+  if (lot->waiter && (lot->timer == NULL || e->deadline < lot->timer_at) && timer_arm(lot))
+    qn_wake(lot->waiter);
+}
+
 /* An entry whose connection a task answers and closes: no watch (its
    inner read would stand in the way of the task's reads). */
 static void entry_hold(lq_lot *lot, lot_entry *e) {
   qn_drop(e->watch);
   e->watch = NULL;
+  dq_unlink(e);
   le_move(lot, e, AT_HELD);
 }
 
@@ -565,10 +624,29 @@ static void lot_sweep(lq_lot *lot) {
     e->rewoken = 0;
     if (qn_poll(e->watch, &e->waker) == QN_READY) {
       e->result = qn_http_head_result(e->watch);
+      dq_unlink(e);
       le_move(lot, e, AT_READY);
     } else if (!e->rewoken) {
       le_move(lot, e, AT_PARKED);
     }                                         /* rewoken: stays in the woken list */
+  }
+}
+
+/* The entries whose head is late: ready, with ETIMEDOUT (their watch is
+   left as it is: it is switched or dropped when the connection is taken). */
+static void lot_expire(lq_lot *lot) {
+  uint64_t now = 0;
+  for (int q = 0; q < 2; q++) {
+    while (!dq_empty(lot, q)) {
+      lot_entry *e = lot->dq[q].dnext;
+      if (now == 0) now = qn_now(lot->rt->core);
+      if (e->deadline > now) break;
+      dq_unlink(e);
+      if (e->at == AT_PARKED || e->at == AT_WOKEN) {
+        e->result = UV_ETIMEDOUT;
+        le_move(lot, e, AT_READY);
+      }
+    }
   }
 }
 
@@ -581,6 +659,7 @@ static void entry_poll(lq_lot *lot, lot_entry *e, int quiet) {
   e->rewoken = 0;
   if (qn_poll(e->watch, &e->waker) == QN_READY) {
     e->result = qn_http_head_result(e->watch);
+    dq_unlink(e);
     le_move(lot, e, AT_READY);
   } else if (!e->rewoken) {
     le_move(lot, e, AT_PARKED);
@@ -591,13 +670,20 @@ static void entry_poll(lq_lot *lot, lot_entry *e, int quiet) {
 
 static int lot_poll(qn_future *f, qn_waker *wk) {
   lq_lot *lot = (lq_lot *)f;
+  if (lot->waiter != wk) timer_drop(lot);     /* armed with another waker */
   lot->waiter = wk;
-  lot_sweep(lot);
-  return lot->closed || !le_empty(lot, AT_READY) ? QN_READY : QN_PENDING;
+  do {
+    lot_sweep(lot);
+    lot_expire(lot);
+    if (lot->closed || !le_empty(lot, AT_READY)) return QN_READY;
+  } while (timer_arm(lot));
+  return QN_PENDING;
 }
 
+/* The timer is polled with the waiter's waker: it goes with the wait. */
 static void lot_wait_drop(qn_future *f) {
   lq_lot *lot = (lq_lot *)f;
+  timer_drop(lot);
   lot->waiter = NULL;
   lot->waiting = 0;
 }
@@ -614,6 +700,7 @@ static lq_lot *check_lot(lua_State *L, int idx) {
 
 static void entry_free(lq_lot *lot, lot_entry *e) {
   if (e->watch) qn_drop(e->watch);
+  dq_unlink(e);
   le_unlink(e);
   lot->n--;
   lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
@@ -625,15 +712,14 @@ static void entry_forget(lua_State *L, lq_lot *lot, int t, lot_entry *e) {
   entry_free(lot, e);
 }
 
-/* Watch for the next head: header_timeout if bytes of it are buffered
-   already (a new connection's first bytes come with its accept rarely, a
-   pipelined head often), else keepalive_timeout (idle) or header_timeout
-   (new). */
-static void entry_watch_head(lq_lot *lot, lot_entry *e, uint64_t ns) {
+/* Watch for the next head, in deadline queue q: 0 (header_timeout) if
+   bytes of it are buffered already (a pipelined head), 1
+   (keepalive_timeout) if the connection is idle. */
+static void entry_watch_head(lq_lot *lot, lot_entry *e, int q) {
   qn_stream_shrink(e->s);                     /* idle: hold no read buffer meanwhile */
-  qn_http_watch_head(e->watch, lim_line(lot->limits), lim_head(lot->limits),
-                     lq_deadline_after(lot->rt, ns));
+  qn_http_watch_head(e->watch, lim_line(lot->limits), lim_head(lot->limits), 0);
   e->busy = 0;
+  dq_push(lot, e, q, q ? lot->keepalive_ns : lot->header_ns);
   entry_poll(lot, e, 0);
 }
 
@@ -652,6 +738,7 @@ static int l_lot(lua_State *L) {
   memset(lot, 0, sizeof *lot);
   lot->wait.vt = &lot_vt;
   for (int i = 0; i < AT_LISTS; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
+  for (int q = 0; q < 2; q++) lot->dq[q].dprev = lot->dq[q].dnext = &lot->dq[q];
   lot->alloc = lua_getallocf(L, &lot->alloc_ud);
   lot->limits = pack_limits(max_line, max_head, max_fields);
   lot->max_body = max_body;
@@ -683,8 +770,7 @@ static int l_add(lua_State *L) {
   e->waker.wake = entry_wake;
   e->lot = lot;
   e->s = s;
-  e->watch = qn_http_head_new(s, lim_line(lot->limits), lim_head(lot->limits),
-                              lq_deadline_after(rt, lot->header_ns));
+  e->watch = qn_http_head_new(s, lim_line(lot->limits), lim_head(lot->limits), 0);
   if (e->watch == NULL) {
     lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
     return lq_push_fail(L, UV_ENOMEM);
@@ -694,6 +780,7 @@ static int l_add(lua_State *L) {
   e->ref = luaL_ref(L, -2);
   lot->n++;
   le_push(lot, e, AT_PARKED);
+  dq_push(lot, e, 0, lot->header_ns);
   entry_poll(lot, e, 0);
   lua_pushlightuserdata(L, e);
   return 1;
@@ -720,7 +807,7 @@ static int l_park(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  entry_watch_head(lot, e, qn_stream_buffered(e->s) > 0 ? lot->header_ns : lot->keepalive_ns);
+  entry_watch_head(lot, e, qn_stream_buffered(e->s) > 0 ? 0 : 1);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -808,6 +895,7 @@ static int lot_now(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)op, (void)c;
   lq_lot *lot = obj;
   lot_sweep(lot);
+  lot_expire(lot);
   if (lot->closed || !le_empty(lot, AT_READY)) return take_ready(L, lot, 1);
   return -1;
 }
@@ -864,8 +952,9 @@ static int l_close_idle(lua_State *L) {
   return 1;
 }
 
-/* Drop every entry; push nothing. */
+/* Drop every entry and the timer; push nothing. */
 static void lot_clear(lq_lot *lot) {
+  timer_drop(lot);
   for (int i = 0; i < AT_LISTS; i++)
     while (!le_empty(lot, i)) entry_free(lot, lot->lists[i].next);
 }
@@ -901,7 +990,7 @@ static int l_lot_count(lua_State *L) {
    this is for a lot dropped without it, which then holds no entry. */
 static int l_lot_gc(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
-  if (lot->n > 0 && lq_module_of(L)->rt == lot->rt) lot_clear(lot);
+  if (lq_module_of(L)->rt == lot->rt) lot_clear(lot);
   return 0;
 }
 
