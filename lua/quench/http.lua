@@ -683,7 +683,9 @@ end
 local function client_gone(conn, h)
   h:cancel(http.CLIENT_GONE)
   if not timeout(conn.server.opts.cancel_grace, h:join_op()) then h:abort(http.CLIENT_GONE) end
-  close_conn(conn)
+  -- unless h handed the connection back first (it ended in the meantime,
+  -- and the connection may serve a pipelined request in another task now)
+  if conn.task == h then close_conn(conn) end
 end
 
 local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
@@ -793,7 +795,10 @@ function Server:serve(handler)
     end
     if self.state ~= "serving" then break end
     local s, _, code = listener:accept()
-    if s then
+    if s and self.state ~= "serving" then     -- stopped while this one came: the lot may be closed
+      s:close()
+      break
+    elseif s then
       -- its eight fields (eight hash slots), made here: none added later (a rehash)
       local conn = setmetatable({ server = self, stream = s, e = false, task = false,
                                   minor = 1, keep = true, is_head = false, continue_due = false },
