@@ -485,7 +485,7 @@ static int l_body_some(lua_State *L) {
    to the connection given with it, so a stale entry is never used. */
 #define LQ_LOT "quench_internal.http_lot"
 
-enum { AT_PARKED, AT_WOKEN, AT_READY, AT_HELD, AT_LISTS };
+enum { AT_PARKED, AT_WOKEN, AT_READY, AT_HELD, AT_FRESH, AT_LISTS };
 
 /* What lot:next hands back, with the connection. */
 enum { NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE };
@@ -507,9 +507,11 @@ typedef struct lot_entry {
 typedef struct lq_lot {
   qn_future wait;           /* what lot:next awaits: the lot's own, dropping it drops nothing */
   qn_waker *waiter;         /* lot:next's task while it waits */
-  lot_entry lists[AT_LISTS];  /* sentinels: watching, woken, ready, held (no watch) */
+  lot_entry lists[AT_LISTS];  /* sentinels: watching, woken, ready, held (no watch),
+                                 fresh (a gone watch not polled yet) */
   size_t n;
   int closed, waiting;
+  int defer;                /* the wait's first poll: leave the fresh entries to the next */
   lq_runtime *rt;           /* the runtime of its entries' futures */
   lua_Alloc alloc;
   void *alloc_ud;
@@ -668,11 +670,28 @@ static void entry_poll(lq_lot *lot, lot_entry *e, int quiet) {
   if (!quiet && lot->waiter) qn_wake(lot->waiter);
 }
 
+/* A request's gone watch is first polled after its handler's task has had
+   its first turn: the wait's first poll (as lot:next starts to wait, the
+   handlers just spawned not run yet) wakes the waiter again instead, so
+   the next poll comes after them (the run queue is FIFO). A handler that
+   answers without waiting hands its connection back before then, and its
+   gone watch is never polled: two polls of a watch fewer per request. */
+static void lot_poll_fresh(lq_lot *lot, qn_waker *wk) {
+  if (le_empty(lot, AT_FRESH)) return;
+  if (lot->defer) {
+    lot->defer = 0;
+    qn_wake(wk);
+    return;
+  }
+  while (!le_empty(lot, AT_FRESH)) entry_poll(lot, lot->lists[AT_FRESH].next, 1);
+}
+
 static int lot_poll(qn_future *f, qn_waker *wk) {
   lq_lot *lot = (lq_lot *)f;
   if (lot->waiter != wk) timer_drop(lot);     /* armed with another waker */
   lot->waiter = wk;
   do {
+    lot_poll_fresh(lot, wk);
     lot_sweep(lot);
     lot_expire(lot);
     if (lot->closed || !le_empty(lot, AT_READY)) return QN_READY;
@@ -861,7 +880,7 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
       }
       qn_http_watch_gone(e->watch, lim_head(lot->limits));
       e->busy = 1;
-      entry_poll(lot, e, 1);
+      le_move(lot, e, AT_FRESH);              /* polled once its handler has run (lot_poll) */
       lua_remove(L, t);
       return 9;
     }
@@ -904,6 +923,7 @@ static qn_future *lot_start(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)L, (void)op, (void)c;
   lq_lot *lot = obj;
   lot->waiting = 1;
+  lot->defer = 1;
   return &lot->wait;
 }
 
