@@ -363,6 +363,25 @@ print("|".join(out))
       return head, len and c:read(len)
     end
 
+    it("gives a new connection no task while its head comes, and closes it at header_timeout",
+       T(function()
+      local _, port, stop = start(hello, { header_timeout = 0.3 })
+      quench.sleep(0.05)
+      local before = #quench.tasks()                  -- the server's own tasks
+      local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      local d <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      d:write("GET / HTTP/1.1\r\nHo")                -- part of a head
+      quench.sleep(0.1)
+      assert.equal(before, #quench.tasks())           -- watched from C, no task each
+      local ok, rest = quench.timeout(3, c.read, c, "a")
+      assert.truthy(ok)
+      assert.equal("", rest)                          -- nothing came: closed without an answer
+      local ok2, out = quench.timeout(3, d.read, d, "a")
+      assert.truthy(ok2)
+      assert.equal(408, status_of(out))               -- part of a head: 408
+      stop()
+    end))
+
     it("keeps an idle keep-alive connection without a task, and serves it again", T(function()
       local _, port, stop = start(hello, { keepalive_timeout = 10, max_requests = 3 })
       quench.sleep(0.05)
