@@ -852,25 +852,24 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
   }
   lot_entry *e = lot->lists[AT_READY].next;
   lua_getiuservalue(L, lot_idx, 1);
-  int t = lua_gettop(L);
-  lua_rawgeti(L, t, e->ref);                  /* the connection */
+  lua_rawgeti(L, -1, e->ref);                 /* the connection */
+  lua_remove(L, -2);                          /* the table, now: nothing above it to move */
+  int t = lua_gettop(L);                      /* the connection's index */
   int r = e->result;
   if (e->busy) {                              /* its client left while its request is handled */
     le_move(lot, e, AT_HELD);
     lua_pushinteger(L, NEXT_GONE);
-    lua_remove(L, t);
     return 2;
   }
   if (r == 0 || qn_http_is_error(r)) {
     lua_pushinteger(L, NEXT_HEAD);
     int n = take_head(L, e->s, lot->limits, lot->max_body);
     if (n == 7 && ((lq_head *)lua_touserdata(L, -7))->h.content_length > lot->max_body) {
-      lua_settop(L, t + 1);                   /* a body over max_body: 413 */
+      lua_settop(L, t);                       /* a body over max_body: 413 */
       lua_pushinteger(L, NEXT_BAD);
       lua_pushinteger(L, 413);
       lua_pushliteral(L, "request body over the limit");
       entry_hold(lot, e);
-      lua_remove(L, t);
       return 4;
     }
     if (n == 7) {                             /* a head: watch for the client leaving meanwhile */
@@ -881,7 +880,6 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
       qn_http_watch_gone(e->watch, lim_head(lot->limits));
       e->busy = 1;
       le_move(lot, e, AT_FRESH);              /* polled once its handler has run (lot_poll) */
-      lua_remove(L, t);
       return 9;
     }
     if (n == 3 && lua_type(L, -3) == LUA_TBOOLEAN) {   /* false, status, msg */
@@ -889,19 +887,16 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
       lua_replace(L, -5);
       lua_remove(L, -3);                      /* conn, 3, status, msg */
       entry_hold(lot, e);
-      lua_remove(L, t);
       return 4;
     }
     lua_pop(L, n < 0 ? 1 : n + 1);            /* a failure, or no head after all: close */
   } else if (r == UV_ETIMEDOUT && qn_stream_buffered(e->s) > 0) {
     entry_hold(lot, e);                       /* keepalive_timeout inside a head: 408 */
     lua_pushinteger(L, NEXT_LATE);
-    lua_remove(L, t);
     return 2;
   }
   entry_hold(lot, e);                         /* EOF, an error, idle too long: the caller closes */
   lua_pushinteger(L, NEXT_CLOSE);
-  lua_remove(L, t);
   return 2;
 }
 
