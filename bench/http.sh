@@ -6,11 +6,7 @@
 # compiled anchor), side by side in one run:
 #   1. keep-alive:  wrk -t1 -c64 -d${DURATION}s
 #   2. Connection: close (a new connection per request), the same wrk
-#   3. memory of ${IDLE_N} idle keep-alive connections (server RSS growth / N),
-#      for quench twice: with the default idle_park (1 s: connections opened
-#      in the last second still hold their task when RSS is read) and with
-#      idle_park 0 (each parked at once, without a task: what an idle
-#      connection costs once parked)
+#   3. memory of ${IDLE_N} idle keep-alive connections (server RSS growth / N)
 # The server is pinned to CPU ${SERVER_CPU}, the client to ${CLIENT_CPU}
 # (taskset). Besides requests per second (which the client may limit: wrk
 # near 100 % of its core), each line gives the server's CPU time per request
@@ -120,15 +116,6 @@ read -r qc_rps qc_us qc_err <<<"$(measure "$QPID" "http://127.0.0.1:$QPORT/" -H 
 q_mem=$(idle_memory "$QPID" "$QPORT")
 kill -TERM "$QPID"
 wait "$QPID" || true
-QPORT=$(free_port)
-IDLE_PARK=0 LUA_CPATH="$BUILD_DIR/?.so;;" taskset -c "$SERVER_CPU" lua5.4 bench/http_hello.lua \
-  "$QPORT" >"$TMP/quench0.out" 2>&1 &
-QPID=$!
-PIDS+=("$QPID")
-wait_port "$QPORT"
-q0_mem=$(idle_memory "$QPID" "$QPORT")
-kill -TERM "$QPID"
-wait "$QPID" || true
 
 # --- nginx + lua ------------------------------------------------------------------
 NPORT=$(free_port)
@@ -186,15 +173,12 @@ if [ "$HYPER" = 1 ]; then
   echo "workload=W8 case=idle server=hyper bytes_per_conn=$h_mem"
 fi
 echo "workload=W8 case=idle server=quench bytes_per_conn=$q_mem"
-echo "workload=W8 case=idle server=quench-idle_park=0 bytes_per_conn=$q0_mem"
 echo "workload=W8 case=idle server=nginx-lua bytes_per_conn=$n_mem"
 echo "ratios quench/nginx-lua (>1: quench better): keepalive rps $(ratio "$q_rps" "$n_rps")," \
      "keepalive cpu/req $(ratio "$n_us" "$q_us"), close rps $(ratio "$qc_rps" "$nc_rps")," \
-     "close cpu/req $(ratio "$nc_us" "$qc_us"), idle memory $(ratio "$n_mem" "$q_mem")" \
-     "(parked at once: $(ratio "$n_mem" "$q0_mem"))"
+     "close cpu/req $(ratio "$nc_us" "$qc_us"), idle memory $(ratio "$n_mem" "$q_mem")"
 if [ "$HYPER" = 1 ]; then
   echo "ratios quench/hyper (>1: quench better): keepalive rps $(ratio "$q_rps" "$h_rps")," \
        "keepalive cpu/req $(ratio "$h_us" "$q_us"), close rps $(ratio "$qc_rps" "$hc_rps")," \
-       "close cpu/req $(ratio "$hc_us" "$qc_us"), idle memory $(ratio "$h_mem" "$q_mem")" \
-       "(parked at once: $(ratio "$h_mem" "$q0_mem"))"
+       "close cpu/req $(ratio "$hc_us" "$qc_us"), idle memory $(ratio "$h_mem" "$q_mem")"
 fi

@@ -1,6 +1,5 @@
 -- W8's quench server: HTTP/1.1 hello world on 127.0.0.1:PORT (arg 1),
 -- stopped by SIGTERM (bench/http.sh sends it); prints the requests served.
--- IDLE_PARK=seconds sets the server's idle_park (default 1).
 --   lua5.4 bench/http_hello.lua 8080
 local quench = require "quench"
 
@@ -8,8 +7,7 @@ local port = assert(tonumber(arg[1]), "usage: lua5.4 bench/http_hello.lua PORT")
 local served = 0
 quench.run(function()
   local server = assert(quench.http.listen("127.0.0.1", port,
-    { sigterm = true, grace = 1, keepalive_timeout = 60, backlog = 4096, max_connections = 0,
-      idle_park = tonumber(os.getenv("IDLE_PARK")) }))
+    { sigterm = true, grace = 1, keepalive_timeout = 60, backlog = 4096, max_connections = 0 }))
   print("ready")
   io.stdout:flush()
   server:serve(function(_, res)

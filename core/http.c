@@ -353,15 +353,16 @@ static void more_drop(qn_future *f) {
   if (m->read) qn_drop(m->read);
   if (m->sleep) qn_drop(m->sleep);
   qn_stream *s = m->s;
-  qn__free(s->rt, m);
+  qn__small_free(s->rt, m, sizeof *m);
   qn__stream_unref(s);
 }
 
 static const qn_future_vt more_vt = { more_poll, more_drop };
 
 static qn_future *more_new(qn_stream *s, int gone, size_t max_line, size_t max_head) {
-  more_future *m = qn__calloc(s->rt, 1, sizeof *m);
+  more_future *m = qn__small_alloc(s->rt, sizeof *m);   /* one per connection: reused */
   if (m == NULL) return NULL;
+  memset(m, 0, sizeof *m);
   m->base.vt = &more_vt;
   m->s = s;
   m->gone = gone;
@@ -378,6 +379,31 @@ qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head, uint
 }
 
 int qn_http_head_result(const qn_future *f) { return ((const more_future *)f)->result; }
+
+/* A server keeps one of these per connection for its whole life, a head
+   watch between requests and a gone watch while one is handled, switched
+   in place: no allocation per request, and the inner read, when it wants
+   the same count, is kept. */
+static void more_rearm(more_future *m, int gone, size_t max_line, size_t max_head,
+                       uint64_t deadline) {
+  if (m->sleep != NULL && m->deadline != deadline) {
+    qn_drop(m->sleep);
+    m->sleep = NULL;
+  }
+  m->gone = gone;
+  m->deadline = deadline;
+  m->max_line = max_line;
+  m->max_head = max_head;
+  m->scanned = 0;
+  m->result = 0;
+  m->idle = 0;
+}
+
+void qn_http_watch_head(qn_future *f, size_t max_line, size_t max_head, uint64_t deadline) {
+  more_rearm((more_future *)f, 0, max_line, max_head, deadline);
+}
+
+void qn_http_watch_gone(qn_future *f, size_t cap) { more_rearm((more_future *)f, 1, 0, cap, 0); }
 
 qn_future *qn_http_gone_new(qn_stream *s, size_t cap) { return more_new(s, 1, 0, cap); }
 

@@ -136,6 +136,16 @@ void *qn__small_alloc(qn_runtime *rt, size_t n);
 void qn__small_free(qn_runtime *rt, void *p, size_t n);
 /* Give the cached small blocks back to the allocator (qn_runtime_free). */
 void qn__small_flush(qn_runtime *rt);
+/* Streams' read buffers of the first size (stream.c) that streams gave
+   back (closed, or idle and shrunk), kept for the next stream that reads:
+   a server's connection takes one per request it reads, and a 64 KiB
+   block costs the allocator far more than a small one (about 900
+   instructions a request for a keep-alive HTTP connection). At most 64
+   (4 MiB, what 64 connections reading at once held; a block freed to the
+   allocator would mostly stay in the process too). Not live while kept;
+   emptied by qn_runtime_free. */
+enum { QN__RBUF_KEEP = 64 };
+void qn__stream_bufs_flush(qn_runtime *rt);
 
 /* An object of a core module that owns libuv handles and must close them
    with its own close callback (which frees it) when the runtime shuts down.
@@ -375,6 +385,8 @@ struct qn_runtime {
   qn_stats stats;       /* stats.allocs and stats.live_blocks: kept by qn__malloc & co */
   qn__small_cache small;
   int small_off;        /* qn_runtime_cache_small(rt, 0) */
+  void *rbufs[QN__RBUF_KEEP];  /* stream.c: kept read buffers (qn__stream_bufs_flush) */
+  unsigned nrbufs;
   struct qn__http_client *http_client;   /* http_client.c: libcurl's multi, made on demand */
   int sigpipe_checked;  /* qn__ignore_sigpipe ran */
 };

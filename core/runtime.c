@@ -177,6 +177,7 @@ void qn_runtime_free(qn_runtime *rt) {
   }
   qn__timers_free(rt);
   qn__small_flush(rt);
+  qn__stream_bufs_flush(rt);
   rt->freed = 1;
   if (rt->stats.live_blocks == 0) qn__release_runtime(rt);
 }

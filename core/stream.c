@@ -97,12 +97,35 @@ typedef struct linger_timer {
   size_t queued;            /* what was left to send at the last look */
 } linger_timer;
 
+/* ---- read buffers ---- */
+
+/* A stream's read buffer goes back to the runtime's few kept ones if it
+   has the first size (and the runtime caches, qn_runtime_cache_small),
+   else to the allocator. */
+static void buf_release(qn_stream *s) {
+  qn_runtime *rt = s->rt;
+  if (s->buf == NULL) return;
+  if (s->cap == BUF_INIT && rt != NULL && !rt->small_off && !rt->freed &&
+      rt->nrbufs < QN__RBUF_KEEP) {
+    rt->rbufs[rt->nrbufs++] = s->buf;
+    rt->stats.live_blocks--;                  /* kept by the runtime, not in use */
+  } else {
+    qn__free(rt, s->buf);
+  }
+  s->buf = NULL;
+  s->cap = s->off = 0;
+}
+
+void qn__stream_bufs_flush(qn_runtime *rt) {
+  while (rt->nrbufs > 0) rt->alloc(rt->alloc_ud, rt->rbufs[--rt->nrbufs], 0);
+}
+
 /* ---- lifetime ---- */
 
 static void stream_free(qn__io *io) {
   qn_stream *s = qn__container_of(io, qn_stream, io);
   if (s->tls) qn__tls_free(s);
-  qn__free(s->rt, s->buf);
+  buf_release(s);
   qn__free(s->rt, s);
 }
 
@@ -115,9 +138,8 @@ void qn__stream_on_close(uv_handle_t *h) {
   qn_stream *s = h->data;
   if (s->restore_fd >= 0) fcntl(s->restore_fd, F_SETFL, s->restore_flags);
   if (s->tls) qn__tls_free(s);
-  qn__free(s->rt, s->buf);      /* nothing reads a closed stream's buffer */
-  s->buf = NULL;
-  s->len = s->cap = s->off = 0;
+  buf_release(s);               /* nothing reads a closed stream's buffer */
+  s->len = 0;
   qn__io_closed(&s->io);
 }
 
@@ -346,6 +368,13 @@ static int reserve(qn_stream *s, size_t want) {
     s->off = 0;
     return 0;
   }
+  if (s->cap == 0 && want <= BUF_INIT && s->rt != NULL && s->rt->nrbufs > 0) {
+    s->buf = s->rt->rbufs[--s->rt->nrbufs];   /* a kept one (s->len is 0: no buffer) */
+    s->rt->stats.live_blocks++;
+    s->cap = BUF_INIT;
+    s->off = 0;
+    return 0;
+  }
   size_t cap = s->cap ? s->cap : BUF_INIT;
   while (cap - s->len < want) {
     if (cap > SIZE_MAX / 2) return UV_ENOBUFS;
@@ -547,9 +576,7 @@ void qn_stream_consume(qn_stream *s, size_t used) {
 void qn_stream_shrink(qn_stream *s) {
   /* libuv holds no pointer into buf between its alloc and read callbacks */
   if (s->len != 0 || s->buf == NULL) return;
-  qn__free(s->rt, s->buf);
-  s->buf = NULL;
-  s->cap = s->off = 0;
+  buf_release(s);
 }
 
 static size_t need_of(const read_future *r) {

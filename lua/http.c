@@ -1,8 +1,9 @@
 /*
 ** HTTP/1.x parsing for quench.http (lua/quench/http.lua), over core/http.c:
-** the request head ("quench.http.head"), the ops that wait for a head, for
-** body bytes and for the peer going away, all reading a TCP stream or a
-** pipe without taking it from its owner.
+** the request head ("quench.http.head"), the body reads, the server's lot
+** of connections (each watched from C between requests and while one is
+** handled), and the response head's writer, all on a TCP, TLS, Unix
+** stream or a pipe.
 **
 ** A head userdata holds a copy of the head's bytes and the offsets of its
 ** fields; a Lua string is made only for what is asked for (method, target,
@@ -10,14 +11,13 @@
 ** decoder) lives in the head too, and its trailers, once read, in its user
 ** value 1.
 **
-** The waits: `_read_head(stream, limits..., seconds, max_body)` and
-** `_wait_handler(stream, task, cap)` await directly (no op object: they
-** are the per-request path), each an lq_obj_kind with a direct form only; `head:body_op(stream, max)` is an op, for
-** quench.timeout, and `head:body_some` its no-wait fast path.
+** The waits: `lot:next()` awaits directly (an lq_obj_kind with a direct
+** form only: the server's per-request path); `head:body_op(stream, max)`
+** is an op, for quench.timeout, and `head:body_some` its no-wait fast path.
 **
 ** Cancel safety: nothing is consumed until a wait's results are made (in
-** the step its task resumes in), so a dropped head or body read loses no
-** byte; the handler wait consumes nothing at all.
+** the step its task resumes in), so a dropped body read loses no byte; a
+** dropped lot:next loses no connection (they stay ready in the lot).
 */
 #include <stdint.h>
 #include <string.h>
@@ -41,7 +41,7 @@ typedef struct lq_head {
   int64_t taken;            /* body bytes returned so far */
   int64_t max_body;         /* over this: EMSGSIZE */
   size_t max_fields;
-  qn_http_chunked dec;
+  qn_http_chunked *dec;     /* a chunked body's decoder, after the struct; NULL otherwise */
   int phase;
   uint8_t continue_due;     /* Expect: 100-continue on a request with a body */
   qn_http_field *fields;    /* h.nfields of them, after the struct */
@@ -141,20 +141,24 @@ static int take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body) 
   if (r == QN_HTTP_E_PARTIAL) r = QN_HTTP_E_BAD;       /* the scan found its end */
   if (r != 0) return push_bad(L, r);
   size_t fbytes = h.nfields * sizeof(qn_http_field);
-  /* a user value (its trailers) only for a chunked body, the one kind with trailers */
-  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + fbytes + h.len,
-                                 (h.flags & QN_HTTP_CHUNKED) ? 1 : 0);
+  int chunked = (h.flags & QN_HTTP_CHUNKED) != 0;
+  /* the decoder (64 bytes) and a user value (its trailers) only for a
+     chunked body: a head is allocated per request, and the collector's
+     work grows with the bytes allocated */
+  size_t dbytes = chunked ? sizeof(qn_http_chunked) : 0;
+  lq_head *u = lua_newuserdatauv(L, lq_align(sizeof *u) + dbytes + fbytes + h.len, chunked);
   memset(u, 0, sizeof *u);
   u->tag = &head_tag;
   u->h = h;
-  u->fields = (qn_http_field *)((char *)u + lq_align(sizeof *u));
+  if (chunked) u->dec = (qn_http_chunked *)((char *)u + lq_align(sizeof *u));
+  u->fields = (qn_http_field *)((char *)u + lq_align(sizeof *u) + dbytes);
   u->bytes = (char *)u->fields + fbytes;
   memcpy(u->fields, fields, fbytes);
   memcpy(u->bytes, d, h.len);
   u->max_fields = maxf;
   u->max_body = max_body;
   if (h.flags & QN_HTTP_CHUNKED) {
-    qn_http_chunked_init(&u->dec);
+    qn_http_chunked_init(u->dec);
     u->left = -1;
   } else {
     u->left = h.content_length > 0 ? h.content_length : 0;
@@ -171,65 +175,6 @@ static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) 
   lua_Integer v = luaL_checkinteger(L, idx);
   luaL_argcheck(L, v >= lo && v <= hi, idx, "out of range");
   return (size_t)v;
-}
-
-/* _read_head(stream, max_line, max_head, max_fields, seconds, max_body): the next
-   head and its framing (push_framing: six values, so the per-request path
-   makes no second call for them), waiting at most `seconds`; false,
-   status, msg; or nil, msg, code
-   (ETIMEDOUT, EOF...). An await without an op or a select: the deadline is
-   the head future's own timer, made only if it has to wait. */
-/* The head wait is one lq_obj_kind (lua/binding.h) given the stream, with
-   a direct form only. Its operands: the stream at 1, the limits at 2-4,
-   max_body at 5 and the wait in ns at 6. */
-static int head_take(lua_State *L, lq_stream *u) {
-  uint64_t ns = pack_limits((size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
-                            (size_t)lua_tointeger(L, 4));
-  return take_head(L, u->s, ns, (int64_t)lua_tointeger(L, 5));
-}
-
-static int head_now(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op, (void)c;
-  return head_take(L, obj);
-}
-
-static qn_future *head_start(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op;
-  qn_stream *s = ((lq_stream *)obj)->s;
-  qn_stream_shrink(s);                        /* idle: hold no read buffer meanwhile */
-  return qn_http_head_new(s, (size_t)lua_tointeger(L, 2), (size_t)lua_tointeger(L, 3),
-                          lq_deadline_after(c->rt, (uint64_t)lua_tointeger(L, 6)));
-}
-
-static int head_finish(lua_State *L, void *obj, int op, qn_future *f) {
-  (void)op;
-  int r = qn_http_head_result(f);
-  if (qn_http_is_error(r)) return push_bad(L, r);
-  if (r != 0) return lq_push_fail(L, r);
-  int n = head_take(L, obj);
-  return n >= 0 ? n : lq_push_fail(L, UV_EAGAIN);
-}
-
-static const lq_obj_kind head_kind = LQ_OBJ_KIND("http head", NULL, head_start, head_finish,
-                                                 head_now);
-LQ_OBJ_PERFORM_K(read_head_k, head_kind)
-
-static int l_read_head(lua_State *L) {
-  check_stream(L, 1, "quench.http._read_head");
-  check_size(L, 2, 16, 0xfffff);
-  check_size(L, 3, 16, 0xffffffff);
-  check_size(L, 4, 1, QN_HTTP_FIELDS_MAX);
-  uint64_t wait = lq_check_seconds(L, 5);
-  lua_Integer max_body = luaL_checkinteger(L, 6);
-  luaL_argcheck(L, max_body >= 0, 6, "must not be negative");
-  lq_coro *c = lq_await_ctx(L, "quench.http._read_head");
-  lua_pushinteger(L, max_body);
-  lua_replace(L, 5);
-  lua_pushinteger(L, (lua_Integer)wait);
-  lua_replace(L, 6);
-  lua_settop(L, 6);
-  return lq_obj_perform(L, c, &head_kind, lua_touserdata(L, 1), "quench.http._read_head", NULL,
-                        read_head_k);
 }
 
 /* ---- the head's fields ---- */
@@ -261,7 +206,7 @@ static int l_raw_target(lua_State *L) {
 }
 
 /* Push minor, keep_alive, content_length (-1: none), chunked,
-   expect_continue, is_head: what _read_head returns after the head. */
+   expect_continue, is_head: what lot:next returns after the head. */
 static int push_framing(lua_State *L, const lq_head *u) {
   unsigned f = u->h.flags;
   int keep = u->h.minor == 1 ? !(f & QN_HTTP_CLOSE) : ((f & QN_HTTP_KEEP_ALIVE) && !(f & QN_HTTP_CLOSE));
@@ -426,7 +371,7 @@ static int body_step(lua_State *L, int head_idx, qn_stream *s, size_t max) {
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, in);
   memcpy(p, d, in);
-  r = qn_http_chunked_decode(&u->dec, p, &out, &left);
+  r = qn_http_chunked_decode(u->dec, p, &out, &left);
   if (r == QN_HTTP_E_BAD) {
     luaL_pushresultsize(&b, 0);
     lua_pop(L, 1);
@@ -516,88 +461,72 @@ static int l_body_some(lua_State *L) {
   return 1;
 }
 
-/* ---- a request's handler and its client ---- */
+/* ---- connections between requests, watched from C ---- */
 
-/* _wait_handler(stream, task, cap): 1 (the handler ended) or 2 (the
-   client went away): one lq_obj_kind given the stream, with a direct form
-   only; its operands are the stream at 1, the handler's task at 2 and the
-   cap at 3. The wait is one core future (qn_http_handler_new): the task's
-   join and the stream's going away. */
-static void handler_check(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)obj, (void)op;
-  lq_task *h = lua_touserdata(L, 2);
-  if (!lq_task_in(h, c->rt)) luaL_error(L, "quench.http: the task belongs to another runtime");
-  if (h == lq_coro_task(c)) luaL_error(L, "quench.http: a task cannot wait for itself");
-}
+/* Every connection of a server has an entry in the server's lot for its
+   whole life, and no task of its own: between requests the entry's watch
+   (a core head future, lua/http.c's one per connection) waits for a whole
+   head, a limit, the end or the deadline (header_timeout for a new
+   connection or a pipelined head, keepalive_timeout for an idle one);
+   while a request is handled the same watch, switched in place, waits for
+   the client to go away. The lot's one waiter, a task of the server
+   (lot:next), is woken only when an entry's watch is ready, and is handed
+   the connection with what happened: a head (taken here, with its framing,
+   so the waiter spawns the handler's task at once), a bad head, a head cut
+   short by the deadline, the end, or the client gone while its request is
+   handled. So a request costs its handler's task and nothing more, and an
+   idle connection costs the stream, its watch and this entry, as nginx
+   parks one.
 
-static qn_future *handler_start(lua_State *L, void *obj, int op, lq_coro *c) {
-  (void)op, (void)c;
-  return qn_http_handler_new(lq_core_task((lq_task *)lua_touserdata(L, 2)), ((lq_stream *)obj)->s,
-                             (size_t)lua_tointeger(L, 3));
-}
-
-static int handler_finish(lua_State *L, void *obj, int op, qn_future *f) {
-  (void)obj, (void)op;
-  lua_pushinteger(L, qn_http_handler_winner(f));
-  return 1;
-}
-
-static const lq_obj_kind handler_kind = LQ_OBJ_KIND("http handler", handler_check, handler_start,
-                                                    handler_finish, NULL);
-LQ_OBJ_PERFORM_K(wait_handler_k, handler_kind)
-
-static int l_wait_handler(lua_State *L) {
-  check_stream(L, 1, "quench.http._wait_handler");
-  lq_check_task(L, 2);
-  lua_Integer cap = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, cap >= 1, 3, "must be at least 1");
-  lq_coro *c = lq_await_ctx(L, "quench.http._wait_handler");
-  lua_settop(L, 3);
-  lua_pushinteger(L, cap);
-  lua_replace(L, 3);                    /* an integer, whatever the argument's type */
-  return lq_obj_perform(L, c, &handler_kind, lua_touserdata(L, 1), "quench.http._wait_handler",
-                        NULL, wait_handler_k);
-}
-
-/* ---- idle keep-alive connections, parked without a task ---- */
-
-/* A keep-alive connection idle for `idle_park` seconds gives up its task
-   (its coroutine, its stack, its connection table: ~1.3 KB, most of an
-   idle connection) and is parked in the server's lot: what is left is the
-   stream, a head future watching it (the same "a whole head, a limit, the
-   end or the deadline" as _read_head's) and an entry here. The lot's one
-   waiter (a task of the server, lot:next) is woken only when an entry's
-   head future is ready, and hands the stream back to Lua, which spawns a
-   connection task for it (or closes it: EOF, an error, keepalive_timeout
-   with nothing sent). nginx parks a connection the same way between
-   requests.
-
-   The lot's user value 1 is a table entry (light userdata) -> stream
-   userdata: it keeps each parked stream alive and gives it back. */
+   The lot's user value 1 is a table of references (luaL_ref: integer keys
+   reused, no rehash as connections come and go) to the connections'
+   tables, each of which holds its stream: what keeps the stream alive.
+   Lua knows an entry as a light userdata. A method given an entry checks it maps
+   to the connection given with it, so a stale entry is never used. */
 #define LQ_LOT "quench_internal.http_lot"
 
-enum { AT_PARKED, AT_WOKEN, AT_READY };
+enum { AT_PARKED, AT_WOKEN, AT_READY, AT_HELD, AT_FRESH, AT_LISTS };
+
+/* What lot:next hands back, with the connection. */
+enum { NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE };
 
 typedef struct lot_entry {
-  qn_waker waker;           /* first: what the head future wakes */
+  qn_waker waker;           /* first: what the watch wakes */
   struct lot_entry *prev, *next;
   struct lq_lot *lot;
-  qn_future *head;          /* NULL once ready */
+  qn_future *watch;         /* the head or gone watch; NULL once not needed */
   qn_stream *s;
-  lua_Integer served;       /* requests the connection served (max_requests) */
-  int result;               /* the head future's result, once ready */
-  uint8_t at, rewoken;
+  int result;               /* the watch's result, once ready */
+  int ref;                  /* the connection's reference in the lot's user value */
+  lua_Integer served;       /* requests whose head was taken (max_requests) */
+  uint64_t deadline;        /* while in a deadline queue: when its head is late */
+  struct lot_entry *dprev, *dnext;  /* its deadline queue's links, or NULL */
+  uint8_t at, rewoken, busy;  /* busy: a request is being handled (a gone watch) */
 } lot_entry;
 
 typedef struct lq_lot {
   qn_future wait;           /* what lot:next awaits: the lot's own, dropping it drops nothing */
   qn_waker *waiter;         /* lot:next's task while it waits */
-  lot_entry lists[3];       /* sentinels of the parked, woken and ready lists */
+  lot_entry lists[AT_LISTS];  /* sentinels: watching, woken, ready, held (no watch),
+                                 fresh (a gone watch not polled yet) */
   size_t n;
   int closed, waiting;
+  int defer;                /* the wait's first poll: leave the fresh entries to the next */
   lq_runtime *rt;           /* the runtime of its entries' futures */
   lua_Alloc alloc;
   void *alloc_ud;
+  uint64_t limits;          /* pack_limits of the server's max_line, max_head, max_headers */
+  int64_t max_body;
+  uint64_t header_ns, keepalive_ns;
+  lua_Integer max_requests; /* per connection, 0: no limit */
+  /* The heads' deadlines: two queues, header_timeout's and
+     keepalive_timeout's, each in deadline order by construction (an entry
+     joins at the tail with now + the queue's constant), and one timer for
+     the earliest, armed only while lot:next waits: no timer per waiting
+     head, and nothing to do per request but link and unlink. */
+  lot_entry dq[2];          /* sentinels */
+  qn_future *timer;         /* a sleep until timer_at, polled with the waiter's waker */
+  uint64_t timer_at;
 } lq_lot;
 
 static void le_unlink(lot_entry *e) {
@@ -614,6 +543,68 @@ static void le_push(lq_lot *lot, lot_entry *e, int at) {
   e->at = (uint8_t)at;
 }
 
+static void le_move(lq_lot *lot, lot_entry *e, int at) {
+  le_unlink(e);
+  le_push(lot, e, at);
+}
+
+/* Leave the deadline queue (if in one). */
+static void dq_unlink(lot_entry *e) {
+  if (e->dnext == NULL) return;
+  e->dprev->dnext = e->dnext;
+  e->dnext->dprev = e->dprev;
+  e->dprev = e->dnext = NULL;
+}
+
+static int dq_empty(const lq_lot *lot, int q) { return lot->dq[q].dnext == &lot->dq[q]; }
+
+static void timer_drop(lq_lot *lot) {
+  if (lot->timer == NULL) return;
+  qn_drop(lot->timer);
+  lot->timer = NULL;
+}
+
+/* Whether the earliest deadline is armed: a timer at it, polled with the
+   waiter's waker (while lot:next waits); 1 if it has passed already. */
+static int timer_arm(lq_lot *lot) {
+  uint64_t at = QN_NEVER;
+  for (int q = 0; q < 2; q++)
+    if (!dq_empty(lot, q) && lot->dq[q].dnext->deadline < at) at = lot->dq[q].dnext->deadline;
+  if (at == QN_NEVER || lot->waiter == NULL) {
+    timer_drop(lot);
+    return 0;
+  }
+  if (lot->timer != NULL && lot->timer_at == at) return 0;   /* polled when armed */
+  timer_drop(lot);
+  lot->timer = qn_sleep_new(lot->rt->core, at);
+  if (lot->timer == NULL) return 1;           /* out of memory: look again at once */
+  lot->timer_at = at;
+  return qn_poll(lot->timer, lot->waiter) == QN_READY;
+}
+
+/* Join queue q (0: header_timeout, 1: keepalive_timeout) with deadline
+   now + ns; a new earliest deadline re-arms the timer of a waiting lot. */
+static void dq_push(lq_lot *lot, lot_entry *e, int q, uint64_t ns) {
+  dq_unlink(e);
+  e->deadline = lq_deadline_after(lot->rt, ns);
+  lot_entry *h = &lot->dq[q];
+  e->dprev = h->dprev;
+  e->dnext = h;
+  h->dprev->dnext = e;
+  h->dprev = e;
+  if (lot->waiter && (lot->timer == NULL || e->deadline < lot->timer_at) && timer_arm(lot))
+    qn_wake(lot->waiter);
+}
+
+/* An entry whose connection a task answers and closes: no watch (its
+   inner read would stand in the way of the task's reads). */
+static void entry_hold(lq_lot *lot, lot_entry *e) {
+  qn_drop(e->watch);
+  e->watch = NULL;
+  dq_unlink(e);
+  le_move(lot, e, AT_HELD);
+}
+
 static int le_empty(const lq_lot *lot, int at) { return lot->lists[at].next == &lot->lists[at]; }
 
 static void entry_wake(qn_waker *w) {
@@ -623,81 +614,174 @@ static void entry_wake(qn_waker *w) {
     if (e->at == AT_WOKEN) e->rewoken = 1;
     return;
   }
-  le_unlink(e);
-  le_push(lot, e, AT_WOKEN);
+  le_move(lot, e, AT_WOKEN);
   if (lot->waiter) qn_wake(lot->waiter);
 }
 
-/* Poll the woken entries' head futures: the ready ones move to the ready
-   list, the others back to the parked one. */
+/* Poll the woken entries' watches: the ready ones move to the ready list,
+   the others back to the watching one. */
 static void lot_sweep(lq_lot *lot) {
   while (!le_empty(lot, AT_WOKEN)) {
     lot_entry *e = lot->lists[AT_WOKEN].next;
     e->rewoken = 0;
-    if (qn_poll(e->head, &e->waker) == QN_READY) {
-      e->result = qn_http_head_result(e->head);
-      qn_drop(e->head);
-      e->head = NULL;
-      le_unlink(e);
-      le_push(lot, e, AT_READY);
+    if (qn_poll(e->watch, &e->waker) == QN_READY) {
+      e->result = qn_http_head_result(e->watch);
+      dq_unlink(e);
+      le_move(lot, e, AT_READY);
     } else if (!e->rewoken) {
-      le_unlink(e);
-      le_push(lot, e, AT_PARKED);
+      le_move(lot, e, AT_PARKED);
     }                                         /* rewoken: stays in the woken list */
   }
 }
 
-static int lot_poll(qn_future *f, qn_waker *wk) {
-  lq_lot *lot = (lq_lot *)f;
-  lot->waiter = wk;
-  lot_sweep(lot);
-  return lot->closed || !le_empty(lot, AT_READY) ? QN_READY : QN_PENDING;
+/* The entries whose head is late: ready, with ETIMEDOUT (their watch is
+   left as it is: it is switched or dropped when the connection is taken). */
+static void lot_expire(lq_lot *lot) {
+  uint64_t now = 0;
+  for (int q = 0; q < 2; q++) {
+    while (!dq_empty(lot, q)) {
+      lot_entry *e = lot->dq[q].dnext;
+      if (now == 0) now = qn_now(lot->rt->core);
+      if (e->deadline > now) break;
+      dq_unlink(e);
+      if (e->at == AT_PARKED || e->at == AT_WOKEN) {
+        e->result = UV_ETIMEDOUT;
+        le_move(lot, e, AT_READY);
+      }
+    }
+  }
 }
 
+/* Poll one entry's watch now (a watch just set up or switched): ready, it
+   goes to the ready list and the lot's waiter is woken (unless `quiet`:
+   the waiter is the caller); else it waits in the watching list. No
+   resume of the waiter just to register a watch. */
+static void entry_poll(lq_lot *lot, lot_entry *e, int quiet) {
+  le_move(lot, e, AT_WOKEN);
+  e->rewoken = 0;
+  if (qn_poll(e->watch, &e->waker) == QN_READY) {
+    e->result = qn_http_head_result(e->watch);
+    dq_unlink(e);
+    le_move(lot, e, AT_READY);
+  } else if (!e->rewoken) {
+    le_move(lot, e, AT_PARKED);
+    return;
+  }
+  if (!quiet && lot->waiter) qn_wake(lot->waiter);
+}
+
+/* A request's gone watch is first polled after its handler's task has had
+   its first turn: the wait's first poll (as lot:next starts to wait, the
+   handlers just spawned not run yet) wakes the waiter again instead, so
+   the next poll comes after them (the run queue is FIFO). A handler that
+   answers without waiting hands its connection back before then, and its
+   gone watch is never polled: two polls of a watch fewer per request. */
+static void lot_poll_fresh(lq_lot *lot, qn_waker *wk) {
+  if (le_empty(lot, AT_FRESH)) return;
+  if (lot->defer) {
+    lot->defer = 0;
+    qn_wake(wk);
+    return;
+  }
+  while (!le_empty(lot, AT_FRESH)) entry_poll(lot, lot->lists[AT_FRESH].next, 1);
+}
+
+static int lot_poll(qn_future *f, qn_waker *wk) {
+  lq_lot *lot = (lq_lot *)f;
+  if (lot->waiter != wk) timer_drop(lot);     /* armed with another waker */
+  lot->waiter = wk;
+  do {
+    lot_poll_fresh(lot, wk);
+    lot_sweep(lot);
+    lot_expire(lot);
+    if (lot->closed || !le_empty(lot, AT_READY)) return QN_READY;
+  } while (timer_arm(lot));
+  return QN_PENDING;
+}
+
+/* The timer is polled with the waiter's waker: it goes with the wait. */
 static void lot_wait_drop(qn_future *f) {
   lq_lot *lot = (lq_lot *)f;
+  timer_drop(lot);
   lot->waiter = NULL;
   lot->waiting = 0;
 }
 
 static const qn_future_vt lot_vt = { lot_poll, lot_wait_drop };
 
-static lq_lot *check_lot(lua_State *L, int idx) { return luaL_checkudata(L, idx, LQ_LOT); }
+/* A lot's first word is its wait's vtable: its tag (no look-up by name
+   on the per-request path). */
+static lq_lot *check_lot(lua_State *L, int idx) {
+  lq_lot *lot = lq_toudata(L, idx, &lot_vt, sizeof(lq_lot));
+  if (lot == NULL) luaL_typeerror(L, idx, LQ_LOT);
+  return lot;
+}
 
 static void entry_free(lq_lot *lot, lot_entry *e) {
-  if (e->head) qn_drop(e->head);
+  if (e->watch) qn_drop(e->watch);
+  dq_unlink(e);
   le_unlink(e);
   lot->n--;
   lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
 }
 
-/* _lot() -> a lot */
+/* Forget entry e (its reference in the table at t, the lot's user value). */
+static void entry_forget(lua_State *L, lq_lot *lot, int t, lot_entry *e) {
+  luaL_unref(L, t, e->ref);
+  entry_free(lot, e);
+}
+
+/* Watch for the next head, in deadline queue q: 0 (header_timeout) if
+   bytes of it are buffered already (a pipelined head), 1
+   (keepalive_timeout) if the connection is idle. */
+static void entry_watch_head(lq_lot *lot, lot_entry *e, int q) {
+  qn_stream_shrink(e->s);                     /* idle: hold no read buffer meanwhile */
+  qn_http_watch_head(e->watch, lim_line(lot->limits), lim_head(lot->limits), 0);
+  e->busy = 0;
+  dq_push(lot, e, q, q ? lot->keepalive_ns : lot->header_ns);
+  entry_poll(lot, e, 0);
+}
+
+/* _lot(max_line, max_head, max_headers, max_body, header_timeout,
+   keepalive_timeout, max_requests) -> a lot with the server's limits */
 static int l_lot(lua_State *L) {
+  size_t max_line = check_size(L, 1, 16, 0xfffff);
+  size_t max_head = check_size(L, 2, 16, 0xffffffff);
+  size_t max_fields = check_size(L, 3, 1, QN_HTTP_FIELDS_MAX);
+  lua_Integer max_body = luaL_checkinteger(L, 4);
+  luaL_argcheck(L, max_body >= 0, 4, "must not be negative");
+  uint64_t header_ns = lq_check_seconds(L, 5), keepalive_ns = lq_check_seconds(L, 6);
+  lua_Integer max_requests = luaL_checkinteger(L, 7);
+  luaL_argcheck(L, max_requests >= 0, 7, "must not be negative");
   lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 1);
   memset(lot, 0, sizeof *lot);
   lot->wait.vt = &lot_vt;
-  for (int i = 0; i < 3; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
+  for (int i = 0; i < AT_LISTS; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
+  for (int q = 0; q < 2; q++) lot->dq[q].dprev = lot->dq[q].dnext = &lot->dq[q];
   lot->alloc = lua_getallocf(L, &lot->alloc_ud);
+  lot->limits = pack_limits(max_line, max_head, max_fields);
+  lot->max_body = max_body;
+  lot->header_ns = header_ns;
+  lot->keepalive_ns = keepalive_ns;
+  lot->max_requests = max_requests;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   luaL_setmetatable(L, LQ_LOT);
   return 1;
 }
 
-/* lot:park(stream, seconds, served, max_line, max_head) -> true, or nil,
-   msg, code (out of memory; the stream is still the caller's) */
-static int l_park(lua_State *L) {
+/* lot:add(conn, stream) -> entry (a light userdata), or nil, msg, code
+   (out of memory; the stream is still the caller's). The connection's
+   first head is watched for, within header_timeout. */
+static int l_add(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
-  qn_stream *s = check_stream(L, 2, "quench.http._lot:park");
-  uint64_t ns = lq_check_seconds(L, 3);
-  lua_Integer served = luaL_checkinteger(L, 4);
-  size_t max_line = check_size(L, 5, 16, 0xfffff);
-  size_t max_head = check_size(L, 6, 16, 0xffffffff);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  qn_stream *s = check_stream(L, 3, "quench.http._lot:add");
   lq_runtime *rt = lq_module_of(L)->rt;
-  if (rt == NULL) return luaL_error(L, "quench.http._lot:park: outside quench.run");
-  if (lot->closed) return luaL_error(L, "quench.http._lot:park: the lot is closed");
+  if (rt == NULL) return luaL_error(L, "quench.http._lot:add: outside quench.run");
+  if (lot->closed) return luaL_error(L, "quench.http._lot:add: the lot is closed");
   if (lot->rt != NULL && lot->rt != rt)
-    return luaL_error(L, "quench.http._lot:park: the lot belongs to another runtime");
+    return luaL_error(L, "quench.http._lot:add: the lot belongs to another runtime");
   lot->rt = rt;
   lot_entry *e = lot->alloc(lot->alloc_ud, NULL, 0, sizeof *e);
   if (e == NULL) return lq_push_fail(L, UV_ENOMEM);
@@ -705,45 +789,115 @@ static int l_park(lua_State *L) {
   e->waker.wake = entry_wake;
   e->lot = lot;
   e->s = s;
-  e->served = served;
-  qn_stream_shrink(s);                        /* idle: no read buffer meanwhile */
-  e->head = qn_http_head_new(s, max_line, max_head, lq_deadline_after(rt, ns));
-  if (e->head == NULL) {
+  e->watch = qn_http_head_new(s, lim_line(lot->limits), lim_head(lot->limits), 0);
+  if (e->watch == NULL) {
     lot->alloc(lot->alloc_ud, e, sizeof *e, 0);
     return lq_push_fail(L, UV_ENOMEM);
   }
   lua_getiuservalue(L, 1, 1);
   lua_pushvalue(L, 2);
-  lua_rawsetp(L, -2, e);
+  e->ref = luaL_ref(L, -2);
   lot->n++;
-  le_push(lot, e, AT_WOKEN);                  /* its first poll registers its waker */
-  if (lot->waiter) qn_wake(lot->waiter);
+  le_push(lot, e, AT_PARKED);
+  dq_push(lot, e, 0, lot->header_ns);
+  entry_poll(lot, e, 0);
+  lua_pushlightuserdata(L, e);
+  return 1;
+}
+
+/* The entry at idx, or NULL for false (a connection the lot gave back).
+   An entry lives until lot:remove, lot:close_idle or lot:close frees it,
+   and the Lua side (lua/quench/http.lua, the lot's one user) sets a
+   connection's entry to false as those return, so an entry it passes is
+   alive: no look-up to check it on the per-request path. */
+static lot_entry *check_entry(lua_State *L, int idx) {
+  lot_entry *e = lua_touserdata(L, idx);
+  if (e == NULL && lua_toboolean(L, idx)) luaL_typeerror(L, idx, "a connection's entry or false");
+  return e;
+}
+
+/* lot:park(entry) -> true: the connection's request is done and it stays
+   open: watch for its next head. false if the lot is closed or the entry
+   false (the caller closes the connection). */
+static int l_park(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lot_entry *e = check_entry(L, 2);
+  if (e == NULL || lot->closed || e->watch == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  entry_watch_head(lot, e, qn_stream_buffered(e->s) > 0 ? 0 : 1);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Push the first ready entry's stream, what to do with it (1: a head or a
-   bad one to answer, 2: keepalive_timeout inside a head: 408, 0: close)
-   and its served count; free the entry. */
+/* lot:remove(entry): forget a connection being closed (its stream is the
+   caller's to close); nothing for false. */
+static int l_remove(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lot_entry *e = check_entry(L, 2);
+  if (e != NULL) {
+    lua_getiuservalue(L, 1, 1);
+    entry_forget(L, lot, lua_gettop(L), e);
+  }
+  return 0;
+}
+
+/* Push what the first ready entry says, the connection first (see
+   lot:next); nil once the lot is closed. */
 static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
   if (le_empty(lot, AT_READY)) {              /* closed */
     lua_pushnil(L);
     return 1;
   }
   lot_entry *e = lot->lists[AT_READY].next;
-  int r = e->result, kind = 0;
-  if (r == 0 || qn_http_is_error(r)) kind = 1;
-  else if (r == UV_ETIMEDOUT && qn_stream_buffered(e->s) > 0) kind = 2;
-  lua_Integer served = e->served;
   lua_getiuservalue(L, lot_idx, 1);
-  lua_rawgetp(L, -1, e);                      /* the stream */
-  lua_pushnil(L);
-  lua_rawsetp(L, -3, e);
-  lua_remove(L, -2);
-  entry_free(lot, e);
-  lua_pushinteger(L, kind);
-  lua_pushinteger(L, served);
-  return 3;
+  lua_rawgeti(L, -1, e->ref);                 /* the connection */
+  lua_remove(L, -2);                          /* the table, now: nothing above it to move */
+  int t = lua_gettop(L);                      /* the connection's index */
+  int r = e->result;
+  if (e->busy) {                              /* its client left while its request is handled */
+    le_move(lot, e, AT_HELD);
+    lua_pushinteger(L, NEXT_GONE);
+    return 2;
+  }
+  if (r == 0 || qn_http_is_error(r)) {
+    lua_pushinteger(L, NEXT_HEAD);
+    int n = take_head(L, e->s, lot->limits, lot->max_body);
+    if (n == 7 && ((lq_head *)lua_touserdata(L, -7))->h.content_length > lot->max_body) {
+      lua_settop(L, t);                       /* a body over max_body: 413 */
+      lua_pushinteger(L, NEXT_BAD);
+      lua_pushinteger(L, 413);
+      lua_pushliteral(L, "request body over the limit");
+      entry_hold(lot, e);
+      return 4;
+    }
+    if (n == 7) {                             /* a head: watch for the client leaving meanwhile */
+      if (lot->max_requests > 0 && ++e->served >= lot->max_requests) {
+        lua_pushboolean(L, 0);                /* the last one: keep is false */
+        lua_replace(L, -6);
+      }
+      qn_http_watch_gone(e->watch, lim_head(lot->limits));
+      e->busy = 1;
+      le_move(lot, e, AT_FRESH);              /* polled once its handler has run (lot_poll) */
+      return 9;
+    }
+    if (n == 3 && lua_type(L, -3) == LUA_TBOOLEAN) {   /* false, status, msg */
+      lua_pushinteger(L, NEXT_BAD);
+      lua_replace(L, -5);
+      lua_remove(L, -3);                      /* conn, 3, status, msg */
+      entry_hold(lot, e);
+      return 4;
+    }
+    lua_pop(L, n < 0 ? 1 : n + 1);            /* a failure, or no head after all: close */
+  } else if (r == UV_ETIMEDOUT && qn_stream_buffered(e->s) > 0) {
+    entry_hold(lot, e);                       /* keepalive_timeout inside a head: 408 */
+    lua_pushinteger(L, NEXT_LATE);
+    return 2;
+  }
+  entry_hold(lot, e);                         /* EOF, an error, idle too long: the caller closes */
+  lua_pushinteger(L, NEXT_CLOSE);
+  return 2;
 }
 
 static void lot_check(lua_State *L, void *obj, int op, lq_coro *c) {
@@ -754,6 +908,8 @@ static void lot_check(lua_State *L, void *obj, int op, lq_coro *c) {
 static int lot_now(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)op, (void)c;
   lq_lot *lot = obj;
+  lot_sweep(lot);
+  lot_expire(lot);
   if (lot->closed || !le_empty(lot, AT_READY)) return take_ready(L, lot, 1);
   return -1;
 }
@@ -762,6 +918,7 @@ static qn_future *lot_start(lua_State *L, void *obj, int op, lq_coro *c) {
   (void)L, (void)op, (void)c;
   lq_lot *lot = obj;
   lot->waiting = 1;
+  lot->defer = 1;
   return &lot->wait;
 }
 
@@ -770,12 +927,18 @@ static int lot_finish(lua_State *L, void *obj, int op, qn_future *f) {
   return take_ready(L, obj, 1);
 }
 
-static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http idle connections", lot_check, lot_start,
+static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http connections", lot_check, lot_start,
                                                 lot_finish, lot_now);
 LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
 
-/* lot:next() -> stream, kind, served: the next parked connection whose
-   head arrived (or that ended); nil once the lot is closed. */
+/* lot:next() -> conn, what: the next connection whose watch is ready.
+   what: 1 (a head: then the head and its framing, as push_framing: minor,
+   keep (false for the connection's max_requests-th), content_length,
+   chunked, expect_continue, is_head), 2
+   (keepalive_timeout inside a head: answer 408), 3 (a bad head: then
+   status, message), 4 (the client left while its request is handled), 0
+   (EOF, an error, idle past keepalive_timeout: close it).
+   nil once the lot is closed. */
 static int l_lot_next(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
   lq_coro *c = lq_await_ctx(L, "quench.http._lot:next");
@@ -783,22 +946,44 @@ static int l_lot_next(lua_State *L) {
   return lq_obj_perform(L, c, &lot_kind, lot, "quench.http._lot:next", NULL, lot_next_k);
 }
 
-/* Drop every entry; push nothing. */
+/* lot:close_idle() -> the connections with no request being handled (the
+   caller sets their entries to false and closes them); the lot frees their
+   entries. */
+static int l_close_idle(lua_State *L) {
+  lq_lot *lot = check_lot(L, 1);
+  lua_settop(L, 1);
+  lua_newtable(L);
+  lua_getiuservalue(L, 1, 1);
+  int k = 0;
+  for (int i = 0; i < AT_LISTS; i++)
+    for (lot_entry *e = lot->lists[i].next, *nx; e != &lot->lists[i]; e = nx) {
+      nx = e->next;
+      if (e->busy || i == AT_HELD) continue;
+      lua_rawgeti(L, 3, e->ref);
+      lua_rawseti(L, 2, ++k);
+      entry_forget(L, lot, 3, e);
+    }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Drop every entry and the timer; push nothing. */
 static void lot_clear(lq_lot *lot) {
-  for (int i = 0; i < 3; i++)
+  timer_drop(lot);
+  for (int i = 0; i < AT_LISTS; i++)
     while (!le_empty(lot, i)) entry_free(lot, lot->lists[i].next);
 }
 
-/* lot:close() -> the list of the streams it held (the caller closes them);
-   a waiting lot:next returns nil. */
+/* lot:close() -> the connections it held (the caller sets their entries
+   to false and closes them); a waiting lot:next returns nil. */
 static int l_lot_close(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
   lua_createtable(L, (int)lot->n, 0);
   int k = 0;
   lua_getiuservalue(L, 1, 1);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < AT_LISTS; i++)
     for (lot_entry *e = lot->lists[i].next; e != &lot->lists[i]; e = e->next) {
-      lua_rawgetp(L, -1, e);
+      lua_rawgeti(L, -1, e->ref);
       lua_rawseti(L, -3, ++k);
     }
   lua_pop(L, 1);
@@ -810,7 +995,7 @@ static int l_lot_close(lua_State *L) {
   return 1;
 }
 
-/* lot:count() -> connections parked (ready ones not taken included) */
+/* lot:count() -> connections it holds */
 static int l_lot_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_lot(L, 1)->n);
   return 1;
@@ -820,7 +1005,7 @@ static int l_lot_count(lua_State *L) {
    this is for a lot dropped without it, which then holds no entry. */
 static int l_lot_gc(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
-  if (lot->n > 0 && lq_module_of(L)->rt == lot->rt) lot_clear(lot);
+  if (lq_module_of(L)->rt == lot->rt) lot_clear(lot);
   return 0;
 }
 
@@ -970,14 +1155,14 @@ static const luaL_Reg head_methods[] = {
 };
 
 static const luaL_Reg lot_methods[] = {
-  {"park", l_park}, {"next", l_lot_next}, {"close", l_lot_close}, {"count", l_lot_count},
-  {NULL, NULL}
+  {"add", l_add}, {"park", l_park}, {"remove", l_remove}, {"next", l_lot_next},
+  {"close_idle", l_close_idle}, {"close", l_lot_close}, {"count", l_lot_count}, {NULL, NULL}
 };
 
 static const luaL_Reg lot_meta[] = { {"__gc", l_lot_gc}, {NULL, NULL} };
 
 static const luaL_Reg functions[] = {
-  {"_read_head", l_read_head}, {"_wait_handler", l_wait_handler}, {"_lot", l_lot},
+  {"_lot", l_lot},
   {NULL, NULL}
 };
 

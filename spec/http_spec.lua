@@ -363,23 +363,43 @@ print("|".join(out))
       return head, len and c:read(len)
     end
 
-    it("parks an idle keep-alive connection without a task after idle_park, and serves it again",
+    it("gives a new connection no task while its head comes, and closes it at header_timeout",
        T(function()
-      local _, port, stop = start(hello, { keepalive_timeout = 10, idle_park = 0.05, max_requests = 3 })
+      local _, port, stop = start(hello, { header_timeout = 0.3 })
+      quench.sleep(0.05)
+      local before = #quench.tasks()                  -- the server's own tasks
+      local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      local d <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      d:write("GET / HTTP/1.1\r\nHo")                -- part of a head
+      quench.sleep(0.1)
+      assert.equal(before, #quench.tasks())           -- watched from C, no task each
+      local ok, rest = quench.timeout(3, c.read, c, "a")
+      assert.truthy(ok)
+      assert.equal("", rest)                          -- nothing came: closed without an answer
+      local ok2, out = quench.timeout(3, d.read, d, "a")
+      assert.truthy(ok2)
+      assert.equal(408, status_of(out))               -- part of a head: 408
+      stop()
+    end))
+
+    it("keeps an idle keep-alive connection without a task, and serves it again", T(function()
+      local _, port, stop = start(hello, { keepalive_timeout = 10, max_requests = 3 })
+      quench.sleep(0.05)
+      local before = #quench.tasks()                  -- the server's own tasks
       local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
       c:write("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
       local head, body = read_hello(c)
       assert.equal(200, status_of(head))
       assert.equal("hello GET /a\n", body)
-      local before = #quench.tasks()                  -- its task waits for the next head
-      quench.sleep(0.3)
-      assert.equal(before - 1, #quench.tasks())       -- parked: no task of its own
+      quench.sleep(0.05)
+      assert.equal(before, #quench.tasks())           -- parked: no task of its own
       c:write("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
       head, body = read_hello(c)
       assert.equal("hello GET /b\n", body)
       assert.falsy(head:find("Connection: close", 1, true))
-      quench.sleep(0.3)                               -- parked again
-      -- max_requests counts the requests served before parking: this is the third
+      quench.sleep(0.05)
+      assert.equal(before, #quench.tasks())           -- parked again
+      -- max_requests counts every request of the connection: this is the third
       c:write("GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
       head, body = read_hello(c)
       assert.equal("hello GET /c\n", body)
@@ -723,7 +743,7 @@ print("|".join(out))
 
     it("parks an idle TLS connection and serves its next request", T(function()
       local _, port, stop = start(function(req, res) res:finish("secret " .. req.path .. "\n") end,
-        { tls = { certificate = pki.server.cert, key = pki.server.key }, idle_park = 0.05 })
+        { tls = { certificate = pki.server.cert, key = pki.server.key } })
       local c <close> = assert(quench.tls.connect("127.0.0.1", port, { cafile = pki.ca.cert }))
       local function get(path)
         c:write("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -732,10 +752,10 @@ print("|".join(out))
         local len = tonumber(table.concat(lines, "\n"):match("Content%-Length: (%d+)"))
         return len and c:read(len)
       end
-      assert.equal("secret /a\n", get("/a"))
       local before = #quench.tasks()
-      quench.sleep(0.3)
-      assert.equal(before - 1, #quench.tasks())       -- parked
+      assert.equal("secret /a\n", get("/a"))
+      quench.sleep(0.05)
+      assert.equal(before, #quench.tasks())           -- parked: no task of its own
       assert.equal("secret /b\n", get("/b"))
       stop()
     end))

@@ -947,6 +947,12 @@ int qn_http_head_result(const qn_future *head);
    buffered; consumes nothing. Past `cap` buffered bytes it stops watching
    (stays pending) rather than buffer a flood. */
 qn_future *qn_http_gone_new(qn_stream *s, size_t cap);
+/* Turn a head or gone future of these two (ready or not) into a head
+   watch with these limits and deadline, or into a gone watch with this
+   cap: a connection's one watch, switched between requests and while one
+   is handled, without an allocation. */
+void qn_http_watch_head(qn_future *f, size_t max_line, size_t max_head, uint64_t deadline);
+void qn_http_watch_gone(qn_future *f, size_t cap);
 /* Ready when task t is done (winner 1) or the peer of s has gone, as
    qn_http_gone_new (winner 2); t wins a tie. One future: a server's wait
    for "the handler ended or its client left", made once per request. */

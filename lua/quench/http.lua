@@ -1,32 +1,30 @@
 -- quench.http: an HTTP/1.x server. Loaded by luaopen_quench with the module.
 --
--- One task accepts; one task per connection reads request heads (parsed in
--- C by lua/http.c over picohttpparser) and, for each request, spawns the
--- handler in a task of its own and waits for it or for the client to go
--- away, whichever comes first. Requests on a connection are handled one
--- after the other, so pipelined requests are answered in order; their bytes
--- wait in the stream's buffer meanwhile. A keep-alive connection idle for
--- `idle_park` seconds ends its task and is parked in the server's lot
--- (lua/http.c): C watches its socket, and one task of the server, woken
--- only when a parked connection's whole head has arrived (or it ended or
--- timed out), spawns a connection task for it again.
+-- One task accepts; no connection has a task of its own. Every connection
+-- has an entry in the server's lot (lua/http.c) for its whole life: C
+-- watches its socket for the next whole head (parsed there, over
+-- picohttpparser) and, while a request is handled, for the client going
+-- away. One task of the server (dispatch) is woken only when a watch is
+-- ready: for a head it spawns the handler in a task of its own, which
+-- writes the response and hands the connection back to the lot for its
+-- next head (pipelined requests are answered in order: their bytes wait
+-- in the stream's buffer meanwhile) or closes it; a bad or late head gets
+-- a task that answers it and closes.
 --
 -- Cancellation: a client that goes away (EOF or an error on its socket)
 -- while its handler runs gets the handler cancelled (h:cancel with
 -- CLIENT_GONE; after `cancel_grace` seconds it is aborted); server:stop()
--- closes the listener, aborts idle connections at once, lets requests in
+-- closes the listener and idle connections at once, lets requests in
 -- flight finish for `grace` seconds, then aborts what is left. A handler's
--- task is held in a <close> variable of its connection's task, so no
--- handler outlives its connection.
+-- task holds its connection as a <close> value and server:close() closes
+-- every connection, so no handler outlives its connection.
 --
 -- docs/http.md is the guide; spec/http_spec.lua tests every line of it.
 local quench = ...
 
 local http = quench.http
-local read_head, wait_handler, send_head_c = http._read_head, http._wait_handler, http._send_head
-local new_lot = http._lot
-http._head_op, http._gone_op, http._handler_op = nil, nil, nil
-http._read_head, http._wait_handler, http._send_head, http._lot = nil, nil, nil, nil
+local send_head_c, new_lot = http._send_head, http._lot
+http._send_head, http._lot = nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -47,7 +45,7 @@ local DEFAULTS = {
   header_timeout = 10,          -- seconds to receive a whole head (from the first byte)
   body_timeout = 30,            -- seconds without a body byte while reading a body
   keepalive_timeout = 5,        -- seconds an idle keep-alive connection is kept
-  idle_park = 1,                -- seconds an idle keep-alive connection keeps its task
+  idle_park = 1,                -- accepted, no effect: every idle connection is parked at once
   cancel_grace = 5,             -- seconds a cancelled handler gets before it is aborted
   linger_timeout = 2,           -- seconds an error answer's connection drains the client
   grace = 10,                   -- server:stop's default grace
@@ -581,33 +579,6 @@ local function traceback(e)
   return e
 end
 
--- The body of a request's task: the handler, then whatever it left undone.
-local function run_handler(handler, req, res)
-  local ok, err = xpcall(handler, traceback, req, res)
-  if not ok then
-    if is_cancelled(err) then error(err, 0) end
-    report(req._conn, err, req)
-    if not res._started then
-      res._nh, res._length, res._status = 0, false, 500
-      res._conn.keep = false
-      res:finish("internal server error\n")
-    else
-      res._conn.keep = false              -- a response cut short: only closing says so
-      res._done = true
-    end
-    return
-  end
-  if not res._done then
-    if not res._started and req._status_hint then
-      res._nh, res._length, res._status = 0, false, req._status_hint
-      res._conn.keep = false
-      res:finish(STATUS[req._status_hint] .. "\n")
-    else
-      res:finish()
-    end
-  end
-end
-
 -- Read and drop what the handler left of the body, up to a bound; false
 -- if the connection cannot be reused.
 local function drain(req)
@@ -620,21 +591,27 @@ local function drain(req)
   end
 end
 
--- A connection leaves its server's set when its task ends, however it ends
--- (the conn table is its own <close> value: no defer, no closure), and its
--- stream is closed, unless it was parked (conn.stream = false): then the
--- server's lot holds it and it still counts as open.
-local Conn = {
-  __close = function(conn)
-    local server, stream = conn.server, conn.stream
-    server.conns[conn] = nil
-    if stream then
-      stream:close()
-      server.nconns = server.nconns - 1
-      server.changed:notify_all()
-    end
-  end,
-}
+-- Close a connection, once: its stream, its entry in the lot, its count.
+local function close_conn(conn)
+  local stream = conn.stream
+  if stream then
+    local server = conn.server
+    conn.stream = false
+    server.lot:remove(conn.e)
+    conn.e = false
+    stream:close()
+    server.nconns = server.nconns - 1
+    if server.watched then server.changed:notify_all() end
+  end
+end
+
+-- A connection has no task of its own: between requests the server's lot
+-- (lua/http.c) watches it from C. A task works for it only while a request
+-- is handled (the handler's) or an error is answered, and holds the
+-- connection's table as a <close> value: however that task ends (aborted
+-- included), the connection is closed, unless the task gave it back to the
+-- lot first (conn.task = false).
+local Conn = { __close = function(conn) if conn.task then close_conn(conn) end end }
 
 -- Close a connection after an error answer (400, 408, 413, 431, ...)
 -- without losing the answer: closing a socket whose input was not all read
@@ -658,85 +635,93 @@ local function lingering_close(stream, seconds)
   end)
 end
 
--- A connection's task: a new one (served nil), or one taken back from the
--- server's lot with `served` requests behind it (late: its keep-alive time
--- ran out inside a head).
-local function conn_main(server, stream, served, late)
-  local o = server.opts
-  -- eight fields, the most a table of eight hash slots holds (256 bytes;
-  -- nine made it 16 slots, 512 bytes per connection)
-  local conn <close> = setmetatable({ server = server, stream = stream, busy = false,
-                                      task = quench.current(), minor = 1, keep = true,
-                                      is_head = false, continue_due = false }, Conn)
-  server.conns[conn] = true
-  if not served then
-    served = 0
-    server.nconns = server.nconns + 1
+-- The task of an error answer: the answer, then a lingering close.
+local function answer_close(conn, status, msg)
+  local _conn <close> = conn
+  simple_response(conn.stream, status, msg, true)
+  lingering_close(conn.stream, conn.server.opts.linger_timeout)
+end
+
+-- A request's task: its handler, then whatever the handler left undone,
+-- then the connection is given back to the lot for its next head (the
+-- next pipelined one may be buffered already), or closed.
+local function run_request(res)
+  local req, conn = res._req, res._conn
+  local _conn <close> = conn
+  local server = conn.server
+  local ok, err = xpcall(server.handler, traceback, req, res)
+  if not ok then
+    if is_cancelled(err) then error(err, 0) end
+    report(conn, err, req)
+    if not res._started then
+      res._nh, res._length, res._status = 0, false, 500
+      conn.keep = false
+      res:finish("internal server error\n")
+    else
+      conn.keep = false                   -- a response cut short: only closing says so
+      res._done = true
+    end
+  elseif not res._done then
+    if not res._started and req._status_hint then
+      res._nh, res._length, res._status = 0, false, req._status_hint
+      conn.keep = false
+      res:finish(STATUS[req._status_hint] .. "\n")
+    else
+      res:finish()
+    end
   end
-  if late then
-    simple_response(stream, 408, "request timeout\n", true)
-    lingering_close(stream, o.linger_timeout)
-    return
+  if res._done and conn.keep and server.state == "serving"
+     and (not req._drain or req._head:body_done() or drain(req)) then
+    conn.task = false
+    if not server.lot:park(conn.e) then close_conn(conn) end
   end
-  local handler = server.handler
-  local max_line, max_head, max_headers, max_body = o.max_line, o.max_head, o.max_headers, o.max_body
-  local max_requests, idle_park, keepalive = o.max_requests, o.idle_park, o.keepalive_timeout
-  while server.state == "serving" do
-    conn.busy = false
-    -- the next head: within header_timeout of the connection's start, or
-    -- of the first byte of a pipelined one; an idle keep-alive connection
-    -- waits keepalive_timeout for its whole next head (one timer, not two),
-    -- the first idle_park seconds of it in this task, the rest parked in
-    -- the server's lot without one
-    local t, park = o.header_timeout, false
-    if served > 0 and stream:buffered() == 0 then
-      t = keepalive
-      if idle_park < keepalive then t, park = idle_park, true end
+end
+
+-- The client of a request in progress went away: cancel its handler, abort
+-- it after cancel_grace, then close (a handler cancelled before it ran has
+-- no <close> of its own to do it).
+local function client_gone(conn, h)
+  h:cancel(http.CLIENT_GONE)
+  if not timeout(conn.server.opts.cancel_grace, h:join_op()) then h:abort(http.CLIENT_GONE) end
+  -- unless h handed the connection back first (it ended in the meantime,
+  -- and the connection may serve a pipelined request in another task now)
+  if conn.task == h then close_conn(conn) end
+end
+
+local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
+
+-- The server's one task for its connections: woken by the lot when a
+-- connection's head has arrived (it spawns the handler's task), when a
+-- head is bad or late (a task answers it), when a client leaves.
+local function dispatch(server)
+  local lot = server.lot
+  while true do
+    local conn, what, head, minor, keep, clen, chunked, expect, is_head = lot:next()
+    if not conn then return end
+    if what == NEXT_HEAD then
+      conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
+      -- four fields, four hash slots; _drain: a body the handler may leave unread
+      local req = setmetatable({ _head = head, _conn = conn, _res = false,
+                                 _drain = clen > 0 or chunked }, Request)
+      -- the fields every response sets, eight (eight hash slots); _h, _close
+      -- and _date are added by the handlers that use them (nil reads as false)
+      local res = setmetatable({ _conn = conn, _req = req, _status = 200, _nh = 0,
+                                 _started = false, _done = false, _chunked = false,
+                                 _length = false }, Response)
+      req._res = res
+      conn.task = spawn(run_request, res)       -- one argument: one user value fewer
+    elseif what == NEXT_GONE then
+      local h = conn.task
+      if h then spawn(client_gone, conn, h) end
+    elseif what == NEXT_CLOSE then
+      close_conn(conn)
+    elseif what == NEXT_LATE then
+      conn.task = spawn(answer_close, conn, 408, "request timeout\n")
+    elseif what == NEXT_BAD and minor ~= "the connection ended inside a request head" then
+      conn.task = spawn(answer_close, conn, head, minor .. "\n")   -- 400, 413, 414, 431, 501
+    else
+      close_conn(conn)
     end
-    local head, minor, keep, clen, chunked, expect, is_head =
-      read_head(stream, max_line, max_head, max_headers, t, max_body)
-    if not head and park and keep == "ETIMEDOUT" and server.state == "serving"
-       and server.lot:park(stream, keepalive - idle_park, served, max_line, max_head) then
-      conn.stream = false                         -- the lot has it now
-      return
-    end
-    if not head then
-      local status, msg = minor, keep
-      if head == false then                       -- malformed or too large
-        if msg ~= "the connection ended inside a request head" then
-          simple_response(stream, status, msg .. "\n", true)
-          lingering_close(stream, o.linger_timeout)
-        end
-      elseif msg == "ETIMEDOUT" and stream:buffered() > 0 then
-        simple_response(stream, 408, "request timeout\n", true)
-        lingering_close(stream, o.linger_timeout)
-      end
-      break                                       -- or EOF, a socket error, idle too long
-    end
-    conn.busy = true
-    served = served + 1
-    conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
-    if max_requests > 0 and served >= max_requests then conn.keep = false end
-    if clen > max_body then
-      simple_response(stream, 413, "request body over the limit\n", true)
-      lingering_close(stream, o.linger_timeout)
-      break
-    end
-    local req = setmetatable({ _head = head, _conn = conn, _res = false }, Request)
-    -- the fields every response sets, eight (eight hash slots); _h, _close
-    -- and _date are added by the handlers that use them (nil reads as false)
-    local res = setmetatable({ _conn = conn, _req = req, _status = 200, _nh = 0,
-                               _started = false, _done = false, _chunked = false,
-                               _length = false }, Response)
-    req._res = res
-    local h <close> = spawn(run_handler, handler, req, res)
-    if wait_handler(stream, h, max_head) == 2 then   -- the client went away
-      h:cancel(http.CLIENT_GONE)
-      if not timeout(o.cancel_grace, h:join_op()) then h:abort(http.CLIENT_GONE) end
-      break
-    end
-    if not res._done or not conn.keep then break end
-    if (clen > 0 or chunked) and not head:body_done() and not drain(req) then break end
   end
 end
 
@@ -744,18 +729,16 @@ end
 -- Servers
 ---------------------------------------------------------------------------
 
+-- Wait until a connection closes. Closing notifies only once something
+-- has waited (serve at max_connections, or at its end; stop): not on every
+-- `Connection: close` request.
+local function changed(server)
+  server.watched = true
+  server.changed:notified()
+end
+
 local Server = {}
 Server.__index = Server
-
--- Close a server's parked (idle) connections.
-local function close_parked(server)
-  local streams = server.lot:close()
-  for i = 1, #streams do streams[i]:close() end
-  if #streams > 0 then
-    server.nconns = server.nconns - #streams
-    server.changed:notify_all()
-  end
-end
 Server.__name = "quench.http.server"
 
 --- Listen on host and port (or a Unix socket, host "unix:/path"): a
@@ -776,8 +759,11 @@ function http.listen(host, port, opts)
     l, msg, code = quench.tcp.listen(host, port, lopts)
   end
   if not l then return nil, msg, code end
-  return setmetatable({ listener = l, opts = o, conns = {}, nconns = 0, state = "ready",
-                        changed = quench.notify(), unix = path or nil, lot = new_lot() }, Server)
+  local lot = new_lot(o.max_line, o.max_head, o.max_headers, o.max_body, o.header_timeout,
+                      o.keepalive_timeout, o.max_requests)
+  return setmetatable({ listener = l, opts = o, nconns = 0, state = "ready",
+                        changed = quench.notify(), watched = false, unix = path or nil,
+                        lot = lot }, Server)
 end
 
 --- The address the server listens on: host, port.
@@ -801,36 +787,36 @@ function Server:serve(handler)
     end)
   end
   local _sig <close> = sig
-  -- the parked connections' one waiter: a task for each that wakes
-  local lot = self.lot
-  local _parker <close> = spawn(function()
-    while true do
-      local s, kind, served = lot:next()
-      if not s then return end
-      if kind == 0 then                       -- EOF, an error, keepalive_timeout: close
-        s:close()
-        self.nconns = self.nconns - 1
-        self.changed:notify_all()
-      else
-        spawn(conn_main, self, s, served, kind == 2)
-      end
-    end
-  end)
-  local listener, max_conns = self.listener, self.opts.max_connections
+  local _dispatch <close> = spawn(dispatch, self)
+  local listener, lot, max_conns = self.listener, self.lot, self.opts.max_connections
   while self.state == "serving" do
     while max_conns > 0 and self.nconns >= max_conns and self.state == "serving" do
-      self.changed:notified()                 -- at the limit: accept again when one ends
+      changed(self)                         -- at the limit: accept again when one ends
     end
+    if self.state ~= "serving" then break end
     local s, _, code = listener:accept()
-    if s then
-      spawn(conn_main, self, s)
+    if s and self.state ~= "serving" then     -- stopped while this one came: the lot may be closed
+      s:close()
+      break
+    elseif s then
+      -- its eight fields (eight hash slots), made here: none added later (a rehash)
+      local conn = setmetatable({ server = self, stream = s, e = false, task = false,
+                                  minor = 1, keep = true, is_head = false, continue_due = false },
+                                Conn)
+      local e = lot:add(conn, s)
+      if e then
+        conn.e = e
+        self.nconns = self.nconns + 1
+      else
+        s:close()                             -- out of memory
+      end
     elseif code == "ECANCELED" or self.state ~= "serving" then
       break
     else
       quench.sleep(0.1)                       -- EMFILE and the like: let descriptors free up
     end
   end
-  while self.nconns > 0 do self.changed:notified() end
+  while self.nconns > 0 do changed(self) end
   return true
 end
 
@@ -844,12 +830,11 @@ function Server:stop(grace)
   if self.state == "stopped" then return true end
   self.state = "stopping"
   self.listener:close()
-  close_parked(self)
-  for conn in pairs(self.conns) do
-    if not conn.busy then conn.task:abort(http.SERVER_STOPPING) end
-  end
+  local idle = self.lot:close_idle()           -- their entries are freed: forget them first
+  for i = 1, #idle do idle[i].e = false end
+  for i = 1, #idle do close_conn(idle[i]) end
   timeout(grace, function()
-    while self.nconns > 0 do self.changed:notified() end
+    while self.nconns > 0 do changed(self) end
   end)
   self:close()
   return true
@@ -859,10 +844,16 @@ end
 function Server:close()
   self.state = "stopped"
   self.listener:close()
-  close_parked(self)
+  local conns = self.lot:close()               -- their entries are freed: forget them first
+  for i = 1, #conns do conns[i].e = false end
   local me = quench.current()
-  for conn in pairs(self.conns) do
-    if conn.task ~= me then conn.task:abort(http.SERVER_STOPPING) end
+  for i = 1, #conns do
+    local conn = conns[i]
+    local h = conn.task
+    if h ~= me then
+      if h then h:abort(http.SERVER_STOPPING) end
+      close_conn(conn)
+    end
   end
   return true
 end

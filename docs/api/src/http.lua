@@ -19,7 +19,8 @@
 -- @tparam integer port 0 picks a free port (see `getsockname`)
 -- @tparam[opt] table opts limits and timeouts (`max_line`, `max_head`,
 -- `max_headers`, `max_body`, `header_timeout`, `body_timeout`,
--- `keepalive_timeout`, `idle_park`, `cancel_grace`, `linger_timeout`, `grace`, `max_requests`,
+-- `keepalive_timeout`, `idle_park` (accepted, no longer has an effect), `cancel_grace`,
+-- `linger_timeout`, `grace`, `max_requests`,
 -- `max_connections`), `backlog`,
 -- `reuseport`, `nodelay`, `sigterm`, `on_error`, `tls` (a table of
 -- `quench.tls.listen` options); an unknown key raises
