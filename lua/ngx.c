@@ -51,7 +51,10 @@ static int l_wall(lua_State *L) {
    drivers ask for with pcall(require, "table.new") and otherwise replace
    with {} (growing it one rehash at a time). */
 static int l_new_tab(lua_State *L) {
-  lua_Integer na = luaL_checkinteger(L, 1), nh = luaL_checkinteger(L, 2);
+  /* lua_isinteger first: luaL_checkinteger twice was a tenth of the call
+     (resty.redis makes a table with it on every command) */
+  lua_Integer na = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : luaL_checkinteger(L, 1);
+  lua_Integer nh = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : luaL_checkinteger(L, 2);
   luaL_argcheck(L, na >= 0 && na <= (1 << 26), 1, "size out of range");
   luaL_argcheck(L, nh >= 0 && nh <= (1 << 26), 2, "size out of range");
   lua_createtable(L, (int)na, (int)nh);
@@ -61,19 +64,22 @@ static int l_new_tab(lua_State *L) {
 /* ---- the cosocket's fast paths ----
    Each takes the socket table (a Tcp of quench.ngx, whose metatable is
    upvalue 2; upvalue 1 is the module, as for every binding function, 3 to
-   6 the names of the fields used: busy, s, waiting, read_timeout, 7, 8
-   the Lua general path and receive's result maker, 9, 10 the strings
-   "done" and "\r\n", and 11 a guard that lets go: see l_fast)
+   5 the names of the fields used: busy, waiting, read_timeout, 6, 7
+   the Lua general path and receive's result maker, 8, 9 the strings
+   "done" and "\r\n", and 10 a guard that lets go: see l_fast)
    and does its whole job when nothing has to wait and nothing is unusual;
    otherwise it returns nothing and changes nothing, and the Lua method
    takes its general path (argument errors, waits, timeouts, EOF, errors,
    the bytes receiveuntil left over, a socket left busy by a dropped wait).
    So they add no behaviour: they only skip work.
    What they read of the socket is one array slot, self[1]: the stream
-   while the socket is connected, not in a wait and without read-ahead,
-   false otherwise (ngx.lua keeps it so: `idle`, `enter`, `drop`). Three
-   hashed reads (busy, pending, s) on every call cost four times as much. */
-enum { UP_BUSY = 3, UP_S, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_CRLF, UP_NOCLOSE };
+   while the socket is connected, not in a wait of the Lua path and without
+   read-ahead, false otherwise (ngx.lua keeps it so: `idle`, `enter`,
+   `drop`). Three hashed reads (busy, pending, s) on every call cost four
+   times as much. The C wait (fast_wait) leaves self[1] as it is: while
+   its read is pending, the stream has a reader, and both fast paths
+   decline on that (the general path then finds `busy` set). */
+enum { UP_BUSY = 3, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_CRLF, UP_NOCLOSE };
 
 /* The usable core stream in the socket at 1 (its slot 1), or NULL when
    the general path must decide: not a Tcp, not idle and connected, or the
@@ -94,6 +100,9 @@ static lq_stream *fast_stream(lua_State *L) {
 }
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n);
+
+/* (fast_stream leaves the stream it read, self[1], on top: at 3 in
+   l_fast_receive, where fast_wait keeps it as FW_STREAM) */
 
 /* receive(self, pattern): a line (nil or "*l", without "\r\n" or "\n") or
    a count (a number or a numeric string, > 0) that is buffered whole. When
@@ -155,8 +164,11 @@ static int l_fast_send(lua_State *L) {
   int t = lua_type(L, 2);
   if (t != LUA_TSTRING && t != LUA_TTABLE) return 0;
   lq_stream *u = fast_stream(L);
+  /* a read waiting on the stream is a receive in a wait, which leaves
+     self[1] set (fast_wait): the general path says the socket is busy */
   if (u == NULL || !qn_stream_writable(u->s) || qn_stream_is_shut(u->s) ||
-      qn_stream_writers(u->s) > 0 || qn_stream_write_queued(u->s) != 0)
+      qn_stream_writers(u->s) > 0 || qn_stream_readers(u->s) > 0 ||
+      qn_stream_write_queued(u->s) != 0)
     return 0;
   const char *data;
   size_t len;
@@ -371,7 +383,7 @@ static int l_receive(lua_State *L) {
    `waiting` true during the wait, "done" after it: Tcp.__close then closes
    the connection of a wait that was dropped or raised; after a wait that
    got its bytes, fast_wait_k does what that __close would, and swaps in
-   upvalue 11, whose __close does nothing). The stack while
+   upvalue 10, whose __close does nothing). The stack while
    waiting: self, pattern, the stream userdata (kept alive), the mode and
    count, self (to be closed). */
 enum { FW_STREAM = 3, FW_MODE = 4, FW_GUARD = 5 };
@@ -403,15 +415,12 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushboolean(L, 0);                       /* the deadline came first */
     k = 1;
   } else if (got) {
+    /* busy = nil: the read is over. self[1] was left as it was (the
+       stream, or what a connect made meanwhile set): idle again, with no
+       read back of `s` and no rawseti (about 200 instructions a reply) */
     push_key(L, UP_BUSY);
     lua_pushnil(L);
-    lua_rawset(L, 1);                            /* busy = nil: the read is over */
-    lua_pushvalue(L, lua_upvalueindex(UP_S));
-    if (lua_rawget(L, 1) == LUA_TUSERDATA && lua_touserdata(L, -1) == (void *)u) {
-      lua_rawseti(L, 1, 1);                      /* self[1] = s: idle again */
-    } else {
-      lua_pop(L, 1);                             /* reconnected meanwhile: ngx.lua's */
-    }
+    lua_rawset(L, 1);
   }
   if (got) {
     /* what the guard's Tcp.__close would make of "done", done here: waiting
@@ -440,8 +449,10 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) {
-  /* first, on the call's own arguments: it may start this call over later */
-  lua_settop(L, 2);
+  /* first, on the call's own arguments and the stream fast_stream left at
+     3: it may start this call over later (Tcp.receive's settop drops the
+     stream then) */
+  lua_settop(L, FW_STREAM);
   lq_coro *c = lq_await_ctx(L, "receive");
   lq_check_cancel(L, c);
   lq_runtime *rt = lq_module_of(L)->rt;
@@ -449,13 +460,10 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   lua_rawget(L, 1);                              /* self.read_timeout, in seconds */
   uint64_t ns = lq_check_seconds(L, -1);
   lua_pop(L, 1);
-  lua_rawgeti(L, 1, 1);                          /* FW_STREAM: self[1], that is self.s */
   lua_pushinteger(L, mode == QN_STREAM_EXACT ? (lua_Integer)n : -1);   /* FW_MODE */
   push_key(L, UP_BUSY);
   lq_push_handle(L, rt, lq_coro_task(c));
   lua_rawset(L, 1);                              /* busy = the waiting task */
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, 1, 1);                          /* self[1] = false: not idle */
   push_key(L, UP_WAITING);
   lua_pushboolean(L, 1);
   lua_rawset(L, 1);                              /* waiting = true */
@@ -506,7 +514,6 @@ static void push_method(lua_State *L, lua_CFunction f, int slow) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
   lua_pushliteral(L, "busy");                    /* UP_BUSY... */
-  lua_pushliteral(L, "s");
   lua_pushliteral(L, "waiting");
   lua_pushliteral(L, "read_timeout");
   lua_pushvalue(L, slow);                        /* UP_SLOW */
@@ -514,7 +521,7 @@ static void push_method(lua_State *L, lua_CFunction f, int slow) {
   lua_pushliteral(L, "done");                    /* UP_DONE */
   lua_pushliteral(L, "\r\n");                    /* UP_CRLF */
   lua_pushvalue(L, 5);                           /* UP_NOCLOSE */
-  lua_pushcclosure(L, f, 11);
+  lua_pushcclosure(L, f, 10);
 }
 
 static int l_noclose(lua_State *L) { (void)L; return 0; }

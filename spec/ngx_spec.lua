@@ -524,6 +524,31 @@ describe("ngx.socket.tcp", function()
                      "bad argument #2 to 'receive' (bad pattern argument: x)")
   end))
 
+  it("while a receive waits, another task's send and receive say the socket is busy, "
+     .. "and the socket is idle again after the reply", T(function()
+    local go = quench.channel()
+    local port = peer(function(c)
+      go:recv()
+      c:write("reply\r\n")
+      assert.are.equal("next\r\n", c:read("L"))
+      c:write("more\r\n")
+      c:read("a")
+    end)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(2000)
+    assert(sock:connect("127.0.0.1", port))
+    local reader = quench.spawn(function() return sock:receive() end)
+    quench.sleep(0.02)                              -- the reader is in its wait
+    assert.are.same({ nil, "socket busy writing" }, { sock:send("next\r\n") })
+    assert.are.same({ nil, "socket busy reading" }, { sock:receive() })
+    assert.are.same({ nil, "socket busy writing" }, { sock:send({ "ne", "xt\r\n" }) })
+    go:send(true)
+    assert.are.same({ true, "reply" }, { bounded(reader.join, reader) })
+    assert.are.equal(6, sock:send("next\r\n"))     -- idle again: both paths work
+    assert.are.equal("more", sock:receive())
+    sock:close()
+  end))
+
   it("install provides LuaJIT's table.new and table.clear to drivers that require them", function()
     local new_tab = require "table.new"
     local t = new_tab(10, 2)

@@ -160,8 +160,9 @@ end
 -- again. self[1] is the one field the C fast paths read: the stream while
 -- the socket is connected, not in a wait and has no read-ahead (`pending`),
 -- false otherwise; it is cleared wherever one of those starts (`enter`,
--- `drop`, setkeepalive, the C wait) and set again here, after `pending`
--- has its new value.
+-- `drop`, setkeepalive) and set again here, after `pending` has its new
+-- value. The C wait of a receive (lua/ngx.c) leaves it set: the read it
+-- waits on makes both fast paths decline until it is over.
 local function idle(self)
   self.busy = nil
   self[1] = self.pending == nil and self.s or false
