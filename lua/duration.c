@@ -27,8 +27,10 @@ uint64_t lq_check_seconds(lua_State *L, int idx) {
   if (!isnum) s = luaL_checknumber(L, idx);
   if (isnan(s)) luaL_argerror(L, idx, "number expected, got NaN");
   if (s <= 0) return 0;
-  lua_Number ns = ceil(s * 1e9);
-  return ns >= 18446744073709551616.0 ? QN_NEVER : (uint64_t)ns;   /* 2^64 */
+  lua_Number x = s * 1e9;
+  if (x >= 18446744073709551616.0) return QN_NEVER;   /* 2^64 */
+  uint64_t ns = (uint64_t)x;                           /* rounded up: ceil without libm */
+  return (lua_Number)ns < x ? ns + 1 : ns;
 }
 
 /* A duration that must not be negative (advance, stop's grace): negative

@@ -211,7 +211,11 @@ static int l_fast_send(lua_State *L) {
         return 0;
       }
       if (!boxed && len + k <= sizeof small) {
-        memcpy(small + len, p, k);
+        if (k <= 8) {             /* most items are 1 to 4 bytes: no call to memcpy */
+          for (size_t j = 0; j < k; j++) small[len + j] = p[j];
+        } else {
+          memcpy(small + len, p, k);
+        }
         len += k;
         if (!keep) lua_pop(L, 1);
         continue;
@@ -379,11 +383,13 @@ static int l_receive(lua_State *L) {
 
 /* The wait of fast_receive, with what Tcp:receive's Lua wait did around
    it: `busy` set to the waiting task during the wait and cleared after a
-   read, and the socket as its own guard (a to-be-closed value with
-   `waiting` true during the wait, "done" after it: Tcp.__close then closes
-   the connection of a wait that was dropped or raised; after a wait that
-   got its bytes, fast_wait_k does what that __close would, and swaps in
-   upvalue 10, whose __close does nothing). The stack while
+   read, and the socket as its own guard (a to-be-closed value: Tcp.__close
+   closes the connection unless `waiting` is "done", which it is set to
+   after a wait that timed out or failed; so a wait that was dropped or
+   raised closes it. `waiting` is false outside any wait, which __close
+   takes as the Lua wait's true, so the C wait leaves it false while it
+   waits: two rawsets less a reply. After a wait that got its bytes,
+   fast_wait_k swaps in upvalue 10, whose __close does nothing). The stack while
    waiting: self, pattern, the stream userdata (kept alive), the mode and
    count, self (to be closed). */
 enum { FW_STREAM = 3, FW_MODE = 4, FW_GUARD = 5 };
@@ -423,12 +429,9 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
     lua_rawset(L, 1);
   }
   if (got) {
-    /* what the guard's Tcp.__close would make of "done", done here: waiting
-       = false, and the slot's value becomes an object whose __close does
-       nothing (a Lua __close call less a read, about 200 instructions) */
-    push_key(L, UP_WAITING);
-    lua_pushboolean(L, 0);
-    lua_rawset(L, 1);
+    /* the guard lets go: the slot's value becomes an object whose __close
+       does nothing (a Lua __close call less a read, about 200 instructions;
+       `waiting` is false still) */
     lua_pushvalue(L, lua_upvalueindex(UP_NOCLOSE));
     lua_replace(L, FW_GUARD);
     return 1;
@@ -464,10 +467,7 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   push_key(L, UP_BUSY);
   lq_push_handle(L, rt, lq_coro_task(c));
   lua_rawset(L, 1);                              /* busy = the waiting task */
-  push_key(L, UP_WAITING);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, 1);                              /* waiting = true */
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 1);                           /* the guard (`waiting` false: see above) */
   lua_toclose(L, FW_GUARD);
   qn_future *f = qn_stream_read_deadline_new(u->s, mode, n, lq_deadline_after(rt, ns));
   if (f == NULL) return luaL_error(L, "receive: out of memory");
