@@ -83,13 +83,13 @@ enum { UP_BUSY = 3, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_
 
 /* The usable core stream in the socket at 1 (its slot 1), or NULL when
    the general path must decide: not a Tcp, not idle and connected, or the
-   stream closed or its runtime gone. */
+   stream closed or its runtime gone. Called with 2 values on the stack; it
+   leaves the socket's metatable at 3 (not popped: a lua_settop call less)
+   and, when it gets that far, self[1] at 4. */
 static lq_stream *fast_stream(lua_State *L) {
   if (!lua_getmetatable(L, 1)) return NULL;
   /* the same table: compared by address (lua_rawequal costs twice this) */
-  int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
-  lua_pop(L, 1);
-  if (!same) return NULL;
+  if (lua_topointer(L, 3) != lua_topointer(L, lua_upvalueindex(2))) return NULL;
   lua_rawgeti(L, 1, 1);
   lq_stream *u = lq_toudata(L, -1, &lq_tcp_stream_class, sizeof(lq_stream));
   if (u == NULL) u = lq_toudata(L, -1, &lq_unix_stream_class, sizeof(lq_stream));
@@ -101,7 +101,7 @@ static lq_stream *fast_stream(lua_State *L) {
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n);
 
-/* (fast_stream leaves the stream it read, self[1], on top: at 3 in
+/* (fast_stream leaves the stream it read, self[1], on top: at 4 in
    l_fast_receive, where fast_wait keeps it as FW_STREAM) */
 
 /* receive(self, pattern): a line (nil or "*l", without "\r\n" or "\n") or
@@ -390,9 +390,9 @@ static int l_receive(lua_State *L) {
    takes as the Lua wait's true, so the C wait leaves it false while it
    waits: two rawsets less a reply. After a wait that got its bytes,
    fast_wait_k swaps in upvalue 10, whose __close does nothing). The stack while
-   waiting: self, pattern, the stream userdata (kept alive), the mode and
-   count, self (to be closed). */
-enum { FW_STREAM = 3, FW_MODE = 4, FW_GUARD = 5 };
+   waiting: self, pattern, the metatable fast_stream left, the stream
+   userdata (kept alive), the mode and count, self (to be closed). */
+enum { FW_STREAM = 4, FW_MODE = 5, FW_GUARD = 6 };
 
 /* self[upvalue up] = the value pushed next: the key goes first, so that
    the rawset needs no lua_insert (two rotates a wait, about 170
@@ -452,10 +452,10 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) {
-  /* first, on the call's own arguments and the stream fast_stream left at
-     3: it may start this call over later (Tcp.receive's settop drops the
-     stream then) */
-  lua_settop(L, FW_STREAM);
+  /* first, on the call's own arguments and what fast_stream left (the
+     stack is self, pattern, metatable, stream: l_fast_receive pushes
+     nothing else): it may start this call over later (Tcp.receive's
+     settop drops the two then) */
   lq_coro *c = lq_await_ctx(L, "receive");
   lq_check_cancel(L, c);
   lq_runtime *rt = lq_module_of(L)->rt;
@@ -496,13 +496,13 @@ static int call_slow(lua_State *L) {
 }
 
 static int l_receive_method(lua_State *L) {
-  lua_settop(L, 2);                              /* self, pattern: the fast path's frame */
+  if (lua_gettop(L) != 2) lua_settop(L, 2);      /* self, pattern: the fast path's frame */
   int n = l_fast_receive(L);                     /* a wait's results are final */
   return n > 0 ? n : call_slow(L);
 }
 
 static int l_send_method(lua_State *L) {
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   int n = l_fast_send(L);
   return n > 0 ? n : call_slow(L);
 }
