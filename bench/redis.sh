@@ -10,6 +10,7 @@
 # (the pool's path) on quench and on nginx.
 #   bash bench/redis.sh                 # N=100000 commands a loop, RUNS=3
 #   N=20000 RUNS=1 bash bench/redis.sh
+#   RAW=1 bash bench/redis.sh           # also every run's rates, on stderr
 # CPU placement, the same for every client: redis-server is pinned to CPU
 # REDIS_CPU (default 1) and each client (redis-benchmark, the quench
 # process, the nginx worker, and curl that starts its loop) to CLIENT_CPU
@@ -154,6 +155,8 @@ for run in $(seq 1 "$RUNS"); do
     "${CLIENTS[$(( (run - 1 + i) % 3 ))]}"
   done
 done
+
+[ "${RAW:-0}" = 1 ] && cat "$TMP/results" >&2   # RAW=1: every run's lines, on stderr
 
 lua5.4 - "$TMP/results" "$N" "$RUNS" <<'EOF'
 local path, n, runs = arg[1], arg[2], arg[3]

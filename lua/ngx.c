@@ -63,10 +63,11 @@ static int l_new_tab(lua_State *L) {
 
 /* ---- the cosocket's fast paths ----
    Each takes the socket table (a Tcp of quench.ngx, whose metatable is
-   upvalue 2; upvalue 1 is the module, as for every binding function, 3 to
-   5 the names of the fields used: busy, waiting, read_timeout, 6, 7
-   the Lua general path and receive's result maker, 8, 9 the strings
-   "done" and "\r\n", and 10 a guard that lets go: see l_fast)
+   upvalue 2; upvalue 1 is the module, as for every binding function, 3
+   and 4 the names of the fields used: waiting, read_timeout, 5, 6 the Lua
+   general path and receive's result maker, 7, 8 the strings "done" and
+   "\r\n", and 9 a guard that lets go: see l_fast; `busy` is the socket's
+   slot 2)
    and does its whole job when nothing has to wait and nothing is unusual;
    otherwise it returns nothing and changes nothing, and the Lua method
    takes its general path (argument errors, waits, timeouts, EOF, errors,
@@ -79,7 +80,7 @@ static int l_new_tab(lua_State *L) {
    times as much. The C wait (fast_wait) leaves self[1] as it is: while
    its read is pending, the stream has a reader, and both fast paths
    decline on that (the general path then finds `busy` set). */
-enum { UP_BUSY = 3, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_CRLF, UP_NOCLOSE };
+enum { UP_WAITING = 3, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_CRLF, UP_NOCLOSE };
 
 /* The usable core stream in the socket at 1 (its slot 1), or NULL when
    the general path must decide: not a Tcp, not idle and connected, or the
@@ -389,7 +390,7 @@ static int l_receive(lua_State *L) {
    raised closes it. `waiting` is false outside any wait, which __close
    takes as the Lua wait's true, so the C wait leaves it false while it
    waits: two rawsets less a reply. After a wait that got its bytes,
-   fast_wait_k swaps in upvalue 10, whose __close does nothing). The stack while
+   fast_wait_k swaps in upvalue 9, whose __close does nothing). The stack while
    waiting: self, pattern, the metatable fast_stream left, the stream
    userdata (kept alive), the mode and count, self (to be closed). */
 enum { FW_STREAM = 4, FW_MODE = 5, FW_GUARD = 6 };
@@ -424,9 +425,8 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
     /* busy = nil: the read is over. self[1] was left as it was (the
        stream, or what a connect made meanwhile set): idle again, with no
        read back of `s` and no rawseti (about 200 instructions a reply) */
-    push_key(L, UP_BUSY);
     lua_pushnil(L);
-    lua_rawset(L, 1);
+    lua_rawseti(L, 1, 2);
   }
   if (got) {
     /* the guard lets go: the slot's value becomes an object whose __close
@@ -464,9 +464,8 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   uint64_t ns = lq_check_seconds(L, -1);
   lua_pop(L, 1);
   lua_pushinteger(L, mode == QN_STREAM_EXACT ? (lua_Integer)n : -1);   /* FW_MODE */
-  push_key(L, UP_BUSY);
   lq_push_handle(L, rt, lq_coro_task(c));
-  lua_rawset(L, 1);                              /* busy = the waiting task */
+  lua_rawseti(L, 1, 2);                          /* busy (self[2]) = the waiting task */
   lua_pushvalue(L, 1);                           /* the guard (`waiting` false: see above) */
   lua_toclose(L, FW_GUARD);
   qn_future *f = qn_stream_read_deadline_new(u->s, mode, n, lq_deadline_after(rt, ns));
@@ -513,15 +512,14 @@ static int l_send_method(lua_State *L) {
 static void push_method(lua_State *L, lua_CFunction f, int slow) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
-  lua_pushliteral(L, "busy");                    /* UP_BUSY... */
-  lua_pushliteral(L, "waiting");
+  lua_pushliteral(L, "waiting");                 /* UP_WAITING... */
   lua_pushliteral(L, "read_timeout");
   lua_pushvalue(L, slow);                        /* UP_SLOW */
   lua_pushvalue(L, 4);                           /* UP_AFTER */
   lua_pushliteral(L, "done");                    /* UP_DONE */
   lua_pushliteral(L, "\r\n");                    /* UP_CRLF */
   lua_pushvalue(L, 5);                           /* UP_NOCLOSE */
-  lua_pushcclosure(L, f, 10);
+  lua_pushcclosure(L, f, 9);
 }
 
 static int l_noclose(lua_State *L) { (void)L; return 0; }
