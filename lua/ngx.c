@@ -459,9 +459,20 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   lq_coro *c = lq_await_ctx(L, "receive");
   lq_check_cancel(L, c);
   lq_runtime *rt = lq_module_of(L)->rt;
-  lua_pushvalue(L, lua_upvalueindex(UP_READ_TIMEOUT));
-  lua_rawget(L, 1);                              /* self.read_timeout, in seconds */
-  uint64_t ns = lq_check_seconds(L, -1);
+  /* the read timeout: self[3], in nanoseconds (ngx.lua keeps it beside
+     self.read_timeout), else from self.read_timeout, in seconds */
+  int isint;
+  lua_rawgeti(L, 1, 3);
+  lua_Integer t = lua_tointegerx(L, -1, &isint);
+  uint64_t ns;
+  if (isint && t >= 0) {
+    ns = (uint64_t)t;
+  } else {
+    lua_pushvalue(L, lua_upvalueindex(UP_READ_TIMEOUT));
+    lua_rawget(L, 1);
+    ns = lq_check_seconds(L, -1);
+    lua_pop(L, 1);
+  }
   lua_pop(L, 1);
   lua_pushinteger(L, mode == QN_STREAM_EXACT ? (lua_Integer)n : -1);   /* FW_MODE */
   lq_push_handle(L, rt, lq_coro_task(c));
