@@ -120,11 +120,22 @@ static int l_fast_receive(lua_State *L) {
     mode = QN_STREAM_LINE_KEEP;
   } else if (t == LUA_TSTRING && strcmp(lua_tostring(L, 2), "*l") == 0) {
     mode = QN_STREAM_LINE_KEEP;
-  } else if (t == LUA_TNUMBER && lua_isinteger(L, 2)) {
-    lua_Integer i = lua_tointeger(L, 2);             /* a count as drivers compute it: no float */
-    if (i < 1 || i > (lua_Integer)1e15) return 0;
-    mode = QN_STREAM_EXACT;
-    n = (size_t)i;
+  } else if (t == LUA_TNUMBER) {
+    /* a count as drivers compute it: an integer (or a float with an
+       integral value, which is the same count); one call for both the
+       test and the value */
+    int isint;
+    lua_Integer i = lua_tointegerx(L, 2, &isint);
+    if (isint) {
+      if (i < 1 || i > (lua_Integer)1e15) return 0;
+      mode = QN_STREAM_EXACT;
+      n = (size_t)i;
+    } else {
+      lua_Number x = lua_tonumber(L, 2);
+      if (!(x >= 1) || x > 1e15) return 0;           /* NaN, 0, negative, huge: Lua's path */
+      mode = QN_STREAM_EXACT;
+      n = (size_t)x;                                 /* floor, as the Lua path does */
+    }
   } else {
     int isnum;
     lua_Number x = lua_tonumberx(L, 2, &isnum);
@@ -160,6 +171,11 @@ static int l_fast_receive(lua_State *L) {
    Returns the number of bytes. */
 enum { SEND_SMALL = 512 };   /* bytes of a request built on the C stack */
 enum { SEND_KEEP = 64 };     /* items of an array left on the stack while read */
+/* items kept without lua_checkstack: a C function is called with
+   LUA_MINSTACK (20) free slots; two go to fast_stream's values, and up to
+   six to a luaL_Buffer that starts after them (its box, the box's
+   metatable while it is made, the item being added) */
+enum { SEND_FREE = LUA_MINSTACK - 8 };
 
 static int l_fast_send(lua_State *L) {
   int t = lua_type(L, 2);
@@ -188,7 +204,7 @@ static int l_fast_send(lua_State *L) {
     /* a short array's items stay on the stack until the return (their
        strings stay valid all the same): one pop per item cost about 20
        instructions each, 200 a resty.redis request of 11 items */
-    int keep = n <= SEND_KEEP && lua_checkstack(L, (int)n + LUA_MINSTACK);
+    int keep = n <= SEND_FREE || (n <= SEND_KEEP && lua_checkstack(L, (int)n + LUA_MINSTACK));
     len = 0;
     for (lua_Integer i = 1; i <= n; i++) {
       int it = lua_rawgeti(L, 2, i);
