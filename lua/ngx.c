@@ -475,8 +475,9 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
   lq_coro *c = lq_await_ctx(L, "receive");
   lq_check_cancel(L, c);
   lq_runtime *rt = lq_module_of(L)->rt;
-  /* the read timeout: self[3], in nanoseconds (ngx.lua keeps it beside
-     self.read_timeout), else from self.read_timeout, in seconds */
+  /* the read timeout: self[3], in nanoseconds, converted here from
+     self.read_timeout (seconds) the first time after it changed (ngx.lua
+     sets self[3] false then) and kept for the next waits */
   int isint;
   lua_rawgeti(L, 1, 3);
   lua_Integer t = lua_tointegerx(L, -1, &isint);
@@ -488,6 +489,10 @@ static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) 
     lua_rawget(L, 1);
     ns = lq_check_seconds(L, -1);
     lua_pop(L, 1);
+    if (ns <= (uint64_t)LUA_MAXINTEGER) {        /* QN_NEVER is not kept: converted each time */
+      lua_pushinteger(L, (lua_Integer)ns);
+      lua_rawseti(L, 1, 3);
+    }
   }
   lua_pop(L, 1);
   lua_pushinteger(L, mode == QN_STREAM_EXACT ? (lua_Integer)n : -1);   /* FW_MODE */

@@ -62,17 +62,11 @@ Tcp.__index = Tcp
 -- paths' slot 1: the C wait sets and clears it with lua_rawseti, cheaper
 -- than a hashed field (about 120 instructions a reply)
 local BUSY <const> = 2
--- and the read timeout in whole nanoseconds (rounded up as the core rounds
--- seconds), or false when it is too large to be an integer, in slot 3,
--- beside `read_timeout` in seconds: the C wait reads it with lua_rawgeti
--- and lua_tointegerx instead of a hashed field and a float conversion
+-- and, in slot 3, `read_timeout` (in seconds) converted to nanoseconds by
+-- the C wait and kept there for the next (false: not converted yet; set
+-- so wherever read_timeout changes): a lua_rawgeti and lua_tointegerx a
+-- wait instead of a hashed field and a float conversion
 local READ_NS <const> = 3
-
-local function set_read_timeout(self, seconds)
-  self.read_timeout = seconds
-  local ns = math.ceil(seconds * 1e9)
-  self[READ_NS] = math_type(ns) == "integer" and ns or false
-end
 Tcp.__name = "quench.ngx.tcp"
 
 -- A line (n nil) or n bytes, waiting at most `seconds` with a read that
@@ -401,8 +395,7 @@ function Tcp:settimeout(ms)
   end
   local t = check_ms("settimeout", 2, ms, true)
   t = (t == nil or t == 0) and DEFAULT_TIMEOUT or t / 1000
-  self.connect_timeout, self.send_timeout = t, t
-  set_read_timeout(self, t)
+  self.connect_timeout, self.send_timeout, self.read_timeout, self[READ_NS] = t, t, t, false
 end
 
 function Tcp:settimeouts(connect_ms, send_ms, read_ms)
@@ -412,7 +405,8 @@ function Tcp:settimeouts(connect_ms, send_ms, read_ms)
   local r = check_ms("settimeouts", 4, read_ms, true)
   self.connect_timeout = (c == nil or c == 0) and DEFAULT_TIMEOUT or c / 1000
   self.send_timeout = (s == nil or s == 0) and DEFAULT_TIMEOUT or s / 1000
-  set_read_timeout(self, (r == nil or r == 0) and DEFAULT_TIMEOUT or r / 1000)
+  self.read_timeout = (r == nil or r == 0) and DEFAULT_TIMEOUT or r / 1000
+  self[READ_NS] = false
 end
 
 -- Flatten a (possibly nested) array of strings, numbers and booleans;
