@@ -10,6 +10,18 @@
 # (the pool's path) on quench and on nginx.
 #   bash bench/redis.sh                 # N=100000 commands a loop, RUNS=3
 #   N=20000 RUNS=1 bash bench/redis.sh
+#   RAW=1 bash bench/redis.sh           # also every run's rates, on stderr
+# CPU placement, the same for every client: redis-server is pinned to CPU
+# REDIS_CPU (default 1) and each client (redis-benchmark, the quench
+# process, the nginx worker, and curl that starts its loop) to CLIENT_CPU
+# (default 0), with taskset, as bench/http.sh pins its server and client.
+# Unpinned, the scheduler places each client anew (a fresh quench process
+# each run, one long-lived nginx worker), and on a 2-vCPU VM whether a
+# client shares redis-server's CPU or wakes it on the other moves a rate by
+# a third (docs/performance.md); REDIS_CPU=0 CLIENT_CPU=0 puts all on one
+# CPU, PIN=0 leaves placement to the scheduler (the script before
+# 2026-12-06). The clients take turns in each run, in an order that rotates
+# from run to run, so none always runs first or last.
 # Prints a Markdown table: each rate (the median of RUNS) and quench's
 # ratio to the others. Needs redis-server, redis-tools, nginx-extras (with
 # libnginx-mod-http-lua), lua-nginx-redis, curl: scripts/deps.sh installs
@@ -19,6 +31,17 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 N=${N:-100000}
 RUNS=${RUNS:-3}
+PIN=${PIN:-1}
+REDIS_CPU=${REDIS_CPU:-1}
+CLIENT_CPU=${CLIENT_CPU:-0}
+if [ "$PIN" = 1 ]; then
+  command -v taskset >/dev/null || { echo "redis.sh: taskset is missing (util-linux)" >&2; exit 1; }
+  ON_REDIS=(taskset -c "$REDIS_CPU")
+  ON_CLIENT=(taskset -c "$CLIENT_CPU")
+else
+  ON_REDIS=()
+  ON_CLIENT=()
+fi
 for b in redis-server redis-benchmark nginx curl lua5.4; do
   command -v "$b" >/dev/null || { echo "redis.sh: $b is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 done
@@ -50,7 +73,7 @@ wait_port() {   # wait_port PORT: until something accepts on 127.0.0.1:PORT
 }
 
 RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+"${ON_REDIS[@]}" redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
   --loglevel warning >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
 wait_port "$RPORT"
@@ -108,19 +131,32 @@ http {
   }
 }
 EOF
-nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
+"${ON_CLIENT[@]}" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
 PIDS+=($!)
 wait_port "$NPORT"
+
+run_redis_benchmark() {
+  "${ON_CLIENT[@]}" redis-benchmark -h 127.0.0.1 -p "$RPORT" -c 1 -P 1 -n "$N" -t set,get --csv |
+    awk -F'"' '$2 == "SET" || $2 == "GET" { printf "redis-benchmark %s %.0f\n", $2, $4 }' >>"$TMP/results"
+}
+run_quench() {
+  "${ON_CLIENT[@]}" lua5.4 "$REPO/bench/redis_resty.lua" "$RPORT" "$N" >>"$TMP/results"
+}
+run_openresty() {
+  "${ON_CLIENT[@]}" curl -sf "http://127.0.0.1:$NPORT/bench?n=$N" >>"$TMP/results" ||
+    { echo "redis.sh: the nginx loop failed:" >&2; cat "$TMP/nginx/error.log" >&2; exit 1; }
+}
+CLIENTS=(run_redis_benchmark run_quench run_openresty)
 
 : >"$TMP/results"
 for run in $(seq 1 "$RUNS"); do
   echo "run $run/$RUNS" >&2
-  redis-benchmark -h 127.0.0.1 -p "$RPORT" -c 1 -P 1 -n "$N" -t set,get --csv |
-    awk -F'"' '$2 == "SET" || $2 == "GET" { printf "redis-benchmark %s %.0f\n", $2, $4 }' >>"$TMP/results"
-  lua5.4 "$REPO/bench/redis_resty.lua" "$RPORT" "$N" >>"$TMP/results"
-  curl -sf "http://127.0.0.1:$NPORT/bench?n=$N" >>"$TMP/results" ||
-    { echo "redis.sh: the nginx loop failed:" >&2; cat "$TMP/nginx/error.log" >&2; exit 1; }
+  for i in 0 1 2; do   # run 1: redis-benchmark, quench, OpenResty; run 2 starts with quench...
+    "${CLIENTS[$(( (run - 1 + i) % 3 ))]}"
+  done
 done
+
+[ "${RAW:-0}" = 1 ] && cat "$TMP/results" >&2   # RAW=1: every run's lines, on stderr
 
 lua5.4 - "$TMP/results" "$N" "$RUNS" <<'EOF'
 local path, n, runs = arg[1], arg[2], arg[3]

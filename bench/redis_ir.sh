@@ -6,6 +6,7 @@
 # start-up. One redis-server on a free loopback port, stopped by PID.
 #   bash bench/redis_ir.sh            # GET, N1=1000 N2=4000
 #   WHAT=GET+pool bash bench/redis_ir.sh
+#   QUENCH_ARENA=0 bash bench/redis_ir.sh   # with glibc's malloc for Lua
 # Needs valgrind, redis-server, lua-nginx-redis (scripts/deps.sh).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +16,11 @@ for b in redis-server valgrind lua5.4; do
   command -v "$b" >/dev/null || { echo "redis_ir.sh: $b is missing" >&2; exit 1; }
 done
 export LUA_CPATH="$BUILD_DIR/?.so;;" LUA_PATH="$REPO/lua/?.lua;;"
+# The Lua state's small-block allocator (lua/arena.c), as in every run
+# outside valgrind: it turns itself off under valgrind unless asked.
+# QUENCH_ARENA=0 counts with glibc's malloc instead (the figures before
+# 2026-12-06 07:30 in docs/performance.md were counted so).
+export QUENCH_ARENA=${QUENCH_ARENA:-1}
 PORT=$(lua5.4 -e 'local q = require "quench"
   print(q.run(function() local s = assert(q.tcp.listen("127.0.0.1", 0))
     local _, p = s:getsockname(); s:close(); return p end))')

@@ -14,17 +14,23 @@
    either (lq_deadline_after and the core saturate to QN_NEVER), so the
    wait lasts for ever rather than end early. */
 uint64_t lq_check_seconds(lua_State *L, int idx) {
-  int isint;
-  lua_Integer i = lua_tointegerx(L, idx, &isint);
-  if (isint && lua_type(L, idx) == LUA_TNUMBER) {   /* whole seconds: no float work */
+  if (lua_isinteger(L, idx)) {             /* whole seconds: no float work */
+    lua_Integer i = lua_tointeger(L, idx);
     if (i <= 0) return 0;
     return (uint64_t)i > QN_NEVER / 1000000000u ? QN_NEVER : (uint64_t)i * 1000000000u;
   }
-  lua_Number s = luaL_checknumber(L, idx);
+  /* a float (or a numeric string) is converted as one: lua_tointegerx of
+     a float such as 5.0 (a timeout of 5000 ms / 1000) costs three times
+     lua_isinteger and lua_tonumberx together */
+  int isnum;
+  lua_Number s = lua_tonumberx(L, idx, &isnum);
+  if (!isnum) s = luaL_checknumber(L, idx);
   if (isnan(s)) luaL_argerror(L, idx, "number expected, got NaN");
   if (s <= 0) return 0;
-  lua_Number ns = ceil(s * 1e9);
-  return ns >= 18446744073709551616.0 ? QN_NEVER : (uint64_t)ns;   /* 2^64 */
+  lua_Number x = s * 1e9;
+  if (x >= 18446744073709551616.0) return QN_NEVER;   /* 2^64 */
+  uint64_t ns = (uint64_t)x;                           /* rounded up: ceil without libm */
+  return (lua_Number)ns < x ? ns + 1 : ns;
 }
 
 /* A duration that must not be negative (advance, stop's grace): negative

@@ -51,7 +51,10 @@ static int l_wall(lua_State *L) {
    drivers ask for with pcall(require, "table.new") and otherwise replace
    with {} (growing it one rehash at a time). */
 static int l_new_tab(lua_State *L) {
-  lua_Integer na = luaL_checkinteger(L, 1), nh = luaL_checkinteger(L, 2);
+  /* lua_isinteger first: luaL_checkinteger twice was a tenth of the call
+     (resty.redis makes a table with it on every command) */
+  lua_Integer na = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : luaL_checkinteger(L, 1);
+  lua_Integer nh = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : luaL_checkinteger(L, 2);
   luaL_argcheck(L, na >= 0 && na <= (1 << 26), 1, "size out of range");
   luaL_argcheck(L, nh >= 0 && nh <= (1 << 26), 2, "size out of range");
   lua_createtable(L, (int)na, (int)nh);
@@ -60,30 +63,34 @@ static int l_new_tab(lua_State *L) {
 
 /* ---- the cosocket's fast paths ----
    Each takes the socket table (a Tcp of quench.ngx, whose metatable is
-   upvalue 2; upvalue 1 is the module, as for every binding function, 3 to
-   6 the names of the fields used: busy, s, waiting, read_timeout, 7, 8
-   the Lua general path and receive's result maker, 9, 10 the strings
-   "done" and "\r\n", and 11 a guard that lets go: see l_fast)
+   upvalue 2; upvalue 1 is the module, as for every binding function, 3
+   and 4 the names of the fields used: waiting, read_timeout, 5, 6 the Lua
+   general path and receive's result maker, 7, 8 the strings "done" and
+   "\r\n", and 9 a guard that lets go: see l_fast; `busy` is the socket's
+   slot 2)
    and does its whole job when nothing has to wait and nothing is unusual;
    otherwise it returns nothing and changes nothing, and the Lua method
    takes its general path (argument errors, waits, timeouts, EOF, errors,
    the bytes receiveuntil left over, a socket left busy by a dropped wait).
    So they add no behaviour: they only skip work.
    What they read of the socket is one array slot, self[1]: the stream
-   while the socket is connected, not in a wait and without read-ahead,
-   false otherwise (ngx.lua keeps it so: `idle`, `enter`, `drop`). Three
-   hashed reads (busy, pending, s) on every call cost four times as much. */
-enum { UP_BUSY = 3, UP_S, UP_WAITING, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_CRLF, UP_NOCLOSE };
+   while the socket is connected, not in a wait of the Lua path and without
+   read-ahead, false otherwise (ngx.lua keeps it so: `idle`, `enter`,
+   `drop`). Three hashed reads (busy, pending, s) on every call cost four
+   times as much. The C wait (fast_wait) leaves self[1] as it is: while
+   its read is pending, the stream has a reader, and both fast paths
+   decline on that (the general path then finds `busy` set). */
+enum { UP_WAITING = 3, UP_READ_TIMEOUT, UP_SLOW, UP_AFTER, UP_DONE, UP_CRLF, UP_NOCLOSE };
 
 /* The usable core stream in the socket at 1 (its slot 1), or NULL when
    the general path must decide: not a Tcp, not idle and connected, or the
-   stream closed or its runtime gone. */
+   stream closed or its runtime gone. Called with 2 values on the stack; it
+   leaves the socket's metatable at 3 (not popped: a lua_settop call less)
+   and, when it gets that far, self[1] at 4. */
 static lq_stream *fast_stream(lua_State *L) {
   if (!lua_getmetatable(L, 1)) return NULL;
   /* the same table: compared by address (lua_rawequal costs twice this) */
-  int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2));
-  lua_pop(L, 1);
-  if (!same) return NULL;
+  if (lua_topointer(L, 3) != lua_topointer(L, lua_upvalueindex(2))) return NULL;
   lua_rawgeti(L, 1, 1);
   lq_stream *u = lq_toudata(L, -1, &lq_tcp_stream_class, sizeof(lq_stream));
   if (u == NULL) u = lq_toudata(L, -1, &lq_unix_stream_class, sizeof(lq_stream));
@@ -94,6 +101,9 @@ static lq_stream *fast_stream(lua_State *L) {
 }
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n);
+
+/* (fast_stream leaves the stream it read, self[1], on top: at 4 in
+   l_fast_receive, where fast_wait keeps it as FW_STREAM) */
 
 /* receive(self, pattern): a line (nil or "*l", without "\r\n" or "\n") or
    a count (a number or a numeric string, > 0) that is buffered whole. When
@@ -110,11 +120,22 @@ static int l_fast_receive(lua_State *L) {
     mode = QN_STREAM_LINE_KEEP;
   } else if (t == LUA_TSTRING && strcmp(lua_tostring(L, 2), "*l") == 0) {
     mode = QN_STREAM_LINE_KEEP;
-  } else if (t == LUA_TNUMBER && lua_isinteger(L, 2)) {
-    lua_Integer i = lua_tointeger(L, 2);             /* a count as drivers compute it: no float */
-    if (i < 1 || i > (lua_Integer)1e15) return 0;
-    mode = QN_STREAM_EXACT;
-    n = (size_t)i;
+  } else if (t == LUA_TNUMBER) {
+    /* a count as drivers compute it: an integer (or a float with an
+       integral value, which is the same count); one call for both the
+       test and the value */
+    int isint;
+    lua_Integer i = lua_tointegerx(L, 2, &isint);
+    if (isint) {
+      if (i < 1 || i > (lua_Integer)1e15) return 0;
+      mode = QN_STREAM_EXACT;
+      n = (size_t)i;
+    } else {
+      lua_Number x = lua_tonumber(L, 2);
+      if (!(x >= 1) || x > 1e15) return 0;           /* NaN, 0, negative, huge: Lua's path */
+      mode = QN_STREAM_EXACT;
+      n = (size_t)x;                                 /* floor, as the Lua path does */
+    }
   } else {
     int isnum;
     lua_Number x = lua_tonumberx(L, 2, &isnum);
@@ -150,13 +171,21 @@ static int l_fast_receive(lua_State *L) {
    Returns the number of bytes. */
 enum { SEND_SMALL = 512 };   /* bytes of a request built on the C stack */
 enum { SEND_KEEP = 64 };     /* items of an array left on the stack while read */
+/* items kept without lua_checkstack: a C function is called with
+   LUA_MINSTACK (20) free slots; two go to fast_stream's values, and up to
+   six to a luaL_Buffer that starts after them (its box, the box's
+   metatable while it is made, the item being added) */
+enum { SEND_FREE = LUA_MINSTACK - 8 };
 
 static int l_fast_send(lua_State *L) {
   int t = lua_type(L, 2);
   if (t != LUA_TSTRING && t != LUA_TTABLE) return 0;
   lq_stream *u = fast_stream(L);
+  /* a read waiting on the stream is a receive in a wait, which leaves
+     self[1] set (fast_wait): the general path says the socket is busy */
   if (u == NULL || !qn_stream_writable(u->s) || qn_stream_is_shut(u->s) ||
-      qn_stream_writers(u->s) > 0 || qn_stream_write_queued(u->s) != 0)
+      qn_stream_writers(u->s) > 0 || qn_stream_readers(u->s) > 0 ||
+      qn_stream_write_queued(u->s) != 0)
     return 0;
   const char *data;
   size_t len;
@@ -175,7 +204,7 @@ static int l_fast_send(lua_State *L) {
     /* a short array's items stay on the stack until the return (their
        strings stay valid all the same): one pop per item cost about 20
        instructions each, 200 a resty.redis request of 11 items */
-    int keep = n <= SEND_KEEP && lua_checkstack(L, (int)n + LUA_MINSTACK);
+    int keep = n <= SEND_FREE || (n <= SEND_KEEP && lua_checkstack(L, (int)n + LUA_MINSTACK));
     len = 0;
     for (lua_Integer i = 1; i <= n; i++) {
       int it = lua_rawgeti(L, 2, i);
@@ -199,7 +228,11 @@ static int l_fast_send(lua_State *L) {
         return 0;
       }
       if (!boxed && len + k <= sizeof small) {
-        memcpy(small + len, p, k);
+        if (k <= 8) {             /* most items are 1 to 4 bytes: no call to memcpy */
+          for (size_t j = 0; j < k; j++) small[len + j] = p[j];
+        } else {
+          memcpy(small + len, p, k);
+        }
         len += k;
         if (!keep) lua_pop(L, 1);
         continue;
@@ -367,14 +400,16 @@ static int l_receive(lua_State *L) {
 
 /* The wait of fast_receive, with what Tcp:receive's Lua wait did around
    it: `busy` set to the waiting task during the wait and cleared after a
-   read, and the socket as its own guard (a to-be-closed value with
-   `waiting` true during the wait, "done" after it: Tcp.__close then closes
-   the connection of a wait that was dropped or raised; after a wait that
-   got its bytes, fast_wait_k does what that __close would, and swaps in
-   upvalue 11, whose __close does nothing). The stack while
-   waiting: self, pattern, the stream userdata (kept alive), the mode and
-   count, self (to be closed). */
-enum { FW_STREAM = 3, FW_MODE = 4, FW_GUARD = 5 };
+   read, and the socket as its own guard (a to-be-closed value: Tcp.__close
+   closes the connection unless `waiting` is "done", which it is set to
+   after a wait that timed out or failed; so a wait that was dropped or
+   raised closes it. `waiting` is false outside any wait, which __close
+   takes as the Lua wait's true, so the C wait leaves it false while it
+   waits: two rawsets less a reply. After a wait that got its bytes,
+   fast_wait_k swaps in upvalue 9, whose __close does nothing). The stack while
+   waiting: self, pattern, the metatable fast_stream left, the stream
+   userdata (kept alive), the mode and count, self (to be closed). */
+enum { FW_STREAM = 4, FW_MODE = 5, FW_GUARD = 6 };
 
 /* self[upvalue up] = the value pushed next: the key goes first, so that
    the rawset needs no lua_insert (two rotates a wait, about 170
@@ -403,23 +438,16 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushboolean(L, 0);                       /* the deadline came first */
     k = 1;
   } else if (got) {
-    push_key(L, UP_BUSY);
+    /* busy = nil: the read is over. self[1] was left as it was (the
+       stream, or what a connect made meanwhile set): idle again, with no
+       read back of `s` and no rawseti (about 200 instructions a reply) */
     lua_pushnil(L);
-    lua_rawset(L, 1);                            /* busy = nil: the read is over */
-    lua_pushvalue(L, lua_upvalueindex(UP_S));
-    if (lua_rawget(L, 1) == LUA_TUSERDATA && lua_touserdata(L, -1) == (void *)u) {
-      lua_rawseti(L, 1, 1);                      /* self[1] = s: idle again */
-    } else {
-      lua_pop(L, 1);                             /* reconnected meanwhile: ngx.lua's */
-    }
+    lua_rawseti(L, 1, 2);
   }
   if (got) {
-    /* what the guard's Tcp.__close would make of "done", done here: waiting
-       = false, and the slot's value becomes an object whose __close does
-       nothing (a Lua __close call less a read, about 200 instructions) */
-    push_key(L, UP_WAITING);
-    lua_pushboolean(L, 0);
-    lua_rawset(L, 1);
+    /* the guard lets go: the slot's value becomes an object whose __close
+       does nothing (a Lua __close call less a read, about 200 instructions;
+       `waiting` is false still) */
     lua_pushvalue(L, lua_upvalueindex(UP_NOCLOSE));
     lua_replace(L, FW_GUARD);
     return 1;
@@ -440,26 +468,37 @@ static int fast_wait_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int fast_wait(lua_State *L, lq_stream *u, qn_stream_mode mode, size_t n) {
-  /* first, on the call's own arguments: it may start this call over later */
-  lua_settop(L, 2);
+  /* first, on the call's own arguments and what fast_stream left (the
+     stack is self, pattern, metatable, stream: l_fast_receive pushes
+     nothing else): it may start this call over later (Tcp.receive's
+     settop drops the two then) */
   lq_coro *c = lq_await_ctx(L, "receive");
   lq_check_cancel(L, c);
   lq_runtime *rt = lq_module_of(L)->rt;
-  lua_pushvalue(L, lua_upvalueindex(UP_READ_TIMEOUT));
-  lua_rawget(L, 1);                              /* self.read_timeout, in seconds */
-  uint64_t ns = lq_check_seconds(L, -1);
+  /* the read timeout: self[3], in nanoseconds, converted here from
+     self.read_timeout (seconds) the first time after it changed (ngx.lua
+     sets self[3] false then) and kept for the next waits */
+  int isint;
+  lua_rawgeti(L, 1, 3);
+  lua_Integer t = lua_tointegerx(L, -1, &isint);
+  uint64_t ns;
+  if (isint && t >= 0) {
+    ns = (uint64_t)t;
+  } else {
+    lua_pushvalue(L, lua_upvalueindex(UP_READ_TIMEOUT));
+    lua_rawget(L, 1);
+    ns = lq_check_seconds(L, -1);
+    lua_pop(L, 1);
+    if (ns <= (uint64_t)LUA_MAXINTEGER) {        /* QN_NEVER is not kept: converted each time */
+      lua_pushinteger(L, (lua_Integer)ns);
+      lua_rawseti(L, 1, 3);
+    }
+  }
   lua_pop(L, 1);
-  lua_rawgeti(L, 1, 1);                          /* FW_STREAM: self[1], that is self.s */
   lua_pushinteger(L, mode == QN_STREAM_EXACT ? (lua_Integer)n : -1);   /* FW_MODE */
-  push_key(L, UP_BUSY);
   lq_push_handle(L, rt, lq_coro_task(c));
-  lua_rawset(L, 1);                              /* busy = the waiting task */
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, 1, 1);                          /* self[1] = false: not idle */
-  push_key(L, UP_WAITING);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, 1);                              /* waiting = true */
-  lua_pushvalue(L, 1);
+  lua_rawseti(L, 1, 2);                          /* busy (self[2]) = the waiting task */
+  lua_pushvalue(L, 1);                           /* the guard (`waiting` false: see above) */
   lua_toclose(L, FW_GUARD);
   qn_future *f = qn_stream_read_deadline_new(u->s, mode, n, lq_deadline_after(rt, ns));
   if (f == NULL) return luaL_error(L, "receive: out of memory");
@@ -488,13 +527,13 @@ static int call_slow(lua_State *L) {
 }
 
 static int l_receive_method(lua_State *L) {
-  lua_settop(L, 2);                              /* self, pattern: the fast path's frame */
+  if (lua_gettop(L) != 2) lua_settop(L, 2);      /* self, pattern: the fast path's frame */
   int n = l_fast_receive(L);                     /* a wait's results are final */
   return n > 0 ? n : call_slow(L);
 }
 
 static int l_send_method(lua_State *L) {
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   int n = l_fast_send(L);
   return n > 0 ? n : call_slow(L);
 }
@@ -505,16 +544,14 @@ static int l_send_method(lua_State *L) {
 static void push_method(lua_State *L, lua_CFunction f, int slow) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
-  lua_pushliteral(L, "busy");                    /* UP_BUSY... */
-  lua_pushliteral(L, "s");
-  lua_pushliteral(L, "waiting");
+  lua_pushliteral(L, "waiting");                 /* UP_WAITING... */
   lua_pushliteral(L, "read_timeout");
   lua_pushvalue(L, slow);                        /* UP_SLOW */
   lua_pushvalue(L, 4);                           /* UP_AFTER */
   lua_pushliteral(L, "done");                    /* UP_DONE */
   lua_pushliteral(L, "\r\n");                    /* UP_CRLF */
   lua_pushvalue(L, 5);                           /* UP_NOCLOSE */
-  lua_pushcclosure(L, f, 11);
+  lua_pushcclosure(L, f, 9);
 }
 
 static int l_noclose(lua_State *L) { (void)L; return 0; }

@@ -9,7 +9,7 @@
 -- A socket is a table over a quench stream (`self.s`, nil when not
 -- connected). Every call that waits is a quench wait bounded by the
 -- socket's timeout: it can be aborted, raced and bounded by
--- quench.timeout. `self.busy` is the task in a wait on the socket, set
+-- quench.timeout. `busy` (slot 2) is the task in a wait on the socket, set
 -- before the wait and cleared after it; a wait that was dropped (its task
 -- aborted, a select or quench.timeout around it) leaves it set, and that
 -- is how the socket knows its connection is in a dubious state: the next
@@ -58,6 +58,15 @@ end
 
 local Tcp = {}
 Tcp.__index = Tcp
+-- `busy` (above) is kept in the socket's array slot 2, beside the fast
+-- paths' slot 1: the C wait sets and clears it with lua_rawseti, cheaper
+-- than a hashed field (about 120 instructions a reply)
+local BUSY <const> = 2
+-- and, in slot 3, `read_timeout` (in seconds) converted to nanoseconds by
+-- the C wait and kept there for the next (false: not converted yet; set
+-- so wherever read_timeout changes): a lua_rawgeti and lua_tointegerx a
+-- wait instead of a hashed field and a float conversion
+local READ_NS <const> = 3
 Tcp.__name = "quench.ngx.tcp"
 
 -- A line (n nil) or n bytes, waiting at most `seconds` with a read that
@@ -68,7 +77,7 @@ local c_receive = C.receive
 -- Close the connection, forget it; the socket object can connect again.
 local function drop(self)
   local s = self.s
-  self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self.s, self[BUSY], self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
   self[1] = false
   self.waiting = false
   if s then pcall(s.close, s) end
@@ -116,7 +125,9 @@ end
 local function new_tcp()
   local sock = setmetatable({
     false,   -- [1]: the fast paths' stream (see `idle`)
-    s = nil, key = nil, reused = 0, tls = nil, busy = nil, dirty = false, pending = nil,
+    nil,     -- [2], BUSY: the task in a wait on the socket (see the top of this file)
+    DEFAULT_TIMEOUT * 1000000000,   -- [3], READ_NS: read_timeout in nanoseconds
+    s = nil, key = nil, reused = 0, tls = nil, dirty = false, pending = nil,
     connect_timeout = DEFAULT_TIMEOUT, send_timeout = DEFAULT_TIMEOUT,
     read_timeout = DEFAULT_TIMEOUT, waiting = false, limit = nil,
     -- the two methods a driver calls per command, found in the socket
@@ -142,7 +153,7 @@ end
 -- cut short: the connection is closed, never used again.
 local function enter(self, what)
   if self.s == nil then return "closed" end
-  local b = self.busy
+  local b = self[BUSY]
   if b ~= nil then
     local me = current()
     if b == me or b:done() then
@@ -151,7 +162,7 @@ local function enter(self, what)
     end
     return "socket busy " .. what
   end
-  self.busy = current()
+  self[BUSY] = current()
   self[1] = false
   return nil
 end
@@ -160,10 +171,11 @@ end
 -- again. self[1] is the one field the C fast paths read: the stream while
 -- the socket is connected, not in a wait and has no read-ahead (`pending`),
 -- false otherwise; it is cleared wherever one of those starts (`enter`,
--- `drop`, setkeepalive, the C wait) and set again here, after `pending`
--- has its new value.
+-- `drop`, setkeepalive) and set again here, after `pending` has its new
+-- value. The C wait of a receive (lua/ngx.c) leaves it set: the read it
+-- waits on makes both fast paths decline until it is over.
 local function idle(self)
-  self.busy = nil
+  self[BUSY] = nil
   self[1] = self.pending == nil and self.s or false
 end
 
@@ -383,7 +395,7 @@ function Tcp:settimeout(ms)
   end
   local t = check_ms("settimeout", 2, ms, true)
   t = (t == nil or t == 0) and DEFAULT_TIMEOUT or t / 1000
-  self.connect_timeout, self.send_timeout, self.read_timeout = t, t, t
+  self.connect_timeout, self.send_timeout, self.read_timeout, self[READ_NS] = t, t, t, false
 end
 
 function Tcp:settimeouts(connect_ms, send_ms, read_ms)
@@ -394,6 +406,7 @@ function Tcp:settimeouts(connect_ms, send_ms, read_ms)
   self.connect_timeout = (c == nil or c == 0) and DEFAULT_TIMEOUT or c / 1000
   self.send_timeout = (s == nil or s == 0) and DEFAULT_TIMEOUT or s / 1000
   self.read_timeout = (r == nil or r == 0) and DEFAULT_TIMEOUT or r / 1000
+  self[READ_NS] = false
 end
 
 -- Flatten a (possibly nested) array of strings, numbers and booleans;
@@ -690,8 +703,8 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
   local s = self.s
   if s == nil then return nil, "closed" end
   local dubious
-  if self.busy ~= nil then
-    local b = self.busy
+  if self[BUSY] ~= nil then
+    local b = self[BUSY]
     if b ~= current() and not b:done() then return nil, "socket busy" end
     dubious = "connection in dubious state"
   elseif self.dirty then
@@ -700,7 +713,7 @@ function Tcp:setkeepalive(max_idle_ms, pool_size)
     dubious = "connection in dubious state"   -- receiveuntil read past what was asked
   end
   local key, reused, tls = self.key, self.reused, self.tls
-  self.s, self.busy, self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
+  self.s, self[BUSY], self.dirty, self.pending, self.tls = nil, nil, false, nil, nil
   self[1] = false
   local st = self.limit
   local ok, err
