@@ -442,7 +442,7 @@ function Response:header(name, value)
     self._date = value
     return self
   end
-  local n = self._nh + 1
+  local n = (self._nh or 0) + 1
   self._nh = n
   local h = self._h
   if not h then h = {}; self._h = h end
@@ -465,7 +465,7 @@ end })
 -- length, or false (chunked, or until close). The bytes are assembled and
 -- written in C (_send_head): one write, no Lua string for the head.
 local function send_head(res, len, first)
-  local conn, status = res._conn, res._status
+  local conn, status = res._conn, res._status or 200
   res._started = true
   local close = res._close or not conn.keep or conn.server.state ~= "serving"
   local framing, bodyless = -2, conn.is_head or status == 204 or status == 304 or status < 200
@@ -475,7 +475,7 @@ local function send_head(res, len, first)
     framing = len
   elseif conn.minor == 1 then
     framing = -1
-    res._chunked = not bodyless
+    if not bodyless then res._chunked = true end
   else
     close = true                            -- HTTP/1.0: the body ends at close
   end
@@ -487,7 +487,7 @@ local function send_head(res, len, first)
   local nh = res._nh
   local stream = conn.stream
   local ok, msg, code = send_head_c(stream, status_lines[status], res._date,
-                                    nh > 0 and concat(res._h, "", 1, nh),
+                                    nh and concat(res._h, "", 1, nh),
                                     framing, close and 1 or (conn.minor == 0 and 2 or 0),
                                     not bodyless and first, res._chunked)
   if ok == false then return stream:write(msg) end   -- the queue is full: wait for room
@@ -504,7 +504,7 @@ function Response:write(chunk)
   local ok, msg, code
   if not self._started then
     ok, msg, code = send_head(self, self._length, chunk)
-  elseif chunk == "" or not self._chunked and no_body(self._status, self._conn.is_head) then
+  elseif chunk == "" or not self._chunked and no_body(self._status or 200, self._conn.is_head) then
     return self
   elseif self._chunked then
     ok, msg, code = self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
@@ -549,7 +549,7 @@ function Response:finish(body)
 end
 
 function Response:_raw_write(chunk)
-  if no_body(self._status, self._conn.is_head) then return true end
+  if no_body(self._status or 200, self._conn.is_head) then return true end
   if self._chunked then
     return self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
   end
@@ -654,7 +654,7 @@ local function run_request(res)
     if is_cancelled(err) then error(err, 0) end
     report(conn, err, req)
     if not res._started then
-      res._nh, res._length, res._status = 0, false, 500
+      res._nh, res._length, res._status = nil, nil, 500
       conn.keep = false
       res:finish("internal server error\n")
     else
@@ -663,7 +663,7 @@ local function run_request(res)
     end
   elseif not res._done then
     if not res._started and req._status_hint then
-      res._nh, res._length, res._status = 0, false, req._status_hint
+      res._nh, res._length, res._status = nil, nil, req._status_hint
       conn.keep = false
       res:finish(STATUS[req._status_hint] .. "\n")
     else
@@ -703,11 +703,12 @@ local function dispatch(server)
       -- four fields, four hash slots; _drain: a body the handler may leave unread
       local req = setmetatable({ _head = head, _conn = conn, _res = false,
                                  _drain = clen > 0 or chunked }, Request)
-      -- the fields every response sets, eight (eight hash slots); _h, _close
-      -- and _date are added by the handlers that use them (nil reads as false)
-      local res = setmetatable({ _conn = conn, _req = req, _status = 200, _nh = 0,
-                                 _started = false, _done = false, _chunked = false,
-                                 _length = false }, Response)
+      -- the fields every response sets, four (four hash slots); _status
+      -- (nil: 200), _nh and _h (nil: no fields), _length, _chunked, _close
+      -- and _date are added by the handlers and responses that need them
+      -- (nil reads as false): fewer bytes a request for the collector
+      local res = setmetatable({ _conn = conn, _req = req, _started = false, _done = false },
+                               Response)
       req._res = res
       conn.task = spawn(run_request, res)       -- one argument: one user value fewer
     elseif what == NEXT_GONE then
