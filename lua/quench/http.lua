@@ -24,6 +24,9 @@ local quench = ...
 
 local http = quench.http
 local send_head_c, new_lot = http._send_head, http._lot
+-- two of the lot's methods, called once a request: taken from the first
+-- lot made (a method call on a userdata looks it up through __index)
+local lot_park, lot_next
 http._send_head, http._lot = nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
@@ -673,7 +676,7 @@ local function run_request(res)
   if res._done and conn.keep and server.state == "serving"
      and (not req._drain or req._head:body_done() or drain(req)) then
     conn.task = false
-    if not server.lot:park(conn.e) then close_conn(conn) end
+    if not lot_park(server.lot, conn.e) then close_conn(conn) end
   end
 end
 
@@ -696,7 +699,7 @@ local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
 local function dispatch(server)
   local lot = server.lot
   while true do
-    local conn, what, head, minor, keep, clen, chunked, expect, is_head = lot:next()
+    local conn, what, head, minor, keep, clen, chunked, expect, is_head = lot_next(lot)
     if not conn then return end
     if what == NEXT_HEAD then
       conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
@@ -762,6 +765,7 @@ function http.listen(host, port, opts)
   if not l then return nil, msg, code end
   local lot = new_lot(o.max_line, o.max_head, o.max_headers, o.max_body, o.header_timeout,
                       o.keepalive_timeout, o.max_requests)
+  lot_park, lot_next = lot.park, lot.next
   return setmetatable({ listener = l, opts = o, nconns = 0, state = "ready",
                         changed = quench.notify(), watched = false, unix = path or nil,
                         lot = lot }, Server)
