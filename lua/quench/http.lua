@@ -188,7 +188,7 @@ local function body_chunk(req, max)
   local stream = conn.stream
   if conn.continue_due then
     conn.continue_due = false
-    if not req._res._started then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
+    if req._res._hs ~= 2 then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
   end
   while true do
     local v, msg, code = head:body_some(stream, max)
@@ -397,10 +397,15 @@ local Response = {}
 Response.__index = Response
 Response.__name = "quench.http.response"
 
+-- A response's _hs: 0 nothing set (status 200, no field, no length: the
+-- head is made without reading the fields a response lacks, each of which
+-- is looked up through the metatable's __index), 1 status or a header set,
+-- 2 the head sent. Status and header calls set it to 1.
 local function check_started(res, fname)
-  if res._started then
+  if res._hs == 2 then
     error(fname .. ": the response head was sent already (status and header come before write)", 3)
   end
+  res._hs = 1
 end
 
 --- Set the status code (default 200).
@@ -469,7 +474,7 @@ end })
 -- written in C (_send_head): one write, no Lua string for the head.
 local function send_head(res, len, first)
   local conn, status = res._conn, res._status or 200
-  res._started = true
+  res._hs = 2
   local close = res._close or not conn.keep or conn.server.state ~= "serving"
   local framing, bodyless = -2, conn.is_head or status == 204 or status == 304 or status < 200
   if status == 204 or status < 200 or (status == 304 and not len) then
@@ -497,6 +502,26 @@ local function send_head(res, len, first)
   return ok, msg, code
 end
 
+-- send_head for a response nothing was set on (_hs 0: status 200, no
+-- field) finished with its whole body: most handlers' answer.
+local STATUS_200 = "HTTP/1.1 200 OK\r\nDate: "
+local function send_plain(res, body)
+  local conn = res._conn
+  res._hs = 2
+  local close = not conn.keep or conn.server.state ~= "serving"
+  if conn.continue_due then                 -- as send_head
+    conn.continue_due = false
+    close = true
+  end
+  if close then conn.keep = false end
+  local stream = conn.stream
+  local ok, msg, code = send_head_c(stream, STATUS_200, false, false, body and #body or 0,
+                                    close and 1 or (conn.minor == 0 and 2 or 0),
+                                    not conn.is_head and body, false)
+  if ok == false then return stream:write(msg) end
+  return ok, msg, code
+end
+
 --- Write a piece of the body (the head first if it was not sent).
 function Response:write(chunk)
   if self._done then error("quench.http.response:write: the response is finished", 2) end
@@ -505,7 +530,7 @@ function Response:write(chunk)
     error("bad argument #1 to 'quench.http.response:write' (string expected, got " .. type(chunk) .. ")", 2)
   end
   local ok, msg, code
-  if not self._started then
+  if self._hs ~= 2 then
     ok, msg, code = send_head(self, self._length, chunk)
   elseif chunk == "" or not self._chunked and no_body(self._status or 200, self._conn.is_head) then
     return self
@@ -531,7 +556,11 @@ function Response:finish(body)
     end
   end
   local ok, msg, code = true, nil, nil
-  if not self._started then
+  local hs = self._hs
+  if hs == 0 then
+    self._done = true
+    ok, msg, code = send_plain(self, body)
+  elseif hs == 1 then
     self._done = true
     ok, msg, code = send_head(self, self._length or (body and #body or 0), body)
   else
@@ -560,7 +589,7 @@ function Response:_raw_write(chunk)
 end
 
 --- Whether the head was sent.
-function Response:started() return self._started end
+function Response:started() return self._hs == 2 end
 
 ---------------------------------------------------------------------------
 -- Connections
@@ -656,8 +685,8 @@ local function run_request(res)
   if not ok then
     if is_cancelled(err) then error(err, 0) end
     report(conn, err, req)
-    if not res._started then
-      res._nh, res._length, res._status = nil, nil, 500
+    if res._hs ~= 2 then
+      res._hs, res._nh, res._length, res._status = 1, nil, nil, 500
       conn.keep = false
       res:finish("internal server error\n")
     else
@@ -665,8 +694,8 @@ local function run_request(res)
       res._done = true
     end
   elseif not res._done then
-    if not res._started and req._status_hint then
-      res._nh, res._length, res._status = nil, nil, req._status_hint
+    if res._hs ~= 2 and req._status_hint then
+      res._hs, res._nh, res._length, res._status = 1, nil, nil, req._status_hint
       conn.keep = false
       res:finish(STATUS[req._status_hint] .. "\n")
     else
@@ -710,8 +739,7 @@ local function dispatch(server)
       -- (nil: 200), _nh and _h (nil: no fields), _length, _chunked, _close
       -- and _date are added by the handlers and responses that need them
       -- (nil reads as false): fewer bytes a request for the collector
-      local res = setmetatable({ _conn = conn, _req = req, _started = false, _done = false },
-                               Response)
+      local res = setmetatable({ _conn = conn, _req = req, _hs = 0, _done = false }, Response)
       req._res = res
       conn.task = spawn(run_request, res)       -- one argument: one user value fewer
     elseif what == NEXT_GONE then
