@@ -184,11 +184,11 @@ local getters = {}
 -- code on a failure (ETIMEDOUT after body_timeout without a byte, EOF,
 -- EPROTO for a malformed chunked body, EMSGSIZE over max_body).
 local function body_chunk(req, max)
-  local head, conn = req._head, req._conn
+  local head, conn = req._head, req._res._conn
   local stream = conn.stream
   if conn.continue_due then
     conn.continue_due = false
-    if req._res._hs ~= 2 then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
+    if req._res._hs < 2 then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
   end
   while true do
     local v, msg, code = head:body_some(stream, max)
@@ -369,11 +369,12 @@ function getters.query(req)
 end
 function getters.target(req) return req._head:raw_target() end
 function getters.args(req) return http.parse_query(req.query) end
-function getters.version(req) return req._conn.minor == 1 and "1.1" or "1.0" end
+function getters.version(req) return req._res._conn.minor == 1 and "1.1" or "1.0" end
 function getters.headers(req) return setmetatable({ _head = req._head }, Headers) end
 function getters.peer(req)
-  if req._conn.server.unix then return { path = req._conn.server.unix } end
-  local host, port = req._conn.stream:getpeername()
+  local conn = req._res._conn
+  if conn.server.unix then return { path = conn.server.unix } end
+  local host, port = conn.stream:getpeername()
   return { host = host, port = port }
 end
 function getters.trailers(req) return req._head:trailers() or {} end
@@ -400,9 +401,10 @@ Response.__name = "quench.http.response"
 -- A response's _hs: 0 nothing set (status 200, no field, no length: the
 -- head is made without reading the fields a response lacks, each of which
 -- is looked up through the metatable's __index), 1 status or a header set,
--- 2 the head sent. Status and header calls set it to 1.
+-- 2 the head sent, 3 finished (one field for the four states: a field less
+-- to make a request). Status and header calls set it to 1.
 local function check_started(res, fname)
-  if res._hs == 2 then
+  if res._hs >= 2 then
     error(fname .. ": the response head was sent already (status and header come before write)", 3)
   end
   res._hs = 1
@@ -470,11 +472,11 @@ local status_lines = setmetatable({}, { __index = function(t, status)
 end })
 
 -- Send the head (and `first`, the first piece of body). len: the body
--- length, or false (chunked, or until close). The bytes are assembled and
+-- length, or false (chunked, or until close); done: finish sends it. The bytes are assembled and
 -- written in C (_send_head): one write, no Lua string for the head.
-local function send_head(res, len, first)
+local function send_head(res, len, first, done)
   local conn, status = res._conn, res._status or 200
-  res._hs = 2
+  res._hs = done and 3 or 2
   local close = res._close or not conn.keep or conn.server.state ~= "serving"
   local framing, bodyless = -2, conn.is_head or status == 204 or status == 304 or status < 200
   if status == 204 or status < 200 or (status == 304 and not len) then
@@ -503,11 +505,11 @@ local function send_head(res, len, first)
 end
 
 -- send_head for a response nothing was set on (_hs 0: status 200, no
--- field) finished with its whole body: most handlers' answer.
+-- field) finished (done) with its whole body: most handlers' answer.
 local STATUS_200 = "HTTP/1.1 200 OK\r\nDate: "
 local function send_plain(res, body)
   local conn = res._conn
-  res._hs = 2
+  res._hs = 3
   local close = not conn.keep or conn.server.state ~= "serving"
   if conn.continue_due then                 -- as send_head
     conn.continue_due = false
@@ -524,13 +526,13 @@ end
 
 --- Write a piece of the body (the head first if it was not sent).
 function Response:write(chunk)
-  if self._done then error("quench.http.response:write: the response is finished", 2) end
+  if self._hs == 3 then error("quench.http.response:write: the response is finished", 2) end
   if type(chunk) == "number" then chunk = tostring(chunk) end
   if type(chunk) ~= "string" then
     error("bad argument #1 to 'quench.http.response:write' (string expected, got " .. type(chunk) .. ")", 2)
   end
   local ok, msg, code
-  if self._hs ~= 2 then
+  if self._hs < 2 then
     ok, msg, code = send_head(self, self._length, chunk)
   elseif chunk == "" or not self._chunked and no_body(self._status or 200, self._conn.is_head) then
     return self
@@ -548,7 +550,8 @@ end
 
 --- End the response, with a last piece of body (or the whole body).
 function Response:finish(body)
-  if self._done then error("quench.http.response:finish: the response is finished already", 2) end
+  local hs = self._hs
+  if hs == 3 then error("quench.http.response:finish: the response is finished already", 2) end
   if body ~= nil and type(body) ~= "string" then
     if type(body) == "number" then body = tostring(body)
     else
@@ -556,15 +559,12 @@ function Response:finish(body)
     end
   end
   local ok, msg, code = true, nil, nil
-  local hs = self._hs
   if hs == 0 then
-    self._done = true
     ok, msg, code = send_plain(self, body)
   elseif hs == 1 then
-    self._done = true
-    ok, msg, code = send_head(self, self._length or (body and #body or 0), body)
+    ok, msg, code = send_head(self, self._length or (body and #body or 0), body, true)
   else
-    self._done = true
+    self._hs = 3
     if body and body ~= "" then
       local r1, m1, c1 = self:_raw_write(body)
       if not r1 then ok, msg, code = nil, m1, c1 end
@@ -589,7 +589,7 @@ function Response:_raw_write(chunk)
 end
 
 --- Whether the head was sent.
-function Response:started() return self._hs == 2 end
+function Response:started() return self._hs >= 2 end
 
 ---------------------------------------------------------------------------
 -- Connections
@@ -685,16 +685,16 @@ local function run_request(res)
   if not ok then
     if is_cancelled(err) then error(err, 0) end
     report(conn, err, req)
-    if res._hs ~= 2 then
+    if res._hs < 2 then
       res._hs, res._nh, res._length, res._status = 1, nil, nil, 500
       conn.keep = false
       res:finish("internal server error\n")
     else
       conn.keep = false                   -- a response cut short: only closing says so
-      res._done = true
+      res._hs = 3
     end
-  elseif not res._done then
-    if res._hs ~= 2 and req._status_hint then
+  elseif res._hs ~= 3 then
+    if res._hs < 2 and req._status_hint then
       res._hs, res._nh, res._length, res._status = 1, nil, nil, req._status_hint
       conn.keep = false
       res:finish(STATUS[req._status_hint] .. "\n")
@@ -702,7 +702,7 @@ local function run_request(res)
       res:finish()
     end
   end
-  if res._done and conn.keep and server.state == "serving"
+  if res._hs == 3 and conn.keep and server.state == "serving"
      and (not req._drain or req._head:body_done() or drain(req)) then
     conn.task = false
     if not lot_park(server.lot, conn.e) then close_conn(conn) end
@@ -732,14 +732,16 @@ local function dispatch(server)
     if not conn then return end
     if what == NEXT_HEAD then
       conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
-      -- four fields, four hash slots; _drain: a body the handler may leave unread
-      local req = setmetatable({ _head = head, _conn = conn, _res = false,
+      -- three fields (four hash slots: a field more would still fit, but each
+      -- costs a new key, ~125 instructions); _drain: a body the handler may
+      -- leave unread. The connection is the response's (req._res._conn).
+      local req = setmetatable({ _head = head, _res = false,
                                  _drain = clen > 0 or chunked }, Request)
-      -- the fields every response sets, four (four hash slots); _status
+      -- the fields every response sets, three (four hash slots); _status
       -- (nil: 200), _nh and _h (nil: no fields), _length, _chunked, _close
       -- and _date are added by the handlers and responses that need them
       -- (nil reads as false): fewer bytes a request for the collector
-      local res = setmetatable({ _conn = conn, _req = req, _hs = 0, _done = false }, Response)
+      local res = setmetatable({ _conn = conn, _req = req, _hs = 0 }, Response)
       req._res = res
       conn.task = spawn(run_request, res)       -- one argument: one user value fewer
     elseif what == NEXT_GONE then
