@@ -677,8 +677,9 @@ end
 -- A request's task: its handler, then whatever the handler left undone,
 -- then the connection is given back to the lot for its next head (the
 -- next pipelined one may be buffered already), or closed.
-local function run_request(res)
-  local req, conn = res._req, res._conn
+local function run_request(req)
+  local res = req._res
+  local conn = res._conn
   local _conn <close> = conn
   local server = conn.server
   local ok, err = xpcall(server.handler, traceback, req, res)
@@ -732,18 +733,15 @@ local function dispatch(server)
     if not conn then return end
     if what == NEXT_HEAD then
       conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
-      -- three fields (four hash slots: a field more would still fit, but each
-      -- costs a new key, ~125 instructions); _drain: a body the handler may
-      -- leave unread. The connection is the response's (req._res._conn).
-      local req = setmetatable({ _head = head, _res = false,
-                                 _drain = clen > 0 or chunked }, Request)
-      -- the fields every response sets, three (four hash slots); _status
-      -- (nil: 200), _nh and _h (nil: no fields), _length, _chunked, _close
-      -- and _date are added by the handlers and responses that need them
-      -- (nil reads as false): fewer bytes a request for the collector
-      local res = setmetatable({ _conn = conn, _req = req, _hs = 0 }, Response)
-      req._res = res
-      conn.task = spawn(run_request, res)       -- one argument: one user value fewer
+      -- the response's fields: two (two hash slots); _status (nil: 200),
+      -- _nh and _h (nil: no fields), _length, _chunked, _close and _date
+      -- are added by the handlers and responses that need them (nil reads
+      -- as false): the collector's work follows the bytes made a request
+      local res = setmetatable({ _conn = conn, _hs = 0 }, Response)
+      -- the request's: three (four hash slots); _drain: a body the handler
+      -- may leave unread. Its connection is its response's (req._res._conn)
+      local req = setmetatable({ _head = head, _res = res, _drain = clen > 0 or chunked }, Request)
+      conn.task = spawn(run_request, req)       -- one argument: one user value fewer
     elseif what == NEXT_GONE then
       local h = conn.task
       if h then spawn(client_gone, conn, h) end
