@@ -1146,6 +1146,65 @@ static int l_send_head(lua_State *L) {
   return 2;
 }
 
+/* _field(name, value) -> kind[, line]: Response:header's check of a field
+   and its line, in C: Lua patterns over the name and the value cost ~6,700
+   instructions a field. nil: name is not a token (a string of tchar,
+   RFC 9110); false: value is not a string, or holds CR, LF or NUL; else
+   kind 0 and "name: value\r\n", or the kind of a field the server handles
+   itself: 1 Content-Length, 2 Transfer-Encoding, 3 Connection, 4 Date. */
+static int is_tchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int name_is(const char *n, size_t len, const char *lower) {
+  if (strlen(lower) != len) return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)n[i];
+    if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + ('a' - 'A'));
+    if (c != (unsigned char)lower[i]) return 0;
+  }
+  return 1;
+}
+
+static int l_resp_field(lua_State *L) {
+  size_t nlen, vlen;
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const char *name = lua_tolstring(L, 1, &nlen);
+  for (size_t i = 0; i < nlen; i++)
+    if (!is_tchar((unsigned char)name[i])) nlen = 0;
+  if (nlen == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  const char *value = lua_tolstring(L, 2, &vlen);
+  if (memchr(value, '\r', vlen) || memchr(value, '\n', vlen) || memchr(value, '\0', vlen)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  int kind = name_is(name, nlen, "content-length") ? 1
+           : name_is(name, nlen, "transfer-encoding") ? 2
+           : name_is(name, nlen, "connection") ? 3
+           : name_is(name, nlen, "date") ? 4 : 0;
+  lua_pushinteger(L, kind);
+  if (kind != 0) return 1;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, name, nlen);
+  luaL_addlstring(&b, ": ", 2);
+  luaL_addlstring(&b, value, vlen);
+  luaL_addlstring(&b, "\r\n", 2);
+  luaL_pushresult(&b);
+  return 2;
+}
+
 /* ---- registration ---- */
 
 static const luaL_Reg head_methods[] = {
@@ -1164,7 +1223,7 @@ static const luaL_Reg lot_methods[] = {
 static const luaL_Reg lot_meta[] = { {"__gc", l_lot_gc}, {NULL, NULL} };
 
 static const luaL_Reg functions[] = {
-  {"_lot", l_lot},
+  {"_lot", l_lot}, {"_field", l_resp_field},
   {NULL, NULL}
 };
 

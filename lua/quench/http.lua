@@ -23,11 +23,11 @@
 local quench = ...
 
 local http = quench.http
-local send_head_c, new_lot = http._send_head, http._lot
+local send_head_c, new_lot, field_c = http._send_head, http._lot, http._field
 -- two of the lot's methods, called once a request: taken from the first
 -- lot made (a method call on a userdata looks it up through __index)
 local lot_park, lot_next
-http._send_head, http._lot = nil, nil
+http._send_head, http._lot, http._field = nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -420,43 +420,40 @@ function Response:status(code)
   return self
 end
 
-local function bad_field(s)
-  return s:find("[\r\n%z]") ~= nil
-end
-
 --- Add a header field (call again for a repeated one).
 function Response:header(name, value)
   check_started(self, "quench.http.response:header")
-  if type(name) ~= "string" or name == "" or name:find("[^%w!#$%%&'*+.^_`|~-]") then
-    error("bad argument #1 to 'quench.http.response:header' (a header name expected)", 2)
-  end
   if type(value) == "number" then value = tostring(value) end
-  if type(value) ~= "string" or bad_field(value) then
+  -- checked in C (a token name; a value without CR, LF or NUL), which
+  -- makes the field's line, or says which of the server's own it is
+  local kind, line = field_c(name, value)
+  if kind == 0 then
+    local n = (self._nh or 0) + 1
+    self._nh = n
+    local h = self._h
+    if not h then h = {}; self._h = h end
+    h[n] = line
+    return self
+  elseif kind == nil then
+    error("bad argument #1 to 'quench.http.response:header' (a header name expected)", 2)
+  elseif kind == false then
     error("bad argument #2 to 'quench.http.response:header' (a string without CR, LF or NUL expected)", 2)
   end
-  local lname = name:lower()
-  if lname == "content-length" then
+  if kind == 1 then
     local n = tonumber(value)
     if not n or n < 0 or n ~= math.floor(n) or not value:match("^%s*%d+%s*$") then
       error("bad argument #2 to 'quench.http.response:header' (Content-Length must be digits)", 2)
     end
     self._length = math.tointeger(n)
     return self
-  elseif lname == "transfer-encoding" then
+  elseif kind == 2 then
     error("quench.http.response:header: Transfer-Encoding is the server's to set"
           .. " (a response written without Content-Length is chunked)", 2)
-  elseif lname == "connection" then
+  elseif kind == 3 then
     if value:lower():find("close", 1, true) then self._close = true end
     return self
-  elseif lname == "date" then
-    self._date = value
-    return self
   end
-  local n = (self._nh or 0) + 1
-  self._nh = n
-  local h = self._h
-  if not h then h = {}; self._h = h end
-  h[n] = name .. ": " .. value .. "\r\n"
+  self._date = value                        -- kind 4
   return self
 end
 
