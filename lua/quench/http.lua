@@ -726,7 +726,7 @@ local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
 local function dispatch(server)
   local lot = server.lot
   while true do
-    local conn, what, head, minor, keep, clen, chunked, expect, is_head = lot_next(lot)
+    local conn, what, head, minor, keep, clen, chunked, expect, is_head, req = lot_next(lot)
     if not conn then return end
     if what == NEXT_HEAD then
       conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
@@ -735,9 +735,11 @@ local function dispatch(server)
       -- are added by the handlers and responses that need them (nil reads
       -- as false): the collector's work follows the bytes made a request
       local res = setmetatable({ _conn = conn, _hs = 0 }, Response)
-      -- the request's: three (four hash slots); _drain: a body the handler
-      -- may leave unread. Its connection is its response's (req._res._conn)
-      local req = setmetatable({ _head = head, _res = res, _drain = clen > 0 or chunked }, Request)
+      -- the request's: three, in a table made by lot:next with room for
+      -- what a handler caches (path, query, method...); _drain: a body the
+      -- handler may leave unread. Its connection is its response's
+      req._head, req._res, req._drain = head, res, clen > 0 or chunked
+      setmetatable(req, Request)
       conn.task = spawn(run_request, req)       -- one argument: one user value fewer
     elseif what == NEXT_GONE then
       local h = conn.task
