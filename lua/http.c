@@ -884,9 +884,11 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
       le_move(lot, e, AT_FRESH);              /* polled once its handler has run (lot_poll) */
       /* the request's table, with room for eight fields: its three and
          what a handler caches in it (path, query, method...) without a
-         rehash (~1,300 instructions); a Lua constructor sizes it to three */
+         rehash (~1,300 instructions); a Lua constructor sizes it to three.
+         The response's, with room for four: its two and a header's two */
       lua_createtable(L, 0, 8);
-      return 10;
+      lua_createtable(L, 0, 4);
+      return 11;
     }
     if (n == 3 && lua_type(L, -3) == LUA_TBOOLEAN) {   /* false, status, msg */
       lua_pushinteger(L, NEXT_BAD);
@@ -940,7 +942,7 @@ LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
 /* lot:next() -> conn, what: the next connection whose watch is ready.
    what: 1 (a head: then the head and its framing, as push_framing: minor,
    keep (false for the connection's max_requests-th), content_length,
-   chunked, expect_continue, is_head, and an empty table for the request), 2
+   chunked, expect_continue, is_head, and empty tables for the request and the response), 2
    (keepalive_timeout inside a head: answer 408), 3 (a bad head: then
    status, message), 4 (the client left while its request is handled), 0
    (EOF, an error, idle past keepalive_timeout: close it).

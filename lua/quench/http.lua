@@ -726,15 +726,17 @@ local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
 local function dispatch(server)
   local lot = server.lot
   while true do
-    local conn, what, head, minor, keep, clen, chunked, expect, is_head, req = lot_next(lot)
+    local conn, what, head, minor, keep, clen, chunked, expect, is_head, req, res = lot_next(lot)
     if not conn then return end
     if what == NEXT_HEAD then
       conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
-      -- the response's fields: two (two hash slots); _status (nil: 200),
-      -- _nh and _h (nil: no fields), _length, _chunked, _close and _date
-      -- are added by the handlers and responses that need them (nil reads
-      -- as false): the collector's work follows the bytes made a request
-      local res = setmetatable({ _conn = conn, _hs = 0 }, Response)
+      -- the response's fields: two, in a table made by lot:next with room
+      -- for four; _status (nil: 200), _nh and _h (nil: no fields),
+      -- _length, _chunked, _close and _date are added by the handlers and
+      -- responses that need them (nil reads as false): the collector's
+      -- work follows the bytes made a request, a header's two fit
+      res._conn, res._hs = conn, 0
+      setmetatable(res, Response)
       -- the request's: three, in a table made by lot:next with room for
       -- what a handler caches (path, query, method...); _drain: a body the
       -- handler may leave unread. Its connection is its response's
