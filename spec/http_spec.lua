@@ -75,6 +75,38 @@ local function hello(req, res)
 end
 
 describe("quench.http server", function()
+  describe("res:header", function()
+    it("checks a field (a token name, a value without CR, LF, NUL) and takes the server's own", T(function()
+      local errs = {}
+      local _, port, stop = start(function(_, res)
+        for i, args in ipairs {
+          { "Bad Name", "v" }, { "", "v" }, { 42, "v" }, { "X(y)", "v" }, { "X-A", "a\r\nb" },
+          { "X-A", "a\nb" }, { "X-A", "a\0b" }, { "X-A", {} }, { "Content-Length", "12x" },
+          { "transfer-encoding", "chunked" },
+        } do
+          local ok, e = pcall(res.header, res, args[1], args[2])
+          errs[i] = not ok and (e:match("Transfer%-Encoding is the server's") or e:match("%((.-)%)$"))
+        end
+        res:header("X-Num", 7):header("x-odd!#$%&'*+-.^_`|~1", "v w"):header("content-length", " 5 ")
+        res:header("DATE", "Thu, 01 Jan 2026 00:00:00 GMT"):header("connection", "Close")
+        res:finish("hello")
+      end)
+      local out = raw(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      stop()
+      local name, value = "a header name expected", "a string without CR, LF or NUL expected"
+      assert.same({ name, name, name, name, value, value, value, value, "Content-Length must be digits",
+                    "Transfer-Encoding is the server's" }, errs)
+      assert.equal(200, status_of(out))
+      assert.truthy(out:find("\r\nX-Num: 7\r\n", 1, true))
+      assert.truthy(out:find("\r\nx-odd!#$%&'*+-.^_`|~1: v w\r\n", 1, true))
+      assert.truthy(out:find("\r\nContent-Length: 5\r\n", 1, true))
+      assert.truthy(out:find("\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n", 1, true))
+      assert.equal(1, count(out, "\r\nDate: "))
+      assert.truthy(out:find("\r\nConnection: close\r\n", 1, true))   -- and it closed: raw returned
+      assert.equal("hello", out:match("\r\n\r\n(.*)$"))
+    end))
+  end)
+
   describe("with curl", function()
     it("answers a GET with its query, headers and peer", T(function()
       local seen

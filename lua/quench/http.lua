@@ -23,8 +23,11 @@
 local quench = ...
 
 local http = quench.http
-local send_head_c, new_lot = http._send_head, http._lot
-http._send_head, http._lot = nil, nil
+local send_head_c, new_lot, field_c = http._send_head, http._lot, http._field
+-- two of the lot's methods, called once a request: taken from the first
+-- lot made (a method call on a userdata looks it up through __index)
+local lot_park, lot_next
+http._send_head, http._lot, http._field = nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -181,11 +184,11 @@ local getters = {}
 -- code on a failure (ETIMEDOUT after body_timeout without a byte, EOF,
 -- EPROTO for a malformed chunked body, EMSGSIZE over max_body).
 local function body_chunk(req, max)
-  local head, conn = req._head, req._conn
+  local head, conn = req._head, req._res._conn
   local stream = conn.stream
   if conn.continue_due then
     conn.continue_due = false
-    if not req._res._started then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
+    if req._res._hs < 2 then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
   end
   while true do
     local v, msg, code = head:body_some(stream, max)
@@ -366,11 +369,12 @@ function getters.query(req)
 end
 function getters.target(req) return req._head:raw_target() end
 function getters.args(req) return http.parse_query(req.query) end
-function getters.version(req) return req._conn.minor == 1 and "1.1" or "1.0" end
+function getters.version(req) return req._res._conn.minor == 1 and "1.1" or "1.0" end
 function getters.headers(req) return setmetatable({ _head = req._head }, Headers) end
 function getters.peer(req)
-  if req._conn.server.unix then return { path = req._conn.server.unix } end
-  local host, port = req._conn.stream:getpeername()
+  local conn = req._res._conn
+  if conn.server.unix then return { path = conn.server.unix } end
+  local host, port = conn.stream:getpeername()
   return { host = host, port = port }
 end
 function getters.trailers(req) return req._head:trailers() or {} end
@@ -394,10 +398,16 @@ local Response = {}
 Response.__index = Response
 Response.__name = "quench.http.response"
 
+-- A response's _hs: 0 nothing set (status 200, no field, no length: the
+-- head is made without reading the fields a response lacks, each of which
+-- is looked up through the metatable's __index), 1 status or a header set,
+-- 2 the head sent, 3 finished (one field for the four states: a field less
+-- to make a request). Status and header calls set it to 1.
 local function check_started(res, fname)
-  if res._started then
+  if res._hs >= 2 then
     error(fname .. ": the response head was sent already (status and header come before write)", 3)
   end
+  res._hs = 1
 end
 
 --- Set the status code (default 200).
@@ -410,43 +420,40 @@ function Response:status(code)
   return self
 end
 
-local function bad_field(s)
-  return s:find("[\r\n%z]") ~= nil
-end
-
 --- Add a header field (call again for a repeated one).
 function Response:header(name, value)
   check_started(self, "quench.http.response:header")
-  if type(name) ~= "string" or name == "" or name:find("[^%w!#$%%&'*+.^_`|~-]") then
-    error("bad argument #1 to 'quench.http.response:header' (a header name expected)", 2)
-  end
   if type(value) == "number" then value = tostring(value) end
-  if type(value) ~= "string" or bad_field(value) then
+  -- checked in C (a token name; a value without CR, LF or NUL), which
+  -- makes the field's line, or says which of the server's own it is
+  local kind, line = field_c(name, value)
+  if kind == 0 then
+    local n = (self._nh or 0) + 1
+    self._nh = n
+    local h = self._h
+    if not h then h = {}; self._h = h end
+    h[n] = line
+    return self
+  elseif kind == nil then
+    error("bad argument #1 to 'quench.http.response:header' (a header name expected)", 2)
+  elseif kind == false then
     error("bad argument #2 to 'quench.http.response:header' (a string without CR, LF or NUL expected)", 2)
   end
-  local lname = name:lower()
-  if lname == "content-length" then
+  if kind == 1 then
     local n = tonumber(value)
     if not n or n < 0 or n ~= math.floor(n) or not value:match("^%s*%d+%s*$") then
       error("bad argument #2 to 'quench.http.response:header' (Content-Length must be digits)", 2)
     end
     self._length = math.tointeger(n)
     return self
-  elseif lname == "transfer-encoding" then
+  elseif kind == 2 then
     error("quench.http.response:header: Transfer-Encoding is the server's to set"
           .. " (a response written without Content-Length is chunked)", 2)
-  elseif lname == "connection" then
+  elseif kind == 3 then
     if value:lower():find("close", 1, true) then self._close = true end
     return self
-  elseif lname == "date" then
-    self._date = value
-    return self
   end
-  local n = self._nh + 1
-  self._nh = n
-  local h = self._h
-  if not h then h = {}; self._h = h end
-  h[n] = name .. ": " .. value .. "\r\n"
+  self._date = value                        -- kind 4
   return self
 end
 
@@ -462,11 +469,11 @@ local status_lines = setmetatable({}, { __index = function(t, status)
 end })
 
 -- Send the head (and `first`, the first piece of body). len: the body
--- length, or false (chunked, or until close). The bytes are assembled and
+-- length, or false (chunked, or until close); done: finish sends it. The bytes are assembled and
 -- written in C (_send_head): one write, no Lua string for the head.
-local function send_head(res, len, first)
-  local conn, status = res._conn, res._status
-  res._started = true
+local function send_head(res, len, first, done)
+  local conn, status = res._conn, res._status or 200
+  res._hs = done and 3 or 2
   local close = res._close or not conn.keep or conn.server.state ~= "serving"
   local framing, bodyless = -2, conn.is_head or status == 204 or status == 304 or status < 200
   if status == 204 or status < 200 or (status == 304 and not len) then
@@ -475,7 +482,7 @@ local function send_head(res, len, first)
     framing = len
   elseif conn.minor == 1 then
     framing = -1
-    res._chunked = not bodyless
+    if not bodyless then res._chunked = true end
   else
     close = true                            -- HTTP/1.0: the body ends at close
   end
@@ -487,24 +494,44 @@ local function send_head(res, len, first)
   local nh = res._nh
   local stream = conn.stream
   local ok, msg, code = send_head_c(stream, status_lines[status], res._date,
-                                    nh > 0 and concat(res._h, "", 1, nh),
+                                    nh and concat(res._h, "", 1, nh),
                                     framing, close and 1 or (conn.minor == 0 and 2 or 0),
                                     not bodyless and first, res._chunked)
   if ok == false then return stream:write(msg) end   -- the queue is full: wait for room
   return ok, msg, code
 end
 
+-- send_head for a response nothing was set on (_hs 0: status 200, no
+-- field) finished (done) with its whole body: most handlers' answer.
+local STATUS_200 = "HTTP/1.1 200 OK\r\nDate: "
+local function send_plain(res, body)
+  local conn = res._conn
+  res._hs = 3
+  local close = not conn.keep or conn.server.state ~= "serving"
+  if conn.continue_due then                 -- as send_head
+    conn.continue_due = false
+    close = true
+  end
+  if close then conn.keep = false end
+  local stream = conn.stream
+  local ok, msg, code = send_head_c(stream, STATUS_200, false, false, body and #body or 0,
+                                    close and 1 or (conn.minor == 0 and 2 or 0),
+                                    not conn.is_head and body, false)
+  if ok == false then return stream:write(msg) end
+  return ok, msg, code
+end
+
 --- Write a piece of the body (the head first if it was not sent).
 function Response:write(chunk)
-  if self._done then error("quench.http.response:write: the response is finished", 2) end
+  if self._hs == 3 then error("quench.http.response:write: the response is finished", 2) end
   if type(chunk) == "number" then chunk = tostring(chunk) end
   if type(chunk) ~= "string" then
     error("bad argument #1 to 'quench.http.response:write' (string expected, got " .. type(chunk) .. ")", 2)
   end
   local ok, msg, code
-  if not self._started then
+  if self._hs < 2 then
     ok, msg, code = send_head(self, self._length, chunk)
-  elseif chunk == "" or not self._chunked and no_body(self._status, self._conn.is_head) then
+  elseif chunk == "" or not self._chunked and no_body(self._status or 200, self._conn.is_head) then
     return self
   elseif self._chunked then
     ok, msg, code = self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
@@ -520,7 +547,8 @@ end
 
 --- End the response, with a last piece of body (or the whole body).
 function Response:finish(body)
-  if self._done then error("quench.http.response:finish: the response is finished already", 2) end
+  local hs = self._hs
+  if hs == 3 then error("quench.http.response:finish: the response is finished already", 2) end
   if body ~= nil and type(body) ~= "string" then
     if type(body) == "number" then body = tostring(body)
     else
@@ -528,11 +556,12 @@ function Response:finish(body)
     end
   end
   local ok, msg, code = true, nil, nil
-  if not self._started then
-    self._done = true
-    ok, msg, code = send_head(self, self._length or (body and #body or 0), body)
+  if hs == 0 then
+    ok, msg, code = send_plain(self, body)
+  elseif hs == 1 then
+    ok, msg, code = send_head(self, self._length or (body and #body or 0), body, true)
   else
-    self._done = true
+    self._hs = 3
     if body and body ~= "" then
       local r1, m1, c1 = self:_raw_write(body)
       if not r1 then ok, msg, code = nil, m1, c1 end
@@ -549,7 +578,7 @@ function Response:finish(body)
 end
 
 function Response:_raw_write(chunk)
-  if no_body(self._status, self._conn.is_head) then return true end
+  if no_body(self._status or 200, self._conn.is_head) then return true end
   if self._chunked then
     return self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
   end
@@ -557,7 +586,7 @@ function Response:_raw_write(chunk)
 end
 
 --- Whether the head was sent.
-function Response:started() return self._started end
+function Response:started() return self._hs >= 2 end
 
 ---------------------------------------------------------------------------
 -- Connections
@@ -645,35 +674,36 @@ end
 -- A request's task: its handler, then whatever the handler left undone,
 -- then the connection is given back to the lot for its next head (the
 -- next pipelined one may be buffered already), or closed.
-local function run_request(res)
-  local req, conn = res._req, res._conn
+local function run_request(req)
+  local res = req._res
+  local conn = res._conn
   local _conn <close> = conn
   local server = conn.server
   local ok, err = xpcall(server.handler, traceback, req, res)
   if not ok then
     if is_cancelled(err) then error(err, 0) end
     report(conn, err, req)
-    if not res._started then
-      res._nh, res._length, res._status = 0, false, 500
+    if res._hs < 2 then
+      res._hs, res._nh, res._length, res._status = 1, nil, nil, 500
       conn.keep = false
       res:finish("internal server error\n")
     else
       conn.keep = false                   -- a response cut short: only closing says so
-      res._done = true
+      res._hs = 3
     end
-  elseif not res._done then
-    if not res._started and req._status_hint then
-      res._nh, res._length, res._status = 0, false, req._status_hint
+  elseif res._hs ~= 3 then
+    if res._hs < 2 and req._status_hint then
+      res._hs, res._nh, res._length, res._status = 1, nil, nil, req._status_hint
       conn.keep = false
       res:finish(STATUS[req._status_hint] .. "\n")
     else
       res:finish()
     end
   end
-  if res._done and conn.keep and server.state == "serving"
+  if res._hs == 3 and conn.keep and server.state == "serving"
      and (not req._drain or req._head:body_done() or drain(req)) then
     conn.task = false
-    if not server.lot:park(conn.e) then close_conn(conn) end
+    if not lot_park(server.lot, conn.e) then close_conn(conn) end
   end
 end
 
@@ -696,20 +726,23 @@ local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
 local function dispatch(server)
   local lot = server.lot
   while true do
-    local conn, what, head, minor, keep, clen, chunked, expect, is_head = lot:next()
+    local conn, what, head, minor, keep, clen, chunked, expect, is_head, req, res = lot_next(lot)
     if not conn then return end
     if what == NEXT_HEAD then
       conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
-      -- four fields, four hash slots; _drain: a body the handler may leave unread
-      local req = setmetatable({ _head = head, _conn = conn, _res = false,
-                                 _drain = clen > 0 or chunked }, Request)
-      -- the fields every response sets, eight (eight hash slots); _h, _close
-      -- and _date are added by the handlers that use them (nil reads as false)
-      local res = setmetatable({ _conn = conn, _req = req, _status = 200, _nh = 0,
-                                 _started = false, _done = false, _chunked = false,
-                                 _length = false }, Response)
-      req._res = res
-      conn.task = spawn(run_request, res)       -- one argument: one user value fewer
+      -- the response's fields: two, in a table made by lot:next with room
+      -- for four; _status (nil: 200), _nh and _h (nil: no fields),
+      -- _length, _chunked, _close and _date are added by the handlers and
+      -- responses that need them (nil reads as false): the collector's
+      -- work follows the bytes made a request, a header's two fit
+      res._conn, res._hs = conn, 0
+      setmetatable(res, Response)
+      -- the request's: three, in a table made by lot:next with room for
+      -- what a handler caches (path, query, method...); _drain: a body the
+      -- handler may leave unread. Its connection is its response's
+      req._head, req._res, req._drain = head, res, clen > 0 or chunked
+      setmetatable(req, Request)
+      conn.task = spawn(run_request, req)       -- one argument: one user value fewer
     elseif what == NEXT_GONE then
       local h = conn.task
       if h then spawn(client_gone, conn, h) end
@@ -761,6 +794,7 @@ function http.listen(host, port, opts)
   if not l then return nil, msg, code end
   local lot = new_lot(o.max_line, o.max_head, o.max_headers, o.max_body, o.header_timeout,
                       o.keepalive_timeout, o.max_requests)
+  lot_park, lot_next = lot.park, lot.next
   return setmetatable({ listener = l, opts = o, nconns = 0, state = "ready",
                         changed = quench.notify(), watched = false, unix = path or nil,
                         lot = lot }, Server)
