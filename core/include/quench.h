@@ -953,11 +953,6 @@ qn_future *qn_http_gone_new(qn_stream *s, size_t cap);
    is handled, without an allocation. */
 void qn_http_watch_head(qn_future *f, size_t max_line, size_t max_head, uint64_t deadline);
 void qn_http_watch_gone(qn_future *f, size_t cap);
-/* Ready when task t is done (winner 1) or the peer of s has gone, as
-   qn_http_gone_new (winner 2); t wins a tie. One future: a server's wait
-   for "the handler ended or its client left", made once per request. */
-qn_future *qn_http_handler_new(qn_task *t, qn_stream *s, size_t cap);
-int qn_http_handler_winner(const qn_future *f);
 
 /* ---- HTTP client transfers (http_client.c): libcurl on the runtime's loop ----
    One libcurl multi handle per runtime, made at the first transfer and
