@@ -618,20 +618,23 @@ static void entry_wake(qn_waker *w) {
   if (lot->waiter) qn_wake(lot->waiter);
 }
 
-/* Poll the woken entries' watches: the ready ones move to the ready list,
-   the others back to the watching one. */
-static void lot_sweep(lq_lot *lot) {
-  while (!le_empty(lot, AT_WOKEN)) {
-    lot_entry *e = lot->lists[AT_WOKEN].next;
-    e->rewoken = 0;
-    if (qn_poll(e->watch, &e->waker) == QN_READY) {
-      e->result = qn_http_head_result(e->watch);
-      dq_unlink(e);
-      le_move(lot, e, AT_READY);
-    } else if (!e->rewoken) {
-      le_move(lot, e, AT_PARKED);
-    }                                         /* rewoken: stays in the woken list */
+/* Poll a woken entry's watch: ready, it moves to the ready list; pending,
+   back to the watching one, unless its waker fired inside the poll
+   (rewoken: it stays in the woken list, to be polled again). */
+static void entry_repoll(lq_lot *lot, lot_entry *e) {
+  e->rewoken = 0;
+  if (qn_poll(e->watch, &e->waker) == QN_READY) {
+    e->result = qn_http_head_result(e->watch);
+    dq_unlink(e);
+    le_move(lot, e, AT_READY);
+  } else if (!e->rewoken) {
+    le_move(lot, e, AT_PARKED);
   }
+}
+
+/* Poll the woken entries' watches. */
+static void lot_sweep(lq_lot *lot) {
+  while (!le_empty(lot, AT_WOKEN)) entry_repoll(lot, lot->lists[AT_WOKEN].next);
 }
 
 /* The entries whose head is late: ready, with ETIMEDOUT (their watch is
@@ -658,15 +661,8 @@ static void lot_expire(lq_lot *lot) {
    resume of the waiter just to register a watch. */
 static void entry_poll(lq_lot *lot, lot_entry *e, int quiet) {
   le_move(lot, e, AT_WOKEN);
-  e->rewoken = 0;
-  if (qn_poll(e->watch, &e->waker) == QN_READY) {
-    e->result = qn_http_head_result(e->watch);
-    dq_unlink(e);
-    le_move(lot, e, AT_READY);
-  } else if (!e->rewoken) {
-    le_move(lot, e, AT_PARKED);
-    return;
-  }
+  entry_repoll(lot, e);
+  if (e->at == AT_PARKED) return;             /* pending: nothing for the waiter yet */
   if (!quiet && lot->waiter) qn_wake(lot->waiter);
 }
 

@@ -31,16 +31,17 @@ local function bounded(fn, ...)
 end
 
 -- A one-connection TCP peer in this runtime: `script(stream)` plays the
--- server side of the first connection. Returns the port.
+-- server side of the first connection. Returns the port and its task.
 local function peer(script)
   local server = assert(quench.tcp.listen("127.0.0.1", 0))
   local _, port = server:getsockname()
-  peers[#peers + 1] = quench.spawn(function()
+  local h = quench.spawn(function()
     local s <close> = server
     local c <close> = s:accept()
     if c then script(c) end
   end)
-  return port
+  peers[#peers + 1] = h
+  return port, h
 end
 
 -- ntasks tasks each connect, set and keep alive, over and over, through a
@@ -334,11 +335,7 @@ describe("ngx.socket.tcp", function()
   it("a read timeout fires at the deadline under the virtual clock and leaves the socket "
      .. "as OpenResty does", quench.test(function()
     local go = quench.channel()
-    local server = assert(quench.tcp.listen("127.0.0.1", 0))
-    local _, port = server:getsockname()
-    local h = quench.spawn(function()
-      local c <close> = server:accept()
-      server:close()
+    local port, h = peer(function(c)
       c:write("first\npar")
       go:recv()
       c:write("tial\n12345")
@@ -374,11 +371,7 @@ describe("ngx.socket.tcp", function()
   it("a fractional read timeout is kept to the nanosecond, and math.huge never times out "
      .. "(virtual clock)", quench.test(function()
     local go = quench.channel()
-    local server = assert(quench.tcp.listen("127.0.0.1", 0))
-    local _, port = server:getsockname()
-    local h = quench.spawn(function()
-      local c <close> = server:accept()
-      server:close()
+    local port, h = peer(function(c)
       go:recv()
       quench.sleep(1e7)                       -- far beyond any default timeout
       c:write("late\n")
