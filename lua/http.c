@@ -502,6 +502,13 @@ typedef struct lot_entry {
   uint64_t deadline;        /* while in a deadline queue: when its head is late */
   struct lot_entry *dprev, *dnext;  /* its deadline queue's links, or NULL */
   uint8_t at, rewoken, busy;  /* busy: a request is being handled (a gone watch) */
+  /* what the connection's minor, keep, is_head and continue_due fields
+     hold as start_request last set them (at first as lua/quench/http.lua
+     makes the table: 1, true, false, false): a field is set only when a
+     head changes it (~150 instructions a field). Lua only ever sets keep
+     (then the connection is closed, never parked) and continue_due to
+     false, so continue_due is set again whenever either value is true */
+  uint8_t minor, keep, is_head, continue_due;
 } lot_entry;
 
 typedef struct lq_lot {
@@ -792,6 +799,7 @@ static int l_add(lua_State *L) {
   lot_entry *e = lot->alloc(lot->alloc_ud, NULL, 0, sizeof *e);
   if (e == NULL) return lq_push_fail(L, UV_ENOMEM);
   memset(e, 0, sizeof *e);
+  e->minor = e->keep = 1;                     /* as the connection's table is made */
   e->waker.wake = entry_wake;
   e->lot = lot;
   e->s = s;
@@ -858,15 +866,29 @@ static int l_remove(lua_State *L) {
    its three and what a handler caches in it (path, query, method...)
    without a rehash (~1,300 instructions); the response's for four: its
    two and a header's two. Its fields are set before its metatable. */
-static void start_request(lua_State *L, lq_lot *lot, int lot_idx, int t) {
-  lua_pushvalue(L, t + 3);
-  lua_setfield(L, t, "minor");
-  lua_pushvalue(L, t + 4);
-  lua_setfield(L, t, "keep");
-  lua_pushvalue(L, t + 8);
-  lua_setfield(L, t, "is_head");
-  lua_pushvalue(L, t + 7);
-  lua_setfield(L, t, "continue_due");
+static void start_request(lua_State *L, lq_lot *lot, lot_entry *e, int lot_idx, int t) {
+  uint8_t minor = (uint8_t)lua_tointeger(L, t + 3), keep = (uint8_t)lua_toboolean(L, t + 4);
+  uint8_t is_head = (uint8_t)lua_toboolean(L, t + 8), cont = (uint8_t)lua_toboolean(L, t + 7);
+  if (minor != e->minor) {
+    lua_pushvalue(L, t + 3);
+    lua_setfield(L, t, "minor");
+    e->minor = minor;
+  }
+  if (keep != e->keep) {
+    lua_pushvalue(L, t + 4);
+    lua_setfield(L, t, "keep");
+    e->keep = keep;
+  }
+  if (is_head != e->is_head) {
+    lua_pushvalue(L, t + 8);
+    lua_setfield(L, t, "is_head");
+    e->is_head = is_head;
+  }
+  if (cont || e->continue_due) {
+    lua_pushvalue(L, t + 7);
+    lua_setfield(L, t, "continue_due");
+    e->continue_due = cont;
+  }
   int drain = lua_tointeger(L, t + 5) > 0 || lua_toboolean(L, t + 6);
   lua_getiuservalue(L, lot_idx, 3);           /* run, at t + 9 */
   lua_createtable(L, 0, 8);                   /* the request, at t + 10 */
@@ -928,7 +950,7 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
       qn_http_watch_gone(e->watch, lim_head(lot->limits));
       e->busy = 1;
       le_move(lot, e, AT_FRESH);              /* polled once its handler has run (lot_poll) */
-      start_request(L, lot, lot_idx, t);
+      start_request(L, lot, e, lot_idx, t);
       lua_settop(L, t - 1);
       continue;                               /* the next ready entry, without a return to Lua */
     }
