@@ -1004,13 +1004,12 @@ static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http connections", lot_check, l
                                                 lot_finish, lot_now);
 LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
 
-/* lot:next() -> conn, what: the next connection whose watch is ready.
-   what: 1 (a head: then the head and its framing, as push_framing: minor,
-   keep (false for the connection's max_requests-th), content_length,
-   chunked, expect_continue, is_head, and empty tables for the request and the response), 2
-   (keepalive_timeout inside a head: answer 408), 3 (a bad head: then
-   status, message), 4 (the client left while its request is handled), 0
-   (EOF, an error, idle past keepalive_timeout: close it).
+/* lot:next() -> conn, what: the next connection whose watch is ready,
+   once each ready head has its request's task (start_request: a head is
+   never returned). what: 2 (keepalive_timeout inside a head: answer 408),
+   3 (a bad head: then status, message), 4 (the client left while its
+   request is handled), 0 (EOF, an error, idle past keepalive_timeout:
+   close it). false when only heads were ready (call it again to wait);
    nil once the lot is closed. */
 static int l_lot_next(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
