@@ -522,7 +522,7 @@ print("|".join(out))
       assert.truthy(out:find("/c$"))
     end))
 
-    it("frames each request on a reused connection by its own head (HEAD, then GET; 1.0, then 1.1)", T(function()
+    it("frames each request of a reused connection by its own head (HEAD, GET; 1.0, 1.1)", T(function()
       local _, port, stop = start(function(req, res) res:finish(req.path) end)
       local out = raw(port, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n" ..
                             "GET /b HTTP/1.1\r\nHost: x\r\n\r\n" ..
