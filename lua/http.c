@@ -502,6 +502,13 @@ typedef struct lot_entry {
   uint64_t deadline;        /* while in a deadline queue: when its head is late */
   struct lot_entry *dprev, *dnext;  /* its deadline queue's links, or NULL */
   uint8_t at, rewoken, busy;  /* busy: a request is being handled (a gone watch) */
+  /* what the connection's minor, keep, is_head and continue_due fields
+     hold as start_request last set them (at first as lua/quench/http.lua
+     makes the table: 1, true, false, false): a field is set only when a
+     head changes it (~150 instructions a field). Lua only ever sets keep
+     (then the connection is closed, never parked) and continue_due to
+     false, so continue_due is set again whenever either value is true */
+  uint8_t minor, keep, is_head, continue_due;
 } lot_entry;
 
 typedef struct lq_lot {
@@ -739,7 +746,8 @@ static void entry_watch_head(lq_lot *lot, lot_entry *e, int q) {
 }
 
 /* _lot(max_line, max_head, max_headers, max_body, header_timeout,
-   keepalive_timeout, max_requests) -> a lot with the server's limits */
+   keepalive_timeout, max_requests, run, Request, Response) -> a lot with
+   the server's limits, which spawns run(req) for each head (start_request) */
 static int l_lot(lua_State *L) {
   size_t max_line = check_size(L, 1, 16, 0xfffff);
   size_t max_head = check_size(L, 2, 16, 0xffffffff);
@@ -749,7 +757,10 @@ static int l_lot(lua_State *L) {
   uint64_t header_ns = lq_check_seconds(L, 5), keepalive_ns = lq_check_seconds(L, 6);
   lua_Integer max_requests = luaL_checkinteger(L, 7);
   luaL_argcheck(L, max_requests >= 0, 7, "must not be negative");
-  lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 2);
+  luaL_checktype(L, 8, LUA_TFUNCTION);
+  luaL_checktype(L, 9, LUA_TTABLE);
+  luaL_checktype(L, 10, LUA_TTABLE);
+  lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 5);
   memset(lot, 0, sizeof *lot);
   lot->wait.vt = &lot_vt;
   for (int i = 0; i < AT_LISTS; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
@@ -764,6 +775,10 @@ static int l_lot(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &head_tag);
   lua_setiuservalue(L, -2, 2);                /* the heads' metatable, at hand for take_head */
+  for (int i = 8; i <= 10; i++) {             /* the request's task, its two metatables */
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, -2, i - 5);
+  }
   luaL_setmetatable(L, LQ_LOT);
   return 1;
 }
@@ -784,6 +799,7 @@ static int l_add(lua_State *L) {
   lot_entry *e = lot->alloc(lot->alloc_ud, NULL, 0, sizeof *e);
   if (e == NULL) return lq_push_fail(L, UV_ENOMEM);
   memset(e, 0, sizeof *e);
+  e->minor = e->keep = 1;                     /* as the connection's table is made */
   e->waker.wake = entry_wake;
   e->lot = lot;
   e->s = s;
@@ -841,11 +857,67 @@ static int l_remove(lua_State *L) {
   return 0;
 }
 
+/* A head is ready for connection t (at t+1: NEXT_HEAD, then the head and
+   its framing as push_framing: minor, keep, content_length, chunked,
+   expect_continue, is_head): set the connection's fields, make the
+   request and the response and spawn the request's task, run(req), as
+   the server's dispatcher did in Lua: no return to it, no eleven results,
+   no Lua loop per head. The request's table has room for eight fields:
+   its three and what a handler caches in it (path, query, method...)
+   without a rehash (~1,300 instructions); the response's for four: its
+   two and a header's two. Its fields are set before its metatable. */
+static void start_request(lua_State *L, lq_lot *lot, lot_entry *e, int lot_idx, int t) {
+  uint8_t minor = (uint8_t)lua_tointeger(L, t + 3), keep = (uint8_t)lua_toboolean(L, t + 4);
+  uint8_t is_head = (uint8_t)lua_toboolean(L, t + 8), cont = (uint8_t)lua_toboolean(L, t + 7);
+  if (minor != e->minor) {
+    lua_pushvalue(L, t + 3);
+    lua_setfield(L, t, "minor");
+    e->minor = minor;
+  }
+  if (keep != e->keep) {
+    lua_pushvalue(L, t + 4);
+    lua_setfield(L, t, "keep");
+    e->keep = keep;
+  }
+  if (is_head != e->is_head) {
+    lua_pushvalue(L, t + 8);
+    lua_setfield(L, t, "is_head");
+    e->is_head = is_head;
+  }
+  if (cont || e->continue_due) {
+    lua_pushvalue(L, t + 7);
+    lua_setfield(L, t, "continue_due");
+    e->continue_due = cont;
+  }
+  int drain = lua_tointeger(L, t + 5) > 0 || lua_toboolean(L, t + 6);
+  lua_getiuservalue(L, lot_idx, 3);           /* run, at t + 9 */
+  lua_createtable(L, 0, 8);                   /* the request, at t + 10 */
+  lua_createtable(L, 0, 4);                   /* the response */
+  lua_pushvalue(L, t);
+  lua_setfield(L, -2, "_conn");
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "_hs");
+  lua_getiuservalue(L, lot_idx, 5);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, t + 10, "_res");
+  lua_pushvalue(L, t + 2);
+  lua_setfield(L, t + 10, "_head");
+  lua_pushboolean(L, drain);
+  lua_setfield(L, t + 10, "_drain");
+  lua_getiuservalue(L, lot_idx, 4);
+  lua_setmetatable(L, t + 10);
+  lq_spawn_at(L, lot->rt, t + 9);             /* the task's handle */
+  lua_setfield(L, t, "task");
+}
+
 /* Push what the first ready entry says, the connection first (see
-   lot:next); nil once the lot is closed. */
+   lot:next), after starting the request of each ready head; false when
+   no entry is left, nil once the lot is closed. */
 static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
-  if (le_empty(lot, AT_READY)) {              /* closed */
-    lua_pushnil(L);
+  for (;;) {
+  if (le_empty(lot, AT_READY)) {              /* closed, or every head was started */
+    if (lot->closed) lua_pushnil(L);
+    else lua_pushboolean(L, 0);
     return 1;
   }
   lot_entry *e = lot->lists[AT_READY].next;
@@ -878,13 +950,9 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
       qn_http_watch_gone(e->watch, lim_head(lot->limits));
       e->busy = 1;
       le_move(lot, e, AT_FRESH);              /* polled once its handler has run (lot_poll) */
-      /* the request's table, with room for eight fields: its three and
-         what a handler caches in it (path, query, method...) without a
-         rehash (~1,300 instructions); a Lua constructor sizes it to three.
-         The response's, with room for four: its two and a header's two */
-      lua_createtable(L, 0, 8);
-      lua_createtable(L, 0, 4);
-      return 11;
+      start_request(L, lot, e, lot_idx, t);
+      lua_settop(L, t - 1);
+      continue;                               /* the next ready entry, without a return to Lua */
     }
     if (n == 3 && lua_type(L, -3) == LUA_TBOOLEAN) {   /* false, status, msg */
       lua_pushinteger(L, NEXT_BAD);
@@ -902,6 +970,7 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
   entry_hold(lot, e);                         /* EOF, an error, idle too long: the caller closes */
   lua_pushinteger(L, NEXT_CLOSE);
   return 2;
+  }
 }
 
 static void lot_check(lua_State *L, void *obj, int op, lq_coro *c) {
@@ -935,13 +1004,12 @@ static const lq_obj_kind lot_kind = LQ_OBJ_KIND("http connections", lot_check, l
                                                 lot_finish, lot_now);
 LQ_OBJ_PERFORM_K(lot_next_k, lot_kind)
 
-/* lot:next() -> conn, what: the next connection whose watch is ready.
-   what: 1 (a head: then the head and its framing, as push_framing: minor,
-   keep (false for the connection's max_requests-th), content_length,
-   chunked, expect_continue, is_head, and empty tables for the request and the response), 2
-   (keepalive_timeout inside a head: answer 408), 3 (a bad head: then
-   status, message), 4 (the client left while its request is handled), 0
-   (EOF, an error, idle past keepalive_timeout: close it).
+/* lot:next() -> conn, what: the next connection whose watch is ready,
+   once each ready head has its request's task (start_request: a head is
+   never returned). what: 2 (keepalive_timeout inside a head: answer 408),
+   3 (a bad head: then status, message), 4 (the client left while its
+   request is handled), 0 (EOF, an error, idle past keepalive_timeout:
+   close it). false when only heads were ready (call it again to wait);
    nil once the lot is closed. */
 static int l_lot_next(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);

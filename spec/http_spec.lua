@@ -522,6 +522,21 @@ print("|".join(out))
       assert.truthy(out:find("/c$"))
     end))
 
+    it("frames each request of a reused connection by its own head (HEAD, GET; 1.0, 1.1)", T(function()
+      local _, port, stop = start(function(req, res) res:finish(req.path) end)
+      local out = raw(port, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n" ..
+                            "GET /b HTTP/1.1\r\nHost: x\r\n\r\n" ..
+                            "GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" ..
+                            "GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      stop()
+      assert.equal(4, count(out, "HTTP/1%.1 200"))
+      assert.falsy(out:find("/a", 1, true))          -- no body for HEAD
+      assert.truthy(out:find("\r\n\r\n/b", 1, true))   -- but one for the GET after it
+      assert.equal(1, count(out, "Connection: keep%-alive"))   -- said to the 1.0 client only
+      assert.truthy(out:find("Connection: keep%-alive\r\n\r\n/cHTTP/1%.1 200"))
+      assert.truthy(out:find("Connection: close\r\n\r\n/d$"))
+    end))
+
     it("gives a handler the body through a reader, in the stream read formats, and the trailers", T(function()
       local got
       local _, port, stop = start(function(req, res)

@@ -4,12 +4,14 @@
 -- has an entry in the server's lot (lua/http.c) for its whole life: C
 -- watches its socket for the next whole head (parsed there, over
 -- picohttpparser) and, while a request is handled, for the client going
--- away. One task of the server (dispatch) is woken only when a watch is
--- ready: for a head it spawns the handler in a task of its own, which
+-- away. For a head, the lot spawns the handler in a task of its own (from
+-- C, as the head is taken: no Lua per head before the handler), which
 -- writes the response and hands the connection back to the lot for its
 -- next head (pipelined requests are answered in order: their bytes wait
--- in the stream's buffer meanwhile) or closes it; a bad or late head gets
--- a task that answers it and closes.
+-- in the stream's buffer meanwhile) or closes it. One task of the server
+-- (dispatch) is woken for the rest: a bad or late head gets a task that
+-- answers it and closes, a client gone while its request runs one that
+-- cancels it.
 --
 -- Cancellation: a client that goes away (EOF or an error on its socket)
 -- while its handler runs gets the handler cancelled (h:cancel with
@@ -718,41 +720,29 @@ local function client_gone(conn, h)
   if conn.task == h then close_conn(conn) end
 end
 
-local NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 1, 2, 3, 4
+local NEXT_CLOSE, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 2, 3, 4   -- 1, a head: the lot starts it
 
 -- The server's one task for its connections: woken by the lot when a
--- connection's head has arrived (it spawns the handler's task), when a
--- head is bad or late (a task answers it), when a client leaves.
+-- watch is ready. A head's request task is spawned by the lot itself
+-- (lua/http.c, start_request: the connection's fields, the request and the
+-- response made as run_request expects them; false comes back once every
+-- ready head has its task); this task answers a bad or late head, cancels
+-- the request of a client that left, closes.
 local function dispatch(server)
   local lot = server.lot
   while true do
-    local conn, what, head, minor, keep, clen, chunked, expect, is_head, req, res = lot_next(lot)
-    if not conn then return end
-    if what == NEXT_HEAD then
-      conn.minor, conn.keep, conn.is_head, conn.continue_due = minor, keep, is_head, expect
-      -- the response's fields: two, in a table made by lot:next with room
-      -- for four; _status (nil: 200), _nh and _h (nil: no fields),
-      -- _length, _chunked, _close and _date are added by the handlers and
-      -- responses that need them (nil reads as false): the collector's
-      -- work follows the bytes made a request, a header's two fit
-      res._conn, res._hs = conn, 0
-      setmetatable(res, Response)
-      -- the request's: three, in a table made by lot:next with room for
-      -- what a handler caches (path, query, method...); _drain: a body the
-      -- handler may leave unread. Its connection is its response's
-      req._head, req._res, req._drain = head, res, clen > 0 or chunked
-      setmetatable(req, Request)
-      conn.task = spawn(run_request, req)       -- one argument: one user value fewer
-    elseif what == NEXT_GONE then
+    local conn, what, status, msg = lot_next(lot)
+    if conn == nil then return end                -- false: heads only, each started by the lot
+    if what == NEXT_GONE then
       local h = conn.task
       if h then spawn(client_gone, conn, h) end
     elseif what == NEXT_CLOSE then
       close_conn(conn)
     elseif what == NEXT_LATE then
       conn.task = spawn(answer_close, conn, 408, "request timeout\n")
-    elseif what == NEXT_BAD and minor ~= "the connection ended inside a request head" then
-      conn.task = spawn(answer_close, conn, head, minor .. "\n")   -- 400, 413, 414, 431, 501
-    else
+    elseif what == NEXT_BAD and msg ~= "the connection ended inside a request head" then
+      conn.task = spawn(answer_close, conn, status, msg .. "\n")   -- 400, 413, 414, 431, 501
+    elseif conn then
       close_conn(conn)
     end
   end
@@ -793,7 +783,7 @@ function http.listen(host, port, opts)
   end
   if not l then return nil, msg, code end
   local lot = new_lot(o.max_line, o.max_head, o.max_headers, o.max_body, o.header_timeout,
-                      o.keepalive_timeout, o.max_requests)
+                      o.keepalive_timeout, o.max_requests, run_request, Request, Response)
   lot_park, lot_next = lot.park, lot.next
   return setmetatable({ listener = l, opts = o, nconns = 0, state = "ready",
                         changed = quench.notify(), watched = false, unix = path or nil,
