@@ -35,6 +35,7 @@ void lq_unix_dgram_register(lua_State *L, int mod);
 void lq_adopt_register(lua_State *L, int mod);
 void lq_tls_register(lua_State *L, int mod);
 void lq_http_register(lua_State *L, int mod);
+void lq_http_lot_register(lua_State *L, int mod);
 void lq_ngx_register(lua_State *L, int mod);
 void lq_task_internals(lua_State *L, int mod);
 void lq_http_client_register(lua_State *L, int mod);
@@ -441,6 +442,7 @@ int luaopen_quench(lua_State *L) {
   lq_adopt_register(L, mod);
   lq_tls_register(L, mod);                   /* after tcp: it adds stream:starttls */
   lq_http_register(L, mod);
+  lq_http_lot_register(L, mod);           /* after http: it adds quench.http._lot */
   lq_ngx_register(L, mod);
   lq_http_client_register(L, mod);       /* after http: it adds quench.http._xfer */
   lua_pushliteral(L, "0.2.0");

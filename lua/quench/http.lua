@@ -1,7 +1,7 @@
 -- quench.http: an HTTP/1.x server. Loaded by luaopen_quench with the module.
 --
 -- One task accepts; no connection has a task of its own. Every connection
--- has an entry in the server's lot (lua/http.c) for its whole life: C
+-- has an entry in the server's lot (lua/http_lot.c) for its whole life: C
 -- watches its socket for the next whole head (parsed there, over
 -- picohttpparser) and, while a request is handled, for the client going
 -- away. For a head, the lot spawns the handler in a task of its own (from
@@ -637,7 +637,7 @@ local function close_conn(conn)
 end
 
 -- A connection has no task of its own: between requests the server's lot
--- (lua/http.c) watches it from C. A task works for it only while a request
+-- (lua/http_lot.c) watches it from C. A task works for it only while a request
 -- is handled (the handler's) or an error is answered, and holds the
 -- connection's table as a <close> value: however that task ends (aborted
 -- included), the connection is closed, unless the task gave it back to the
@@ -724,7 +724,7 @@ local NEXT_CLOSE, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 2, 3, 4   -- 1, a head: th
 
 -- The server's one task for its connections: woken by the lot when a
 -- watch is ready. A head's request task is spawned by the lot itself
--- (lua/http.c, start_request: the connection's fields, the request and the
+-- (lua/http_lot.c, start_request: the connection's fields, the request and the
 -- response made as run_request expects them; false comes back once every
 -- ready head has its task); this task answers a bad or late head, cancels
 -- the request of a client that left, closes.

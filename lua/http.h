@@ -1,0 +1,45 @@
+/*
+** What the HTTP server's two binding files share: the request head
+** (http.c) and the lot of connections that takes heads (http_lot.c).
+*/
+#ifndef QUENCH_HTTP_H
+#define QUENCH_HTTP_H
+
+#include "stream.h"
+
+/* A request head: a copy of its bytes and the offsets of its fields; a
+   Lua string is made only for what is asked for. */
+typedef struct lq_head {
+  const void *tag;          /* &lq_http_head_tag */
+  qn_http_head h;
+  int64_t left;             /* Content-Length body: bytes still to read */
+  int64_t taken;            /* body bytes returned so far */
+  int64_t max_body;         /* over this: EMSGSIZE */
+  size_t max_fields;
+  qn_http_chunked *dec;     /* a chunked body's decoder, after the struct; NULL otherwise */
+  int phase;
+  uint8_t continue_due;     /* Expect: 100-continue on a request with a body */
+  qn_http_field *fields;    /* h.nfields of them, after the struct */
+  char *bytes;              /* h.len bytes, after the fields */
+} lq_head;
+
+/* The head's tag (its first word, for lq_toudata) and, as a light
+   userdata, the registry key of its metatable: no look-up by name on the
+   per-request path. */
+extern const char lq_http_head_tag;
+
+/* The core stream of a TCP, TLS, Unix or pipe stream at idx, open, or raise. */
+qn_stream *lq_http_check_stream(lua_State *L, int idx, const char *fname);
+
+/* A head wait's limits, packed into one word, and two of them back. */
+uint64_t lq_http_pack_limits(size_t max_line, size_t max_head, size_t max_fields);
+size_t lq_http_lim_head(uint64_t ns);
+size_t lq_http_lim_line(uint64_t ns);
+
+/* Parse what the stream holds: push a head (its metatable from user value
+   2 of the userdata at lot_idx) and its framing, consuming its bytes;
+   false, status, msg; or nil, msg, code. -1 (nothing pushed) if it must
+   wait. Returns the number of values pushed. */
+int lq_http_take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body, int lot_idx);
+
+#endif
