@@ -61,6 +61,14 @@ local function baseline(port)
   return open_fds()
 end
 
+-- Whether the open descriptors come back to `fds` within 3 s (a closed
+-- connection's lingering close ends when its client has closed).
+local function fds_back_to(fds)
+  return quench.timeout(3, function()
+    while open_fds() > fds do quench.sleep(0.01) end
+  end)
+end
+
 local function status_of(resp) return tonumber(resp:match("^HTTP/1%.1 (%d%d%d)")) end
 
 local function count(s, pat)
@@ -338,12 +346,15 @@ print("|".join(out))
           res:finish("fine")
         end, { max_line = 200, max_head = 512, max_headers = 10, max_body = 1500,
                on_error = function(e) errors[#errors + 1] = tostring(e) end })
+        local fds = baseline(port)
         local out = raw(port, case[2])
         assert.equal(case[3], status_of(out), out)
         assert.truthy(out:find("Connection: close\r\n", 1, true))
         assert.equal(1, count(out, "HTTP/1%.1 "))     -- nothing else answered
         local again = raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        local released = fds_back_to(fds)              -- while the server still serves
         stop()
+        assert.truthy(released, "a descriptor is still held")
         assert.equal("fine", again:match("\r\n\r\n(.*)$"))
         for _, e in ipairs(errors) do assert.falsy(e:find("handler error")) end
       end))
@@ -351,15 +362,19 @@ print("|".join(out))
 
     it("closes at an early EOF inside a head, answering nothing", T(function()
       local _, port, stop = start(hello)
+      local fds = baseline(port)
       local out = raw(port, "GET / HTTP/1.1\r\nHost: x\r\nX-Half", "shutdown")
       local again = raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      local released = fds_back_to(fds)
       stop()
+      assert.truthy(released, "a descriptor is still held")
       assert.equal("", out)
       assert.equal(200, status_of(again))
     end))
 
     it("cuts a slowloris client at the header timeout with 408", T(function()
       local _, port, stop = start(hello, { header_timeout = 0.3 })
+      local fds = baseline(port)
       local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
       local t0 = quench.now()
       local out = {}
@@ -370,8 +385,11 @@ print("|".join(out))
         end
         out[1] = c:read("a")
       end)
+      c:close()
+      local released = fds_back_to(fds)
       stop()
       assert.truthy(ok)
+      assert.truthy(released, "a descriptor is still held")
       assert.equal(408, status_of(out[1]))
       assert.truthy(quench.now() - t0 < 2)
     end))
