@@ -437,15 +437,7 @@ static int l_body_some(lua_State *L) {
 
 /* ---- the response head ---- */
 
-/* The Date field's value, made at most once a second: a per-module cache
-   (the upvalue of _send_head), not a global. */
-typedef struct lq_date {
-  time_t sec;
-  char text[40];
-  size_t len;
-} lq_date;
-
-static void date_now(lq_date *d) {
+static void date_now(lq_http_date *d) {
   time_t now = time(NULL);
   if (now == d->sec && d->len > 0) return;
   struct tm tm;
@@ -492,28 +484,10 @@ static size_t fmt_uint(char *out, uint64_t v, int hex) {
 
 enum { HEAD_STACK = 16 * 1024 };
 
-/* _send_head(stream, status_line, date, fields, length, conn, first, chunked):
-   write a response head and the first piece of body with one write,
-   assembled here rather than by Lua concatenation. status_line is
-   "HTTP/1.1 200 OK\r\nDate: "; date a string or false (the server's, cached
-   per second, in the closure's upvalue 2); fields "Name: value\r\n"... or false; length >= 0 gives
-   Content-Length, -1 Transfer-Encoding: chunked, -2 neither; conn 1 adds
-   "Connection: close", 2 "Connection: keep-alive"; first (or false) is
-   sent as a chunk when chunked. Returns true; false and the whole string
-   when the stream's queue is full (the caller waits with stream:write);
-   or nil, msg, code. Never waits, so never raises Cancelled. */
-static int l_send_head(lua_State *L) {
-  qn_stream *s = lq_http_check_stream(L, 1, "quench.http._send_head");
-  size_t sl_len, date_len = 0, fields_len = 0, first_len = 0;
-  const char *sl = luaL_checklstring(L, 2, &sl_len);
-  const char *date = lua_isstring(L, 3) ? lua_tolstring(L, 3, &date_len) : NULL;
-  const char *fields = lua_isstring(L, 4) ? lua_tolstring(L, 4, &fields_len) : NULL;
-  lua_Integer length = luaL_checkinteger(L, 5);
-  lua_Integer conn = luaL_checkinteger(L, 6);
-  const char *first = lua_isstring(L, 7) ? lua_tolstring(L, 7, &first_len) : NULL;
-  int chunked = lua_toboolean(L, 8);
+int lq_http_send_head(lua_State *L, qn_stream *s, lq_http_date *d, const lq_http_head_out *o) {
+  const char *date = o->date;
+  size_t date_len = o->date_len;
   if (date == NULL) {
-    lq_date *d = lua_touserdata(L, lua_upvalueindex(2));
     date_now(d);
     date = d->text;
     date_len = d->len;
@@ -522,35 +496,32 @@ static int l_send_head(lua_State *L) {
   head_buf b = { stack, 0, sizeof stack, NULL };
   luaL_Buffer lb;
   /* everything but the body is bounded by what Lua passed plus ~100 */
-  size_t fixed = sl_len + date_len + fields_len + 128;
-  if (fixed + first_len > sizeof stack) {
-    lua_settop(L, 8);
-    hb_spill(L, &b, &lb, fixed + first_len);
-  }
+  size_t fixed = o->status_len + date_len + o->fields_len + 128;
+  if (fixed + o->first_len > sizeof stack) hb_spill(L, &b, &lb, fixed + o->first_len);
   char num[48];
-  hb_add(L, &b, sl, sl_len);
+  hb_add(L, &b, o->status_line, o->status_len);
   hb_add(L, &b, date, date_len);
   hb_add(L, &b, "\r\n", 2);
-  if (fields) hb_add(L, &b, fields, fields_len);
-  if (length >= 0) {
+  if (o->fields) hb_add(L, &b, o->fields, o->fields_len);
+  if (o->length >= 0) {
     hb_add(L, &b, "Content-Length: ", 16);
-    hb_add(L, &b, num, fmt_uint(num, (uint64_t)length, 0));
+    hb_add(L, &b, num, fmt_uint(num, (uint64_t)o->length, 0));
     hb_add(L, &b, "\r\n", 2);
-  } else if (length == -1) {
+  } else if (o->length == -1) {
     hb_add(L, &b, "Transfer-Encoding: chunked\r\n", 28);
   }
-  if (conn == 1) hb_add(L, &b, "Connection: close\r\n", 19);
-  else if (conn == 2) hb_add(L, &b, "Connection: keep-alive\r\n", 24);
+  if (o->conn == 1) hb_add(L, &b, "Connection: close\r\n", 19);
+  else if (o->conn == 2) hb_add(L, &b, "Connection: keep-alive\r\n", 24);
   hb_add(L, &b, "\r\n", 2);
-  if (first != NULL && first_len > 0) {
-    if (chunked) {
-      size_t k = fmt_uint(num, first_len, 1);
+  if (o->first != NULL && o->first_len > 0) {
+    if (o->chunked) {
+      size_t k = fmt_uint(num, o->first_len, 1);
       num[k++] = '\r';
       num[k++] = '\n';
       hb_add(L, &b, num, k);
     }
-    hb_add(L, &b, first, first_len);
-    if (chunked) hb_add(L, &b, "\r\n", 2);
+    hb_add(L, &b, o->first, o->first_len);
+    if (o->chunked) hb_add(L, &b, "\r\n", 2);
   }
   const char *data = b.p;
   size_t len = b.len;
@@ -568,6 +539,32 @@ static int l_send_head(lua_State *L) {
   lua_pushboolean(L, 0);
   lua_insert(L, -2);
   return 2;
+}
+
+/* _send_head(stream, status_line, date, fields, length, conn, first, chunked):
+   write a response head and the first piece of body with one write,
+   assembled here rather than by Lua concatenation (lq_http_send_head).
+   status_line is "HTTP/1.1 200 OK\r\nDate: "; date a string or false (the
+   server's, cached per second, in the closure's upvalue 2); fields
+   "Name: value\r\n"... or false; length >= 0 gives Content-Length, -1
+   Transfer-Encoding: chunked, -2 neither; conn 1 adds "Connection: close",
+   2 "Connection: keep-alive"; first (or false) is sent as a chunk when
+   chunked. Returns true; false and the whole string when the stream's
+   queue is full (the caller waits with stream:write); or nil, msg, code.
+   Never waits, so never raises Cancelled. */
+static int l_send_head(lua_State *L) {
+  lq_http_head_out o;
+  qn_stream *s = lq_http_check_stream(L, 1, "quench.http._send_head");
+  o.status_line = luaL_checklstring(L, 2, &o.status_len);
+  o.date_len = o.fields_len = o.first_len = 0;
+  o.date = lua_isstring(L, 3) ? lua_tolstring(L, 3, &o.date_len) : NULL;
+  o.fields = lua_isstring(L, 4) ? lua_tolstring(L, 4, &o.fields_len) : NULL;
+  o.length = luaL_checkinteger(L, 5);
+  o.conn = (int)luaL_checkinteger(L, 6);
+  o.first = lua_isstring(L, 7) ? lua_tolstring(L, 7, &o.first_len) : NULL;
+  o.chunked = lua_toboolean(L, 8);
+  lua_settop(L, 8);                           /* a spilled head's buffer goes above */
+  return lq_http_send_head(L, s, lua_touserdata(L, lua_upvalueindex(2)), &o);
 }
 
 /* _field(name, value) -> kind[, line]: Response:header's check of a field
@@ -652,7 +649,7 @@ void lq_http_register(lua_State *L, int mod) {
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);
   lua_pushvalue(L, mod);                      /* upvalue 1: the module, as every binding function */
-  lq_date *d = lua_newuserdatauv(L, sizeof *d, 0);
+  lq_http_date *d = lua_newuserdatauv(L, sizeof *d, 0);
   memset(d, 0, sizeof *d);
   lua_pushcclosure(L, l_send_head, 2);
   lua_setfield(L, -2, "_send_head");

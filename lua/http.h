@@ -5,6 +5,7 @@
 #ifndef QUENCH_HTTP_H
 #define QUENCH_HTTP_H
 
+#include <time.h>
 #include "stream.h"
 
 /* A request head: a copy of its bytes and the offsets of its fields; a
@@ -41,5 +42,34 @@ size_t lq_http_lim_line(uint64_t ns);
    false, status, msg; or nil, msg, code. -1 (nothing pushed) if it must
    wait. Returns the number of values pushed. */
 int lq_http_take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body, int lot_idx);
+
+/* The Date field's value, made at most once a second: a cache of its
+   owner's (the _send_head closure's, a lot's), not a global. */
+typedef struct lq_http_date {
+  time_t sec;
+  char text[40];
+  size_t len;
+} lq_http_date;
+
+/* A response head to send, with the first piece of its body. */
+typedef struct lq_http_head_out {
+  const char *status_line;  /* "HTTP/1.1 200 OK\r\nDate: " */
+  size_t status_len;
+  const char *date;         /* NULL: now, from the cache */
+  size_t date_len;
+  const char *fields;       /* "Name: value\r\n"..., or NULL */
+  size_t fields_len;
+  int64_t length;           /* >= 0: Content-Length; -1: chunked; -2: neither */
+  int conn;                 /* 1: Connection: close; 2: keep-alive; 0: none */
+  const char *first;        /* the first piece of body, or NULL */
+  size_t first_len;
+  int chunked;              /* first goes as a chunk */
+} lq_http_head_out;
+
+/* Write the head and its first piece with one write, never waiting: push
+   true; false and the whole bytes when the stream's queue is full (the
+   caller waits with stream:write); or nil, msg, code. Returns the count.
+   A head too long for the C stack is assembled in a buffer pushed on L. */
+int lq_http_send_head(lua_State *L, qn_stream *s, lq_http_date *d, const lq_http_head_out *o);
 
 #endif

@@ -90,6 +90,9 @@ typedef struct lq_lot {
   lot_entry dq[2];          /* sentinels */
   qn_future *timer;         /* a sleep until timer_at, polled with the waiter's waker */
   uint64_t timer_at;
+  int stopping;             /* close_idle or close was called: the server is not
+                               serving any more (its state is not "serving") */
+  lq_http_date date;        /* _finish's Date value, made once a second */
 } lq_lot;
 
 static void le_unlink(lot_entry *e) {
@@ -579,6 +582,7 @@ static int l_lot_next(lua_State *L) {
    entries. */
 static int l_close_idle(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
+  lot->stopping = 1;
   lua_settop(L, 1);
   lua_newtable(L);
   lua_getiuservalue(L, 1, 1);
@@ -606,6 +610,7 @@ static void lot_clear(lq_lot *lot) {
    to false and closes them); a waiting lot:next returns nil. */
 static int l_lot_close(lua_State *L) {
   lq_lot *lot = check_lot(L, 1);
+  lot->stopping = 1;
   lua_createtable(L, (int)lot->n, 0);
   int k = 0;
   lua_getiuservalue(L, 1, 1);
@@ -639,6 +644,67 @@ static int l_lot_gc(lua_State *L) {
 
 /* ---- registration ---- */
 
+/* ---- the common response, from C ---- */
+
+/* _finish(res, body) -> true | nil, msg, code | false[, bytes]. res:finish
+   for a response nothing was set on (_hs 0: status 200, no field, no
+   length) given a string body or none: most handlers' answer. Made here
+   from what the connection's entry holds (minor, keep and is_head as the
+   lot last set them: Lua sets keep to false only once a head was sent or
+   after the handler, so at _hs 0 the entry's copy is the field; the
+   server stopping; continue_due read from the table only when the entry
+   says it may be set) instead of the Lua of send_plain: ~1,100
+   instructions a request. false alone: not such a response, the caller
+   takes the Lua path; false and the bytes: the stream's queue is full,
+   the caller waits with stream:write. Never waits, so never raises
+   Cancelled. */
+static int l_finish(lua_State *L) {
+  int bt = lua_type(L, 2);
+  lua_settop(L, 2);
+  if ((bt != LUA_TSTRING && bt > LUA_TNIL) || !lua_istable(L, 1)) goto other;
+  int isint;
+  if (lua_getfield(L, 1, "_hs") != LUA_TNUMBER || lua_tointegerx(L, 3, &isint) != 0 || !isint)
+    goto other;
+  if (lua_getfield(L, 1, "_conn") != LUA_TTABLE || lua_getfield(L, 4, "e") != LUA_TLIGHTUSERDATA)
+    goto other;                               /* 4: the connection; 5: its entry, or false once closed */
+  lot_entry *e = lua_touserdata(L, 5);
+  int close = !e->keep || e->lot->stopping;
+  if (e->continue_due) {                      /* the body was never asked for: it cannot */
+    e->continue_due = 0;                      /* be told from the next request: close after */
+    if (lua_getfield(L, 4, "continue_due") != LUA_TNIL && lua_toboolean(L, -1)) {
+      lua_pushboolean(L, 0);
+      lua_setfield(L, 4, "continue_due");
+      close = 1;
+    }
+  }
+  lua_pushinteger(L, 3);
+  lua_setfield(L, 1, "_hs");
+  if (close) {
+    e->keep = 0;
+    lua_pushboolean(L, 0);
+    lua_setfield(L, 4, "keep");
+  }
+  size_t blen = 0;
+  const char *body = bt == LUA_TSTRING ? lua_tolstring(L, 2, &blen) : NULL;
+  static const char status_line[] = "HTTP/1.1 200 OK\r\nDate: ";
+  lq_http_head_out o = {
+    status_line, sizeof status_line - 1, NULL, 0, NULL, 0,
+    (int64_t)blen, close ? 1 : (e->minor == 0 ? 2 : 0),
+    e->is_head ? NULL : body, e->is_head ? 0 : blen, 0
+  };
+  lua_settop(L, 5);
+  int n = lq_http_send_head(L, e->s, &e->lot->date, &o);
+  if (n > 1 && lua_isnil(L, -n)) {            /* failed: the connection is not reused */
+    e->keep = 0;
+    lua_pushboolean(L, 0);
+    lua_setfield(L, 4, "keep");
+  }
+  return n;
+other:
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
 static const luaL_Reg lot_methods[] = {
   {"add", l_add}, {"park", l_park}, {"remove", l_remove}, {"next", l_lot_next},
   {"close_idle", l_close_idle}, {"close", l_lot_close}, {"count", l_lot_count}, {NULL, NULL}
@@ -653,5 +719,7 @@ void lq_http_lot_register(lua_State *L, int mod) {
   lua_pushvalue(L, mod);                      /* upvalue 1: the module, as every binding function */
   lua_pushcclosure(L, l_lot, 1);
   lua_setfield(L, -2, "_lot");
+  lua_pushcfunction(L, l_finish);
+  lua_setfield(L, -2, "_finish");
   lua_pop(L, 1);
 }

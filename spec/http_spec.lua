@@ -517,7 +517,21 @@ print("|".join(out))
       local head = {}
       repeat head[#head + 1] = c:read("l") until head[#head] == "\r"
       assert.equal("got body", c:read(8))
+      -- the body was asked for and read: the connection stays open
+      assert.falsy(table.concat(head, "\n"):find("Connection: close", 1, true))
+      c:write("GET /again HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+      assert.equal(200, status_of(read_hello(c)))
       stop()
+    end))
+
+    it("closes after a plain finish that never asked for a 100-continue body", T(function()
+      local _, port, stop = start(function(_, res) res:finish("no") end)
+      local out = raw(port, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+      stop()
+      assert.equal(200, status_of(out))
+      assert.falsy(out:find("100 Continue", 1, true))
+      assert.truthy(out:find("Connection: close\r\n", 1, true))
+      assert.equal("no", out:match("\r\n\r\n(.*)$"))
     end))
 
     it("closes instead of reading a 100-continue body the handler never asked for", T(function()

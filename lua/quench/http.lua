@@ -25,11 +25,11 @@
 local quench = ...
 
 local http = quench.http
-local send_head_c, new_lot, field_c = http._send_head, http._lot, http._field
+local send_head_c, new_lot, field_c, finish_c = http._send_head, http._lot, http._field, http._finish
 -- two of the lot's methods, called once a request: taken from the first
 -- lot made (a method call on a userdata looks it up through __index)
 local lot_park, lot_next
-http._send_head, http._lot, http._field = nil, nil, nil
+http._send_head, http._lot, http._field, http._finish = nil, nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -549,6 +549,18 @@ end
 
 --- End the response, with a last piece of body (or the whole body).
 function Response:finish(body)
+  -- A response nothing was set on, finished with a string or nothing (most
+  -- handlers' answer): its head and body written by C (lua/http_lot.c,
+  -- _finish) from the connection's entry, without send_plain's Lua.
+  local done, m, c = finish_c(self, body)
+  if done then return true end
+  if done == nil then return nil, m, c end   -- the write failed (keep is false)
+  if m then                                 -- the queue is full: wait for room
+    done, m, c = self._conn.stream:write(m)
+    if done then return true end
+    self._conn.keep = false
+    return nil, m, c
+  end
   local hs = self._hs
   if hs == 3 then error("quench.http.response:finish: the response is finished already", 2) end
   if body ~= nil and type(body) ~= "string" then
