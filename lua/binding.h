@@ -92,6 +92,7 @@ typedef struct lq_module {
   uint64_t serial;      /* runtimes made so far: tells a handle's runtime apart */
   int mt_task;          /* registry refs of the task and op metatables (an array */
   int mt_op;            /* look-up: cheaper than by name or by light userdata) */
+  int mt_task_failed;   /* a failed task's: mt_task and __gc (task.c, l_gc) */
   int ref_guard;        /* registry ref of the thread guard (coro.c): the to-be-closed
                            value at index 1 of every thread quench runs code on */
   const void *guard;    /* ...and its address, to recognise it */

@@ -527,7 +527,7 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-  {"__close", l_close}, {"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}
+  {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}
 };
 
 static const luaL_Reg functions[] = {
@@ -539,9 +539,10 @@ static const luaL_Reg functions[] = {
 void lq_task_register(lua_State *L, int mod) {
   lq_guard_register(L, mod);            /* the guard of the threads tasks run on (coro.c) */
   lq_task_state_register(L);            /* the weak table handle -> extras */
+  lq_module *m = lua_touserdata(L, mod);
   luaL_newmetatable(L, LQ_TASK);
   lua_pushvalue(L, -1);
-  ((lq_module *)lua_touserdata(L, mod))->mt_task = luaL_ref(L, LUA_REGISTRYINDEX);
+  m->mt_task = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, metamethods, 1);
   lua_newtable(L);
@@ -550,6 +551,21 @@ void lq_task_register(lua_State *L, int mod) {
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, LQ_TASK);
   lua_setfield(L, -2, "__name");
+  /* A failed task's handle gets, at its task's drop (coro.c), the same
+     metatable with __gc: only a failure has anything left to do when its
+     handle is collected. Every other handle is finalised at its task's
+     drop and has no finalizer: the collector calls none per task. */
+  lua_createtable(L, 0, 5);
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushvalue(L, mod);
+  lua_pushcclosure(L, l_gc, 1);
+  lua_setfield(L, -2, "__gc");
+  m->mt_task_failed = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pop(L, 1);
   lua_pushvalue(L, mod);
   luaL_setfuncs(L, functions, 1);

@@ -176,6 +176,19 @@ describe("unobserved task errors (S13)", function()
       end)
     assert.are.same({ "never joined" }, reports)
   end)
+
+  it("are reported when the handle is collected, if that comes first", function()
+    local reports = {}
+    quench.run({ clock = "virtual", on_task_error = function(err) reports[#reports + 1] = err end },
+      function()
+        quench.spawn(function() error("collected", 0) end)   -- the handle is dropped at once
+        quench.sleep(1)
+        collectgarbage()
+        collectgarbage()                          -- a finalizer runs in the cycle after
+        assert.are.same({ "collected" }, reports)
+      end)
+    assert.are.same({ "collected" }, reports)
+  end)
 end)
 
 describe("clocks (S15)", function()
