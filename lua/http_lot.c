@@ -43,6 +43,13 @@ static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) 
 
 enum { AT_PARKED, AT_WOKEN, AT_READY, AT_HELD, AT_FRESH, AT_LISTS };
 
+/* The server's state in the tables of a request, its response and its
+   connection: array slots, the indexes lua/quench/http.lua names the same
+   (REQ_HEAD...), which must agree with these. */
+enum { REQ_HEAD = 1, REQ_RES = 2, REQ_DRAIN = 3, REQ_SLOTS = 3 };
+enum { RES_HS = 1, RES_CONN = 2, RES_SLOTS = 9 };
+enum { CONN_TASK = 1 };
+
 /* What lot:next hands back, with the connection. */
 enum { NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE };
 
@@ -421,10 +428,13 @@ static int l_remove(lua_State *L) {
    expect_continue, is_head): set the connection's fields, make the
    request and the response and spawn the request's task, run(req), as
    the server's dispatcher did in Lua: no return to it, no eleven results,
-   no Lua loop per head. The request's table has room for eight fields:
-   its three and what a handler caches in it (path, query, method...)
-   without a rehash (~1,300 instructions); the response's for four: its
-   two and a header's two. Its fields are set before its metatable. */
+   no Lua loop per head. The server's state in the two tables is in their
+   array parts (the slots below): a string key set from C costs a hash
+   insert, ~200 instructions, an array slot ~40. The request's hash part
+   has room for what a handler caches in it (path, query, method,
+   headers) without a rehash (~1,300 instructions); the response has no
+   hash part unless its user adds a field. Slots are set before the
+   metatables. */
 static void start_request(lua_State *L, lq_lot *lot, lot_entry *e, int lot_idx, int t) {
   uint8_t minor = (uint8_t)lua_tointeger(L, t + 3), keep = (uint8_t)lua_toboolean(L, t + 4);
   uint8_t is_head = (uint8_t)lua_toboolean(L, t + 8), cont = (uint8_t)lua_toboolean(L, t + 7);
@@ -450,23 +460,25 @@ static void start_request(lua_State *L, lq_lot *lot, lot_entry *e, int lot_idx, 
   }
   int drain = lua_tointeger(L, t + 5) > 0 || lua_toboolean(L, t + 6);
   lua_getiuservalue(L, lot_idx, 3);           /* run, at t + 9 */
-  lua_createtable(L, 0, 8);                   /* the request, at t + 10 */
-  lua_createtable(L, 0, 4);                   /* the response */
-  lua_pushvalue(L, t);
-  lua_setfield(L, -2, "_conn");
+  lua_createtable(L, REQ_SLOTS, 4);           /* the request, at t + 10 */
+  lua_createtable(L, RES_SLOTS, 0);           /* the response */
   lua_pushinteger(L, 0);
-  lua_setfield(L, -2, "_hs");
+  lua_rawseti(L, -2, RES_HS);
+  lua_pushvalue(L, t);
+  lua_rawseti(L, -2, RES_CONN);
   lua_getiuservalue(L, lot_idx, 5);
   lua_setmetatable(L, -2);
-  lua_setfield(L, t + 10, "_res");
+  lua_rawseti(L, t + 10, REQ_RES);
   lua_pushvalue(L, t + 2);
-  lua_setfield(L, t + 10, "_head");
-  lua_pushboolean(L, drain);
-  lua_setfield(L, t + 10, "_drain");
+  lua_rawseti(L, t + 10, REQ_HEAD);
+  if (drain) {                                /* nil: false */
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, t + 10, REQ_DRAIN);
+  }
   lua_getiuservalue(L, lot_idx, 4);
   lua_setmetatable(L, t + 10);
   lq_spawn_at(L, lot->rt, t + 9);             /* the task's handle */
-  lua_setfield(L, t, "task");
+  lua_rawseti(L, t, CONN_TASK);
 }
 
 /* Push what the first ready entry says, the connection first (see
@@ -647,11 +659,11 @@ static int l_lot_gc(lua_State *L) {
 /* ---- the common response, from C ---- */
 
 /* _finish(res, body) -> true | nil, msg, code | false[, bytes]. res:finish
-   for a response nothing was set on (_hs 0: status 200, no field, no
+   for a response nothing was set on (RES_HS 0: status 200, no field, no
    length) given a string body or none: most handlers' answer. Made here
    from what the connection's entry holds (minor, keep and is_head as the
    lot last set them: Lua sets keep to false only once a head was sent or
-   after the handler, so at _hs 0 the entry's copy is the field; the
+   after the handler, so at RES_HS 0 the entry's copy is the field; the
    server stopping; continue_due read from the table only when the entry
    says it may be set) instead of the Lua of send_plain: ~1,100
    instructions a request. false alone: not such a response, the caller
@@ -663,9 +675,9 @@ static int l_finish(lua_State *L) {
   lua_settop(L, 2);
   if ((bt != LUA_TSTRING && bt > LUA_TNIL) || !lua_istable(L, 1)) goto other;
   int isint;
-  if (lua_getfield(L, 1, "_hs") != LUA_TNUMBER || lua_tointegerx(L, 3, &isint) != 0 || !isint)
+  if (lua_rawgeti(L, 1, RES_HS) != LUA_TNUMBER || lua_tointegerx(L, 3, &isint) != 0 || !isint)
     goto other;
-  if (lua_getfield(L, 1, "_conn") != LUA_TTABLE || lua_getfield(L, 4, "e") != LUA_TLIGHTUSERDATA)
+  if (lua_rawgeti(L, 1, RES_CONN) != LUA_TTABLE || lua_getfield(L, 4, "e") != LUA_TLIGHTUSERDATA)
     goto other;                               /* 4: the connection; 5: its entry, or false once closed */
   lot_entry *e = lua_touserdata(L, 5);
   int close = !e->keep || e->lot->stopping;
@@ -678,7 +690,7 @@ static int l_finish(lua_State *L) {
     }
   }
   lua_pushinteger(L, 3);
-  lua_setfield(L, 1, "_hs");
+  lua_rawseti(L, 1, RES_HS);
   if (close) {
     e->keep = 0;
     lua_pushboolean(L, 0);

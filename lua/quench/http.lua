@@ -29,6 +29,20 @@ local send_head_c, new_lot, field_c, finish_c = http._send_head, http._lot, http
 -- two of the lot's methods, called once a request: taken from the first
 -- lot made (a method call on a userdata looks it up through __index)
 local lot_park, lot_next
+
+-- The server's own state in a request, a response and a connection is kept
+-- in their tables' array parts, at these indexes, not under string keys: a
+-- request's tables are made in C (lua/http_lot.c, start_request, _finish,
+-- which use the same indexes), where a string key costs a hash insert
+-- (~200 instructions) and an array slot ~40. A user's own fields (and the
+-- values a request caches, req.path...) go to the hash part as before.
+local REQ_HEAD, REQ_RES, REQ_DRAIN = 1, 2, 3   -- the head (lua/http.c), the response, the
+                                               -- body must be read to the end before reuse
+local RES_HS, RES_CONN, RES_STATUS, RES_NH, RES_H, RES_LENGTH, RES_CLOSE, RES_DATE, RES_CHUNKED =
+      1, 2, 3, 4, 5, 6, 7, 8, 9                -- _hs (below), the connection, the status, the
+                                               -- header lines (count, list), Content-Length,
+                                               -- Connection: close, Date, chunked
+local CONN_TASK = 1                            -- the task working for the connection, or false
 http._send_head, http._lot, http._field, http._finish = nil, nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
@@ -186,11 +200,11 @@ local getters = {}
 -- code on a failure (ETIMEDOUT after body_timeout without a byte, EOF,
 -- EPROTO for a malformed chunked body, EMSGSIZE over max_body).
 local function body_chunk(req, max)
-  local head, conn = req._head, req._res._conn
+  local head, conn = req[REQ_HEAD], req[REQ_RES][RES_CONN]
   local stream = conn.stream
   if conn.continue_due then
     conn.continue_due = false
-    if req._res._hs < 2 then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
+    if req[REQ_RES][RES_HS] < 2 then stream:write("HTTP/1.1 100 Continue\r\n\r\n") end
   end
   while true do
     local v, msg, code = head:body_some(stream, max)
@@ -331,7 +345,7 @@ function Request:header(name)
   if type(name) ~= "string" then
     error("bad argument #1 to 'quench.http.request:header' (string expected, got " .. type(name) .. ")", 2)
   end
-  return self._head:header(name)
+  return self[REQ_HEAD]:header(name)
 end
 
 --- Every value of a header, in order, as a list (empty if none).
@@ -340,46 +354,46 @@ function Request:header_all(name)
     error("bad argument #1 to 'quench.http.request:header_all' (string expected, got "
           .. type(name) .. ")", 2)
   end
-  return self._head:header(name, true)
+  return self[REQ_HEAD]:header(name, true)
 end
 
 local Headers = {}
 Headers.__index = function(self, k)
   if type(k) ~= "string" then return nil end
-  return self._head:header(k)
+  return self[REQ_HEAD]:header(k)
 end
 Headers.__pairs = function(self)
-  local head, i = self._head, 0
+  local head, i = self[REQ_HEAD], 0
   return function()
     i = i + 1
     return head:field(i)
   end, self, nil
 end
-Headers.__len = function(self) return self._head:nfields() end
+Headers.__len = function(self) return self[REQ_HEAD]:nfields() end
 Headers.__newindex = function() error("quench.http.request.headers: read-only", 2) end
 
-function getters.method(req) return req._head:method() end
+function getters.method(req) return req[REQ_HEAD]:method() end
 function getters.path(req)
-  local p, q = req._head:target()
+  local p, q = req[REQ_HEAD]:target()
   rawset(req, "query", q or "")
   return p
 end
 function getters.query(req)
-  local p, q = req._head:target()
+  local p, q = req[REQ_HEAD]:target()
   rawset(req, "path", p)
   return q or ""
 end
-function getters.target(req) return req._head:raw_target() end
+function getters.target(req) return req[REQ_HEAD]:raw_target() end
 function getters.args(req) return http.parse_query(req.query) end
-function getters.version(req) return req._res._conn.minor == 1 and "1.1" or "1.0" end
-function getters.headers(req) return setmetatable({ _head = req._head }, Headers) end
+function getters.version(req) return req[REQ_RES][RES_CONN].minor == 1 and "1.1" or "1.0" end
+function getters.headers(req) return setmetatable({ req[REQ_HEAD] }, Headers) end   -- [REQ_HEAD]
 function getters.peer(req)
-  local conn = req._res._conn
+  local conn = req[REQ_RES][RES_CONN]
   if conn.server.unix then return { path = conn.server.unix } end
   local host, port = conn.stream:getpeername()
   return { host = host, port = port }
 end
-function getters.trailers(req) return req._head:trailers() or {} end
+function getters.trailers(req) return req[REQ_HEAD]:trailers() or {} end
 
 Request.__index = function(self, k)
   local m = Request[k]
@@ -400,16 +414,15 @@ local Response = {}
 Response.__index = Response
 Response.__name = "quench.http.response"
 
--- A response's _hs: 0 nothing set (status 200, no field, no length: the
--- head is made without reading the fields a response lacks, each of which
--- is looked up through the metatable's __index), 1 status or a header set,
--- 2 the head sent, 3 finished (one field for the four states: a field less
--- to make a request). Status and header calls set it to 1.
+-- A response's res[RES_HS]: 0 nothing set (status 200, no field, no
+-- length: the head is made without reading the slots a response leaves
+-- nil), 1 status or a header set, 2 the head sent, 3 finished (one slot
+-- for the four states). Status and header calls set it to 1.
 local function check_started(res, fname)
-  if res._hs >= 2 then
+  if res[RES_HS] >= 2 then
     error(fname .. ": the response head was sent already (status and header come before write)", 3)
   end
-  res._hs = 1
+  res[RES_HS] = 1
 end
 
 --- Set the status code (default 200).
@@ -418,7 +431,7 @@ function Response:status(code)
   if math.type(code) ~= "integer" or code < 200 or code > 999 then
     error("bad argument #1 to 'quench.http.response:status' (an integer status in 200..999 expected)", 2)
   end
-  self._status = code
+  self[RES_STATUS] = code
   return self
 end
 
@@ -430,10 +443,10 @@ function Response:header(name, value)
   -- makes the field's line, or says which of the server's own it is
   local kind, line = field_c(name, value)
   if kind == 0 then
-    local n = (self._nh or 0) + 1
-    self._nh = n
-    local h = self._h
-    if not h then h = {}; self._h = h end
+    local n = (self[RES_NH] or 0) + 1
+    self[RES_NH] = n
+    local h = self[RES_H]
+    if not h then h = {}; self[RES_H] = h end
     h[n] = line
     return self
   elseif kind == nil then
@@ -446,16 +459,16 @@ function Response:header(name, value)
     if not n or n < 0 or n ~= math.floor(n) or not value:match("^%s*%d+%s*$") then
       error("bad argument #2 to 'quench.http.response:header' (Content-Length must be digits)", 2)
     end
-    self._length = math.tointeger(n)
+    self[RES_LENGTH] = math.tointeger(n)
     return self
   elseif kind == 2 then
     error("quench.http.response:header: Transfer-Encoding is the server's to set"
           .. " (a response written without Content-Length is chunked)", 2)
   elseif kind == 3 then
-    if value:lower():find("close", 1, true) then self._close = true end
+    if value:lower():find("close", 1, true) then self[RES_CLOSE] = true end
     return self
   end
-  self._date = value                        -- kind 4
+  self[RES_DATE] = value                        -- kind 4
   return self
 end
 
@@ -474,9 +487,9 @@ end })
 -- length, or false (chunked, or until close); done: finish sends it. The bytes are assembled and
 -- written in C (_send_head): one write, no Lua string for the head.
 local function send_head(res, len, first, done)
-  local conn, status = res._conn, res._status or 200
-  res._hs = done and 3 or 2
-  local close = res._close or not conn.keep or conn.server.state ~= "serving"
+  local conn, status = res[RES_CONN], res[RES_STATUS] or 200
+  res[RES_HS] = done and 3 or 2
+  local close = res[RES_CLOSE] or not conn.keep or conn.server.state ~= "serving"
   local framing, bodyless = -2, conn.is_head or status == 204 or status == 304 or status < 200
   if status == 204 or status < 200 or (status == 304 and not len) then
     framing = -2
@@ -484,7 +497,7 @@ local function send_head(res, len, first, done)
     framing = len
   elseif conn.minor == 1 then
     framing = -1
-    if not bodyless then res._chunked = true end
+    if not bodyless then res[RES_CHUNKED] = true end
   else
     close = true                            -- HTTP/1.0: the body ends at close
   end
@@ -493,12 +506,12 @@ local function send_head(res, len, first, done)
     close = true
   end
   if close then conn.keep = false end
-  local nh = res._nh
+  local nh = res[RES_NH]
   local stream = conn.stream
-  local ok, msg, code = send_head_c(stream, status_lines[status], res._date,
-                                    nh and concat(res._h, "", 1, nh),
+  local ok, msg, code = send_head_c(stream, status_lines[status], res[RES_DATE],
+                                    nh and concat(res[RES_H], "", 1, nh),
                                     framing, close and 1 or (conn.minor == 0 and 2 or 0),
-                                    not bodyless and first, res._chunked)
+                                    not bodyless and first, res[RES_CHUNKED])
   if ok == false then return stream:write(msg) end   -- the queue is full: wait for room
   return ok, msg, code
 end
@@ -507,8 +520,8 @@ end
 -- field) finished (done) with its whole body: most handlers' answer.
 local STATUS_200 = "HTTP/1.1 200 OK\r\nDate: "
 local function send_plain(res, body)
-  local conn = res._conn
-  res._hs = 3
+  local conn = res[RES_CONN]
+  res[RES_HS] = 3
   local close = not conn.keep or conn.server.state ~= "serving"
   if conn.continue_due then                 -- as send_head
     conn.continue_due = false
@@ -525,23 +538,24 @@ end
 
 --- Write a piece of the body (the head first if it was not sent).
 function Response:write(chunk)
-  if self._hs == 3 then error("quench.http.response:write: the response is finished", 2) end
+  if self[RES_HS] == 3 then error("quench.http.response:write: the response is finished", 2) end
   if type(chunk) == "number" then chunk = tostring(chunk) end
   if type(chunk) ~= "string" then
     error("bad argument #1 to 'quench.http.response:write' (string expected, got " .. type(chunk) .. ")", 2)
   end
   local ok, msg, code
-  if self._hs < 2 then
-    ok, msg, code = send_head(self, self._length, chunk)
-  elseif chunk == "" or not self._chunked and no_body(self._status or 200, self._conn.is_head) then
+  if self[RES_HS] < 2 then
+    ok, msg, code = send_head(self, self[RES_LENGTH], chunk)
+  elseif chunk == ""
+      or not self[RES_CHUNKED] and no_body(self[RES_STATUS] or 200, self[RES_CONN].is_head) then
     return self
-  elseif self._chunked then
-    ok, msg, code = self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
+  elseif self[RES_CHUNKED] then
+    ok, msg, code = self[RES_CONN].stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
   else
-    ok, msg, code = self._conn.stream:write(chunk)
+    ok, msg, code = self[RES_CONN].stream:write(chunk)
   end
   if not ok then
-    self._conn.keep = false
+    self[RES_CONN].keep = false
     return nil, msg, code
   end
   return self
@@ -556,12 +570,12 @@ function Response:finish(body)
   if done then return true end
   if done == nil then return nil, m, c end   -- the write failed (keep is false)
   if m then                                 -- the queue is full: wait for room
-    done, m, c = self._conn.stream:write(m)
+    done, m, c = self[RES_CONN].stream:write(m)
     if done then return true end
-    self._conn.keep = false
+    self[RES_CONN].keep = false
     return nil, m, c
   end
-  local hs = self._hs
+  local hs = self[RES_HS]
   if hs == 3 then error("quench.http.response:finish: the response is finished already", 2) end
   if body ~= nil and type(body) ~= "string" then
     if type(body) == "number" then body = tostring(body)
@@ -573,34 +587,34 @@ function Response:finish(body)
   if hs == 0 then
     ok, msg, code = send_plain(self, body)
   elseif hs == 1 then
-    ok, msg, code = send_head(self, self._length or (body and #body or 0), body, true)
+    ok, msg, code = send_head(self, self[RES_LENGTH] or (body and #body or 0), body, true)
   else
-    self._hs = 3
+    self[RES_HS] = 3
     if body and body ~= "" then
       local r1, m1, c1 = self:_raw_write(body)
       if not r1 then ok, msg, code = nil, m1, c1 end
     end
-    if ok and self._chunked then
-      ok, msg, code = self._conn.stream:write("0\r\n\r\n")
+    if ok and self[RES_CHUNKED] then
+      ok, msg, code = self[RES_CONN].stream:write("0\r\n\r\n")
     end
   end
   if not ok then
-    self._conn.keep = false
+    self[RES_CONN].keep = false
     return nil, msg, code
   end
   return true
 end
 
 function Response:_raw_write(chunk)
-  if no_body(self._status or 200, self._conn.is_head) then return true end
-  if self._chunked then
-    return self._conn.stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
+  if no_body(self[RES_STATUS] or 200, self[RES_CONN].is_head) then return true end
+  if self[RES_CHUNKED] then
+    return self[RES_CONN].stream:write(format("%x\r\n", #chunk), chunk, "\r\n")
   end
-  return self._conn.stream:write(chunk)
+  return self[RES_CONN].stream:write(chunk)
 end
 
 --- Whether the head was sent.
-function Response:started() return self._hs >= 2 end
+function Response:started() return self[RES_HS] >= 2 end
 
 ---------------------------------------------------------------------------
 -- Connections
@@ -653,8 +667,8 @@ end
 -- is handled (the handler's) or an error is answered, and holds the
 -- connection's table as a <close> value: however that task ends (aborted
 -- included), the connection is closed, unless the task gave it back to the
--- lot first (conn.task = false).
-local Conn = { __close = function(conn) if conn.task then close_conn(conn) end end }
+-- lot first (conn[CONN_TASK] = false).
+local Conn = { __close = function(conn) if conn[CONN_TASK] then close_conn(conn) end end }
 
 -- Close a connection after an error answer (400, 408, 413, 431, ...)
 -- without losing the answer: closing a socket whose input was not all read
@@ -689,34 +703,34 @@ end
 -- then the connection is given back to the lot for its next head (the
 -- next pipelined one may be buffered already), or closed.
 local function run_request(req)
-  local res = req._res
-  local conn = res._conn
+  local res = req[REQ_RES]
+  local conn = res[RES_CONN]
   local _conn <close> = conn
   local server = conn.server
   local ok, err = xpcall(server.handler, traceback, req, res)
   if not ok then
     if is_cancelled(err) then error(err, 0) end
     report(conn, err, req)
-    if res._hs < 2 then
-      res._hs, res._nh, res._length, res._status = 1, nil, nil, 500
+    if res[RES_HS] < 2 then
+      res[RES_HS], res[RES_NH], res[RES_LENGTH], res[RES_STATUS] = 1, nil, nil, 500
       conn.keep = false
       res:finish("internal server error\n")
     else
       conn.keep = false                   -- a response cut short: only closing says so
-      res._hs = 3
+      res[RES_HS] = 3
     end
-  elseif res._hs ~= 3 then
-    if res._hs < 2 and req._status_hint then
-      res._hs, res._nh, res._length, res._status = 1, nil, nil, req._status_hint
+  elseif res[RES_HS] ~= 3 then
+    if res[RES_HS] < 2 and req._status_hint then
+      res[RES_HS], res[RES_NH], res[RES_LENGTH], res[RES_STATUS] = 1, nil, nil, req._status_hint
       conn.keep = false
       res:finish(STATUS[req._status_hint] .. "\n")
     else
       res:finish()
     end
   end
-  if res._hs == 3 and conn.keep and server.state == "serving"
-     and (not req._drain or req._head:body_done() or drain(req)) then
-    conn.task = false
+  if res[RES_HS] == 3 and conn.keep and server.state == "serving"
+     and (not req[REQ_DRAIN] or req[REQ_HEAD]:body_done() or drain(req)) then
+    conn[CONN_TASK] = false
     if not lot_park(server.lot, conn.e) then close_conn(conn) end
   end
 end
@@ -729,7 +743,7 @@ local function client_gone(conn, h)
   if not timeout(conn.server.opts.cancel_grace, h:join_op()) then h:abort(http.CLIENT_GONE) end
   -- unless h handed the connection back first (it ended in the meantime,
   -- and the connection may serve a pipelined request in another task now)
-  if conn.task == h then close_conn(conn) end
+  if conn[CONN_TASK] == h then close_conn(conn) end
 end
 
 local NEXT_CLOSE, NEXT_LATE, NEXT_BAD, NEXT_GONE = 0, 2, 3, 4   -- 1, a head: the lot starts it
@@ -746,14 +760,14 @@ local function dispatch(server)
     local conn, what, status, msg = lot_next(lot)
     if conn == nil then return end                -- false: heads only, each started by the lot
     if what == NEXT_GONE then
-      local h = conn.task
+      local h = conn[CONN_TASK]
       if h then spawn(client_gone, conn, h) end
     elseif what == NEXT_CLOSE then
       close_conn(conn)
     elseif what == NEXT_LATE then
-      conn.task = spawn(answer_close, conn, 408, "request timeout\n")
+      conn[CONN_TASK] = spawn(answer_close, conn, 408, "request timeout\n")
     elseif what == NEXT_BAD and msg ~= "the connection ended inside a request head" then
-      conn.task = spawn(answer_close, conn, status, msg .. "\n")   -- 400, 413, 414, 431, 501
+      conn[CONN_TASK] = spawn(answer_close, conn, status, msg .. "\n")   -- 400, 413, 414, 431, 501
     elseif conn then
       close_conn(conn)
     end
@@ -835,8 +849,9 @@ function Server:serve(handler)
       s:close()
       break
     elseif s then
-      -- its eight fields (eight hash slots), made here: none added later (a rehash)
-      local conn = setmetatable({ server = self, stream = s, e = false, task = false,
+      -- its fields (seven hash slots and the task in its array part), made here: none
+      -- added later (a rehash)
+      local conn = setmetatable({ false, server = self, stream = s, e = false,   -- [CONN_TASK]
                                   minor = 1, keep = true, is_head = false, continue_due = false },
                                 Conn)
       local e = lot:add(conn, s)
@@ -885,7 +900,7 @@ function Server:close()
   local me = quench.current()
   for i = 1, #conns do
     local conn = conns[i]
-    local h = conn.task
+    local h = conn[CONN_TASK]
     if h ~= me then
       if h then h:abort(http.SERVER_STOPPING) end
       close_conn(conn)
