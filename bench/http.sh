@@ -7,13 +7,17 @@
 #   1. keep-alive:  wrk -t1 -c64 -d${DURATION}s
 #   2. Connection: close (a new connection per request), the same wrk
 #   3. memory of ${IDLE_N} idle keep-alive connections (server RSS growth / N)
+# The servers run side by side; 1 and 2 are measured in ${ROUNDS} rounds, each
+# server once a round in an order that rotates, and each figure is the
+# median of its rounds, printed with the range of the per-round ratios.
 # The server is pinned to CPU ${SERVER_CPU}, the client to ${CLIENT_CPU}
 # (taskset). Besides requests per second (which the client may limit: wrk
 # near 100 % of its core), each line gives the server's CPU time per request
 # (user + system, from /proc), the figure that does not depend on the client.
 #
-#   bash bench/http.sh                 # DURATION=10 IDLE_N=10000
-#   DURATION=5 IDLE_N=2000 bash bench/http.sh
+#   bash bench/http.sh                 # DURATION=10 IDLE_N=10000 ROUNDS=3
+#   DURATION=5 IDLE_N=2000 ROUNDS=5 bash bench/http.sh
+#   RAW=1 bash bench/http.sh           # also every round's figures
 #   HYPER=0 bash bench/http.sh         # without the hyper peer (no cargo)
 #
 # Needs (Debian): wrk, nginx-core or nginx-light + libnginx-mod-http-lua,
@@ -25,6 +29,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+RAW=${RAW:-0}
 IDLE_N=${IDLE_N:-10000}
 HYPER=${HYPER:-1}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -104,20 +110,14 @@ idle_memory() {
   echo $(( (after - before) * 1024 / IDLE_N ))
 }
 
-# --- quench ---------------------------------------------------------------------
+# --- the servers, all started at once, each on its own port ----------------------
 QPORT=$(free_port)
 LUA_CPATH="$BUILD_DIR/?.so;;" taskset -c "$SERVER_CPU" lua5.4 bench/http_hello.lua "$QPORT" \
   >"$TMP/quench.out" 2>&1 &
 QPID=$!
 PIDS+=("$QPID")
 wait_port "$QPORT"
-read -r q_rps q_us q_err <<<"$(measure "$QPID" "http://127.0.0.1:$QPORT/")"
-read -r qc_rps qc_us qc_err <<<"$(measure "$QPID" "http://127.0.0.1:$QPORT/" -H "Connection: close")"
-q_mem=$(idle_memory "$QPID" "$QPORT")
-kill -TERM "$QPID"
-wait "$QPID" || true
 
-# --- nginx + lua ------------------------------------------------------------------
 NPORT=$(free_port)
 cat >"$TMP/nginx.conf" <<EOF
 load_module $NDK_MOD;
@@ -142,43 +142,84 @@ NMASTER=$!
 PIDS+=("$NMASTER")
 wait_port "$NPORT"
 NPID=$(pgrep -P "$NMASTER" | head -n1)             # the worker
-read -r n_rps n_us n_err <<<"$(measure "$NPID" "http://127.0.0.1:$NPORT/")"
-read -r nc_rps nc_us nc_err <<<"$(measure "$NPID" "http://127.0.0.1:$NPORT/" -H "Connection: close")"
-n_mem=$(idle_memory "$NPID" "$NPORT")
-kill -QUIT "$NMASTER"
-wait "$NMASTER" || true
 
-# --- hyper (tokio current-thread) --------------------------------------------------
+SERVERS=(quench nginx-lua)
+declare -A PID=([quench]=$QPID [nginx-lua]=$NPID) PORT=([quench]=$QPORT [nginx-lua]=$NPORT)
 if [ "$HYPER" = 1 ]; then
   HPORT=$(free_port)
   taskset -c "$SERVER_CPU" "$HYPER_BIN" "$HPORT" >"$TMP/hyper.out" 2>&1 &
   HPID=$!
   PIDS+=("$HPID")
   wait_port "$HPORT"
-  read -r h_rps h_us h_err <<<"$(measure "$HPID" "http://127.0.0.1:$HPORT/")"
-  read -r hc_rps hc_us hc_err <<<"$(measure "$HPID" "http://127.0.0.1:$HPORT/" -H "Connection: close")"
-  h_mem=$(idle_memory "$HPID" "$HPORT")
+  SERVERS+=(hyper)
+  PID[hyper]=$HPID
+  PORT[hyper]=$HPORT
+fi
+
+# --- ROUNDS rounds, interleaved: each round runs every server once per case,
+# in an order rotated from round to round, so that a slow spell of the
+# machine (a 2-vCPU VM shared with other jobs) falls on every server alike.
+# Each figure printed is the median of its rounds; the per-round ratios'
+# range is printed beside the ratio of the medians.
+declare -A KA_RPS KA_US KA_ERR CL_RPS CL_US CL_ERR
+for srv in "${SERVERS[@]}"; do                    # warm-up: caches, the heap, the backlog
+  DURATION=1 measure "${PID[$srv]}" "http://127.0.0.1:${PORT[$srv]}/" >/dev/null
+done
+n=${#SERVERS[@]}
+for ((r = 0; r < ROUNDS; r++)); do
+  for ((i = 0; i < n; i++)); do
+    srv=${SERVERS[$(((i + r) % n))]}
+    url="http://127.0.0.1:${PORT[$srv]}/"
+    read -r rps us err <<<"$(measure "${PID[$srv]}" "$url")"
+    KA_RPS[$srv]+="$rps "; KA_US[$srv]+="$us "; [ "$err" = no-errors ] || KA_ERR[$srv]+="$err "
+    read -r rps us err <<<"$(measure "${PID[$srv]}" "$url" -H "Connection: close")"
+    CL_RPS[$srv]+="$rps "; CL_US[$srv]+="$us "; [ "$err" = no-errors ] || CL_ERR[$srv]+="$err "
+  done
+done
+
+declare -A MEM
+for srv in "${SERVERS[@]}"; do MEM[$srv]=$(idle_memory "${PID[$srv]}" "${PORT[$srv]}"); done
+kill -TERM "$QPID"
+wait "$QPID" || true
+kill -QUIT "$NMASTER"
+wait "$NMASTER" || true
+if [ "$HYPER" = 1 ]; then
   kill -TERM "$HPID"
   wait "$HPID" || true
 fi
 
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-echo "workload=W8 case=keepalive server=quench rps=$q_rps us_per_req=$q_us $q_err"
-echo "workload=W8 case=keepalive server=nginx-lua rps=$n_rps us_per_req=$n_us $n_err"
-echo "workload=W8 case=close server=quench rps=$qc_rps us_per_req=$qc_us $qc_err"
-echo "workload=W8 case=close server=nginx-lua rps=$nc_rps us_per_req=$nc_us $nc_err"
-if [ "$HYPER" = 1 ]; then
-  echo "workload=W8 case=keepalive server=hyper rps=$h_rps us_per_req=$h_us $h_err"
-  echo "workload=W8 case=close server=hyper rps=$hc_rps us_per_req=$hc_us $hc_err"
-  echo "workload=W8 case=idle server=hyper bytes_per_conn=$h_mem"
+# "min-max" of the per-round ratios of two lists: a/b, or b/a when inv=1
+spread() {
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
+    awk -v inv="$3" '{ r = inv ? $2 / $1 : $1 / $2
+      if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r }
+      END { printf "%.2f-%.2f", lo, hi }'
+}
+for srv in "${SERVERS[@]}"; do
+  echo "workload=W8 case=keepalive server=$srv rps=$(median "${KA_RPS[$srv]}")" \
+       "us_per_req=$(median "${KA_US[$srv]}") ${KA_ERR[$srv]:-no-errors}"
+  echo "workload=W8 case=close server=$srv rps=$(median "${CL_RPS[$srv]}")" \
+       "us_per_req=$(median "${CL_US[$srv]}") ${CL_ERR[$srv]:-no-errors}"
+  echo "workload=W8 case=idle server=$srv bytes_per_conn=${MEM[$srv]}"
+done
+if [ "$RAW" = 1 ]; then
+  for srv in "${SERVERS[@]}"; do
+    echo "rounds $srv: keepalive rps ${KA_RPS[$srv]}us ${KA_US[$srv]}close rps ${CL_RPS[$srv]}us ${CL_US[$srv]}"
+  done
 fi
-echo "workload=W8 case=idle server=quench bytes_per_conn=$q_mem"
-echo "workload=W8 case=idle server=nginx-lua bytes_per_conn=$n_mem"
-echo "ratios quench/nginx-lua (>1: quench better): keepalive rps $(ratio "$q_rps" "$n_rps")," \
-     "keepalive cpu/req $(ratio "$n_us" "$q_us"), close rps $(ratio "$qc_rps" "$nc_rps")," \
-     "close cpu/req $(ratio "$nc_us" "$qc_us"), idle memory $(ratio "$n_mem" "$q_mem")"
-if [ "$HYPER" = 1 ]; then
-  echo "ratios quench/hyper (>1: quench better): keepalive rps $(ratio "$q_rps" "$h_rps")," \
-       "keepalive cpu/req $(ratio "$h_us" "$q_us"), close rps $(ratio "$qc_rps" "$hc_rps")," \
-       "close cpu/req $(ratio "$hc_us" "$qc_us"), idle memory $(ratio "$h_mem" "$q_mem")"
-fi
+for peer in "${SERVERS[@]:1}"; do
+  q=quench
+  echo "ratios quench/$peer, medians of $ROUNDS rounds (>1: quench better; per-round range):" \
+       "keepalive rps $(ratio "$(median "${KA_RPS[$q]}")" "$(median "${KA_RPS[$peer]}")")" \
+       "($(spread "${KA_RPS[$q]}" "${KA_RPS[$peer]}" 0))," \
+       "keepalive cpu/req $(ratio "$(median "${KA_US[$peer]}")" "$(median "${KA_US[$q]}")")" \
+       "($(spread "${KA_US[$q]}" "${KA_US[$peer]}" 1))," \
+       "close rps $(ratio "$(median "${CL_RPS[$q]}")" "$(median "${CL_RPS[$peer]}")")" \
+       "($(spread "${CL_RPS[$q]}" "${CL_RPS[$peer]}" 0))," \
+       "close cpu/req $(ratio "$(median "${CL_US[$peer]}")" "$(median "${CL_US[$q]}")")" \
+       "($(spread "${CL_US[$q]}" "${CL_US[$peer]}" 1))," \
+       "idle memory $(ratio "${MEM[$peer]}" "${MEM[$q]}")"
+done

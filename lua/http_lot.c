@@ -50,6 +50,17 @@ enum { REQ_HEAD = 1, REQ_RES = 2, REQ_DRAIN = 3, REQ_SLOTS = 3 };
 enum { RES_HS = 1, RES_CONN = 2, RES_SLOTS = 9 };
 enum { CONN_TASK = 1 };
 
+/* The lot's user values. */
+enum {
+  UV_CONNS = 1,         /* the connections' references (luaL_ref) */
+  UV_HEAD_MT,           /* the heads' metatable, at hand for take_head */
+  UV_TASK,              /* request_task, a C closure over the lot */
+  UV_REQUEST_MT, UV_RESPONSE_MT,
+  UV_AFTER,             /* after(req, res, ok, err): a request's uncommon ending, in Lua */
+  UV_HANDLER,           /* handler(req, res), from lot:handle */
+  UV_COUNT = UV_HANDLER
+};
+
 /* What lot:next hands back, with the connection. */
 enum { NEXT_CLOSE, NEXT_HEAD, NEXT_LATE, NEXT_BAD, NEXT_GONE };
 
@@ -314,6 +325,8 @@ static void entry_watch_head(lq_lot *lot, lot_entry *e, int q) {
 /* _lot(max_line, max_head, max_headers, max_body, header_timeout,
    keepalive_timeout, max_requests, run, Request, Response) -> a lot with
    the server's limits, which spawns run(req) for each head (start_request) */
+static int request_task(lua_State *L);
+
 static int l_lot(lua_State *L) {
   size_t max_line = check_size(L, 1, 16, 0xfffff);
   size_t max_head = check_size(L, 2, 16, 0xffffffff);
@@ -326,7 +339,7 @@ static int l_lot(lua_State *L) {
   luaL_checktype(L, 8, LUA_TFUNCTION);
   luaL_checktype(L, 9, LUA_TTABLE);
   luaL_checktype(L, 10, LUA_TTABLE);
-  lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, 5);
+  lq_lot *lot = lua_newuserdatauv(L, sizeof *lot, UV_COUNT);
   memset(lot, 0, sizeof *lot);
   lot->wait.vt = &lot_vt;
   for (int i = 0; i < AT_LISTS; i++) lot->lists[i].prev = lot->lists[i].next = &lot->lists[i];
@@ -341,10 +354,15 @@ static int l_lot(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &lq_http_head_tag);
   lua_setiuservalue(L, -2, 2);                /* the heads' metatable, at hand for take_head */
-  for (int i = 8; i <= 10; i++) {             /* the request's task, its two metatables */
-    lua_pushvalue(L, i);
-    lua_setiuservalue(L, -2, i - 5);
-  }
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, request_task, 1);       /* a request's task: over the lot */
+  lua_setiuservalue(L, -2, UV_TASK);
+  lua_pushvalue(L, 8);
+  lua_setiuservalue(L, -2, UV_AFTER);
+  lua_pushvalue(L, 9);
+  lua_setiuservalue(L, -2, UV_REQUEST_MT);
+  lua_pushvalue(L, 10);
+  lua_setiuservalue(L, -2, UV_RESPONSE_MT);
   luaL_setmetatable(L, LQ_LOT);
   return 1;
 }
@@ -423,6 +441,86 @@ static int l_remove(lua_State *L) {
   return 0;
 }
 
+/* ---- a request's task ---- */
+
+/* The message handler of a handler's call: a string error gets its
+   traceback; a Cancelled or another value goes on as it is. */
+static int handler_traceback(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING && !lq_is_kind(L, 1, "cancelled"))
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+  return 1;
+}
+
+static int request_end(lua_State *L, int status, lua_KContext ctx) {
+  (void)L, (void)status, (void)ctx;
+  return 0;
+}
+
+/* After the handler (status: its call's): the common ending here, in C:
+   the response finished, the connection kept alive, no body left to read
+   (nothing said the body may need draining), the server serving and the
+   entry watching: give the connection back to the lot for its next head
+   (the next pipelined one may be buffered already). Any other ending
+   (the handler raised, left the response unfinished, or the connection
+   closes) is after(req, res, ok, err), in Lua (lua/quench/http.lua). */
+static int request_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  lq_lot *lot = lua_touserdata(L, lua_upvalueindex(1));
+  int ok = status == LUA_OK || status == LUA_YIELD;
+  if (ok) {
+    lua_settop(L, 4);
+    int isint;
+    lot_entry *e;
+    if (lua_rawgeti(L, 2, RES_HS) == LUA_TNUMBER && lua_tointegerx(L, 5, &isint) == 3 && isint &&
+        lua_rawgeti(L, 1, REQ_DRAIN) == LUA_TNIL &&
+        lua_getfield(L, 3, "e") == LUA_TLIGHTUSERDATA && (e = lua_touserdata(L, 7)) != NULL &&
+        !lot->stopping && !lot->closed && e->watch != NULL &&
+        lua_getfield(L, 3, "keep") == LUA_TBOOLEAN && lua_toboolean(L, 8)) {
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, 3, CONN_TASK);             /* handed back: its <close> leaves it open */
+      entry_watch_head(lot, e, qn_stream_buffered(e->s) > 0 ? 0 : 1);
+      return 0;
+    }
+    lua_settop(L, 4);
+    lua_pushnil(L);                             /* no error */
+  }
+  lua_getiuservalue(L, lua_upvalueindex(1), UV_AFTER);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushboolean(L, ok);
+  lua_pushvalue(L, -5);                         /* the error, or nil */
+  lua_callk(L, 4, 0, 0, request_end);
+  return 0;
+}
+
+/* A request's task (started by start_request with its request): the
+   handler, handler(req, res), under a message handler, then
+   request_done. The connection is its to-be-closed value: however the
+   task ends (aborted at an await included), the connection is closed,
+   unless the task gave it back to the lot first (CONN_TASK false). A C
+   frame, not Lua's run_request, xpcall and <close>: ~1,000 instructions a
+   request. */
+static int request_task(lua_State *L) {
+  lua_settop(L, 1);
+  lua_rawgeti(L, 1, REQ_RES);                   /* 2: the response */
+  lua_rawgeti(L, 2, RES_CONN);                  /* 3: the connection */
+  lua_toclose(L, 3);
+  lua_pushcfunction(L, handler_traceback);      /* 4 */
+  lua_getiuservalue(L, lua_upvalueindex(1), UV_HANDLER);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  return request_done(L, lua_pcallk(L, 2, 0, 4, 0, request_done), 0);
+}
+
+/* lot:handle(handler): the handler of the lot's requests (Server:serve). */
+static int l_handle(lua_State *L) {
+  check_lot(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, UV_HANDLER);
+  return 0;
+}
+
 /* A head is ready for connection t (at t+1: NEXT_HEAD, then the head and
    its framing as push_framing: minor, keep, content_length, chunked,
    expect_continue, is_head): set the connection's fields, make the
@@ -459,14 +557,14 @@ static void start_request(lua_State *L, lq_lot *lot, lot_entry *e, int lot_idx, 
     e->continue_due = cont;
   }
   int drain = lua_tointeger(L, t + 5) > 0 || lua_toboolean(L, t + 6);
-  lua_getiuservalue(L, lot_idx, 3);           /* run, at t + 9 */
+  lua_getiuservalue(L, lot_idx, UV_TASK);     /* request_task, at t + 9 */
   lua_createtable(L, REQ_SLOTS, 4);           /* the request, at t + 10 */
   lua_createtable(L, RES_SLOTS, 0);           /* the response */
   lua_pushinteger(L, 0);
   lua_rawseti(L, -2, RES_HS);
   lua_pushvalue(L, t);
   lua_rawseti(L, -2, RES_CONN);
-  lua_getiuservalue(L, lot_idx, 5);
+  lua_getiuservalue(L, lot_idx, UV_RESPONSE_MT);
   lua_setmetatable(L, -2);
   lua_rawseti(L, t + 10, REQ_RES);
   lua_pushvalue(L, t + 2);
@@ -475,7 +573,7 @@ static void start_request(lua_State *L, lq_lot *lot, lot_entry *e, int lot_idx, 
     lua_pushboolean(L, 1);
     lua_rawseti(L, t + 10, REQ_DRAIN);
   }
-  lua_getiuservalue(L, lot_idx, 4);
+  lua_getiuservalue(L, lot_idx, UV_REQUEST_MT);
   lua_setmetatable(L, t + 10);
   lq_spawn_at(L, lot->rt, t + 9);             /* the task's handle */
   lua_rawseti(L, t, CONN_TASK);
@@ -718,7 +816,7 @@ other:
 }
 
 static const luaL_Reg lot_methods[] = {
-  {"add", l_add}, {"park", l_park}, {"remove", l_remove}, {"next", l_lot_next},
+  {"add", l_add}, {"park", l_park}, {"remove", l_remove}, {"next", l_lot_next}, {"handle", l_handle},
   {"close_idle", l_close_idle}, {"close", l_lot_close}, {"count", l_lot_count}, {NULL, NULL}
 };
 

@@ -597,6 +597,7 @@ print("|".join(out))
       assert.equal(500, status_of(out))
       assert.equal(1, #reported)
       assert.truthy(reported[1]:find("^/boom .*boom"))
+      assert.truthy(reported[1]:find("stack traceback:", 1, true))   -- where the handler raised
       assert.equal("fine", again:match("\r\n\r\n(.*)$"))
     end))
 
@@ -706,6 +707,29 @@ print("|".join(out))
       assert.equal("", idle:read("a"))
       assert.same({ true, true }, { stopper:join() })
       assert.is_nil(quench.tcp.connect("127.0.0.1", port))
+    end))
+
+    it("stop(grace) closes a connection whose response was under way when it came, at its end",
+       T(function()
+      local tx, rx = quench.oneshot()
+      local go_tx, go_rx = quench.oneshot()
+      local srv, port = start(function(_, res)
+        res:write("first ")                           -- the head goes out before the stop: kept alive
+        tx:send(true)
+        go_rx:recv()
+        res:finish("last")
+      end)
+      local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
+      c:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      rx:recv()
+      local t0 = quench.now()
+      local stopper = quench.spawn(srv.stop, srv, 10)
+      quench.yield()
+      go_tx:send(true)
+      local out = c:read("a")                         -- the whole response, then the end
+      assert.truthy(out:find("first ", 1, true) and out:find("last", 1, true))
+      assert.same({ true, true }, { stopper:join() })
+      assert.truthy(quench.now() - t0 < 5)            -- not at the end of the grace
     end))
 
     it("stop(grace) aborts a handler that outlives the grace; its <close> runs", T(function()

@@ -630,12 +630,6 @@ local function report(conn, err, req)
   io.stderr:write("quench.http: handler error: ", tostring(err), "\n")
 end
 
-local function traceback(e)
-  if is_cancelled(e) then return e end
-  if type(e) == "string" then return debug.traceback(e, 2) end
-  return e
-end
-
 -- Read and drop what the handler left of the body, up to a bound; false
 -- if the connection cannot be reused.
 local function drain(req)
@@ -699,15 +693,18 @@ local function answer_close(conn, status, msg)
   lingering_close(conn.stream, conn.server.opts.linger_timeout)
 end
 
--- A request's task: its handler, then whatever the handler left undone,
--- then the connection is given back to the lot for its next head (the
--- next pipelined one may be buffered already), or closed.
-local function run_request(req)
-  local res = req[REQ_RES]
+-- A request's task is lua/http_lot.c's (request_task): it calls the
+-- handler, holds the connection as its to-be-closed value (however the
+-- task ends, aborted included, the connection is closed unless the task
+-- gave it back to the lot first: conn[CONN_TASK] false), and gives the
+-- connection back itself in the common case (the response finished, kept
+-- alive, no body to drain, the server serving). Every other ending is
+-- this: whatever the handler left undone, then the connection given back
+-- to the lot for its next head (the next pipelined one may be buffered
+-- already), or closed.
+local function after_request(req, res, ok, err)
   local conn = res[RES_CONN]
-  local _conn <close> = conn
   local server = conn.server
-  local ok, err = xpcall(server.handler, traceback, req, res)
   if not ok then
     if is_cancelled(err) then error(err, 0) end
     report(conn, err, req)
@@ -809,7 +806,7 @@ function http.listen(host, port, opts)
   end
   if not l then return nil, msg, code end
   local lot = new_lot(o.max_line, o.max_head, o.max_headers, o.max_body, o.header_timeout,
-                      o.keepalive_timeout, o.max_requests, run_request, Request, Response)
+                      o.keepalive_timeout, o.max_requests, after_request, Request, Response)
   lot_park, lot_next = lot.park, lot.next
   return setmetatable({ listener = l, opts = o, nconns = 0, state = "ready",
                         changed = quench.notify(), watched = false, unix = path or nil,
@@ -828,6 +825,7 @@ function Server:serve(handler)
     error("quench.http.server:serve: the server is " .. self.state .. " (serve once)", 2)
   end
   self.state, self.handler = "serving", handler
+  self.lot:handle(handler)
   local _guard <close> = quench.guard(function() self:close() end)
   local sig
   if self.opts.sigterm then
