@@ -10,6 +10,11 @@
 # The servers run side by side; 1 and 2 are measured in ${ROUNDS} rounds, each
 # server once a round in an order that rotates, and each figure is the
 # median of its rounds, printed with the range of the per-round ratios.
+# Then ${PAIRED} paired rounds: quench and one peer served at once, each
+# by its own wrk, for DURATION seconds (both servers on SERVER_CPU, both
+# clients on CLIENT_CPU); their keep-alive CPU per request is compared
+# within each round, and the median of those ratios printed: the steadiest
+# figure on a shared machine (a slow spell falls on both alike).
 # The server is pinned to CPU ${SERVER_CPU}, the client to ${CLIENT_CPU}
 # (taskset). Besides requests per second (which the client may limit: wrk
 # near 100 % of its core), each line gives the server's CPU time per request
@@ -30,6 +35,7 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
+PAIRED=${PAIRED:-5}
 RAW=${RAW:-0}
 IDLE_N=${IDLE_N:-10000}
 HYPER=${HYPER:-1}
@@ -71,7 +77,7 @@ fi
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }   # user, system
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 wait_port() {
   for _ in $(seq 100); do
@@ -82,7 +88,10 @@ wait_port() {
   exit 1
 }
 
-# wrk against url, measuring server pid: "rps us_per_request errors"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# wrk against url, measuring server pid: "rps us_per_request user_us_per_request errors"
+# (CPU time: user + system, then user alone, from /proc)
 measure() {
   local pid=$1 url=$2 t0 t1 out req rps errs
   shift 2
@@ -92,8 +101,32 @@ measure() {
   req=$(awk '/requests in/{print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   errs=$(grep -E "Socket errors|Non-2xx" <<<"$out" | tr -s ' ' | tr '\n' ' ' || true)
-  echo "$rps $(awk -v t=$((t1 - t0)) -v r="$req" -v k="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%.2f", t / k * 1e6 / r }') ${errs:-no-errors}"
+  echo "$rps $(awk -v a="$t0" -v b="$t1" -v r="$req" -v k="$(getconf CLK_TCK)" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); u = y[1] - x[1]; s = y[2] - x[2]
+    printf "%.2f %.2f", (u + s) / k * 1e6 / r, u / k * 1e6 / r }') ${errs:-no-errors}"
+}
+
+# Two servers at once, each driven by its own wrk (both on CLIENT_CPU), in
+# the same window: "rps_a us_a rps_b us_b". Whatever slows the machine
+# down during the window slows both alike, so their ratio holds still where
+# two runs one after the other differ by up to a third on a shared VM.
+measure_pair() {
+  local pa=$1 ua=$2 pb=$3 ub=$4 a0 a1 b0 b1 ta tb
+  shift 4
+  ta=$(mktemp) tb=$(mktemp)
+  a0=$(cpu_ticks "$pa"); b0=$(cpu_ticks "$pb")
+  taskset -c "$CLIENT_CPU" wrk -t1 -c64 -d"${DURATION}s" "$@" "$ua" >"$ta" &
+  local wa=$!
+  taskset -c "$CLIENT_CPU" wrk -t1 -c64 -d"${DURATION}s" "$@" "$ub" >"$tb" &
+  wait "$wa" $!
+  a1=$(cpu_ticks "$pa"); b1=$(cpu_ticks "$pb")
+  awk -v a0="$a0" -v a1="$a1" -v b0="$b0" -v b1="$b1" -v k="$(getconf CLK_TCK)" \
+      -v ra="$(awk '/requests in/{print $1}' "$ta")" -v rb="$(awk '/requests in/{print $1}' "$tb")" \
+      -v da="$DURATION" 'BEGIN {
+    split(a0, x, " "); split(a1, y, " "); ua = (y[1] - x[1] + y[2] - x[2]) / k * 1e6 / ra
+    split(b0, x, " "); split(b1, y, " "); ub = (y[1] - x[1] + y[2] - x[2]) / k * 1e6 / rb
+    printf "%.2f %.2f %.2f %.2f\n", ra / da, ua, rb / da, ub }'
+  rm -f "$ta" "$tb"
 }
 
 # RSS growth of pid per idle keep-alive connection, in bytes
@@ -161,7 +194,7 @@ fi
 # machine (a 2-vCPU VM shared with other jobs) falls on every server alike.
 # Each figure printed is the median of its rounds; the per-round ratios'
 # range is printed beside the ratio of the medians.
-declare -A KA_RPS KA_US KA_ERR CL_RPS CL_US CL_ERR
+declare -A KA_RPS KA_US KA_USR KA_ERR CL_RPS CL_US CL_ERR
 for srv in "${SERVERS[@]}"; do                    # warm-up: caches, the heap, the backlog
   DURATION=1 measure "${PID[$srv]}" "http://127.0.0.1:${PORT[$srv]}/" >/dev/null
 done
@@ -170,10 +203,22 @@ for ((r = 0; r < ROUNDS; r++)); do
   for ((i = 0; i < n; i++)); do
     srv=${SERVERS[$(((i + r) % n))]}
     url="http://127.0.0.1:${PORT[$srv]}/"
-    read -r rps us err <<<"$(measure "${PID[$srv]}" "$url")"
-    KA_RPS[$srv]+="$rps "; KA_US[$srv]+="$us "; [ "$err" = no-errors ] || KA_ERR[$srv]+="$err "
-    read -r rps us err <<<"$(measure "${PID[$srv]}" "$url" -H "Connection: close")"
+    read -r rps us usr err <<<"$(measure "${PID[$srv]}" "$url")"
+    KA_RPS[$srv]+="$rps "; KA_US[$srv]+="$us "; KA_USR[$srv]+="$usr "
+    [ "$err" = no-errors ] || KA_ERR[$srv]+="$err "
+    read -r rps us usr err <<<"$(measure "${PID[$srv]}" "$url" -H "Connection: close")"
     CL_RPS[$srv]+="$rps "; CL_US[$srv]+="$us "; [ "$err" = no-errors ] || CL_ERR[$srv]+="$err "
+  done
+done
+
+# --- PAIRED rounds: quench and one peer at once (measure_pair), keep-alive
+declare -A PAIR_CPU PAIR_RPS
+for peer in "${SERVERS[@]:1}"; do
+  for ((r = 0; r < PAIRED; r++)); do
+    read -r qr qu pr pu <<<"$(measure_pair "$QPID" "http://127.0.0.1:$QPORT/" \
+                                "${PID[$peer]}" "http://127.0.0.1:${PORT[$peer]}/")"
+    PAIR_CPU[$peer]+="$(ratio "$pu" "$qu") "
+    PAIR_RPS[$peer]+="$(ratio "$qr" "$pr") "
   done
 done
 
@@ -190,7 +235,6 @@ fi
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END {
   if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # "min-max" of the per-round ratios of two lists: a/b, or b/a when inv=1
 spread() {
   paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
@@ -200,14 +244,16 @@ spread() {
 }
 for srv in "${SERVERS[@]}"; do
   echo "workload=W8 case=keepalive server=$srv rps=$(median "${KA_RPS[$srv]}")" \
-       "us_per_req=$(median "${KA_US[$srv]}") ${KA_ERR[$srv]:-no-errors}"
+       "us_per_req=$(median "${KA_US[$srv]}") user_us_per_req=$(median "${KA_USR[$srv]}")" \
+       "${KA_ERR[$srv]:-no-errors}"
   echo "workload=W8 case=close server=$srv rps=$(median "${CL_RPS[$srv]}")" \
        "us_per_req=$(median "${CL_US[$srv]}") ${CL_ERR[$srv]:-no-errors}"
   echo "workload=W8 case=idle server=$srv bytes_per_conn=${MEM[$srv]}"
 done
 if [ "$RAW" = 1 ]; then
   for srv in "${SERVERS[@]}"; do
-    echo "rounds $srv: keepalive rps ${KA_RPS[$srv]}us ${KA_US[$srv]}close rps ${CL_RPS[$srv]}us ${CL_US[$srv]}"
+    echo "rounds $srv: keepalive rps ${KA_RPS[$srv]}us ${KA_US[$srv]}user us ${KA_USR[$srv]}" \
+         "close rps ${CL_RPS[$srv]}us ${CL_US[$srv]}"
   done
 fi
 for peer in "${SERVERS[@]:1}"; do
@@ -217,9 +263,16 @@ for peer in "${SERVERS[@]:1}"; do
        "($(spread "${KA_RPS[$q]}" "${KA_RPS[$peer]}" 0))," \
        "keepalive cpu/req $(ratio "$(median "${KA_US[$peer]}")" "$(median "${KA_US[$q]}")")" \
        "($(spread "${KA_US[$q]}" "${KA_US[$peer]}" 1))," \
+       "keepalive user cpu/req $(ratio "$(median "${KA_USR[$peer]}")" "$(median "${KA_USR[$q]}")")" \
+       "($(spread "${KA_USR[$q]}" "${KA_USR[$peer]}" 1))," \
        "close rps $(ratio "$(median "${CL_RPS[$q]}")" "$(median "${CL_RPS[$peer]}")")" \
        "($(spread "${CL_RPS[$q]}" "${CL_RPS[$peer]}" 0))," \
        "close cpu/req $(ratio "$(median "${CL_US[$peer]}")" "$(median "${CL_US[$q]}")")" \
        "($(spread "${CL_US[$q]}" "${CL_US[$peer]}" 1))," \
        "idle memory $(ratio "${MEM[$peer]}" "${MEM[$q]}")"
+  if [ "$PAIRED" -gt 0 ]; then
+    echo "paired with $peer, keep-alive, both at once, $PAIRED rounds (>1: quench better):" \
+         "cpu/req $(median "${PAIR_CPU[$peer]}") (rounds: ${PAIR_CPU[$peer]% })," \
+         "rps $(median "${PAIR_RPS[$peer]}") (rounds: ${PAIR_RPS[$peer]% })"
+  fi
 done

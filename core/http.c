@@ -257,6 +257,7 @@ typedef struct more_future {
   uint64_t deadline;        /* head: 0 for none */
   size_t want;              /* the inner read's count */
   size_t scanned;           /* head: bytes already scanned */
+  size_t end;               /* head: the whole head's length, once found (result 0) */
   size_t max_line, max_head;  /* head: limits; gone: max_head is the cap */
   int gone;                 /* 1: the peer-gone future */
   int result;               /* what it found: 0 or a QN_HTTP_E_* or uv code */
@@ -275,6 +276,7 @@ static int head_ready(more_future *m) {
   }
   r = qn_http_head_scan(d, len, m->scanned, m->max_line, m->max_head, &end);
   m->scanned = len;
+  if (r == 0) m->end = end;
   if (r == QN_HTTP_E_PARTIAL) {
     /* bytes buffered but no whole head: at the end of the stream they
        never will be */
@@ -379,6 +381,7 @@ qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head, uint
 }
 
 int qn_http_head_result(const qn_future *f) { return ((const more_future *)f)->result; }
+size_t qn_http_head_end(const qn_future *f) { return ((const more_future *)f)->end; }
 
 /* A server keeps one of these per connection for its whole life, a head
    watch between requests and a gone watch while one is handled, switched
@@ -395,6 +398,7 @@ static void more_rearm(more_future *m, int gone, size_t max_line, size_t max_hea
   m->max_line = max_line;
   m->max_head = max_head;
   m->scanned = 0;
+  m->end = 0;
   m->result = 0;
   m->idle = 0;
 }

@@ -98,13 +98,15 @@ static int push_framing(lua_State *L, const lq_head *u);
 
 /* Parse what the stream holds: push a head and its framing (consuming its bytes),
    false, status, msg, or nil, msg, code; -1 if it must wait. */
-int lq_http_take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body, int lot_idx) {
+int lq_http_take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body, int lot_idx,
+                      size_t known_end) {
   const char *d;
-  size_t len, used, end;
+  size_t len, used, end = known_end;
   int r = qn_stream_peek(s, QN_STREAM_SOME, 0, &d, &len, &used);
   if (r == UV_EAGAIN) return -1;
   if (r != 0) return lq_push_fail(L, r);
-  r = qn_http_head_scan(d, len, 0, lq_http_lim_line(ns), lq_http_lim_head(ns), &end);
+  if (known_end == 0 || known_end > len)      /* not found by the watch: scan */
+    r = qn_http_head_scan(d, len, 0, lq_http_lim_line(ns), lq_http_lim_head(ns), &end);
   if (r == QN_HTTP_E_PARTIAL) {
     const char *d2;
     size_t l2, u2;

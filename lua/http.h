@@ -40,8 +40,10 @@ size_t lq_http_lim_line(uint64_t ns);
 /* Parse what the stream holds: push a head (its metatable from user value
    2 of the userdata at lot_idx) and its framing, consuming its bytes;
    false, status, msg; or nil, msg, code. -1 (nothing pushed) if it must
-   wait. Returns the number of values pushed. */
-int lq_http_take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body, int lot_idx);
+   wait. Returns the number of values pushed. known_end: the head's length
+   if a watch found it (qn_http_head_end; the scan is not done again), or 0. */
+int lq_http_take_head(lua_State *L, qn_stream *s, uint64_t ns, int64_t max_body, int lot_idx,
+                      size_t known_end);
 
 /* The Date field's value, made at most once a second: a cache of its
    owner's (the _send_head closure's, a lot's), not a global. */

@@ -602,7 +602,8 @@ static int take_ready(lua_State *L, lq_lot *lot, int lot_idx) {
   }
   if (r == 0 || qn_http_is_error(r)) {
     lua_pushinteger(L, NEXT_HEAD);
-    int n = lq_http_take_head(L, e->s, lot->limits, lot->max_body, lot_idx);
+    int n = lq_http_take_head(L, e->s, lot->limits, lot->max_body, lot_idx,
+                              r == 0 ? qn_http_head_end(e->watch) : 0);
     if (n == 7 && ((lq_head *)lua_touserdata(L, -7))->h.content_length > lot->max_body) {
       lua_settop(L, t);                       /* a body over max_body: 413 */
       lua_pushinteger(L, NEXT_BAD);

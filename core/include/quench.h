@@ -943,6 +943,10 @@ int qn_http_chunked_decode(qn_http_chunked *d, char *buf, size_t *len, size_t *l
    before a byte; UV_ETIMEDOUT: the deadline). Consumes nothing. */
 qn_future *qn_http_head_new(qn_stream *s, size_t max_line, size_t max_head, uint64_t deadline);
 int qn_http_head_result(const qn_future *head);
+/* Once it found a whole head (result 0): the head's length in bytes, up to
+   its blank line, which a scan of the same buffered bytes would find (the
+   future consumes nothing, so they are still there); 0 otherwise. */
+size_t qn_http_head_end(const qn_future *head);
 /* Ready when the peer has gone (EOF or a read error), whatever is still
    buffered; consumes nothing. Past `cap` buffered bytes it stops watching
    (stays pending) rather than buffer a flood. */
