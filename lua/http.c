@@ -569,6 +569,76 @@ static int l_send_head(lua_State *L) {
   return lq_http_send_head(L, s, lua_touserdata(L, lua_upvalueindex(2)), &o);
 }
 
+/* ---- the request's fields ---- */
+
+/* Request.__index(req, k), in C: a method of the Request table (upvalue
+   1); the fields made from the head (method, path, query, target) pushed
+   from its bytes and cached in req (path and query together, as one
+   split of the target); any other field from the Lua getters (upvalue 2),
+   cached but for trailers (they come once the body is read). In Lua this
+   was a call of __index, one of the getter, one of the head's method and
+   one of rawset: ~1,000 instructions a field a handler reads. */
+static int request_index(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;   /* a method */
+  lua_pop(L, 1);
+  size_t n = 0;
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+  if (k != NULL && lua_istable(L, 1) && (n == 4 || n == 5 || n == 6)) {
+    int is_method = n == 6 && memcmp(k, "method", 6) == 0;
+    int is_target = n == 6 && memcmp(k, "target", 6) == 0;
+    int is_path = n == 4 && memcmp(k, "path", 4) == 0;
+    int is_query = n == 5 && memcmp(k, "query", 5) == 0;
+    if (is_method || is_target || is_path || is_query) {
+      lua_rawgeti(L, 1, REQ_HEAD);
+      lq_head *u = check_head(L, 3);
+      const char *t = u->bytes + u->h.target_off;
+      if (is_method) {
+        lua_pushlstring(L, u->bytes + u->h.method_off, u->h.method_len);
+      } else if (is_target) {
+        lua_pushlstring(L, t, u->h.target_len);
+      } else {
+        const char *q = memchr(t, '?', u->h.target_len);
+        size_t plen = q ? (size_t)(q - t) : u->h.target_len;
+        lua_pushliteral(L, "path");
+        lua_pushlstring(L, t, plen);
+        lua_rawset(L, 1);
+        lua_pushliteral(L, "query");
+        if (q) lua_pushlstring(L, q + 1, u->h.target_len - plen - 1);
+        else lua_pushliteral(L, "");
+        lua_rawset(L, 1);
+        lua_pushvalue(L, 2);
+        lua_rawget(L, 1);
+        return 1;
+      }
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, 1);
+      return 1;
+    }
+  }
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TNIL) return 1;   /* no such field: nil */
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  if (k != NULL && !(n == 8 && memcmp(k, "trailers", 8) == 0)) {
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+  }
+  return 1;
+}
+
+/* _request_index(Request, getters) -> Request.__index. */
+static int l_request_index(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushcclosure(L, request_index, 2);
+  return 1;
+}
+
 /* _field(name, value) -> kind[, line]: Response:header's check of a field
    and its line, in C: Lua patterns over the name and the value cost ~6,700
    instructions a field. nil: name is not a token (a string of tchar,
@@ -640,6 +710,7 @@ static const luaL_Reg head_methods[] = {
 
 static const luaL_Reg functions[] = {
   {"_field", l_resp_field},
+  {"_request_index", l_request_index},
   {NULL, NULL}
 };
 

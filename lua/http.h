@@ -29,6 +29,13 @@ typedef struct lq_head {
    per-request path. */
 extern const char lq_http_head_tag;
 
+/* The server's state in the tables of a request, its response and its
+   connection: array slots, the indexes lua/quench/http.lua names the same
+   (REQ_HEAD...), which must agree with these. */
+enum { REQ_HEAD = 1, REQ_RES = 2, REQ_DRAIN = 3, REQ_SLOTS = 3 };
+enum { RES_HS = 1, RES_CONN = 2, RES_SLOTS = 9 };
+enum { CONN_TASK = 1 };
+
 /* The core stream of a TCP, TLS, Unix or pipe stream at idx, open, or raise. */
 qn_stream *lq_http_check_stream(lua_State *L, int idx, const char *fname);
 

@@ -43,13 +43,6 @@ static size_t check_size(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) 
 
 enum { AT_PARKED, AT_WOKEN, AT_READY, AT_HELD, AT_FRESH, AT_LISTS };
 
-/* The server's state in the tables of a request, its response and its
-   connection: array slots, the indexes lua/quench/http.lua names the same
-   (REQ_HEAD...), which must agree with these. */
-enum { REQ_HEAD = 1, REQ_RES = 2, REQ_DRAIN = 3, REQ_SLOTS = 3 };
-enum { RES_HS = 1, RES_CONN = 2, RES_SLOTS = 9 };
-enum { CONN_TASK = 1 };
-
 /* The lot's user values. */
 enum {
   UV_CONNS = 1,         /* the connections' references (luaL_ref) */

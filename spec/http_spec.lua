@@ -247,6 +247,23 @@ print("|".join(out))
   end))
 
   describe("with raw sockets", function()
+    it("makes a request's fields when first read, in any order, and keeps the user's own", T(function()
+      local seen = {}
+      local _, port, stop = start(function(req, res)
+        local q = req.query                         -- before path: one split of the target makes both
+        req.mine = "kept"                           -- a field of the user's own
+        seen[#seen + 1] = { q, req.path, req.method, req.target, req.mine, req.nosuch,
+                            rawget(req, "path"), req.method == rawget(req, "method") }
+        res:finish()
+      end)
+      local out = raw(port, "POST /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n" ..
+                            "GET /plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+      stop()
+      assert.equal(2, count(out, "HTTP/1%.1 200"))
+      assert.same({ "x=1&y", "/a/b", "POST", "/a/b?x=1&y", "kept", nil, "/a/b", true }, seen[1])
+      assert.same({ "", "/plain", "GET", "/plain", "kept", nil, "/plain", true }, seen[2])
+    end))
+
     it("answers pipelined requests in order", T(function()
       local _, port, stop = start(function(req, res)
         if req.path == "/slow" then quench.sleep(0.05) end

@@ -26,6 +26,7 @@ local quench = ...
 
 local http = quench.http
 local send_head_c, new_lot, field_c, finish_c = http._send_head, http._lot, http._field, http._finish
+local request_index = http._request_index
 -- two of the lot's methods, called once a request: taken from the first
 -- lot made (a method call on a userdata looks it up through __index)
 local lot_park, lot_next
@@ -43,12 +44,12 @@ local RES_HS, RES_CONN, RES_STATUS, RES_NH, RES_H, RES_LENGTH, RES_CLOSE, RES_DA
                                                -- header lines (count, list), Content-Length,
                                                -- Connection: close, Date, chunked
 local CONN_TASK = 1                            -- the task working for the connection, or false
-http._send_head, http._lot, http._field, http._finish = nil, nil, nil, nil
+http._send_head, http._lot, http._field, http._finish, http._request_index = nil, nil, nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
 local concat, format, tostring, type, pairs = table.concat, string.format, tostring, type, pairs
-local setmetatable, rawset, error = setmetatable, rawset, error
+local setmetatable, error = setmetatable, error
 local os_time, os_date = os.time, os.date
 
 --- The reason a handler is cancelled with when its client goes away.
@@ -372,18 +373,7 @@ end
 Headers.__len = function(self) return self[REQ_HEAD]:nfields() end
 Headers.__newindex = function() error("quench.http.request.headers: read-only", 2) end
 
-function getters.method(req) return req[REQ_HEAD]:method() end
-function getters.path(req)
-  local p, q = req[REQ_HEAD]:target()
-  rawset(req, "query", q or "")
-  return p
-end
-function getters.query(req)
-  local p, q = req[REQ_HEAD]:target()
-  rawset(req, "path", p)
-  return q or ""
-end
-function getters.target(req) return req[REQ_HEAD]:raw_target() end
+-- method, path, query and target are made in C, from the head (below)
 function getters.args(req) return http.parse_query(req.query) end
 function getters.version(req) return req[REQ_RES][RES_CONN].minor == 1 and "1.1" or "1.0" end
 function getters.headers(req) return setmetatable({ req[REQ_HEAD] }, Headers) end   -- [REQ_HEAD]
@@ -395,15 +385,11 @@ function getters.peer(req)
 end
 function getters.trailers(req) return req[REQ_HEAD]:trailers() or {} end
 
-Request.__index = function(self, k)
-  local m = Request[k]
-  if m ~= nil then return m end
-  local g = getters[k]
-  if g == nil then return nil end
-  local v = g(self)
-  if k ~= "trailers" then rawset(self, k, v) end
-  return v
-end
+-- A method, else a field: method, path, query and target made in C from
+-- the head (lua/http.c, request_index), the others by their getter above;
+-- each is kept in the request once made, but trailers (they come once the
+-- body is read).
+Request.__index = request_index(Request, getters)
 Request.__name = "quench.http.request"
 
 ---------------------------------------------------------------------------
