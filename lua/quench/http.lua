@@ -493,9 +493,9 @@ local function send_head(res, len, first, done)
   end
   if close then conn.keep = false end
   local nh = res[RES_NH]
+  local fields = nh == 1 and res[RES_H][1] or nh and concat(res[RES_H], "", 1, nh)   -- one: as it is
   local stream = conn.stream
-  local ok, msg, code = send_head_c(stream, status_lines[status], res[RES_DATE],
-                                    nh and concat(res[RES_H], "", 1, nh),
+  local ok, msg, code = send_head_c(stream, status_lines[status], res[RES_DATE], fields,
                                     framing, close and 1 or (conn.minor == 0 and 2 or 0),
                                     not bodyless and first, res[RES_CHUNKED])
   if ok == false then return stream:write(msg) end   -- the queue is full: wait for room
