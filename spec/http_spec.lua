@@ -264,6 +264,22 @@ print("|".join(out))
       assert.same({ "", "/plain", "GET", "/plain", "kept", nil, "/plain", true }, seen[2])
     end))
 
+    it("raises res:finish's misuse at the caller's line", T(function()
+      local errs = {}
+      local _, port, stop = start(function(_, res)
+        errs[1] = select(2, pcall(function() res:finish({}) end))
+        res:finish("ok")
+        errs[2] = select(2, pcall(function() res:finish("again") end))
+      end)
+      local out = raw(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      stop()
+      assert.equal("ok", out:match("\r\n\r\n(.*)$"))
+      assert.matches("http_spec%.lua:%d+: bad argument #1 to 'quench%.http%.response:finish' "
+                     .. "%(string expected, got table%)", errs[1])
+      assert.matches("http_spec%.lua:%d+: quench%.http%.response:finish: the response is finished already",
+                     errs[2])
+    end))
+
     it("answers pipelined requests in order", T(function()
       local _, port, stop = start(function(req, res)
         if req.path == "/slow" then quench.sleep(0.05) end
@@ -278,40 +294,43 @@ print("|".join(out))
       assert.same({ "/slow", "/2", "/3", "/4" }, paths)
     end))
 
-    it("answers pipelined requests with large bodies, in order, to a client that reads late", T(function()
-      -- each answer is a head and a 2 MiB body handed to finish at once:
-      -- assembled past the 16 KiB stack buffer, and written while earlier
-      -- answers still fill the queue (the head writer hands the bytes back
-      -- and the handler waits for room)
-      local size = 2 * 1024 * 1024
-      local _, port, stop = start(function(req, res)
-        res:header("X-Path", req.path)
-        res:finish(req.path:sub(2, 2):rep(size))
-      end)
-      local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
-      c:write("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n" ..
-              "GET /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-      quench.sleep(0.3)                         -- the server fills its queue meanwhile
-      local ok, out = quench.timeout(20, c.read, c, "a")
-      assert(ok, "the server did not close the connection within 20 s")
-      stop()
-      local pos, seen = 1, {}
-      for _ = 1, 4 do
-        local hs, he = out:find("\r\n\r\n", pos, true)
-        assert.truthy(hs)
-        local head = out:sub(pos, hs - 1)
-        assert.matches("^HTTP/1.1 200 OK\r\n", head)
-        local len = tonumber(head:match("Content%-Length: (%d+)"))
-        assert.equal(size, len)
-        local path = head:match("X%-Path: (/%w)")
-        local body = out:sub(he + 1, he + len)
-        assert.equal(path:sub(2, 2):rep(size), body)
-        seen[#seen + 1] = path
-        pos = he + len + 1
-      end
-      assert.same({ "/a", "/b", "/c", "/d" }, seen)
-      assert.equal(#out + 1, pos)
-    end))
+    -- each answer is a head and a 2 MiB body handed to finish at once:
+    -- assembled past the 16 KiB stack buffer, and written while earlier
+    -- answers still fill the queue (the head writer hands the bytes back
+    -- and the handler waits for room); with a header field (the head made
+    -- in Lua) and without (a plain finish, made in C)
+    for _, plain in ipairs({ false, true }) do
+      it("answers pipelined requests with large bodies, in order, to a client that reads late ("
+         .. (plain and "plain finish" or "with a header") .. ")", T(function()
+        local size = 2 * 1024 * 1024
+        local _, port, stop = start(function(req, res)
+          if not plain then res:header("X-Path", req.path) end
+          res:finish(req.path:sub(2, 2):rep(size))
+        end)
+        local c <close> = assert(quench.tcp.connect("127.0.0.1", port))
+        c:write("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n" ..
+                "GET /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        quench.sleep(0.3)                         -- the server fills its queue meanwhile
+        local ok, out = quench.timeout(20, c.read, c, "a")
+        assert(ok, "the server did not close the connection within 20 s")
+        stop()
+        local pos, seen = 1, {}
+        for _ = 1, 4 do
+          local hs, he = out:find("\r\n\r\n", pos, true)
+          assert.truthy(hs)
+          local head = out:sub(pos, hs - 1)
+          assert.matches("^HTTP/1.1 200 OK\r\n", head)
+          local len = tonumber(head:match("Content%-Length: (%d+)"))
+          assert.equal(size, len)
+          local body = out:sub(he + 1, he + len)
+          local path = plain and "/" .. body:sub(1, 1) or head:match("X%-Path: (/%w)")
+          assert.equal(path:sub(2, 2):rep(size), body)
+          seen[#seen + 1] = path
+          pos = he + len + 1
+        end
+        assert.same({ "/a", "/b", "/c", "/d" }, seen)
+      end))
+    end
 
     -- Each malformed request: the status it gets, then the connection is
     -- closed (raw() returns only then) and the server still serves.

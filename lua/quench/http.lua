@@ -25,7 +25,8 @@
 local quench = ...
 
 local http = quench.http
-local send_head_c, new_lot, field_c, finish_c = http._send_head, http._lot, http._field, http._finish
+local send_head_c, new_lot, field_c = http._send_head, http._lot, http._field
+local finish_method = http._finish_method
 local request_index = http._request_index
 -- two of the lot's methods, called once a request: taken from the first
 -- lot made (a method call on a userdata looks it up through __index)
@@ -44,7 +45,7 @@ local RES_HS, RES_CONN, RES_STATUS, RES_NH, RES_H, RES_LENGTH, RES_CLOSE, RES_DA
                                                -- header lines (count, list), Content-Length,
                                                -- Connection: close, Date, chunked
 local CONN_TASK = 1                            -- the task working for the connection, or false
-http._send_head, http._lot, http._field, http._finish, http._request_index = nil, nil, nil, nil, nil
+http._send_head, http._lot, http._field, http._finish_method, http._request_index = nil, nil, nil, nil, nil
 
 local spawn, timeout = quench.spawn, quench.timeout
 local is_cancelled = quench.is_cancelled
@@ -547,26 +548,26 @@ function Response:write(chunk)
   return self
 end
 
---- End the response, with a last piece of body (or the whole body).
-function Response:finish(body)
-  -- A response nothing was set on, finished with a string or nothing (most
-  -- handlers' answer): its head and body written by C (lua/http_lot.c,
-  -- _finish) from the connection's entry, without send_plain's Lua.
-  local done, m, c = finish_c(self, body)
+-- Response.finish is lua/http_lot.c's (finish_method): a response nothing
+-- was set on, finished with a string or nothing (most handlers' answer),
+-- has its head and body written there, in C, from the connection's entry;
+-- it calls finish_wait when the stream's queue is full and finish_rest for
+-- any other response. finish_rest is called from C: its errors are raised
+-- at level 3, the caller of res:finish.
+local function finish_wait(self, bytes)
+  local done, m, c = self[RES_CONN].stream:write(bytes)
   if done then return true end
-  if done == nil then return nil, m, c end   -- the write failed (keep is false)
-  if m then                                 -- the queue is full: wait for room
-    done, m, c = self[RES_CONN].stream:write(m)
-    if done then return true end
-    self[RES_CONN].keep = false
-    return nil, m, c
-  end
+  self[RES_CONN].keep = false
+  return nil, m, c
+end
+
+local function finish_rest(self, body)
   local hs = self[RES_HS]
-  if hs == 3 then error("quench.http.response:finish: the response is finished already", 2) end
+  if hs == 3 then error("quench.http.response:finish: the response is finished already", 3) end
   if body ~= nil and type(body) ~= "string" then
     if type(body) == "number" then body = tostring(body)
     else
-      error("bad argument #1 to 'quench.http.response:finish' (string expected, got " .. type(body) .. ")", 2)
+      error("bad argument #1 to 'quench.http.response:finish' (string expected, got " .. type(body) .. ")", 3)
     end
   end
   local ok, msg, code = true, nil, nil
@@ -590,6 +591,9 @@ function Response:finish(body)
   end
   return true
 end
+
+--- End the response, with a last piece of body (or the whole body).
+Response.finish = finish_method(finish_rest, finish_wait)
 
 function Response:_raw_write(chunk)
   if no_body(self[RES_STATUS] or 200, self[RES_CONN].is_head) then return true end
