@@ -54,6 +54,18 @@ local function raw(port, data, keep_open)
   return out
 end
 
+-- A handler answering with the request's path.
+local function echo_path(req, res) res:finish(req.path) end
+
+-- Serve handler, send data over one raw connection, stop: what the
+-- client read.
+local function serve_raw(handler, data)
+  local _, port, stop = start(handler)
+  local out = raw(port, data)
+  stop()
+  return out
+end
+
 -- The descriptors open once a server has answered one request (its
 -- runtime's lazily made ones included): what must be open again later.
 local function baseline(port)
@@ -561,9 +573,8 @@ print("|".join(out))
     end))
 
     it("closes after a plain finish that never asked for a 100-continue body", T(function()
-      local _, port, stop = start(function(_, res) res:finish("no") end)
-      local out = raw(port, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
-      stop()
+      local out = serve_raw(function(_, res) res:finish("no") end,
+                            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
       assert.equal(200, status_of(out))
       assert.falsy(out:find("100 Continue", 1, true))
       assert.truthy(out:find("Connection: close\r\n", 1, true))
@@ -571,32 +582,29 @@ print("|".join(out))
     end))
 
     it("closes instead of reading a 100-continue body the handler never asked for", T(function()
-      local _, port, stop = start(function(_, res) res:status(403):finish("no") end)
-      local out = raw(port, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
-      stop()
+      local out = serve_raw(function(_, res) res:status(403):finish("no") end,
+                            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
       assert.equal(403, status_of(out))
       assert.falsy(out:find("100 Continue", 1, true))
       assert.truthy(out:find("Connection: close\r\n", 1, true))
     end))
 
     it("skips a body the handler did not read and serves the next request", T(function()
-      local _, port, stop = start(function(req, res) res:finish(req.path) end)
-      local out = raw(port, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" ..
+      local out = serve_raw(echo_path,
+                            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" ..
                             "POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" ..
                             "3\r\nabc\r\n0\r\n\r\n" ..
                             "GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-      stop()
       assert.equal(3, count(out, "HTTP/1%.1 200"))
       assert.truthy(out:find("/c$"))
     end))
 
     it("frames each request of a reused connection by its own head (HEAD, GET; 1.0, 1.1)", T(function()
-      local _, port, stop = start(function(req, res) res:finish(req.path) end)
-      local out = raw(port, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n" ..
+      local out = serve_raw(echo_path,
+                            "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n" ..
                             "GET /b HTTP/1.1\r\nHost: x\r\n\r\n" ..
                             "GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" ..
                             "GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-      stop()
       assert.equal(4, count(out, "HTTP/1%.1 200"))
       assert.falsy(out:find("/a", 1, true))          -- no body for HEAD
       assert.truthy(out:find("\r\n\r\n/b", 1, true))   -- but one for the GET after it

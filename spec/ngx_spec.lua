@@ -44,6 +44,14 @@ local function peer(script)
   return port, h
 end
 
+-- A cosocket connected to the local port, with a 2 s timeout.
+local function connected(port)
+  local sock = ngx.socket.tcp()
+  sock:settimeout(2000)
+  assert(sock:connect("127.0.0.1", port))
+  return sock
+end
+
 -- ntasks tasks each connect, set and keep alive, over and over, through a
 -- driver (resty.redis or resty.memcached) against a server of our own; the
 -- server is killed once they run. Each task must stop after its third
@@ -205,9 +213,7 @@ describe("ngx.timer.at at exit", function()
       end)
       assert.is_true(ngx.timer.at(3600, function(premature, greeting)
         ngx.sleep(0.01)
-        local sock = ngx.socket.tcp()
-        sock:settimeout(2000)
-        assert(sock:connect("127.0.0.1", port))
+        local sock = connected(port)
         assert(sock:send(greeting .. "\n"))
         got[#got + 1] = { premature, sock:receive(), ngx.worker.exiting() }
         sock:close()
@@ -527,9 +533,7 @@ describe("ngx.socket.tcp", function()
       c:write("\n")
       c:read("a")
     end)
-    local sock = ngx.socket.tcp()
-    sock:settimeout(2000)
-    assert(sock:connect("127.0.0.1", port))
+    local sock = connected(port)
     assert.are.equal("a", sock:receive())
     assert.are.equal("b", sock:receive("*l"))
     assert.are.equal("", sock:receive())
@@ -555,9 +559,7 @@ describe("ngx.socket.tcp", function()
       c:write("more\r\n")
       c:read("a")
     end)
-    local sock = ngx.socket.tcp()
-    sock:settimeout(2000)
-    assert(sock:connect("127.0.0.1", port))
+    local sock = connected(port)
     local reader = quench.spawn(function() return sock:receive() end)
     quench.sleep(0.02)                              -- the reader is in its wait
     assert.are.same({ nil, "socket busy writing" }, { sock:send("next\r\n") })
