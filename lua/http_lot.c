@@ -2,7 +2,10 @@
 ** The server's lot (quench.http._lot): every connection of a server,
 ** watched from C between requests and while one is handled, so that a
 ** connection has no task of its own and a request costs its handler's
-** task only. The heads it takes are lua/http.c's.
+** task only. The heads it takes are lua/http.c's. Two things that need
+** the entry of a request's connection live here with it: the request's
+** task (request_task: the handler, then the connection handed back) and
+** a plain res:finish (finish_method), both in C on the common path.
 **
 ** The wait: `lot:next()` awaits directly (an lq_obj_kind with a direct
 ** form only: the server's own task). Cancel safety: a dropped lot:next
@@ -793,8 +796,8 @@ static int l_lot_gc(lua_State *L) {
 
 /* ---- the common response, from C ---- */
 
-/* _finish(res, body) -> true | nil, msg, code | false[, bytes]. res:finish
-   for a response nothing was set on (RES_HS 0: status 200, no field, no
+/* l_finish(res, body) -> true | nil, msg, code | false[, bytes]:
+   finish_method's fast path, res:finish for a response nothing was set on (RES_HS 0: status 200, no field, no
    length) given a string body or none: most handlers' answer. Made here
    from what the connection's entry holds (minor, keep and is_head as the
    lot last set them: Lua sets keep to false only once a head was sent or
